@@ -1,0 +1,38 @@
+# `make run`: the app with its demo world on the embedded default (SQLite and
+# an in-process Redis stand-in). `make test`: the suite on real PostgreSQL
+# and Redis. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+
+.PHONY: run test install install-dev services demo bench run-prod clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo
+	$(BIN)/flask run --host 127.0.0.1 --port 5000 --with-threads
+
+services:
+	@scripts/ensure-services.sh
+
+test: install-dev services
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .coverage

@@ -1,0 +1,245 @@
+"""Shared fixtures: a real PostgreSQL database and a real Redis for each run.
+
+Every run creates its own database (``webapp_test_<random>``) and claims its
+own Redis logical database plus a pub/sub namespace, so parallel runs never
+collide. Tables are truncated and the Redis database flushed before each
+test. Nothing of our own is mocked.
+
+Settings: ``TEST_DATABASE_URL`` (a PostgreSQL server URL; the run creates and
+drops its database there) and ``TEST_REDIS_URL``. When they cannot be reached
+the run fails at once (it does not fall back), under CI and locally.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import User
+from webapp.services import accounts
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RUN_ID = secrets.token_hex(4)
+PASSWORD = "correct-horse-1"
+
+
+def _url_with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin_engine() -> sa.Engine:
+    url = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    return sa.create_engine(_url_with_db(url, "postgres"), isolation_level="AUTOCOMMIT")
+
+
+def _require_services() -> None:
+    problems = []
+    try:
+        with _admin_engine().connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"PostgreSQL at {PG_URL}: {exc.__class__.__name__}: {exc}")
+    try:
+        redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"Redis at {REDIS_URL}: {exc}")
+    if problems:
+        pytest.exit(
+            "The suite runs against real PostgreSQL and Redis and could not reach them:\n  "
+            + "\n  ".join(problems)
+            + "\nStart them (see README, 'Running the tests') or set TEST_DATABASE_URL / TEST_REDIS_URL.",
+            returncode=3,
+        )
+
+
+def _claim_redis_db() -> int:
+    """Claim a free logical database 1..15 for this run (a lock in db 0)."""
+    control = redis_lib.Redis.from_url(REDIS_URL, db=0)
+    for _ in range(300):
+        for index in range(1, 16):
+            if control.set(f"webapp-tests:db:{index}", RUN_ID, nx=True, ex=3600):
+                return index
+        time.sleep(1)
+    raise RuntimeError("no free Redis logical database for the test run")
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Create this run's database and Redis slot; drop them at the end."""
+    _require_services()
+    name = f"webapp_test_{RUN_ID}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    redis_db = _claim_redis_db()
+    redis_url = _url_with_db(REDIS_URL, str(redis_db))
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    info = {
+        "database_url": _url_with_db(PG_URL, name).replace("postgresql://", "postgresql+psycopg://", 1),
+        "database_name": name,
+        "redis_url": redis_url,
+        "namespace": f"test-{RUN_ID}",
+    }
+    yield info
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
+
+
+def base_config(services: dict, **overrides) -> dict:
+    """The test configuration: real PostgreSQL and Redis, fast password hashing."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": services["database_url"],
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 10, "max_overflow": 50, "pool_pre_ping": True},
+        "REDIS_URL": services["redis_url"],
+        "REDIS_NAMESPACE": services["namespace"],
+        "RATELIMIT_STORAGE_URI": services["redis_url"],
+        "RATELIMIT_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "EMBEDDED_SCHEDULER": False,
+        "SERVER_NAME": "localhost",
+        "PUBLIC_BASE_URL": "http://localhost",
+        "SERVICE_TOKEN": "test-service-token",
+        "MAIL_SERVER": "",
+        "MAIL_SUPPRESS_SEND": False,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def migrated(services):
+    """Run the real migrations once on this run's database."""
+    from flask_migrate import upgrade
+
+    app = create_app(base_config(services))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return services
+
+
+def _truncate(app) -> None:
+    with app.app_context():
+        tables = [t.name for t in db.metadata.sorted_tables]
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    app.extensions["redis_raw"].flushdb()
+
+
+@pytest.fixture(scope="session")
+def session_app(migrated):
+    return create_app(base_config(migrated))
+
+
+@pytest.fixture
+def make_app(migrated):
+    """Build another app on the same database/Redis with config overrides."""
+    apps = []
+
+    def factory(**overrides):
+        app = create_app(base_config(migrated, **overrides))
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(session_app):
+    """The app with clean tables and an empty Redis database, in an app context."""
+    _truncate(session_app)
+    with session_app.app_context():
+        yield session_app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def redis(app):
+    """The app's Redis client (``str`` responses)."""
+    return app.extensions["redis"]
+
+
+# ---- builders ---------------------------------------------------------------
+
+_counter = {"n": 0}
+
+
+def make_user_in_db(user_id: str | None = None, *, password: str = PASSWORD, **fields) -> User:
+    _counter["n"] += 1
+    user_id = user_id or f"bc1qtestminer{_counter['n']:04d}{secrets.token_hex(3)}"
+    fields.setdefault("display_name", f"Miner{_counter['n']}")
+    return accounts.register(user_id=user_id, password=password, **fields)
+
+
+@pytest.fixture
+def make_user(app):
+    """``make_user(user_id=None, password=..., display_name=..., email=..., country_code=..., is_admin=...)``."""
+    return make_user_in_db
+
+
+def bearer(user: User) -> dict[str, str]:
+    """Authorization header for ``user``."""
+    token, _ = accounts.issue_token(user)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def auth_headers(app):
+    return bearer
+
+
+class AuthActions:
+    """Log a browser-like test client in through the real login form."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def csrf_token(self, path: str = "/login") -> str:
+        import re
+
+        page = self.client.get(path).get_data(as_text=True)
+        match = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def login(self, user_id: str, password: str = PASSWORD):
+        token = self.csrf_token("/login")
+        return self.client.post("/login", data={"user_id": user_id, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,12 @@
+"""JSON routes under ``/api`` (API.md). One blueprint per area; each route
+parses input, calls a service, and serialises the result."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from . import accounts, activity, coops, internal, notifications, public
+
+    for module in (accounts, coops, notifications, activity, public, internal):
+        app.register_blueprint(module.bp, url_prefix="/api")

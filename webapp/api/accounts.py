@@ -1,0 +1,63 @@
+"""JSON routes: registration, tokens, the caller, settings (API.md
+Authentication)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from flask import Blueprint, request
+from pydantic import Field
+
+from ..auth import api_auth_required, api_caller
+from ..models import iso
+from ..services import accounts, preferences
+from .validation import Schema, parse_body, validate
+
+bp = Blueprint("api_accounts", __name__)
+
+
+class RegisterBody(Schema):
+    user_id: str = Field(max_length=128)
+    password: str = Field(max_length=256)
+    display_name: Optional[str] = Field(default=None, max_length=64)
+    email: Optional[str] = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    country_code: Optional[str] = Field(default=None, max_length=2)
+
+
+class TokenBody(Schema):
+    user_id: str = Field(max_length=128)
+    password: str = Field(max_length=256)
+
+
+@bp.post("/auth/register")
+def register():
+    body = parse_body(RegisterBody)
+    user = accounts.register(**body.model_dump())
+    token, _ = accounts.issue_token(user)
+    return {"user": user.to_dict(), "token": token}, 201
+
+
+@bp.post("/auth/token")
+def token():
+    body = parse_body(TokenBody)
+    user = accounts.authenticate(user_id=body.user_id, password=body.password)
+    token, expires_at = accounts.issue_token(user)
+    return {"token": token, "expires_at": iso(expires_at)}
+
+
+@bp.get("/me")
+@api_auth_required
+def me():
+    return api_caller().to_dict()
+
+
+@bp.get("/settings")
+@api_auth_required
+def get_settings():
+    return accounts.get_settings(api_caller())
+
+
+@bp.patch("/settings")
+@api_auth_required
+def patch_settings():
+    patch = validate(preferences.SettingsPatch, request.get_json(silent=True) if request.data else None)
+    return accounts.update_settings(api_caller(), patch)

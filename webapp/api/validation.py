@@ -1,0 +1,95 @@
+"""Strict request parsing for the JSON routes (pydantic v2).
+
+Schemas forbid unknown keys, refuse type coercion (a number where a string is
+expected, booleans as numbers) and NaN/Infinity. Errors become 400
+``validation_error`` with the offending fields in ``details``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TypeVar
+
+import pydantic
+from flask import request
+from pydantic import BaseModel, ConfigDict
+
+from ..services.errors import ValidationError
+
+S = TypeVar("S", bound=BaseModel)
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class Schema(BaseModel):
+    """Base for request bodies: strict types, no unknown keys, finite floats."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _details(exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def validate(schema: type[S], data: object) -> S:
+    """Validate ``data`` against ``schema``. Raises ValidationError (400)."""
+    if not isinstance(data, dict):
+        raise ValidationError("The body must be a JSON object.")
+    try:
+        return schema.model_validate(data)
+    except pydantic.ValidationError as exc:
+        details = _details(exc)
+        first = details[0]
+        raise ValidationError(f"{first['field']}: {first['message']}", details=details) from None
+
+
+def parse_body(schema: type[S]) -> S:
+    """Parse the request's JSON body into ``schema``. Raises ValidationError."""
+    data = request.get_json(silent=True) if request.data else {}
+    if data is None:
+        raise ValidationError("The body is not valid JSON.")
+    return validate(schema, data)
+
+
+def parse_limit() -> int:
+    """``?limit=`` as an int in 1..100 (default 20). Raises ValidationError."""
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+def parse_bool_arg(name: str) -> bool:
+    """A boolean query flag: true/1/yes or false/0/no. Raises ValidationError."""
+    raw = (request.args.get(name) or "false").lower()
+    if raw in {"true", "1", "yes"}:
+        return True
+    if raw in {"false", "0", "no"}:
+        return False
+    raise ValidationError(f"{name} must be true or false.")
+
+
+def encode_cursor(last_id: int) -> str:
+    """An opaque keyset cursor for the item with id ``last_id``."""
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def parse_cursor() -> int | None:
+    """``?cursor=`` decoded to the last seen id, or None. Raises ValidationError."""
+    raw = request.args.get("cursor")
+    if not raw:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "id" or not value.isdigit():
+            raise ValueError
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor is not valid; use next_cursor from the previous page.") from None

@@ -1,0 +1,122 @@
+"""Configuration read from the environment.
+
+Every setting has an embedded default so that a fresh clone runs with no
+services: SQLite under ``instance/`` and an in-process Redis stand-in
+(fakeredis) with RQ jobs executed inline. Production sets ``DATABASE_URL``
+(PostgreSQL) and ``REDIS_URL``. The README's settings table lists them all.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def normalise_database_url(url: str) -> str:
+    """Map ``postgres://`` / ``postgresql://`` to the psycopg 3 driver URL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one kept in ``instance/`` so that
+    sessions and signed links survive a restart of the embedded default."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class Config:
+    """Settings as class attributes; ``create_app(test_config)`` overrides them."""
+
+    def __init__(self) -> None:
+        database_url = os.environ.get("DATABASE_URL", "")
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url) or (
+            f"sqlite:///{INSTANCE_DIR / 'webapp.db'}"
+        )
+        # Empty REDIS_URL selects the in-process stand-in (embedded default).
+        self.REDIS_URL = os.environ.get("REDIS_URL", "")
+        # Prefix for pub/sub channels and cache keys, so that several
+        # deployments (or test runs) can share one Redis server.
+        self.REDIS_NAMESPACE = os.environ.get("REDIS_NAMESPACE", "")
+        self.SECRET_KEY = _secret_key()
+        self.SERVER_NAME = os.environ.get("SERVER_NAME") or None
+        self.PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
+        # Absolute base for links in e-mails and for the socket Origin check
+        # when SERVER_NAME is unset.
+        self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+
+        self.API_TOKEN_TTL = _int("API_TOKEN_TTL", 30 * 24 * 3600)  # seconds
+        self.SERVICE_TOKEN = os.environ.get("SERVICE_TOKEN", "")
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
+
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        # CSRF is checked in a before_request hook for cookie-authenticated
+        # requests only; bearer-token requests are not CSRF-prone.
+        self.WTF_CSRF_CHECK_DEFAULT = False
+        self.WTF_CSRF_TIME_LIMIT = None
+
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+        self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_HEADERS_ENABLED = True
+
+        self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+        self.MAIL_PORT = _int("MAIL_PORT", 25)
+        self.MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+        self.MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)
+        self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+        self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Solo Mining <noreply@localhost>")
+        # With no MAIL_SERVER, mail is written to this folder instead of sent.
+        self.MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
+
+        self.NOTIFICATION_RETENTION_DAYS = _int("NOTIFICATION_RETENTION_DAYS", 90)
+        self.MINING_EVENT_RETENTION_DAYS = _int("MINING_EVENT_RETENTION_DAYS", 90)
+        self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds
+        self.COOP_HASHRATE_INTERVAL = _int("COOP_HASHRATE_INTERVAL", 300)  # seconds
+        self.COOP_HASHRATE_CACHE_TTL = _int("COOP_HASHRATE_CACHE_TTL", 300)  # seconds
+
+        self.INGEST_BATCH_SIZE = _int("INGEST_BATCH_SIZE", 2000)
+        self.INGEST_CONSUMER_GROUP = os.environ.get("INGEST_CONSUMER_GROUP", "webapp-ingest")
+        self.INGEST_CLAIM_IDLE_MS = _int("INGEST_CLAIM_IDLE_MS", 60_000)
+
+        self.WS_MAX_SOCKETS_PER_USER = _int("WS_MAX_SOCKETS_PER_USER", 5)
+        self.WS_MAX_MESSAGE_SIZE = _int("WS_MAX_MESSAGE_SIZE", 4096)
+        self.WS_PING_INTERVAL = _int("WS_PING_INTERVAL", 25)
+
+        # Embedded default only: run periodic jobs on a thread of the web
+        # process, since there is no separate worker or scheduler.
+        self.EMBEDDED_SCHEDULER = _bool("EMBEDDED_SCHEDULER", not self.REDIS_URL)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.REDIS_URL

@@ -1,0 +1,76 @@
+"""Unbound extensions, created once and bound in ``create_app``.
+
+Redis lives in ``app.extensions``: ``redis`` (text responses, for streams,
+pub/sub and caches) and ``redis_raw`` (bytes, as RQ requires). Both share one
+connection pool, or one in-process fake server in the embedded default.
+"""
+from __future__ import annotations
+
+import redis as redis_lib
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sock import Sock
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from rq import Queue
+from sqlalchemy import MetaData
+
+# Deterministic constraint names so that migrations can refer to them on
+# PostgreSQL and SQLite alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+login_manager = LoginManager()
+mail = Mail()
+sock = Sock()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def init_redis(app: Flask) -> None:
+    """Bind the Redis clients: real ones for ``REDIS_URL``, else fakeredis."""
+    url = app.config["REDIS_URL"]
+    if url:
+        pool = redis_lib.ConnectionPool.from_url(url)
+        raw = redis_lib.Redis(connection_pool=pool)
+        text = redis_lib.Redis.from_url(url, decode_responses=True)
+    else:
+        import fakeredis
+
+        server = fakeredis.FakeServer()
+        raw = fakeredis.FakeRedis(server=server)
+        text = fakeredis.FakeRedis(server=server, decode_responses=True)
+    app.extensions["redis"] = text
+    app.extensions["redis_raw"] = raw
+
+
+def get_redis() -> redis_lib.Redis:
+    """The app's Redis client with ``str`` responses."""
+    return current_app.extensions["redis"]
+
+
+def redis_key(*parts: object) -> str:
+    """A namespaced key or channel name: ``{REDIS_NAMESPACE}:part:part``."""
+    ns = current_app.config.get("REDIS_NAMESPACE") or ""
+    key = ":".join(str(p) for p in parts)
+    return f"{ns}:{key}" if ns else key
+
+
+def get_queue(name: str = "default") -> Queue:
+    """An RQ queue; jobs run inline (synchronously) in the embedded default."""
+    return Queue(
+        name,
+        connection=current_app.extensions["redis_raw"],
+        is_async=not current_app.config["EMBEDDED"],
+    )

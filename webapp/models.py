@@ -1,0 +1,499 @@
+"""Typed SQLAlchemy models for every table in DESIGN.md.
+
+Models never commit; services own transactions. Every invariant the product
+promises is also a constraint here (and so in the migration): CHECKs on
+category, role and status, ``member_count`` in 0..20, one active membership
+per user, one active admin per coop, unique invite codes among active coops,
+one ``mining_events`` row per stream entry.
+
+Timestamps are timezone-aware UTC on the way out of every column, on
+PostgreSQL and SQLite alike (see ``UTCDateTime``).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from .extensions import db
+
+MAX_COOP_MEMBERS = 20
+NOTIFICATION_CATEGORIES = ("mining", "gamification", "competition", "social", "system")
+# Seed 000 §7.5.1: the only activity types the feed accepts.
+ACTIVITY_TYPES = (
+    "share_submitted",
+    "block_found",
+    "badge_earned",
+    "level_up",
+    "streak_milestone",
+    "game_played",
+    "lottery_rank",
+    "coop_joined",
+    "coop_left",
+    "competition_registered",
+    "match_completed",
+    "lesson_completed",
+    "track_completed",
+    "settings_updated",
+)
+COOP_STATUSES = ("active", "dissolved")
+MEMBER_ROLES = ("admin", "member")
+MEMBER_STATUSES = ("active", "left", "removed")
+DELIVERY_CHANNELS = ("email",)
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC with a ``Z`` suffix (API.md conventions), or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class UTCDateTime(TypeDecorator):
+    """A DateTime that stores UTC and always returns aware UTC datetimes.
+
+    SQLite keeps no zone, so naive values read back are tagged UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# JSONB on PostgreSQL, JSON text on SQLite.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class User(UserMixin, db.Model):
+    """A miner. ``user_id`` is the mining username (the Bitcoin address the
+    pool sees in ``data.user``), at most 128 characters (API.md)."""
+
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(254))
+    country_code: Mapped[str | None] = mapped_column(String(2))
+    avatar_url: Mapped[str | None] = mapped_column(String(512))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def get_id(self) -> str:  # Flask-Login
+        return self.user_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "display_name": self.display_name,
+            "email": self.email,
+            "country_code": self.country_code,
+            "avatar_url": self.avatar_url,
+            "is_admin": self.is_admin,
+            "created_at": iso(self.created_at),
+        }
+
+
+class UserSettings(db.Model):
+    """Privacy and notification preferences as JSON documents (API.md
+    ``/api/settings``); the e-mail address itself lives on ``users``."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    privacy: Mapped[dict] = mapped_column(JSONType, default=dict)
+    notifications: Mapped[dict] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Cooperative(db.Model):
+    """A team of at most 20 miners joined by an 8-character invite code."""
+
+    __tablename__ = "cooperatives"
+    __table_args__ = (
+        CheckConstraint(
+            f"member_count >= 0 AND member_count <= {MAX_COOP_MEMBERS}", name="member_count_range"
+        ),
+        CheckConstraint(_in("status", COOP_STATUSES), name="status"),
+        CheckConstraint(
+            "length(invite_code) = 8 AND invite_code = upper(invite_code)", name="invite_code_format"
+        ),
+        Index(
+            "uq_cooperatives_active_invite_code",
+            "invite_code",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        Index("ix_cooperatives_status_name", "status", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    invite_code: Mapped[str] = mapped_column(String(8))
+    admin_user_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="SET NULL")
+    )
+    member_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_hashrate: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    hashrate_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self, *, include_invite_code: bool = False) -> dict[str, Any]:
+        data = {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "admin_user_id": self.admin_user_id,
+            "member_count": self.member_count,
+            "total_hashrate": self.total_hashrate,
+            "hashrate_updated_at": iso(self.hashrate_updated_at),
+            "status": self.status,
+            "created_at": iso(self.created_at),
+        }
+        if include_invite_code:
+            data["invite_code"] = self.invite_code
+        return data
+
+
+class CooperativeMember(db.Model):
+    """A membership; rows are kept after leaving (status ``left``/``removed``)."""
+
+    __tablename__ = "cooperative_members"
+    __table_args__ = (
+        CheckConstraint(_in("role", MEMBER_ROLES), name="role"),
+        CheckConstraint(_in("status", MEMBER_STATUSES), name="status"),
+        # One active coop per user.
+        Index(
+            "uq_cooperative_members_one_active_per_user",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        # One active admin per coop.
+        Index(
+            "uq_cooperative_members_one_admin_per_coop",
+            "cooperative_id",
+            unique=True,
+            postgresql_where=text("status = 'active' AND role = 'admin'"),
+            sqlite_where=text("status = 'active' AND role = 'admin'"),
+        ),
+        Index("ix_cooperative_members_coop_status_joined", "cooperative_id", "status", "joined_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cooperatives.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CoopHashrateSample(db.Model):
+    """One point per active coop per aggregation run, for the 24 h chart."""
+
+    __tablename__ = "coop_hashrate_samples"
+    __table_args__ = (Index("ix_coop_hashrate_samples_coop_time", "cooperative_id", "computed_at"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cooperatives.id", ondelete="CASCADE")
+    )
+    total_hashrate: Mapped[float] = mapped_column(Float)  # H/s
+    online_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(db.Model):
+    """An in-app notification. Keyset pages and ``since`` catch-up use ``id``."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(_in("category", NOTIFICATION_CATEGORIES), name="category"),
+        Index("ix_notifications_user_id_id", "user_id", "id"),
+        Index("ix_notifications_user_category_id", "user_id", "category", "id"),
+        # The unread count is an index-only count over this partial index.
+        Index(
+            "ix_notifications_unread",
+            "user_id",
+            "id",
+            postgresql_where=text("is_read = false"),
+            sqlite_where=text("is_read = 0"),
+        ),
+        Index("ix_notifications_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(16))
+    subtype: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="", server_default="")
+    link: Mapped[str | None] = mapped_column(String(512))
+    data: Mapped[dict | None] = mapped_column(JSONType)
+    is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "subtype": self.subtype,
+            "title": self.title,
+            "body": self.body,
+            "link": self.link,
+            "data": self.data,
+            "is_read": self.is_read,
+            "read_at": iso(self.read_at),
+            "created_at": iso(self.created_at),
+        }
+
+
+class NotificationDelivery(db.Model):
+    """One row per notification and outside channel: claimed with a
+    conditional update so a retried job never sends twice."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        UniqueConstraint("notification_id", "channel", name="uq_notification_deliveries_notification_channel"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notifications.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserActivity(db.Model):
+    """An entry of a miner's own timeline (seed 000 §7.5.1 types only)."""
+
+    __tablename__ = "user_activity"
+    __table_args__ = (
+        CheckConstraint(_in("activity_type", ACTIVITY_TYPES), name="activity_type"),
+        Index("ix_user_activity_user_id_id", "user_id", "id"),
+        Index("ix_user_activity_user_type_id", "user_id", "activity_type", "id"),
+        Index("ix_user_activity_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    activity_type: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    data: Mapped[dict | None] = mapped_column(JSONType)
+    link: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "activity_type": self.activity_type,
+            "title": self.title,
+            "description": self.description,
+            "data": self.data,
+            "link": self.link,
+            "created_at": iso(self.created_at),
+        }
+
+
+class MiningEvent(db.Model):
+    """A raw mining event, stored once per stream entry.
+
+    Entry ids are unique within one stream only, hence (stream, entry_id).
+    ``user_id`` has no foreign key: the pool reports miners who have not
+    registered here (yet).
+    """
+
+    __tablename__ = "mining_events"
+    __table_args__ = (
+        UniqueConstraint("stream", "entry_id", name="uq_mining_events_stream_entry"),
+        Index("ix_mining_events_user_event_ts", "user_id", "event", "ts"),
+        Index("ix_mining_events_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    entry_id: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    accepted: Mapped[bool | None] = mapped_column(Boolean)
+    data: Mapped[dict] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MinerStats(db.Model):
+    """Per-miner rollup kept by ingest (API.md public stats definitions).
+
+    ``total_shares`` counts accepted shares; ``best_difficulty`` is the highest
+    ``sdiff`` of an accepted share. Hashrate and workers online are derived from
+    ``worker_status`` at read time, since "online" depends on the clock.
+    """
+
+    __tablename__ = "miner_stats"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    total_shares: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    rejected_shares: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    best_difficulty: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    best_difficulty_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocks_found: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_share_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkerStatus(db.Model):
+    """Latest known state of one worker (``user.workername``)."""
+
+    __tablename__ = "worker_status"
+    __table_args__ = (Index("ix_worker_status_user_online", "user_id", "is_online"),)
+
+    worker: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    is_online: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Event time of the last online/offline transition; older events never
+    # override a newer transition (streams are read out of order).
+    state_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sample_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hashrate_1m: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    hashrate_5m: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    hashrate_1h: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    hashrate_1d: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    last_share_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    useragent: Mapped[str | None] = mapped_column(String(255))
+
+
+class AuditLog(db.Model):
+    """A platform-admin action, shown on ``/admin``."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    actor_user_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    data: Mapped[dict | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "actor_user_id": self.actor_user_id,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "reason": self.reason,
+            "data": self.data,
+            "created_at": iso(self.created_at),
+        }
+
+
+class Broadcast(db.Model):
+    """A platform-wide ``system`` notification, fanned out in batches by a job."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("queued", "running", "done", "failed")), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor_user_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="SET NULL")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="", server_default="")
+    link: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "link": self.link,
+            "status": self.status,
+            "total": self.total,
+            "sent": self.sent,
+            "created_at": iso(self.created_at),
+            "finished_at": iso(self.finished_at),
+        }

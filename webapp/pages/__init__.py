@@ -1,0 +1,20 @@
+"""Server-rendered pages (Jinja + htmx). Each area is a blueprint whose views
+call the same services as the JSON routes; an htmx request gets the partial
+that the full page includes."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from . import activity, admin, auth, coops, home, miners, notifications, settings
+
+    for module in (home, auth, miners, coops, notifications, activity, settings, admin):
+        app.register_blueprint(module.bp)
+    app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
+    app.jinja_env.globals["nav_items"] = [
+        ("pages_home.index", "Home"),
+        ("pages_coops.coop", "Cooperative"),
+        ("pages_activity.activity", "Activity"),
+        ("pages_notifications.notifications", "Notifications"),
+    ]

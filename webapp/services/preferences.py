@@ -1,0 +1,160 @@
+"""Privacy and notification preferences: defaults, strict PATCH schema, merge
+and the checks the dispatcher and the public profiles use.
+
+Shape (API.md ``/api/settings``)::
+
+    {"privacy": {"publicProfile": bool, "showOnLeaderboard": bool,
+                 "showCountryFlag": bool, "showInCoopRankings": bool},
+     "notifications": {"categories": {<category>: {"enabled": bool, "email": bool}},
+                       "email": str | None,
+                       "personalBest": bool, "badgeEarned": bool,
+                       "blockFoundAny": bool, "coopActivity": bool,
+                       "workerStatus": bool}}
+
+The flat subtype toggles are the frontend's keys; ``SUBTYPE_TOGGLES`` maps
+each to the notification subtypes it silences.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field
+
+from ..models import NOTIFICATION_CATEGORIES
+
+# Categories that may be e-mailed at all (DESIGN.md).
+EMAIL_CATEGORIES = ("mining", "competition", "system")
+
+DEFAULT_PRIVACY: dict[str, bool] = {
+    "publicProfile": True,
+    "showOnLeaderboard": True,
+    "showCountryFlag": True,
+    "showInCoopRankings": True,
+}
+
+# Frontend toggle -> (category, subtypes it governs), with the frontend's default.
+SUBTYPE_TOGGLES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "personalBest": ("mining", ("personal_best",), True),
+    "blockFoundAny": ("mining", ("block_found_any",), False),
+    "workerStatus": ("mining", ("worker_offline", "worker_online"), True),
+    "badgeEarned": ("gamification", ("badge_earned",), True),
+    "coopActivity": (
+        "social",
+        ("coop_member_joined", "coop_member_left", "coop_removed", "coop_new_admin", "coop_dissolved"),
+        True,
+    ),
+}
+_TOGGLE_BY_SUBTYPE = {
+    subtype: toggle for toggle, (_, subtypes, _) in SUBTYPE_TOGGLES.items() for subtype in subtypes
+}
+
+
+def default_notifications() -> dict[str, Any]:
+    """Every category enabled in-app, e-mail off, toggles at their defaults."""
+    prefs: dict[str, Any] = {
+        "categories": {c: {"enabled": True, "email": False} for c in NOTIFICATION_CATEGORIES},
+    }
+    for toggle, (_, _, default) in SUBTYPE_TOGGLES.items():
+        prefs[toggle] = default
+    return prefs
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PrivacyPatch(_Strict):
+    publicProfile: Optional[bool] = None
+    showOnLeaderboard: Optional[bool] = None
+    showCountryFlag: Optional[bool] = None
+    showInCoopRankings: Optional[bool] = None
+
+
+class CategoryPatch(_Strict):
+    enabled: Optional[bool] = None
+    email: Optional[bool] = None
+
+
+class CategoriesPatch(_Strict):
+    mining: Optional[CategoryPatch] = None
+    gamification: Optional[CategoryPatch] = None
+    competition: Optional[CategoryPatch] = None
+    social: Optional[CategoryPatch] = None
+    system: Optional[CategoryPatch] = None
+
+
+class NotificationsPatch(_Strict):
+    categories: Optional[CategoriesPatch] = None
+    # None clears the address; a string must look like an address.
+    email: Optional[str] = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    personalBest: Optional[bool] = None
+    blockFoundAny: Optional[bool] = None
+    workerStatus: Optional[bool] = None
+    badgeEarned: Optional[bool] = None
+    coopActivity: Optional[bool] = None
+
+
+class SettingsPatch(_Strict):
+    """Body of ``PATCH /api/settings``: any subset of the settings document."""
+
+    privacy: Optional[PrivacyPatch] = None
+    notifications: Optional[NotificationsPatch] = None
+
+
+def merged_privacy(stored: dict | None) -> dict[str, bool]:
+    """Stored privacy over the defaults (new keys get their default)."""
+    return {**DEFAULT_PRIVACY, **(stored or {})}
+
+
+def merged_notifications(stored: dict | None) -> dict[str, Any]:
+    """Stored notification preferences over the defaults."""
+    prefs = default_notifications()
+    stored = copy.deepcopy(stored or {})
+    for category, values in (stored.pop("categories", None) or {}).items():
+        if category in prefs["categories"]:
+            prefs["categories"][category].update(values)
+    prefs.update({k: v for k, v in stored.items() if k in SUBTYPE_TOGGLES})
+    return prefs
+
+
+def apply_patch(privacy: dict, notifications: dict, patch: SettingsPatch) -> tuple[dict, dict, bool, str | None]:
+    """Merge ``patch`` into full documents.
+
+    Returns (privacy, notifications, email_given, email): ``email_given`` says
+    whether the patch set the address (possibly to None).
+    """
+    privacy = dict(privacy)
+    notifications = copy.deepcopy(notifications)
+    if patch.privacy is not None:
+        privacy.update(patch.privacy.model_dump(exclude_none=True))
+    email_given, email = False, None
+    if patch.notifications is not None:
+        given = patch.notifications.model_fields_set
+        if "email" in given:
+            email_given, email = True, patch.notifications.email
+        if patch.notifications.categories is not None:
+            for category, values in patch.notifications.categories.model_dump(exclude_none=True).items():
+                notifications["categories"][category].update(values)
+        for toggle in SUBTYPE_TOGGLES:
+            value = getattr(patch.notifications, toggle)
+            if value is not None:
+                notifications[toggle] = value
+    return privacy, notifications, email_given, email
+
+
+def allows_in_app(notifications: dict, category: str, subtype: str) -> bool:
+    """Whether a notification of (category, subtype) is stored at all: the
+    category is enabled and the subtype's frontend toggle, if any, is on."""
+    if not notifications["categories"].get(category, {}).get("enabled", True):
+        return False
+    toggle = _TOGGLE_BY_SUBTYPE.get(subtype)
+    return True if toggle is None else bool(notifications.get(toggle, SUBTYPE_TOGGLES[toggle][2]))
+
+
+def allows_email(notifications: dict, category: str) -> bool:
+    """Whether the category is e-mailed: an e-mail category, opted in."""
+    return category in EMAIL_CATEGORIES and bool(
+        notifications["categories"].get(category, {}).get("email", False)
+    )
