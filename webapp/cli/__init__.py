@@ -6,8 +6,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from . import users
+    from . import coops, demo, jobs, mining, notify, users
 
-    for module in (users,):
+    for module in (users, mining, demo, coops, notify, jobs):
         for command in module.commands:
             app.cli.add_command(command)

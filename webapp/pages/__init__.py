@@ -7,9 +7,9 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import activity, admin, auth, coops, home, miners, notifications, settings
+    from . import activity, admin, auth, broadcast, coops, home, miners, notifications, settings
 
-    for module in (home, auth, miners, coops, notifications, activity, settings, admin):
+    for module in (home, auth, miners, coops, notifications, activity, settings, admin, broadcast):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["nav_items"] = [

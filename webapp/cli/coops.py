@@ -1,0 +1,4 @@
+"""CLI commands: coops."""
+from __future__ import annotations
+
+commands: list = []

@@ -1,0 +1,4 @@
+"""CLI commands: demo."""
+from __future__ import annotations
+
+commands: list = []

@@ -1,0 +1,4 @@
+"""CLI commands: mining."""
+from __future__ import annotations
+
+commands: list = []

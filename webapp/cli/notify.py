@@ -1,0 +1,4 @@
+"""CLI commands: notify."""
+from __future__ import annotations
+
+commands: list = []
