@@ -175,3 +175,26 @@ def test_unknown_api_route_is_json_404(client):
     resp = client.get("/api/does-not-exist")
     assert resp.status_code == 404
     assert resp.get_json() == {"error": {"code": "not_found", "message": "Not found."}}
+
+
+def test_token_endpoint_is_rate_limited_per_ip(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, AUTH_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    with app.app_context():
+        app.extensions["redis_raw"].flushdb()
+    statuses = [client.post("/api/auth/token", json={"user_id": "bc1qnobody", "password": "whatever1"}).status_code
+                for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    resp = client.post("/api/auth/token", json={"user_id": "bc1qnobody", "password": "whatever1"})
+    assert resp.get_json()["error"]["code"] == "rate_limited"
+    assert int(resp.headers["Retry-After"]) > 0
+
+
+def test_pages_carry_security_headers(client):
+    resp = client.get("/login")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert b"<script>" not in resp.data  # no inline scripts under the CSP
+    cookie = resp.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

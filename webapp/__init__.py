@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from . import auth, errors, extensions
+    from . import auth, errors, extensions, security
     from .extensions import csrf, db, limiter, login_manager, mail, migrate, sock
 
     db.init_app(app)
@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     sock.init_app(app)
     extensions.init_redis(app)
     errors.init_app(app)
+    security.init_app(app)
     app.before_request(auth.resolve_caller)
 
     from .services import notifications

@@ -72,6 +72,8 @@ class Config:
         self.SERVICE_TOKEN = os.environ.get("SERVICE_TOKEN", "")
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
 
+        # Behind a reverse proxy that sets X-Forwarded-For/-Proto/-Host.
+        self.PROXY_FIX = _bool("PROXY_FIX", False)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
@@ -88,6 +90,8 @@ class Config:
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_HEADERS_ENABLED = True
+        # Per client IP on register / token / login (flood and guessing guard).
+        self.AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
 
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
         self.MAIL_PORT = _int("MAIL_PORT", 25)

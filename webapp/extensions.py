@@ -36,6 +36,10 @@ mail = Mail()
 sock = Sock()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# Register, token and login: per client IP, POSTs only (viewing the form is free).
+auth_rate_limit = limiter.limit(
+    lambda: current_app.config["AUTH_RATE_LIMIT"], methods=["POST"], error_message="Too many attempts; wait a minute."
+)
 
 
 def init_redis(app: Flask) -> None:

@@ -8,6 +8,7 @@ from flask import Blueprint, request
 from pydantic import Field
 
 from ..auth import api_auth_required, api_caller
+from ..extensions import auth_rate_limit
 from ..models import iso
 from ..services import accounts, preferences
 from .validation import Schema, parse_body, validate
@@ -29,6 +30,7 @@ class TokenBody(Schema):
 
 
 @bp.post("/auth/register")
+@auth_rate_limit
 def register():
     body = parse_body(RegisterBody)
     user = accounts.register(**body.model_dump())
@@ -37,6 +39,7 @@ def register():
 
 
 @bp.post("/auth/token")
+@auth_rate_limit
 def token():
     body = parse_body(TokenBody)
     user = accounts.authenticate(user_id=body.user_id, password=body.password)

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required, login_user, logout_user
 
+from ..extensions import auth_rate_limit
 from ..services import accounts
 from ..services.errors import DomainError
 
@@ -20,6 +21,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@auth_rate_limit
 def register():
     error, form = None, {}
     if request.method == "POST":
@@ -42,6 +44,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@auth_rate_limit
 def login():
     error = None
     if request.method == "POST":
