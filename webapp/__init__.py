@@ -1,7 +1,6 @@
 """The Flask application factory (flaskr / microblog shape)."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
@@ -22,8 +21,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["EMBEDDED"] = (test_config or {}).get("EMBEDDED", not app.config["REDIS_URL"])
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from . import observability
+
+    observability.configure_logging(app.config["LOG_FORMAT"])
 
     from . import auth, errors, extensions, security
     from .extensions import csrf, db, limiter, login_manager, mail, migrate, sock
@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     extensions.init_redis(app)
     errors.init_app(app)
     security.init_app(app)
+    observability.init_app(app)
     app.before_request(auth.resolve_caller)
 
     from .services import notifications

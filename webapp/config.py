@@ -72,6 +72,8 @@ class Config:
         self.SERVICE_TOKEN = os.environ.get("SERVICE_TOKEN", "")
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
 
+        self.LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # "json" in production
+        self.ACCESS_LOG = _bool("ACCESS_LOG", True)
         # Behind a reverse proxy that sets X-Forwarded-For/-Proto/-Host.
         self.PROXY_FIX = _bool("PROXY_FIX", False)
         self.SESSION_COOKIE_HTTPONLY = True
