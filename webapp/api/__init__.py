@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import accounts, activity, coops, internal, notifications, public
+    from . import accounts, activity, coops, internal, notifications, openapi, public
 
-    for module in (accounts, coops, notifications, activity, public, internal):
+    for module in (accounts, coops, notifications, activity, public, internal, openapi):
         app.register_blueprint(module.bp, url_prefix="/api")

@@ -11,6 +11,8 @@ from ..auth import api_auth_required, api_caller
 from ..extensions import auth_rate_limit
 from ..models import iso
 from ..services import accounts, preferences
+from .openapi import documented
+from .schemas import RegisterOut, SettingsOut, TokenOut, UserOut
 from .validation import Schema, parse_body, validate
 
 bp = Blueprint("api_accounts", __name__)
@@ -31,6 +33,7 @@ class TokenBody(Schema):
 
 @bp.post("/auth/register")
 @auth_rate_limit
+@documented(summary="Register a miner", body=RegisterBody, responses={201: RegisterOut, 409: None}, auth="none", tags=["auth"])
 def register():
     body = parse_body(RegisterBody)
     user = accounts.register(**body.model_dump())
@@ -40,6 +43,7 @@ def register():
 
 @bp.post("/auth/token")
 @auth_rate_limit
+@documented(summary="Get a bearer token", body=TokenBody, responses={200: TokenOut, 401: None}, auth="none", tags=["auth"])
 def token():
     body = parse_body(TokenBody)
     user = accounts.authenticate(user_id=body.user_id, password=body.password)
@@ -48,18 +52,21 @@ def token():
 
 
 @bp.get("/me")
+@documented(summary="The caller", responses={200: UserOut}, tags=["auth"])
 @api_auth_required
 def me():
     return api_caller().to_dict()
 
 
 @bp.get("/settings")
+@documented(summary="The caller's settings", responses={200: SettingsOut}, tags=["settings"])
 @api_auth_required
 def get_settings():
     return accounts.get_settings(api_caller())
 
 
 @bp.patch("/settings")
+@documented(summary="Merge a partial settings document", body=preferences.SettingsPatch, responses={200: SettingsOut}, tags=["settings"])
 @api_auth_required
 def patch_settings():
     patch = validate(preferences.SettingsPatch, request.get_json(silent=True) if request.data else None)

@@ -1,0 +1,187 @@
+"""Response models of the JSON routes (API.md "Objects"), used to generate
+the OpenAPI document. Extra fields are allowed by the contract, so models
+list what is promised; optional keys are the ones API.md makes conditional.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class UserOut(Out):
+    user_id: str
+    display_name: str
+    email: Optional[str]
+    country_code: Optional[str]
+    avatar_url: Optional[str]
+    is_admin: bool
+    created_at: str
+
+
+class RegisterOut(Out):
+    user: UserOut
+    token: str
+
+
+class TokenOut(Out):
+    token: str
+    expires_at: str
+
+
+class CategoryPrefs(Out):
+    enabled: bool
+    email: bool
+
+
+class PrivacyOut(Out):
+    publicProfile: bool
+    showOnLeaderboard: bool
+    showCountryFlag: bool
+    showInCoopRankings: bool
+
+
+class NotificationPrefsOut(Out):
+    categories: dict[str, CategoryPrefs]
+    email: Optional[str]
+
+
+class SettingsOut(Out):
+    privacy: PrivacyOut
+    notifications: NotificationPrefsOut
+
+
+class CoopOut(Out):
+    """``invite_code`` is present for active members only."""
+
+    id: int
+    name: str
+    description: str
+    invite_code: Optional[str] = None
+    admin_user_id: Optional[str]
+    member_count: int
+    total_hashrate: float
+    status: Literal["active", "dissolved"]
+    created_at: str
+
+
+class MineOut(Out):
+    cooperative: Optional[CoopOut]
+
+
+class LeaveOut(Out):
+    status: Literal["left"]
+    cooperative: Optional[CoopOut]
+
+
+class MemberOut(Out):
+    user_id: str
+    display_name: str
+    role: Literal["admin", "member"]
+    joined_at: str
+    hashrate: float
+    is_online: bool
+
+
+class MembersOut(Out):
+    members: list[MemberOut]
+
+
+class StatusOut(Out):
+    status: str
+
+
+class InviteCodeOut(Out):
+    invite_code: str
+
+
+class MemberHashrate(Out):
+    user_id: str
+    display_name: str
+    hashrate: float
+
+
+class CoopHashrateOut(Out):
+    cooperative_id: int
+    total_hashrate: float
+    members: list[MemberHashrate]
+    updated_at: Optional[str]
+
+
+class CoopStatsOut(Out):
+    cooperative_id: int
+    member_count: int
+    online_count: int
+    total_hashrate: float
+    shares_24h: int
+    best_difficulty: float
+    blocks_found: int
+    created_at: str
+
+
+class NotificationOut(Out):
+    id: int
+    category: Literal["mining", "gamification", "competition", "social", "system"]
+    subtype: str
+    title: str
+    body: str
+    link: Optional[str]
+    data: Optional[dict[str, Any]]
+    is_read: bool
+    read_at: Optional[str]
+    created_at: str
+
+
+class NotificationPageOut(Out):
+    notifications: list[NotificationOut]
+    next_cursor: Optional[str]
+    unread_count: int
+
+
+class UpdatedOut(Out):
+    updated: int
+
+
+class CountOut(Out):
+    count: int
+
+
+class ActivityOut(Out):
+    id: int
+    activity_type: str
+    title: str
+    description: str
+    data: Optional[dict[str, Any]]
+    link: Optional[str]
+    created_at: str
+
+
+class ActivityPageOut(Out):
+    activities: list[ActivityOut]
+    next_cursor: Optional[str]
+
+
+class PublicProfileOut(Out):
+    """``country_code`` only when showCountryFlag; ``leaderboard_rank`` only
+    when showOnLeaderboard (absent, not null, otherwise)."""
+
+    user_id: str
+    display_name: str
+    avatar_url: Optional[str]
+    joined_at: str
+    country_code: Optional[str] = None
+    leaderboard_rank: Optional[int] = None
+
+
+class PublicStatsOut(Out):
+    user_id: str
+    total_shares: int
+    best_difficulty: float
+    blocks_found: int
+    hashrate_1h: float
+    workers_online: int
+    last_share_at: Optional[str]
