@@ -1,9 +1,41 @@
 """Notification jobs: retention and broadcast fan-out."""
 from __future__ import annotations
 
-from .context import app_job
+from datetime import timedelta
+
+from flask import current_app
+
+from webapp.extensions import get_queue
+
+from .context import app_job, get_app
+
+PURGE_BATCH = 5000  # ids per DELETE statement
 
 
 @app_job
-def purge_old_notifications() -> None:
-    """Delete notifications older than NOTIFICATION_RETENTION_DAYS, in batches."""
+def purge_old_notifications() -> int:
+    """Delete notifications older than NOTIFICATION_RETENTION_DAYS, in
+    batches of PURGE_BATCH ids (their delivery rows go by ON DELETE CASCADE).
+    Returns how many were deleted."""
+    from webapp.models import utcnow
+    from webapp.services import notifications
+
+    cutoff = utcnow() - timedelta(days=current_app.config["NOTIFICATION_RETENTION_DAYS"])
+    deleted = notifications.purge_older_than(cutoff, batch_size=PURGE_BATCH)
+    current_app.logger.info("purged %d notifications older than %s", deleted, cutoff.isoformat())
+    return deleted
+
+
+def enqueue_broadcast(broadcast_id: int) -> None:
+    """Enqueue the fan-out of a stored broadcast (after its commit)."""
+    get_queue("default").enqueue(fan_out_broadcast, broadcast_id, job_timeout=3600,
+                                 description=f"broadcast {broadcast_id}")
+
+
+def fan_out_broadcast(broadcast_id: int) -> None:
+    """Send a broadcast to every user (``services.broadcasts.fan_out``), in
+    an app context and DB session of its own (inline in the embedded default)."""
+    from webapp.services import broadcasts
+
+    with get_app().app_context():
+        broadcasts.fan_out(broadcast_id)

@@ -106,6 +106,8 @@ class Config:
         self.MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
 
         self.NOTIFICATION_RETENTION_DAYS = _int("NOTIFICATION_RETENTION_DAYS", 90)
+        self.EMAIL_RETRY_INTERVALS = [int(x) for x in os.environ.get("EMAIL_RETRY_INTERVALS", "30,120,600").split(",")]  # seconds between e-mail retries
+        self.BROADCAST_BATCH_SIZE = _int("BROADCAST_BATCH_SIZE", 500)  # users per transaction in a broadcast fan-out
         self.MINING_EVENT_RETENTION_DAYS = _int("MINING_EVENT_RETENTION_DAYS", 90)
         self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds
         self.COOP_HASHRATE_INTERVAL = _int("COOP_HASHRATE_INTERVAL", 300)  # seconds

@@ -1,15 +1,51 @@
-"""Live pushes across processes: Redis PUBLISH on a per-user channel after the
-DB commit; each web process runs one listener feeding its sockets' queues.
+"""Live pushes across processes.
+
+``publish`` is a Redis PUBLISH on the user's channel and works from any
+process (web, RQ worker, ingest), always after the DB commit. Each web
+process runs ONE listener (``Hub``, a thread — a greenlet under gevent) that
+owns one pub/sub connection, subscribes to the channels of the users who have
+a socket open in this process, and copies every message into those sockets'
+inboxes (the CTFd pattern). Socket handlers only wait on their inbox.
 
 Redis pub/sub is at-most-once: the notification row is the record and a
-socket recovers anything missed with ``since`` catch-up.
+socket recovers anything missed with ``since`` catch-up. A socket is attached
+(its channel subscribed, confirmed by Redis) before it reads the catch-up
+rows, so nothing committed after that read can be missed.
+
+The per-user socket limit spans all processes: each open socket is a member
+of a Redis sorted set scored by its opening time; opening one too many
+removes the oldest members and publishes a control message on the user's
+channel, which the process holding that socket turns into a 4002 close.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Protocol
+
+from flask import Flask, current_app
 
 from .extensions import get_redis, redis_key
+
+log = logging.getLogger(__name__)
+
+# Internal message types on a user's channel; never forwarded to clients.
+EVICT = "_evict"  # {"type": "_evict", "sockets": [socket ids]}
+# Put in every local inbox when the listener lost Redis: the socket must close
+# (1012) so the client reconnects with ``since`` and loses nothing.
+RESTART = {"type": "_restart"}
+SOCKET_SET_TTL = 7 * 24 * 3600  # seconds; a crashed process's entries age out
+
+
+class Inbox(Protocol):
+    """What the hub needs of a socket's inbox."""
+
+    def put(self, item: dict[str, Any]) -> None: ...
 
 
 def user_channel(user_id: str) -> str:
@@ -19,9 +55,244 @@ def user_channel(user_id: str) -> str:
 
 def publish(user_id: str, message: dict[str, Any]) -> None:
     """Publish ``message`` (JSON-serialisable) to every socket of ``user_id``."""
-    get_redis().publish(user_channel(user_id), json.dumps(message))
+    get_redis().publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
 
 
-def notification_created(user_id: str, notification_id: int) -> None:
-    """Poke the user's sockets: a committed notification exists."""
-    publish(user_id, {"type": "notification_created", "id": notification_id})
+def notification_created(user_id: str, notification: dict[str, Any], unread_count: int) -> None:
+    """Push a committed notification (``Notification.to_dict()``) with the
+    user's unread count after it, so sockets need no DB query to forward it."""
+    publish(user_id, {"type": "notification", "data": notification, "unread_count": unread_count})
+
+
+def unread_count_changed(user_id: str, count: int) -> None:
+    """Tell every socket of the user the new unread count (cross-tab sync)."""
+    publish(user_id, {"type": "unread_count", "count": count})
+
+
+# ---- the per-user socket limit (all processes) ---------------------------------------
+
+
+def _sockets_key(user_id: str) -> str:
+    return redis_key("ws", "sockets", user_id)
+
+
+def register_socket(user_id: str, socket_id: str, limit: int) -> list[str]:
+    """Count a newly opened socket against the user's limit.
+
+    Returns the ids of the oldest sockets beyond ``limit`` (removed from the
+    set in the same transaction) after asking their processes to close them.
+    """
+    key = _sockets_key(user_id)
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.zadd(key, {socket_id: time.time()})
+    pipe.zrange(key, 0, -(limit + 1))
+    pipe.zremrangebyrank(key, 0, -(limit + 1))
+    pipe.expire(key, SOCKET_SET_TTL)
+    _, evicted, _, _ = pipe.execute()
+    if evicted:
+        publish(user_id, {"type": EVICT, "sockets": list(evicted)})
+    return list(evicted)
+
+
+def unregister_socket(user_id: str, socket_id: str) -> None:
+    """Forget a closed socket."""
+    get_redis().zrem(_sockets_key(user_id), socket_id)
+
+
+# ---- the per-process listener ------------------------------------------------------
+
+
+class Hub:
+    """One per web process: one pub/sub connection, one listener thread.
+
+    ``attach`` subscribes the user's channel (if this process is not already
+    subscribed) and returns once Redis has confirmed it. Only the listener
+    thread touches the pub/sub connection; other threads ask it to
+    (un)subscribe and wake it with a message on this process's own control
+    channel. Channels without sockets are unsubscribed lazily.
+    """
+
+    def __init__(self, redis_client, control_channel: str) -> None:
+        self._redis = redis_client
+        self._control = control_channel
+        self._lock = threading.Lock()
+        self._inboxes: dict[str, dict[str, Inbox]] = {}  # channel -> socket id -> inbox
+        self._subscribed: set[str] = set()  # confirmed by Redis
+        self._requested: set[str] = set()  # SUBSCRIBE sent, not yet confirmed
+        self._wanted: set[str] = set()  # to SUBSCRIBE on the next turn
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- called by socket handlers --
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start the listener thread (idempotent) and wait until it listens."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="notification-hub", daemon=True)
+                self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the notification listener did not connect to Redis")
+
+    def attach(self, channel: str, socket_id: str, inbox: Inbox, timeout: float = 5.0) -> None:
+        """Route ``channel``'s messages to ``inbox``; return once subscribed.
+        Raises TimeoutError when Redis does not confirm in time."""
+        self.start(timeout)
+        with self._lock:
+            self._inboxes.setdefault(channel, {})[socket_id] = inbox
+            if channel in self._subscribed:
+                return
+            subscribed = threading.Event()
+            self._waiters.setdefault(channel, []).append(subscribed)
+            self._wanted.add(channel)
+        self._redis.publish(self._control, "wake")
+        if not subscribed.wait(timeout):
+            self.detach(channel, socket_id)
+            raise TimeoutError(f"no subscription to {channel} within {timeout} s")
+
+    def detach(self, channel: str, socket_id: str) -> None:
+        """Stop routing to a socket's inbox."""
+        with self._lock:
+            sockets = self._inboxes.get(channel)
+            if sockets is not None:
+                sockets.pop(socket_id, None)
+                if not sockets:
+                    del self._inboxes[channel]
+
+    def local_socket_count(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._inboxes.values())
+
+    # -- the listener thread --
+
+    def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._listen()
+            except Exception:  # noqa: BLE001 - Redis went away: restart sockets, retry
+                log.exception("notification listener lost Redis; reconnecting in %.1f s", delay)
+            self._ready.clear()
+            self._restart_all()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            pubsub.subscribe(self._control)
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    self._handle(message)
+                self._apply_changes(pubsub)
+        finally:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _restart_all(self) -> None:
+        with self._lock:
+            inboxes = [inbox for sockets in self._inboxes.values() for inbox in sockets.values()]
+            self._inboxes.clear()
+            self._subscribed.clear()
+            self._requested.clear()
+            self._wanted.clear()
+            waiters = [w for ws in self._waiters.values() for w in ws]
+            self._waiters.clear()
+        for inbox in inboxes:
+            inbox.put(RESTART)
+        for waiter in waiters:  # their attach() times out or sees the restart
+            waiter.set()
+
+    def _apply_changes(self, pubsub) -> None:
+        with self._lock:
+            to_subscribe = self._wanted - self._requested - self._subscribed
+            self._requested |= to_subscribe
+            self._wanted.clear()
+            idle = [c for c in self._subscribed if c not in self._inboxes]
+            self._subscribed.difference_update(idle)
+        if to_subscribe:
+            pubsub.subscribe(*to_subscribe)
+        if idle:
+            pubsub.unsubscribe(*idle)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind, channel = message["type"], message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        if kind == "subscribe":
+            if channel == self._control:
+                self._ready.set()
+                return
+            with self._lock:
+                self._requested.discard(channel)
+                self._subscribed.add(channel)
+                waiters = self._waiters.pop(channel, [])
+            for waiter in waiters:
+                waiter.set()
+            return
+        if kind != "message" or channel == self._control:
+            return
+        try:
+            data = json.loads(message["data"])
+        except (TypeError, ValueError):
+            log.warning("dropping a malformed message on %s", channel)
+            return
+        with self._lock:
+            sockets = dict(self._inboxes.get(channel) or {})
+        if data.get("type") == EVICT:
+            targets = [sockets[s] for s in data.get("sockets", []) if s in sockets]
+        else:
+            targets = list(sockets.values())
+        for inbox in targets:
+            inbox.put(data)
+
+
+_hub_lock = threading.Lock()
+
+
+def get_hub(app: Flask | None = None) -> Hub:
+    """This process's hub for ``app`` (created on first use; a forked child
+    gets its own, since threads and connections do not survive a fork)."""
+    app = app or current_app._get_current_object()
+    with _hub_lock:
+        entry = app.extensions.get("notification_hub")
+        if entry is None or entry[0] != os.getpid():
+            namespace = app.config.get("REDIS_NAMESPACE") or ""
+            control = f"{namespace}:ws:hub:{uuid.uuid4().hex}" if namespace else f"ws:hub:{uuid.uuid4().hex}"
+            entry = (os.getpid(), Hub(app.extensions["redis"], control))
+            app.extensions["notification_hub"] = entry
+        return entry[1]
+
+
+class SocketInbox:
+    """A socket's inbox, also used as simple-websocket's ``event_class``.
+
+    simple-websocket's reader thread calls ``set()`` when a client message
+    arrives or the connection closes; the hub calls ``put()`` with messages
+    from Redis. Either wakes the one ``wait()`` of the socket handler, which
+    then drains ``items`` and the socket's received messages.
+    """
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self.items: deque[dict[str, Any]] = deque()
+
+    def put(self, item: dict[str, Any]) -> None:
+        self.items.append(item)
+        self._flag.set()
+
+    def set(self) -> None:
+        self._flag.set()
+
+    def clear(self) -> None:
+        self._flag.clear()
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._flag.wait(timeout)

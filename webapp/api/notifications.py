@@ -1,6 +1,71 @@
-"""JSON routes: notifications (API.md)."""
+"""JSON routes: notifications (API.md endpoints 10–13 and
+``DELETE /api/notifications/{id}``). Every query is scoped by the caller:
+someone else's id answers 404 exactly like a missing one."""
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Optional
+
+from flask import Blueprint, request
+from pydantic import Field
+
+from ..api.validation import Schema, encode_cursor, parse_body, parse_bool_arg, parse_cursor, parse_limit
+from ..auth import api_auth_required, api_caller
+from ..services import notifications
+from ..services.errors import ValidationError
 
 bp = Blueprint("api_notifications", __name__)
+
+
+class ReadAllBody(Schema):
+    # The watermark: mark read only ids up to this one (default: the newest at request time).
+    up_to_id: Optional[int] = Field(default=None, ge=0)
+
+
+@bp.get("/notifications")
+@api_auth_required
+def list_notifications():
+    user_id = api_caller().user_id
+    rows, next_id = notifications.list_notifications(
+        user_id,
+        limit=parse_limit(),
+        before_id=parse_cursor(),
+        category=notifications.check_category(request.args.get("category") or None),
+        unread_only=parse_bool_arg("unread_only"),
+    )
+    return {
+        "notifications": [row.to_dict() for row in rows],
+        "next_cursor": encode_cursor(next_id) if next_id else None,
+        "unread_count": notifications.unread_count(user_id),
+    }
+
+
+@bp.get("/notifications/unread-count")
+@api_auth_required
+def unread_count():
+    return {"count": notifications.unread_count(api_caller().user_id)}
+
+
+@bp.post("/notifications/<int:notification_id>/read")
+@api_auth_required
+def mark_read(notification_id: int):
+    return notifications.mark_read(api_caller().user_id, notification_id).to_dict()
+
+
+@bp.post("/notifications/read-all")
+@api_auth_required
+def read_all():
+    body = parse_body(ReadAllBody)
+    up_to_id = body.up_to_id
+    raw = request.args.get("up_to_id")
+    if raw is not None:
+        if not raw.isdigit():
+            raise ValidationError("up_to_id must be a notification id (a whole number).")
+        up_to_id = int(raw) if up_to_id is None else min(up_to_id, int(raw))
+    return {"updated": notifications.mark_all_read(api_caller().user_id, up_to_id=up_to_id)}
+
+
+@bp.delete("/notifications/<int:notification_id>")
+@api_auth_required
+def delete(notification_id: int):
+    notifications.delete_notification(api_caller().user_id, notification_id)
+    return {"status": "deleted", "id": notification_id}

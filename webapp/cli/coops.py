@@ -1,4 +1,48 @@
-"""CLI commands: coops."""
+"""``flask coops ...``: look at cooperatives and run the hashrate aggregation now."""
 from __future__ import annotations
 
-commands: list = []
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Cooperative
+
+coops_cli = AppGroup("coops", help="Cooperatives: list, show, aggregate hashrate.")
+
+
+@coops_cli.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include dissolved coops.")
+def list_coops(show_all: bool) -> None:
+    """One line per coop: id, status, members, combined hashrate (H/s), name."""
+    stmt = select(Cooperative).order_by(Cooperative.id)
+    if not show_all:
+        stmt = stmt.where(Cooperative.status == "active")
+    for coop in db.session.scalars(stmt):
+        click.echo(f"{coop.id}\t{coop.status}\t{coop.member_count}/20\t{coop.total_hashrate:.4g}\t{coop.name}")
+
+
+@coops_cli.command("show")
+@click.argument("coop_id", type=int)
+def show(coop_id: int) -> None:
+    """A coop's invite code and active members with their live hashrate."""
+    from ..services import coops
+
+    coop = db.session.get(Cooperative, coop_id)
+    if coop is None:
+        raise click.ClickException(f"no cooperative {coop_id}")
+    click.echo(f"{coop.name} [{coop.status}] invite code {coop.invite_code}, admin {coop.admin_user_id}")
+    for member in coops.members_of(coop.id):
+        click.echo(f"  {member.role:6}\t{member.hashrate:.4g} H/s\t{'online' if member.is_online else 'offline'}\t"
+                   f"{member.user_id} ({member.display_name})")
+
+
+@coops_cli.command("aggregate")
+def aggregate() -> None:
+    """Run the combined-hashrate aggregation now (what the 5-minute job does)."""
+    from jobs.coops import aggregate_coop_hashrate
+
+    click.echo(f"updated {aggregate_coop_hashrate()} cooperative(s)")
+
+
+commands = [coops_cli]

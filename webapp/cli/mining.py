@@ -1,4 +1,56 @@
-"""CLI commands: mining."""
+"""``flask ingest`` (the stream consumer process) and ``flask replay FILE``."""
 from __future__ import annotations
 
-commands: list = []
+import signal
+
+import click
+from flask import current_app
+
+from ..services import ingest as ingest_service
+
+
+@click.command("ingest")
+@click.option("--consumer", "consumer_name", default=None,
+              help="Consumer name in the group (default: hostname-pid).")
+@click.option("--drain", is_flag=True, help="Exit when no new entry is waiting instead of blocking.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None,
+              help="Entries per stream per read (default: INGEST_BATCH_SIZE).")
+def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> None:
+    """Read the mining:* streams with the consumer group and store the events."""
+    consumer = ingest_service.Consumer(name=consumer_name, batch_size=batch_size)
+
+    def stop(signum, frame):  # finish the current batch, then exit
+        consumer.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"ingest: consumer {consumer.name} in group {consumer.group}"
+               f"{' (drain)' if drain else ''}", err=True)
+    stats = consumer.run(drain=drain)
+    click.echo(f"ingest: {stats.summary()}")
+
+
+@click.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--shift-to-now", is_flag=True, help="Shift every ts so that the last event is now.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N lines.")
+@click.option("--ingest", "then_ingest", is_flag=True,
+              help="Then ingest in this process until the streams are drained (needed in the embedded "
+                   "default, whose Redis stand-in lives only as long as this process).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def replay(file: str, shift_to_now: bool, limit: int | None, then_ingest: bool, quiet: bool) -> None:
+    """Publish a .jsonl / .jsonl.gz envelope log into the mining:* streams."""
+    if current_app.config["EMBEDDED"] and not then_ingest:
+        click.echo("replay: embedded default (no REDIS_URL): the streams vanish when this command exits; "
+                   "add --ingest to store the events now.", err=True)
+    stats = ingest_service.publish_file(file, shift_to_now=shift_to_now, limit=limit, progress=not quiet)
+    click.echo(f"replay: published {stats.published} events"
+               + (f", skipped {stats.skipped} lines" if stats.skipped else "")
+               + (f", shifted by {stats.shift:,.0f} s" if shift_to_now else "")
+               + f" in {stats.seconds:.1f} s")
+    if then_ingest:
+        result = ingest_service.Consumer().run(drain=True, max_retries=3)
+        click.echo(f"ingest: {result.summary()}")
+
+
+commands = [ingest, replay]

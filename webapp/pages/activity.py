@@ -1,6 +1,191 @@
-"""Pages: activity."""
+"""Pages: the miner's activity timeline (``/activity``).
+
+A timeline grouped by UTC day with an icon per type and filter chips. More
+pages load as the reader scrolls (``/activity/page``, htmx ``revealed``);
+new entries arrive by a 10-second poll (``/activity/new``) that prepends
+them (204 when there is nothing new). Both fragments use the same service
+as ``GET /api/activity``.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from datetime import date, timedelta
+from itertools import groupby
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..models import ACTIVITY_TYPES, UserActivity, iso, utcnow
+from ..services import activity
+from ..services.errors import ValidationError
 
 bp = Blueprint("pages_activity", __name__)
+
+PAGE_SIZE = 20
+POLL_LIMIT = 100
+
+ICONS = {
+    "share_submitted": "⛏️",
+    "block_found": "🧱",
+    "badge_earned": "🏅",
+    "level_up": "⬆️",
+    "streak_milestone": "🔥",
+    "game_played": "🎮",
+    "lottery_rank": "🎟️",
+    "coop_joined": "🤝",
+    "coop_left": "👋",
+    "competition_registered": "🏁",
+    "match_completed": "⚔️",
+    "lesson_completed": "📘",
+    "track_completed": "🎓",
+    "settings_updated": "⚙️",
+}
+LABELS = {
+    "share_submitted": "Shares",
+    "block_found": "Blocks",
+    "badge_earned": "Badges",
+    "level_up": "Levels",
+    "streak_milestone": "Streaks",
+    "game_played": "Games",
+    "lottery_rank": "Lottery",
+    "coop_joined": "Coop joins",
+    "coop_left": "Coop leaves",
+    "competition_registered": "Competitions",
+    "match_completed": "Matches",
+    "lesson_completed": "Lessons",
+    "track_completed": "Tracks",
+    "settings_updated": "Settings",
+}
+
+
+def icon_for(item: UserActivity) -> str:
+    """The type's icon; a personal best (``share_submitted`` with
+    ``data.personal_best``) gets a trophy."""
+    if item.activity_type == "share_submitted" and (item.data or {}).get("personal_best"):
+        return "🏆"
+    return ICONS.get(item.activity_type, "•")
+
+
+def day_label(day: date) -> str:
+    today = utcnow().date()
+    if day == today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    return day.strftime("%a %d %b %Y")
+
+
+def group_by_day(items: list[UserActivity]) -> list[tuple[date, list[UserActivity]]]:
+    """Consecutive items (newest first) grouped by their UTC day."""
+    return [(day, list(rows)) for day, rows in groupby(items, key=lambda i: i.created_at.date())]
+
+
+def _types() -> tuple[str, ...]:
+    return activity.parse_types(request.args.getlist("type"))
+
+
+def _day_arg(name: str) -> date | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a date like 2024-05-01.") from None
+
+
+def _int_arg(name: str) -> int:
+    raw = request.args.get(name, "0")
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationError(f"{name} must be a whole number.")
+    return int(raw)
+
+
+def _type_param(types: tuple[str, ...]) -> str | None:
+    return ",".join(types) or None
+
+
+def _render(template: str, **context):
+    return render_template(template, icon_for=icon_for, day_label=day_label, iso=iso, **context)
+
+
+def _more_url(next_id: int | None, last_day: date | None, types: tuple[str, ...]) -> str | None:
+    if next_id is None:
+        return None
+    return url_for("pages_activity.page", before_id=next_id, last_day=last_day, type=_type_param(types))
+
+
+@bp.get("/activity", endpoint="activity")
+@login_required
+def activity_page():
+    types = _types()
+    before_id = _int_arg("before_id") or None  # an older page, when scrolling without JS
+    items, next_id = activity.list_activities(
+        current_user.user_id, limit=PAGE_SIZE, before_id=before_id, types=types
+    )
+    groups = group_by_day(items)
+    chips = []
+    for t in ACTIVITY_TYPES:
+        toggled = tuple(x for x in types if x != t) if t in types else types + (t,)
+        chips.append({"type": t, "icon": ICONS[t], "label": LABELS[t], "active": t in types,
+                      "url": url_for("pages_activity.activity", type=_type_param(toggled))})
+    return _render(
+        "activity/index.html",
+        types=types,
+        chips=chips,
+        groups=groups,
+        more_url=_more_url(next_id, groups[-1][0] if groups else None, types),
+        poll_url=None if before_id else url_for(
+            "pages_activity.new", after_id=items[0].id if items else 0,
+            top_day=groups[0][0] if groups else None, type=_type_param(types)),
+    )
+
+
+@bp.get("/activity/page")
+@login_required
+def page():
+    """The next page (infinite scroll): items of ``last_day`` are appended to
+    that day's list, later days as new sections, then a new sentinel."""
+    types = _types()
+    before_id = _int_arg("before_id")
+    last_day = _day_arg("last_day")
+    if not request.headers.get("HX-Request"):
+        return redirect(url_for("pages_activity.activity", before_id=before_id or None, type=_type_param(types)))
+    items, next_id = activity.list_activities(
+        current_user.user_id, limit=PAGE_SIZE, before_id=before_id or None, types=types
+    )
+    groups = group_by_day(items)
+    continuing = groups[0][1] if groups and groups[0][0] == last_day else []
+    fresh = groups[1:] if continuing else groups
+    return _render(
+        "activity/_page.html",
+        continuing=continuing,
+        last_day=last_day,
+        groups=fresh,
+        more_url=_more_url(next_id, groups[-1][0] if groups else last_day, types),
+    )
+
+
+@bp.get("/activity/new")
+@login_required
+def new():
+    """Entries newer than ``after_id``: 204 when none, else the items
+    (prepended out of band) and a new poller carrying the newest id."""
+    types = _types()
+    after_id = _int_arg("after_id")
+    top_day = _day_arg("top_day")
+    items = activity.newer_than(current_user.user_id, after_id, types=types, limit=POLL_LIMIT)
+    if not items:
+        return "", 204
+    groups = group_by_day(items)
+    on_top_day = [i for day, rows in groups if top_day and day <= top_day for i in rows]
+    fresh = [(day, rows) for day, rows in groups if not (top_day and day <= top_day)]
+    newest_day = groups[0][0] if top_day is None else max(groups[0][0], top_day)
+    return _render(
+        "activity/_new.html",
+        top_day=top_day,
+        on_top_day=on_top_day,
+        groups=fresh,
+        new=True,
+        poll_url=url_for("pages_activity.new", after_id=items[0].id, top_day=newest_day,
+                         type=_type_param(types)),
+    )

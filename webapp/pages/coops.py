@@ -1,6 +1,271 @@
-"""Pages: coops."""
+"""Pages: the coop dashboard (``/coop``), joining by link (``/coop/join/<code>``)
+and the admin screen (``/coop/manage``).
+
+Thin over ``services.coops`` like the JSON routes. Action routes carry the
+coop id, so a form left open in an old tab can never act on another coop.
+The admin actions are htmx posts that answer with the one partial that
+changed (``coops/_members.html``, ``_invite.html``, ``_details.html``); the
+full pages include the same partials. A failed action re-renders its partial
+with the error inline; a plain (non-htmx) form post is redirected instead.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from datetime import datetime, timedelta
+
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..models import utcnow
+from ..services import coop_hashrate, coops
+from ..services.errors import DomainError, NotAdmin
 
 bp = Blueprint("pages_coops", __name__)
+
+CHART_W, CHART_H, CHART_TOP = 600, 160, 12  # SVG user units
+HASHRATE_UNITS = ("H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s")
+NUMBER_UNITS = ("", "K", "M", "G", "T", "P", "E")
+
+
+def _scaled(value: float, units: tuple[str, ...], sep: str) -> str:
+    value = float(value or 0.0)
+    index = 0
+    while abs(value) >= 1000 and index < len(units) - 1:
+        value /= 1000
+        index += 1
+    digits = 0 if index == 0 and value == int(value) else (2 if value < 10 else 1 if value < 100 else 0)
+    return f"{value:.{digits}f}{sep}{units[index]}".rstrip()
+
+
+@bp.app_template_filter("coop_hashrate")
+def format_hashrate(value: float) -> str:
+    """H/s with an SI prefix: ``575.9 GH/s``."""
+    return _scaled(value, HASHRATE_UNITS, " ")
+
+
+@bp.app_template_filter("coop_number")
+def format_number(value: float) -> str:
+    """A large count or difficulty, compact: ``16.1K``, ``2.35M``."""
+    return _scaled(value, NUMBER_UNITS, "")
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _go(endpoint: str, message: str | None = None):
+    """Redirect after a successful action: ``HX-Redirect`` for htmx, 302 otherwise."""
+    if message:
+        flash(message)
+    target = url_for(endpoint)
+    if _is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+def chart(points: list[tuple[datetime, float]], now: datetime, hours: int = 24) -> dict | None:
+    """SVG geometry of the combined-hashrate chart: ``{"line", "area", "max"}``
+    in a CHART_W × CHART_H view box, x = time over the last ``hours``; None
+    with fewer than two points."""
+    if len(points) < 2:
+        return None
+    start = now - timedelta(hours=hours)
+    span = hours * 3600.0
+    peak = max(v for _, v in points) or 1.0
+    coords = []
+    for at, value in points:
+        x = max(0.0, min(CHART_W, (at - start).total_seconds() / span * CHART_W))
+        y = CHART_H - value / peak * (CHART_H - CHART_TOP)
+        coords.append(f"{x:.1f},{y:.1f}")
+    line = " ".join(coords)
+    first_x, last_x = coords[0].split(",")[0], coords[-1].split(",")[0]
+    return {"line": line, "area": f"{first_x},{CHART_H} {line} {last_x},{CHART_H}", "max": peak,
+            "width": CHART_W, "height": CHART_H}
+
+
+def _invite_url(code: str) -> str:
+    return url_for("pages_coops.join_link", code=code, _external=True)
+
+
+# ---- the dashboard, create and join ------------------------------------------------
+
+
+@bp.get("/coop")
+@login_required
+def coop():
+    mine = coops.get_mine(current_user)
+    if mine is None:
+        return render_template("coops/start.html")
+    coop_, stats, members = coops.dashboard(current_user, coop_id=mine.id)
+    now = utcnow()
+    return render_template(
+        "coops/dashboard.html",
+        coop=coop_,
+        stats=stats,
+        members=members,
+        chart=chart(coop_hashrate.history(coop_.id, now=now), now),
+        is_admin=coops.is_admin(current_user, coop_),
+        invite_url=_invite_url(coop_.invite_code),
+    )
+
+
+@bp.post("/coop/create")
+@login_required
+def create():
+    form = request.form
+    try:
+        coops.create(current_user, name=form.get("name", ""), description=form.get("description", ""))
+    except DomainError as exc:
+        return render_template("coops/start.html", create_error=exc.message, form=form), exc.status
+    return _go("pages_coops.coop", "Your cooperative is ready. Share the invite link with your friends!")
+
+
+def _code_from_input(raw: str) -> str:
+    """Accept a pasted invite link as well as a bare code."""
+    raw = raw.strip()
+    return raw.rstrip("/").rsplit("/", 1)[-1] if "/" in raw else raw
+
+
+@bp.post("/coop/join")
+@login_required
+def join():
+    code = _code_from_input(request.form.get("invite_code", ""))
+    try:
+        coop_ = coops.join(current_user, invite_code=code)
+    except DomainError as exc:
+        return render_template("coops/start.html", join_error=exc.message, form=request.form), exc.status
+    return _go("pages_coops.coop", f"Welcome to {coop_.name}!")
+
+
+@bp.get("/coop/join/<code>")
+@login_required
+def join_link(code: str):
+    return _join_page(code)
+
+
+@bp.post("/coop/join/<code>")
+@login_required
+def join_link_post(code: str):
+    try:
+        coop_ = coops.join(current_user, invite_code=code)
+    except DomainError as exc:
+        return _join_page(code, error=exc.message, status=exc.status)
+    return _go("pages_coops.coop", f"Welcome to {coop_.name}!")
+
+
+def _join_page(code: str, error: str | None = None, status: int = 200):
+    try:
+        coop_ = coops.preview(invite_code=code)
+    except DomainError as exc:
+        return render_template("coops/join.html", coop=None, error=error or exc.message), exc.status
+    mine = coops.get_mine(current_user)
+    return (
+        render_template("coops/join.html", coop=coop_, code=coop_.invite_code, mine=mine, error=error,
+                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id)),
+        status,
+    )
+
+
+@bp.post("/coop/<int:coop_id>/leave")
+@login_required
+def leave(coop_id: int):
+    try:
+        coop_ = coops.leave(current_user, coop_id=coop_id)
+    except DomainError as exc:
+        flash(exc.message)
+        return _go("pages_coops.coop")
+    message = f"You left {coop_.name}." + (" It had no members left and was dissolved." if coop_.status != "active" else "")
+    return _go("pages_coops.coop", message)
+
+
+# ---- the admin screen -----------------------------------------------------------------
+
+
+@bp.get("/coop/manage")
+@login_required
+def manage():
+    mine = coops.get_mine(current_user)
+    if mine is None:
+        flash("You are not in a cooperative yet.")
+        return redirect(url_for("pages_coops.coop"))
+    if not coops.is_admin(current_user, mine):
+        raise NotAdmin("Only the cooperative's admin can manage it.")
+    return render_template(
+        "coops/manage.html",
+        coop=mine,
+        members=coops.list_members(current_user, coop_id=mine.id),
+        invite_url=_invite_url(mine.invite_code),
+    )
+
+
+def _members_fragment(coop_id: int, error: str | None = None, status: int = 200, removed: str | None = None):
+    """The members partial of the admin screen (remove buttons only for the admin)."""
+    try:
+        coop_ = coops.get_for_member(current_user, coop_id=coop_id)
+        members, manage = coops.list_members(current_user, coop_id=coop_id), coops.is_admin(current_user, coop_)
+    except DomainError:
+        members, manage = [], False
+    return render_template("coops/_members.html", members=members, manage=manage, coop_id=coop_id,
+                           error=error, removed=removed), status
+
+
+@bp.post("/coop/<int:coop_id>/members/<user_id>/remove")
+@login_required
+def remove_member(coop_id: int, user_id: str):
+    try:
+        membership = coops.remove_member(current_user, coop_id=coop_id, user_id=user_id)
+    except DomainError as exc:
+        if not _is_htmx():
+            flash(exc.message)
+            return redirect(url_for("pages_coops.manage"))
+        return _members_fragment(coop_id, exc.message, exc.status)
+    name = coops.display_name(membership.user_id)
+    if not _is_htmx():
+        return _go("pages_coops.manage", f"{name} was removed.")
+    return _members_fragment(coop_id, removed=name)
+
+
+@bp.post("/coop/<int:coop_id>/regenerate-code")
+@login_required
+def regenerate_code(coop_id: int):
+    try:
+        coop_ = coops.regenerate_code(current_user, coop_id=coop_id)
+    except DomainError as exc:
+        if not _is_htmx():
+            flash(exc.message)
+            return redirect(url_for("pages_coops.manage"))
+        return render_template("coops/_invite.html", manage=True, coop=None, error=exc.message), exc.status
+    if not _is_htmx():
+        return _go("pages_coops.manage", "New invite code made; the old link no longer works.")
+    return render_template("coops/_invite.html", manage=True, coop=coop_, invite_url=_invite_url(coop_.invite_code),
+                           regenerated=True)
+
+
+@bp.post("/coop/<int:coop_id>/details")
+@login_required
+def details(coop_id: int):
+    form = request.form
+    try:
+        coop_ = coops.update_details(current_user, coop_id=coop_id, name=form.get("name", ""),
+                                     description=form.get("description", ""))
+    except DomainError as exc:
+        if not _is_htmx():
+            flash(exc.message)
+            return redirect(url_for("pages_coops.manage"))
+        return render_template("coops/_details.html", coop_id=coop_id, name=form.get("name", ""),
+                               description=form.get("description", ""), error=exc.message), exc.status
+    if not _is_htmx():
+        return _go("pages_coops.manage", "Saved.")
+    return render_template("coops/_details.html", coop_id=coop_.id, name=coop_.name,
+                           description=coop_.description, saved=True)
+
+
+@bp.post("/coop/<int:coop_id>/dissolve")
+@login_required
+def dissolve(coop_id: int):
+    try:
+        coop_ = coops.dissolve(current_user, coop_id=coop_id)
+    except DomainError as exc:
+        return _go("pages_coops.coop", exc.message)
+    return _go("pages_coops.coop", f"{coop_.name} was dissolved.")

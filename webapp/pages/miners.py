@@ -1,11 +1,38 @@
-"""Pages: public miner profiles."""
+"""Pages: public miner profiles (``/miners/<user_id>``) and the shared
+number filters.
+
+Jinja filters registered here for every template: ``hashrate`` (H/s → "576
+GH/s"), ``difficulty`` (→ "46.6M") and ``flag`` (country code → emoji).
+"""
 from __future__ import annotations
 
-from flask import Blueprint, abort
+from flask import Blueprint, render_template
+from flask_login import current_user
+
+from ..services import mining, profiles
 
 bp = Blueprint("pages_miners", __name__)
 
 
+@bp.app_template_filter("hashrate")
+def hashrate_filter(value: float | None) -> str:
+    return mining.format_hashrate(value)
+
+
+@bp.app_template_filter("difficulty")
+def difficulty_filter(value: float | None) -> str:
+    return mining.format_difficulty(value)
+
+
+@bp.app_template_filter("flag")
+def flag_filter(country_code: str | None) -> str:
+    return profiles.flag_emoji(country_code)
+
+
 @bp.get("/miners/<user_id>")
 def profile(user_id: str):
-    abort(404)
+    """The profile page; a private or missing profile is the plain 404 page
+    (the owner always sees their own)."""
+    viewer_id = current_user.user_id if current_user.is_authenticated else None
+    context = profiles.profile_page(user_id, viewer_id=viewer_id)
+    return render_template("miners/profile.html", **context)

@@ -1,6 +1,197 @@
-"""Pages: notifications."""
+"""Pages: ``/notifications`` and the e-mail unsubscribe link.
+
+The list is grouped Today / Yesterday / Earlier (UTC), filtered by category
+chips and an unread-only toggle, and pages itself with infinite scroll
+(htmx ``hx-trigger="revealed"`` on a sentinel that fetches the next keyset
+page). Actions are htmx POSTs (CSRF through the ``hx-headers`` on
+``<body>``) answered with the changed item plus the bell's badge out of
+band; without htmx they redirect back. Live items arrive over ``/ws`` in
+HTML mode and slide in at the top of the Today list (``#notification-list``).
+
+The bell in the layout (``notifications/_bell.html``) reads its data from
+the ``notification_bell()`` template global, only when it is rendered.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..api.validation import encode_cursor, parse_cursor
+from ..auth import csrf_exempt
+from ..models import NOTIFICATION_CATEGORIES, utcnow
+from ..services import email
+from ..services import notifications as service
 
 bp = Blueprint("pages_notifications", __name__)
+
+PAGE_SIZE = 20
+BELL_ITEMS = 5
+GROUPS = {"today": "Today", "yesterday": "Yesterday", "earlier": "Earlier"}
+
+
+def _htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def group_of(created_at: Any, now: datetime) -> str:
+    """``today``, ``yesterday`` or ``earlier`` by UTC calendar day."""
+    day = _parse_time(created_at).astimezone(timezone.utc).date()
+    today = now.astimezone(timezone.utc).date()
+    if day >= today:
+        return "today"
+    return "yesterday" if day == today - timedelta(days=1) else "earlier"
+
+
+@bp.app_template_filter("notification_time")
+def notification_time(value: Any) -> str:
+    """``14:05`` for today and yesterday, ``3 Nov 14:05`` before that (UTC)."""
+    moment = _parse_time(value)
+    if moment is None:
+        return ""
+    moment = moment.astimezone(timezone.utc)
+    if group_of(moment, utcnow()) == "earlier":
+        return f"{moment.day} {moment:%b %H:%M}"
+    return f"{moment:%H:%M}"
+
+
+@bp.app_template_global("notification_bell")
+def notification_bell() -> dict[str, Any]:
+    """The bell's data for the logged-in user: unread count, latest items
+    (dicts) and the newest id (the socket's ``since``)."""
+    if not current_user.is_authenticated:
+        return {"count": 0, "items": [], "latest_id": 0}
+    user_id = current_user.user_id
+    rows, _ = service.list_notifications(user_id, limit=BELL_ITEMS)
+    return {
+        "count": service.unread_count(user_id),
+        "items": [row.to_dict() for row in rows],
+        "latest_id": rows[0].id if rows else 0,
+    }
+
+
+def _sections(items: list[dict], *, first_page: bool, prev_group: str | None, live: bool) -> list[dict]:
+    """Split items into consecutive groups. The first page always starts with
+    Today (the live list, ``#notification-list``, even when empty); a later
+    page continues the previous page's group without repeating its heading."""
+    now = utcnow()
+    sections: list[dict] = []
+    if first_page:
+        sections.append({"group": "today", "heading": GROUPS["today"], "items": [], "live": live})
+        prev_group = "today"
+    for item in items:
+        group = group_of(item["created_at"], now)
+        if not sections or sections[-1]["group"] != group:
+            heading = None if (not sections and group == prev_group) else GROUPS[group]
+            sections.append({"group": group, "heading": heading, "items": [], "live": False})
+        sections[-1]["items"].append(item)
+    return sections
+
+
+def _feed_context(category: str | None, unread_only: bool, before_id: int | None = None,
+                  prev_group: str | None = None) -> dict[str, Any]:
+    rows, next_id = service.list_notifications(
+        current_user.user_id, limit=PAGE_SIZE, before_id=before_id, category=category, unread_only=unread_only
+    )
+    items = [row.to_dict() for row in rows]
+    sections = _sections(items, first_page=before_id is None, prev_group=prev_group, live=True)
+    last_group = sections[-1]["group"] if sections else prev_group
+    next_url = None
+    if next_id:
+        next_url = url_for("pages_notifications.notifications", cursor=encode_cursor(next_id),
+                           category=category, unread="1" if unread_only else None, group=last_group)
+    return {"sections": sections, "next_url": next_url, "category": category, "unread_only": unread_only,
+            "empty": before_id is None and not items,
+            "watermark": items[0]["id"] if before_id is None and items else None}
+
+
+def _filters() -> tuple[str | None, bool]:
+    source = request.values
+    category = service.check_category(source.get("category") or None)
+    return category, source.get("unread") == "1"
+
+
+@bp.get("/notifications")
+@login_required
+def notifications():
+    category, unread_only = _filters()
+    before_id = parse_cursor()
+    prev_group = request.args.get("group") if request.args.get("group") in GROUPS else None
+    context = _feed_context(category, unread_only, before_id, prev_group)
+    if _htmx() and before_id is not None:
+        return render_template("notifications/_feed.html", **context)
+    return render_template("notifications/index.html", categories=NOTIFICATION_CATEGORIES, **context)
+
+
+def _back():
+    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url)
+                    else url_for("pages_notifications.notifications"))
+
+
+def _badge() -> str:
+    count = service.unread_count(current_user.user_id)
+    return render_template("notifications/_badge.html", count=count, oob=True)
+
+
+@bp.post("/notifications/<int:notification_id>/read")
+@login_required
+def read(notification_id: int):
+    row = service.mark_read(current_user.user_id, notification_id)
+    if not _htmx():
+        return _back()
+    return render_template("notifications/_item.html", n=row.to_dict()) + _badge()
+
+
+@bp.post("/notifications/<int:notification_id>/open")
+@login_required
+def open_link(notification_id: int):
+    """Mark read, then go to the notification's link (htmx: HX-Redirect)."""
+    row = service.mark_read(current_user.user_id, notification_id)
+    target = row.link or url_for("pages_notifications.notifications")
+    if _htmx():
+        return "", 200, {"HX-Redirect": target}
+    return redirect(target, 303)
+
+
+@bp.post("/notifications/<int:notification_id>/delete")
+@login_required
+def delete(notification_id: int):
+    service.delete_notification(current_user.user_id, notification_id)
+    if not _htmx():
+        return _back()
+    return _badge()
+
+
+@bp.post("/notifications/read-all")
+@login_required
+def read_all():
+    """Mark read what the page showed: ids up to the form's ``up_to_id``."""
+    category, unread_only = _filters()
+    raw = request.form.get("up_to_id", "")
+    service.mark_all_read(current_user.user_id, up_to_id=int(raw) if raw.isdigit() else None)
+    if not _htmx():
+        return _back()
+    return render_template("notifications/_feed.html", **_feed_context(category, unread_only)) + _badge()
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf_exempt  # the signed token is the authorisation (RFC 8058 one-click POST)
+def unsubscribe(token: str):
+    """GET: a confirmation page with a button; POST: turn that category's
+    e-mail off. A bad token is a 400 page."""
+    if request.method == "POST":
+        user, category = email.unsubscribe(token)
+        return render_template("notifications/unsubscribe.html", done=True, user=user, category=category)
+    user, category = email.read_unsubscribe_token(token)
+    return render_template("notifications/unsubscribe.html", done=False, user=user, category=category,
+                           token=token)

@@ -1,6 +1,94 @@
-"""Pages: settings."""
+"""Pages: ``/settings`` — privacy toggles and notification preferences.
+
+Each form saves itself through htmx on every change and answers with a
+"Saved" line; without JS the same forms post normally and redirect back.
+Every save builds a ``preferences.SettingsPatch`` and calls
+``accounts.update_settings``, the service behind ``PATCH /api/settings``.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..api.validation import validate
+from ..models import NOTIFICATION_CATEGORIES, utcnow
+from ..services import accounts, preferences
 
 bp = Blueprint("pages_settings", __name__)
+
+PRIVACY_LABELS = {
+    "publicProfile": ("Public profile", "Anyone can see your miner profile and stats. Off: your profile is a plain 404."),
+    "showOnLeaderboard": ("Show me on the leaderboard", "Your rank by best difficulty appears on your profile and the leaderboard."),
+    "showCountryFlag": ("Show my country flag", "Your country appears on your profile."),
+    "showInCoopRankings": ("Show me in cooperative rankings", "Your hashrate is named in your coop's member rankings."),
+}
+CATEGORY_LABELS = {
+    "mining": ("Mining", "Blocks, personal bests, workers going offline"),
+    "gamification": ("Gamification", "Badges, levels, streaks"),
+    "competition": ("Competitions", "Registrations, matches, results"),
+    "social": ("Social", "Your cooperative's members and changes"),
+    "system": ("System", "Announcements from the platform"),
+}
+TOGGLE_LABELS = {
+    "personalBest": "A new personal best difficulty",
+    "blockFoundAny": "Any block found on the pool (not only yours)",
+    "workerStatus": "A worker going offline or coming back",
+    "badgeEarned": "A badge earned",
+    "coopActivity": "Members joining or leaving my cooperative, admin changes",
+}
+
+
+def _save(patch: dict[str, Any], section: str):
+    """Apply ``patch`` through the settings service and confirm."""
+    accounts.update_settings(current_user, validate(preferences.SettingsPatch, patch))
+    if request.headers.get("HX-Request"):
+        return render_template("settings/_saved.html", section=section, at=utcnow())
+    flash("Settings saved.")
+    return redirect(url_for("pages_settings.settings"))
+
+
+@bp.get("/settings")
+@login_required
+def settings():
+    return render_template(
+        "settings/index.html",
+        current=accounts.get_settings(current_user),
+        privacy_labels=PRIVACY_LABELS,
+        category_labels=CATEGORY_LABELS,
+        categories=NOTIFICATION_CATEGORIES,
+        email_categories=preferences.EMAIL_CATEGORIES,
+        toggle_labels={k: TOGGLE_LABELS.get(k, k) for k in preferences.SUBTYPE_TOGGLES},
+    )
+
+
+@bp.post("/settings/privacy")
+@login_required
+def save_privacy():
+    """Checkboxes: a key present in the form is on, absent is off."""
+    return _save({"privacy": {key: key in request.form for key in preferences.DEFAULT_PRIVACY}}, "privacy")
+
+
+@bp.post("/settings/notifications")
+@login_required
+def save_notifications():
+    """``<category>.enabled`` and ``<category>.email`` (e-mail categories
+    only) checkboxes plus the frontend's subtype toggles."""
+    categories: dict[str, dict[str, bool]] = {}
+    for category in NOTIFICATION_CATEGORIES:
+        categories[category] = {"enabled": f"{category}.enabled" in request.form}
+        if category in preferences.EMAIL_CATEGORIES:
+            categories[category]["email"] = f"{category}.email" in request.form
+    notifications: dict[str, Any] = {"categories": categories}
+    for toggle in preferences.SUBTYPE_TOGGLES:
+        notifications[toggle] = toggle in request.form
+    return _save({"notifications": notifications}, "notifications")
+
+
+@bp.post("/settings/email")
+@login_required
+def save_email():
+    """The address e-mail notifications go to; blank removes it."""
+    email = (request.form.get("email") or "").strip() or None
+    return _save({"notifications": {"email": email}}, "email")

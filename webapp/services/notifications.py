@@ -1,25 +1,82 @@
-"""The one notification dispatcher.
+"""The one notification dispatcher, and the reads and changes of a user's
+notifications (API.md endpoints 10–13, ``DELETE /api/notifications/{id}``).
 
 ``notify`` validates, applies the user's preferences (a disabled category or
-subtype toggle stores nothing), stores the row, and after the transaction
-commits publishes it to Redis for the sockets and enqueues e-mail when the
-user opted in. Callable from any process: web, RQ worker, ingest.
+frontend subtype toggle stores nothing: no row, no push, no mail), stores the
+row (plus a pending e-mail delivery when the user opted in), and once the
+transaction commits publishes it to Redis for the sockets and enqueues the
+e-mail job. Callable from any process: web, RQ worker, ingest.
+
+The post-commit step runs in SQLAlchemy's ``after_commit`` hook, where the
+session can no longer emit SQL: everything it needs (the serialised row and
+the unread count) is computed before the commit, so the hook only talks to
+Redis. The e-mail job runs in its own app context and DB session, so it also
+works when the embedded default executes it inline inside that hook.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, event, false, func, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ..extensions import db
-from ..models import NOTIFICATION_CATEGORIES, Notification, User, UserSettings
+from ..models import NOTIFICATION_CATEGORIES, Notification, NotificationDelivery, User, UserSettings, utcnow
 from . import preferences
-from .errors import ValidationError
+from .errors import NotFound, ValidationError
 
 MAX_TITLE = 200
+MAX_SUBTYPE = 64
+MAX_BODY = 2000
+MAX_LINK = 512
+MAX_DATA_BYTES = 8192
+MAX_ID = 2**63 - 1  # BIGINT; larger path ids are simply not found
 _PENDING_KEY = "pending_notifications"
+
+
+@dataclass
+class _Pending:
+    """A stored notification waiting for its transaction to commit."""
+
+    user_id: str
+    payload: dict[str, Any]  # Notification.to_dict()
+    unread_count: int
+    wants_email: bool
+    savepoint: SessionTransaction | None  # innermost savepoint it was added in
+
+
+def validate_fields(category: str, subtype: str, title: str, body: str, link: str | None, data: Any) -> None:
+    """Check a notification's fields. Raises ValidationError (400).
+
+    ``link`` is a site path (``/coops/3``) or an http(s) URL: anything else
+    (``javascript:``) would become a script in every page that shows it.
+    """
+    if category not in NOTIFICATION_CATEGORIES:
+        raise ValidationError(f"Unknown notification category {category!r}.")
+    if not isinstance(subtype, str) or not 1 <= len(subtype) <= MAX_SUBTYPE:
+        raise ValidationError(f"subtype must be 1 to {MAX_SUBTYPE} characters.")
+    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
+        raise ValidationError(f"title must be 1 to {MAX_TITLE} characters.")
+    if not isinstance(body, str) or len(body) > MAX_BODY:
+        raise ValidationError(f"body must be at most {MAX_BODY} characters.")
+    if link is not None:
+        ok_form = (link.startswith("/") and not link.startswith("//")) or link.startswith(("https://", "http://"))
+        if not ok_form or len(link) > MAX_LINK or any(c.isspace() for c in link):
+            raise ValidationError("link must be a site path like /coops/3 or an http(s) URL, at most 512 characters.")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise ValidationError("data must be a JSON object.")
+        if len(json.dumps(data, allow_nan=False)) > MAX_DATA_BYTES:
+            raise ValidationError(f"data must be at most {MAX_DATA_BYTES} bytes of JSON.")
+
+
+def user_preferences(user_id: str) -> dict[str, Any]:
+    """The user's notification preferences merged over the defaults."""
+    settings = db.session.get(UserSettings, user_id)
+    return preferences.merged_notifications(settings.notifications if settings else None)
 
 
 def notify(
@@ -35,61 +92,104 @@ def notify(
 ) -> Notification | None:
     """Store a notification for ``user_id`` unless their preferences say no.
 
-    Returns the row, or None when the category or subtype is disabled or the
-    user does not exist. With ``commit=False`` the caller's transaction
-    commits it (ingest does, to keep events and notifications atomic); the
-    live push and the e-mail job run only after that commit.
-    Raises ValidationError for an unknown category or a bad title.
+    Returns the row, or None when the category or the subtype's frontend
+    toggle is off, or the user does not exist. With ``commit=False`` the
+    caller's transaction commits it (ingest does, to keep events and
+    notifications atomic); the live push and the e-mail job run only after
+    the outermost commit, and never for a rolled-back savepoint or
+    transaction. Raises ValidationError for bad fields.
     """
-    if category not in NOTIFICATION_CATEGORIES:
-        raise ValidationError(f"Unknown notification category {category!r}.")
-    if not subtype or len(subtype) > 64:
-        raise ValidationError("subtype must be 1 to 64 characters.")
-    if not title or len(title) > MAX_TITLE:
-        raise ValidationError(f"title must be 1 to {MAX_TITLE} characters.")
-    user = db.session.get(User, user_id)
-    if user is None:
+    body = body or ""
+    validate_fields(category, subtype, title, body, link, data)
+    # One round trip for the address and the preferences (this is the hot path of ingest).
+    found = db.session.execute(
+        select(User.email, UserSettings.notifications)
+        .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
+        .where(User.user_id == user_id)
+    ).first()
+    if found is None:
         return None
-    settings = db.session.get(UserSettings, user_id)
-    prefs = preferences.merged_notifications(settings.notifications if settings else None)
+    address, stored_prefs = found
+    prefs = preferences.merged_notifications(stored_prefs)
     if not preferences.allows_in_app(prefs, category, subtype):
         return None
     row = Notification(
-        user_id=user_id, category=category, subtype=subtype, title=title, body=body or "", link=link, data=data
+        user_id=user_id, category=category, subtype=subtype, title=title, body=body, link=link, data=data
     )
     db.session.add(row)
     db.session.flush()  # the id is the socket catch-up cursor
-    wants_email = bool(user.email) and preferences.allows_email(prefs, category)
-    db.session.info.setdefault(_PENDING_KEY, []).append((row.id, user_id, wants_email))
+    wants_email = bool(address) and preferences.allows_email(prefs, category)
+    if wants_email:
+        db.session.add(NotificationDelivery(notification_id=row.id, channel="email", status="pending"))
+    db.session.info.setdefault(_PENDING_KEY, []).append(
+        _Pending(user_id, row.to_dict(), unread_count(user_id), wants_email, db.session().get_nested_transaction())
+    )
     if commit:
         db.session.commit()
     return row
 
 
+def notify_known_user(user_id: str, category: str, subtype: str, title: str, body: str = "",
+                      link: str | None = None, data: dict[str, Any] | None = None) -> Notification | None:
+    """``notify`` for outside senders (internal API, CLI): an unknown user is
+    NotFound (404) rather than a silent None; None still means the user's
+    preferences suppressed it."""
+    validate_fields(category, subtype, title, body or "", link, data)
+    if db.session.get(User, user_id) is None:
+        raise NotFound("No user with that user_id.")
+    return notify(user_id, category, subtype, title, body, link, data)
+
+
+# ---- after commit -------------------------------------------------------------
+
+
 def _after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released; the outer transaction may still roll back
     pending = session.info.pop(_PENDING_KEY, None)
     if pending:
         dispatch_committed(pending)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def _within(tx: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while tx is not None:
+        if tx is ancestor:
+            return True
+        tx = tx.parent
+    return False
 
 
-def dispatch_committed(pending: list[tuple[int, str, bool]]) -> None:
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    pending = session.info.get(_PENDING_KEY)
+    if not pending:
+        return
+    if not previous.nested:
+        session.info.pop(_PENDING_KEY, None)
+    else:  # drop only what the rolled-back savepoint added
+        session.info[_PENDING_KEY] = [p for p in pending if not _within(p.savepoint, previous)]
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (commit already dispatched)
+        session.info.pop(_PENDING_KEY, None)
+
+
+def dispatch_committed(pending: list[_Pending]) -> None:
     """Push committed notifications to sockets and enqueue their e-mail.
 
     Failures here never undo the stored row: the row is the record, a
-    missed push is recovered by the socket's ``since`` catch-up.
+    missed push is recovered by the socket's ``since`` catch-up, and a
+    delivery left ``pending`` shows in the database.
     """
     from .. import realtime
 
-    for notification_id, user_id, wants_email in pending:
+    for item in pending:
+        notification_id = item.payload["id"]
         try:
-            realtime.notification_created(user_id, notification_id)
+            realtime.notification_created(item.user_id, item.payload, item.unread_count)
         except Exception:  # noqa: BLE001 - Redis down must not lose the row
             current_app.logger.exception("push of notification %s failed", notification_id)
-        if wants_email:
+        if item.wants_email:
             try:
                 from jobs import email as email_jobs
 
@@ -102,4 +202,144 @@ def init_app(app) -> None:
     """Hook the post-commit dispatch onto the app's session class."""
     if not event.contains(db.session, "after_commit", _after_commit):
         event.listen(db.session, "after_commit", _after_commit)
-        event.listen(db.session, "after_soft_rollback", lambda s, t: _after_rollback(s))
+        event.listen(db.session, "after_soft_rollback", _after_soft_rollback)
+        event.listen(db.session, "after_transaction_end", _after_transaction_end)
+
+
+# ---- reads ---------------------------------------------------------------------
+
+
+def _unread(user_id: str):
+    # ``is_read = false`` spelled as a literal so PostgreSQL matches the
+    # partial index ix_notifications_unread (WHERE is_read = false).
+    return (Notification.user_id == user_id, Notification.is_read == false())
+
+
+def unread_count(user_id: str) -> int:
+    """The number of unread notifications: an index-only count over the
+    partial index ``ix_notifications_unread`` (docs/NOTIFICATIONS.md)."""
+    return db.session.scalar(select(func.count()).select_from(Notification).where(*_unread(user_id))) or 0
+
+
+def check_category(category: str | None) -> str | None:
+    """None or a known category. Raises ValidationError."""
+    if category is not None and category not in NOTIFICATION_CATEGORIES:
+        raise ValidationError(f"category must be one of: {', '.join(NOTIFICATION_CATEGORIES)}.")
+    return category
+
+
+def list_notifications(
+    user_id: str, *, limit: int, before_id: int | None = None, category: str | None = None,
+    unread_only: bool = False,
+) -> tuple[list[Notification], int | None]:
+    """One keyset page, newest first: rows with ``id < before_id``.
+
+    Returns (rows, next_before_id or None when this is the last page).
+    Raises ValidationError for an unknown category.
+    """
+    check_category(category)
+    query = select(Notification).where(Notification.user_id == user_id)
+    if category:
+        query = query.where(Notification.category == category)
+    if unread_only:
+        query = query.where(Notification.is_read == false())
+    if before_id is not None:
+        query = query.where(Notification.id < before_id)
+    rows = list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
+    next_id = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_id
+
+
+def newer_than(user_id: str, after_id: int, *, limit: int = 500) -> list[Notification]:
+    """Socket catch-up: the user's notifications with ``id > after_id``,
+    oldest first, at most ``limit``."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == user_id, Notification.id > after_id)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
+def latest_id(user_id: str) -> int:
+    """The id of the user's newest notification, 0 when there is none."""
+    return db.session.scalar(select(func.max(Notification.id)).where(Notification.user_id == user_id)) or 0
+
+
+def get_own(user_id: str, notification_id: int) -> Notification:
+    """The user's notification. Someone else's and a missing id are the same
+    NotFound (404)."""
+    row = db.session.get(Notification, notification_id) if 0 < notification_id <= MAX_ID else None
+    if row is None or row.user_id != user_id:
+        raise NotFound("No such notification.")
+    return row
+
+
+# ---- changes (each commits, then syncs the count to every open socket) -------------
+
+
+def _publish_count(user_id: str) -> int:
+    from .. import realtime
+
+    count = unread_count(user_id)
+    db.session.commit()  # end the read transaction before the Redis hop
+    try:
+        realtime.unread_count_changed(user_id, count)
+    except Exception:  # noqa: BLE001 - the change is stored; sockets resync on reconnect
+        current_app.logger.exception("unread count push for %s failed", user_id)
+    return count
+
+
+def mark_read(user_id: str, notification_id: int) -> Notification:
+    """Mark one notification read (idempotent: ``read_at`` keeps the first
+    time). Raises NotFound."""
+    row = get_own(user_id, notification_id)
+    if not row.is_read:
+        row.is_read, row.read_at = True, utcnow()
+        db.session.commit()
+        _publish_count(user_id)
+    return row
+
+
+def mark_all_read(user_id: str, *, up_to_id: int | None = None) -> int:
+    """Mark read every unread notification that existed when asked: ids up to
+    the watermark ``up_to_id``, by default the newest id at call time, so a
+    notification arriving meanwhile stays unread. Returns how many changed."""
+    watermark = latest_id(user_id) if up_to_id is None else min(up_to_id, MAX_ID)
+    result = db.session.execute(
+        update(Notification)
+        .where(*_unread(user_id), Notification.id <= watermark)
+        .values(is_read=True, read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount:
+        db.session.expire_all()
+        _publish_count(user_id)
+    return result.rowcount or 0
+
+
+def delete_notification(user_id: str, notification_id: int) -> None:
+    """Delete one of the user's notifications. Raises NotFound."""
+    row = get_own(user_id, notification_id)
+    was_unread = not row.is_read
+    db.session.delete(row)
+    db.session.commit()
+    if was_unread:
+        _publish_count(user_id)
+
+
+def purge_older_than(cutoff, *, batch_size: int = 5000) -> int:
+    """Delete notifications created before ``cutoff`` (aware datetime) in
+    batches of ``batch_size`` ids, committing each. Returns the total."""
+    total = 0
+    while True:
+        ids = select(Notification.id).where(Notification.created_at < cutoff).limit(batch_size)
+        result = db.session.execute(
+            delete(Notification).where(Notification.id.in_(ids)).execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        total += result.rowcount or 0
+        if (result.rowcount or 0) < batch_size:
+            return total

@@ -18,3 +18,31 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+// Notifications socket (htmx ws extension on <body>): on every (re)connect,
+// ask for what arrived since the newest notification this page has seen
+// (#notification-cursor, moved by each push), and say whether this page shows
+// the live list (#notification-list, with its category filter).
+(function () {
+  if (!window.htmx || !htmx.createWebSocket) return;
+  let since = 0;
+  const noteCursor = () => {
+    const cursor = document.getElementById("notification-cursor");
+    const value = cursor ? parseInt(cursor.dataset.since || "0", 10) : 0;
+    if (value > since) since = value;
+  };
+  document.addEventListener("htmx:wsAfterMessage", noteCursor);
+  const create = htmx.createWebSocket;
+  htmx.createWebSocket = (url) => {
+    noteCursor();
+    const target = new URL(url, window.location.href);
+    if (target.pathname === "/ws") {
+      target.searchParams.set("since", String(since));
+      const list = document.getElementById("notification-list");
+      if (list) {
+        target.searchParams.set("list", "1");
+        if (list.dataset.category) target.searchParams.set("category", list.dataset.category);
+      }
+    }
+    return create(target.toString());
+  };
+})();

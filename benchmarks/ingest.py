@@ -1,0 +1,134 @@
+"""Ingest throughput: mining events per second from the Redis Streams into
+PostgreSQL, for the shared day (webapp/demo/mining-events-24h.jsonl.gz).
+
+    .venv/bin/python benchmarks/ingest.py [--consumers N] [--limit N] [--batch-size N]
+
+1. creates a fresh PostgreSQL database (dropped at the end unless --keep) and
+   migrates it, registers the 60 demo miners (so personal bests raise real
+   notifications and activities), and claims a free Redis logical database
+   (the test suite's lock convention, so a concurrent test run is safe);
+2. replays the day into the streams (``publish_file``, timed separately);
+3. times ``flask ingest --drain`` (the real consumer; one per process with
+   ``--consumers``) until every entry is stored, then checks the counts.
+
+Settings: BENCH_PG_URL (server URL, default postgresql://postgres@127.0.0.1:5432/postgres)
+and BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis as redis_lib  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+DATA = ROOT / "webapp" / "demo" / "mining-events-24h.jsonl.gz"
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _claim_redis_db(token: str) -> int:
+    control = redis_lib.Redis.from_url(REDIS_URL, db=0)
+    for _ in range(120):
+        for index in range(15, 0, -1):
+            if control.set(f"webapp-tests:db:{index}", token, nx=True, ex=3600):
+                return index
+        time.sleep(1)
+    raise SystemExit("no free Redis logical database")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", default=str(DATA))
+    parser.add_argument("--limit", type=int, default=None, help="only the first N lines")
+    parser.add_argument("--consumers", type=int, default=1, help="ingest processes in the group")
+    parser.add_argument("--batch-size", type=int, default=None, help="INGEST_BATCH_SIZE")
+    parser.add_argument("--no-users", action="store_true", help="do not register the 60 miners")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    token = secrets.token_hex(4)
+    name = f"webapp_bench_{token}"
+    admin = sa.create_engine(_with_db(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), "postgres"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    redis_db = _claim_redis_db(token)
+    redis_url = _with_db(REDIS_URL, str(redis_db))
+    database_url = _with_db(PG_URL, name).replace("postgresql://", "postgresql+psycopg://", 1)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "FLASK_APP": "wsgi",
+           "EMBEDDED_SCHEDULER": "0", "REDIS_NAMESPACE": f"bench-{token}"}
+    if args.batch_size:
+        env["INGEST_BATCH_SIZE"] = str(args.batch_size)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "EMBEDDED_SCHEDULER", "REDIS_NAMESPACE")})
+    try:
+        from flask_migrate import upgrade
+
+        from webapp import create_app
+        from webapp.extensions import db
+        from webapp.models import MinerStats, MiningEvent
+        from webapp.services import demo, ingest
+
+        app = create_app({"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+        with app.app_context():
+            upgrade()
+            app.extensions["redis_raw"].flushdb()
+            if not args.no_users:
+                demo.create_miners()
+            replay = ingest.publish_file(args.file, limit=args.limit, progress=False)
+            print(f"replay: {replay.published} events published in {replay.seconds:.1f} s "
+                  f"({replay.published / replay.seconds:,.0f}/s)")
+            db.session.remove()
+
+            started = time.perf_counter()
+            procs = [subprocess.Popen([sys.executable, "-m", "flask", "ingest", "--drain", "--consumer", f"bench-{i}"],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                     for i in range(args.consumers)]
+            outputs = [p.communicate()[0] for p in procs]
+            elapsed = time.perf_counter() - started
+            for p, out in zip(procs, outputs):
+                if p.returncode:
+                    print(out)
+                    raise SystemExit(f"ingest exited with {p.returncode}")
+                print(out.strip().splitlines()[-1])
+                if os.environ.get("BENCH_VERBOSE"):
+                    print(out)
+
+            stored = db.session.scalar(sa.select(sa.func.count()).select_from(MiningEvent))
+            shares = db.session.scalar(sa.select(sa.func.sum(MinerStats.total_shares)))
+            pending = sum(app.extensions["redis_raw"].xpending(s, app.config["INGEST_CONSUMER_GROUP"])["pending"]
+                          for s in ingest.mining.STREAMS)
+            print(f"stored {stored} events ({shares} accepted shares in miner_stats), {pending} pending")
+            assert stored == replay.published and pending == 0, "not everything was stored"
+            rate = stored / elapsed
+            print(json.dumps({"events": stored, "consumers": args.consumers, "seconds": round(elapsed, 2),
+                              "events_per_second": round(rate)}))
+            print(f"\n=> {rate:,.0f} events/s ({stored} events in {elapsed:.1f} s wall, "
+                  f"{args.consumers} consumer process(es), process start-up included)")
+            db.engine.dispose()
+    finally:
+        redis_lib.Redis.from_url(redis_url).flushdb()
+        redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
+        if not args.keep:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        else:
+            print(f"kept database {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""/admin/broadcast: platform admins only; a real RQ job fans a system
+notification out to every user in batches, with progress on the row."""
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from rq import Queue
+
+from jobs.worker import AppWorker
+from webapp.extensions import db
+from webapp.models import AuditLog, Broadcast, Notification
+from webapp.services import broadcasts
+
+from .conftest import PASSWORD
+
+
+def work(app, queue: str = "default") -> None:
+    raw = app.extensions["redis_raw"]
+    AppWorker([Queue(queue, connection=raw)], connection=raw).work(burst=True)
+
+
+def test_only_platform_admins_reach_the_page(client, auth, make_user):
+    assert client.get("/admin/broadcast").status_code == 302  # anonymous → login
+    miner = make_user()
+    auth.login(miner.user_id, PASSWORD)
+    assert client.get("/admin/broadcast").status_code == 403
+    token = auth.csrf_token("/notifications")
+    assert client.post("/admin/broadcast", data={"title": "x", "csrf_token": token}).status_code == 403
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Broadcast)) == 0
+
+
+def test_broadcast_fans_out_in_batches_with_progress(app, client, auth, make_user, make_app):
+    admin = make_user(is_admin=True)
+    users = [make_user() for _ in range(6)]
+    quiet = users[0]
+    from webapp.services import accounts, preferences
+
+    accounts.update_settings(quiet, preferences.SettingsPatch.model_validate(
+        {"notifications": {"categories": {"system": {"enabled": False}}}}))
+    auth.login(admin.user_id, PASSWORD)
+    page = client.get("/admin/broadcast")
+    assert page.status_code == 200
+    token = auth.csrf_token("/admin/broadcast")
+    resp = client.post("/admin/broadcast", data={"title": "Pool maintenance <b>tonight</b>", "body": "10 minutes.",
+                                                  "link": "/status", "csrf_token": token})
+    assert resp.status_code == 302
+    row = db.session.scalars(sa.select(Broadcast)).one()
+    assert (row.status, row.total, row.sent) == ("queued", 7, 0)
+    status = client.get(f"/admin/broadcast/{row.id}/status").get_data(as_text=True)
+    assert 'hx-trigger="every 1s"' in status and "0 / 7" in status
+    assert "<b>tonight</b>" not in status and "&lt;b&gt;tonight&lt;/b&gt;" in status
+
+    small_batches = make_app(BROADCAST_BATCH_SIZE=3)
+    with small_batches.app_context():
+        work(small_batches)
+    db.session.expire_all()
+    done = db.session.get(Broadcast, row.id)
+    assert (done.status, done.sent, done.total) == ("done", 7, 7)
+    assert done.finished_at is not None
+    received = set(db.session.scalars(sa.select(Notification.user_id).where(Notification.subtype == "broadcast")))
+    assert received == {u.user_id for u in users[1:]} | {admin.user_id}
+    sample = db.session.scalars(sa.select(Notification).where(Notification.user_id == users[1].user_id)).one()
+    assert (sample.category, sample.title, sample.link, sample.data) == (
+        "system", "Pool maintenance <b>tonight</b>", "/status", {"broadcast_id": row.id})
+    finished = client.get(f"/admin/broadcast/{row.id}/status").get_data(as_text=True)
+    assert "hx-trigger" not in finished and "7 / 7" in finished
+    audit = db.session.scalars(sa.select(AuditLog)).one()
+    assert (audit.action, audit.target_id, audit.actor_user_id) == ("broadcast", str(row.id), admin.user_id)
+
+
+def test_broadcast_form_validates(client, auth, make_user):
+    admin = make_user(is_admin=True)
+    auth.login(admin.user_id, PASSWORD)
+    token = auth.csrf_token("/admin/broadcast")
+    for data in ({"title": ""}, {"title": "ok", "link": "javascript:alert(1)"}, {"title": "x" * 201}):
+        resp = client.post("/admin/broadcast", data={**data, "csrf_token": token})
+        assert resp.status_code == 400
+        assert re.search(r'class="error"', resp.get_data(as_text=True))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Broadcast)) == 0
+
+
+def test_fan_out_is_not_repeated(app, make_user):
+    admin = make_user(is_admin=True)
+    make_user()
+    row = broadcasts.create_broadcast(admin, title="Once")
+    broadcasts.fan_out(row.id, batch_size=1)
+    broadcasts.fan_out(row.id, batch_size=1)  # a re-run of a finished broadcast does nothing
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 2

@@ -1,0 +1,110 @@
+"""Helpers for socket tests: a real threaded werkzeug server on a free port
+and a websocket-client wrapper that reads JSON messages and close codes."""
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+
+import websocket
+from werkzeug.serving import make_server
+
+from .conftest import free_port
+
+
+class LiveServer:
+    """``app`` served by werkzeug (threaded) on 127.0.0.1:<free port>."""
+
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, query: str = "") -> str:
+        return f"ws://127.0.0.1:{self.port}/ws" + (f"?{query}" if query else "")
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+class Client:
+    """A socket client: ``recv_json()``, ``close_code()``; JSON or raw text."""
+
+    def __init__(self, url: str, **options) -> None:
+        options.setdefault("timeout", 5)
+        self.ws = websocket.create_connection(url, **options)
+
+    def send_json(self, message) -> None:
+        self.ws.send(json.dumps(message))
+
+    def recv_text(self, timeout: float = 5) -> str:
+        self.ws.settimeout(timeout)
+        frame = self.ws.recv_frame()  # raw frames: the server's messages fit in one frame
+        opcode = frame.opcode
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ConnectionClosedBy(_close_code(frame.data))
+        if opcode == websocket.ABNF.OPCODE_PONG:
+            return self.recv_text(timeout)
+        if opcode == websocket.ABNF.OPCODE_PING:
+            try:
+                self.ws.pong(frame.data)
+            except OSError:
+                pass  # the server already closed; its close frame is still to be read
+            return self.recv_text(timeout)
+        return frame.data.decode()
+
+    def recv_json(self, timeout: float = 5) -> dict:
+        return json.loads(self.recv_text(timeout))
+
+    def recv_until(self, predicate, timeout: float = 5) -> dict:
+        """The first JSON message for which ``predicate`` is true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.recv_json(max(0.05, deadline - time.monotonic()))
+            if predicate(message):
+                return message
+
+    def close_code(self, timeout: float = 5) -> int:
+        """Read until the server closes; its close code."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.recv_text(max(0.05, deadline - time.monotonic()))
+            except ConnectionClosedBy as closed:
+                return closed.code
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class ConnectionClosedBy(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _close_code(data: bytes) -> int:
+    return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
+    """Poll until ``predicate()`` is truthy; return it (or fail)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,84 @@
+"""Platform-wide ``system`` notifications sent by a platform admin
+(``/admin/broadcast``).
+
+``create_broadcast`` stores the broadcast (status ``queued``, ``total`` = the
+number of users then) and writes the audit log; ``fan_out`` (run by an RQ
+job) walks the users in ``user_id`` order in batches of
+``BROADCAST_BATCH_SIZE``, calling ``notify`` for each inside one transaction
+per batch, and stores the progress (``sent`` = users processed so far, even
+those whose preferences turn system notifications off) on the row after each
+batch, which the page polls.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import AuditLog, Broadcast, User, utcnow
+from . import notifications
+from .errors import NotFound
+
+SUBTYPE = "broadcast"
+
+
+def create_broadcast(actor: User, *, title: str, body: str = "", link: str | None = None) -> Broadcast:
+    """Store a queued broadcast and its audit entry; commit. Raises
+    ValidationError for bad fields (the rules of ``notify``)."""
+    title, body, link = (title or "").strip(), (body or "").strip(), (link or "").strip() or None
+    notifications.validate_fields("system", SUBTYPE, title, body, link, None)
+    row = Broadcast(actor_user_id=actor.user_id, title=title, body=body, link=link, status="queued",
+                    total=db.session.scalar(select(func.count()).select_from(User)) or 0)
+    db.session.add(row)
+    db.session.flush()
+    db.session.add(AuditLog(actor_user_id=actor.user_id, action="broadcast", target_type="broadcast",
+                            target_id=str(row.id), data={"title": title}))
+    db.session.commit()
+    return row
+
+
+def get_broadcast(broadcast_id: int) -> Broadcast:
+    """Raises NotFound."""
+    row = db.session.get(Broadcast, broadcast_id)
+    if row is None:
+        raise NotFound("No such broadcast.")
+    return row
+
+
+def recent(limit: int = 10) -> list[Broadcast]:
+    """The newest broadcasts first."""
+    return list(db.session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)))
+
+
+def fan_out(broadcast_id: int, *, batch_size: int | None = None) -> Broadcast:
+    """Send the broadcast to every user, batch by batch (see module doc).
+    Marks it ``failed`` and re-raises on an error."""
+    batch_size = batch_size or current_app.config["BROADCAST_BATCH_SIZE"]
+    row = get_broadcast(broadcast_id)
+    if row.status not in ("queued", "running"):
+        return row
+    row.status = "running"
+    db.session.commit()
+    data = {"broadcast_id": row.id}
+    after = ""
+    try:
+        while True:
+            user_ids = list(db.session.scalars(
+                select(User.user_id).where(User.user_id > after).order_by(User.user_id).limit(batch_size)
+            ))
+            if not user_ids:
+                break
+            for user_id in user_ids:
+                notifications.notify(user_id, "system", SUBTYPE, row.title, row.body, row.link, data, commit=False)
+            row.sent = Broadcast.sent + len(user_ids)
+            db.session.commit()  # pushes and e-mails of this batch go out now
+            after = user_ids[-1]
+        row.status, row.finished_at = "done", utcnow()
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        row.status, row.finished_at = "failed", utcnow()
+        db.session.commit()
+        raise
+    return row
+

@@ -1,0 +1,250 @@
+"""Combined coop hashrate: the periodic aggregation, its Redis cache and the
+history behind the 24 h chart (DESIGN.md data flow, API.md definitions).
+
+A coop's hashrate is the sum over its active members of their hashrate as
+``services.hashrate`` defines it (latest ``hashrate_1h`` of each online
+worker), in H/s. ``aggregate_all`` computes every active coop's total with one
+grouped query, stores it on ``cooperatives``, appends one
+``coop_hashrate_samples`` row per coop and caches each total in Redis for
+``COOP_HASHRATE_CACHE_TTL`` seconds. Readers use ``cached_total``, which
+computes a single coop on a cache miss.
+"""
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete, func, insert, literal, select, update
+
+from ..extensions import db, get_redis, redis_key
+from ..models import (
+    CoopHashrateSample,
+    Cooperative,
+    CooperativeMember,
+    MiningEvent,
+    UTCDateTime,
+    WorkerStatus,
+    iso,
+    utcnow,
+)
+from .hashrate import online_condition
+
+# Samples are kept this long (the chart shows 24 h); purged at most hourly.
+HISTORY_KEEP = timedelta(hours=48)
+PURGE_EVERY = 3600  # seconds
+
+
+@dataclass
+class Total:
+    """A coop's combined hashrate (H/s), members online, and when computed."""
+
+    total_hashrate: float
+    online_count: int
+    updated_at: datetime
+
+
+def cache_key(coop_id: int) -> str:
+    """Redis key of a coop's cached total (namespaced)."""
+    return redis_key("coop", coop_id, "hashrate")
+
+
+def _per_user_online(now: datetime):
+    """Subquery: hashrate (H/s) per user over their online workers."""
+    return (
+        select(WorkerStatus.user_id.label("user_id"), func.sum(WorkerStatus.hashrate_1h).label("hashrate"))
+        .where(online_condition(now))
+        .group_by(WorkerStatus.user_id)
+        .subquery("online_users")
+    )
+
+
+def _totals_query(now: datetime, coop_id: int | None = None):
+    """One grouped query: (coop id, total H/s, members online) for every
+    active coop, or for one coop."""
+    users = _per_user_online(now)
+    stmt = (
+        select(
+            Cooperative.id,
+            func.coalesce(func.sum(users.c.hashrate), 0.0),
+            func.count(users.c.user_id),
+        )
+        .select_from(Cooperative)
+        .join(
+            CooperativeMember,
+            (CooperativeMember.cooperative_id == Cooperative.id) & (CooperativeMember.status == "active"),
+            isouter=True,
+        )
+        .join(users, users.c.user_id == CooperativeMember.user_id, isouter=True)
+        .where(Cooperative.status == "active")
+        .group_by(Cooperative.id)
+    )
+    if coop_id is not None:
+        stmt = stmt.where(Cooperative.id == coop_id)
+    return stmt
+
+
+def _cache_value(total: float, online: int, updated_at: str) -> str:
+    return json.dumps({"total_hashrate": total, "online_count": online, "updated_at": updated_at})
+
+
+def aggregate_all(now: datetime | None = None) -> int:
+    """Recompute every active coop's combined hashrate (the 5-minute job).
+
+    Two set-based statements in one transaction, portable to SQLite:
+
+    1. ``INSERT INTO coop_hashrate_samples ... SELECT <one grouped query>
+       RETURNING ...`` — computes every total and records the history point;
+    2. ``UPDATE cooperatives SET total_hashrate = (that coop's new sample)``
+       — a correlated lookup on the (cooperative_id, computed_at) index;
+
+    then each total is cached in Redis (one pipeline, TTL
+    ``COOP_HASHRATE_CACHE_TTL``). Returns the number of coops updated.
+    """
+    now = now or utcnow()
+    totals = _totals_query(now).add_columns(literal(now, UTCDateTime()))
+    rows = db.session.execute(
+        insert(CoopHashrateSample)
+        .from_select(["cooperative_id", "total_hashrate", "online_count", "computed_at"], totals)
+        .returning(CoopHashrateSample.cooperative_id, CoopHashrateSample.total_hashrate, CoopHashrateSample.online_count)
+    ).all()
+    new_total = (
+        select(CoopHashrateSample.total_hashrate)
+        .where(CoopHashrateSample.cooperative_id == Cooperative.id, CoopHashrateSample.computed_at == now)
+        .scalar_subquery()
+    )
+    db.session.execute(
+        update(Cooperative)
+        .where(Cooperative.status == "active")
+        # A coop created since the INSERT has no sample yet: it keeps its total.
+        .values(total_hashrate=func.coalesce(new_total, Cooperative.total_hashrate), hashrate_updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    _purge_history(now)
+    db.session.commit()
+    if rows:
+        ttl, stamp, prefix = current_app.config["COOP_HASHRATE_CACHE_TTL"], iso(now), redis_key("coop")
+        pipe = get_redis().pipeline(transaction=False)
+        for cid, total, online in rows:  # cache_key(cid), inlined: 10,000 calls add up
+            pipe.set(f"{prefix}:{cid}:hashrate", _cache_value(total, online, stamp), ex=ttl)
+        pipe.execute()
+    return len(rows)
+
+
+def _purge_history(now: datetime) -> None:
+    """Delete samples older than HISTORY_KEEP, at most once per PURGE_EVERY
+    seconds across all processes (a Redis NX key)."""
+    if get_redis().set(redis_key("coop", "history", "purged"), iso(now), nx=True, ex=PURGE_EVERY):
+        db.session.execute(delete(CoopHashrateSample).where(CoopHashrateSample.computed_at < now - HISTORY_KEEP))
+
+
+def compute_one(coop_id: int, now: datetime | None = None) -> Total:
+    """One coop's combined hashrate computed now (no caching, no writes)."""
+    now = now or utcnow()
+    row = db.session.execute(_totals_query(now, coop_id)).first()
+    total, online = (float(row[1]), int(row[2])) if row else (0.0, 0)
+    return Total(total, online, now)
+
+
+def cached_total(coop_id: int, now: datetime | None = None) -> Total:
+    """The cached total of a coop; on a miss (expired, or invalidated by a
+    membership change) it is computed for this coop and cached again."""
+    redis = get_redis()
+    raw = redis.get(cache_key(coop_id))
+    if raw:
+        try:
+            data = json.loads(raw)
+            return Total(
+                float(data["total_hashrate"]),
+                int(data["online_count"]),
+                datetime.fromisoformat(data["updated_at"].replace("Z", "+00:00")),
+            )
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable entry: recompute
+    total = compute_one(coop_id, now)
+    redis.set(
+        cache_key(coop_id),
+        _cache_value(total.total_hashrate, total.online_count, iso(total.updated_at)),
+        ex=current_app.config["COOP_HASHRATE_CACHE_TTL"],
+    )
+    return total
+
+
+def invalidate(coop_id: int) -> None:
+    """Drop a coop's cached total after its membership changed (best effort:
+    the entry expires within the TTL anyway)."""
+    try:
+        get_redis().delete(cache_key(coop_id))
+    except Exception:  # noqa: BLE001 - Redis down must not fail a committed change
+        current_app.logger.exception("could not drop the hashrate cache of coop %s", coop_id)
+
+
+def history(coop_id: int, *, hours: int = 24, now: datetime | None = None) -> list[tuple[datetime, float]]:
+    """``[(computed_at, total H/s)]`` of a coop over the last ``hours``, oldest first."""
+    since = (now or utcnow()) - timedelta(hours=hours)
+    rows = db.session.execute(
+        select(CoopHashrateSample.computed_at, CoopHashrateSample.total_hashrate)
+        .where(CoopHashrateSample.cooperative_id == coop_id, CoopHashrateSample.computed_at >= since)
+        .order_by(CoopHashrateSample.computed_at)
+    ).all()
+    return [(at, float(total)) for at, total in rows]
+
+
+def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24) -> int:
+    """Demo world only: draw the last ``hours`` of history for coops formed
+    just now from the stored ``hashrate_update`` mining events of their current
+    members, one point per ``COOP_HASHRATE_INTERVAL``, so the chart has a
+    curve on first start. At each point a worker counts with its latest sample
+    of the ``WORKER_OFFLINE_AFTER`` seconds before it (connects and
+    disconnects are ignored: an approximation of ``services.hashrate``).
+    Coops that already have samples in the window are skipped. Commits;
+    returns the points inserted."""
+    now = now or utcnow()
+    start = now - timedelta(hours=hours)
+    step = timedelta(seconds=current_app.config["COOP_HASHRATE_INTERVAL"])
+    fresh = timedelta(seconds=current_app.config["WORKER_OFFLINE_AFTER"])
+    have = set(db.session.scalars(
+        select(CoopHashrateSample.cooperative_id).distinct()
+        .where(CoopHashrateSample.cooperative_id.in_(coop_ids), CoopHashrateSample.computed_at >= start)
+    ))
+    members = db.session.execute(
+        select(CooperativeMember.cooperative_id, CooperativeMember.user_id).where(
+            CooperativeMember.cooperative_id.in_([c for c in coop_ids if c not in have]),
+            CooperativeMember.status == "active",
+        )
+    ).all()
+    coop_of = {user_id: coop_id for coop_id, user_id in members}
+    if not coop_of:
+        return 0
+    samples: dict[str, list[tuple[datetime, str, float]]] = {}  # worker -> [(ts, user, H/s)] by time
+    for user_id, worker, ts, data in db.session.execute(
+        select(MiningEvent.user_id, MiningEvent.worker, MiningEvent.ts, MiningEvent.data)
+        .where(MiningEvent.event == "hashrate_update", MiningEvent.user_id.in_(list(coop_of)),
+               MiningEvent.ts >= start - fresh, MiningEvent.ts <= now)
+        .order_by(MiningEvent.ts)
+    ):
+        rate = (data or {}).get("hashrate_1h")
+        if worker and isinstance(rate, (int, float)):
+            samples.setdefault(worker, []).append((ts, user_id, float(rate)))
+    if not samples:
+        return 0  # nothing was mined: leave the chart empty rather than flat
+    rows = []
+    at = start + step
+    while at <= now:
+        totals: dict[int, float] = {c: 0.0 for c in set(coop_of.values())}
+        online: dict[int, set[str]] = {c: set() for c in totals}
+        for series in samples.values():
+            latest = bisect_right(series, at, key=lambda s: s[0])
+            if latest and at - series[latest - 1][0] <= fresh:
+                _, user_id, rate = series[latest - 1]
+                totals[coop_of[user_id]] += rate
+                online[coop_of[user_id]].add(user_id)
+        rows += [{"cooperative_id": c, "total_hashrate": t, "online_count": len(online[c]), "computed_at": at}
+                 for c, t in totals.items()]
+        at += step
+    if rows:
+        db.session.execute(insert(CoopHashrateSample), rows)
+    db.session.commit()
+    return len(rows)

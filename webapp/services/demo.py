@@ -1,0 +1,109 @@
+"""The demo world (``flask demo``, run by ``make run``).
+
+Creates the 60 miners of ``webapp/demo/miners.json`` (display names and
+countries; password ``demo1234`` — demo only), replays the shared day
+``webapp/demo/mining-events-24h.jsonl.gz`` shifted so its last event is now
+into the ``mining:*`` streams and ingests it through the real consumer, then
+forms the demo cooperatives, sweeps offline workers and aggregates coop
+hashrate.
+
+Idempotent: miners are created only when missing, and the day is loaded only
+when no mining event is stored yet. ``reset=True`` first deletes the stored
+events, rollups, worker states and mining notifications and activities, so
+the day is loaded again relative to the current time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import User, UserSettings
+from . import accounts, mining, preferences
+from . import ingest as ingest_service
+
+log = logging.getLogger("webapp.demo")
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+MINERS_FILE = DEMO_DIR / "miners.json"
+EVENTS_FILE = DEMO_DIR / "mining-events-24h.jsonl.gz"
+DEMO_PASSWORD = "demo1234"  # demo only: documented in the README and docs/INGEST.md
+
+
+@dataclass
+class DemoResult:
+    """What ``load_demo`` did."""
+
+    miners_created: int = 0
+    replayed: bool = False
+    published: int = 0
+    ingest: ingest_service.IngestStats | None = None
+    offline_marked: int = 0
+
+
+def create_miners(path: Path = MINERS_FILE) -> int:
+    """Create the miners of ``path`` that do not exist yet, with default
+    settings and the demo password (hashed once and shared: scrypt per miner
+    would take seconds). Commits; returns how many were created."""
+    miners = json.loads(Path(path).read_text())
+    existing = set(db.session.scalars(select(User.user_id).where(User.user_id.in_([m["user_id"] for m in miners]))))
+    missing = [m for m in miners if m["user_id"] not in existing]
+    if not missing:
+        return 0
+    password_hash = accounts._hash_password(DEMO_PASSWORD)
+    for miner in missing:
+        accounts.validate_new_user(miner["user_id"], DEMO_PASSWORD, miner.get("display_name"),
+                                   miner.get("country_code"))
+        db.session.add(User(user_id=miner["user_id"], display_name=miner.get("display_name") or miner["user_id"][:64],
+                            country_code=miner.get("country_code"), password_hash=password_hash))
+        db.session.add(UserSettings(user_id=miner["user_id"], privacy=dict(preferences.DEFAULT_PRIVACY),
+                                    notifications=preferences.default_notifications()))
+    db.session.commit()
+    return len(missing)
+
+
+def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool = True,
+              echo: Callable[[str], None] = print, events_file: Path = EVENTS_FILE) -> DemoResult:
+    """Build (or complete) the demo world; see the module docstring.
+
+    ``limit`` replays only the first N lines of the day (tests). Returns what
+    was done. The replay goes through the app's Redis (the in-process
+    stand-in in the embedded default) and the same ``Consumer`` as
+    ``flask ingest``.
+    """
+    result = DemoResult()
+    result.miners_created = create_miners()
+    echo(f"demo: {result.miners_created} miners created (password {DEMO_PASSWORD!r}, demo only)"
+         if result.miners_created else "demo: the 60 miners already exist")
+    if reset:
+        mining.reset_mining_data()
+        echo("demo: stored mining events, rollups and mining notifications deleted")
+    if mining.has_events():
+        echo("demo: mining events already stored; not replaying the day (use --reset to load it again)")
+    else:
+        echo("demo: replaying the day into the streams, shifted so that its last event is now")
+        stats = ingest_service.publish_file(events_file, shift_to_now=True, limit=limit, progress=progress)
+        result.replayed, result.published = True, stats.published
+        echo(f"demo: {stats.published} events published in {stats.seconds:.1f} s; ingesting")
+        consumer = ingest_service.Consumer(name="demo")
+        result.ingest = consumer.run(drain=True, max_retries=3)
+        echo(f"demo: {result.ingest.summary()}")
+
+    from jobs import coops as coop_jobs
+
+    from . import coops
+
+    coops.form_demo_coops()
+    result.offline_marked = len(mining.sweep_offline_workers())
+    coop_jobs.aggregate_coop_hashrate()
+    echo(f"demo: cooperatives formed; {result.offline_marked} worker(s) marked offline; coop hashrate aggregated")
+    if current_app.config["EMBEDDED"]:
+        echo("demo: ready. Log in at http://127.0.0.1:5000/login, e.g. as SatoshiHunter: "
+             "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3 / demo1234")
+    return result

@@ -1,0 +1,470 @@
+"""Redis Streams in and out: the ingest consumer and the replay publisher.
+
+``Consumer`` is the loop behind ``flask ingest``. It reads the seven
+``mining:{event}`` streams with a consumer group (XREADGROUP), so any number
+of consumers on any hosts share the work, and guarantees (DESIGN.md):
+
+* nothing lost: an entry is acknowledged (XACK) only after the transaction
+  that stored it committed; on start, and then every
+  ``INGEST_CLAIM_IDLE_MS``, entries pending for longer than that on any
+  consumer (a dead one) are claimed with XAUTOCLAIM, and the consumer re-reads
+  its own pending entries (id 0) before new ones (``>``);
+* nothing counted twice: ``mining.ingest_batch`` stores each (stream, entry
+  id) once and applies rollups only for rows it actually inserted;
+* nothing blocking: a malformed entry is logged, copied to the
+  ``mining-dead-letter`` stream with the reason and acknowledged; an entry the
+  database refuses is isolated (the batch is retried entry by entry) and
+  dead-lettered the same way. Outages (database or Redis unreachable) are
+  retried with back-off; the entries stay pending meanwhile.
+
+``publish_file`` is ``flask replay``: it publishes a ``.jsonl``/``.jsonl.gz``
+envelope log exactly as the upstream collector does (``XADD mining:{event}``
+with the fields event, ts, source, data).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import queue
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import redis as redis_lib
+from flask import current_app
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+from ..extensions import db
+from ..models import iso, utcnow
+from . import mining
+
+log = logging.getLogger("webapp.ingest")
+
+# Failures worth waiting out: the entries stay pending and are retried.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, DisconnectionError, redis_lib.exceptions.ConnectionError,
+                    redis_lib.exceptions.TimeoutError, ConnectionError, TimeoutError)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def default_consumer_name() -> str:
+    """``hostname-pid``: unique per process, so a restart is a new consumer
+    and the old one's pending entries are claimed after the idle time."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class IngestStats:
+    """Totals of one ``Consumer.run``."""
+
+    read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    notifications: int = 0
+    activities: int = 0
+    batches: int = 0
+    claimed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Entries read per second of ``run``."""
+        return self.read / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        return (f"{self.read} entries read, {self.inserted} stored, {self.duplicates} already stored, "
+                f"{self.dead_lettered} dead-lettered, {self.notifications} notifications, "
+                f"{self.activities} activities, {self.claimed} claimed, in {self.batches} batches, "
+                f"{self.seconds:.1f} s ({self.rate:,.0f} entries/s)")
+
+
+Entry = tuple[str, str, Any]  # (stream, entry id, fields or None when deleted)
+
+
+class Consumer:
+    """One member of the ingest consumer group. Use inside an app context.
+
+    ``redis`` is a client with ``bytes`` responses (the app's ``redis_raw``
+    by default), so that an entry that is not UTF-8 is dead-lettered instead
+    of breaking the read. Settings: ``INGEST_CONSUMER_GROUP``,
+    ``INGEST_BATCH_SIZE`` (entries per stream per read),
+    ``INGEST_CLAIM_IDLE_MS``.
+    """
+
+    def __init__(self, *, name: str | None = None, redis: redis_lib.Redis | None = None,
+                 group: str | None = None, batch_size: int | None = None, claim_idle_ms: int | None = None,
+                 block_ms: int = 2000, streams: tuple[str, ...] = mining.STREAMS) -> None:
+        config = current_app.config
+        self.redis = redis if redis is not None else current_app.extensions["redis_raw"]
+        self.name = name or default_consumer_name()
+        self.group = group or config["INGEST_CONSUMER_GROUP"]
+        self.batch_size = batch_size or config["INGEST_BATCH_SIZE"]
+        self.claim_idle_ms = claim_idle_ms if claim_idle_ms is not None else config["INGEST_CLAIM_IDLE_MS"]
+        self.block_ms = block_ms
+        self.streams = streams
+        self.stats = IngestStats()
+        self.stop_event = threading.Event()
+
+    # ---- group plumbing ----
+
+    def ensure_groups(self) -> None:
+        """Create the group on every stream (and the stream) from id 0 if missing."""
+        for stream in self.streams:
+            try:
+                self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except redis_lib.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def claim_stale(self) -> int:
+        """XAUTOCLAIM entries idle for more than ``claim_idle_ms`` on any
+        consumer of the group into this one; ``process_own_pending`` then
+        handles them. Returns how many were claimed."""
+        claimed = 0
+        for stream in self.streams:
+            start: Any = "0-0"
+            while True:
+                reply = self.redis.xautoclaim(stream, self.group, self.name, self.claim_idle_ms,
+                                              start_id=start, count=self.batch_size)
+                start, entries = reply[0], reply[1]
+                claimed += len(entries)
+                if _s(start) == "0-0" or not entries:
+                    break
+        if claimed:
+            log.info("claimed %d entries left pending by other consumers", claimed)
+        self.stats.claimed += claimed
+        return claimed
+
+    def _read(self, ids: dict[str, str], block: int | None = None) -> list[tuple[str, list]]:
+        reply = self.redis.xreadgroup(self.group, self.name, ids, count=self.batch_size, block=block)
+        if not reply:
+            return []
+        # RESP2 reply (the clients' default): [[stream, [(id, fields), ...]], ...]
+        return [(_s(stream), [(_s(entry_id), fields) for entry_id, fields in entries]) for stream, entries in reply]
+
+    def process_own_pending(self) -> int:
+        """Re-read and process this consumer's pending entries (id 0 onwards):
+        those of a previous life of this name, a failed batch, or claimed."""
+        cursors = {stream: "0" for stream in self.streams}
+        done = 0
+        while cursors and not self.stop_event.is_set():
+            batch: list[Entry] = []
+            for stream, entries in self._read(dict(cursors)):
+                if not entries:
+                    cursors.pop(stream, None)
+                    continue
+                cursors[stream] = entries[-1][0]
+                batch += [(stream, entry_id, fields) for entry_id, fields in entries]
+            if not batch:
+                break
+            self.process(batch)
+            done += len(batch)
+        return done
+
+    def read_new(self, block: int | None = None) -> list[Entry]:
+        """One XREADGROUP ``>`` over all streams (up to ``batch_size`` each)."""
+        return [(stream, entry_id, fields)
+                for stream, entries in self._read({s: ">" for s in self.streams}, block=block)
+                for entry_id, fields in entries]
+
+    # ---- one batch ----
+
+    def prepare(self, entries: list[Entry]) -> "Batch":
+        """Validate a batch read from the streams (no database access, so it
+        may run on the prefetch thread)."""
+        batch = Batch(entries)
+        now = time.time()
+        for stream, entry_id, fields in entries:
+            if not fields:
+                log.warning("entry %s %s no longer exists in the stream; acknowledging it", stream, entry_id)
+                continue
+            try:
+                batch.parsed.append(mining.parse_entry(stream, entry_id, fields, now=now))
+            except mining.MalformedEvent as exc:
+                batch.dead.append((stream, entry_id, fields, str(exc)))
+        return batch
+
+    def finish(self, batch: "Batch") -> mining.BatchResult:
+        """Store, dead-letter and acknowledge a prepared batch.
+
+        Acknowledges every entry only after the database commit (and the
+        dead-letter XADDs). Raises a ``TRANSIENT_ERRORS`` member when the
+        database or Redis is unreachable: nothing is acknowledged then.
+        """
+        result = self._store(batch)
+        if batch.dead:
+            self._dead_letter(batch.dead)
+        self._ack(batch.entries)
+        self.stats.read += len(batch.entries)
+        self.stats.batches += 1
+        self.stats.inserted += result.inserted
+        self.stats.duplicates += result.duplicates
+        self.stats.dead_lettered += len(batch.dead)
+        self.stats.notifications += result.notifications
+        self.stats.activities += result.activities
+        return result
+
+    def process(self, entries: list[Entry]) -> mining.BatchResult:
+        """``prepare`` then ``finish`` one batch."""
+        return self.finish(self.prepare(entries))
+
+    def _store(self, batch: "Batch") -> mining.BatchResult:
+        try:
+            return mining.ingest_batch(batch.parsed)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - isolate the entry the database refuses
+            log.exception("batch of %d refused by the database; retrying entry by entry", len(batch.parsed))
+        fields_of = {(stream, entry_id): fields for stream, entry_id, fields in batch.entries}
+        total = mining.BatchResult()
+        for ev in batch.parsed:
+            try:
+                one = mining.ingest_batch([ev])
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                first_line = (str(exc).splitlines() or [""])[0][:300]
+                batch.dead.append((ev.stream, ev.entry_id, fields_of[ev.key],
+                                   f"refused by the database: {exc.__class__.__name__}: {first_line}"))
+                continue
+            for name in ("received", "inserted", "duplicates", "notifications", "activities"):
+                setattr(total, name, getattr(total, name) + getattr(one, name))
+        return total
+
+    def _dead_letter(self, dead: list[tuple[str, str, Any, str]]) -> None:
+        """Copy each entry, fields verbatim plus ``dead_letter_*`` fields
+        (original stream and id, error, time, consumer), to the dead-letter
+        stream. Re-driving one: XADD its stream with the original fields."""
+        pipe = self.redis.pipeline(transaction=False)
+        at = iso(utcnow())
+        for stream, entry_id, fields, error in dead:
+            log.warning("dead-lettered %s %s: %s", stream, entry_id, error)
+            payload = {(_s(k) if isinstance(k, bytes) else k): v for k, v in fields.items()}
+            payload.update({"dead_letter_stream": stream, "dead_letter_id": entry_id, "dead_letter_error": error,
+                            "dead_letter_at": at, "dead_letter_consumer": self.name})
+            pipe.xadd(mining.DEAD_LETTER_STREAM, payload)
+        pipe.execute()
+
+    def _ack(self, entries: list[Entry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id, _ in entries:
+            by_stream.setdefault(stream, []).append(entry_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, self.group, *ids)
+        pipe.execute()
+
+    # ---- the loop ----
+
+    def run(self, *, drain: bool = False, max_retries: int | None = None) -> IngestStats:
+        """Consume until ``stop_event`` is set, or with ``drain`` until no new
+        entry is waiting. Transient failures are retried with back-off (at
+        most ``max_retries`` times in a row when given, then re-raised).
+        Returns the totals."""
+        started = time.monotonic()
+        failures = 0
+        self.ensure_groups()
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self.claim_stale()
+                    self.process_own_pending()
+                    until = time.monotonic() + max(self.claim_idle_ms / 1000.0, 1.0)
+                    if self._consume_new(drain=drain, until=until):
+                        return self.stats
+                    failures = 0
+                except TRANSIENT_ERRORS as exc:
+                    db.session.rollback()
+                    failures += 1
+                    if max_retries is not None and failures > max_retries:
+                        raise
+                    delay = min(30.0, 0.5 * 2 ** failures)
+                    log.warning("ingest: %s: %s; retrying in %.1f s", exc.__class__.__name__, exc, delay)
+                    self.stop_event.wait(delay)
+            return self.stats
+        finally:
+            self.stats.seconds = time.monotonic() - started
+            db.session.remove()
+
+    def _consume_new(self, *, drain: bool, until: float) -> bool:
+        """Read new entries (``>``) until ``until`` (then the caller claims
+        again), the stop event, or, with ``drain``, an empty read (returns
+        True). A prefetch thread reads and validates the next batch while
+        this thread waits on the database for the current one; entries it
+        read but that were never stored stay pending in the group and are
+        re-read (``process_own_pending``) after a failure."""
+        handoff: queue.Queue = queue.Queue(maxsize=2)
+        halt = threading.Event()
+
+        def put(item) -> None:
+            while not halt.is_set():
+                try:
+                    handoff.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        def prefetch() -> None:
+            try:
+                while not halt.is_set() and not self.stop_event.is_set():
+                    if time.monotonic() >= until:
+                        put(_PAUSE)
+                        return
+                    entries = self.read_new(block=None if drain else self.block_ms)
+                    if entries:
+                        put(self.prepare(entries))
+                    elif drain:
+                        put(_DRAINED)
+                        return
+                put(_PAUSE)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                put(exc)
+
+        reader = threading.Thread(target=prefetch, name=f"ingest-prefetch-{self.name}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = handoff.get(timeout=0.5)
+                except queue.Empty:
+                    if self.stop_event.is_set() and not reader.is_alive():
+                        return False
+                    continue
+                if item is _DRAINED:
+                    return True
+                if item is _PAUSE:
+                    return False
+                if isinstance(item, BaseException):
+                    raise item
+                self.finish(item)
+        finally:
+            halt.set()
+            reader.join()
+
+
+_DRAINED, _PAUSE = object(), object()
+
+
+@dataclass
+class Batch:
+    """Entries read together: the valid events and the malformed ones
+    (stream, id, fields, reason)."""
+
+    entries: list[Entry]
+    parsed: list[mining.MiningEventIn] = field(default_factory=list)
+    dead: list[tuple[str, str, Any, str]] = field(default_factory=list)
+
+
+# ---- replay -------------------------------------------------------------------
+
+_TS_RE = re.compile(r'"ts"\s*:\s*(-?[0-9.eE+]+)')
+
+
+def _open(path: Path):
+    with open(path, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
+
+
+def _lines(path: Path, limit: int | None) -> Iterator[str]:
+    with _open(path) as fh:
+        for number, line in enumerate(fh):
+            if limit is not None and number >= limit:
+                return
+            if line.strip():
+                yield line
+
+
+def _last_ts(path: Path, limit: int | None) -> tuple[float | None, int]:
+    """The latest ``ts`` of the log and its number of lines (a quick pass)."""
+    latest, count = None, 0
+    for line in _lines(path, limit):
+        count += 1
+        match = _TS_RE.search(line)
+        try:
+            ts = float(match.group(1)) if match else float(json.loads(line)["ts"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        latest = ts if latest is None or ts > latest else latest
+    return latest, count
+
+
+@dataclass
+class ReplayStats:
+    """What ``publish_file`` did: entries published, lines skipped, the shift (s)."""
+
+    published: int = 0
+    skipped: int = 0
+    shift: float = 0.0
+    seconds: float = 0.0
+
+
+def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | None = None,
+                 redis: redis_lib.Redis | None = None, pipeline_size: int = 1000,
+                 progress: bool = True, now: float | None = None) -> ReplayStats:
+    """Publish an envelope log into the streams as the upstream collector does.
+
+    Each line ``{"event", "ts", "source", "region", "data"}`` becomes
+    ``XADD mining:{event} * event <event> ts <unix seconds> source <source>
+    data <JSON text>`` (``region`` is not part of the stream contract).
+    ``shift_to_now`` adds one offset to every ``ts`` so that the latest event
+    is now. ``limit`` publishes only the first N lines. Lines that are not an
+    envelope with a known event are skipped and counted. XADDs are
+    pipelined ``pipeline_size`` at a time, with a tqdm progress bar.
+    """
+    from tqdm import tqdm
+
+    path = Path(path)
+    started = time.monotonic()
+    client = redis if redis is not None else current_app.extensions["redis_raw"]
+    stats = ReplayStats()
+    total = None
+    if shift_to_now:
+        latest, total = _last_ts(path, limit)
+        if latest is not None:
+            stats.shift = (time.time() if now is None else now) - latest
+    pipe = client.pipeline(transaction=False)
+    queued = 0
+    bar = tqdm(total=total, unit=" events", desc="replay", disable=not progress, mininterval=0.5)
+    try:
+        for line in _lines(path, limit):
+            try:
+                envelope = json.loads(line)
+                event, data = envelope["event"], envelope["data"]
+                ts = float(envelope["ts"])
+                if event not in mining.EVENTS or not isinstance(data, dict):
+                    raise ValueError(event)
+            except (ValueError, KeyError, TypeError):
+                stats.skipped += 1
+                bar.update(1)
+                continue
+            fields = {"event": event, "ts": f"{ts + stats.shift:.6f}"}
+            if envelope.get("source") is not None:
+                fields["source"] = str(envelope["source"])
+            fields["data"] = json.dumps(data, separators=(",", ":"))
+            pipe.xadd(mining.stream_name(event), fields)
+            queued += 1
+            if queued >= pipeline_size:
+                pipe.execute()
+                stats.published += queued
+                bar.update(queued)
+                queued = 0
+        if queued:
+            pipe.execute()
+            stats.published += queued
+            bar.update(queued)
+    finally:
+        bar.close()
+    stats.seconds = time.monotonic() - started
+    if stats.skipped:
+        log.warning("replay: skipped %d line(s) that are not mining event envelopes", stats.skipped)
+    return stats

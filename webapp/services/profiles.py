@@ -1,0 +1,153 @@
+"""Public miner profiles and stats (API.md endpoints 15 and 16, the page
+``/miners/<user_id>``), gated by the miner's privacy settings.
+
+* A missing user and a user whose ``publicProfile`` is false raise the same
+  ``NotFound()`` (same status, same body): a private profile cannot be told
+  apart from a missing one.
+* ``country_code`` only when ``showCountryFlag``; ``leaderboard_rank`` only
+  when ``showOnLeaderboard``. Absent keys, never null.
+* ``leaderboard_rank``: standard competition ranking ("1224") by all-time
+  ``best_difficulty`` among registered miners whose ``showOnLeaderboard`` is
+  true: 1 + the number of such miners with a strictly higher best. Ties share
+  a rank; a miner with no accepted share yet has best 0.
+* Stats follow API.md: ``total_shares`` = accepted shares, ``best_difficulty``
+  = highest ``sdiff`` of an accepted share, ``hashrate_1h`` (H/s) = sum of the
+  latest ``hashrate_1h`` sample of each online worker (connected and sampled
+  within ``WORKER_OFFLINE_AFTER``), ``workers_online`` = those workers.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, true
+
+from ..extensions import db
+from ..models import MinerStats, User, UserSettings, iso, utcnow
+from . import hashrate, mining, preferences
+from .errors import NotFound
+
+
+def _privacy(user_id: str) -> dict[str, bool]:
+    row = db.session.get(UserSettings, user_id)
+    return preferences.merged_privacy(row.privacy if row else None)
+
+
+def visible_user(user_id: str, *, viewer_id: str | None = None) -> tuple[User, dict[str, bool]]:
+    """The user and their privacy settings, if ``viewer_id`` may see the
+    profile: everyone when it is public, the owner always. Raises NotFound
+    (identical for missing and private)."""
+    user = db.session.get(User, user_id) if len(user_id) <= 128 else None
+    if user is None:
+        raise NotFound()
+    privacy = _privacy(user_id)
+    if not privacy["publicProfile"] and viewer_id != user_id:
+        raise NotFound()
+    return user, privacy
+
+
+def _on_leaderboard():
+    """SQL: the user's showOnLeaderboard (default true when unset)."""
+    return func.coalesce(UserSettings.privacy["showOnLeaderboard"].as_boolean(), true())
+
+
+def leaderboard_rank(user_id: str) -> int:
+    """1 + the number of miners shown on the leaderboard with a strictly
+    higher all-time best difficulty (ties share a rank)."""
+    mine = db.session.scalar(select(MinerStats.best_difficulty).where(MinerStats.user_id == user_id)) or 0.0
+    higher = db.session.scalar(
+        select(func.count())
+        .select_from(User)
+        .join(MinerStats, MinerStats.user_id == User.user_id)
+        .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
+        .where(MinerStats.best_difficulty > mine, _on_leaderboard())
+    )
+    return int(higher or 0) + 1
+
+
+def profile_dict(user: User, privacy: dict[str, bool]) -> dict[str, Any]:
+    """The public profile object (API.md) for a user already checked visible."""
+    body: dict[str, Any] = {
+        "user_id": user.user_id,
+        "display_name": user.display_name,
+        "avatar_url": user.avatar_url,
+        "joined_at": iso(user.created_at),
+    }
+    if privacy["showCountryFlag"]:
+        body["country_code"] = user.country_code
+    if privacy["showOnLeaderboard"]:
+        body["leaderboard_rank"] = leaderboard_rank(user.user_id)
+    return body
+
+
+def public_profile(user_id: str) -> dict[str, Any]:
+    """Endpoint 15: ``{"user_id", "display_name", "avatar_url", "joined_at"}``
+    plus ``country_code`` / ``leaderboard_rank`` when the miner shows them.
+    Raises NotFound when the user is missing or private."""
+    user, privacy = visible_user(user_id)
+    return profile_dict(user, privacy)
+
+
+def stats_dict(user_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The public stats object (API.md) of any miner id, zeros when unknown."""
+    row = db.session.get(MinerStats, user_id)
+    rate, online = hashrate.hashrate_by_user([user_id], now)[user_id]
+    return {
+        "user_id": user_id,
+        "total_shares": int(row.total_shares) if row else 0,
+        "best_difficulty": float(row.best_difficulty) if row else 0.0,
+        "blocks_found": int(row.blocks_found) if row else 0,
+        "hashrate_1h": rate,
+        "workers_online": online,
+        "last_share_at": iso(row.last_share_at) if row else None,
+    }
+
+
+def public_stats(user_id: str) -> dict[str, Any]:
+    """Endpoint 16: ``{"user_id", "total_shares", "best_difficulty",
+    "blocks_found", "hashrate_1h", "workers_online", "last_share_at"}``.
+    Raises NotFound when the user is missing or private."""
+    visible_user(user_id)
+    return stats_dict(user_id)
+
+
+def flag_emoji(country_code: str | None) -> str:
+    """The flag emoji of an ISO 3166-1 alpha-2 code (regional indicators), or ""."""
+    if not country_code or len(country_code) != 2 or not country_code.isalpha():
+        return ""
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in country_code.upper())
+
+
+def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
+    """Everything the profile page shows. The owner sees their own profile
+    even when it is private (``is_private`` tells the template to say so);
+    anyone else gets NotFound for a private or missing one.
+
+    Returns ``{"user", "profile", "stats", "workers": [{"worker", "name",
+    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "is_owner",
+    "is_private"}``.
+    """
+    user, privacy = visible_user(user_id, viewer_id=viewer_id)
+    now = utcnow()
+    cutoff = hashrate.online_cutoff(now)
+    workers = [
+        {
+            "worker": w.worker,
+            "name": mining.worker_label(w.worker),
+            "online": bool(w.is_online and w.last_sample_at is not None and w.last_sample_at >= cutoff),
+            "hashrate_1h": w.hashrate_1h,
+            "last_seen_at": w.last_seen_at,
+            "useragent": w.useragent,
+        }
+        for w in mining.workers_of(user_id)
+    ]
+    workers.sort(key=lambda w: (not w["online"], w["name"]))
+    return {
+        "user": user,
+        "profile": profile_dict(user, privacy),
+        "stats": stats_dict(user_id, now),
+        "workers": workers,
+        "personal_bests": mining.recent_personal_bests(user_id),
+        "is_owner": viewer_id == user_id,
+        "is_private": not privacy["publicProfile"],
+    }
