@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis as redis_lib
 import sqlalchemy as sa
+from flask import has_app_context
+from flask.testing import FlaskClient
 
 from webapp import create_app
 from webapp.extensions import db
@@ -140,9 +142,24 @@ def _truncate(app) -> None:
     app.extensions["redis_raw"].flushdb()
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as in a real server, so
+    ``g`` (and Flask-Login's cached user) never leaks from the test's
+    context or between requests."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        if has_app_context():
+            db.session.expire_all()  # the test then reads what the request committed
+        return response
+
+
 @pytest.fixture(scope="session")
 def session_app(migrated):
-    return create_app(base_config(migrated))
+    app = create_app(base_config(migrated))
+    app.test_client_class = IsolatedClient
+    return app
 
 
 @pytest.fixture
@@ -152,6 +169,7 @@ def make_app(migrated):
 
     def factory(**overrides):
         app = create_app(base_config(migrated, **overrides))
+        app.test_client_class = IsolatedClient
         apps.append(app)
         return app
 

@@ -20,6 +20,7 @@ S = TypeVar("S", bound=BaseModel)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_ID = 2**63 - 1  # BIGINT: a larger cursor id would overflow the query parameter
 
 
 class Schema(BaseModel):
@@ -88,7 +89,7 @@ def parse_cursor() -> int | None:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id" or not value.isdigit():
+        if prefix != "id" or not value.isdigit() or int(value) > MAX_ID:
             raise ValueError
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
