@@ -187,7 +187,8 @@ class Socket:
                         self.messages += 1
                         message = json.loads(event.data)
                         if message["type"] == "notification" and "t0" in (message["data"].get("data") or {}):
-                            self.latencies.append(now - message["data"]["data"]["t0"])
+                            number = int(message["data"]["title"].rsplit("#", 1)[1])
+                            self.latencies.append((number, now - message["data"]["data"]["t0"]))
                     elif isinstance(event, Ping):
                         self.writer.write(self.ws.send(event.response()))
                     elif isinstance(event, CloseConnection):
@@ -216,17 +217,23 @@ with app.app_context():
         t0 = time.time()
         notify(user_id, "mining", "personal_best", f"New best #{i}", data={"t0": t0})
         durations.append((time.time() - t0) * 1000)
-    durations.sort()
-    print(json.dumps({"seconds": time.perf_counter() - start, "notify_ms_p50": durations[len(durations) // 2],
-                      "notify_ms_p99": durations[int(len(durations) * 0.99) - 1]}))
+    print(json.dumps({"seconds": time.perf_counter() - start, "durations_ms": durations}))
 """
 
 
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 / p99 / max of sorted values."""
+    return {"p50": round(statistics.median(values), 2), "p99": round(values[int(len(values) * 0.99) - 1], 2),
+            "max": round(values[-1], 2)}
+
+
 async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.Popen, port: int) -> dict:
-    pids = worker_pids(master.pid)
+    deadline = time.monotonic() + 30
+    while len(pids := worker_pids(master.pid)) < args.workers and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     # Warm up every worker (imports, listener, templates) before the baseline.
     warm = []
-    for user_id, token in pairs[:20]:
+    for user_id, token in pairs[:40]:
         sock = Socket(user_id)
         await sock.open(port, token)
         warm.append(sock)
@@ -260,7 +267,12 @@ async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.
         await asyncio.sleep(0.05)
     await asyncio.sleep(2)
     after_messages = rss_kib(pids)
-    latencies = sorted(x * 1000 for s in sockets for x in s.latencies)
+    notifier = json.loads(out.decode().strip().splitlines()[-1])
+    durations = notifier["durations_ms"]
+    received = [(number, seconds * 1000) for s in sockets for number, seconds in s.latencies]
+    latencies = sorted(ms for _, ms in received)
+    # How long after notify() had returned (stored, committed, published) the client had it.
+    after_return = sorted(ms - durations[number] for number, ms in received)
     for sock in sockets:
         sock.writer.close()
     return {
@@ -268,14 +280,14 @@ async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.
         "workers": len(pids),
         "negotiated_extensions": sorted({e for s in sockets for e in s.extensions}),
         "opened_in_s": round(opened_in, 2),
+        "rate_per_s": args.rate,
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "notifications_sent": args.notifications,
         "notifications_received": len(latencies),
-        "notifier": json.loads(out.decode().strip().splitlines()[-1]),
-        "latency_ms": {
-            "p50": round(statistics.median(latencies), 2),
-            "p99": round(latencies[int(len(latencies) * 0.99) - 1], 2),
-            "max": round(latencies[-1], 2),
-        },
+        "notifier_seconds": round(notifier["seconds"], 2),
+        "notify_call_ms": percentiles(sorted(durations)),
+        "latency_ms": percentiles(latencies),
+        "after_notify_returned_ms": percentiles(after_return),
         "rss_kib": {"before": baseline, "open_idle": idle_open, "after_one_message_each": after_messages},
         "rss_per_idle_socket_kib": round((idle_open - baseline) / len(sockets), 1),
         "rss_per_socket_after_messages_kib": round((after_messages - baseline) / len(sockets), 1),

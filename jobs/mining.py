@@ -5,10 +5,19 @@ from .context import app_job
 
 
 @app_job
-def sweep_offline_workers() -> None:
-    """Mark workers with no sample for WORKER_OFFLINE_AFTER seconds offline."""
+def sweep_offline_workers() -> int:
+    """Mark workers with no sample for WORKER_OFFLINE_AFTER seconds offline
+    and notify their owners (``mining.sweep_offline_workers``). Returns how
+    many were marked."""
+    from webapp.services import mining
+
+    return len(mining.sweep_offline_workers())
 
 
 @app_job
-def purge_old_mining_events() -> None:
-    """Delete raw mining events older than MINING_EVENT_RETENTION_DAYS, in batches."""
+def purge_old_mining_events() -> int:
+    """Delete raw mining events older than MINING_EVENT_RETENTION_DAYS, in
+    batches (``mining.purge_old_events``). Returns how many were deleted."""
+    from webapp.services import mining
+
+    return mining.purge_old_events()

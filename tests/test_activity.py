@@ -2,6 +2,7 @@
 /activity page (API.md; issue 5 items 1–3)."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -172,6 +173,8 @@ def test_limit_and_cursor_are_validated(client, make_user, auth_headers):
         assert resp.status_code == 400, query
         assert resp.get_json()["error"]["code"] == "validation_error"
     assert len(feed(client, headers, limit=100)["activities"]) == 3
+    huge = base64.urlsafe_b64encode(b"id:" + b"9" * 40).decode().rstrip("=")
+    assert client.get("/api/activity", headers=headers, query_string={"cursor": huge}).status_code == 400
 
 
 def test_feed_is_the_callers_own_and_needs_credentials(client, make_user, auth_headers):
@@ -307,8 +310,8 @@ def test_activity_page_groups_by_day_with_icons_and_chips(client, auth, make_use
     db.session.commit()
     auth.login(user.user_id)
     html = client.get("/activity").get_data(as_text=True)
-    assert 'id="day-2024-05-01"' in html and 'id="day-2024-05-02"' in html
-    assert html.index(">Today<") < html.index('id="day-2024-05-02"') < html.index('id="day-2024-05-01"')
+    assert f'id="day-2024-05-01-{ids[0]}"' in html and f'id="day-2024-05-02-{ids[1]}"' in html
+    assert html.index(">Today<") < html.index('data-day="2024-05-02"') < html.index('data-day="2024-05-01"')
     assert "🏆" in html and "🧱" in html and "🤝" in html  # personal best, block, coop join
     assert _types_in(html) == ["coop_joined", "share_submitted", "block_found"]
     assert 'data-type="badge_earned"' in html and 'aria-pressed="false"' in html  # filter chips
@@ -327,7 +330,9 @@ def test_activity_page_scrolls_and_polls(client, auth, make_user):
     assert more
     page = client.get(more.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"}).get_data(as_text=True)
     today = datetime.now(timezone.utc).date().isoformat()
-    assert f'hx-swap-oob="beforeend:#day-{today}-list"' in page  # continues the same day's list
+    top = f"{today}-{ids[-1]}"  # the section key: its day and first (newest) entry
+    assert f'id="day-{top}-list"' in html
+    assert f'hx-swap-oob="beforeend:#day-{top}-list"' in page  # continues the same day's list
     assert len(_types_in(page)) == 5 and f'id="activity-{ids[0]}"' in page
     assert 'hx-trigger="revealed"' not in page  # no more pages
 
@@ -338,9 +343,33 @@ def test_activity_page_scrolls_and_polls(client, auth, make_user):
     fresh = client.get(poll, headers={"HX-Request": "true"})
     assert fresh.status_code == 200
     text = fresh.get_data(as_text=True)
-    assert f'hx-swap-oob="afterbegin:#day-{today}-list"' in text
+    assert f'hx-swap-oob="afterbegin:#day-{top}-list"' in text
     assert _types_in(text) == ["level_up", "level_up"] and "activity-item new" in text
     assert f"after_id={new_ids[-1]}" in text  # the next poll starts after the newest shown
+
+
+def test_entries_recorded_out_of_time_order_get_distinct_sections(client, auth, make_user):
+    """Ingest stamps the event time, so a day can recur in id order: each run
+    of a day is its own section with a unique DOM id, and scrolling or polling
+    only ever extends the section it names."""
+    user = make_user()
+    auth.login(user.user_id)
+    days = [datetime(2024, 5, d, 12, tzinfo=timezone.utc) for d in (1, 2, 1)]
+    ids = []
+    for when in days:
+        ids += add(user.user_id, 1)
+        db.session.get(UserActivity, ids[-1]).created_at = when
+    db.session.commit()
+    html = client.get("/activity").get_data(as_text=True)
+    keys = re.findall(r'<section class="day" id="day-([0-9-]+)"', html)
+    assert keys == [f"2024-05-01-{ids[2]}", f"2024-05-02-{ids[1]}", f"2024-05-01-{ids[0]}"]
+    poll = re.search(r'id="activity-poll" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert f"top_section=2024-05-01-{ids[2]}" in poll
+    new_id = add(user.user_id, 1)[0]  # recorded today: a new section on top
+    text = client.get(poll, headers={"HX-Request": "true"}).get_data(as_text=True)
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert 'hx-swap-oob="afterbegin:#activity-days"' in text and f'id="day-{today}-{new_id}"' in text
+    assert f"top_section={today}-{new_id}" in text
 
 
 def test_activity_poll_on_an_empty_timeline_adds_a_day_section(client, auth, make_user):
@@ -365,7 +394,8 @@ def test_activity_fragments_validate_their_parameters(client, auth, make_user):
     user = make_user()
     auth.login(user.user_id)
     hx = {"HX-Request": "true"}
-    for path in ("/activity/new?after_id=x", "/activity/new?after_id=1&top_day=tomorrow",
+    for path in ("/activity/new?after_id=x", "/activity/new?after_id=1&top_section=tomorrow",
+                 "/activity/new?after_id=1&top_section=2024-13-01-5",
                  "/activity/page?before_id=-3", "/activity/page?before_id=1&type=zzz"):
         assert client.get(path, headers=hx).status_code == 400, path
 

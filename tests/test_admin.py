@@ -2,6 +2,7 @@
 audit log, and RQ job health with retry (issue 5 item 4)."""
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from datetime import timedelta
@@ -117,6 +118,9 @@ def test_admin_page_lists_searches_and_pages(client, as_admin, make_user):
     assert seen == [f"bc1qpage{i:03d}" for i in range(27)]  # two pages, no gaps, no repeats
     assert client.get("/admin/users?cursor=%%%", headers=hx).status_code == 400
     assert client.get("/admin/coops?cursor=bad!", headers=hx).status_code == 400
+    huge = base64.urlsafe_b64encode(b"id:" + b"9" * 40).decode().rstrip("=")
+    assert client.get(f"/admin/coops?cursor={huge}", headers=hx).status_code == 400
+    assert client.get(f"/admin/audit?cursor={huge}", headers=hx).status_code == 400
     assert client.get("/admin?q=" + "x" * 101).status_code == 400
     plain = client.get("/admin/coops")  # without htmx: a page of its own
     assert plain.status_code == 200 and "<html" in plain.get_data(as_text=True)
@@ -167,8 +171,12 @@ def test_dissolve_and_rename_need_a_reason(client, as_admin, make_user):
         resp = client.post(path, headers=hx, data=data)
         assert resp.status_code == 400, data
         assert 'class="error"' in resp.get_data(as_text=True) and f'id="coop-{coop.id}"' in resp.get_data(as_text=True)
-    missing = client.post("/admin/coops/999999/dissolve", headers=hx, data={"reason": "x"})
-    assert missing.status_code == 404
+    for missing_id in (999999, 10**30):
+        missing = client.post(f"/admin/coops/{missing_id}/dissolve", headers=hx, data={"reason": "x"})
+        assert missing.status_code == 404
+        assert client.post(f"/admin/coops/{missing_id}/rename", headers=hx,
+                           data={"name": "Valid", "reason": "x"}).status_code == 404
+        assert client.post(f"/admin/coops/{missing_id}/rename", headers=hx, data={"name": "V"}).status_code in (400, 404)
     db.session.expire_all()
     assert db.session.get(Cooperative, coop.id).status == "active"
     assert db.session.scalar(select(AuditLog.id)) is None

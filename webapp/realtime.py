@@ -58,10 +58,10 @@ def publish(user_id: str, message: dict[str, Any]) -> None:
     get_redis().publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
 
 
-def notification_created(user_id: str, notification: dict[str, Any], unread_count: int) -> None:
-    """Push a committed notification (``Notification.to_dict()``) with the
-    user's unread count after it, so sockets need no DB query to forward it."""
-    publish(user_id, {"type": "notification", "data": notification, "unread_count": unread_count})
+def notification_created(user_id: str, notification: dict[str, Any]) -> None:
+    """Push a committed notification (``Notification.to_dict()``): sockets
+    forward it with no DB query and count it as one more unread."""
+    publish(user_id, {"type": "notification", "data": notification})
 
 
 def unread_count_changed(user_id: str, count: int) -> None:

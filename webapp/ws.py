@@ -139,6 +139,9 @@ class SocketSession:
         self.socket_id = uuid.uuid4().hex
         self.inbox: realtime.SocketInbox = ws.event
         self.caught_up: set[int] = set()  # ids sent by catch-up; a live copy is a duplicate
+        # The unread count as this socket knows it: exact on open and after each
+        # read anywhere (published counts), plus one per pushed notification.
+        self.count = 0
 
     def run(self) -> None:
         app = current_app._get_current_object()
@@ -207,7 +210,8 @@ class SocketSession:
             data = message["data"]
             if data["id"] in self.caught_up:
                 return True
-            self.send_notification(data, message.get("unread_count"))
+            self.count += 1
+            self.send_notification(data, self.count)
         elif kind == "unread_count":
             self.send_count(message["count"])
         return True
@@ -261,6 +265,7 @@ class SocketSession:
             self.send_json({"type": "unread_count", "count": count})
 
     def send_count(self, count: int) -> None:
+        self.count = count
         if self.html:
             self.ws.send(render_template("notifications/_badge.html", count=count, oob=True))
         else:

@@ -14,9 +14,13 @@ from pydantic import Field
 from ..auth import api_auth_required, api_caller, csrf_exempt
 from ..services import activity
 from ..services.errors import Unauthorized, ValidationError
+from .openapi import documented
+from .schemas import ActivityOut, ActivityPageOut, NotificationOut, Out
 from .validation import Schema, encode_cursor, parse_body, parse_cursor, parse_limit
 
 bp = Blueprint("api_activity", __name__)
+
+MAX_ID = 2**63 - 1  # ids are BIGINT
 
 
 def parse_time_arg(name: str) -> datetime | None:
@@ -36,12 +40,29 @@ def parse_time_arg(name: str) -> datetime | None:
         raise ValidationError(f"{name} must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z.") from None
 
 
+_TIME = {"type": "string", "format": "date-time"}
+
+
 @bp.get("/activity")
+@documented(
+    summary="The caller's activity feed, newest first (endpoint 14)",
+    query={
+        "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        "cursor": {"type": "string"},
+        "type": {"type": "string", "description": "one or several activity types (repeat or comma-separate)"},
+        "before": _TIME | {"description": "created_at < before"},
+        "after": _TIME | {"description": "created_at >= after"},
+    },
+    responses={200: ActivityPageOut},
+    tags=["activity"],
+)
 @api_auth_required
 def list_activity():
     """``?limit&cursor&type&before&after`` → ``{"activities", "next_cursor"}``."""
     limit = parse_limit()
     cursor = parse_cursor()
+    if cursor is not None and cursor > MAX_ID:  # never one of ours; PostgreSQL would refuse it
+        raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
     types = activity.parse_types(request.args.getlist("type"))
     before, after = parse_time_arg("before"), parse_time_arg("after")
     if before is not None and after is not None and after >= before:
@@ -87,7 +108,19 @@ def require_service_token() -> None:
         raise Unauthorized("A valid service token is required.")
 
 
+class InternalActivityOut(Out):
+    activity: ActivityOut
+    notification: Optional[NotificationOut]
+
+
 @bp.post("/internal/activity")
+@documented(
+    summary="Record an activity (and optionally a notification) for a user, from another service",
+    body=InternalActivityBody,
+    responses={201: InternalActivityOut, 404: None},
+    auth="service",
+    tags=["internal"],
+)
 @csrf_exempt
 def internal_activity():
     """Record an activity (and optionally a notification) for a user:

@@ -8,15 +8,34 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from pydantic import Field
 
 from ..auth import api_auth_required, api_caller
+from ..extensions import limiter
 from ..models import Cooperative
 from ..services import coops
+from .openapi import documented
+from .schemas import (
+    CoopHashrateOut,
+    CoopOut,
+    CoopStatsOut,
+    InviteCodeOut,
+    LeaveOut,
+    MembersOut,
+    MineOut,
+    StatusOut,
+)
 from .validation import Schema, parse_body
 
 bp = Blueprint("api_coops", __name__)
+
+# Joining is where invite codes could be guessed: attempts per client IP, one
+# budget shared by this route and the page forms (webapp/pages/coops.py).
+join_rate_limit = limiter.shared_limit(
+    lambda: current_app.config["COOP_JOIN_RATE_LIMIT"], scope="coop_join",
+    error_message="Too many join attempts; wait a minute.",
+)
 
 
 class CreateBody(Schema):
@@ -25,7 +44,7 @@ class CreateBody(Schema):
 
 
 class JoinBody(Schema):
-    invite_code: str = Field(max_length=1000)
+    invite_code: str  # format checked by the service: 400 invalid_invite_code
 
 
 class UpdateBody(Schema):
@@ -38,6 +57,8 @@ def _coop(coop: Cooperative, *, member: bool) -> dict:
 
 
 @bp.post("/coops")
+@documented(summary="Found a coop; the caller becomes its admin (endpoint 1)", body=CreateBody,
+            responses={201: CoopOut, 409: None}, tags=["coops"])
 @api_auth_required
 def create():
     body = parse_body(CreateBody)
@@ -46,6 +67,7 @@ def create():
 
 
 @bp.get("/coops/mine")
+@documented(summary="The caller's coop or null (endpoint 2)", responses={200: MineOut}, tags=["coops"])
 @api_auth_required
 def mine():
     coop = coops.get_mine(api_caller())
@@ -53,6 +75,9 @@ def mine():
 
 
 @bp.post("/coops/join")
+@documented(summary="Join by invite code, any case (endpoint 3)", body=JoinBody,
+            responses={200: CoopOut, 404: None, 409: None}, tags=["coops"])
+@join_rate_limit
 @api_auth_required
 def join():
     body = parse_body(JoinBody)
@@ -60,12 +85,15 @@ def join():
 
 
 @bp.get("/coops/<int:coop_id>")
+@documented(summary="A coop, for its members", responses={200: CoopOut, 403: None, 404: None}, tags=["coops"])
 @api_auth_required
 def get(coop_id: int):
     return _coop(coops.get_for_member(api_caller(), coop_id=coop_id), member=True)
 
 
 @bp.patch("/coops/<int:coop_id>")
+@documented(summary="Edit name and description (admin)", body=UpdateBody,
+            responses={200: CoopOut, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
 def patch(coop_id: int):
     body = parse_body(UpdateBody)
@@ -75,12 +103,15 @@ def patch(coop_id: int):
 
 
 @bp.delete("/coops/<int:coop_id>")
+@documented(summary="Dissolve the coop (admin)", responses={200: CoopOut, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
 def dissolve(coop_id: int):
     return _coop(coops.dissolve(api_caller(), coop_id=coop_id), member=False)
 
 
 @bp.post("/coops/<int:coop_id>/leave")
+@documented(summary="Leave the coop (endpoint 4)", responses={200: LeaveOut, 403: None, 404: None, 409: None},
+            tags=["coops"])
 @api_auth_required
 def leave(coop_id: int):
     coop = coops.leave(api_caller(), coop_id=coop_id)
@@ -88,12 +119,16 @@ def leave(coop_id: int):
 
 
 @bp.get("/coops/<int:coop_id>/members")
+@documented(summary="Active members, oldest first (endpoint 5)", responses={200: MembersOut, 403: None, 404: None},
+            tags=["coops"])
 @api_auth_required
 def members(coop_id: int):
     return {"members": [m.to_dict() for m in coops.list_members(api_caller(), coop_id=coop_id)]}
 
 
 @bp.delete("/coops/<int:coop_id>/members/<user_id>")
+@documented(summary="Remove a member (admin, endpoint 6)",
+            responses={200: StatusOut, 400: None, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
 def remove_member(coop_id: int, user_id: str):
     coops.remove_member(api_caller(), coop_id=coop_id, user_id=user_id)
@@ -101,6 +136,8 @@ def remove_member(coop_id: int, user_id: str):
 
 
 @bp.post("/coops/<int:coop_id>/regenerate-code")
+@documented(summary="Replace the invite code (admin, endpoint 7)",
+            responses={200: InviteCodeOut, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
 def regenerate_code(coop_id: int):
     coop = coops.regenerate_code(api_caller(), coop_id=coop_id)
@@ -108,12 +145,15 @@ def regenerate_code(coop_id: int):
 
 
 @bp.get("/coops/<int:coop_id>/hashrate")
+@documented(summary="Combined and members' hashrate (endpoint 8)", responses={200: CoopHashrateOut, 403: None, 404: None},
+            tags=["coops"])
 @api_auth_required
 def hashrate(coop_id: int):
     return coops.hashrate(api_caller(), coop_id=coop_id).to_dict()
 
 
 @bp.get("/coops/<int:coop_id>/stats")
+@documented(summary="Coop statistics (endpoint 9)", responses={200: CoopStatsOut, 403: None, 404: None}, tags=["coops"])
 @api_auth_required
 def stats(coop_id: int):
     return coops.stats(api_caller(), coop_id=coop_id).to_dict()

@@ -17,16 +17,22 @@ from ..services import ingest as ingest_service
               help="Entries per stream per read (default: INGEST_BATCH_SIZE).")
 def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> None:
     """Read the mining:* streams with the consumer group and store the events."""
+    if current_app.config["EMBEDDED"]:
+        click.echo("ingest: embedded default (no REDIS_URL): this process's Redis stand-in has no publisher; "
+                   "use `flask replay FILE --ingest` or `flask demo`, or set REDIS_URL.", err=True)
     consumer = ingest_service.Consumer(name=consumer_name, batch_size=batch_size)
 
     def stop(signum, frame):  # finish the current batch, then exit
         consumer.stop_event.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     click.echo(f"ingest: consumer {consumer.name} in group {consumer.group}"
                f"{' (drain)' if drain else ''}", err=True)
-    stats = consumer.run(drain=drain)
+    try:
+        stats = consumer.run(drain=drain)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo(f"ingest: {stats.summary()}")
 
 

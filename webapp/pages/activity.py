@@ -8,6 +8,7 @@ as ``GET /api/activity``.
 """
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from itertools import groupby
 
@@ -79,18 +80,32 @@ def group_by_day(items: list[UserActivity]) -> list[tuple[date, list[UserActivit
     return [(day, list(rows)) for day, rows in groupby(items, key=lambda i: i.created_at.date())]
 
 
+def section_key(day: date, items: list[UserActivity]) -> str:
+    """The DOM key of a day section: its day and first item's id. Ids, not
+    days alone, because a day can appear twice when entries were recorded
+    out of time order (ingest stamps the event time)."""
+    return f"{day.isoformat()}-{items[0].id}"
+
+
 def _types() -> tuple[str, ...]:
     return activity.parse_types(request.args.getlist("type"))
 
 
-def _day_arg(name: str) -> date | None:
+_SECTION_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d{1,18})$")
+
+
+def _section_arg(name: str) -> tuple[date, str] | None:
+    """A section key from the query (``2024-05-01-123``) as (day, key)."""
     raw = request.args.get(name)
     if not raw:
         return None
+    match = _SECTION_RE.match(raw)
     try:
-        return date.fromisoformat(raw)
+        if match is None:
+            raise ValueError
+        return date.fromisoformat(match.group(1)), raw
     except ValueError:
-        raise ValidationError(f"{name} must be a date like 2024-05-01.") from None
+        raise ValidationError(f"{name} is not a timeline section.") from None
 
 
 def _int_arg(name: str) -> int:
@@ -108,10 +123,10 @@ def _render(template: str, **context):
     return render_template(template, icon_for=icon_for, day_label=day_label, iso=iso, **context)
 
 
-def _more_url(next_id: int | None, last_day: date | None, types: tuple[str, ...]) -> str | None:
+def _more_url(next_id: int | None, last_section: str | None, types: tuple[str, ...]) -> str | None:
     if next_id is None:
         return None
-    return url_for("pages_activity.page", before_id=next_id, last_day=last_day, type=_type_param(types))
+    return url_for("pages_activity.page", before_id=next_id, last_section=last_section, type=_type_param(types))
 
 
 @bp.get("/activity", endpoint="activity")
@@ -133,35 +148,37 @@ def activity_page():
         types=types,
         chips=chips,
         groups=groups,
-        more_url=_more_url(next_id, groups[-1][0] if groups else None, types),
+        more_url=_more_url(next_id, section_key(*groups[-1]) if groups else None, types),
         poll_url=None if before_id else url_for(
             "pages_activity.new", after_id=items[0].id if items else 0,
-            top_day=groups[0][0] if groups else None, type=_type_param(types)),
+            top_section=section_key(*groups[0]) if groups else None, type=_type_param(types)),
     )
 
 
 @bp.get("/activity/page")
 @login_required
 def page():
-    """The next page (infinite scroll): items of ``last_day`` are appended to
-    that day's list, later days as new sections, then a new sentinel."""
+    """The next page (infinite scroll): items of the last section's day are
+    appended to that section, other days become new sections, then a new
+    sentinel."""
     types = _types()
     before_id = _int_arg("before_id")
-    last_day = _day_arg("last_day")
+    last = _section_arg("last_section")
     if not request.headers.get("HX-Request"):
         return redirect(url_for("pages_activity.activity", before_id=before_id or None, type=_type_param(types)))
     items, next_id = activity.list_activities(
         current_user.user_id, limit=PAGE_SIZE, before_id=before_id or None, types=types
     )
     groups = group_by_day(items)
-    continuing = groups[0][1] if groups and groups[0][0] == last_day else []
+    continuing = groups[0][1] if groups and last and groups[0][0] == last[0] else []
     fresh = groups[1:] if continuing else groups
+    last_key = section_key(*fresh[-1]) if fresh else (last[1] if last else None)
     return _render(
         "activity/_page.html",
         continuing=continuing,
-        last_day=last_day,
+        continue_key=last[1] if continuing else None,
         groups=fresh,
-        more_url=_more_url(next_id, groups[-1][0] if groups else last_day, types),
+        more_url=_more_url(next_id, last_key, types),
     )
 
 
@@ -169,23 +186,25 @@ def page():
 @login_required
 def new():
     """Entries newer than ``after_id``: 204 when none, else the items
-    (prepended out of band) and a new poller carrying the newest id."""
+    (prepended out of band) and a new poller carrying the newest id and the
+    top section."""
     types = _types()
     after_id = _int_arg("after_id")
-    top_day = _day_arg("top_day")
+    top = _section_arg("top_section")
     items = activity.newer_than(current_user.user_id, after_id, types=types, limit=POLL_LIMIT)
     if not items:
         return "", 204
     groups = group_by_day(items)
-    on_top_day = [i for day, rows in groups if top_day and day <= top_day for i in rows]
-    fresh = [(day, rows) for day, rows in groups if not (top_day and day <= top_day)]
-    newest_day = groups[0][0] if top_day is None else max(groups[0][0], top_day)
+    # Only the oldest run of new items can join the section on top.
+    on_top = groups[-1][1] if top and groups[-1][0] == top[0] else []
+    fresh = groups[:-1] if on_top else groups
+    top_key = section_key(*fresh[0]) if fresh else top[1]
     return _render(
         "activity/_new.html",
-        top_day=top_day,
-        on_top_day=on_top_day,
+        top_key=top[1] if on_top else None,
+        on_top=on_top,
         groups=fresh,
         new=True,
-        poll_url=url_for("pages_activity.new", after_id=items[0].id, top_day=newest_day,
+        poll_url=url_for("pages_activity.new", after_id=items[0].id, top_section=top_key,
                          type=_type_param(types)),
     )

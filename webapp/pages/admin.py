@@ -21,14 +21,23 @@ from ..auth import admin_required
 from ..extensions import db
 from ..models import Cooperative
 from ..services import admin
-from ..services.errors import DomainError
+from ..services.errors import DomainError, NotFound, ValidationError
 
 bp = Blueprint("pages_admin", __name__)
 
 PAGE_SIZE = 25
+MAX_COOP_ID = 2**31 - 1
 AUDIT_PAGE_SIZE = 20
 # Tells the audit log section to reload itself (hx-trigger="audit-changed from:body").
 AUDIT_CHANGED = {"HX-Trigger": "audit-changed"}
+
+
+def _id_cursor(max_id: int) -> int | None:
+    """``?cursor=`` as an id within the column's range. Raises ValidationError."""
+    cursor = parse_cursor()
+    if cursor is not None and cursor > max_id:
+        raise ValidationError("cursor is not valid; use the link of the previous page.")
+    return cursor
 
 
 def _htmx() -> bool:
@@ -78,7 +87,7 @@ def index():
 @bp.get("/admin/coops")
 @admin_required
 def coops():
-    return _fragment_or_page("admin/_coops.html", "Cooperatives", **_coops_context(_q(), parse_cursor()))
+    return _fragment_or_page("admin/_coops.html", "Cooperatives", **_coops_context(_q(), _id_cursor(MAX_COOP_ID)))
 
 
 @bp.get("/admin/users")
@@ -91,7 +100,7 @@ def users():
 @bp.get("/admin/audit")
 @admin_required
 def audit():
-    return _fragment_or_page("admin/_audit.html", "Audit log", **_audit_context(parse_cursor()))
+    return _fragment_or_page("admin/_audit.html", "Audit log", **_audit_context(_id_cursor(2**63 - 1)))
 
 
 @bp.get("/admin/jobs")
@@ -103,14 +112,14 @@ def jobs():
 def _coop_action(coop_id: int, action, done: str):
     """Run a coop action; answer htmx with the row (+ audit log out of band)
     or the row with the error, and a plain POST with a redirect."""
+    if coop_id > MAX_COOP_ID:  # the column is a 32-bit integer
+        raise NotFound("No such cooperative.")
     try:
         action()
     except DomainError as exc:
         db.session.rollback()
-        if not _htmx():
-            raise
-        coop = db.session.get(Cooperative, coop_id)
-        if coop is None:
+        coop = None if isinstance(exc, NotFound) else db.session.get(Cooperative, coop_id)
+        if not _htmx() or coop is None:
             raise
         return render_template("admin/_coop_row.html", coop=coop, error=exc.message), exc.status
     if not _htmx():

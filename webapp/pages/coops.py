@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..api.coops import join_rate_limit
 from ..models import utcnow
 from ..services import coop_hashrate, coops
 from ..services.errors import DomainError, NotAdmin
@@ -22,32 +23,8 @@ from ..services.errors import DomainError, NotAdmin
 bp = Blueprint("pages_coops", __name__)
 
 CHART_W, CHART_H, CHART_TOP = 600, 160, 12  # SVG user units
-HASHRATE_UNITS = ("H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s")
-NUMBER_UNITS = ("", "K", "M", "G", "T", "P", "E")
-
-
-def _scaled(value: float, units: tuple[str, ...], sep: str) -> str:
-    value = float(value or 0.0)
-    index = 0
-    while abs(value) >= 1000 and index < len(units) - 1:
-        value /= 1000
-        index += 1
-    digits = 0 if index == 0 and value == int(value) else (2 if value < 10 else 1 if value < 100 else 0)
-    return f"{value:.{digits}f}{sep}{units[index]}".rstrip()
-
-
-@bp.app_template_filter("coop_hashrate")
-def format_hashrate(value: float) -> str:
-    """H/s with an SI prefix: ``575.9 GH/s``."""
-    return _scaled(value, HASHRATE_UNITS, " ")
-
-
-@bp.app_template_filter("coop_number")
-def format_number(value: float) -> str:
-    """A large count or difficulty, compact: ``16.1K``, ``2.35M``."""
-    return _scaled(value, NUMBER_UNITS, "")
-
-
+# Numbers are formatted with the shared ``hashrate`` / ``difficulty`` filters
+# (webapp/pages/miners.py).
 def _is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -128,6 +105,7 @@ def _code_from_input(raw: str) -> str:
 
 
 @bp.post("/coop/join")
+@join_rate_limit
 @login_required
 def join():
     code = _code_from_input(request.form.get("invite_code", ""))
@@ -145,6 +123,7 @@ def join_link(code: str):
 
 
 @bp.post("/coop/join/<code>")
+@join_rate_limit
 @login_required
 def join_link_post(code: str):
     try:

@@ -1,7 +1,8 @@
-"""Pages: the home page — the logged-in miner's own overview."""
+"""Pages: the home page. A logged-in miner lands on their own profile (their
+stats, workers and personal bests); anyone else on the log-in page."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, redirect, url_for
 from flask_login import current_user
 
 bp = Blueprint("pages_home", __name__)

@@ -112,7 +112,8 @@ def _feed_context(category: str | None, unread_only: bool, before_id: int | None
                            category=category, unread="1" if unread_only else None, group=last_group)
     return {"sections": sections, "next_url": next_url, "category": category, "unread_only": unread_only,
             "empty": before_id is None and not items,
-            "watermark": items[0]["id"] if before_id is None and items else None}
+            # "Mark all read" marks what existed when the page was shown, in every category.
+            "watermark": service.latest_id(current_user.user_id) if before_id is None and items else None}
 
 
 def _filters() -> tuple[str | None, bool]:

@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 from ..api.validation import validate
 from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import accounts, preferences
+from ..services.errors import ValidationError
 
 bp = Blueprint("pages_settings", __name__)
 
@@ -91,4 +92,7 @@ def save_notifications():
 def save_email():
     """The address e-mail notifications go to; blank removes it."""
     email = (request.form.get("email") or "").strip() or None
-    return _save({"notifications": {"email": email}}, "email")
+    try:
+        return _save({"notifications": {"email": email}}, "email")
+    except ValidationError:
+        raise ValidationError("That does not look like an e-mail address (name@example.org).") from None

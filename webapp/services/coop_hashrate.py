@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import delete, func, insert, literal, select, update
 
 from ..extensions import db, get_redis, redis_key
@@ -150,9 +151,14 @@ def compute_one(coop_id: int, now: datetime | None = None) -> Total:
 
 def cached_total(coop_id: int, now: datetime | None = None) -> Total:
     """The cached total of a coop; on a miss (expired, or invalidated by a
-    membership change) it is computed for this coop and cached again."""
+    membership change) it is computed for this coop and cached again. With
+    Redis unreachable it is computed without the cache."""
     redis = get_redis()
-    raw = redis.get(cache_key(coop_id))
+    try:
+        raw = redis.get(cache_key(coop_id))
+    except RedisError:
+        current_app.logger.warning("hashrate cache unreachable; computing coop %s directly", coop_id)
+        return compute_one(coop_id, now)
     if raw:
         try:
             data = json.loads(raw)
@@ -164,11 +170,14 @@ def cached_total(coop_id: int, now: datetime | None = None) -> Total:
         except (ValueError, KeyError, TypeError):
             pass  # unreadable entry: recompute
     total = compute_one(coop_id, now)
-    redis.set(
-        cache_key(coop_id),
-        _cache_value(total.total_hashrate, total.online_count, iso(total.updated_at)),
-        ex=current_app.config["COOP_HASHRATE_CACHE_TTL"],
-    )
+    try:
+        redis.set(
+            cache_key(coop_id),
+            _cache_value(total.total_hashrate, total.online_count, iso(total.updated_at)),
+            ex=current_app.config["COOP_HASHRATE_CACHE_TTL"],
+        )
+    except RedisError:
+        current_app.logger.warning("could not cache the hashrate of coop %s", coop_id)
     return total
 
 
@@ -177,7 +186,7 @@ def invalidate(coop_id: int) -> None:
     the entry expires within the TTL anyway)."""
     try:
         get_redis().delete(cache_key(coop_id))
-    except Exception:  # noqa: BLE001 - Redis down must not fail a committed change
+    except RedisError:  # Redis down must not fail a committed change
         current_app.logger.exception("could not drop the hashrate cache of coop %s", coop_id)
 
 

@@ -713,13 +713,14 @@ def dashboard(user: User, *, coop_id: int) -> tuple[Cooperative, CoopStats, list
 
 DEMO_MINERS = Path(__file__).resolve().parent.parent / "demo" / "miners.json"
 SATOSHI_HUNTER = "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3"
-# (name, description, indexes into miners.json; the first present miner is the admin)
+# (name, description, indexes into miners.json; the first present miner is the
+# admin). Only miners 0-19 have display names; they are spread over the three.
 DEMO_COOPS = (
     ("Satoshi's Hunters", "SatoshiHunter's crew: home miners chasing one lucky block together.",
-     (0, 21, 22, 23, 24, 25, 26, 27)),
+     (0, 3, 7, 13, 17, 20, 21)),
     ("Bitaxe Brigade", "Twenty Bitaxes on shelves across the world. We're full, but say hi!",
-     tuple(range(1, 21))),
-    ("Lisbon Lightning", "A small crew from Lisbon and friends.", (28, 29, 30, 31)),
+     (2, 4, 5, 6, 8, 10, 11, 14, 16, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 30)),
+    ("Lisbon Lightning", "A small crew from Lisbon and friends.", (9, 1, 12, 15)),
 )
 
 

@@ -137,7 +137,7 @@ class Consumer:
                                               start_id=start, count=self.batch_size)
                 start, entries = reply[0], reply[1]
                 claimed += len(entries)
-                if _s(start) == "0-0" or not entries:
+                if _s(start) == "0-0":  # the cursor, not an empty page, ends the scan
                     break
         if claimed:
             log.info("claimed %d entries left pending by other consumers", claimed)
@@ -223,15 +223,24 @@ class Consumer:
         except TRANSIENT_ERRORS:
             raise
         except Exception:  # noqa: BLE001 - isolate the entry the database refuses
-            log.exception("batch of %d refused by the database; retrying entry by entry", len(batch.parsed))
+            log.exception("batch of %d refused by the database; isolating the entry by bisection",
+                          len(batch.parsed))
         fields_of = {(stream, entry_id): fields for stream, entry_id, fields in batch.entries}
         total = mining.BatchResult()
-        for ev in batch.parsed:
+        halves = [batch.parsed[: len(batch.parsed) // 2], batch.parsed[len(batch.parsed) // 2:]]
+        while halves:
+            part = halves.pop()
+            if not part:
+                continue
             try:
-                one = mining.ingest_batch([ev])
+                one = mining.ingest_batch(part)
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001
+                if len(part) > 1:
+                    halves += [part[: len(part) // 2], part[len(part) // 2:]]
+                    continue
+                ev = part[0]
                 first_line = (str(exc).splitlines() or [""])[0][:300]
                 batch.dead.append((ev.stream, ev.entry_id, fields_of[ev.key],
                                    f"refused by the database: {exc.__class__.__name__}: {first_line}"))
@@ -293,7 +302,6 @@ class Consumer:
             return self.stats
         finally:
             self.stats.seconds = time.monotonic() - started
-            db.session.remove()
 
     def _consume_new(self, *, drain: bool, until: float) -> bool:
         """Read new entries (``>``) until ``until`` (then the caller claims
@@ -409,7 +417,7 @@ class ReplayStats:
 
 
 def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | None = None,
-                 redis: redis_lib.Redis | None = None, pipeline_size: int = 1000,
+                 redis: redis_lib.Redis | None = None, pipeline_size: int = 200,
                  progress: bool = True, now: float | None = None) -> ReplayStats:
     """Publish an envelope log into the streams as the upstream collector does.
 

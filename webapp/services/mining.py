@@ -27,13 +27,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from flask import current_app
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import Text, bindparam, case, delete, or_, select, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -60,10 +63,11 @@ DEAD_LETTER_STREAM = "mining-dead-letter"
 
 # Bounds that keep every stored value inside its column (a value the database
 # would refuse must be dead-lettered here, never block a batch).
+MAX_ENTRY_ID = 32  # mining_events.entry_id; Redis ids can reach 41 characters
 MAX_USER = 128
 MAX_WORKER = 255
 MAX_SOURCE = 64
-MAX_DATA_BYTES = 64 * 1024
+MAX_DATA_CHARS = 64 * 1024  # characters of the data JSON text
 MAX_USERAGENT = 255
 MIN_TS = 1230768000.0  # 2009-01-01, before the first Bitcoin block
 MAX_FUTURE_SECONDS = 24 * 3600  # a clock a day ahead is a bad entry, not a time
@@ -145,7 +149,7 @@ def _is_str(value: Any) -> bool:
 
 
 def _is_num(value: Any) -> bool:  # JSON numbers decode to exactly int or float; bool is neither
-    return (type(value) is float or type(value) is int) and 0 <= value < math.inf
+    return (type(value) is float or type(value) is int) and 0 <= value <= _FLOAT_MAX
 
 
 def _is_int(value: Any) -> bool:
@@ -156,6 +160,7 @@ def _is_bool(value: Any) -> bool:
     return type(value) is bool
 
 
+_FLOAT_MAX = sys.float_info.max  # an integer beyond it cannot become a float column
 _CHECKS = {_STR: _is_str, _NUM: _is_num, _INT: _is_int, _BOOL: _is_bool}
 # (field, check, required, kind) per event, for the hot loop.
 _RULES = {
@@ -194,6 +199,8 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
     characters). Other fields of the entry and of ``data`` are allowed.
     Raises MalformedEvent with the reason.
     """
+    if len(entry_id) > MAX_ENTRY_ID:
+        raise MalformedEvent(f"entry id longer than {MAX_ENTRY_ID} characters")
     event, raw_ts, source, data_text = _fields(fields)
     rules = _RULES.get(event)  # type: ignore[arg-type]
     if rules is None:
@@ -214,7 +221,7 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
 
     if data_text is None:
         raise MalformedEvent("the data field is missing")
-    if len(data_text) > MAX_DATA_BYTES:
+    if len(data_text) > MAX_DATA_CHARS:
         raise MalformedEvent("data is larger than 64 KiB")
     try:
         data = _DECODER.decode(data_text)
@@ -305,7 +312,6 @@ class BatchResult:
     duplicates: int = 0
     notifications: int = 0
     activities: int = 0
-    transitions: list[tuple[str, str, bool]] = field(default_factory=list)  # (worker, reason, online)
 
 
 def _insert(table):
@@ -389,7 +395,8 @@ def _store_events(events: list[MiningEventIn], now: datetime) -> list[MiningEven
         with connection.connection.driver_connection.cursor() as cursor:
             cursor.execute(_PG_INSERT_EVENTS, params)
             return [by_key[(stream, entry_id)] for stream, entry_id in cursor.fetchall()]
-    table = MiningEvent.__table__
+    # SQLite (embedded default): SQLAlchemy's multi-row insert, with the JSON
+    # text as read (SQLite's JSON is text) instead of encoding it again.
     rows = [
         {
             "stream": ev.stream,
@@ -400,17 +407,24 @@ def _store_events(events: list[MiningEventIn], now: datetime) -> list[MiningEven
             "user_id": ev.user,
             "worker": ev.worker,
             "accepted": ev.accepted,
-            "data": ev.data,
+            "data": ev.raw_data if ev.raw_data is not None else json.dumps(ev.data),
             "received_at": now,
         }
         for ev in events
     ]
     stmt = (
-        _insert(table)
+        _insert(_SQLITE_EVENTS)
         .on_conflict_do_nothing(index_elements=["stream", "entry_id"])
-        .returning(table.c.stream, table.c.entry_id)
+        .returning(_SQLITE_EVENTS.c.stream, _SQLITE_EVENTS.c.entry_id)
     )
     return [by_key[(stream, entry_id)] for stream, entry_id in connection.execute(stmt, rows)]
+
+
+_SQLITE_EVENTS = sa_table(
+    "mining_events",
+    *(sa_column(c.name, c.type) for c in MiningEvent.__table__.c if c.name not in ("id", "data")),
+    sa_column("data", Text()),
+)
 
 
 def _registered(user_ids: Iterable[str]) -> set[str]:
@@ -603,7 +617,6 @@ def _transition(state: dict, ev: MiningEventIn, online: bool, reason: str, known
     state["state_changed_at"] = ev.ts
     if not known:
         return
-    result.transitions.append((ev.worker or "", reason, online))
     if state["user_id"] in registered:
         if _notify_worker(state["user_id"], ev.worker or "", online, reason, ev.ts, ev.data):
             result.notifications += 1

@@ -8,9 +8,9 @@ transaction commits publishes it to Redis for the sockets and enqueues the
 e-mail job. Callable from any process: web, RQ worker, ingest.
 
 The post-commit step runs in SQLAlchemy's ``after_commit`` hook, where the
-session can no longer emit SQL: everything it needs (the serialised row and
-the unread count) is computed before the commit, so the hook only talks to
-Redis. The e-mail job runs in its own app context and DB session, so it also
+session can no longer emit SQL: the row is serialised before the commit, so
+the hook only talks to Redis (sockets count a pushed notification as one
+more unread themselves; reads publish the exact count). The e-mail job runs in its own app context and DB session, so it also
 works when the embedded default executes it inline inside that hook.
 """
 from __future__ import annotations
@@ -43,7 +43,6 @@ class _Pending:
 
     user_id: str
     payload: dict[str, Any]  # Notification.to_dict()
-    unread_count: int
     wants_email: bool
     savepoint: SessionTransaction | None  # innermost savepoint it was added in
 
@@ -122,7 +121,7 @@ def notify(
     if wants_email:
         db.session.add(NotificationDelivery(notification_id=row.id, channel="email", status="pending"))
     db.session.info.setdefault(_PENDING_KEY, []).append(
-        _Pending(user_id, row.to_dict(), unread_count(user_id), wants_email, db.session().get_nested_transaction())
+        _Pending(user_id, row.to_dict(), wants_email, db.session().get_nested_transaction())
     )
     if commit:
         db.session.commit()
@@ -186,7 +185,7 @@ def dispatch_committed(pending: list[_Pending]) -> None:
     for item in pending:
         notification_id = item.payload["id"]
         try:
-            realtime.notification_created(item.user_id, item.payload, item.unread_count)
+            realtime.notification_created(item.user_id, item.payload)
         except Exception:  # noqa: BLE001 - Redis down must not lose the row
             current_app.logger.exception("push of notification %s failed", notification_id)
         if item.wants_email:

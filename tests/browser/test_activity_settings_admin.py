@@ -1,0 +1,103 @@
+"""The activity timeline, settings and admin pages in a real browser under
+the app's CSP: infinite scroll, live entries, "Saved" confirmations, and a
+dissolve that reloads the audit log."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import AuditLog, Cooperative, CooperativeMember, User
+from webapp.services import accounts, activity
+
+from ..conftest import PASSWORD, base_config, free_port
+from .conftest import LiveServer, login
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def fast_server(app, make_app):
+    """The live server with a 1-second activity poll."""
+    port = free_port()
+    served = make_app(SERVER_NAME=None, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TESTING=False,
+                      PROPAGATE_EXCEPTIONS=False, EMBEDDED_SCHEDULER=False, ACTIVITY_POLL_SECONDS=1)
+    server = LiveServer(served, port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.csp_errors = []
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))
+    yield page
+    context.close()
+
+
+def test_timeline_scrolls_and_receives_new_entries(fast_server, page, make_user, screenshot):
+    user = make_user()
+    for i in range(25):
+        activity.record_activity(user.user_id, "badge_earned" if i % 2 else "level_up", f"Entry {i}")
+    activity.record_activity(user.user_id, "share_submitted", "New personal best: 1.2M", data={"personal_best": True})
+    db.session.commit()
+    login(page, fast_server.url, user.user_id, PASSWORD)
+    page.goto(f"{fast_server.url}/activity")
+    items = page.locator("li.activity-item")
+    assert items.count() == 20
+    assert "🏆" in items.first.inner_text()
+    page.locator("#activity-more").scroll_into_view_if_needed()
+    items.nth(25).wait_for()  # the next page arrived (no eval: the CSP forbids it)
+    assert items.count() == 26
+    assert page.locator("section.day").count() == 1  # the second page joined today's section
+    assert page.locator("#activity-more").inner_text().strip() == ""
+
+    activity.record_activity(user.user_id, "coop_joined", "Joined Live Coop", link="/coop")
+    db.session.commit()
+    page.wait_for_selector("li.activity-item.new >> text=Joined Live Coop", timeout=5000)
+    assert "Joined Live Coop" in items.first.inner_text()  # on top
+    screenshot(page, "activity")
+    assert page.csp_errors == []
+
+
+def test_settings_toggle_saves_with_a_confirmation(live_server, page, make_user, screenshot):
+    user = make_user(country_code="PT")
+    login(page, live_server.url, user.user_id, PASSWORD)
+    page.goto(f"{live_server.url}/settings")
+    page.uncheck("input[name=showCountryFlag]")
+    page.wait_for_selector("#privacy-status .saved")
+    assert "Saved" in page.inner_text("#privacy-status")
+    page.check("input[name='mining.email']")
+    page.wait_for_selector("#notifications-status .saved")
+    page.fill("input[name=email]", "miner@localhost")  # valid to the browser, refused by the server
+    page.click("#email button[type=submit]")
+    page.wait_for_selector("#email-status .error")
+    db.session.expire_all()
+    settings = accounts.get_settings(db.session.get(User, user.user_id))
+    assert settings["privacy"]["showCountryFlag"] is False
+    assert settings["notifications"]["categories"]["mining"]["email"] is True
+    screenshot(page, "settings")
+    assert page.csp_errors == []
+
+
+def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user, screenshot):
+    admin = make_user(is_admin=True)
+    owner = make_user()
+    coop = Cooperative(name="Spammy Coop", invite_code="SPAM1234", admin_user_id=owner.user_id, member_count=1)
+    db.session.add(coop)
+    db.session.flush()
+    db.session.add(CooperativeMember(cooperative_id=coop.id, user_id=owner.user_id, role="admin"))
+    db.session.commit()
+    login(page, live_server.url, admin.user_id, PASSWORD)
+    page.goto(f"{live_server.url}/admin")
+    page.on("dialog", lambda dialog: dialog.accept())
+    row = page.locator(f"#coop-{coop.id}")
+    row.locator("form[action$='/dissolve'] input[name=reason]").fill("Spam in the coop name")
+    row.locator("form[action$='/dissolve'] button").click()
+    page.wait_for_selector(f"#coop-{coop.id} >> text=Cooperative dissolved.")
+    page.wait_for_selector("#admin-audit >> text=Spam in the coop name")
+    assert db.session.scalars(select(AuditLog.action)).all() == ["coop.dissolve"]
+    screenshot(page, "admin")
+    assert page.csp_errors == []
