@@ -177,6 +177,10 @@ def make_app(migrated):
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+    # The limiter is one module-level object: the last init_app wins.
+    from webapp.extensions import limiter
+
+    limiter.enabled = False
 
 
 @pytest.fixture
