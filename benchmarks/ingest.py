@@ -11,8 +11,9 @@ PostgreSQL, for the shared day (webapp/demo/mining-events-24h.jsonl.gz).
 3. times ``flask ingest --drain`` (the real consumer; one per process with
    ``--consumers``) until every entry is stored, then checks the counts.
 
-Settings: BENCH_PG_URL (server URL, default postgresql://postgres@127.0.0.1:5432/postgres)
-and BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+Settings: BENCH_PG_URL (server URL, default postgresql://postgres@127.0.0.1:5432/postgres),
+BENCH_REDIS_URL (default redis://127.0.0.1:6379), BENCH_VERBOSE=1 to print the
+consumers' logs. Results: docs/PERFORMANCE.md.
 """
 from __future__ import annotations
 

@@ -18,7 +18,11 @@ What it does, on loopback only, bounded in time (a few minutes at most):
    for random users at ``--rate`` per second by calling
    ``services.notifications.notify`` directly, stamping ``data.t0`` with
    ``time.time()`` just before each call (so before the DB insert);
-6. the clients record ``time.time() - t0`` on receipt: p50 / p99 / max.
+6. the clients record ``time.time() - t0`` on receipt: p50 / p99 / max, and
+   how long after ``notify()`` returned (its duration is reported too).
+
+``--deflate`` lets the server accept permessage-deflate (WS_PERMESSAGE_DEFLATE),
+to compare the memory per socket.
 """
 from __future__ import annotations
 
@@ -300,6 +304,8 @@ def main() -> None:
     parser.add_argument("--notifications", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0, help="notifications per second")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--deflate", action="store_true",
+                        help="let the server accept permessage-deflate (WS_PERMESSAGE_DEFLATE=1), for comparison")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -315,7 +321,7 @@ def main() -> None:
     port = random.randint(20000, 40000)
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_NAMESPACE=f"bench-{run_id}",
                SECRET_KEY=f"bench-{run_id}", EMBEDDED_SCHEDULER="0", RATELIMIT_ENABLED="0",
-               PUBLIC_BASE_URL=f"http://{HOST}:{port}")
+               PUBLIC_BASE_URL=f"http://{HOST}:{port}", WS_PERMESSAGE_DEFLATE="1" if args.deflate else "0")
     master = None
     try:
         pairs = prepare(env, args.sockets)

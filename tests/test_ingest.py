@@ -151,6 +151,22 @@ def test_consumer_killed_before_ack_is_taken_over_without_loss_or_double_count(m
         db.session.remove()
 
 
+def test_a_restarted_consumer_rereads_its_own_pending_entries_first(app, redis):
+    """Same consumer name (``--consumer``), restarted: its pending entries are
+    processed at once, without waiting for the claim idle time."""
+    now = time.time()
+    for i in range(4):
+        xadd(redis, "share_submitted", share("bc1qsame0001", "rig", 10.0 + i), ts=now - 10 + i)
+    crashed = ingest.Consumer(name="fixed-name", claim_idle_ms=3_600_000)
+    crashed.ensure_groups()
+    assert len(crashed.read_new()) == 4  # read, then "crashed" before storing
+    xadd(redis, "share_submitted", share("bc1qsame0001", "rig", 99.0), ts=now)
+    stats = ingest.Consumer(name="fixed-name", claim_idle_ms=3_600_000).run(drain=True, max_retries=0)
+    assert stats.claimed == 0 and stats.inserted == 5
+    assert db.session.get(MinerStats, "bc1qsame0001").total_shares == 5
+    assert _pending(redis) == 0
+
+
 def test_rollups_equal_a_recomputation_from_the_data_file(app, runner, tmp_path):
     path = write_slice(tmp_path / "sample-miners.jsonl.gz")
     lines = day_lines()

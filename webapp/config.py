@@ -122,6 +122,7 @@ class Config:
         self.WS_MAX_SOCKETS_PER_USER = _int("WS_MAX_SOCKETS_PER_USER", 5)
         self.WS_MAX_MESSAGE_SIZE = _int("WS_MAX_MESSAGE_SIZE", 4096)
         self.WS_PING_INTERVAL = _int("WS_PING_INTERVAL", 25)
+        self.WS_PERMESSAGE_DEFLATE = _bool("WS_PERMESSAGE_DEFLATE", False)  # off: ~200 KB less per socket (docs/NOTIFICATIONS.md)
 
         # Embedded default only: run periodic jobs on a thread of the web
         # process, since there is no separate worker or scheduler.

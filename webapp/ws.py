@@ -7,9 +7,9 @@ whose ``Origin`` is not the app's own is refused there with a plain 403
 closed with 4001, as API.md says.
 
 The hook also drops the client's ``Sec-WebSocket-Extensions`` offer, so the
-server never negotiates permessage-deflate: simple-websocket would accept it
-with the largest window, ~200–250 KB per socket (DESIGN.md), while our
-messages are a few hundred bytes.
+server does not negotiate permessage-deflate (unless WS_PERMESSAGE_DEFLATE):
+simple-websocket would accept it with the largest window, ~200–250 KB per
+socket (DESIGN.md), while our messages are a few hundred bytes.
 
 Each socket: attach to this process's hub (subscribe first), count against
 the per-user limit, send the catch-up rows newer than ``since`` and the
@@ -81,7 +81,8 @@ def authenticate_socket() -> None:
     Forbidden (403, no upgrade) for a foreign or missing Origin on a
     cookie-authenticated socket, ValidationError (400) for bad parameters.
     """
-    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+    if not current_app.config["WS_PERMESSAGE_DEFLATE"]:
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     g.ws_user_id = None
     g.ws_format = request.args.get("format", "json")
     if g.ws_format not in ("json", "html"):
@@ -172,8 +173,8 @@ class SocketSession:
             hub.detach(channel, self.socket_id)
             try:
                 realtime.unregister_socket(self.user_id, self.socket_id)
-            except Exception:  # noqa: BLE001 - Redis down; the entry ages out
-                app.logger.warning("could not unregister socket %s", self.socket_id)
+            except Exception as exc:  # noqa: BLE001 - Redis down; the entry ages out
+                app.logger.warning("could not unregister socket %s: %r", self.socket_id, exc)
             db.session.remove()
 
     def loop(self) -> None:

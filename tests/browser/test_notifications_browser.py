@@ -57,7 +57,8 @@ def test_live_bell_and_list(live_server, page, make_user, screenshot):
 
     page.get_by_role("button", name="Mark all read").click()
     page.wait_for_function("() => document.querySelector('#notification-badge').dataset.count === '0'")
-    assert page.locator("#notification-list li.unread").count() == 0
+    page.wait_for_function("() => document.querySelectorAll('#notification-feed li.unread').length === 0")
+    assert page.locator("#notification-list > li").count() == 4
     assert not [e for e in page.errors if "Content Security Policy" in e or "dialog" in e], page.errors
 
 

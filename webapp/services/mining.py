@@ -40,7 +40,7 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
-from ..models import MinerStats, MiningEvent, Notification, User, UserActivity, WorkerStatus, utcnow
+from ..models import MinerStats, MiningEvent, Notification, User, UserActivity, WorkerStatus, iso, utcnow
 from . import activity as activity_service
 from . import notifications as notification_service
 
@@ -642,7 +642,7 @@ def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: dat
         subtype = "worker_offline"
     row = notification_service.notify(
         user_id, "mining", subtype, title[:200], body, link=profile_link(user_id),
-        data={"worker": worker, "reason": reason, "at": _iso(at)}, commit=False,
+        data={"worker": worker, "reason": reason, "at": iso(at)}, commit=False,
     )
     if row is not None:
         row.created_at = at
@@ -655,10 +655,6 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _raise_event_notifications(events: list[MiningEventIn], registered: set[str], result: BatchResult) -> None:
