@@ -94,6 +94,10 @@ class Config:
         self.RATELIMIT_HEADERS_ENABLED = True
         # Per client IP on register / token / login (flood and guessing guard).
         self.AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
+        # Per client IP on the public profile endpoints (15, 16).
+        self.PUBLIC_RATE_LIMIT = os.environ.get("PUBLIC_RATE_LIMIT", "120 per minute")
+        # Wrong invite codes per user (per IP when anonymous).
+        self.INVITE_CODE_FAILURE_LIMIT = os.environ.get("INVITE_CODE_FAILURE_LIMIT", "10 per minute")
 
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
         self.MAIL_PORT = _int("MAIL_PORT", 25)

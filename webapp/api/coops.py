@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
+from flask_limiter.util import get_remote_address
 from pydantic import Field
 
 from ..auth import api_auth_required, api_caller
@@ -32,10 +33,30 @@ bp = Blueprint("api_coops", __name__)
 
 # Joining is where invite codes could be guessed: attempts per client IP, one
 # budget shared by this route and the page forms (webapp/pages/coops.py).
-join_rate_limit = limiter.shared_limit(
+_ip_join_limit = limiter.shared_limit(
     lambda: current_app.config["COOP_JOIN_RATE_LIMIT"], scope="coop_join",
     error_message="Too many join attempts; wait a minute.",
 )
+
+
+def _caller_key() -> str:
+    user = g.get("user")
+    return f"user:{user.user_id}" if user is not None else f"ip:{get_remote_address()}"
+
+
+# Wrong codes per caller: only failed attempts (400 malformed, 404 unknown or
+# old) count, so a flood of guesses is slowed down for the guesser alone and
+# never locks the coop for anyone else.
+_wrong_code_limit = limiter.shared_limit(
+    lambda: current_app.config["INVITE_CODE_FAILURE_LIMIT"], scope="coop_join_wrong_code",
+    key_func=_caller_key, deduct_when=lambda response: response.status_code in (400, 404),
+    error_message="Too many wrong invite codes; wait a minute.",
+)
+
+
+def join_rate_limit(view):
+    """Both join limits: attempts per IP, wrong codes per user."""
+    return _ip_join_limit(_wrong_code_limit(view))
 
 
 class CreateBody(Schema):

@@ -1,24 +1,35 @@
 """JSON routes: public miner profiles (API.md endpoints 15 and 16).
 
 No authentication: what is shown is what the miner made public. A private
-profile and a missing one answer the same 404 ``not_found`` body.
+profile and a missing one answer the same 404 ``not_found`` body. Limited
+per client IP (``PUBLIC_RATE_LIMIT``) so the directory can't be scraped fast.
 """
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
+from ..extensions import limiter
 from ..services import profiles
+from .openapi import documented
+from .schemas import PublicProfileOut, PublicStatsOut
 
 bp = Blueprint("api_public", __name__)
+public_rate_limit = limiter.shared_limit(lambda: current_app.config["PUBLIC_RATE_LIMIT"], scope="public-profiles")
 
 
 @bp.get("/public/miners/<user_id>")
+@public_rate_limit
+@documented(summary="A miner's public profile", responses={200: PublicProfileOut, 404: None}, auth="none",
+            tags=["profiles"])
 def miner_profile(user_id: str):
     """Endpoint 15: the public profile (``profiles.public_profile``)."""
     return profiles.public_profile(user_id)
 
 
 @bp.get("/public/miners/<user_id>/stats")
+@public_rate_limit
+@documented(summary="A miner's public mining stats", responses={200: PublicStatsOut, 404: None}, auth="none",
+            tags=["profiles"])
 def miner_stats(user_id: str):
     """Endpoint 16: the public mining stats (``profiles.public_stats``)."""
     return profiles.public_stats(user_id)
