@@ -7,13 +7,11 @@ change itself, so the log never misses an action nor records one that was
 rolled back. Callers are checked with ``require_platform_admin`` here, not
 only by the route decorator.
 
-Coop changes by a platform admin are done here rather than through
-``coops.dissolve``/``coops.update_details``: those are the coop admin's
-actions (they require the coop's own admin as actor and tell the members
-"<admin> dissolved …"). The rules are the same: the coop row is locked
-(``SELECT … FOR UPDATE``), every active membership ends as ``left``, each
-member gets a ``coop_left`` activity, the invite code is freed, the cached
-hashrate dropped; members are told by a ``system`` notification.
+A platform admin's dissolve shares ``coops.dissolve_locked`` with the coop
+admin's: the coop row is locked (``SELECT … FOR UPDATE``), every active
+membership ends as ``left``, each member gets a ``coop_left`` activity, the
+invite code is freed, the cached hashrate dropped; here members are told by
+a ``system`` notification, since no member did it.
 """
 from __future__ import annotations
 
@@ -30,12 +28,12 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.results import Result
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
 from ..extensions import db
-from ..models import AuditLog, Cooperative, CooperativeMember, User, utcnow
-from . import activity, notifications
-from .errors import CoopDissolved, Forbidden, NotFound, ValidationError
+from ..models import AuditLog, Cooperative, CooperativeMember, User
+from . import coop_hashrate, coops, notifications
+from .errors import Forbidden, NotFound, ValidationError
 
 REASON_MAX = 500
 QUERY_MAX = 100
@@ -180,22 +178,6 @@ def list_audit(*, before_id: int | None = None, limit: int = 20) -> tuple[list[A
 # ---- coop moderation ------------------------------------------------------------------
 
 
-def _lock_active_coop(coop_id: int) -> Cooperative:
-    if not isinstance(coop_id, int) or not 1 <= coop_id <= 2**31 - 1:
-        raise NotFound("No such cooperative.")
-    coop = db.session.execute(
-        select(Cooperative).where(Cooperative.id == coop_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if coop is None:
-        db.session.rollback()
-        raise NotFound("No such cooperative.")
-    if coop.status != "active":
-        db.session.rollback()
-        raise CoopDissolved()
-    return coop
-
-
 def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
     """Dissolve an abusive coop (see the module docstring for what happens)
     and audit it (``coop.dissolve``, data: name, members). Commits.
@@ -203,33 +185,13 @@ def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
     Raises Forbidden (403, not a platform admin), ValidationError (400, no
     reason), NotFound (404) or CoopDissolved (409, already dissolved).
     """
-    from . import coop_hashrate
-
     require_platform_admin(actor)
     reason = clean_reason(reason)
-    coop = _lock_active_coop(coop_id)
-    member_ids = list(db.session.scalars(
-        select(CooperativeMember.user_id).where(
-            CooperativeMember.cooperative_id == coop.id, CooperativeMember.status == "active")
-    ))
-    now = utcnow()
-    db.session.execute(
-        update(CooperativeMember)
-        .where(CooperativeMember.cooperative_id == coop.id, CooperativeMember.status == "active")
-        .values(status="left", left_at=now)
-        .execution_options(synchronize_session=False)
+    coop = coops.lock_active_coop(coop_id)
+    member_ids = coops.dissolve_locked(
+        coop, category="system", subtype="admin_coop_dissolved",
+        body=f"The platform admins dissolved {coop.name}.", activity_data={"by_platform_admin": True},
     )
-    coop.status, coop.member_count, coop.dissolved_at = "dissolved", 0, now
-    for member_id in member_ids:
-        activity.record_activity(
-            member_id, "coop_left", f"{coop.name} was dissolved",
-            data={"cooperative_id": coop.id, "dissolved": True, "by_platform_admin": True}, link=COOP_LINK,
-        )
-        notifications.notify(
-            member_id, "system", "admin_coop_dissolved", "Cooperative dissolved",
-            body=f"The platform admins dissolved {coop.name}.", link=COOP_LINK,
-            data={"cooperative_id": coop.id}, commit=False,
-        )
     _audit(actor, "coop.dissolve", "cooperative", coop.id, reason,
            {"name": coop.name, "members": member_ids})
     db.session.commit()
@@ -250,7 +212,7 @@ def rename_coop(actor: User, *, coop_id: int, name: str, reason: str) -> Coopera
     if not isinstance(name, str) or not NAME_MIN <= len(name.strip()) <= NAME_MAX or "\x00" in name:
         raise ValidationError(f"The name must be {NAME_MIN} to {NAME_MAX} characters.")
     name = name.strip()
-    coop = _lock_active_coop(coop_id)
+    coop = coops.lock_active_coop(coop_id)
     old = coop.name
     coop.name = name
     if coop.admin_user_id:

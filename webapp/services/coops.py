@@ -124,7 +124,7 @@ def _check_id(coop_id: object) -> int:
     return coop_id
 
 
-def _lock_coop(coop_id: int) -> Cooperative:
+def lock_active_coop(coop_id: int) -> Cooperative:
     """The coop row, locked for this transaction with fresh values.
     Raises NotFound (404) or CoopDissolved (409)."""
     coop = db.session.execute(
@@ -395,7 +395,7 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
     Returns the coop as it is afterwards (``status`` tells whether it was
     dissolved). Raises NotFound (404), CoopDissolved (409) or NotAMember (403).
     """
-    coop = _lock_coop(coop_id)
+    coop = lock_active_coop(coop_id)
     membership = _membership(coop.id, user.user_id)
     if membership is None:
         db.session.rollback()
@@ -439,7 +439,7 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
     member of it), CoopDissolved (409), NotAdmin (403) or CannotRemoveSelf
     (400: the admin leaves instead).
     """
-    coop = _lock_coop(coop_id)
+    coop = lock_active_coop(coop_id)
     _require_admin(coop, user)
     if user_id == user.user_id:
         db.session.rollback()
@@ -471,7 +471,7 @@ def regenerate_code(user: User, *, coop_id: int, code_factory: CodeFactory = gen
     Raises NotFound (404), CoopDissolved (409) or NotAdmin (403).
     """
     for _ in range(INVITE_CODE_ATTEMPTS):
-        coop = _lock_coop(coop_id)
+        coop = lock_active_coop(coop_id)
         _require_admin(coop, user)
         code = normalise_invite_code(code_factory())
         if code == coop.invite_code:
@@ -498,7 +498,7 @@ def update_details(user: User, *, coop_id: int, name: str = _UNSET, description:
     (404), CoopDissolved (409) or NotAdmin (403)."""
     clean_name = _clean_name(name) if name is not _UNSET else None
     clean_description = _clean_description(description) if description is not _UNSET else None
-    coop = _lock_coop(coop_id)
+    coop = lock_active_coop(coop_id)
     _require_admin(coop, user)
     if clean_name is not None:
         coop.name = clean_name
@@ -513,8 +513,26 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
     each member gets ``coop_left`` and the others hear "Cooperative
     dissolved"; the invite code is freed. Raises NotFound (404),
     CoopDissolved (409) or NotAdmin (403)."""
-    coop = _lock_coop(coop_id)
+    coop = lock_active_coop(coop_id)
     _require_admin(coop, user)
+    dissolve_locked(
+        coop, category="social", subtype="coop_dissolved",
+        body=f"{user.display_name} dissolved {coop.name}.", skip_user_id=user.user_id,
+    )
+    db.session.commit()
+    coop_hashrate.invalidate(coop.id)
+    return coop
+
+
+def dissolve_locked(
+    coop: Cooperative, *, category: str, subtype: str, body: str,
+    skip_user_id: str | None = None, activity_data: dict | None = None,
+) -> list[str]:
+    """End every active membership of ``coop`` (locked by the caller, who
+    commits and then invalidates the hashrate cache), mark it dissolved,
+    record ``coop_left`` for each member and notify each one but
+    ``skip_user_id``. Shared by the coop admin's and the platform admins'
+    dissolve. Returns the former members' ids."""
     member_ids = list(
         db.session.scalars(
             select(CooperativeMember.user_id).where(
@@ -531,18 +549,15 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
     _mark_dissolved(coop)
     for member_id in member_ids:
         activity.record_activity(
-            member_id, "coop_left", f"{coop.name} was dissolved", data={"cooperative_id": coop.id, "dissolved": True},
-            link=COOP_LINK,
+            member_id, "coop_left", f"{coop.name} was dissolved",
+            data={"cooperative_id": coop.id, "dissolved": True, **(activity_data or {})}, link=COOP_LINK,
         )
-        if member_id != user.user_id:
+        if member_id != skip_user_id:
             notifications.notify(
-                member_id, "social", "coop_dissolved", "Cooperative dissolved",
-                body=f"{user.display_name} dissolved {coop.name}.", link=COOP_LINK,
+                member_id, category, subtype, "Cooperative dissolved", body=body, link=COOP_LINK,
                 data={"cooperative_id": coop.id}, commit=False,
             )
-    db.session.commit()
-    coop_hashrate.invalidate(coop.id)
-    return coop
+    return member_ids
 
 
 # ---- views for members --------------------------------------------------------------
