@@ -163,7 +163,9 @@ class Socket:
         from wsproto.events import AcceptConnection, Request
         from wsproto.extensions import PerMessageDeflate
 
+        self.started = started = time.perf_counter()
         self.reader, self.writer = await asyncio.open_connection(HOST, port)
+        self.connected_s = time.perf_counter() - started
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.writer.write(self.ws.send(Request(host=f"{HOST}:{port}", target=f"/ws?token={token}",
                                                extensions=[PerMessageDeflate()])))
@@ -171,6 +173,7 @@ class Socket:
             self.ws.receive_data(await self.reader.read(65536))
             for event in self.ws.events():
                 if isinstance(event, AcceptConnection):
+                    self.open_s = time.perf_counter() - started
                     self.extensions = [e.name for e in event.extensions]
                     self.task = asyncio.create_task(self.read_loop())
                     return
@@ -188,6 +191,8 @@ class Socket:
                 for event in self.ws.events():
                     if isinstance(event, TextMessage):
                         now = time.time()
+                        if not self.messages:
+                            self.first_message_s = time.perf_counter() - self.started
                         self.messages += 1
                         message = json.loads(event.data)
                         if message["type"] == "notification" and "t0" in (message["data"].get("data") or {}):
@@ -284,6 +289,9 @@ async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.
         "workers": len(pids),
         "negotiated_extensions": sorted({e for s in sockets for e in s.extensions}),
         "opened_in_s": round(opened_in, 2),
+        "handshake_ms": percentiles(sorted(s.open_s * 1000 for s in sockets)),
+        "tcp_connect_ms": percentiles(sorted(s.connected_s * 1000 for s in sockets)),
+        "first_message_ms": percentiles(sorted(s.first_message_s * 1000 for s in sockets)),
         "rate_per_s": args.rate,
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "notifications_sent": args.notifications,
