@@ -1,0 +1,45 @@
+"""A bounded schemathesis run against a live server: every documented JSON
+route, generated and mutated inputs, zero server errors and zero responses
+that break the OpenAPI document."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .browser.conftest import LiveServer
+from .conftest import bearer, free_port, make_user_in_db
+
+pytestmark = pytest.mark.slow
+
+
+def test_schemathesis_finds_no_server_errors_or_schema_violations(app, make_app, tmp_path):
+    user = make_user_in_db("bc1qfuzzminer01", display_name="Fuzzer", country_code="PT")
+    from webapp.services import coops
+
+    coops.create(user, name="Fuzz Coop", description="for the fuzzer")
+    port = free_port()
+    served = make_app(SERVER_NAME=None, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TESTING=False)
+    server = LiveServer(served, port).start()
+    try:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("st")), "run", f"{server.url}/api/openapi.json",
+                "--checks", "not_a_server_error,response_schema_conformance",
+                "--phases", "examples,coverage,fuzzing",
+                "--max-examples", os.environ.get("FUZZ_MAX_EXAMPLES", "25"),
+                "--workers", "2",
+                "--header", bearer(user)["Authorization"].join(["Authorization: ", ""]),
+                "--seed", "1",
+                "--no-color",
+            ],
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        server.stop()
+    (tmp_path / "schemathesis.txt").write_text(result.stdout + result.stderr)
+    print(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
