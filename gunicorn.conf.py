@@ -21,6 +21,6 @@ preload_app = False
 timeout = 30  # heartbeat of a worker's event loop, not a request limit (sockets live on)
 graceful_timeout = 20
 keepalive = 5
-accesslog = os.environ.get("ACCESS_LOG") or None  # "-" for stdout
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout; the app logs requests itself (ACCESS_LOG)
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
