@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import resource
 import secrets
 import signal
@@ -133,6 +132,14 @@ def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
             time.sleep(0.1)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
 def worker_pids(master: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -184,10 +191,7 @@ class Socket:
 
         try:
             while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    break
-                self.ws.receive_data(data)
+                # Events first: the handshake's read may already hold the first message.
                 for event in self.ws.events():
                     if isinstance(event, TextMessage):
                         now = time.time()
@@ -202,6 +206,10 @@ class Socket:
                         self.writer.write(self.ws.send(event.response()))
                     elif isinstance(event, CloseConnection):
                         return
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                self.ws.receive_data(data)
         finally:
             self.closed.set()
 
@@ -326,7 +334,7 @@ def main() -> None:
 
     redis_url = _with_db(REDIS_URL, str(redis_db))
     redis.Redis.from_url(redis_url).flushdb()
-    port = random.randint(20000, 40000)
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, REDIS_NAMESPACE=f"bench-{run_id}",
                SECRET_KEY=f"bench-{run_id}", EMBEDDED_SCHEDULER="0", RATELIMIT_ENABLED="0",
                PUBLIC_BASE_URL=f"http://{HOST}:{port}", WS_PERMESSAGE_DEFLATE="1" if args.deflate else "0")

@@ -148,11 +148,8 @@ class SocketSession:
         app = current_app._get_current_object()
         hub = realtime.get_hub(app)
         channel = realtime.user_channel(self.user_id)
-        import time as _t
-        _t0 = _t.perf_counter()
         try:
             hub.attach(channel, self.socket_id, self.inbox)
-            _t1 = _t.perf_counter()
         except TimeoutError:
             db.session.remove()
             self.ws.close(CLOSE_TRY_AGAIN, "Try again later.")
@@ -161,13 +158,7 @@ class SocketSession:
             realtime.register_socket(self.user_id, self.socket_id, app.config["WS_MAX_SOCKETS_PER_USER"])
             if self.since is not None:
                 self.catch_up(self.since)
-            _t2 = _t.perf_counter()
-            _c = notifications.unread_count(self.user_id)
-            _t3 = _t.perf_counter()
-            self.send_count(_c)
-            _t4 = _t.perf_counter()
-            if _t4 - _t0 > 1:
-                app.logger.warning("SLOWSOCK attach=%.3f register=%.3f count=%.3f send=%.3f", _t1-_t0, _t2-_t1, _t3-_t2, _t4-_t3)
+            self.send_count(notifications.unread_count(self.user_id))
             db.session.remove()  # hold no DB connection while waiting
             self.loop()
         except ConnectionClosed:
