@@ -8,6 +8,7 @@ CSRF-prone and skip the check (API.md Authentication).
 """
 from __future__ import annotations
 
+import hmac
 from functools import wraps
 from typing import Callable
 
@@ -98,3 +99,13 @@ def admin_required(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def require_service_token() -> None:
+    """The platform's other services authenticate with ``Authorization:
+    Bearer <SERVICE_TOKEN>``, compared in constant time; an empty
+    SERVICE_TOKEN refuses everything. Raises Unauthorized (401)."""
+    expected = current_app.config.get("SERVICE_TOKEN") or ""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("A valid service token is required.")

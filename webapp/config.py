@@ -61,6 +61,7 @@ class Config:
         # Prefix for pub/sub channels and cache keys, so that several
         # deployments (or test runs) can share one Redis server.
         self.REDIS_NAMESPACE = os.environ.get("REDIS_NAMESPACE", "")
+        self.REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 50)  # per client, per process
         self.SECRET_KEY = _secret_key()
         self.SERVER_NAME = os.environ.get("SERVER_NAME") or None
         self.PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")

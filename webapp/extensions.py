@@ -1,8 +1,8 @@
 """Unbound extensions, created once and bound in ``create_app``.
 
 Redis lives in ``app.extensions``: ``redis`` (text responses, for streams,
-pub/sub and caches) and ``redis_raw`` (bytes, as RQ requires). Both share one
-connection pool, or one in-process fake server in the embedded default.
+pub/sub and caches) and ``redis_raw`` (bytes, as RQ requires), each with its
+own blocking pool, or one in-process fake server in the embedded default.
 """
 from __future__ import annotations
 
@@ -46,9 +46,14 @@ def init_redis(app: Flask) -> None:
     """Bind the Redis clients: real ones for ``REDIS_URL``, else fakeredis."""
     url = app.config["REDIS_URL"]
     if url:
-        pool = redis_lib.ConnectionPool.from_url(url)
-        raw = redis_lib.Redis(connection_pool=pool)
-        text = redis_lib.Redis.from_url(url, decode_responses=True)
+        # Blocking pools: a burst of work (thousands of sockets opening or
+        # closing at once under gevent) waits for a connection instead of
+        # failing with MaxConnectionsError.
+        size = app.config["REDIS_MAX_CONNECTIONS"]
+        raw = redis_lib.Redis(connection_pool=redis_lib.BlockingConnectionPool.from_url(
+            url, max_connections=size, timeout=10))
+        text = redis_lib.Redis(connection_pool=redis_lib.BlockingConnectionPool.from_url(
+            url, max_connections=size, timeout=10, decode_responses=True))
     else:
         import fakeredis
 

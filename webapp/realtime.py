@@ -76,30 +76,6 @@ def _sockets_key(user_id: str) -> str:
     return redis_key("ws", "sockets", user_id)
 
 
-SOCKET_REDIS_CONNECTIONS = 50  # per web process, shared by all its sockets' Redis calls
-
-
-def socket_redis(app: Flask | None = None):
-    """The Redis client for socket bookkeeping: a *blocking* pool, so a burst
-    of sockets opening or closing together (thousands of greenlets under
-    gevent) waits for a connection instead of failing with redis-py's
-    MaxConnectionsError (its default pool refuses past 100 connections)."""
-    app = app or current_app._get_current_object()
-    client = app.extensions.get("socket_redis")
-    if client is None:
-        if app.config["REDIS_URL"]:
-            import redis
-
-            pool = redis.BlockingConnectionPool.from_url(
-                app.config["REDIS_URL"], max_connections=SOCKET_REDIS_CONNECTIONS, timeout=10, decode_responses=True
-            )
-            client = redis.Redis(connection_pool=pool)
-        else:
-            client = app.extensions["redis"]  # the embedded in-process stand-in
-        app.extensions["socket_redis"] = client
-    return client
-
-
 def register_socket(user_id: str, socket_id: str, limit: int) -> list[str]:
     """Count a newly opened socket against the user's limit.
 
@@ -107,7 +83,7 @@ def register_socket(user_id: str, socket_id: str, limit: int) -> list[str]:
     set in the same transaction) after asking their processes to close them.
     """
     key = _sockets_key(user_id)
-    pipe = socket_redis().pipeline(transaction=True)
+    pipe = get_redis().pipeline(transaction=True)
     pipe.zadd(key, {socket_id: time.time()})
     pipe.zrange(key, 0, -(limit + 1))
     pipe.zremrangebyrank(key, 0, -(limit + 1))
@@ -115,13 +91,13 @@ def register_socket(user_id: str, socket_id: str, limit: int) -> list[str]:
     _, evicted, _, _ = pipe.execute()
     if evicted:
         message = json.dumps({"type": EVICT, "sockets": list(evicted)})
-        socket_redis().publish(user_channel(user_id), message)
+        get_redis().publish(user_channel(user_id), message)
     return list(evicted)
 
 
 def unregister_socket(user_id: str, socket_id: str) -> None:
     """Forget a closed socket."""
-    socket_redis().zrem(_sockets_key(user_id), socket_id)
+    get_redis().zrem(_sockets_key(user_id), socket_id)
 
 
 # ---- the per-process listener ------------------------------------------------------
@@ -288,7 +264,7 @@ def get_hub(app: Flask | None = None) -> Hub:
         if entry is None or entry[0] != os.getpid():
             namespace = app.config.get("REDIS_NAMESPACE") or ""
             control = f"{namespace}:ws:hub:{uuid.uuid4().hex}" if namespace else f"ws:hub:{uuid.uuid4().hex}"
-            entry = (os.getpid(), Hub(socket_redis(app), control))
+            entry = (os.getpid(), Hub(app.extensions["redis"], control))
             app.extensions["notification_hub"] = entry
         return entry[1]
 

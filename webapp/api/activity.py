@@ -3,17 +3,16 @@
 games, lotteries, competitions, lessons) report activities."""
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from pydantic import Field
 
-from ..auth import api_auth_required, api_caller, csrf_exempt
+from ..auth import api_auth_required, api_caller, csrf_exempt, require_service_token
 from ..services import activity
-from ..services.errors import Unauthorized, ValidationError
+from ..services.errors import ValidationError
 from .openapi import documented
 from .schemas import ActivityOut, ActivityPageOut, NotificationOut, Out
 from .validation import Schema, encode_cursor, parse_body, parse_cursor, parse_limit
@@ -94,18 +93,6 @@ class InternalActivityBody(Schema):
     data: Optional[dict[str, Any]] = None
     link: Optional[str] = Field(default=None, max_length=512)
     notify: Optional[NotifyBody] = None
-
-
-def require_service_token() -> None:
-    """``Authorization: Bearer <SERVICE_TOKEN>``, compared in constant time.
-    An empty SERVICE_TOKEN refuses every call. Raises Unauthorized (401)."""
-    expected = current_app.config.get("SERVICE_TOKEN") or ""
-    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-    ok = bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), expected.encode()
-    )
-    if not ok:
-        raise Unauthorized("A valid service token is required.")
 
 
 class InternalActivityOut(Out):

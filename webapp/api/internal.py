@@ -7,28 +7,18 @@ Not CSRF-prone (no ambient credentials), hence ``csrf_exempt``.
 """
 from __future__ import annotations
 
-import hmac
 from typing import Any, Literal, Optional
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint
 from pydantic import Field
 
 from ..api.validation import Schema, parse_body
-from ..auth import csrf_exempt
+from ..auth import csrf_exempt, require_service_token
 from ..services import notifications
-from ..services.errors import Unauthorized
+from .openapi import documented
+from .schemas import NotificationOut, Out
 
 bp = Blueprint("api_internal", __name__)
-
-
-def require_service_token() -> None:
-    """Raise Unauthorized (401) unless the request carries the service token."""
-    expected = current_app.config.get("SERVICE_TOKEN") or ""
-    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), expected.encode()
-    ):
-        raise Unauthorized("A valid service token is required.")
 
 
 class NotificationBody(Schema):
@@ -41,8 +31,16 @@ class NotificationBody(Schema):
     data: Optional[dict[str, Any]] = None
 
 
+class InternalNotificationOut(Out):
+    notification: Optional[NotificationOut]
+    status: Literal["created", "suppressed"]
+
+
 @bp.post("/internal/notifications")
 @csrf_exempt
+@documented(summary="Send a notification to a user, from another service", body=NotificationBody,
+            responses={201: InternalNotificationOut, 200: InternalNotificationOut, 404: None},
+            auth="service", tags=["internal"])
 def create_notification():
     """201 ``{"notification": {...}, "status": "created"}``, or 200
     ``{"notification": null, "status": "suppressed"}`` when the user's

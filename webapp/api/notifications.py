@@ -12,6 +12,8 @@ from ..api.validation import Schema, encode_cursor, parse_body, parse_bool_arg, 
 from ..auth import api_auth_required, api_caller
 from ..services import notifications
 from ..services.errors import ValidationError
+from .openapi import documented
+from .schemas import CountOut, NotificationOut, NotificationPageOut, Out, UpdatedOut
 
 bp = Blueprint("api_notifications", __name__)
 
@@ -21,7 +23,22 @@ class ReadAllBody(Schema):
     up_to_id: Optional[int] = Field(default=None, ge=0)
 
 
+class DeletedOut(Out):
+    status: str
+    id: int
+
+
+_LIST_QUERY = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    "cursor": {"type": "string"},
+    "category": {"type": "string", "enum": ["mining", "gamification", "competition", "social", "system"]},
+    "unread_only": {"type": "boolean"},
+}
+
+
 @bp.get("/notifications")
+@documented(summary="The caller's notifications, newest first (endpoint 10)", query=_LIST_QUERY,
+            responses={200: NotificationPageOut}, tags=["notifications"])
 @api_auth_required
 def list_notifications():
     user_id = api_caller().user_id
@@ -40,18 +57,24 @@ def list_notifications():
 
 
 @bp.get("/notifications/unread-count")
+@documented(summary="The caller's unread count (endpoint 13)", responses={200: CountOut}, tags=["notifications"])
 @api_auth_required
 def unread_count():
     return {"count": notifications.unread_count(api_caller().user_id)}
 
 
 @bp.post("/notifications/<int:notification_id>/read")
+@documented(summary="Mark one notification read (endpoint 11)", responses={200: NotificationOut, 404: None},
+            tags=["notifications"])
 @api_auth_required
 def mark_read(notification_id: int):
     return notifications.mark_read(api_caller().user_id, notification_id).to_dict()
 
 
 @bp.post("/notifications/read-all")
+@documented(summary="Mark every notification up to now read (endpoint 12)",
+            query={"up_to_id": {"type": "integer", "minimum": 0}}, responses={200: UpdatedOut},
+            tags=["notifications"])
 @api_auth_required
 def read_all():
     body = parse_body(ReadAllBody)
@@ -65,6 +88,7 @@ def read_all():
 
 
 @bp.delete("/notifications/<int:notification_id>")
+@documented(summary="Delete one notification", responses={200: DeletedOut, 404: None}, tags=["notifications"])
 @api_auth_required
 def delete(notification_id: int):
     notifications.delete_notification(api_caller().user_id, notification_id)
