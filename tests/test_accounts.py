@@ -198,3 +198,9 @@ def test_pages_carry_security_headers(client):
     assert b"<script>" not in resp.data  # no inline scripts under the CSP
     cookie = resp.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_miner_without_a_display_name_gets_a_shortened_address(client):
+    resp = client.post("/api/auth/register", json={"user_id": "bc1quqx4th6f002x0gls4k9w5gaa6y3ety60yw92h2",
+                                                   "password": "longenough"})
+    assert resp.get_json()["user"]["display_name"] == "bc1quqx4…92h2"

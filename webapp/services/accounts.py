@@ -31,6 +31,12 @@ def _hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
 
 
+def default_display_name(user_id: str) -> str:
+    """A readable name for a miner who gave none: a long address shortened
+    the way wallets show it (``bc1qn2pr…n0j``)."""
+    return user_id if len(user_id) <= 16 else f"{user_id[:8]}…{user_id[-4:]}"
+
+
 def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None) -> None:
     """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
     characters, display name ≤ 64, country an ISO 3166 alpha-2 code.
@@ -64,7 +70,7 @@ def register(
         raise UserExists()
     user = User(
         user_id=user_id,
-        display_name=(display_name or user_id[:64]).strip(),
+        display_name=(display_name or default_display_name(user_id)).strip(),
         email=email,
         country_code=country_code,
         password_hash=_hash_password(password),

@@ -60,7 +60,7 @@ def create_miners(path: Path = MINERS_FILE) -> int:
     for miner in missing:
         accounts.validate_new_user(miner["user_id"], DEMO_PASSWORD, miner.get("display_name"),
                                    miner.get("country_code"))
-        db.session.add(User(user_id=miner["user_id"], display_name=miner.get("display_name") or miner["user_id"][:64],
+        db.session.add(User(user_id=miner["user_id"], display_name=miner.get("display_name") or accounts.default_display_name(miner["user_id"]),
                             country_code=miner.get("country_code"), password_hash=password_hash))
         db.session.add(UserSettings(user_id=miner["user_id"], privacy=dict(preferences.DEFAULT_PRIVACY),
                                     notifications=preferences.default_notifications()))
