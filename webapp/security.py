@@ -8,7 +8,8 @@ Secure, i.e. when the deployment is behind HTTPS.
 """
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = "; ".join(
@@ -31,6 +32,14 @@ def init_app(app: Flask) -> None:
     """Add the headers; trust one proxy hop's X-Forwarded-* when PROXY_FIX is set."""
     if app.config.get("PROXY_FIX"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    @app.before_request
+    def _refuse_large_bodies() -> None:
+        # Werkzeug only enforces MAX_CONTENT_LENGTH when a view reads the
+        # body; refuse early so every route answers 413 alike.
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if limit and (request.content_length or 0) > limit:
+            raise RequestEntityTooLarge()
 
     @app.after_request
     def _headers(response: Response) -> Response:

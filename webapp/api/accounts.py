@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import Blueprint, request
+from flask import Blueprint
 from pydantic import Field
 
 from ..auth import api_auth_required, api_caller
@@ -13,7 +13,7 @@ from ..models import iso
 from ..services import accounts, preferences
 from .openapi import documented
 from .schemas import RegisterOut, SettingsOut, TokenOut, UserOut
-from .validation import Schema, parse_body, validate
+from .validation import Schema, parse_body
 
 bp = Blueprint("api_accounts", __name__)
 
@@ -69,5 +69,5 @@ def get_settings():
 @documented(summary="Merge a partial settings document", body=preferences.SettingsPatch, responses={200: SettingsOut}, tags=["settings"])
 @api_auth_required
 def patch_settings():
-    patch = validate(preferences.SettingsPatch, request.get_json(silent=True) if request.data else None)
+    patch = parse_body(preferences.SettingsPatch)
     return accounts.update_settings(api_caller(), patch)

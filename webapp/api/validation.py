@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import TypeVar
 
 import pydantic
@@ -48,11 +49,20 @@ def validate(schema: type[S], data: object) -> S:
         raise ValidationError(f"{first['field']}: {first['message']}", details=details) from None
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
 def parse_body(schema: type[S]) -> S:
-    """Parse the request's JSON body into ``schema``. Raises ValidationError."""
-    data = request.get_json(silent=True) if request.data else {}
-    if data is None:
-        raise ValidationError("The body is not valid JSON.")
+    """Parse the request's JSON body into ``schema`` (an empty body is
+    ``{}``). Raises ValidationError: not JSON, not an object, ``NaN`` or
+    ``Infinity`` anywhere (JSON has no such numbers), or a schema error."""
+    if not request.data:
+        return validate(schema, {})
+    try:
+        data = json.loads(request.data, parse_constant=_refuse_constant)
+    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
+        raise ValidationError(f"The body is not valid JSON: {exc}.") from None
     return validate(schema, data)
 
 
