@@ -9,7 +9,9 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user
 
+from ..models import utcnow
 from ..services import mining, profiles
+from .charts import line_chart
 
 bp = Blueprint("pages_miners", __name__)
 
@@ -35,4 +37,9 @@ def profile(user_id: str):
     (the owner always sees their own)."""
     viewer_id = current_user.user_id if current_user.is_authenticated else None
     context = profiles.profile_page(user_id, viewer_id=viewer_id)
+    history = context["best_history"]
+    # Best difficulty grows by orders of magnitude: a log scale, held as steps.
+    context["best_chart"] = history and line_chart(
+        history, start=history[0][0], end=utcnow(), log_scale=True, step=True
+    )
     return render_template("miners/profile.html", **context)
