@@ -805,6 +805,19 @@ def recent_personal_bests(user_id: str, limit: int = 10) -> list[dict[str, Any]]
     return out[:limit]
 
 
+def personal_best_history(user_id: str, limit: int = 500) -> list[tuple[datetime, float]]:
+    """The miner's all-time bests over time, oldest first: ``[(at, difficulty)]``
+    from the stored ``share_best_diff`` events (the newest ``limit``)."""
+    rows = db.session.execute(
+        select(MiningEvent.ts, MiningEvent.data)
+        .where(MiningEvent.user_id == user_id, MiningEvent.event == "share_best_diff")
+        .order_by(MiningEvent.ts.desc())
+        .limit(limit)
+    ).all()
+    return [(ts, float(data["new_best"])) for ts, data in reversed(rows)
+            if (data or {}).get("timeframe", "alltime") == "alltime" and data.get("new_best")]
+
+
 def has_events() -> bool:
     """Whether any mining event is stored."""
     return db.session.execute(select(MiningEvent.id).limit(1)).first() is not None
