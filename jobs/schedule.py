@@ -42,17 +42,29 @@ def periodic_jobs(app: Flask) -> list[tuple[Callable, int]]:
     ]
 
 
-def run_scheduler(app: Flask) -> None:
-    """Block as the single cron scheduler (see module docstring)."""
-    from rq.cron import CronScheduler
-
+def scheduler_lock(app: Flask):
+    """The Redis lock that makes one scheduler active (renewed while held)."""
     from webapp.extensions import redis_key
 
-    raw = app.extensions["redis_raw"]
     with app.app_context():
-        lock_name = redis_key("scheduler", "lock")
-    lock = raw.lock(lock_name, timeout=LOCK_TTL, thread_local=False)
-    log.info("scheduler: waiting for the scheduler lock %s", lock_name)
+        name = redis_key("scheduler", "lock")
+    return app.extensions["redis_raw"].lock(name, timeout=LOCK_TTL, thread_local=False)
+
+
+def build_cron(app: Flask):
+    """RQ's CronScheduler with every periodic job registered on "default"."""
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=app.extensions["redis_raw"])
+    for func, interval in periodic_jobs(app):
+        scheduler.register(func, "default", interval=interval, job_timeout=interval)
+    return scheduler
+
+
+def run_scheduler(app: Flask) -> None:
+    """Block as the single cron scheduler (see module docstring)."""
+    lock = scheduler_lock(app)
+    log.info("scheduler: waiting for the scheduler lock")
     lock.acquire(blocking=True)
     log.info("scheduler: lock held, starting")
 
@@ -66,10 +78,7 @@ def run_scheduler(app: Flask) -> None:
                 os._exit(1)
 
     threading.Thread(target=renew, name="scheduler-lock", daemon=True).start()
-    scheduler = CronScheduler(connection=raw)
-    for func, interval in periodic_jobs(app):
-        scheduler.register(func, "default", interval=interval, job_timeout=interval)
-    scheduler.start()
+    build_cron(app).start()
 
 
 _embedded_started = threading.Event()
