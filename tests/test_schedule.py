@@ -31,6 +31,7 @@ def test_only_one_scheduler_holds_the_lock(app):
 def test_cron_enqueues_the_jobs_and_a_worker_runs_them(app, make_user):
     admin = make_user()
     coop = coops.create(admin, name="Cron Coop", description="")
+    coop_id = coop.id
     assert coop.hashrate_updated_at is None
     cron = build_cron(app)
     enqueued = cron.enqueue_jobs()  # interval jobs that never ran are due at once
@@ -41,5 +42,4 @@ def test_cron_enqueues_the_jobs_and_a_worker_runs_them(app, make_user):
     AppWorker([queue], connection=raw).work(burst=True)
     assert queue.finished_job_registry.count == 4
     assert queue.failed_job_registry.count == 0
-    db.session.expire_all()
-    assert db.session.get(Cooperative, coop.id).hashrate_updated_at is not None
+    assert db.session.get(Cooperative, coop_id).hashrate_updated_at is not None
