@@ -31,14 +31,33 @@ run: install
 services:
 	@scripts/ensure-services.sh
 
-# Browser tests drive Debian's chromium (never a downloaded browser build).
+# Browser tests drive Debian's chromium (never a downloaded browser build);
+# the emoji font draws flags and icons in the screenshots.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@{ command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/truetype/noto ]; } || { \
+	  echo "installing Debian's chromium and fonts-noto-color-emoji"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
 # Coverage over webapp/ and jobs/ must stay at 85% or more (seed 000 §7.8.3).
 test: install-dev services chromium
 	$(BIN)/python -m pytest --cov=webapp --cov=jobs --cov-report=term-missing:skip-covered --cov-fail-under=85
+
+# The four Procfile processes against PostgreSQL and Redis (DATABASE_URL,
+# REDIS_URL; defaults: database `webapp` on 127.0.0.1:5432, created when
+# missing, and redis://127.0.0.1:6379/0), JSON logs; Ctrl-C stops them all.
+# docs/DEPLOYMENT.md.
+run-prod: install
+	@if [ -z "$$DATABASE_URL$$REDIS_URL" ]; then scripts/ensure-services.sh; fi
+	@scripts/run-prod.sh
+
+# Every benchmark with its default size, one after the other (about 20 minutes
+# on 2 cores, the soak 5 of them); BENCHES=api runs one. Loopback only, each
+# script cleans up its database and Redis. Results: docs/PERFORMANCE.md.
+BENCHES ?= ingest coop_hashrate activity_feed push_latency api soak
+bench: install services
+	@command -v wrk >/dev/null 2>&1 || { echo "installing Debian's wrk"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@for b in $(BENCHES); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .coverage

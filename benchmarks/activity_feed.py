@@ -24,42 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import secrets
 import statistics
-import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import redis as redis_lib  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _claim_redis_db(token: str) -> int:
-    control = redis_lib.Redis.from_url(REDIS_URL, db=0)
-    for _ in range(120):
-        for index in range(15, 0, -1):
-            if control.set(f"webapp-tests:db:{index}", token, nx=True, ex=3600):
-                return index
-        time.sleep(1)
-    raise SystemExit("no free Redis logical database")
-
-
-def _admin_engine() -> sa.Engine:
-    return sa.create_engine(_with_db(PG_URL, "postgres").replace("postgresql://", "postgresql+psycopg://", 1),
-                            isolation_level="AUTOCOMMIT")
+import sqlalchemy as sa
+from support import psycopg_url, stores
 
 
 def _stats(samples: list[float]) -> str:
@@ -102,138 +72,130 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
-    token = secrets.token_hex(4)
-    name = f"webapp_bench_activity_{token}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    redis_db = _claim_redis_db(f"bench-{token}")
-    redis_url = _with_db(REDIS_URL, str(redis_db))
-    try:
-        from flask_migrate import upgrade
+    with stores("webapp_bench_activity", keep=args.keep) as st:
+        measure(args, st)
 
-        from webapp import create_app
-        from webapp.extensions import db, get_redis, redis_key
-        from webapp.models import User
-        from webapp.services import accounts, activity
 
-        app = create_app({
-            "TESTING": False, "SECRET_KEY": "bench", "EMBEDDED_SCHEDULER": False, "RATELIMIT_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": _with_db(PG_URL, name).replace("postgresql://", "postgresql+psycopg://", 1),
-            "REDIS_URL": redis_url, "REDIS_NAMESPACE": f"bench-{token}", "RATELIMIT_STORAGE_URI": redis_url,
-            "SERVER_NAME": "localhost",
-        })
-        with app.app_context():
-            upgrade()
-            started = time.perf_counter()
-            _fill(db.engine, args.users, args.per_user, args.heavy)
-            total = db.session.scalar(sa.text("SELECT count(*) FROM user_activity"))
-            size = db.session.scalar(sa.text("SELECT pg_size_pretty(pg_total_relation_size('user_activity'))"))
-            print(f"filled user_activity: {total:,} rows, {size} with indexes, in {time.perf_counter() - started:.1f} s")
+def measure(args, st) -> None:
+    """Fill, then time (see the module docstring)."""
+    from flask_migrate import upgrade
 
-            rng = random.Random(5)
-            sample = [f"bc1qbench{rng.randrange(args.users):06d}" for _ in range(args.requests)]
-            redis = get_redis()
+    from webapp import create_app
+    from webapp.extensions import db, get_redis, redis_key
+    from webapp.models import User
+    from webapp.services import accounts, activity
 
-            def page_json(user_id: str, **kw) -> str:
-                rows, _ = activity.list_activities(user_id, limit=20, **kw)
-                return json.dumps({"activities": [r.to_dict() for r in rows]})
+    app = create_app({
+        "TESTING": False, "SECRET_KEY": "bench", "EMBEDDED_SCHEDULER": False, "RATELIMIT_ENABLED": False,
+        "SQLALCHEMY_DATABASE_URI": psycopg_url(st.database_url),
+        "REDIS_URL": st.redis_url, "REDIS_NAMESPACE": st.namespace, "RATELIMIT_STORAGE_URI": st.redis_url,
+        "SERVER_NAME": "localhost",
+    })
+    with app.app_context():
+        upgrade()
+        started = time.perf_counter()
+        _fill(db.engine, args.users, args.per_user, args.heavy)
+        total = db.session.scalar(sa.text("SELECT count(*) FROM user_activity"))
+        size = db.session.scalar(sa.text("SELECT pg_size_pretty(pg_total_relation_size('user_activity'))"))
+        print(f"filled user_activity: {total:,} rows, {size} with indexes, in {time.perf_counter() - started:.1f} s")
 
-            for user_id in sample[:200]:  # warm PostgreSQL's and the OS's caches
-                page_json(user_id)
+        rng = random.Random(5)
+        sample = [f"bc1qbench{rng.randrange(args.users):06d}" for _ in range(args.requests)]
+        redis = get_redis()
+
+        def page_json(user_id: str, **kw) -> str:
+            rows, _ = activity.list_activities(user_id, limit=20, **kw)
+            return json.dumps({"activities": [r.to_dict() for r in rows]})
+
+        for user_id in sample[:200]:  # warm PostgreSQL's and the OS's caches
+            page_json(user_id)
+        db.session.remove()
+
+        timings = []
+        for user_id in sample:
+            t = time.perf_counter()
+            page_json(user_id)
+            timings.append(time.perf_counter() - t)
             db.session.remove()
+        print(f"service, first page (query + serialise):   {_stats(timings)}")
 
-            timings = []
-            for user_id in sample:
-                t = time.perf_counter()
-                page_json(user_id)
-                timings.append(time.perf_counter() - t)
-                db.session.remove()
-            print(f"service, first page (query + serialise):   {_stats(timings)}")
-
-            timings = []
-            top = dict(db.session.execute(sa.text(
-                "SELECT user_id, max(id) FROM user_activity WHERE user_id = ANY(:u) GROUP BY user_id"),
-                {"u": list(set(sample))}).all())
-            for user_id in sample:
-                t = time.perf_counter()
-                activity.newer_than(user_id, top[user_id])
-                timings.append(time.perf_counter() - t)
-                db.session.remove()
-            print(f"service, live poll with nothing new:        {_stats(timings)}")
-
-            for label, sql in (
-                ("first page", "SELECT * FROM user_activity WHERE user_id = :u ORDER BY id DESC LIMIT 21"),
-                ("two types", "SELECT * FROM user_activity WHERE user_id = :u AND activity_type IN "
-                              "('block_found', 'share_submitted') ORDER BY id DESC LIMIT 21"),
-            ):
-                plan = db.session.execute(sa.text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), {"u": sample[0]}).scalars()
-                print(f"plan, {label}:\n    " + "\n    ".join(plan))
+        timings = []
+        top = dict(db.session.execute(sa.text(
+            "SELECT user_id, max(id) FROM user_activity WHERE user_id = ANY(:u) GROUP BY user_id"),
+            {"u": list(set(sample))}).all())
+        for user_id in sample:
+            t = time.perf_counter()
+            activity.newer_than(user_id, top[user_id])
+            timings.append(time.perf_counter() - t)
             db.session.remove()
+        print(f"service, live poll with nothing new:        {_stats(timings)}")
 
-            for user_id in sample:
-                redis.set(redis_key("bench", "feed", user_id), page_json(user_id), ex=300)
-                db.session.remove()
-            timings = []
-            for user_id in sample:
-                t = time.perf_counter()
-                redis.get(redis_key("bench", "feed", user_id))
-                timings.append(time.perf_counter() - t)
-            print(f"Redis GET of the cached page (a hit):       {_stats(timings)}")
+        for label, sql in (
+            ("first page", "SELECT * FROM user_activity WHERE user_id = :u ORDER BY id DESC LIMIT 21"),
+            ("two types", "SELECT * FROM user_activity WHERE user_id = :u AND activity_type IN "
+                          "('block_found', 'share_submitted') ORDER BY id DESC LIMIT 21"),
+        ):
+            plan = db.session.execute(sa.text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), {"u": sample[0]}).scalars()
+            print(f"plan, {label}:\n    " + "\n    ".join(plan))
+        db.session.remove()
 
-            timings = []
-            for user_id in sample[:500]:
-                t = time.perf_counter()
-                redis.delete(redis_key("bench", "feed", user_id))
-                timings.append(time.perf_counter() - t)
-            print(f"invalidation on write (DEL):                {_stats(timings)}")
-
-            # Whole requests through the WSGI app, bearer-authenticated.
-            @app.get("/bench/activity-cached")
-            def cached_feed():
-                from webapp.auth import api_caller
-
-                user_id = api_caller().user_id
-                key = redis_key("bench", "feed", user_id)
-                hit = redis.get(key)
-                if hit is None:
-                    hit = page_json(user_id)
-                    redis.set(key, hit, ex=300)
-                return app.response_class(hit, mimetype="application/json")
-
-            users = {u: db.session.get(User, u) for u in set(sample)}
-            headers = {u: {"Authorization": f"Bearer {accounts.issue_token(users[u])[0]}"} for u in users}
-            heavy = f"bc1qbench{args.users:06d}"
-            heavy_headers = {"Authorization": f"Bearer {accounts.issue_token(db.session.get(User, heavy))[0]}"}
+        for user_id in sample:
+            redis.set(redis_key("bench", "feed", user_id), page_json(user_id), ex=300)
             db.session.remove()
-            client = app.test_client()
+        timings = []
+        for user_id in sample:
+            t = time.perf_counter()
+            redis.get(redis_key("bench", "feed", user_id))
+            timings.append(time.perf_counter() - t)
+        print(f"Redis GET of the cached page (a hit):       {_stats(timings)}")
 
-        def run(label: str, path: str, per_user_headers=True) -> None:
-            for user_id in sample[:200]:
-                client.get(path, headers=headers[user_id] if per_user_headers else heavy_headers)
-            timings = []
-            for user_id in sample:
-                t = time.perf_counter()
-                resp = client.get(path, headers=headers[user_id] if per_user_headers else heavy_headers)
-                timings.append(time.perf_counter() - t)
-                assert resp.status_code == 200, resp.get_data()
-            print(f"{label:<43} {_stats(timings)}")
+        timings = []
+        for user_id in sample[:500]:
+            t = time.perf_counter()
+            redis.delete(redis_key("bench", "feed", user_id))
+            timings.append(time.perf_counter() - t)
+        print(f"invalidation on write (DEL):                {_stats(timings)}")
 
-        run("HTTP GET /api/activity (no cache):", "/api/activity")
-        run("HTTP GET /api/activity?type=a,b:", "/api/activity?type=block_found,share_submitted")
-        with app.app_context():
-            cursor_url = "/api/activity?limit=20"
-            for _ in range(9):
-                cursor = client.get(cursor_url, headers=heavy_headers).get_json()["next_cursor"]
-                cursor_url = f"/api/activity?limit=20&cursor={cursor}"
-        run(f"HTTP heavy miner ({args.heavy:,} rows), page 10:", cursor_url, per_user_headers=False)
-        run("HTTP prototype cached route (all hits):", "/bench/activity-cached")
-    finally:
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        redis_lib.Redis.from_url(redis_url).flushdb()
-        redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
+        # Whole requests through the WSGI app, bearer-authenticated.
+        @app.get("/bench/activity-cached")
+        def cached_feed():
+            from webapp.auth import api_caller
+
+            user_id = api_caller().user_id
+            key = redis_key("bench", "feed", user_id)
+            hit = redis.get(key)
+            if hit is None:
+                hit = page_json(user_id)
+                redis.set(key, hit, ex=300)
+            return app.response_class(hit, mimetype="application/json")
+
+        users = {u: db.session.get(User, u) for u in set(sample)}
+        headers = {u: {"Authorization": f"Bearer {accounts.issue_token(users[u])[0]}"} for u in users}
+        heavy = f"bc1qbench{args.users:06d}"
+        heavy_headers = {"Authorization": f"Bearer {accounts.issue_token(db.session.get(User, heavy))[0]}"}
+        db.session.remove()
+        client = app.test_client()
+
+    def run(label: str, path: str, per_user_headers=True) -> None:
+        for user_id in sample[:200]:
+            client.get(path, headers=headers[user_id] if per_user_headers else heavy_headers)
+        timings = []
+        for user_id in sample:
+            t = time.perf_counter()
+            resp = client.get(path, headers=headers[user_id] if per_user_headers else heavy_headers)
+            timings.append(time.perf_counter() - t)
+            assert resp.status_code == 200, resp.get_data()
+        print(f"{label:<43} {_stats(timings)}")
+
+    run("HTTP GET /api/activity (no cache):", "/api/activity")
+    run("HTTP GET /api/activity?type=a,b:", "/api/activity?type=block_found,share_submitted")
+    with app.app_context():
+        cursor_url = "/api/activity?limit=20"
+        for _ in range(9):
+            cursor = client.get(cursor_url, headers=heavy_headers).get_json()["next_cursor"]
+            cursor_url = f"/api/activity?limit=20&cursor={cursor}"
+    run(f"HTTP heavy miner ({args.heavy:,} rows), page 10:", cursor_url, per_user_headers=False)
+    run("HTTP prototype cached route (all hits):", "/bench/activity-cached")
 
 
 if __name__ == "__main__":

@@ -13,35 +13,22 @@ keys are dropped at the end.
 
     .venv/bin/python benchmarks/coop_hashrate.py [--coops 10000] [--members 20] [--runs 5]
 
-Settings: BENCH_DATABASE_URL (a PostgreSQL server; default
+Settings: BENCH_PG_URL (a PostgreSQL server; default
 postgresql://postgres@127.0.0.1:5432/postgres) and BENCH_REDIS_URL (default
-redis://127.0.0.1:6379/0; keys live under a random namespace).
+redis://127.0.0.1:6379; a claimed logical database, benchmarks/support.py).
 """
 from __future__ import annotations
 
 import argparse
 import io
-import os
 import random
-import secrets
 import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import sqlalchemy as sa  # noqa: E402
-
-PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _with_db(url: str, name: str) -> str:
-    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+import sqlalchemy as sa
+from support import psycopg_url, stores
 
 
 def _copy(conn, table: str, columns: tuple[str, ...], rows) -> None:
@@ -97,79 +84,70 @@ def main() -> int:
                         help="no VACUUM between runs (back-to-back runs without autovacuum: worst case)")
     args = parser.parse_args()
 
-    name = f"coopbench_{secrets.token_hex(4)}"
-    admin = sa.create_engine(_with_db(PG_URL, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    namespace = f"bench-{secrets.token_hex(4)}"
-    try:
-        from flask_migrate import upgrade
-
-        from webapp import create_app
-        from webapp.extensions import db
-
-        app = create_app({
-            "SQLALCHEMY_DATABASE_URI": _with_db(PG_URL, name),
-            "REDIS_URL": REDIS_URL,
-            "REDIS_NAMESPACE": namespace,
-            "RATELIMIT_STORAGE_URI": REDIS_URL,
-            "EMBEDDED_SCHEDULER": False,
-        })
-        with app.app_context():
-            upgrade()
-            now = datetime.now(timezone.utc)
-            t0 = time.perf_counter()
-            load(db.engine, args.coops, args.members, now)
-            print(f"loaded {args.coops} coops × {args.members} members in {time.perf_counter() - t0:.1f} s")
-
-            from jobs.coops import aggregate_coop_hashrate
-            from webapp.models import Cooperative, WorkerStatus
-            from webapp.services import coop_hashrate
-            from webapp.services.hashrate import online_condition
-
-            timings = []
-            for run in range(args.runs):
-                t0 = time.perf_counter()
-                updated = aggregate_coop_hashrate()
-                timings.append(time.perf_counter() - t0)
-                db.session.remove()
-                print(f"run {run + 1}: {timings[-1] * 1000:.0f} ms ({updated} coops)")
-                if not args.no_vacuum:
-                    # Production runs are 5 minutes apart and autovacuum (1 min
-                    # naptime, 10,000 dead rows per run > its threshold) cleans
-                    # the updated cooperatives in between; back-to-back runs
-                    # would otherwise measure a table no deployment sees.
-                    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                        conn.execute(sa.text("VACUUM ANALYZE cooperatives, coop_hashrate_samples"))
-
-            check = args.coops // 2
-            expected = db.session.scalar(
-                sa.select(sa.func.coalesce(sa.func.sum(WorkerStatus.hashrate_1h), 0.0))
-                .where(WorkerStatus.user_id.in_([f"bc1qbench{check * args.members + m:09d}" for m in range(args.members)]),
-                       online_condition())
-            )
-            stored = db.session.get(Cooperative, check + 1).total_hashrate
-            cached = coop_hashrate.cached_total(check + 1).total_hashrate
-            assert abs(stored - expected) <= 1e-6 * max(expected, 1.0), (stored, expected)
-            assert abs(cached - expected) <= 1e-6 * max(expected, 1.0), (cached, expected)
-            samples = db.session.scalar(sa.text("SELECT count(*) FROM coop_hashrate_samples"))
-            assert samples == args.coops * args.runs, samples
-            print(f"check: coop {check + 1} total {stored:.4g} H/s = direct sum; {samples} samples")
-            print(f"job time: min {min(timings) * 1000:.0f} ms, median {statistics.median(timings) * 1000:.0f} ms, "
-                  f"max {max(timings) * 1000:.0f} ms over {args.runs} runs "
-                  f"(first run {timings[0] * 1000:.0f} ms)")
-            keys = [coop_hashrate.cache_key(c + 1) for c in range(args.coops)]
-            redis = app.extensions["redis"]
-            for start in range(0, len(keys), 5000):
-                redis.delete(*keys[start:start + 5000])
-            redis.delete(f"{namespace}:coop:history:purged")
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with stores("coopbench", keep=args.keep) as st:
+        measure(args, st)
     return 0
+
+
+def measure(args, st) -> None:
+    """Load, then time the job (see the module docstring)."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.extensions import db
+
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": psycopg_url(st.database_url),
+        "REDIS_URL": st.redis_url,
+        "REDIS_NAMESPACE": st.namespace,
+        "RATELIMIT_STORAGE_URI": st.redis_url,
+        "EMBEDDED_SCHEDULER": False,
+    })
+    with app.app_context():
+        upgrade()
+        now = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        load(db.engine, args.coops, args.members, now)
+        print(f"loaded {args.coops} coops × {args.members} members in {time.perf_counter() - t0:.1f} s")
+
+        from jobs.coops import aggregate_coop_hashrate
+        from webapp.models import Cooperative, WorkerStatus
+        from webapp.services import coop_hashrate
+        from webapp.services.hashrate import online_condition
+
+        timings = []
+        for run in range(args.runs):
+            t0 = time.perf_counter()
+            updated = aggregate_coop_hashrate()
+            timings.append(time.perf_counter() - t0)
+            db.session.remove()
+            print(f"run {run + 1}: {timings[-1] * 1000:.0f} ms ({updated} coops)")
+            if not args.no_vacuum:
+                # Production runs are 5 minutes apart and autovacuum (1 min
+                # naptime, 10,000 dead rows per run > its threshold) cleans
+                # the updated cooperatives in between; back-to-back runs
+                # would otherwise measure a table no deployment sees.
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(sa.text("VACUUM ANALYZE cooperatives, coop_hashrate_samples"))
+
+        check = args.coops // 2
+        expected = db.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(WorkerStatus.hashrate_1h), 0.0))
+            .where(WorkerStatus.user_id.in_([f"bc1qbench{check * args.members + m:09d}" for m in range(args.members)]),
+                   online_condition())
+        )
+        stored = db.session.get(Cooperative, check + 1).total_hashrate
+        cached = coop_hashrate.cached_total(check + 1).total_hashrate
+        assert abs(stored - expected) <= 1e-6 * max(expected, 1.0), (stored, expected)
+        assert abs(cached - expected) <= 1e-6 * max(expected, 1.0), (cached, expected)
+        samples = db.session.scalar(sa.text("SELECT count(*) FROM coop_hashrate_samples"))
+        assert samples == args.coops * args.runs, samples
+        print(f"check: coop {check + 1} total {stored:.4g} H/s = direct sum; {samples} samples")
+        print(f"job time: min {min(timings) * 1000:.0f} ms, median {statistics.median(timings) * 1000:.0f} ms, "
+              f"max {max(timings) * 1000:.0f} ms over {args.runs} runs "
+              f"(first run {timings[0] * 1000:.0f} ms)")
+        db.session.remove()
+        db.engine.dispose()
 
 
 if __name__ == "__main__":

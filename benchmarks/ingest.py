@@ -20,36 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sqlalchemy as sa
+from support import DAY_FILE, ROOT, psycopg_url, stores
 
-import redis as redis_lib  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-DATA = ROOT / "webapp" / "demo" / "mining-events-24h.jsonl.gz"
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _claim_redis_db(token: str) -> int:
-    control = redis_lib.Redis.from_url(REDIS_URL, db=0)
-    for _ in range(120):
-        for index in range(15, 0, -1):
-            if control.set(f"webapp-tests:db:{index}", token, nx=True, ex=3600):
-                return index
-        time.sleep(1)
-    raise SystemExit("no free Redis logical database")
+DATA = DAY_FILE
 
 
 def main() -> None:
@@ -62,73 +40,60 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    token = secrets.token_hex(4)
-    name = f"webapp_bench_{token}"
-    admin = sa.create_engine(_with_db(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), "postgres"),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    redis_db = _claim_redis_db(token)
-    redis_url = _with_db(REDIS_URL, str(redis_db))
-    database_url = _with_db(PG_URL, name).replace("postgresql://", "postgresql+psycopg://", 1)
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "FLASK_APP": "wsgi",
-           "EMBEDDED_SCHEDULER": "0", "REDIS_NAMESPACE": f"bench-{token}"}
-    if args.batch_size:
-        env["INGEST_BATCH_SIZE"] = str(args.batch_size)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "EMBEDDED_SCHEDULER", "REDIS_NAMESPACE")})
-    try:
-        from flask_migrate import upgrade
+    with stores("webapp_bench", keep=args.keep) as st:
+        env = st.app_env(DATABASE_URL=psycopg_url(st.database_url))
+        if args.batch_size:
+            env["INGEST_BATCH_SIZE"] = str(args.batch_size)
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "EMBEDDED_SCHEDULER", "REDIS_NAMESPACE")})
+        run(args, env)
 
-        from webapp import create_app
-        from webapp.extensions import db
-        from webapp.models import MinerStats, MiningEvent
-        from webapp.services import demo, ingest
 
-        app = create_app({"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
-        with app.app_context():
-            upgrade()
-            app.extensions["redis_raw"].flushdb()
-            if not args.no_users:
-                demo.create_miners()
-            replay = ingest.publish_file(args.file, limit=args.limit, progress=False)
-            print(f"replay: {replay.published} events published in {replay.seconds:.1f} s "
-                  f"({replay.published / replay.seconds:,.0f}/s)")
-            db.session.remove()
+def run(args, env: dict) -> None:
+    """Replay, then time the consumers (see the module docstring)."""
+    from flask_migrate import upgrade
 
-            started = time.perf_counter()
-            procs = [subprocess.Popen([sys.executable, "-m", "flask", "ingest", "--drain", "--consumer", f"bench-{i}"],
-                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                     for i in range(args.consumers)]
-            outputs = [p.communicate()[0] for p in procs]
-            elapsed = time.perf_counter() - started
-            for p, out in zip(procs, outputs):
-                if p.returncode:
-                    print(out)
-                    raise SystemExit(f"ingest exited with {p.returncode}")
-                print(out.strip().splitlines()[-1])
-                if os.environ.get("BENCH_VERBOSE"):
-                    print(out)
+    from webapp import create_app
+    from webapp.extensions import db
+    from webapp.models import MinerStats, MiningEvent
+    from webapp.services import demo, ingest
 
-            stored = db.session.scalar(sa.select(sa.func.count()).select_from(MiningEvent))
-            shares = db.session.scalar(sa.select(sa.func.sum(MinerStats.total_shares)))
-            pending = sum(app.extensions["redis_raw"].xpending(s, app.config["INGEST_CONSUMER_GROUP"])["pending"]
-                          for s in ingest.mining.STREAMS)
-            print(f"stored {stored} events ({shares} accepted shares in miner_stats), {pending} pending")
-            assert stored == replay.published and pending == 0, "not everything was stored"
-            rate = stored / elapsed
-            print(json.dumps({"events": stored, "consumers": args.consumers, "seconds": round(elapsed, 2),
-                              "events_per_second": round(rate)}))
-            print(f"\n=> {rate:,.0f} events/s ({stored} events in {elapsed:.1f} s wall, "
-                  f"{args.consumers} consumer process(es), process start-up included)")
-            db.engine.dispose()
-    finally:
-        redis_lib.Redis.from_url(redis_url).flushdb()
-        redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        else:
-            print(f"kept database {name}")
+    app = create_app({"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+    with app.app_context():
+        upgrade()
+        app.extensions["redis_raw"].flushdb()
+        if not args.no_users:
+            demo.create_miners()
+        replay = ingest.publish_file(args.file, limit=args.limit, progress=False)
+        print(f"replay: {replay.published} events published in {replay.seconds:.1f} s "
+              f"({replay.published / replay.seconds:,.0f}/s)")
+        db.session.remove()
+
+        started = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-m", "flask", "ingest", "--drain", "--consumer", f"bench-{i}"],
+                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for i in range(args.consumers)]
+        outputs = [p.communicate()[0] for p in procs]
+        elapsed = time.perf_counter() - started
+        for p, out in zip(procs, outputs):
+            if p.returncode:
+                print(out)
+                raise SystemExit(f"ingest exited with {p.returncode}")
+            print(out.strip().splitlines()[-1])
+            if os.environ.get("BENCH_VERBOSE"):
+                print(out)
+
+        stored = db.session.scalar(sa.select(sa.func.count()).select_from(MiningEvent))
+        shares = db.session.scalar(sa.select(sa.func.sum(MinerStats.total_shares)))
+        pending = sum(app.extensions["redis_raw"].xpending(s, app.config["INGEST_CONSUMER_GROUP"])["pending"]
+                      for s in ingest.mining.STREAMS)
+        print(f"stored {stored} events ({shares} accepted shares in miner_stats), {pending} pending")
+        assert stored == replay.published and pending == 0, "not everything was stored"
+        rate = stored / elapsed
+        print(json.dumps({"events": stored, "consumers": args.consumers, "seconds": round(elapsed, 2),
+                          "events_per_second": round(rate)}))
+        print(f"\n=> {rate:,.0f} events/s ({stored} events in {elapsed:.1f} s wall, "
+              f"{args.consumers} consumer process(es), process start-up included)")
+        db.engine.dispose()
 
 
 if __name__ == "__main__":

@@ -1,28 +1,42 @@
 """Shared set-up for the benchmarks: a fresh PostgreSQL database, a claimed
 Redis logical database (the test suite's lock convention, so a concurrent
-test run is safe), users with tokens, and gunicorn with the production
-configuration.
+test run is safe), users with tokens, gunicorn with the production
+configuration, process clean-up, RSS, and the browser-like socket client.
 
-Settings: BENCH_PG_URL (server URL, default postgresql://postgres@127.0.0.1:5432/postgres)
-and BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+Everything runs on loopback; ``stores()`` and ``stop_process()`` clean up
+even when a benchmark fails.
+
+Settings: BENCH_PG_URL (server URL, default postgresql://postgres@127.0.0.1:5432/postgres;
+BENCH_DATABASE_URL is read too, the older name) and BENCH_REDIS_URL (default
+redis://127.0.0.1:6379).
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
+import resource
+import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_URL = (os.environ.get("BENCH_PG_URL") or os.environ.get("BENCH_DATABASE_URL")
+          or "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 HOST = "127.0.0.1"
+DAY_FILE = ROOT / "webapp" / "demo" / "mining-events-24h.jsonl.gz"
 
 
 def with_db(url: str, name: str) -> str:
@@ -30,11 +44,15 @@ def with_db(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+def psycopg_url(url: str) -> str:
+    """A ``postgresql://`` URL with SQLAlchemy's psycopg 3 driver."""
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
 def _admin():
     import sqlalchemy as sa
 
-    url = with_db(PG_URL, "postgres").replace("postgresql://", "postgresql+psycopg://", 1)
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    return sa.create_engine(psycopg_url(with_db(PG_URL, "postgres")), isolation_level="AUTOCOMMIT")
 
 
 def create_database(name: str) -> str:
@@ -71,15 +89,61 @@ def claim_redis_db(token: str) -> int:
 
 
 def release_redis_db(index: int) -> None:
+    """Empty the claimed logical database and release the claim."""
     import redis
 
     redis.Redis.from_url(with_db(REDIS_URL, str(index))).flushdb()
     redis.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{index}")
 
 
+@dataclass
+class Stores:
+    """A fresh database and a claimed, empty Redis logical database."""
+
+    token: str  # random, names the run
+    database: str  # PostgreSQL database name
+    database_url: str  # postgresql://…
+    redis_db: int
+    redis_url: str
+    namespace: str  # REDIS_NAMESPACE for the app
+
+    def app_env(self, **extra: str) -> dict[str, str]:
+        """The settings for the app's processes, over this process's environment."""
+        return {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+                "REDIS_NAMESPACE": self.namespace, "EMBEDDED_SCHEDULER": "0", "FLASK_APP": "wsgi", **extra}
+
+
+@contextlib.contextmanager
+def stores(prefix: str, *, keep: bool = False) -> Iterator[Stores]:
+    """Create database ``<prefix>_<random>`` and claim a Redis logical
+    database (flushed first); on exit drop the database (unless ``keep``, then
+    print its name) and flush and release the Redis one, even on failure."""
+    import redis
+
+    token = secrets.token_hex(4)
+    name = f"{prefix}_{token}"
+    database_url = create_database(name)
+    try:
+        redis_db = claim_redis_db(f"bench-{token}")
+    except BaseException:
+        drop_database(name)
+        raise
+    redis_url = with_db(REDIS_URL, str(redis_db))
+    redis.Redis.from_url(redis_url).flushdb()
+    try:
+        yield Stores(token, name, database_url, redis_db, redis_url, f"bench-{token}")
+    finally:
+        release_redis_db(redis_db)
+        if keep:
+            print(f"kept database {name}")
+        else:
+            drop_database(name)
+
+
 def migrate_and_create_users(env: dict, count: int, prefix: str = "bc1qbench") -> list[tuple[str, str]]:
     """Migrate the database in ``env`` and insert ``count`` users with
-    default settings; returns ``(user_id, bearer token)`` pairs."""
+    default settings; returns ``(user_id, bearer token)`` pairs. Sets
+    ``env`` in this process's environment (the app reads it)."""
     os.environ.update(env)
     from flask_migrate import upgrade
 
@@ -103,12 +167,14 @@ def migrate_and_create_users(env: dict, count: int, prefix: str = "bc1qbench") -
     return pairs
 
 
-def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
-    """gunicorn with gunicorn.conf.py on ``port``; returns once it accepts."""
+def start_gunicorn(env: dict, port: int, workers: int, **popen) -> subprocess.Popen:
+    """gunicorn with gunicorn.conf.py on ``port`` in its own process group;
+    returns once it accepts. ``popen``: e.g. ``stdout``/``stderr`` files.
+    Stop it with ``stop_process``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
         env=dict(env, BIND=f"{HOST}:{port}", WEB_CONCURRENCY=str(workers), LOG_LEVEL="warning"),
-        start_new_session=True,
+        start_new_session=True, **popen,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -117,20 +183,50 @@ def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(proc)
                 raise RuntimeError("gunicorn did not start")
             time.sleep(0.1)
 
 
+def start_process(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    """A helper process (``flask worker``, ``flask ingest`` …) in its own
+    process group, so that ``stop_process`` ends it with its children."""
+    return subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True, **kwargs)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 30) -> int | None:
+    """SIGTERM the process group of ``proc``, SIGKILL after ``timeout`` s;
+    returns the exit code (None when there was no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
 def worker_pids(master: int) -> list[int]:
+    """The child processes (gunicorn workers) of ``master``."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 
 def rss_kib(pids: list[int]) -> int:
-    """Resident memory of the given processes, KiB."""
+    """Resident memory (VmRSS) of the given processes, KiB; a process that
+    is gone counts 0."""
     total = 0
     for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total
@@ -142,8 +238,102 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit (a thousand sockets and more)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def percentile(samples: list[float], p: float) -> float:
     """The ``p``-th percentile (0..100) by nearest rank."""
     ordered = sorted(samples)
     index = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+# ---- the browser-like socket client (asyncio + wsproto) ----------------------------
+
+
+class WsClient:
+    """One ``/ws?token=`` socket opened as a browser does: it offers
+    ``permessage-deflate; client_max_window_bits`` and answers pings.
+
+    ``open(port, token)`` returns after the handshake (``open_s``,
+    ``connected_s`` are its durations, ``extensions`` what the server
+    accepted); a task then reads messages, counts them (``messages``,
+    ``first_message_s``) and passes each parsed JSON message to
+    ``on_message(message, received_at)`` (``time.time()``), which subclasses
+    override. ``close_code`` is set when the server closes (None while open);
+    ``closed`` is set when the reader ends for any reason.
+    """
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.messages = 0
+        self.extensions: list = []
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.task: asyncio.Task | None = None
+
+    async def open(self, port: int, token: str) -> None:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, Request
+        from wsproto.extensions import PerMessageDeflate
+
+        self.started = started = time.perf_counter()
+        self.reader, self.writer = await asyncio.open_connection(HOST, port)
+        self.connected_s = time.perf_counter() - started
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.writer.write(self.ws.send(Request(host=f"{HOST}:{port}", target=f"/ws?token={token}",
+                                               extensions=[PerMessageDeflate()])))
+        while True:
+            data = await self.reader.read(65536)
+            if not data:
+                raise RuntimeError("connection closed during the handshake")
+            self.ws.receive_data(data)
+            for event in self.ws.events():
+                if isinstance(event, AcceptConnection):
+                    self.open_s = time.perf_counter() - started
+                    self.extensions = [e.name for e in event.extensions]
+                    self.task = asyncio.create_task(self.read_loop())
+                    return
+                raise RuntimeError(f"handshake refused: {event}")
+
+    def on_message(self, message: dict[str, Any], received_at: float) -> None:
+        """Called for each message; the base class only counts them."""
+
+    async def read_loop(self) -> None:
+        from wsproto.events import CloseConnection, Ping, TextMessage
+
+        try:
+            while True:
+                # Events first: the handshake's read may already hold the first message.
+                for event in self.ws.events():
+                    if isinstance(event, TextMessage):
+                        now = time.time()
+                        if not self.messages:
+                            self.first_message_s = time.perf_counter() - self.started
+                        self.messages += 1
+                        self.on_message(json.loads(event.data), now)
+                    elif isinstance(event, Ping):
+                        self.writer.write(self.ws.send(event.response()))
+                    elif isinstance(event, CloseConnection):
+                        self.close_code, self.close_reason = event.code, event.reason or ""
+                        return
+                data = await self.reader.read(65536)
+                if not data:
+                    if self.close_code is None:
+                        self.close_code = 1006  # abnormal closure: no close frame
+                    break
+                self.ws.receive_data(data)
+        except (ConnectionError, OSError) as exc:
+            self.close_code, self.close_reason = 1006, repr(exc)
+        finally:
+            self.closed.set()
+
+    def close(self) -> None:
+        """Drop the connection (the benchmark is over)."""
+        if self.task is not None:
+            self.task.cancel()
+        self.writer.close()

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import MinerStats, MiningEvent, Notification, UserActivity, WorkerStatus, utcnow
+from webapp.models import MinerStats, MiningEvent, Notification, UserActivity, WorkerStatus, iso, utcnow
 from webapp.services import accounts, mining, preferences
 
 from .mining_support import drain, sample, share, xadd
@@ -48,12 +48,16 @@ def test_personal_best_raises_a_notification_and_an_activity(app, redis, make_us
     assert note.title == "New personal best: 46.6M"
     assert "attic-1" in note.body and "32.4M" in note.body
     assert note.link == f"/miners/{user}"
-    assert note.data == {"difficulty": 46608917.88671861, "previous_best": 32412345.0, "worker": f"{user}.attic-1"}
-    assert abs(note.created_at.timestamp() - (now - 5)) < 0.01  # dated when it happened
+    event_at = iso(datetime.fromtimestamp(now - 5, timezone.utc))
+    assert note.data == {"difficulty": 46608917.88671861, "previous_best": 32412345.0, "worker": f"{user}.attic-1",
+                         "at": event_at}
+    # Created when ingested (so it agrees with its id); the event's time is data.at.
+    assert note.created_at.timestamp() >= now
     [activity] = _activities(user)
     assert activity.activity_type == "share_submitted"
     assert activity.data == {"personal_best": True, "difficulty": 46608917.88671861, "previous_best": 32412345.0,
-                             "worker": f"{user}.attic-1"}
+                             "worker": f"{user}.attic-1", "at": event_at}
+    assert abs(activity.created_at.timestamp() - (now - 5)) < 0.01  # the feed is dated when it happened
 
 
 def test_personal_best_off_stores_no_notification_but_keeps_the_activity(app, redis, make_user):
@@ -104,8 +108,9 @@ def test_block_found_counts_notifies_the_finder_and_records_an_activity(app, red
     assert db.session.get(MinerStats, finder).blocks_found == 2
     notes = _notes(finder, "block_found")
     assert [n.title for n in notes] == ["You found block 924,501!", "You found a block!"]
-    assert notes[0].data == {"height": 924501, "hash": "0000000000000000000abc", "worker": f"{finder}.lucky-1",
-                             "difficulty": 1.49e14}
+    assert {k: v for k, v in notes[0].data.items() if k != "at"} == {
+        "height": 924501, "hash": "0000000000000000000abc", "worker": f"{finder}.lucky-1", "difficulty": 1.49e14}
+    assert notes[0].data["at"].endswith("Z")
     assert [a.activity_type for a in _activities(finder)] == ["block_found", "block_found"]
 
 

@@ -69,6 +69,20 @@ def unread_count_changed(user_id: str, count: int) -> None:
     publish(user_id, {"type": "unread_count", "count": count})
 
 
+COOP_CHANGED = "coop_changed"
+
+
+def coop_changed(user_ids: list[str], cooperative_id: int) -> None:
+    """Tell every socket of ``user_ids`` that the membership of
+    ``cooperative_id`` changed (``{"type": "coop_changed", "cooperative_id": N}``;
+    pages re-fetch their members table). One round trip for all users."""
+    message = json.dumps({"type": COOP_CHANGED, "cooperative_id": cooperative_id}, separators=(",", ":"))
+    pipe = get_redis().pipeline(transaction=False)
+    for user_id in user_ids:
+        pipe.publish(user_channel(user_id), message)
+    pipe.execute()
+
+
 # ---- the per-user socket limit (all processes) ---------------------------------------
 
 

@@ -123,6 +123,8 @@ def socket(ws) -> None:
         # HTML mode: does the page show #notification-list (for which category)?
         page_list=request.args.get("list") == "1",
         page_category=list_category if list_category in NOTIFICATION_CATEGORIES else None,
+        # HTML mode: does the page show a coop members table (#coop-refresh: dashboard or admin screen)?
+        page_coop=request.args.get("coop") if request.args.get("coop") in ("members", "manage") else None,
     ).run()
 
 
@@ -130,13 +132,14 @@ class SocketSession:
     """One open socket of one user (JSON or HTML mode)."""
 
     def __init__(self, ws, user_id: str, *, html: bool, since: int | None,
-                 page_list: bool = False, page_category: str | None = None) -> None:
+                 page_list: bool = False, page_category: str | None = None, page_coop: str | None = None) -> None:
         self.ws = ws
         self.user_id = user_id
         self.html = html
         self.since = since
         self.page_list = page_list
         self.page_category = page_category
+        self.page_coop = page_coop
         self.socket_id = uuid.uuid4().hex
         self.inbox: realtime.SocketInbox = ws.event
         self.caught_up: set[int] = set()  # ids sent by catch-up; a live copy is a duplicate
@@ -215,6 +218,8 @@ class SocketSession:
             self.send_notification(data, self.count)
         elif kind == "unread_count":
             self.send_count(message["count"])
+        elif kind == realtime.COOP_CHANGED:
+            self.send_coop_changed(message["cooperative_id"])
         return True
 
     # -- from the client --
@@ -271,6 +276,15 @@ class SocketSession:
             self.ws.send(render_template("notifications/_badge.html", count=count, oob=True))
         else:
             self.send_json({"type": "unread_count", "count": count})
+
+    def send_coop_changed(self, cooperative_id: int) -> None:
+        """JSON: forward the message. HTML: only to a page showing a coop's
+        members table (``coop=`` in the URL), coops/_refresh.html, which makes
+        htmx re-fetch that table (the page does the DB work, not this handler)."""
+        if not self.html:
+            self.send_json({"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id})
+        elif self.page_coop is not None:
+            self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage"))
 
     def send_error(self, code: str, message: str) -> None:
         if not self.html:

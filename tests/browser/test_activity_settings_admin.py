@@ -27,17 +27,7 @@ def fast_server(app, make_app):
     server.stop()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))
-    yield page
-    context.close()
-
-
-def test_timeline_scrolls_and_receives_new_entries(fast_server, page, make_user, screenshot):
+def test_timeline_scrolls_and_receives_new_entries(fast_server, page, make_user):
     user = make_user()
     for i in range(25):
         activity.record_activity(user.user_id, "badge_earned" if i % 2 else "level_up", f"Entry {i}")
@@ -58,11 +48,10 @@ def test_timeline_scrolls_and_receives_new_entries(fast_server, page, make_user,
     db.session.commit()
     page.wait_for_selector("li.activity-item.new >> text=Joined Live Coop", timeout=5000)
     assert "Joined Live Coop" in items.first.inner_text()  # on top
-    screenshot(page, "activity")
     assert page.csp_errors == []
 
 
-def test_settings_toggle_saves_with_a_confirmation(live_server, page, make_user, screenshot):
+def test_settings_toggle_saves_with_a_confirmation(live_server, page, make_user):
     user = make_user(country_code="PT")
     login(page, live_server.url, user.user_id, PASSWORD)
     page.goto(f"{live_server.url}/settings")
@@ -78,11 +67,10 @@ def test_settings_toggle_saves_with_a_confirmation(live_server, page, make_user,
     settings = accounts.get_settings(db.session.get(User, user.user_id))
     assert settings["privacy"]["showCountryFlag"] is False
     assert settings["notifications"]["categories"]["mining"]["email"] is True
-    screenshot(page, "settings")
     assert page.csp_errors == []
 
 
-def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user, screenshot):
+def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user):
     admin = make_user(is_admin=True)
     owner = make_user()
     coop = Cooperative(name="Spammy Coop", invite_code="SPAM1234", admin_user_id=owner.user_id, member_count=1)
@@ -92,12 +80,10 @@ def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, mak
     db.session.commit()
     login(page, live_server.url, admin.user_id, PASSWORD)
     page.goto(f"{live_server.url}/admin")
-    page.on("dialog", lambda dialog: dialog.accept())
     row = page.locator(f"#coop-{coop.id}")
     row.locator("form[action$='/dissolve'] input[name=reason]").fill("Spam in the coop name")
     row.locator("form[action$='/dissolve'] button").click()
     page.wait_for_selector(f"#coop-{coop.id} >> text=Cooperative dissolved.")
     page.wait_for_selector("#admin-audit >> text=Spam in the coop name")
     assert db.session.scalars(select(AuditLog.action)).all() == ["coop.dissolve"]
-    screenshot(page, "admin")
     assert page.csp_errors == []

@@ -1,6 +1,7 @@
 """The coop pages in a real browser under the app's CSP: joining through an
 invite link, and the admin's htmx actions (confirm dialogs, CSRF header,
-partial swaps)."""
+partial swaps). The ``page`` fixture (tests/browser/conftest.py) accepts
+``hx-confirm`` dialogs and records CSP errors."""
 from __future__ import annotations
 
 import pytest
@@ -16,18 +17,7 @@ from .conftest import login
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))
-    page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm
-    yield page
-    context.close()
-
-
-def test_join_by_link_then_admin_removes_and_regenerates(live_server, page, browser, make_user, screenshot):
+def test_join_by_link_then_admin_removes_and_regenerates(live_server, page, browser, make_user):
     admin = make_user(display_name="CaptainHash")
     coop = coops.create(admin, name="Browser Crew", description="Clicked together")
     stays = make_user(display_name="Stayer")
@@ -56,7 +46,6 @@ def test_join_by_link_then_admin_removes_and_regenerates(live_server, page, brow
         assert admin_page.locator("tr.member").count() == 2
         admin_page.click("#coop-invite button[type=submit]")
         admin_page.wait_for_selector("#coop-invite >> text=The old link no longer works")
-        screenshot(admin_page, "coop-manage")
     finally:
         admin_context.close()
 
@@ -72,5 +61,4 @@ def test_join_by_link_then_admin_removes_and_regenerates(live_server, page, brow
     page.goto(f"{live_server.url}/coop/join/{new_code}")
     page.click("#coop-join-preview button[type=submit]")
     page.wait_for_selector("#coop-chart")
-    screenshot(page, "coop-dashboard")
     assert page.csp_errors == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import click
 from flask import current_app
@@ -44,15 +45,32 @@ def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> No
               help="Then ingest in this process until the streams are drained (needed in the embedded "
                    "default, whose Redis stand-in lives only as long as this process).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def replay(file: str, shift_to_now: bool, limit: int | None, then_ingest: bool, quiet: bool) -> None:
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Publish at N times the log's own pace (by ts) instead of as fast as possible; with "
+                   "--shift-to-now each event is stamped with the moment it is published. Ctrl-C or "
+                   "SIGTERM stops it cleanly.")
+def replay(file: str, shift_to_now: bool, limit: int | None, then_ingest: bool, quiet: bool,
+           speed: float | None) -> None:
     """Publish a .jsonl / .jsonl.gz envelope log into the mining:* streams."""
     if current_app.config["EMBEDDED"] and not then_ingest:
         click.echo("replay: embedded default (no REDIS_URL): the streams vanish when this command exits; "
                    "add --ingest to store the events now.", err=True)
-    stats = ingest_service.publish_file(file, shift_to_now=shift_to_now, limit=limit, progress=not quiet)
+    stop = threading.Event()
+    previous = {}
+    if speed is not None:  # a paced replay runs for a long time: stop between two events
+        previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stats = ingest_service.publish_file(file, shift_to_now=shift_to_now, limit=limit, progress=not quiet,
+                                            speed=speed, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo(f"replay: published {stats.published} events"
                + (f", skipped {stats.skipped} lines" if stats.skipped else "")
-               + (f", shifted by {stats.shift:,.0f} s" if shift_to_now else "")
+               + (f" at {speed:g}x" if speed is not None else "")
+               + (", stamped as published" if shift_to_now and speed is not None
+                  else f", shifted by {stats.shift:,.0f} s" if shift_to_now else "")
+               + (", stopped early" if stop.is_set() else "")
                + f" in {stats.seconds:.1f} s")
     if then_ingest:
         result = ingest_service.Consumer().run(drain=True, max_retries=3)

@@ -10,19 +10,19 @@ with the error inline; a plain (non-htmx) form post is redirected instead.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.coops import join_rate_limit
 from ..models import utcnow
+from .charts import line_chart
 from ..services import coop_hashrate, coops
 from ..services.errors import DomainError, NotAdmin
 
 bp = Blueprint("pages_coops", __name__)
 
-CHART_W, CHART_H, CHART_TOP = 600, 160, 12  # SVG user units
 # Numbers are formatted with the shared ``hashrate`` / ``difficulty`` filters
 # (webapp/pages/miners.py).
 def _is_htmx() -> bool:
@@ -39,26 +39,6 @@ def _go(endpoint: str, message: str | None = None):
         response.headers["HX-Redirect"] = target
         return response
     return redirect(target)
-
-
-def chart(points: list[tuple[datetime, float]], now: datetime, hours: int = 24) -> dict | None:
-    """SVG geometry of the combined-hashrate chart: ``{"line", "area", "max"}``
-    in a CHART_W × CHART_H view box, x = time over the last ``hours``; None
-    with fewer than two points."""
-    if len(points) < 2:
-        return None
-    start = now - timedelta(hours=hours)
-    span = hours * 3600.0
-    peak = max(v for _, v in points) or 1.0
-    coords = []
-    for at, value in points:
-        x = max(0.0, min(CHART_W, (at - start).total_seconds() / span * CHART_W))
-        y = CHART_H - value / peak * (CHART_H - CHART_TOP)
-        coords.append(f"{x:.1f},{y:.1f}")
-    line = " ".join(coords)
-    first_x, last_x = coords[0].split(",")[0], coords[-1].split(",")[0]
-    return {"line": line, "area": f"{first_x},{CHART_H} {line} {last_x},{CHART_H}", "max": peak,
-            "width": CHART_W, "height": CHART_H}
 
 
 def _invite_url(code: str) -> str:
@@ -81,7 +61,7 @@ def coop():
         coop=coop_,
         stats=stats,
         members=members,
-        chart=chart(coop_hashrate.history(coop_.id, now=now), now),
+        chart=line_chart(coop_hashrate.history(coop_.id, now=now), start=now - timedelta(hours=24), end=now),
         is_admin=coops.is_admin(current_user, coop_),
         invite_url=_invite_url(coop_.invite_code),
     )
@@ -178,15 +158,33 @@ def manage():
     )
 
 
-def _members_fragment(coop_id: int, error: str | None = None, status: int = 200, removed: str | None = None):
-    """The members partial of the admin screen (remove buttons only for the admin)."""
+def _members_fragment(coop_id: int, error: str | None = None, status: int = 200, removed: str | None = None,
+                      admin_screen: bool = True):
+    """The members partial: the admin screen's (remove buttons only for the
+    admin) or, with ``admin_screen=False``, the dashboard's."""
     try:
         coop_ = coops.get_for_member(current_user, coop_id=coop_id)
-        members, manage = coops.list_members(current_user, coop_id=coop_id), coops.is_admin(current_user, coop_)
+        members = coops.list_members(current_user, coop_id=coop_id)
+        manage = admin_screen and coops.is_admin(current_user, coop_)
     except DomainError:
         members, manage = [], False
     return render_template("coops/_members.html", members=members, manage=manage, coop_id=coop_id,
                            error=error, removed=removed), status
+
+
+@bp.get("/coop/members")
+@login_required
+def members():
+    """The members table of the viewer's coop, re-fetched by htmx when the
+    socket says the membership changed (coops/_refresh.html); ``manage=1``
+    from the admin screen adds the Remove buttons (admins only). A viewer
+    who is no longer in a coop (removed, or it was dissolved) gets an empty
+    table saying so, without a navigation under their feet."""
+    mine = coops.get_mine(current_user)
+    if mine is None:
+        return render_template("coops/_members.html", members=[], manage=False, coop_id=None,
+                               error="You are no longer a member of this cooperative.")
+    return _members_fragment(mine.id, admin_screen=request.args.get("manage") == "1")
 
 
 @bp.post("/coop/<int:coop_id>/members/<user_id>/remove")

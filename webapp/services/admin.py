@@ -196,6 +196,7 @@ def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
            {"name": coop.name, "members": member_ids})
     db.session.commit()
     coop_hashrate.invalidate(coop.id)
+    coops.announce_membership_change(coop.id, also=member_ids)
     return coop
 
 

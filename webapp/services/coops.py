@@ -40,6 +40,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import realtime
 from ..extensions import db
 from ..models import (
     MAX_COOP_MEMBERS,
@@ -219,6 +220,29 @@ def _unknown_code() -> NotFound:
     return NotFound("No cooperative uses that invite code (any more). Ask its admin for a fresh link.")
 
 
+def announce_membership_change(coop_id: int, also: tuple[str, ...] | list[str] = (),
+                               actor: str | None = None) -> None:
+    """After a commit that changed ``coop_id``'s membership (join, leave,
+    remove, dissolve): publish ``coop_changed`` to the sockets of its active
+    members and of ``also`` (members who were removed, or whose coop was
+    dissolved), so their open pages re-fetch the members table (docs/COOPS.md
+    "Live members table"). The ``actor`` is skipped: the page that acted
+    already shows the result (its own fragment or redirect). A Redis failure
+    is logged, never raised: the change is committed and a reload shows it."""
+    active = db.session.scalars(
+        select(CooperativeMember.user_id).where(
+            CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active"
+        )
+    ).all()
+    user_ids = [u for u in dict.fromkeys([*active, *also]) if u != actor]
+    if not user_ids:
+        return
+    try:
+        realtime.coop_changed(user_ids, coop_id)
+    except Exception:  # noqa: BLE001 - the change is stored; pages catch up on reload
+        current_app.logger.exception("coop_changed push for cooperative %s failed", coop_id)
+
+
 # ---- changes ----------------------------------------------------------------------
 
 
@@ -366,6 +390,7 @@ def join(user: User, *, invite_code: str) -> Cooperative:
         )
     _commit_or_already_in_coop()
     coop_hashrate.invalidate(coop_id)
+    announce_membership_change(coop_id, actor=user.user_id)
     return coop
 
 
@@ -428,6 +453,7 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
         )
     db.session.commit()
     coop_hashrate.invalidate(coop.id)
+    announce_membership_change(coop.id, actor=user.user_id)
     return coop
 
 
@@ -460,6 +486,7 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
     )
     db.session.commit()
     coop_hashrate.invalidate(coop.id)
+    announce_membership_change(coop.id, also=[user_id], actor=user.user_id)
     return membership
 
 
@@ -515,12 +542,13 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
     CoopDissolved (409) or NotAdmin (403)."""
     coop = lock_active_coop(coop_id)
     _require_admin(coop, user)
-    dissolve_locked(
+    former = dissolve_locked(
         coop, category="social", subtype="coop_dissolved",
         body=f"{user.display_name} dissolved {coop.name}.", skip_user_id=user.user_id,
     )
     db.session.commit()
     coop_hashrate.invalidate(coop.id)
+    announce_membership_change(coop.id, also=former, actor=user.user_id)
     return coop
 
 
@@ -529,7 +557,7 @@ def dissolve_locked(
     skip_user_id: str | None = None, activity_data: dict | None = None,
 ) -> list[str]:
     """End every active membership of ``coop`` (locked by the caller, who
-    commits and then invalidates the hashrate cache), mark it dissolved,
+    commits, then invalidates the hashrate cache and announces the change), mark it dissolved,
     record ``coop_left`` for each member and notify each one but
     ``skip_user_id``. Shared by the coop admin's and the platform admins'
     dissolve. Returns the former members' ids."""

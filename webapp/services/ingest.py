@@ -418,7 +418,8 @@ class ReplayStats:
 
 def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | None = None,
                  redis: redis_lib.Redis | None = None, pipeline_size: int = 200,
-                 progress: bool = True, now: float | None = None) -> ReplayStats:
+                 progress: bool = True, now: float | None = None, speed: float | None = None,
+                 stop: threading.Event | None = None) -> ReplayStats:
     """Publish an envelope log into the streams as the upstream collector does.
 
     Each line ``{"event", "ts", "source", "region", "data"}`` becomes
@@ -428,7 +429,23 @@ def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | N
     is now. ``limit`` publishes only the first N lines. Lines that are not an
     envelope with a known event are skipped and counted. XADDs are
     pipelined ``pipeline_size`` at a time, with a tqdm progress bar.
+
+    ``speed`` (> 0) paces the replay by ``ts`` instead of publishing as fast
+    as possible: an event ``d`` seconds after the log's first one is
+    published ``d / speed`` seconds after the start (the file must be in
+    ``ts`` order, as the shared day is). With ``shift_to_now`` each paced
+    event is stamped with the moment it is due, ``start + d / speed``, so
+    the events stay "now" for the pages instead of running ahead of the
+    clock (a constant shift would put them 100 minutes ahead after 5 minutes
+    at 20x): the log's gaps shrink ``speed`` times. Without it the original
+    ``ts`` are kept. ``stop`` (an Event) ends a paced replay early.
+    Raises ValueError for a ``speed`` that is not positive.
     """
+    if speed is not None and not speed > 0:
+        raise ValueError("speed must be a positive number")
+    if speed is not None:
+        return _publish_paced(Path(path), speed=speed, shift_to_now=shift_to_now, limit=limit, redis=redis,
+                              pipeline_size=pipeline_size, progress=progress, now=now, stop=stop)
     from tqdm import tqdm
 
     path = Path(path)
@@ -470,6 +487,76 @@ def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | N
             pipe.execute()
             stats.published += queued
             bar.update(queued)
+    finally:
+        bar.close()
+    stats.seconds = time.monotonic() - started
+    if stats.skipped:
+        log.warning("replay: skipped %d line(s) that are not mining event envelopes", stats.skipped)
+    return stats
+
+
+def _publish_paced(path: Path, *, speed: float, shift_to_now: bool, limit: int | None,
+                   redis: redis_lib.Redis | None, pipeline_size: int, progress: bool, now: float | None,
+                   stop: threading.Event | None) -> ReplayStats:
+    """``publish_file`` with ``speed``: XADDs queued in a pipeline that is
+    sent whenever the next event is not due yet (or ``pipeline_size`` are
+    queued, when the publisher runs behind)."""
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    client = redis if redis is not None else current_app.extensions["redis_raw"]
+    stats = ReplayStats()
+    wall_start = time.time() if now is None else now
+    first_ts: float | None = None
+    pipe = client.pipeline(transaction=False)
+    queued = 0
+    bar = tqdm(total=limit, unit=" events", desc=f"replay {speed:g}x", disable=not progress, mininterval=0.5)
+
+    def flush() -> None:
+        nonlocal queued
+        if queued:
+            pipe.execute()
+            stats.published += queued
+            bar.update(queued)
+            queued = 0
+
+    try:
+        for line in _lines(path, limit):
+            try:
+                envelope = json.loads(line)
+                event, data = envelope["event"], envelope["data"]
+                ts = float(envelope["ts"])
+                if event not in mining.EVENTS or not isinstance(data, dict):
+                    raise ValueError(event)
+            except (ValueError, KeyError, TypeError):
+                stats.skipped += 1
+                bar.update(1)
+                continue
+            if first_ts is None:
+                first_ts = ts
+                if shift_to_now:
+                    stats.shift = wall_start - ts  # of the first event; later ones are compressed
+            offset = max(0.0, ts - first_ts) / speed
+            wait = started + offset - time.monotonic()
+            if wait > 0:
+                flush()
+                if stop is not None:
+                    if stop.wait(wait):
+                        break
+                else:
+                    time.sleep(wait)
+            elif stop is not None and stop.is_set():
+                break
+            stamped = wall_start + offset if shift_to_now else ts
+            fields = {"event": event, "ts": f"{stamped:.6f}"}
+            if envelope.get("source") is not None:
+                fields["source"] = str(envelope["source"])
+            fields["data"] = json.dumps(data, separators=(",", ":"))
+            pipe.xadd(mining.stream_name(event), fields)
+            queued += 1
+            if queued >= pipeline_size:
+                flush()
+        flush()
     finally:
         bar.close()
     stats.seconds = time.monotonic() - started

@@ -644,8 +644,6 @@ def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: dat
         user_id, "mining", subtype, title[:200], body, link=profile_link(user_id),
         data={"worker": worker, "reason": reason, "at": iso(at)}, commit=False,
     )
-    if row is not None:
-        row.created_at = at
     return row
 
 
@@ -678,11 +676,10 @@ def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
     title = f"New personal best: {format_difficulty(best)}"
     body = f"{label} found a share of difficulty {format_difficulty(best)}" + (
         f", beating your previous best of {format_difficulty(previous)}." if previous else ".")
-    data = {"difficulty": best, "previous_best": previous, "worker": ev.worker}
+    data = {"difficulty": best, "previous_best": previous, "worker": ev.worker, "at": iso(ev.ts)}
     row = notification_service.notify(ev.user, "mining", "personal_best", title, body,
                                       link=profile_link(ev.user), data=data, commit=False)
     if row is not None:
-        row.created_at = ev.ts
         result.notifications += 1
     act = activity_service.record_activity(
         ev.user, "share_submitted", title, description=body,
@@ -702,10 +699,10 @@ def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
     difficulty = ev.data.get("sdiff", ev.data.get("diff"))
     if difficulty is not None:
         data["difficulty"] = difficulty
+    data["at"] = iso(ev.ts)
     row = notification_service.notify(ev.user, "mining", "block_found", title, body,
                                       link=profile_link(ev.user), data=data, commit=False)
     if row is not None:
-        row.created_at = ev.ts
         result.notifications += 1
     act = activity_service.record_activity(ev.user, "block_found", title, description=body, data=data,
                                            link=profile_link(ev.user))

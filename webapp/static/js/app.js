@@ -21,7 +21,8 @@ document.addEventListener("htmx:beforeSwap", (event) => {
 // Notifications socket (htmx ws extension on <body>): on every (re)connect,
 // ask for what arrived since the newest notification this page has seen
 // (#notification-cursor, moved by each push), and say whether this page shows
-// the live list (#notification-list, with its category filter).
+// the live list (#notification-list, with its category filter) or a coop's
+// members table (#coop-refresh).
 (function () {
   if (!window.htmx || !htmx.createWebSocket) return;
   let since = 0;
@@ -42,6 +43,10 @@ document.addEventListener("htmx:beforeSwap", (event) => {
         target.searchParams.set("list", "1");
         if (list.dataset.category) target.searchParams.set("category", list.dataset.category);
       }
+      // A coop page (dashboard or admin screen): the socket pushes #coop-refresh
+      // when the membership changes.
+      const refresh = document.getElementById("coop-refresh");
+      if (refresh && refresh.dataset.coop) target.searchParams.set("coop", refresh.dataset.coop);
     }
     return create(target.toString());
   };

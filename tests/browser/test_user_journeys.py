@@ -1,0 +1,314 @@
+"""What miners see, in real browsers (Debian's chromium, headless) against
+the app served on the run's PostgreSQL and Redis, under its CSP:
+
+- two miners in two browser contexts: one founds a coop through the /coop
+  form, the other joins through the invite link, and the founder's open
+  members table shows the newcomer (and later loses them) without a reload;
+- a personal best replayed into the real ``mining:*`` streams and ingested
+  by the real consumer reaches the bell and the list of open pages within a
+  second of the ingest commit; reading it in one tab clears the other tab's
+  badge;
+- hiding the country flag on /settings hides it from other visitors of the
+  public profile and from the public API;
+- a tour of every page over a slice of the demo day, saving the screenshots
+  of docs/SCREENSHOTS.md.
+
+Every page's console is collected, and none may mention the Content
+Security Policy.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from webapp.extensions import db
+from webapp.models import Cooperative, Notification, User
+from webapp.services import admin as admin_service
+from webapp.services import broadcasts, coops, ingest
+from webapp.services import demo as demo_service
+
+from ..conftest import PASSWORD
+from .conftest import assert_clean_console, goto_live, login, wait_socket, watch
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def context(browser):
+    """A second browser context (another miner, or an anonymous visitor)."""
+    context = browser.new_context()
+    yield context
+    context.close()
+
+
+def track_navigations(page) -> list[str]:
+    """The URLs the page's main frame navigates to from now on."""
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: frame == page.main_frame and navigations.append(frame.url))
+    return navigations
+
+
+# ---- 1. a coop grows under its founder's eyes ------------------------------------------
+
+
+def test_founder_sees_the_newcomer_join_and_leave_without_a_reload(live_server, page, context, make_user):
+    founder = make_user(display_name="FounderFiona")
+    joiner = make_user(display_name="JoinerJack")
+    base = live_server.url
+
+    # The founder founds the coop through the /coop form and lands on its dashboard.
+    login(page, base, founder.user_id, PASSWORD)
+    page.goto(f"{base}/coop")
+    page.fill("#coop-create input[name=name]", "Fiona's Friends")
+    page.fill("#coop-create textarea[name=description]", "Home miners from the garden shed.")
+    opened = len(page.sockets)
+    page.click("#coop-create button[type=submit]")
+    page.wait_for_selector("#coop-members")
+    wait_socket(page, opened)
+    assert page.locator("#coop-members tr.member").count() == 1
+    invite_url = page.locator("#coop-invite button[data-copy]").get_attribute("data-copy")
+    assert invite_url.startswith(f"{base}/coop/join/")
+    navigations = track_navigations(page)
+
+    # The joiner opens the link in another browser and joins in one click.
+    other = watch(context.new_page())
+    login(other, base, joiner.user_id, PASSWORD)
+    other.goto(invite_url)
+    assert "Join Fiona's Friends" in other.inner_text("#coop-join-preview h1")
+    other.click("#coop-join-preview button[type=submit]")
+    other.wait_for_selector("#coop-members")
+
+    newcomer = page.locator(f"#coop-members tr.member[data-user-id='{joiner.user_id}']")
+    newcomer.wait_for(timeout=5000)
+    assert "JoinerJack" in newcomer.inner_text()
+    assert page.locator("#coop-members h2").inner_text() == "Members (2/20)"
+    assert navigations == []  # no reload: htmx swapped the table
+
+    # The joiner leaves (hx-confirm accepted); the founder's table drops them.
+    other.click("form[action$='/leave'] button")
+    other.wait_for_selector("#coop-create")
+    newcomer.wait_for(state="detached", timeout=5000)
+    assert page.locator("#coop-members tr.member").count() == 1
+    assert navigations == []
+    assert_clean_console(page)
+    assert_clean_console(other)
+
+
+# ---- 2 and 3. a replayed personal best, live in two tabs ---------------------------------
+
+
+def _write_events(path, user_id: str, ts: float):
+    """A replay log (the upstream envelope format) with one accepted share
+    and the all-time personal best it set."""
+    worker = f"{user_id}.bitaxe-shed"
+    envelopes = [
+        {"event": "share_submitted", "ts": ts, "source": "pool-eu", "region": "eu",
+         "data": {"user": user_id, "worker": worker, "diff": 4096, "sdiff": 52_400_000.0, "accepted": True}},
+        {"event": "share_best_diff", "ts": ts, "source": "pool-eu", "region": "eu",
+         "data": {"user": user_id, "worker": worker, "new_best": 52_400_000.0, "prev_best": 31_000_000.0,
+                  "timeframe": "alltime"}},
+    ]
+    path.write_text("".join(json.dumps(e) + "\n" for e in envelopes))
+    return path
+
+
+def test_replayed_personal_best_reaches_both_tabs_and_reading_it_clears_the_other(live_server, page, make_user,
+                                                                                  tmp_path):
+    user = make_user(display_name="ShedMiner")
+    base = live_server.url
+    login(page, base, user.user_id, PASSWORD)
+    goto_live(page, f"{base}/notifications")  # tab 1: the list and the bell
+    tab2 = watch(page.context.new_page())
+    goto_live(tab2, f"{base}/activity")  # tab 2: the bell only
+    for tab in (page, tab2):
+        assert tab.locator("#notification-badge").get_attribute("data-count") == "0"
+
+    page.bring_to_front()  # tab 1 is the one the miner looks at
+    # Replay into the real streams (the `flask replay` publisher), then run the real consumer here.
+    stats = ingest.publish_file(_write_events(tmp_path / "best.jsonl", user.user_id, time.time()), progress=False)
+    assert stats.published == 2
+    commits: list[float] = []
+    me = threading.get_ident()
+
+    def on_commit(session) -> None:
+        if threading.get_ident() == me:  # not the live server's threads
+            commits.append(time.time())
+
+    event.listen(db.session, "after_commit", on_commit)
+    try:
+        result = ingest.Consumer(name="browser-test").run(drain=True, max_retries=0)
+    finally:
+        event.remove(db.session, "after_commit", on_commit)
+    assert result.inserted == 2 and result.notifications == 1
+    note = db.session.scalar(sa.select(Notification).where(Notification.user_id == user.user_id))
+    assert (note.subtype, note.title) == ("personal_best", "New personal best: 52.4M")
+
+    # Shown when the item is in the list and the bell, and the badge says 1 (checked every frame).
+    seen_ms = page.wait_for_function(
+        """id => document.getElementById('notification-' + id)
+                && document.getElementById('bell-item-' + id)
+                && document.getElementById('notification-badge').dataset.count === '1'
+                && Date.now()""",
+        arg=note.id, timeout=5000,
+    ).json_value()
+    latency = seen_ms / 1000.0 - commits[0]  # from the first ingest commit: an upper bound
+    print(f"\ningest commit → list, bell and badge on the page: {latency * 1000:.0f} ms")
+    assert latency < 1.0, f"{latency:.3f} s from the ingest commit to the page"
+    item = page.locator(f"#notification-{note.id}")
+    assert "New personal best: 52.4M" in item.inner_text() and "unread" in item.get_attribute("class")
+
+    # The other tab: badge and bell panel.
+    tab2.wait_for_function("() => document.getElementById('notification-badge').dataset.count === '1'",
+                           timeout=5000, polling=50)  # a background tab gets no animation frames
+    tab2.click("#notification-bell summary")
+    assert tab2.locator(f"#bell-item-{note.id}").is_visible()
+    assert "New personal best: 52.4M" in tab2.inner_text(f"#bell-item-{note.id}")
+
+    # Reading it in tab 1 clears tab 2's badge (published unread count).
+    item.locator("button.notification-title").click()
+    tab2.wait_for_function("() => document.getElementById('notification-badge').dataset.count === '0'",
+                           timeout=5000, polling=50)
+    assert tab2.inner_text("#notification-badge").strip() == ""
+    page.wait_for_function("() => !document.getElementById('notification-%d').classList.contains('unread')"
+                           % note.id)
+    assert page.locator("#notification-badge").get_attribute("data-count") == "0"
+    assert_clean_console(page)
+    assert_clean_console(tab2)
+
+
+# ---- 4. privacy: the country flag ---------------------------------------------------------
+
+
+def test_hiding_the_country_flag_hides_it_from_visitors_and_the_public_api(live_server, page, context, make_user):
+    owner = make_user(display_name="LisbonLuis", country_code="PT")
+    base = live_server.url
+    visitor = watch(context.new_page())  # anonymous
+    profile_url = f"{base}/miners/{owner.user_id}"
+    visitor.goto(profile_url)
+    assert visitor.locator(".profile-flag").get_attribute("title") == "PT"
+    assert context.request.get(f"{base}/api/public/miners/{owner.user_id}").json()["country_code"] == "PT"
+
+    login(page, base, owner.user_id, PASSWORD)
+    page.goto(f"{base}/settings")
+    page.uncheck("input[name=showCountryFlag]")  # saved by htmx on change
+    page.wait_for_selector("#privacy-status .saved")
+
+    visitor.goto(profile_url)
+    assert visitor.locator("h1.profile-name").inner_text() == "LisbonLuis"
+    assert visitor.locator(".profile-flag").count() == 0
+    public = context.request.get(f"{base}/api/public/miners/{owner.user_id}")
+    assert public.status == 200 and "country_code" not in public.json()
+    assert_clean_console(page)
+    assert_clean_console(visitor)
+
+
+# ---- 5. every page, with the demo world -----------------------------------------------------
+
+DEMO_SLICE_MINERS = (0, 1, 3, 7, 9, 12, 13, 15, 17, 20, 21)  # Satoshi's Hunters and Lisbon Lightning
+SHARE_EVERY = 8  # of those miners' other shares, keep every 8th
+USER_KEY = '"user":"'  # as the shared day spells it (compact JSON)
+
+
+def _demo_slice(path):
+    """The shared day for the miners of two demo coops: every event but
+    share_submitted, each share that raised its miner's best (so bests agree
+    with the personal-best events), and every SHARE_EVERY-th other share —
+    a few seconds to ingest."""
+    miners = json.loads(demo_service.MINERS_FILE.read_text())
+    wanted = {miners[i]["user_id"] for i in DEMO_SLICE_MINERS}
+    shares, best = 0, {}
+    with gzip.open(demo_service.EVENTS_FILE, "rt") as src, open(path, "w") as out:
+        for line in src:
+            at = line.find(USER_KEY)  # cheaper than parsing all 250,000 lines
+            if at >= 0 and line[at + len(USER_KEY):line.find('"', at + len(USER_KEY))] not in wanted:
+                continue
+            envelope = json.loads(line)
+            data = envelope["data"]
+            user_id = data.get("user")
+            if envelope["event"] == "share_submitted":
+                shares += 1
+                raised = data.get("accepted") and data.get("sdiff", 0) > best.get(user_id, 0)
+                if raised:
+                    best[user_id] = data["sdiff"]
+                elif shares % SHARE_EVERY:
+                    continue
+            out.write(line)
+    return path
+
+
+def _admin_world(platform_admin: User) -> None:
+    """A spam coop dissolved and a delivered broadcast, for the admin pages."""
+    spammer = db.session.get(User, json.loads(demo_service.MINERS_FILE.read_text())[45]["user_id"])
+    spam = coops.create(spammer, name="FREE BTC CLICK HERE", description="Totally legit.")
+    admin_service.dissolve_coop(platform_admin, coop_id=spam.id, reason="Spam name and scam link")
+    row = broadcasts.create_broadcast(platform_admin, title="Pool maintenance on Sunday 02:00 UTC",
+                                      body="Stratum will be down for about 10 minutes. Your miners reconnect by "
+                                           "themselves.")
+    broadcasts.fan_out(row.id)
+
+
+def test_screenshot_tour_of_every_page_with_the_demo_world(live_server, browser, make_user, screenshot, tmp_path):
+    result = demo_service.load_demo(events_file=_demo_slice(tmp_path / "slice.jsonl"), progress=False,
+                                    echo=lambda _: None)
+    assert result.published > 5000 and result.ingest.notifications > 0
+    miners = json.loads(demo_service.MINERS_FILE.read_text())
+    satoshi, hashmaster, outsider = (miners[i]["user_id"] for i in (0, 3, 40))
+    platform_admin = make_user(display_name="PoolOps", is_admin=True)
+    _admin_world(platform_admin)
+    lisbon = db.session.scalar(sa.select(Cooperative).where(Cooperative.name == "Lisbon Lightning"))
+    base = live_server.url
+    shots: dict[str, str] = {}
+    pages = []
+
+    def shoot(page, url: str, name: str, ready: str | None = None, status: int = 200) -> None:
+        response = page.goto(f"{base}{url}")
+        assert response.status == status, (url, response.status)
+        if ready:
+            page.wait_for_selector(ready)
+        screenshot(page, name)
+        shots[name] = url
+
+    def new_page(user_id: str | None = None, password: str = demo_service.DEMO_PASSWORD):
+        page = watch(browser.new_context(viewport={"width": 1280, "height": 800}).new_page())
+        pages.append(page)
+        if user_id:
+            login(page, base, user_id, password)
+        return page
+
+    try:
+        anonymous = new_page()
+        shoot(anonymous, "/login", "login", "input[name=user_id]")
+        shoot(anonymous, "/register", "register", "input[name=password]")
+
+        miner = new_page(satoshi)
+        shoot(miner, f"/miners/{satoshi}", "profile-own", "#workers")
+        shoot(miner, f"/miners/{hashmaster}", "profile-other", "#miner-stats")
+        shoot(miner, "/coop", "coop-dashboard", "#coop-chart")
+        shoot(miner, "/coop/manage", "coop-manage", "#coop-dissolve")
+        shoot(miner, "/notifications", "notifications", "#notification-list li")
+        shoot(miner, "/activity", "activity", "li.activity-item")
+        shoot(miner, "/settings", "settings", "#privacy")
+        shoot(miner, "/no-such-page", "404", "h1", status=404)
+        assert miner.inner_text("h1") == "Not found"
+
+        newcomer = new_page(outsider)
+        shoot(newcomer, f"/coop/join/{lisbon.invite_code}", "coop-join", "#coop-join-preview button[type=submit]")
+
+        ops = new_page(platform_admin.user_id, PASSWORD)
+        shoot(ops, "/admin", "admin", "#admin-audit")
+        shoot(ops, "/admin/broadcast", "admin-broadcast")
+
+        assert set(shots) == {"login", "register", "profile-own", "profile-other", "coop-dashboard", "coop-manage",
+                              "notifications", "activity", "settings", "404", "coop-join", "admin",
+                              "admin-broadcast"}
+        for page in pages:  # the 404 page's own status is logged as a failed load
+            assert_clean_console(page, allow=("404 (NOT FOUND)",) if page is miner else ())
+    finally:
+        for page in pages:
+            page.context.close()
