@@ -438,3 +438,14 @@ def test_page_actions_mark_read_delete_and_read_all(client, auth, make_user):
 def test_notifications_page_needs_login(client):
     resp = client.get("/notifications")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_notify_refuses_nul_characters_and_non_finite_data(app, make_user):
+    from webapp.services import notifications as service
+    from webapp.services.errors import ValidationError
+
+    user = make_user()
+    for kwargs in ({"title": "bad\x00title"}, {"data": {"x": float("nan")}}, {"link": "javascript:alert(1)"}):
+        args = {"title": "ok", **kwargs}
+        with pytest.raises(ValidationError):
+            service.notify(user.user_id, "system", "test", args.pop("title"), "", **args)

@@ -15,6 +15,7 @@ from pydantic import Field
 from ..api.validation import Schema, parse_body
 from ..auth import csrf_exempt, require_service_token
 from ..services import notifications
+from ..services.fields import MAX_LINK
 from .openapi import documented
 from .schemas import NotificationOut, Out
 
@@ -27,7 +28,7 @@ class NotificationBody(Schema):
     subtype: str = Field(min_length=1, max_length=notifications.MAX_SUBTYPE)
     title: str = Field(min_length=1, max_length=notifications.MAX_TITLE)
     body: str = Field(default="", max_length=notifications.MAX_BODY)
-    link: Optional[str] = Field(default=None, max_length=notifications.MAX_LINK)
+    link: Optional[str] = Field(default=None, max_length=MAX_LINK)
     data: Optional[dict[str, Any]] = None
 
 

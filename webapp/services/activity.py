@@ -14,7 +14,6 @@ Redis cache in front of it: docs/ACTIVITY.md has the measurement behind that.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -24,53 +23,11 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import ACTIVITY_TYPES, Notification, User, UserActivity
 from .errors import NotFound, ValidationError
+from .fields import check_data, check_link, check_text
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 2000
-MAX_LINK = 512
-MAX_DATA_DEPTH = 8
-
-
-def _check_text(name: str, value: str) -> None:
-    # PostgreSQL text and JSONB refuse NUL characters; say so instead of a 500.
-    if "\x00" in value:
-        raise ValidationError(f"{name} must not contain NUL characters.")
-
-
-def _check_data(value: Any, path: str = "data", depth: int = 0) -> None:
-    """JSON-storable: finite numbers, NUL-free strings, bounded nesting."""
-    if depth > MAX_DATA_DEPTH:
-        raise ValidationError(f"{path} is nested too deeply (at most {MAX_DATA_DEPTH} levels).")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValidationError(f"{path} keys must be strings.")
-            _check_text(f"{path} key", key)
-            _check_data(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_data(item, f"{path}[{index}]", depth + 1)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValidationError(f"{path} must be a finite number.")
-    elif isinstance(value, str):
-        _check_text(path, value)
-    elif value is not None and not isinstance(value, (bool, int)):
-        raise ValidationError(f"{path} must be JSON.")
-
-
-def check_link(link: str | None, name: str = "link") -> None:
-    """A link is a same-site path (``/coops/3``) or an http(s) URL, at most
-    512 characters; anything else (``javascript:``) would be unsafe in an
-    ``href``. Raises ValidationError."""
-    if link is None:
-        return
-    if not isinstance(link, str) or not 1 <= len(link) <= MAX_LINK:
-        raise ValidationError(f"{name} must be 1 to {MAX_LINK} characters.")
-    _check_text(name, link)
-    is_path = link.startswith("/") and not link.startswith("//")
-    if not (is_path or link.startswith(("https://", "http://"))) or any(c.isspace() for c in link):
-        raise ValidationError(f"{name} must be a path starting with '/' or an http(s) URL.")
+MAX_DATA_BYTES = 64 * 1024  # other services may attach more context than a notification
 
 
 def record_activity(
@@ -95,11 +52,9 @@ def record_activity(
     description = description or ""
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise ValidationError(f"description must be at most {MAX_DESCRIPTION} characters.")
-    _check_text("title", title)
-    _check_text("description", description)
-    if data is not None and not isinstance(data, dict):
-        raise ValidationError("data must be a JSON object.")
-    _check_data(data)
+    check_text("title", title)
+    check_text("description", description)
+    check_data(data, max_bytes=MAX_DATA_BYTES)
     check_link(link)
     row = UserActivity(
         user_id=user_id,
@@ -149,8 +104,8 @@ def record_from_service(
             check_link(n_link, "notify.link")
             n_title, n_body = notify.get("title") or title, notify.get("body")
             n_body = description if n_body is None else n_body
-            _check_text("notify.title", n_title)
-            _check_text("notify.body", n_body)
+            check_text("notify.title", n_title)
+            check_text("notify.body", n_body)
             notification = notifications.notify(
                 user_id,
                 notify.get("category", ""),

@@ -15,7 +15,6 @@ works when the embedded default executes it inline inside that hook.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +26,11 @@ from ..extensions import db
 from ..models import NOTIFICATION_CATEGORIES, Notification, NotificationDelivery, User, UserSettings, utcnow
 from . import preferences
 from .errors import NotFound, ValidationError
+from .fields import check_data, check_link, check_text
 
 MAX_TITLE = 200
 MAX_SUBTYPE = 64
 MAX_BODY = 2000
-MAX_LINK = 512
-MAX_DATA_BYTES = 8192
 MAX_ID = 2**63 - 1  # BIGINT; larger path ids are simply not found
 _PENDING_KEY = "pending_notifications"
 
@@ -61,15 +59,11 @@ def validate_fields(category: str, subtype: str, title: str, body: str, link: st
         raise ValidationError(f"title must be 1 to {MAX_TITLE} characters.")
     if not isinstance(body, str) or len(body) > MAX_BODY:
         raise ValidationError(f"body must be at most {MAX_BODY} characters.")
-    if link is not None:
-        ok_form = (link.startswith("/") and not link.startswith("//")) or link.startswith(("https://", "http://"))
-        if not ok_form or len(link) > MAX_LINK or any(c.isspace() for c in link):
-            raise ValidationError("link must be a site path like /coops/3 or an http(s) URL, at most 512 characters.")
-    if data is not None:
-        if not isinstance(data, dict):
-            raise ValidationError("data must be a JSON object.")
-        if len(json.dumps(data, allow_nan=False)) > MAX_DATA_BYTES:
-            raise ValidationError(f"data must be at most {MAX_DATA_BYTES} bytes of JSON.")
+    check_text("subtype", subtype)
+    check_text("title", title)
+    check_text("body", body)
+    check_link(link)
+    check_data(data)
 
 
 def user_preferences(user_id: str) -> dict[str, Any]:
