@@ -50,8 +50,8 @@ run-prod: install
 	@if [ -z "$$DATABASE_URL$$REDIS_URL" ]; then scripts/ensure-services.sh; fi
 	@scripts/run-prod.sh
 
-# Every benchmark with its default size, one after the other (about 20 minutes
-# on 2 cores, the soak 5 of them); BENCHES=api runs one. Loopback only, each
+# Every benchmark with its default size, one after the other (the soak alone
+# takes ~6.5 minutes); BENCHES="api soak" runs some. Loopback only, each
 # script cleans up its database and Redis. Results: docs/PERFORMANCE.md.
 BENCHES ?= ingest coop_hashrate activity_feed push_latency api soak
 bench: install services

@@ -307,12 +307,14 @@ async def soak(args, env: dict, port: int, miners, others, procs: dict, log_dir:
         stderr=open(log_dir / "notifier.log", "w"), text=True)
     procs["notifier"].stdin.write(json.dumps([other_ids, args.other_rate, args.duration, 11]))
     procs["notifier"].stdin.close()
+    procs["notifier"].stdin = None  # so that communicate() does not flush it
     http_tokens = [t for _, t in (miners + others)[:args.http_users]]
     procs["http"] = start_process(
         [sys.executable, "-c", HTTP_USERS], env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=open(log_dir / "http.log", "w"), text=True)
     procs["http"].stdin.write(json.dumps([HOST, port, http_tokens, args.duration, args.http_pause, 3]))
     procs["http"].stdin.close()
+    procs["http"].stdin = None  # so that communicate() does not flush it
 
     next_sample = load_started + args.sample
     while time.monotonic() < load_started + args.duration:
