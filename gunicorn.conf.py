@@ -24,3 +24,6 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout; the app logs requests itself (ACCESS_LOG)
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+# gunicorn's control socket (~/.gunicorn/gunicorn.ctl) would be shared by
+# every server of this user on the host; we don't use `gunicornc`.
+control_socket_disable = True
