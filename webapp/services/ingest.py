@@ -443,123 +443,110 @@ def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | N
     """
     if speed is not None and not speed > 0:
         raise ValueError("speed must be a positive number")
-    if speed is not None:
-        return _publish_paced(Path(path), speed=speed, shift_to_now=shift_to_now, limit=limit, redis=redis,
-                              pipeline_size=pipeline_size, progress=progress, now=now, stop=stop)
-    from tqdm import tqdm
-
     path = Path(path)
     started = time.monotonic()
     client = redis if redis is not None else current_app.extensions["redis_raw"]
     stats = ReplayStats()
     total = None
-    if shift_to_now:
+    if shift_to_now and speed is None:
         latest, total = _last_ts(path, limit)
         if latest is not None:
             stats.shift = (time.time() if now is None else now) - latest
-    pipe = client.pipeline(transaction=False)
-    queued = 0
-    bar = tqdm(total=total, unit=" events", desc="replay", disable=not progress, mininterval=0.5)
-    try:
-        for line in _lines(path, limit):
-            try:
-                envelope = json.loads(line)
-                event, data = envelope["event"], envelope["data"]
-                ts = float(envelope["ts"])
-                if event not in mining.EVENTS or not isinstance(data, dict):
-                    raise ValueError(event)
-            except (ValueError, KeyError, TypeError):
-                stats.skipped += 1
-                bar.update(1)
-                continue
-            fields = {"event": event, "ts": f"{ts + stats.shift:.6f}"}
-            if envelope.get("source") is not None:
-                fields["source"] = str(envelope["source"])
-            fields["data"] = json.dumps(data, separators=(",", ":"))
-            pipe.xadd(mining.stream_name(event), fields)
-            queued += 1
-            if queued >= pipeline_size:
-                pipe.execute()
-                stats.published += queued
-                bar.update(queued)
-                queued = 0
-        if queued:
-            pipe.execute()
-            stats.published += queued
-            bar.update(queued)
-    finally:
-        bar.close()
+    with _Publisher(client, stats, pipeline_size, total=total if speed is None else limit, progress=progress,
+                    desc="replay" if speed is None else f"replay {speed:g}x") as out:
+        envelopes = _envelopes(path, limit, out)
+        if speed is None:
+            for event, ts, source, data in envelopes:
+                out.add(event, ts + stats.shift, source, data)
+        else:
+            _pace(envelopes, out, speed=speed, shift_to_now=shift_to_now, started=started,
+                  wall_start=time.time() if now is None else now, stop=stop)
     stats.seconds = time.monotonic() - started
     if stats.skipped:
         log.warning("replay: skipped %d line(s) that are not mining event envelopes", stats.skipped)
     return stats
 
 
-def _publish_paced(path: Path, *, speed: float, shift_to_now: bool, limit: int | None,
-                   redis: redis_lib.Redis | None, pipeline_size: int, progress: bool, now: float | None,
-                   stop: threading.Event | None) -> ReplayStats:
-    """``publish_file`` with ``speed``: XADDs queued in a pipeline that is
-    sent whenever the next event is not due yet (or ``pipeline_size`` are
-    queued, when the publisher runs behind)."""
-    from tqdm import tqdm
+class _Publisher:
+    """XADDs in a pipeline sent every ``size`` entries (and on ``flush``),
+    counted in ``stats`` and on a tqdm progress bar."""
 
-    started = time.monotonic()
-    client = redis if redis is not None else current_app.extensions["redis_raw"]
-    stats = ReplayStats()
-    wall_start = time.time() if now is None else now
+    def __init__(self, client: redis_lib.Redis, stats: ReplayStats, size: int, *, total: int | None,
+                 progress: bool, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.pipe = client.pipeline(transaction=False)
+        self.stats, self.size, self.queued = stats, size, 0
+        self.bar = tqdm(total=total, unit=" events", desc=desc, disable=not progress, mininterval=0.5)
+
+    def __enter__(self) -> "_Publisher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.flush()
+        finally:
+            self.bar.close()
+
+    def skip(self) -> None:
+        self.stats.skipped += 1
+        self.bar.update(1)
+
+    def add(self, event: str, ts: float, source: str | None, data: str) -> None:
+        fields = {"event": event, "ts": f"{ts:.6f}"}
+        if source is not None:
+            fields["source"] = source
+        fields["data"] = data
+        self.pipe.xadd(mining.stream_name(event), fields)
+        self.queued += 1
+        if self.queued >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.queued:
+            self.pipe.execute()
+            self.stats.published += self.queued
+            self.bar.update(self.queued)
+            self.queued = 0
+
+
+def _envelopes(path: Path, limit: int | None, out: _Publisher) -> Iterator[tuple[str, float, str | None, str]]:
+    """``(event, ts, source, data JSON text)`` of each envelope line; lines
+    that are not an envelope of a known event are skipped and counted."""
+    for line in _lines(path, limit):
+        try:
+            envelope = json.loads(line)
+            event, data = envelope["event"], envelope["data"]
+            ts = float(envelope["ts"])
+            if event not in mining.EVENTS or not isinstance(data, dict):
+                raise ValueError(event)
+        except (ValueError, KeyError, TypeError):
+            out.skip()
+            continue
+        source = envelope.get("source")
+        yield event, ts, None if source is None else str(source), json.dumps(data, separators=(",", ":"))
+
+
+def _pace(envelopes: Iterator[tuple[str, float, str | None, str]], out: _Publisher, *, speed: float,
+          shift_to_now: bool, started: float, wall_start: float, stop: threading.Event | None) -> None:
+    """Publish each envelope when it is due (``publish_file``'s ``speed``),
+    sending the pipeline whenever the next event is not due yet."""
     first_ts: float | None = None
-    pipe = client.pipeline(transaction=False)
-    queued = 0
-    bar = tqdm(total=limit, unit=" events", desc=f"replay {speed:g}x", disable=not progress, mininterval=0.5)
-
-    def flush() -> None:
-        nonlocal queued
-        if queued:
-            pipe.execute()
-            stats.published += queued
-            bar.update(queued)
-            queued = 0
-
-    try:
-        for line in _lines(path, limit):
-            try:
-                envelope = json.loads(line)
-                event, data = envelope["event"], envelope["data"]
-                ts = float(envelope["ts"])
-                if event not in mining.EVENTS or not isinstance(data, dict):
-                    raise ValueError(event)
-            except (ValueError, KeyError, TypeError):
-                stats.skipped += 1
-                bar.update(1)
-                continue
-            if first_ts is None:
-                first_ts = ts
-                if shift_to_now:
-                    stats.shift = wall_start - ts  # of the first event; later ones are compressed
-            offset = max(0.0, ts - first_ts) / speed
-            wait = started + offset - time.monotonic()
-            if wait > 0:
-                flush()
-                if stop is not None:
-                    if stop.wait(wait):
-                        break
-                else:
-                    time.sleep(wait)
-            elif stop is not None and stop.is_set():
-                break
-            stamped = wall_start + offset if shift_to_now else ts
-            fields = {"event": event, "ts": f"{stamped:.6f}"}
-            if envelope.get("source") is not None:
-                fields["source"] = str(envelope["source"])
-            fields["data"] = json.dumps(data, separators=(",", ":"))
-            pipe.xadd(mining.stream_name(event), fields)
-            queued += 1
-            if queued >= pipeline_size:
-                flush()
-        flush()
-    finally:
-        bar.close()
-    stats.seconds = time.monotonic() - started
-    if stats.skipped:
-        log.warning("replay: skipped %d line(s) that are not mining event envelopes", stats.skipped)
-    return stats
+    for event, ts, source, data in envelopes:
+        if first_ts is None:
+            first_ts = ts
+            if shift_to_now:
+                out.stats.shift = wall_start - ts  # of the first event; later ones are compressed
+        offset = max(0.0, ts - first_ts) / speed
+        wait = started + offset - time.monotonic()
+        if wait > 0:
+            out.flush()
+            if stop is not None:
+                if stop.wait(wait):
+                    return
+            else:
+                time.sleep(wait)
+        elif stop is not None and stop.is_set():
+            return
+        out.add(event, wall_start + offset if shift_to_now else ts, source, data)
