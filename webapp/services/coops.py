@@ -260,10 +260,12 @@ def _clean_description(description: object) -> str:
     return description.strip()
 
 
-def _commit_or_already_in_coop() -> None:
-    """Commit; a lost race on "one active coop per user" becomes 409."""
+def _or_already_in_coop(step=None) -> None:
+    """Run ``step`` (``db.session.flush`` or, by default, ``commit``); a lost
+    race on "one active coop per user" rolls back (also undoing a
+    member_count increment) and becomes 409 AlreadyInCoop."""
     try:
-        db.session.commit()
+        (step or db.session.commit)()
     except IntegrityError as exc:
         db.session.rollback()
         if _violates(exc, UQ_ONE_ACTIVE_PER_USER):
@@ -311,18 +313,12 @@ def create(
         db.session.add(
             CooperativeMember(cooperative_id=coop.id, user_id=user.user_id, role="admin", joined_at=now)
         )
-        try:
-            db.session.flush()
-        except IntegrityError as exc:
-            db.session.rollback()
-            if _violates(exc, UQ_ONE_ACTIVE_PER_USER):
-                raise AlreadyInCoop() from None
-            raise
+        _or_already_in_coop(db.session.flush)
         activity.record_activity(
             user.user_id, "coop_joined", f"Founded {name}", data={"cooperative_id": coop.id, "role": "admin"},
             link=COOP_LINK,
         )
-        _commit_or_already_in_coop()
+        _or_already_in_coop()
         return coop
     raise Conflict("Could not pick a free invite code; please try again.")
 
@@ -370,13 +366,7 @@ def join(user: User, *, invite_code: str) -> Cooperative:
             raise _unknown_code()
         raise CoopFull()
     db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role="member"))
-    try:
-        db.session.flush()
-    except IntegrityError as exc:
-        db.session.rollback()  # also undoes the member_count increment
-        if _violates(exc, UQ_ONE_ACTIVE_PER_USER):
-            raise AlreadyInCoop() from None
-        raise
+    _or_already_in_coop(db.session.flush)
     coop = db.session.get(Cooperative, coop_id, populate_existing=True)
     activity.record_activity(
         user.user_id, "coop_joined", f"Joined {coop.name}", data={"cooperative_id": coop.id, "role": "member"},
@@ -388,7 +378,7 @@ def join(user: User, *, invite_code: str) -> Cooperative:
             body=f"{user.display_name} joined {coop.name}.", link=COOP_LINK,
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
         )
-    _commit_or_already_in_coop()
+    _or_already_in_coop()
     coop_hashrate.invalidate(coop_id)
     announce_membership_change(coop_id, actor=user.user_id)
     return coop
