@@ -1,9 +1,11 @@
-"""Pages: register, log in, log out (Flask-Login session cookie)."""
+"""Pages: register, log in, log out (server-side sessions behind the
+Flask-Login cookies, see ``webapp.auth``)."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_required, login_user, logout_user
+from flask_login import login_required
 
+from ..auth import log_in, log_out
 from ..extensions import auth_rate_limit
 from ..services import accounts
 from ..services.errors import DomainError
@@ -35,7 +37,7 @@ def register():
         except DomainError as exc:
             error = exc.message
         else:
-            login_user(user)
+            log_in(user)
             flash(f"Welcome, {user.display_name}!")
             return redirect(_next())
     return render_template("auth/register.html", error=error, form=form), (400 if error else 200)
@@ -53,7 +55,7 @@ def login():
         except DomainError as exc:
             error = exc.message
         else:
-            login_user(user, remember=bool(request.form.get("remember")))
+            log_in(user, remember=bool(request.form.get("remember")))
             return redirect(_next())
     return render_template("auth/login.html", error=error), (401 if error else 200)
 
@@ -61,5 +63,5 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    log_out()
     return redirect(url_for("pages_auth.login"))
