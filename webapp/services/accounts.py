@@ -44,16 +44,14 @@ def default_display_name(user_id: str) -> str:
     return user_id if len(user_id) <= 16 else f"{user_id[:8]}…{user_id[-4:]}"
 
 
-def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None,
-                      *, check_password: bool = True) -> None:
+def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None) -> None:
     """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
     characters and not a common one (``passwords.check_new_password``),
     display name ≤ 64, country an ISO 3166 alpha-2 code. Raises
     ValidationError."""
     if not USER_ID_RE.match(user_id):
         raise ValidationError("user_id must be 3 to 128 characters of letters, digits, '.', '_' or '-'.")
-    if check_password:
-        passwords.check_new_password(password)
+    passwords.check_new_password(password)
     if display_name is not None and not 1 <= len(display_name.strip()) <= 64:
         raise ValidationError("display_name must be 1 to 64 characters.")
     if country_code is not None and not COUNTRY_RE.match(country_code):
