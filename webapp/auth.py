@@ -1,7 +1,10 @@
 """Who is calling: a bearer token or the page session cookie (Flask-Login).
 
 ``resolve_caller`` runs before every request and sets ``g.user`` and
-``g.auth_mode`` (``"bearer"``, ``"session"`` or None). A state-changing
+``g.auth_mode`` (``"bearer"``, ``"session"`` or None), plus what was
+presented: ``g.auth_token`` (``accounts.TokenClaims``) or
+``g.auth_session_secret`` (the server-side session's secret, see
+``services.sessions``). A state-changing
 request authenticated by cookie must carry the CSRF token (form field or
 ``X-CSRFToken`` header); bearer requests and anonymous JSON requests are not
 CSRF-prone and skip the check (API.md Authentication).
@@ -12,20 +15,62 @@ import hmac
 from functools import wraps
 from typing import Callable
 
-from flask import current_app, g, request
-from flask_login import current_user
+from flask import current_app, g, request, session
+from flask_login import current_user, login_user, logout_user
 
-from .extensions import csrf, db, login_manager
+from .extensions import csrf, login_manager
 from .models import User
-from .services import accounts
+from .services import accounts, sessions
 from .services.errors import Forbidden, Unauthorized
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, user_id)
+def _load_user(session_secret: str) -> User | None:
+    # The session cookie and the remember cookie carry a server-side
+    # session's secret (User.get_id), never a bare user id.
+    return sessions.load(session_secret)
+
+
+def _drop_csrf_token() -> None:
+    """Forget the CSRF token (session and this request's cache) so the next
+    form gets a new one: a token seen before a login or logout is useless after."""
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    session.pop(field, None)
+    g.pop(field, None)
+
+
+def log_in(user: User, *, remember: bool = False) -> None:
+    """Log ``user`` in to the pages: end the session this browser had,
+    start from an empty cookie session (new CSRF token; nothing planted
+    before login survives), open a server-side session and hand its secret
+    to Flask-Login (session cookie, and the remember cookie if asked)."""
+    if current_user.is_authenticated and current_user.auth_session_secret:
+        accounts.end_session(current_user.auth_session_secret, current_user.user_id)
+    remember_cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    had_remember_cookie = remember_cookie in request.cookies
+    session.clear()
+    _drop_csrf_token()
+    sessions.open_session(user, user_agent=request.user_agent.string)
+    login_user(user, remember=remember)
+    if not remember and had_remember_cookie:
+        session["_remember"] = "clear"  # an older remember cookie goes too
+    g.user, g.auth_mode, g.auth_session_secret = user, "session", user.auth_session_secret
+
+
+def log_out() -> None:
+    """End this browser's server-side session (its cookies stop working
+    everywhere at once) and clear the cookie session and the remember cookie."""
+    if current_user.is_authenticated and current_user.auth_session_secret:
+        accounts.end_session(current_user.auth_session_secret, current_user.user_id)
+    logout_user()
+    remember = session.get("_remember")
+    session.clear()
+    _drop_csrf_token()
+    if remember:
+        session["_remember"] = remember  # Flask-Login deletes the remember cookie after the response
+    g.user, g.auth_mode, g.auth_session_secret = None, None, None
 
 
 def csrf_exempt(view: Callable) -> Callable:
@@ -38,17 +83,20 @@ def csrf_exempt(view: Callable) -> Callable:
 def resolve_caller() -> None:
     """before_request: authenticate, then enforce CSRF for cookie requests."""
     g.user, g.auth_mode, g.auth_error = None, None, None
+    g.auth_token, g.auth_session_secret = None, None
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         try:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Use 'Authorization: Bearer <token>'.")
-            g.user, g.auth_mode = accounts.user_from_token(token.strip()), "bearer"
+            g.auth_token = accounts.verify_token(token.strip())
+            g.user, g.auth_mode = g.auth_token.user, "bearer"
         except Unauthorized as exc:
             g.auth_error = exc
     elif current_user.is_authenticated:
         g.user, g.auth_mode = current_user._get_current_object(), "session"
+        g.auth_session_secret = g.user.auth_session_secret
 
     if request.method in SAFE_METHODS or g.auth_mode == "bearer":
         return

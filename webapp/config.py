@@ -8,6 +8,7 @@ services: SQLite under ``instance/`` and an in-process Redis stand-in
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
@@ -83,6 +84,11 @@ class Config:
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        # Server-side login sessions (webapp/services/sessions.py): a session
+        # unused this many days, or opened this many days ago, is over.
+        self.AUTH_SESSION_IDLE_DAYS = _int("AUTH_SESSION_IDLE_DAYS", 30)
+        self.AUTH_SESSION_MAX_DAYS = _int("AUTH_SESSION_MAX_DAYS", 365)
+        self.REMEMBER_COOKIE_DURATION = timedelta(days=self.AUTH_SESSION_MAX_DAYS)
         # CSRF is checked in a before_request hook for cookie-authenticated
         # requests only; bearer-token requests are not CSRF-prone.
         self.WTF_CSRF_CHECK_DEFAULT = False

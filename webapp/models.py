@@ -125,9 +125,20 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by "log out everywhere" and a password change: a bearer token
+    # carries the epoch it was issued in and dies when they differ.
+    auth_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    def get_id(self) -> str:  # Flask-Login
-        return self.user_id
+    # The login session this object was loaded through (set by
+    # ``services.sessions``; not a column). Flask-Login's ``get_id`` returns
+    # its secret, so the session cookie and the remember cookie name a
+    # revocable server-side session, never the bare user id.
+    auth_session_secret = None  # str | None
+
+    def get_id(self) -> str:  # Flask-Login ("alternative tokens")
+        if not self.auth_session_secret:
+            raise RuntimeError("log in through webapp.auth.log_in, which opens a server-side session")
+        return self.auth_session_secret
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +150,37 @@ class User(UserMixin, db.Model):
             "is_admin": self.is_admin,
             "created_at": iso(self.created_at),
         }
+
+
+class UserSession(db.Model):
+    """One login session of the pages (a browser), referenced by the session
+    cookie and the remember cookie. ``id`` is the SHA-256 of the secret the
+    cookies carry, so the table alone does not let anyone log in. Dead when
+    revoked (logout, log out everywhere, password change), idle too long or
+    too old (``services.sessions``)."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RevokedToken(db.Model):
+    """A bearer token ended on its own (``POST /api/auth/logout``), by the
+    random id it carries; kept until the token would have expired anyway.
+    All of a user's tokens end together through ``users.auth_epoch``."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (Index("ix_revoked_tokens_expires_at", "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class UserSettings(db.Model):

@@ -39,6 +39,10 @@ EVICT = "_evict"  # {"type": "_evict", "sockets": [socket ids]}
 # Put in every local inbox when the listener lost Redis: the socket must close
 # (1012) so the client reconnects with ``since`` and loses nothing.
 RESTART = {"type": "_restart"}
+# Credentials were revoked: {"type": "_revoked", "everything": bool,
+# "keep_session": id|None, "session": id|None, "token": id|None}; the socket
+# opened with a revoked session or token closes (4001).
+REVOKED = "_revoked"
 SOCKET_SET_TTL = 7 * 24 * 3600  # seconds; a crashed process's entries age out
 
 
@@ -67,6 +71,25 @@ def notification_created(user_id: str, notification: dict[str, Any]) -> None:
 def unread_count_changed(user_id: str, count: int) -> None:
     """Tell every socket of the user the new unread count (cross-tab sync)."""
     publish(user_id, {"type": "unread_count", "count": count})
+
+
+def auth_revoked(user_id: str, *, everything: bool = False, keep_session: str | None = None,
+                 session: str | None = None, token: str | None = None) -> None:
+    """Tell every socket of ``user_id`` which credentials were revoked (after
+    the commit): ``everything`` (all sessions but ``keep_session``, a stored
+    session id, and all bearer tokens), or one ``session`` (stored id) or one
+    bearer ``token`` (its id). See ``is_revoked``."""
+    publish(user_id, {"type": REVOKED, "everything": everything, "keep_session": keep_session,
+                      "session": session, "token": token})
+
+
+def is_revoked(message: dict[str, Any], *, session: str | None, token: str | None) -> bool:
+    """Whether a ``_revoked`` message ends a socket opened with the stored
+    session id ``session`` or the bearer token id ``token``."""
+    if message.get("everything"):
+        return session is None or session != message.get("keep_session")
+    return (session is not None and session == message.get("session")) or (
+        token is not None and token == message.get("token"))
 
 
 COOP_CHANGED = "coop_changed"

@@ -11,6 +11,12 @@ server does not negotiate permessage-deflate (unless WS_PERMESSAGE_DEFLATE):
 simple-websocket would accept it with the largest window, ~200–250 KB per
 socket (DESIGN.md), while our messages are a few hundred bytes.
 
+A socket remembers the credential it was opened with (the page session or
+the bearer token): a revocation published on the user's channel
+(``realtime.REVOKED``: logout, log out everywhere, password change) that
+covers it closes it with 4001, and the credential is checked again once the
+channel is subscribed, so a revocation committed in between is not missed.
+
 Each socket: attach to this process's hub (subscribe first), count against
 the per-user limit, send the catch-up rows newer than ``since`` and the
 unread count, release the DB session, then wait on one inbox that the hub
@@ -31,7 +37,7 @@ from simple_websocket import ConnectionClosed
 from . import realtime
 from .extensions import db, sock
 from .models import NOTIFICATION_CATEGORIES
-from .services import accounts, notifications
+from .services import accounts, notifications, sessions
 from .services.errors import DomainError, Forbidden, Unauthorized, ValidationError
 
 bp = Blueprint("ws", __name__)
@@ -83,7 +89,7 @@ def authenticate_socket() -> None:
     """
     if not current_app.config["WS_PERMESSAGE_DEFLATE"]:
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-    g.ws_user_id = None
+    g.ws_user_id, g.ws_credential = None, None
     g.ws_format = request.args.get("format", "json")
     if g.ws_format not in ("json", "html"):
         raise ValidationError("format must be json or html.")
@@ -91,12 +97,14 @@ def authenticate_socket() -> None:
     token = request.args.get("token")
     if token:
         try:
-            g.ws_user_id = accounts.user_from_token(token).user_id
+            g.ws_user_id = accounts.verify_token(token).user.user_id
+            g.ws_credential = Credential(token=token)
         except Unauthorized:
             pass
         return
     if g.get("auth_mode") == "bearer":  # Authorization header, for non-browser clients
         g.ws_user_id = g.user.user_id
+        g.ws_credential = Credential(token=request.headers["Authorization"].partition(" ")[2].strip())
         return
     origin = request.headers.get("Origin")
     if origin is not None and _origin(origin) not in allowed_origins():
@@ -105,6 +113,7 @@ def authenticate_socket() -> None:
         if origin is None:
             raise Forbidden("A cookie-authenticated socket must send its Origin.")
         g.ws_user_id = current_user.user_id
+        g.ws_credential = Credential(session_secret=current_user.auth_session_secret)
 
 
 @sock.route("/ws", bp=bp)
@@ -118,6 +127,7 @@ def socket(ws) -> None:
     SocketSession(
         ws,
         g.ws_user_id,
+        credential=g.ws_credential,
         html=g.ws_format == "html",
         since=g.ws_since,
         # HTML mode: does the page show #notification-list (for which category)?
@@ -128,13 +138,40 @@ def socket(ws) -> None:
     ).run()
 
 
+class Credential:
+    """What a socket was opened with: a page session (its secret) or a
+    bearer token."""
+
+    def __init__(self, *, session_secret: str | None = None, token: str | None = None) -> None:
+        self.session_secret = session_secret
+        self.token = token
+        self.session_id = sessions.session_id(session_secret) if session_secret else None
+        self.token_id: str | None = None
+
+    def is_live(self) -> bool:
+        """Check it again in the database (sessions.load / accounts.verify_token)."""
+        if self.session_secret:
+            return sessions.load(self.session_secret) is not None
+        if self.token:
+            try:
+                self.token_id = accounts.verify_token(self.token).token_id
+            except Unauthorized:
+                return False
+            return True
+        return False
+
+    def revoked_by(self, message: dict[str, Any]) -> bool:
+        return realtime.is_revoked(message, session=self.session_id, token=self.token_id)
+
+
 class SocketSession:
     """One open socket of one user (JSON or HTML mode)."""
 
-    def __init__(self, ws, user_id: str, *, html: bool, since: int | None,
+    def __init__(self, ws, user_id: str, *, html: bool, since: int | None, credential: Credential | None = None,
                  page_list: bool = False, page_category: str | None = None, page_coop: str | None = None) -> None:
         self.ws = ws
         self.user_id = user_id
+        self.credential = credential
         self.html = html
         self.since = since
         self.page_list = page_list
@@ -158,6 +195,12 @@ class SocketSession:
             self.ws.close(CLOSE_TRY_AGAIN, "Try again later.")
             return
         try:
+            # Subscribed now: a revocation committed before this check is seen
+            # here, one committed after it arrives as a message.
+            if self.credential is not None and not self.credential.is_live():
+                db.session.remove()
+                self.ws.close(CLOSE_UNAUTHORIZED, "Unauthorized: this session or token was logged out.")
+                return
             realtime.register_socket(self.user_id, self.socket_id, app.config["WS_MAX_SOCKETS_PER_USER"])
             if self.since is not None:
                 self.catch_up(self.since)
@@ -207,6 +250,11 @@ class SocketSession:
         if kind == realtime.EVICT:
             self.ws.close(CLOSE_REPLACED, "Too many open sockets; this, the oldest, was closed.")
             return False
+        if kind == realtime.REVOKED:
+            if self.credential is not None and self.credential.revoked_by(message):
+                self.ws.close(CLOSE_UNAUTHORIZED, "Unauthorized: this session or token was logged out.")
+                return False
+            return True
         if kind == realtime.RESTART["type"]:
             self.ws.close(CLOSE_RESTART, "Reconnect with since.")
             return False

@@ -1,18 +1,18 @@
-"""JSON routes: registration, tokens, the caller, settings (API.md
-Authentication)."""
+"""JSON routes: registration, tokens, logout, password change, the caller,
+settings (API.md Authentication; the additions are in docs/API.md)."""
 from __future__ import annotations
 
 from typing import Optional
 
-from flask import Blueprint
+from flask import Blueprint, g
 from pydantic import Field
 
-from ..auth import api_auth_required, api_caller
+from ..auth import api_auth_required, api_caller, log_out
 from ..extensions import auth_rate_limit
 from ..models import iso
-from ..services import accounts, preferences
+from ..services import accounts, passwords, preferences
 from .openapi import documented
-from .schemas import RegisterOut, SettingsOut, TokenOut, UserOut
+from .schemas import LoggedOutOut, PasswordChangedOut, RegisterOut, SettingsOut, TokenOut, UserOut
 from .validation import Schema, parse_body
 
 bp = Blueprint("api_accounts", __name__)
@@ -29,6 +29,11 @@ class RegisterBody(Schema):
 class TokenBody(Schema):
     user_id: str = Field(max_length=128)
     password: str = Field(max_length=256)
+
+
+class PasswordBody(Schema):
+    current_password: str = Field(max_length=passwords.MAX_PASSWORD)
+    new_password: str = Field(max_length=passwords.MAX_PASSWORD)
 
 
 @bp.post("/auth/register")
@@ -49,6 +54,43 @@ def token():
     user = accounts.authenticate(user_id=body.user_id, password=body.password)
     token, expires_at = accounts.issue_token(user)
     return {"token": token, "expires_at": iso(expires_at)}
+
+
+@bp.post("/auth/logout")
+@documented(summary="End the presented bearer token or this browser's session", responses={200: LoggedOutOut},
+            tags=["auth"])
+@api_auth_required
+def logout():
+    if g.auth_mode == "bearer":
+        accounts.revoke_token(g.auth_token)
+    else:
+        log_out()
+    return {"status": "logged_out"}
+
+
+@bp.post("/auth/logout-everywhere")
+@documented(summary="End every session and every bearer token of the caller", responses={200: LoggedOutOut},
+            tags=["auth"])
+@api_auth_required
+def logout_everywhere():
+    ended = accounts.log_out_everywhere(api_caller())
+    if g.auth_mode == "session":
+        log_out()
+    return {"status": "logged_out", "sessions_ended": ended}
+
+
+@bp.post("/auth/password")
+@auth_rate_limit
+@documented(summary="Change the password (ends every other session and every bearer token)", body=PasswordBody,
+            responses={200: PasswordChangedOut, 403: None}, tags=["auth"])
+@api_auth_required
+def change_password():
+    body = parse_body(PasswordBody)
+    user = api_caller()
+    accounts.change_password(user, current_password=body.current_password, new_password=body.new_password,
+                             keep_session_secret=g.auth_session_secret)
+    token, expires_at = accounts.issue_token(user)
+    return {"status": "password_changed", "token": token, "expires_at": iso(expires_at)}
 
 
 @bp.get("/me")

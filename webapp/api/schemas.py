@@ -33,6 +33,17 @@ class TokenOut(Out):
     expires_at: str
 
 
+class LoggedOutOut(Out):
+    status: str
+    sessions_ended: Optional[int] = None
+
+
+class PasswordChangedOut(Out):
+    status: str
+    token: str
+    expires_at: str
+
+
 class CategoryPrefs(Out):
     enabled: bool
     email: bool

@@ -1,23 +1,23 @@
-"""Pages: register, log in, log out (Flask-Login session cookie)."""
+"""Pages: register, log in, log out (server-side sessions behind the
+Flask-Login cookies, see ``webapp.auth``)."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_required, login_user, logout_user
+from flask_login import login_required
 
+from ..auth import log_in, log_out
 from ..extensions import auth_rate_limit
 from ..services import accounts
 from ..services.errors import DomainError
+from ..urls import safe_next
 
 bp = Blueprint("pages_auth", __name__)
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths; anything else goes home."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("pages_home.index")
+def _next() -> str:
+    """Where to go after logging in or registering: ``?next=`` when it is a
+    same-site path (``urls.is_same_site_path``), else home."""
+    return safe_next(request.args.get("next"), url_for("pages_home.index"))
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -37,9 +37,9 @@ def register():
         except DomainError as exc:
             error = exc.message
         else:
-            login_user(user)
+            log_in(user)
             flash(f"Welcome, {user.display_name}!")
-            return redirect(url_for("pages_home.index"))
+            return redirect(_next())
     return render_template("auth/register.html", error=error, form=form), (400 if error else 200)
 
 
@@ -55,13 +55,13 @@ def login():
         except DomainError as exc:
             error = exc.message
         else:
-            login_user(user, remember=bool(request.form.get("remember")))
-            return redirect(_safe_next(request.args.get("next")))
+            log_in(user, remember=bool(request.form.get("remember")))
+            return redirect(_next())
     return render_template("auth/login.html", error=error), (401 if error else 200)
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    log_out()
     return redirect(url_for("pages_auth.login"))

@@ -24,6 +24,7 @@ from ..auth import csrf_exempt
 from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import email
 from ..services import notifications as service
+from ..urls import safe_next
 
 bp = Blueprint("pages_notifications", __name__)
 
@@ -135,8 +136,10 @@ def notifications():
 
 
 def _back():
-    return redirect(request.referrer if (request.referrer or "").startswith(request.host_url)
-                    else url_for("pages_notifications.notifications"))
+    """Back to the referring page of this site (``urls.safe_next``), else the list."""
+    referrer = request.referrer or ""
+    path = referrer[len(request.host_url) - 1:] if referrer.startswith(request.host_url) else None
+    return redirect(safe_next(path, url_for("pages_notifications.notifications")))
 
 
 def _badge() -> str:
@@ -158,7 +161,11 @@ def read(notification_id: int):
 def open_link(notification_id: int):
     """Mark read, then go to the notification's link (htmx: HX-Redirect)."""
     row = service.mark_read(current_user.user_id, notification_id)
-    target = row.link or url_for("pages_notifications.notifications")
+    default = url_for("pages_notifications.notifications")
+    link = row.link
+    # An http(s) link from the platform's services goes where it says; a path
+    # must pass the same-site check (rows stored before it was enforced too).
+    target = link if link and link.startswith(("https://", "http://")) else safe_next(link, default)
     if _htmx():
         return "", 200, {"HX-Redirect": target}
     return redirect(target, 303)

@@ -1,4 +1,5 @@
-"""Pages: ``/settings`` — privacy toggles and notification preferences.
+"""Pages: ``/settings`` — privacy toggles, notification preferences, and
+sign-in security (password change, open sessions, log out everywhere).
 
 Each form saves itself through htmx on every change and answers with a
 "Saved" line; without JS the same forms post normally and redirect back.
@@ -13,9 +14,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import validate
+from ..auth import log_out
+from ..extensions import auth_rate_limit
 from ..models import NOTIFICATION_CATEGORIES, utcnow
-from ..services import accounts, preferences
-from ..services.errors import ValidationError
+from ..services import accounts, preferences, sessions
+from ..services.errors import DomainError, ValidationError
 
 bp = Blueprint("pages_settings", __name__)
 
@@ -50,9 +53,7 @@ def _save(patch: dict[str, Any], section: str):
     return redirect(url_for("pages_settings.settings"))
 
 
-@bp.get("/settings")
-@login_required
-def settings():
+def _page(password_error: str | None = None):
     return render_template(
         "settings/index.html",
         current=accounts.get_settings(current_user),
@@ -61,7 +62,41 @@ def settings():
         categories=NOTIFICATION_CATEGORIES,
         email_categories=preferences.EMAIL_CATEGORIES,
         toggle_labels={k: TOGGLE_LABELS.get(k, k) for k in preferences.SUBTYPE_TOGGLES},
+        sessions=sessions.live_sessions(current_user.user_id, current_secret=current_user.auth_session_secret),
+        password_error=password_error,
     )
+
+
+@bp.get("/settings")
+@login_required
+def settings():
+    return _page()
+
+
+@bp.post("/settings/password")
+@auth_rate_limit
+@login_required
+def change_password():
+    """The current password and a new one; this browser stays logged in,
+    every other session and every bearer token ends."""
+    try:
+        accounts.change_password(current_user, current_password=request.form.get("current_password", ""),
+                                 new_password=request.form.get("new_password", ""),
+                                 keep_session_secret=current_user.auth_session_secret)
+    except DomainError as exc:
+        return _page(password_error=exc.message), exc.status
+    flash("Password changed. Every other session and every API token has been logged out.")
+    return redirect(url_for("pages_settings.settings"))
+
+
+@bp.post("/settings/logout-everywhere")
+@login_required
+def logout_everywhere():
+    """End every session (this one too) and every bearer token."""
+    accounts.log_out_everywhere(current_user)
+    log_out()
+    flash("You have been logged out everywhere.")
+    return redirect(url_for("pages_auth.login"))
 
 
 @bp.post("/settings/privacy")

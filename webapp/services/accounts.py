@@ -1,34 +1,41 @@
-"""Accounts: registration, passwords, bearer tokens and settings.
+"""Accounts: registration, passwords, bearer tokens, revocation and settings.
 
-Bearer tokens are signed (itsdangerous) and carry the user id and a
-fingerprint of the password hash, so changing the password revokes them; they
-expire after ``API_TOKEN_TTL`` seconds.
+Bearer tokens are signed (itsdangerous) and stateless: they carry the user
+id, the user's revocation epoch (``users.auth_epoch``) at issue time and a
+random token id, and expire after ``API_TOKEN_TTL`` seconds. "Log out
+everywhere" and a password change bump the epoch, which ends every token of
+the user at once; ``POST /api/auth/logout`` ends one token by denylisting its
+id until it would have expired. Whether a token is still good is decided in
+one function, ``_token_user``. Page logins are server-side sessions
+(``services.sessions``), ended by the same calls.
+
+Every revocation is published on the user's channel after the commit
+(``realtime.auth_revoked``) so that open sockets of what was revoked close.
 """
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import datetime, timedelta
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from ..models import User, UserSettings, utcnow
-from . import preferences
-from .errors import Unauthorized, UserExists, ValidationError
+from ..models import RevokedToken, User, UserSettings, utcnow
+from . import passwords, preferences, sessions
+from .errors import Unauthorized, UserExists, ValidationError, WrongPassword
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{3,128}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
-MIN_PASSWORD = 8
+MIN_PASSWORD = passwords.MIN_PASSWORD
 _TOKEN_SALT = "api-token"
-
-
-def _hash_password(password: str) -> str:
-    return generate_password_hash(password, method=current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
+_BAD_TOKEN = "The bearer token is not valid or has expired."
+_hash_password = passwords.hash_password  # kept for the demo loader and benchmarks
 
 
 def default_display_name(user_id: str) -> str:
@@ -39,12 +46,12 @@ def default_display_name(user_id: str) -> str:
 
 def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None) -> None:
     """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
-    characters, display name ≤ 64, country an ISO 3166 alpha-2 code.
-    Raises ValidationError."""
+    characters and not a common one (``passwords.check_new_password``),
+    display name ≤ 64, country an ISO 3166 alpha-2 code. Raises
+    ValidationError."""
     if not USER_ID_RE.match(user_id):
         raise ValidationError("user_id must be 3 to 128 characters of letters, digits, '.', '_' or '-'.")
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
+    passwords.check_new_password(password)
     if display_name is not None and not 1 <= len(display_name.strip()) <= 64:
         raise ValidationError("display_name must be 1 to 64 characters.")
     if country_code is not None and not COUNTRY_RE.match(country_code):
@@ -64,8 +71,11 @@ def register(
 
     Raises ValidationError (400) or UserExists (409); a concurrent
     registration of the same id loses at the primary key and gets 409 too.
+    The password is hashed before the existence check, so both answers cost
+    one hash.
     """
     validate_new_user(user_id, password, display_name, country_code)
+    password_hash = passwords.hash_password(password)
     if db.session.get(User, user_id) is not None:
         raise UserExists()
     user = User(
@@ -73,7 +83,7 @@ def register(
         display_name=(display_name or default_display_name(user_id)).strip(),
         email=email,
         country_code=country_code,
-        password_hash=_hash_password(password),
+        password_hash=password_hash,
         is_admin=is_admin,
     )
     db.session.add(user)
@@ -93,47 +103,150 @@ def register(
 
 
 def authenticate(*, user_id: str, password: str) -> User:
-    """The user whose password matches. Raises Unauthorized (401)."""
+    """The user whose password matches. Raises Unauthorized (401). A missing
+    user costs the same password check as a wrong password
+    (``passwords.verify``), so timing does not reveal who is registered."""
     user = db.session.get(User, user_id)
-    if user is None or not check_password_hash(user.password_hash, password):
+    if not passwords.verify(user.password_hash if user is not None else None, password):
         raise Unauthorized("Wrong user id or password.")
+    assert user is not None  # verify() is False without a stored hash
     return user
 
 
-def set_password(user: User, password: str) -> None:
-    """Change the password (revokes existing tokens) and commit."""
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
-    user.password_hash = _hash_password(password)
+# ---- revocation ---------------------------------------------------------------------
+
+
+def _revoke_everything(user: User, *, keep_session_secret: str | None) -> int:
+    """Bump the token epoch and revoke every session but the kept one, in
+    the caller's transaction. Returns how many sessions were revoked."""
+    db.session.execute(
+        update(User).where(User.user_id == user.user_id).values(auth_epoch=User.auth_epoch + 1)
+        .execution_options(synchronize_session=False)
+    )
+    keep_id = sessions.session_id(keep_session_secret) if keep_session_secret else None
+    return sessions.revoke_all(user.user_id, keep_id=keep_id)
+
+
+def _publish_revoked(user_id: str, **what: Any) -> None:
+    from .. import realtime
+
+    try:
+        realtime.auth_revoked(user_id, **what)
+    except Exception:  # noqa: BLE001 - Redis down: sockets are refused on their next connect
+        current_app.logger.exception("could not publish the revocation for %s", user_id)
+
+
+def log_out_everywhere(user: User) -> int:
+    """End every page session and every bearer token of ``user`` and commit;
+    open sockets close (4001). Returns how many sessions were ended."""
+    count = _revoke_everything(user, keep_session_secret=None)
     db.session.commit()
+    _publish_revoked(user.user_id, everything=True)
+    return count
+
+
+def set_password(user: User, password: str, *, keep_session_secret: str | None = None) -> None:
+    """Set a new password (``passwords.check_new_password`` rules) and end
+    every bearer token and every page session except the one named by
+    ``keep_session_secret`` (the browser the change was made from); commit.
+    Raises ValidationError."""
+    passwords.check_new_password(password)
+    user.password_hash = passwords.hash_password(password)
+    _revoke_everything(user, keep_session_secret=keep_session_secret)
+    db.session.commit()
+    keep = sessions.session_id(keep_session_secret) if keep_session_secret else None
+    _publish_revoked(user.user_id, everything=True, keep_session=keep)
+
+
+def change_password(user: User, *, current_password: str, new_password: str,
+                    keep_session_secret: str | None = None) -> None:
+    """``set_password`` after checking the current password. Raises
+    WrongPassword (403) or ValidationError (400)."""
+    if not passwords.verify(user.password_hash, current_password):
+        raise WrongPassword()
+    set_password(user, new_password, keep_session_secret=keep_session_secret)
+
+
+def end_session(secret: str, user_id: str) -> None:
+    """Log out one page session (by its cookie secret) and commit; its
+    sockets close."""
+    if sessions.revoke(secret):
+        _publish_revoked(user_id, session=sessions.session_id(secret))
+
+
+# ---- bearer tokens ---------------------------------------------------------------
 
 
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_TOKEN_SALT)
 
 
-def _fingerprint(user: User) -> str:
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+@dataclass
+class TokenClaims:
+    """A verified bearer token: its user, its id and when it expires."""
+
+    user: User
+    token_id: str
+    expires_at: datetime
 
 
 def issue_token(user: User) -> tuple[str, datetime]:
     """A bearer token for ``user`` and when it expires (aware UTC)."""
-    token = _serializer().dumps({"u": user.user_id, "f": _fingerprint(user)})
+    token = _serializer().dumps({"u": user.user_id, "e": user.auth_epoch or 0, "j": secrets.token_urlsafe(12)})
     expires_at = utcnow() + timedelta(seconds=current_app.config["API_TOKEN_TTL"])
     return token, expires_at
 
 
-def user_from_token(token: str) -> User:
-    """The user a bearer token belongs to. Raises Unauthorized (401) when it
-    is malformed, forged, expired or revoked by a password change."""
-    try:
-        payload = _serializer().loads(token, max_age=current_app.config["API_TOKEN_TTL"])
-    except (BadSignature, SignatureExpired):
-        raise Unauthorized("The bearer token is not valid or has expired.") from None
-    user = db.session.get(User, payload.get("u")) if isinstance(payload, dict) else None
-    if user is None or payload.get("f") != _fingerprint(user):
-        raise Unauthorized("The bearer token is not valid or has expired.")
+def _token_user(user_id: str, epoch: int, token_id: str) -> User | None:
+    """THE revocation check of a bearer token (keep it the only one): the
+    user exists, its epoch is the token's and the token's id is not
+    denylisted. One query."""
+    user = db.session.scalars(
+        select(User).where(User.user_id == user_id, ~exists().where(RevokedToken.jti == token_id))
+    ).first()
+    if user is None or user.auth_epoch != epoch:
+        return None
     return user
+
+
+def verify_token(token: str) -> TokenClaims:
+    """Check a bearer token. Raises Unauthorized (401) when it is malformed,
+    forged, expired, or revoked (logout, log out everywhere, password
+    change). Tokens from before revocation existed carry no id and are
+    refused."""
+    ttl = current_app.config["API_TOKEN_TTL"]
+    try:
+        payload, issued = _serializer().loads(token, max_age=ttl, return_timestamp=True)
+    except (BadSignature, SignatureExpired):
+        raise Unauthorized(_BAD_TOKEN) from None
+    if not isinstance(payload, dict):
+        raise Unauthorized(_BAD_TOKEN)
+    user_id, epoch, token_id = payload.get("u"), payload.get("e"), payload.get("j")
+    if not (isinstance(user_id, str) and isinstance(epoch, int) and isinstance(token_id, str)):
+        raise Unauthorized(_BAD_TOKEN)
+    user = _token_user(user_id, epoch, token_id)
+    if user is None:
+        raise Unauthorized(_BAD_TOKEN)
+    if issued.tzinfo is None:
+        issued = issued.replace(tzinfo=timezone.utc)
+    return TokenClaims(user, token_id, issued + timedelta(seconds=ttl))
+
+
+def user_from_token(token: str) -> User:
+    """The user a valid bearer token belongs to (``verify_token``). Raises Unauthorized."""
+    return verify_token(token).user
+
+
+def revoke_token(claims: TokenClaims) -> None:
+    """End one bearer token (denylist its id until it expires) and commit;
+    sockets opened with it close. Idempotent."""
+    db.session.add(RevokedToken(jti=claims.token_id, user_id=claims.user.user_id, expires_at=claims.expires_at))
+    try:
+        db.session.commit()
+    except IntegrityError:  # revoked concurrently
+        db.session.rollback()
+        return
+    _publish_revoked(claims.user.user_id, token=claims.token_id)
 
 
 def get_settings_row(user_id: str) -> UserSettings:

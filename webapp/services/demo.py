@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import User, UserSettings
-from . import accounts, mining, preferences
+from . import accounts, mining, passwords, preferences
 from . import ingest as ingest_service
 
 log = logging.getLogger("webapp.demo")
@@ -56,7 +56,7 @@ def create_miners(path: Path = MINERS_FILE) -> int:
     missing = [m for m in miners if m["user_id"] not in existing]
     if not missing:
         return 0
-    password_hash = accounts._hash_password(DEMO_PASSWORD)
+    password_hash = passwords.hash_password(DEMO_PASSWORD)
     for miner in missing:
         accounts.validate_new_user(miner["user_id"], DEMO_PASSWORD, miner.get("display_name"),
                                    miner.get("country_code"))

@@ -74,3 +74,7 @@ class CoopFull(Conflict):
 
 class CoopDissolved(Conflict):
     code, message = "coop_dissolved", "This cooperative has been dissolved."
+
+
+class WrongPassword(Forbidden):
+    code, message = "wrong_password", "The current password is not right."

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from ..urls import is_same_site_path
 from .errors import ValidationError
 
 MAX_LINK = 512
@@ -22,15 +23,16 @@ def check_text(name: str, value: str) -> None:
 
 
 def check_link(link: str | None, name: str = "link") -> None:
-    """A link is a same-site path (``/coops/3``) or an http(s) URL, at most
-    512 characters, no white space; anything else (``javascript:``) would be
-    a script in every page that shows it."""
+    """A link is a same-site path (``/coops/3``, ``urls.is_same_site_path``:
+    no ``//`` or ``/\\`` start) or an http(s) URL, at most 512 characters,
+    no white space; anything else (``javascript:``) would be a script in
+    every page that shows it."""
     if link is None:
         return
     if not isinstance(link, str) or not 1 <= len(link) <= MAX_LINK:
         raise ValidationError(f"{name} must be 1 to {MAX_LINK} characters.")
     check_text(name, link)
-    is_path = link.startswith("/") and not link.startswith("//")
+    is_path = is_same_site_path(link)
     if not (is_path or link.startswith(("https://", "http://"))) or any(c.isspace() for c in link):
         raise ValidationError(f"{name} must be a path starting with '/' or an http(s) URL.")
 
