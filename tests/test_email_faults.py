@@ -185,6 +185,25 @@ def test_a_retried_job_takes_over_an_expired_lease_but_never_a_live_one(lease_ap
         assert (delivery(row_id).status, delivery(row_id).attempts) == ("sent", 2)
 
 
+def test_a_sender_that_outlived_its_lease_still_records_sent_and_wins(lease_app, make_user):
+    """A hung sender (past its lease) that finishes after a second one took
+    over: its success is recorded, and the second one's late failure can no
+    longer overwrite the row (every write is fenced by status and attempt)."""
+    app, smtp = lease_app()
+    with app.app_context():
+        user = opted_in_user(make_user)
+        row_id = notifications.notify(user.user_id, "mining", "block_found", "Slow").id
+        slow = email_service._claim(row_id)
+        _set(row_id, lease_expires_at=utcnow() - timedelta(seconds=1))
+        takeover = email_service._claim(row_id)
+        assert (slow.attempt, takeover.attempt, slow.message_id) == (1, 2, takeover.message_id)
+        email_service._record_sent(slow)
+        assert email_service._record_failure(takeover, "SMTPServerDisconnected: late") is None
+        final = delivery(row_id)
+        assert (final.status, final.attempts, final.last_error) == ("sent", 2, None)
+        assert email_service.deliver(row_id) == "nothing to send"
+
+
 def test_sweep_re_enqueues_a_delivery_whose_job_was_lost(lease_app, make_user):
     """Redis lost the job (down at enqueue time, or flushed): after
     EMAIL_REQUEUE_AFTER the sweep enqueues it again, once per window."""
@@ -264,7 +283,7 @@ def test_upgrade_adopts_deliveries_left_by_the_old_state_machine(tmp_path):
     from webapp import create_app
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.db'}",
-                      "REDIS_URL": "", "SECRET_KEY": "x"})
+                      "REDIS_URL": "", "SECRET_KEY": "x", "RATELIMIT_ENABLED": False})  # the limiter is global
     now = utcnow()
     rows = {  # notification id: (status, attempts, last_error, updated_at)
         1: ("sending", 1, None, now - timedelta(minutes=20)),

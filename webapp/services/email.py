@@ -286,10 +286,11 @@ def _record_sent(claim: Claim) -> None:
     db.session.commit()
 
 
-def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str:
+def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str | None:
     """Record a failed attempt (only while the claim is still ours): back to
     ``pending`` for RQ's retry, or ``failed`` for good when this was the
-    last allowed attempt or ``final``. Returns the status written."""
+    last allowed attempt or ``final``. Returns the status written, or None
+    when the claim is no longer ours (the row was reclaimed, or sent)."""
     now = utcnow()
     if final:
         status, lease = "failed", None
@@ -299,13 +300,13 @@ def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str:
     else:
         # The sweep leaves it to RQ's retry until the back-off has passed (plus EMAIL_REQUEUE_AFTER).
         status, lease = "pending", now + retry_wait(claim.attempt) + _requeue_after()
-    db.session.execute(
+    written = db.session.execute(
         update(NotificationDelivery).where(_still_ours(claim))
         .values(status=status, last_error=error[:1000], lease_expires_at=lease, updated_at=now)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
     db.session.commit()
-    return status
+    return status if written else None
 
 
 def deliver(notification_id: int) -> str:
