@@ -1,8 +1,11 @@
-"""E-mail delivery jobs (queue ``email``).
+"""E-mail delivery jobs (queue ``email``) and the sweep that reclaims lost ones.
 
 Retries: ``Retry(max=3, interval=EMAIL_RETRY_INTERVALS)`` — three retries
 with back-off after the first attempt; RQ schedules them, so the worker runs
-with its scheduler (``flask worker`` does).
+with its scheduler (``flask worker`` does). Beyond RQ, every delivery row is
+leased (``services/email.py``): ``sweep_email_deliveries`` (periodic, see
+``jobs/schedule.py``) re-enqueues a delivery whose sender died or whose job
+was lost, up to ``EMAIL_MAX_ATTEMPTS`` in all.
 """
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from rq import Retry
 
 from webapp.extensions import get_queue
 
-from .context import get_app
+from .context import app_job, get_app
 
 QUEUE = "email"
 MAX_RETRIES = 3
-JOB_TIMEOUT = 60  # seconds; smtplib has no timeout of its own
+# Seconds; RQ stops a job after this. MAIL_TIMEOUT bounds each SMTP step, and
+# EMAIL_LEASE_SECONDS must stay well above both (a live sender is never reclaimed).
+JOB_TIMEOUT = 60
 
 
 def enqueue_email(notification_id: int) -> None:
@@ -40,3 +45,16 @@ def send_notification_email(notification_id: int) -> str:
 
     with get_app().app_context():
         return email.deliver(notification_id)
+
+
+@app_job
+def sweep_email_deliveries() -> dict[str, int]:
+    """Reclaim expired e-mail leases and lost jobs (``services.email.sweep``).
+    Returns ``{"requeued": n, "gave_up": n}``."""
+    from webapp.services import email
+
+    result = email.sweep()
+    if result.requeued or result.gave_up:
+        current_app.logger.info("e-mail sweep: re-enqueued %d, gave up on %d",
+                                len(result.requeued), len(result.gave_up))
+    return {"requeued": len(result.requeued), "gave_up": len(result.gave_up)}

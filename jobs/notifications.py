@@ -15,14 +15,17 @@ PURGE_BATCH = 5000  # ids per DELETE statement
 @app_job
 def purge_old_notifications() -> int:
     """Delete notifications older than NOTIFICATION_RETENTION_DAYS, in
-    batches of PURGE_BATCH ids (their delivery rows go by ON DELETE CASCADE).
-    Returns how many were deleted."""
+    batches of PURGE_BATCH ids (their delivery rows go by ON DELETE CASCADE),
+    and Idempotency-Keys older than IDEMPOTENCY_KEY_TTL.
+    Returns how many notifications were deleted."""
     from webapp.models import utcnow
-    from webapp.services import notifications
+    from webapp.services import idempotency, notifications
 
     cutoff = utcnow() - timedelta(days=current_app.config["NOTIFICATION_RETENTION_DAYS"])
     deleted = notifications.purge_older_than(cutoff, batch_size=PURGE_BATCH)
     current_app.logger.info("purged %d notifications older than %s", deleted, cutoff.isoformat())
+    keys = idempotency.purge_expired()
+    current_app.logger.info("purged %d expired idempotency keys", keys)
     return deleted
 
 

@@ -27,6 +27,7 @@ PERIODIC: list[tuple[str, int | str]] = [
     ("jobs.mining.purge_old_mining_events", 24 * 3600),
     ("jobs.notifications.purge_old_notifications", 24 * 3600),
     ("jobs.accounts.purge_dead_sessions", 24 * 3600),
+    ("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),
 ]
 LOCK_TTL = 60  # seconds; renewed every LOCK_TTL / 3
 

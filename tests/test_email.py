@@ -137,9 +137,9 @@ def test_refusing_smtp_is_retried_three_times_with_back_off(mail_app, make_user)
         work(app)
         for attempt, interval in enumerate(RETRY_INTERVALS, start=1):
             assert smtp.attempts == attempt
-            failed = delivery(row_id)
-            assert (failed.status, failed.attempts) == ("failed", attempt)
-            assert "451" in failed.last_error and "Mailbox busy" in failed.last_error
+            waiting = delivery(row_id)  # back to pending, with the error, for RQ's retry
+            assert (waiting.status, waiting.attempts) == ("pending", attempt)
+            assert "451" in waiting.last_error and "Mailbox busy" in waiting.last_error
             [job_id] = registry.get_job_ids()
             wait = (registry.get_scheduled_time(job_id) - datetime.now(timezone.utc)).total_seconds()
             assert interval - 2 <= wait <= interval + 1  # the back-off RQ will honour
@@ -148,6 +148,8 @@ def test_refusing_smtp_is_retried_three_times_with_back_off(mail_app, make_user)
         assert smtp.attempts == 4  # the first attempt and three retries
         final = delivery(row_id)
         assert (final.status, final.attempts) == ("failed", 4)
+        assert final.last_error.startswith("gave up after 4 attempts: SMTPDataError")
+        assert "Mailbox busy" in final.last_error
         assert registry.get_job_ids() == []
         assert len(queue.failed_job_registry.get_job_ids()) == 1
         kept = db.session.get(Notification, row_id)
@@ -164,7 +166,7 @@ def test_unreachable_smtp_is_recorded(make_app, app, make_user):
         work(mail_app)  # interval 0: RQ re-enqueues at once, so one burst does all four attempts
         failed = delivery(row_id)
         assert (failed.status, failed.attempts) == ("failed", 4)
-        assert "ConnectionRefusedError" in failed.last_error
+        assert failed.last_error.startswith("gave up after 4 attempts: ConnectionRefusedError")
 
 
 def test_no_mail_without_opt_in_or_address(mail_app, make_user):

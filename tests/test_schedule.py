@@ -17,7 +17,7 @@ def test_every_periodic_job_resolves_with_its_interval(app):
     by_name = {func.__name__: every for func, every in jobs}
     assert by_name == {"aggregate_coop_hashrate": 300, "sweep_offline_workers": 60,
                        "purge_old_mining_events": 86400, "purge_old_notifications": 86400,
-                       "purge_dead_sessions": 86400}
+                       "purge_dead_sessions": 86400, "sweep_email_deliveries": 60}
 
 
 def test_only_one_scheduler_holds_the_lock(app):
@@ -38,7 +38,7 @@ def test_cron_enqueues_the_jobs_and_a_worker_runs_them(app, make_user):
     enqueued = cron.enqueue_jobs()  # interval jobs that never ran are due at once
     assert {job.func_name.rsplit(".", 1)[1] for job in enqueued} == {
         "aggregate_coop_hashrate", "sweep_offline_workers", "purge_old_mining_events", "purge_old_notifications",
-        "purge_dead_sessions"}
+        "purge_dead_sessions", "sweep_email_deliveries"}
     raw = app.extensions["redis_raw"]
     queue = Queue("default", connection=raw)
     AppWorker([queue], connection=raw).work(burst=True)

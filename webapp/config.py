@@ -115,9 +115,21 @@ class Config:
         self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Solo Mining <noreply@localhost>")
         # With no MAIL_SERVER, mail is written to this folder instead of sent.
         self.MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
+        # Seconds an SMTP connect or reply may take (smtplib has no timeout of its own).
+        self.MAIL_TIMEOUT = _int("MAIL_TIMEOUT", 30)
 
         self.NOTIFICATION_RETENTION_DAYS = _int("NOTIFICATION_RETENTION_DAYS", 90)
         self.EMAIL_RETRY_INTERVALS = [int(x) for x in os.environ.get("EMAIL_RETRY_INTERVALS", "30,120,600").split(",")]  # seconds between e-mail retries
+        # E-mail leases (docs/NOTIFICATIONS.md): a claimed delivery belongs to its sender for
+        # EMAIL_LEASE_SECONDS (keep it well above the job timeout, 60 s, and MAIL_TIMEOUT);
+        # then the sweep (every EMAIL_SWEEP_INTERVAL s) reclaims it. A pending delivery no job
+        # has claimed for EMAIL_REQUEUE_AFTER s is re-enqueued. At most EMAIL_MAX_ATTEMPTS sends.
+        self.EMAIL_LEASE_SECONDS = _int("EMAIL_LEASE_SECONDS", 300)
+        self.EMAIL_REQUEUE_AFTER = _int("EMAIL_REQUEUE_AFTER", 300)
+        self.EMAIL_SWEEP_INTERVAL = _int("EMAIL_SWEEP_INTERVAL", 60)
+        self.EMAIL_MAX_ATTEMPTS = _int("EMAIL_MAX_ATTEMPTS", len(self.EMAIL_RETRY_INTERVALS) + 1)
+        # Seconds an Idempotency-Key of POST /api/internal/notifications is remembered (at least).
+        self.IDEMPOTENCY_KEY_TTL = _int("IDEMPOTENCY_KEY_TTL", 24 * 3600)
         self.BROADCAST_BATCH_SIZE = _int("BROADCAST_BATCH_SIZE", 500)  # users per transaction in a broadcast fan-out
         self.MINING_EVENT_RETENTION_DAYS = _int("MINING_EVENT_RETENTION_DAYS", 90)
         self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds

@@ -349,14 +349,28 @@ class Notification(db.Model):
 
 
 class NotificationDelivery(db.Model):
-    """One row per notification and outside channel: claimed with a
-    conditional update so a retried job never sends twice."""
+    """One row per notification and outside channel, leased to one sender
+    at a time by a conditional update (``services/email.py``).
+
+    ``pending`` (waiting for a job) → ``sending`` (leased until
+    ``lease_expires_at``) → ``sent`` or ``failed`` (final). A ``pending``
+    row's ``lease_expires_at`` is when the sweep may re-enqueue it if no job
+    has claimed it by then. ``message_id`` is fixed at the first claim and
+    sent on every attempt."""
 
     __tablename__ = "notification_deliveries"
     __table_args__ = (
         CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
         UniqueConstraint("notification_id", "channel", name="uq_notification_deliveries_notification_channel"),
+        # The sweep reads only unfinished rows; sent and failed ones (nearly all) stay out of this index.
+        Index(
+            "ix_notification_deliveries_open",
+            "status",
+            "lease_expires_at",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -370,6 +384,33 @@ class NotificationDelivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class IdempotencyKey(db.Model):
+    """An ``Idempotency-Key`` a service caller sent, with the response it got.
+
+    Written in the transaction of what the request created, so the unique
+    (scope, key) makes two concurrent retries create one row; purged after
+    ``IDEMPOTENCY_KEY_TTL`` by the retention job."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # the caller and the route
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the canonical request body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict] = mapped_column(JSONType)
+    # What the request created; no foreign key: the record outlives a deleted
+    # notification (a retry still gets the first answer) and must not slow its delete.
+    notification_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserActivity(db.Model):

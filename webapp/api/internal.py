@@ -4,17 +4,22 @@ competitions): ``POST /api/internal/notifications``.
 Authenticated by ``Authorization: Bearer <SERVICE_TOKEN>`` (config), compared
 in constant time; with an empty SERVICE_TOKEN every request is refused.
 Not CSRF-prone (no ambient credentials), hence ``csrf_exempt``.
+
+``POST /api/internal/notifications`` takes an optional ``Idempotency-Key``
+header (``services/idempotency.py``): a retry with the same key and body
+answers the first response (with ``Idempotent-Replayed: true``) and
+creates nothing; the same key with another body is 409.
 """
 from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from flask import Blueprint
+from flask import Blueprint, request
 from pydantic import Field
 
 from ..api.validation import Schema, parse_body
 from ..auth import csrf_exempt, require_service_token
-from ..services import notifications
+from ..services import idempotency, notifications
 from ..services.fields import MAX_LINK
 from .openapi import documented
 from .schemas import NotificationOut, Out
@@ -37,18 +42,33 @@ class InternalNotificationOut(Out):
     status: Literal["created", "suppressed"]
 
 
+# Idempotency keys of this route, from the one service caller SERVICE_TOKEN authenticates.
+IDEMPOTENCY_SCOPE = "service:internal-notifications"
+
+
 @bp.post("/internal/notifications")
 @csrf_exempt
 @documented(summary="Send a notification to a user, from another service", body=NotificationBody,
-            responses={201: InternalNotificationOut, 200: InternalNotificationOut, 404: None},
+            headers={"Idempotency-Key": {"type": "string", "pattern": f"^[!-~]{{1,{idempotency.MAX_KEY}}}$"}},
+            responses={201: InternalNotificationOut, 200: InternalNotificationOut, 404: None, 409: None},
             auth="service", tags=["internal"])
 def create_notification():
     """201 ``{"notification": {...}, "status": "created"}``, or 200
     ``{"notification": null, "status": "suppressed"}`` when the user's
-    preferences turn it off; 404 for an unknown user."""
+    preferences turn it off; 404 for an unknown user; with an
+    ``Idempotency-Key`` seen before, the first answer again, or 409
+    ``idempotency_key_reused`` for a different body."""
     require_service_token()
+    key = idempotency.read_key(request.headers.get("Idempotency-Key"))
     body = parse_body(NotificationBody)
-    row = notifications.notify_known_user(**body.model_dump())
-    if row is None:
-        return {"notification": None, "status": "suppressed"}, 200
-    return {"notification": row.to_dict(), "status": "created"}, 201
+    fields = body.model_dump()
+
+    def create():
+        row = notifications.notify_known_user(**fields, commit=False)
+        if row is None:
+            return 200, {"notification": None, "status": "suppressed"}, None
+        return 201, {"notification": row.to_dict(), "status": "created"}, row.id
+
+    outcome = idempotency.run_once(IDEMPOTENCY_SCOPE, key, fields, create)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return outcome.body, outcome.status, headers

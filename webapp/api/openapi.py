@@ -38,13 +38,14 @@ def documented(
     summary: str,
     body: type[BaseModel] | None = None,
     query: dict[str, dict[str, Any]] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
     responses: dict[int, type[BaseModel] | None] | None = None,
     auth: str = "user",
     tags: list[str] | None = None,
 ) -> Callable:
     """Attach OpenAPI metadata to a view.
 
-    ``query`` maps parameter names to JSON Schemas; ``responses`` maps status
+    ``query`` and ``headers`` map optional parameter names to JSON Schemas; ``responses`` maps status
     codes to response models (None: no body, or ``ErrorBody`` for a status
     of 400 and up). ``auth``: "user" (bearer or session), "service" (service
     token) or "none".
@@ -55,6 +56,7 @@ def documented(
             "summary": summary,
             "body": body,
             "query": query or {},
+            "headers": headers or {},
             "responses": responses or {200: None},
             "auth": auth,
             "tags": tags or [],
@@ -100,7 +102,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 "summary": meta["summary"],
                 "operationId": f"{rule.endpoint}.{method.lower()}",
                 "parameters": params
-                + [{"name": n, "in": "query", "required": False, "schema": s} for n, s in meta["query"].items()],
+                + [{"name": n, "in": "query", "required": False, "schema": s} for n, s in meta["query"].items()]
+                + [{"name": n, "in": "header", "required": False, "schema": s} for n, s in meta["headers"].items()],
                 "responses": {},
             }
             if meta["tags"]:

@@ -6,13 +6,21 @@ address. ``notify`` adds a ``notification_deliveries`` row (channel
 ``email``, status ``pending``) in the notification's transaction and, after
 the commit, enqueues ``jobs.email.send_notification_email``.
 
-``deliver`` claims the row with one conditional UPDATE (``pending`` or
-``failed`` → ``sending``, attempts + 1), so a job retried after a successful
-send finds nothing to claim and sends nothing; a row stuck in ``sending``
-(a worker died mid-send) becomes claimable again after
-``SENDING_STALE_AFTER``. A failed send records ``failed`` with the error and
-re-raises so RQ retries with back-off (``Retry(max=3, ...)``: four attempts
-in all).
+Delivery is at-least-once with a stable ``Message-ID`` (docs/NOTIFICATIONS.md):
+
+- ``deliver`` claims the row with one conditional UPDATE — ``pending``, or
+  ``sending`` whose lease has expired, with attempts left → ``sending``,
+  attempts + 1, leased for ``EMAIL_LEASE_SECONDS``. Whoever holds an
+  unexpired lease is the only sender; a job that finds nothing to claim
+  sends nothing.
+- The first claim fixes the row's ``message_id``; every attempt sends it, so
+  a resend after an unknown outcome (the sender died after the server may
+  have accepted) is recognisable as the same mail.
+- A failed attempt puts the row back to ``pending`` with the error and
+  re-raises so RQ retries with back-off; the attempt that reaches
+  ``EMAIL_MAX_ATTEMPTS`` ends it ``failed`` with the reason.
+- ``sweep`` (a periodic job) reclaims expired leases and ``pending`` rows
+  that no job has claimed in time, and re-enqueues them.
 
 Each mail carries ``List-Unsubscribe: <https://…/unsubscribe/<token>>`` and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058). The token
@@ -23,24 +31,30 @@ files to ``MAIL_OUTBOX_DIR`` instead of sent.
 """
 from __future__ import annotations
 
+import logging
 import re
-import time
-from datetime import timedelta
+import secrets
+import smtplib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import flask_mail
 from flask import current_app, render_template
 from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, func, literal, or_, update
 
-from ..extensions import db, mail
+from ..extensions import db
 from ..models import Notification, NotificationDelivery, User, utcnow
 from . import preferences
 from .errors import ValidationError
 
-SENDING_STALE_AFTER = timedelta(minutes=10)
+log = logging.getLogger(__name__)
 _UNSUBSCRIBE_SALT = "unsubscribe"
+LEASE_EXPIRED = "lease expired: the sender stopped mid-send; whether the server accepted the mail is unknown"
 
 
 # ---- unsubscribe ---------------------------------------------------------------
@@ -122,22 +136,101 @@ def build_message(notification: Notification, user: User) -> Message:
     )
 
 
+class _Connection(flask_mail.Connection):
+    """Flask-Mail's SMTP connection with a socket timeout (``MAIL_TIMEOUT``;
+    smtplib waits for ever by default), and a QUIT whose failure after the
+    server accepted the message does not turn a sent mail into an error."""
+
+    def configure_host(self) -> smtplib.SMTP:
+        smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = smtp_class(self.mail.server, self.mail.port, timeout=current_app.config["MAIL_TIMEOUT"])
+        host.set_debuglevel(int(self.mail.debug))
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+    def __exit__(self, exc_type, exc_value, tb) -> None:
+        if self.host is None:
+            return
+        try:
+            self.host.quit()
+        except (smtplib.SMTPException, OSError):
+            self.host.close()
+
+
 def send(message: Message, name: str) -> None:
-    """Send through Flask-Mail, or write ``<name>.eml`` to MAIL_OUTBOX_DIR
-    when no MAIL_SERVER is configured. Raises what SMTP raises."""
+    """Send through SMTP (``MAIL_SERVER``, with ``MAIL_TIMEOUT``), or write
+    ``<name>.eml`` to MAIL_OUTBOX_DIR when no MAIL_SERVER is configured.
+    Raises what smtplib raises (``SMTPException``, ``OSError``, timeouts)."""
     if not current_app.config.get("MAIL_SERVER"):
         outbox = Path(current_app.config["MAIL_OUTBOX_DIR"])
         outbox.mkdir(parents=True, exist_ok=True)
         (outbox / f"{name}.eml").write_bytes(message.as_bytes())
         return
-    mail.send(message)
+    with _Connection(current_app.extensions["mail"]) as connection:
+        connection.send(message)
 
 
 # ---- delivery ----------------------------------------------------------------------
 
 
-def _claim(notification_id: int) -> int | None:
-    """Claim the e-mail delivery; the new attempt number, or None."""
+def message_id_domain() -> str:
+    """The right-hand side of our Message-IDs: the domain of
+    MAIL_DEFAULT_SENDER, else (none, or ``localhost``) PUBLIC_BASE_URL's host."""
+    sender = current_app.config.get("MAIL_DEFAULT_SENDER") or ""
+    if isinstance(sender, tuple):
+        sender = sender[1]
+    domain = parseaddr(sender)[1].rpartition("@")[2].strip().lower()
+    if not domain or domain == "localhost":
+        domain = urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "localhost"
+    return domain
+
+
+def new_message_id(notification_id: int, delivery_id: int) -> str:
+    """``<notification-N.D.R@domain>`` (RFC 5322 §3.6.4): N and D name the
+    notification and delivery for people reading logs; R, 8 random hex
+    digits, keeps it unique across deployments whose ids overlap (two
+    databases, one sender domain). Stored at the first claim, so it never
+    changes between attempts."""
+    return f"<notification-{notification_id}.{delivery_id}.{secrets.token_hex(4)}@{message_id_domain()}>"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery leased to this sender: its row id, this attempt's number
+    (1-based, counting every claim), and the Message-ID to send."""
+
+    delivery_id: int
+    notification_id: int
+    attempt: int
+    message_id: str
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=current_app.config["EMAIL_LEASE_SECONDS"])
+
+
+def _max_attempts() -> int:
+    return current_app.config["EMAIL_MAX_ATTEMPTS"]
+
+
+def _requeue_after() -> timedelta:
+    return timedelta(seconds=current_app.config["EMAIL_REQUEUE_AFTER"])
+
+
+def retry_wait(attempt: int) -> timedelta:
+    """The back-off RQ waits after failed attempt ``attempt`` (1-based):
+    EMAIL_RETRY_INTERVALS, its last value repeated."""
+    intervals = current_app.config["EMAIL_RETRY_INTERVALS"] or [0]
+    return timedelta(seconds=intervals[min(attempt, len(intervals)) - 1])
+
+
+def _claim(notification_id: int) -> Claim | None:
+    """Lease the e-mail delivery to this sender; None when there is nothing
+    to claim (sent, failed, leased to a live sender, out of attempts, or
+    no row). Commits."""
     now = utcnow()
     d = NotificationDelivery
     row = db.session.execute(
@@ -145,39 +238,89 @@ def _claim(notification_id: int) -> int | None:
         .where(
             d.notification_id == notification_id,
             d.channel == "email",
-            or_(d.status.in_(("pending", "failed")),
-                and_(d.status == "sending", d.updated_at < now - SENDING_STALE_AFTER)),
+            d.attempts < _max_attempts(),
+            or_(d.status == "pending", and_(d.status == "sending", d.lease_expires_at < now)),
         )
-        .values(status="sending", attempts=d.attempts + 1, updated_at=now)
-        .returning(d.attempts)
+        .values(status="sending", attempts=d.attempts + 1, lease_expires_at=now + _lease(), updated_at=now)
+        .returning(d.id, d.attempts, d.message_id)
         .execution_options(synchronize_session=False)
     ).first()
+    if row is None:
+        db.session.commit()
+        return None
+    delivery_id, attempt, message_id = row
+    if message_id is None:  # first claim: fix the Message-ID (the lease makes us its only writer)
+        message_id = new_message_id(notification_id, delivery_id)
+        db.session.execute(
+            update(d).where(d.id == delivery_id).values(message_id=message_id)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
-    return None if row is None else row[0]
+    return Claim(delivery_id, notification_id, attempt, message_id)
 
 
-def _finish(notification_id: int, status: str, error: str | None) -> None:
+def _still_ours(claim: Claim):
+    d = NotificationDelivery
+    return and_(d.id == claim.delivery_id, d.status == "sending", d.attempts == claim.attempt)
+
+
+def _record_sent(claim: Claim) -> None:
+    """Mark the delivery sent — even if our lease expired and the row was
+    reclaimed meanwhile: the mail did go out, and ``sent`` stops any resend
+    that has not started yet."""
     now = utcnow()
     d = NotificationDelivery
-    db.session.execute(
-        update(d)
-        .where(d.notification_id == notification_id, d.channel == "email")
-        .values(status=status, last_error=error, updated_at=now, sent_at=now if status == "sent" else None)
+    current = db.session.execute(
+        update(d).where(_still_ours(claim))
+        .values(status="sent", last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    if not current:
+        log.warning("e-mail of notification %s sent after its lease expired; a resend may follow with the "
+                    "same Message-ID %s", claim.notification_id, claim.message_id)
+        db.session.execute(
+            update(d).where(d.id == claim.delivery_id, d.status != "sent")
+            .values(status="sent", last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
+
+
+def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str | None:
+    """Record a failed attempt (only while the claim is still ours): back to
+    ``pending`` for RQ's retry, or ``failed`` for good when this was the
+    last allowed attempt or ``final``. Returns the status written, or None
+    when the claim is no longer ours (the row was reclaimed, or sent)."""
+    now = utcnow()
+    if final:
+        status, lease = "failed", None
+    elif claim.attempt >= _max_attempts():
+        status, lease = "failed", None
+        error = f"gave up after {claim.attempt} attempts: {error}"
+    else:
+        # The sweep leaves it to RQ's retry until the back-off has passed (plus EMAIL_REQUEUE_AFTER).
+        status, lease = "pending", now + retry_wait(claim.attempt) + _requeue_after()
+    written = db.session.execute(
+        update(NotificationDelivery).where(_still_ours(claim))
+        .values(status=status, last_error=error[:1000], lease_expires_at=lease, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return status if written else None
 
 
 def deliver(notification_id: int) -> str:
-    """Send one notification's e-mail at most once.
+    """Send one notification's e-mail: at least once while attempts last,
+    every attempt with the delivery's one Message-ID.
 
-    Returns ``"sent"``, ``"nothing to send"`` (already sent, being sent, or
-    no delivery row) or ``"skipped"`` (the user turned e-mail off or removed
-    the address since; recorded as ``failed`` with the reason, not retried).
-    Raises the send error after recording it, so RQ retries.
+    Returns ``"sent"``, ``"nothing to send"`` (already sent, being sent by a
+    live sender, given up, or no delivery row) or ``"skipped"`` (the user
+    turned e-mail off or removed the address since; recorded as ``failed``
+    with the reason, not retried). Raises the send error after recording it
+    (``pending`` again, or ``failed`` on the last attempt), so RQ retries.
     """
-    attempt = _claim(notification_id)
-    if attempt is None:
+    claim = _claim(notification_id)
+    if claim is None:
         return "nothing to send"
     notification = db.session.get(Notification, notification_id)
     user = db.session.get(User, notification.user_id) if notification else None
@@ -186,15 +329,78 @@ def deliver(notification_id: int) -> str:
     from .notifications import user_preferences
 
     if not user.email or not preferences.allows_email(user_preferences(user.user_id), notification.category):
-        _finish(notification_id, "failed", "skipped: e-mail turned off or no address at send time")
+        _record_failure(claim, "skipped: e-mail turned off or no address at send time", final=True)
         return "skipped"
     message = build_message(notification, user)
+    message.msgId = claim.message_id
     db.session.commit()  # no DB connection held while talking to SMTP
     try:
-        send(message, f"notification-{notification_id}-{int(time.time() * 1000)}")
-    except Exception as exc:  # noqa: BLE001 - any SMTP or socket error is retried
+        send(message, f"notification-{notification_id}-attempt-{claim.attempt}")
+    except Exception as exc:  # noqa: BLE001 - any SMTP or socket error (or the job timeout) is retried
         db.session.rollback()
-        _finish(notification_id, "failed", f"{type(exc).__name__}: {exc}"[:1000])
+        _record_failure(claim, f"{type(exc).__name__}: {exc}")
         raise
-    _finish(notification_id, "sent", None)
+    _record_sent(claim)
     return "sent"
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did: notification ids re-enqueued, and those whose
+    delivery it ended ``failed`` (attempts used up)."""
+
+    requeued: list[int] = field(default_factory=list)
+    gave_up: list[int] = field(default_factory=list)
+
+
+def sweep(now: datetime | None = None) -> SweepResult:
+    """Reclaim abandoned e-mail deliveries (the periodic job
+    ``jobs.email.sweep_email_deliveries``, every EMAIL_SWEEP_INTERVAL s).
+
+    - ``sending`` past its lease (its sender died or hung): back to
+      ``pending`` with ``last_error`` saying the outcome is unknown, and
+      re-enqueued; the resend carries the same Message-ID.
+    - ``pending`` past its lease, or never leased and untouched for
+      EMAIL_REQUEUE_AFTER (its job was lost, e.g. Redis was down at enqueue
+      time): re-enqueued, with a new lease of EMAIL_REQUEUE_AFTER so the
+      next sweeps wait for that job.
+    - either one with no attempts left: ``failed`` with the reason.
+
+    A job re-enqueued while another for the same delivery is still queued
+    is harmless: the claim lets one of them send. Commits before enqueuing.
+    """
+    now = now or utcnow()
+    d = NotificationDelivery
+    abandoned = or_(
+        and_(d.status.in_(("pending", "sending")), d.lease_expires_at < now),
+        and_(d.status == "pending", d.lease_expires_at.is_(None), d.updated_at < now - _requeue_after()),
+    )
+    result = SweepResult()
+    result.gave_up = list(db.session.scalars(
+        update(d).where(abandoned, d.attempts >= _max_attempts())
+        .values(status="failed", lease_expires_at=None, updated_at=now,
+                last_error=case((d.status == "sending",
+                                 literal(f"gave up after {_max_attempts()} attempts: {LEASE_EXPIRED}")),
+                                else_=literal(f"gave up after {_max_attempts()} attempts: ")
+                                + func.coalesce(d.last_error, "no job claimed it")))
+        .returning(d.notification_id)
+        .execution_options(synchronize_session=False)
+    ))
+    result.requeued = list(db.session.scalars(
+        update(d).where(abandoned, d.attempts < _max_attempts())
+        .values(status="pending", lease_expires_at=now + _requeue_after(), updated_at=now,
+                last_error=case((d.status == "sending", literal(LEASE_EXPIRED)), else_=d.last_error))
+        .returning(d.notification_id)
+        .execution_options(synchronize_session=False)
+    ))
+    db.session.commit()
+    if result.gave_up:
+        log.warning("e-mail sweep: gave up on the deliveries of notifications %s", result.gave_up)
+    from jobs import email as email_jobs
+
+    for notification_id in result.requeued:
+        try:
+            email_jobs.enqueue_email(notification_id)
+        except Exception:  # noqa: BLE001 - Redis down: the row stays pending, a later sweep retries
+            log.exception("e-mail sweep: could not enqueue notification %s", notification_id)
+    return result

@@ -123,14 +123,15 @@ def notify(
 
 
 def notify_known_user(user_id: str, category: str, subtype: str, title: str, body: str = "",
-                      link: str | None = None, data: dict[str, Any] | None = None) -> Notification | None:
+                      link: str | None = None, data: dict[str, Any] | None = None, *,
+                      commit: bool = True) -> Notification | None:
     """``notify`` for outside senders (internal API, CLI): an unknown user is
     NotFound (404) rather than a silent None; None still means the user's
-    preferences suppressed it."""
+    preferences suppressed it. ``commit=False`` as for ``notify``."""
     validate_fields(category, subtype, title, body or "", link, data)
     if db.session.get(User, user_id) is None:
         raise NotFound("No user with that user_id.")
-    return notify(user_id, category, subtype, title, body, link, data)
+    return notify(user_id, category, subtype, title, body, link, data, commit=commit)
 
 
 # ---- after commit -------------------------------------------------------------
