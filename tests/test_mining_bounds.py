@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import MiningEvent, WorkerStatus
+from webapp.models import MinerStats, MiningEvent, Notification, UserActivity, WorkerStatus
 from webapp.services import bounds, mining
 
 from .mining_support import DATA_FILE, drain, sample, share, xadd
@@ -114,3 +114,52 @@ def test_the_whole_shared_day_passes_and_each_of_its_numbers_has_a_bound():
         ("hashrate_update", "hashrate_1h"), ("hashrate_update", "hashrate_1d"), ("miner_connected", "initial_diff"),
         ("miner_disconnected", "session_duration"), ("new_block_network", "height"), ("new_block_network", "diff"),
     }
+
+
+# ---- a block is stored whole and shown clamped -------------------------------------------
+
+
+def test_a_block_with_a_huge_height_and_a_long_hash_is_stored_whole_and_shown_clamped(app, redis, make_user):
+    finder = make_user().user_id
+    now = time.time()
+    wild = {"user": finder, "worker": f"{finder}.lucky", "height": 10**250, "hash": "00" * 5000,
+            "sdiff": 1e300, "reward": 3.125}
+    odd = {"user": finder, "height": 924501, "hash": "<b>not a hash</b>", "diff": 1.49e14}
+    wild_id = xadd(redis, "block_found", wild, ts=now - 2)
+    xadd(redis, "block_found", odd, ts=now - 1)
+    stats = drain()
+    assert stats.dead_lettered == 0 and stats.inserted == 2
+    assert not redis.exists(mining.DEAD_LETTER_STREAM)
+
+    stored = db.session.scalars(sa.select(MiningEvent).order_by(MiningEvent.ts)).all()
+    assert stored[0].entry_id == wild_id
+    # What the pool said is the record (jsonb keeps 1e300 as the exact numeral).
+    assert {k: v for k, v in stored[0].data.items() if k != "sdiff"} == {k: v for k, v in wild.items() if k != "sdiff"}
+    assert float(stored[0].data["sdiff"]) == 1e300
+    assert stored[1].data == odd
+    assert db.session.get(MinerStats, finder).blocks_found == 2
+
+    notes = db.session.scalars(sa.select(Notification).where(Notification.user_id == finder)
+                               .order_by(Notification.id)).all()
+    assert [n.title for n in notes] == ["You found a block!", "You found block 924,501!"]
+    assert notes[0].body == "lucky solved a block for the network. Congratulations!"
+    assert {k: v for k, v in notes[0].data.items() if k != "at"} == {
+        "hash": "0" * 64 + "\u2026", "worker": f"{finder}.lucky"}
+    assert {k: v for k, v in notes[1].data.items() if k != "at"} == {"height": 924501, "difficulty": 1.49e14}
+    for note in notes:
+        assert len(note.title) <= 200 and len(json.dumps(note.data)) <= 8192
+    acts = db.session.scalars(sa.select(UserActivity).where(UserActivity.user_id == finder)
+                              .order_by(UserActivity.id)).all()
+    assert [(a.title, a.data) for a in acts] == [(n.title, n.data) for n in notes]
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("00000000000000000001f8a2" + "0" * 40, "00000000000000000001f8a2" + "0" * 40),
+    ("ab" * 40, "ab" * 32 + "\u2026"),
+    ("00ff<script>", "00ff\u2026"),
+    ("<script>", None),
+    ("", None),
+    (12345, None),
+])
+def test_display_hash_keeps_at_most_64_leading_hex_digits(value, shown):
+    assert mining.display_hash(value) == shown

@@ -734,16 +734,58 @@ def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
     result.activities += 1
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+MAX_SHOWN_HASH = 64  # a block hash is 32 bytes: 64 hex digits
+
+
+def display_hash(value: Any) -> str | None:
+    """A block hash as a notification may show it: up to 64 hex digits as
+    sent; a longer or partly non-hex value is cut to its leading hex digits
+    (at most 64) followed by an ellipsis; None when it starts with none."""
+    if type(value) is not str:
+        return None
+    count = 0
+    for char in value[:MAX_SHOWN_HASH + 1]:
+        if char not in _HEX:
+            break
+        count += 1
+    if count == len(value) and count <= MAX_SHOWN_HASH:
+        return value or None
+    shown = value[:min(count, MAX_SHOWN_HASH)]
+    return f"{shown}\u2026" if shown else None
+
+
+def block_display(ev: MiningEventIn) -> dict[str, Any]:
+    """What the ``block_found`` notification and activity show of the event:
+    ``{"height", "hash", "worker", "difficulty"}``, each only when usable.
+    The stored event keeps every value as the pool sent it; here a height
+    or difficulty outside its physical range (services/bounds.py) is left
+    out (shown as an unknown block) and the hash is cut by
+    ``display_hash``, so the fields stay within the notification's limits
+    (title 200, data 8 KiB) whatever the pool sent."""
+    data = ev.data
+    shown: dict[str, Any] = {}
+    height = data.get("height")
+    if type(height) is int and 0 <= height <= bounds.MAX_HEIGHT:
+        shown["height"] = height
+    block_hash = display_hash(data.get("hash"))
+    if block_hash is not None:
+        shown["hash"] = block_hash
+    if "worker" in data:
+        shown["worker"] = data["worker"]
+    difficulty = data.get("sdiff", data.get("diff"))
+    if bounds.within(difficulty, bounds.MAX_DIFFICULTY):
+        shown["difficulty"] = difficulty
+    return shown
+
+
 def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
-    height = ev.data.get("height")
+    data = block_display(ev)
+    height = data.get("height")
     label = worker_label(ev.worker) if ev.worker else "Your miner"
-    title = f"You found block {height:,}!" if isinstance(height, int) else "You found a block!"
-    body = f"{label} solved " + (f"block {height:,}" if isinstance(height, int) else "a block") + \
+    title = f"You found block {height:,}!" if height is not None else "You found a block!"
+    body = f"{label} solved " + (f"block {height:,}" if height is not None else "a block") + \
         " for the network. Congratulations!"
-    data = {key: ev.data.get(key) for key in ("height", "hash", "worker") if key in ev.data}
-    difficulty = ev.data.get("sdiff", ev.data.get("diff"))
-    if difficulty is not None:
-        data["difficulty"] = difficulty
     data["at"] = iso(ev.ts)
     row = notification_service.notify(ev.user, "mining", "block_found", title, body,
                                       link=profile_link(ev.user), data=data, commit=False)
