@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 import time
 
@@ -13,12 +14,28 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import MinerStats, MiningEvent, Notification, UserActivity, WorkerStatus
-from webapp.services import bounds, mining
+from webapp.models import (
+    CoopHashrateSample,
+    Cooperative,
+    MinerStats,
+    MiningEvent,
+    Notification,
+    UserActivity,
+    WorkerStatus,
+    utcnow,
+)
+from webapp.services import bounds, coop_hashrate, coops, mining
 
 from .mining_support import DATA_FILE, drain, sample, share, xadd
 
 HUGE = 1.79e308  # what the attack sent: finite, and two of them overflow SUM()
+
+
+def _strict_json(resp) -> dict:
+    """The body parsed as strict JSON (no NaN/Infinity tokens)."""
+    def refuse(token):
+        raise AssertionError(f"{resp.request.path} answered the non-JSON number {token}")
+    return json.loads(resp.get_data(as_text=True), parse_constant=refuse)
 
 
 # ---- every numeric field of every event ------------------------------------------------
@@ -163,3 +180,90 @@ def test_a_block_with_a_huge_height_and_a_long_hash_is_stored_whole_and_shown_cl
 ])
 def test_display_hash_keeps_at_most_64_leading_hex_digits(value, shown):
     assert mining.display_hash(value) == shown
+
+
+# ---- a bad value already stored --------------------------------------------------------------
+
+
+def _bad_rows(user_id: str) -> None:
+    """Rows no ingest would write today (from before the bounds, or by hand)."""
+    now = utcnow()
+    rows = [("huge-1", HUGE), ("huge-2", HUGE), ("inf", float("inf")), ("nan", float("nan")), ("neg", -5.0),
+            ("fine", 2e12)]
+    for name, rate in rows:
+        db.session.add(WorkerStatus(worker=f"{user_id}.{name}", user_id=user_id, is_online=True,
+                                    last_sample_at=now, last_seen_at=now, hashrate_1h=rate))
+    db.session.add(MinerStats(user_id=user_id, total_shares=3, best_difficulty=float("inf"), updated_at=now))
+    db.session.commit()
+
+
+def test_a_stored_absurd_hashrate_breaks_no_route_and_not_the_aggregation(app, client, runner, auth,
+                                                                          auth_headers, make_user):
+    admin, member, other_admin = make_user(), make_user(), make_user()
+    coop = coops.create(admin, name="Shelf Miners", description="")
+    coops.join(member, invite_code=coop.invite_code)
+    other = coops.create(other_admin, name="Garage Crew", description="")
+    coop_id, other_id = coop.id, other.id
+    _bad_rows(member.user_id)
+    now = utcnow()
+    for user, rate in ((admin, 1e12), (other_admin, 3e12)):
+        db.session.add(WorkerStatus(worker=f"{user.user_id}.rig", user_id=user.user_id, is_online=True,
+                                    last_sample_at=now, last_seen_at=now, hashrate_1h=rate))
+    db.session.commit()
+
+    result = runner.invoke(args=["coops", "aggregate"])
+    assert result.exit_code == 0, result.output
+    assert "updated 2 cooperative(s)" in result.output
+    db.session.expire_all()
+    assert db.session.get(Cooperative, coop_id).total_hashrate == pytest.approx(3e12)  # 1e12 + the fine 2e12
+    assert db.session.get(Cooperative, other_id).total_hashrate == pytest.approx(3e12)
+
+    stats = _strict_json(client.get(f"/api/public/miners/{member.user_id}/stats"))
+    assert (stats["hashrate_1h"], stats["workers_online"], stats["best_difficulty"]) == (2e12, 6, 0.0)
+    assert client.get(f"/api/public/miners/{member.user_id}").status_code == 200
+    headers = auth_headers(member)
+    for path in ("", "/members", "/hashrate", "/stats"):
+        resp = client.get(f"/api/coops/{coop_id}{path}", headers=headers)
+        assert resp.status_code == 200, (path, resp.status_code)
+        _strict_json(resp)
+    members = _strict_json(client.get(f"/api/coops/{coop_id}/members", headers=headers))["members"]
+    assert {m["user_id"]: m["hashrate"] for m in members} == {admin.user_id: 1e12, member.user_id: 2e12}
+    assert _strict_json(client.get(f"/api/coops/{coop_id}/stats", headers=headers))["best_difficulty"] == 0.0
+    assert client.get(f"/miners/{member.user_id}").status_code == 200
+    auth.login(member.user_id)
+    assert client.get("/coop").status_code == 200
+
+
+def test_one_coop_failing_to_aggregate_leaves_the_others_updated(app, make_user, caplog):
+    """Whatever else makes the grouped statement fail, each coop is then
+    computed on its own: the failing one keeps its total and is logged."""
+    ids = []
+    for name in ("Alpha", "Bravo", "Charlie"):
+        admin = make_user()
+        ids.append(coops.create(admin, name=name, description="").id)
+        now = utcnow()
+        db.session.add(WorkerStatus(worker=f"{admin.user_id}.rig", user_id=admin.user_id, is_online=True,
+                                    last_sample_at=now, last_seen_at=now, hashrate_1h=1e12))
+    refused = ids[1]
+    db.session.execute(sa.update(Cooperative).where(Cooperative.id == refused).values(total_hashrate=42.0))
+    db.session.execute(sa.text(f"""
+        CREATE OR REPLACE FUNCTION test_refuse_sample() RETURNS trigger AS $$
+        BEGIN IF NEW.cooperative_id = {refused} THEN RAISE EXCEPTION 'sample refused for the test'; END IF;
+        RETURN NEW; END $$ LANGUAGE plpgsql"""))
+    db.session.execute(sa.text("CREATE TRIGGER test_refuse BEFORE INSERT ON coop_hashrate_samples "
+                               "FOR EACH ROW EXECUTE FUNCTION test_refuse_sample()"))
+    db.session.commit()
+    try:
+        with caplog.at_level(logging.ERROR):
+            updated = coop_hashrate.aggregate_all()
+    finally:
+        db.session.rollback()
+        db.session.execute(sa.text("DROP TRIGGER IF EXISTS test_refuse ON coop_hashrate_samples"))
+        db.session.execute(sa.text("DROP FUNCTION IF EXISTS test_refuse_sample()"))
+        db.session.commit()
+    assert updated == 2
+    db.session.expire_all()
+    totals = {c.id: c.total_hashrate for c in db.session.scalars(sa.select(Cooperative))}
+    assert totals == {ids[0]: pytest.approx(1e12), refused: 42.0, ids[2]: pytest.approx(1e12)}
+    assert sorted(db.session.scalars(sa.select(CoopHashrateSample.cooperative_id))) == [ids[0], ids[2]]
+    assert any(f"coop {refused} failed" in r.getMessage() for r in caplog.records)
