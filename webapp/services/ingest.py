@@ -73,6 +73,7 @@ class IngestStats:
     activities: int = 0
     batches: int = 0
     claimed: int = 0
+    consumers_removed: int = 0
     seconds: float = 0.0
 
     @property
@@ -83,11 +84,30 @@ class IngestStats:
     def summary(self) -> str:
         return (f"{self.read} entries read, {self.inserted} stored, {self.duplicates} already stored, "
                 f"{self.dead_lettered} dead-lettered, {self.notifications} notifications, "
-                f"{self.activities} activities, {self.claimed} claimed, in {self.batches} batches, "
+                f"{self.activities} activities, {self.claimed} claimed"
+                f"{f', {self.consumers_removed} idle consumers removed' if self.consumers_removed else ''}, "
+                f"in {self.batches} batches, "
                 f"{self.seconds:.1f} s ({self.rate:,.0f} entries/s)")
 
 
 Entry = tuple[str, str, Any]  # (stream, entry id, fields or None when deleted)
+
+# Removes the group's consumers other than ARGV[2] that hold no pending entry
+# and have been idle for at least ARGV[3] ms. Atomic: nothing can be read by
+# (and so become pending on) a consumer between the check and the delete.
+_REAP_SCRIPT = """
+local removed = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
+      and tonumber(info['idle']) >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed[#removed + 1] = info['name']
+  end
+end
+return removed
+"""
 
 
 class Consumer:
@@ -97,18 +117,23 @@ class Consumer:
     by default), so that an entry that is not UTF-8 is dead-lettered instead
     of breaking the read. Settings: ``INGEST_CONSUMER_GROUP``,
     ``INGEST_BATCH_SIZE`` (entries per stream per read),
-    ``INGEST_CLAIM_IDLE_MS``.
+    ``INGEST_CLAIM_IDLE_MS``, ``INGEST_DEAD_CONSUMER_IDLE_MS``.
     """
 
     def __init__(self, *, name: str | None = None, redis: redis_lib.Redis | None = None,
                  group: str | None = None, batch_size: int | None = None, claim_idle_ms: int | None = None,
-                 block_ms: int = 2000, streams: tuple[str, ...] = mining.STREAMS) -> None:
+                 dead_consumer_idle_ms: int | None = None, block_ms: int = 2000,
+                 streams: tuple[str, ...] = mining.STREAMS) -> None:
         config = current_app.config
         self.redis = redis if redis is not None else current_app.extensions["redis_raw"]
         self.name = name or default_consumer_name()
         self.group = group or config["INGEST_CONSUMER_GROUP"]
         self.batch_size = batch_size or config["INGEST_BATCH_SIZE"]
         self.claim_idle_ms = claim_idle_ms if claim_idle_ms is not None else config["INGEST_CLAIM_IDLE_MS"]
+        self.dead_consumer_idle_ms = (dead_consumer_idle_ms if dead_consumer_idle_ms is not None
+                                      else config["INGEST_DEAD_CONSUMER_IDLE_MS"])
+        self._reaper = self.redis.register_script(_REAP_SCRIPT)
+        self._can_reap = True
         self.block_ms = block_ms
         self.streams = streams
         self.stats = IngestStats()
@@ -143,6 +168,39 @@ class Consumer:
             log.info("claimed %d entries left pending by other consumers", claimed)
         self.stats.claimed += claimed
         return claimed
+
+    def remove_dead_consumers(self) -> list[str]:
+        """XGROUP DELCONSUMER every other consumer of the group that holds no
+        pending entry and has been idle for at least ``dead_consumer_idle_ms``
+        (a past process: its pending entries were claimed by ``claim_stale``).
+
+        The check and the delete run in one Lua script per stream, so a
+        consumer that reads between them cannot have its pending entries
+        dropped; a live consumer deleted while idle is re-created by its next
+        XREADGROUP. A consumer that still holds a pending entry is never
+        deleted. Needs Redis scripting: on a server without it (the embedded
+        stand-in, whose consumers live only in this process) nothing is
+        removed. Returns the names removed (one per stream they were on).
+        """
+        if not self._can_reap:
+            return []
+        removed: list[str] = []
+        for stream in self.streams:
+            try:
+                names = self._reaper(keys=[stream], args=[self.group, self.name, self.dead_consumer_idle_ms])
+            except redis_lib.exceptions.ResponseError as exc:
+                if "unknown command" in str(exc).lower():
+                    log.info("ingest: this Redis has no scripting; dead consumers are not removed")
+                    self._can_reap = False
+                    return removed
+                log.warning("ingest: could not remove dead consumers of %s: %s", stream, exc)
+                continue
+            removed += [_s(name) for name in names]
+        if removed:
+            log.info("removed %d idle consumer(s) with nothing pending from the group: %s", len(removed),
+                     ", ".join(sorted(set(removed))))
+        self.stats.consumers_removed += len(removed)
+        return removed
 
     def _read(self, ids: dict[str, str], block: int | None = None) -> list[tuple[str, list]]:
         reply = self.redis.xreadgroup(self.group, self.name, ids, count=self.batch_size, block=block)
@@ -286,6 +344,7 @@ class Consumer:
             while not self.stop_event.is_set():
                 try:
                     self.claim_stale()
+                    self.remove_dead_consumers()
                     self.process_own_pending()
                     until = time.monotonic() + max(self.claim_idle_ms / 1000.0, 1.0)
                     if self._consume_new(drain=drain, until=until):
