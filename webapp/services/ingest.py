@@ -15,7 +15,11 @@ of consumers on any hosts share the work, and guarantees (DESIGN.md):
   ``mining-dead-letter`` stream with the reason and acknowledged; an entry the
   database refuses is isolated (the batch is retried entry by entry) and
   dead-lettered the same way. Outages (database or Redis unreachable) are
-  retried with back-off; the entries stay pending meanwhile.
+  retried with back-off; the entries stay pending meanwhile;
+* no litter: after each claim, other consumers idle for
+  ``INGEST_DEAD_CONSUMER_IDLE_MS`` with nothing pending leave the group
+  (``remove_dead_consumers``), and ``trim_acknowledged`` (a periodic job)
+  trims the streams up to what every consumer group has acknowledged.
 
 ``publish_file`` is ``flask replay``: it publishes a ``.jsonl``/``.jsonl.gz``
 envelope log exactly as the upstream collector does (``XADD mining:{event}``
