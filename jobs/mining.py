@@ -1,4 +1,4 @@
-"""Mining jobs: the offline-worker sweep and raw-event retention."""
+"""Mining jobs: the offline-worker sweep, raw-event retention and stream trimming."""
 from __future__ import annotations
 
 from .context import app_job
@@ -21,3 +21,13 @@ def purge_old_mining_events() -> int:
     from webapp.services import mining
 
     return mining.purge_old_events()
+
+
+@app_job
+def trim_mining_streams() -> int:
+    """XTRIM the ``mining:*`` streams by MINID up to what every consumer
+    group has acknowledged (``ingest.trim_acknowledged``). Returns how many
+    entries were removed."""
+    from webapp.services import ingest
+
+    return sum(ingest.trim_acknowledged().values())

@@ -25,6 +25,7 @@ PERIODIC: list[tuple[str, int | str]] = [
     ("jobs.coops.aggregate_coop_hashrate", "COOP_HASHRATE_INTERVAL"),
     ("jobs.mining.sweep_offline_workers", 60),
     ("jobs.mining.purge_old_mining_events", 24 * 3600),
+    ("jobs.mining.trim_mining_streams", "MINING_STREAM_TRIM_INTERVAL"),
     ("jobs.notifications.purge_old_notifications", 24 * 3600),
     ("jobs.accounts.purge_dead_sessions", 24 * 3600),
     ("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),

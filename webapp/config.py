@@ -141,6 +141,9 @@ class Config:
         self.INGEST_BATCH_SIZE = _int("INGEST_BATCH_SIZE", 2000)
         self.INGEST_CONSUMER_GROUP = os.environ.get("INGEST_CONSUMER_GROUP", "webapp-ingest")
         self.INGEST_CLAIM_IDLE_MS = _int("INGEST_CLAIM_IDLE_MS", 60_000)
+        # A consumer with nothing pending, idle this long, is removed from the group.
+        self.INGEST_DEAD_CONSUMER_IDLE_MS = _int("INGEST_DEAD_CONSUMER_IDLE_MS", 600_000)
+        self.MINING_STREAM_TRIM_INTERVAL = _int("MINING_STREAM_TRIM_INTERVAL", 300)  # seconds between XTRIMs
 
         self.WS_MAX_SOCKETS_PER_USER = _int("WS_MAX_SOCKETS_PER_USER", 5)
         self.WS_MAX_MESSAGE_SIZE = _int("WS_MAX_MESSAGE_SIZE", 4096)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..extensions import db, get_redis, redis_key
 from ..models import (
@@ -31,7 +32,7 @@ from ..models import (
     iso,
     utcnow,
 )
-from .hashrate import online_condition
+from .hashrate import online_condition, worker_hashrate
 
 # Samples are kept this long (the chart shows 24 h); purged at most hourly.
 HISTORY_KEEP = timedelta(hours=48)
@@ -55,7 +56,7 @@ def cache_key(coop_id: int) -> str:
 def _per_user_online(now: datetime):
     """Subquery: hashrate (H/s) per user over their online workers."""
     return (
-        select(WorkerStatus.user_id.label("user_id"), func.sum(WorkerStatus.hashrate_1h).label("hashrate"))
+        select(WorkerStatus.user_id.label("user_id"), func.sum(worker_hashrate()).label("hashrate"))
         .where(online_condition(now))
         .group_by(WorkerStatus.user_id)
         .subquery("online_users")
@@ -103,28 +104,24 @@ def aggregate_all(now: datetime | None = None) -> int:
 
     then each total is cached in Redis (one pipeline, TTL
     ``COOP_HASHRATE_CACHE_TTL``). Returns the number of coops updated.
+
+    One bad row cannot stop the job: a stored hashrate outside the physical
+    range counts as 0 (``hashrate.worker_hashrate``), and if the set-based
+    statements fail anyway (anything but a lost connection, which is
+    raised), each coop is recomputed on its own in a savepoint; a coop that
+    still fails is logged with its id and keeps its previous total, and
+    the others are updated.
     """
     now = now or utcnow()
-    totals = _totals_query(now).add_columns(literal(now, UTCDateTime()))
-    rows = db.session.execute(
-        insert(CoopHashrateSample)
-        .from_select(["cooperative_id", "total_hashrate", "online_count", "computed_at"], totals)
-        .returning(CoopHashrateSample.cooperative_id, CoopHashrateSample.total_hashrate, CoopHashrateSample.online_count)
-    ).all()
-    new_total = (
-        select(CoopHashrateSample.total_hashrate)
-        .where(CoopHashrateSample.cooperative_id == Cooperative.id, CoopHashrateSample.computed_at == now)
-        .scalar_subquery()
-    )
-    db.session.execute(
-        update(Cooperative)
-        .where(Cooperative.status == "active")
-        # A coop created since the INSERT has no sample yet: it keeps its total.
-        .values(total_hashrate=func.coalesce(new_total, Cooperative.total_hashrate), hashrate_updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    _purge_history(now)
-    db.session.commit()
+    try:
+        rows = _aggregate_together(now)
+    except (OperationalError, InterfaceError):
+        db.session.rollback()
+        raise
+    except SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.exception("coop hashrate: the grouped aggregation failed; computing coop by coop")
+        rows = _aggregate_one_by_one(now)
     if rows:
         ttl, stamp, prefix = current_app.config["COOP_HASHRATE_CACHE_TTL"], iso(now), redis_key("coop")
         pipe = get_redis().pipeline(transaction=False)
@@ -132,6 +129,72 @@ def aggregate_all(now: datetime | None = None) -> int:
             pipe.set(f"{prefix}:{cid}:hashrate", _cache_value(total, online, stamp), ex=ttl)
         pipe.execute()
     return len(rows)
+
+
+def _new_total(now: datetime):
+    """SQL: a coop's sample computed at ``now`` (or NULL)."""
+    return (
+        select(CoopHashrateSample.total_hashrate)
+        .where(CoopHashrateSample.cooperative_id == Cooperative.id, CoopHashrateSample.computed_at == now)
+        .scalar_subquery()
+    )
+
+
+def _store(now: datetime, coop_id: int | None = None) -> list[tuple[int, float, int]]:
+    """Insert the sample(s) of every active coop (or one) and copy them onto
+    ``cooperatives``; returns ``[(coop id, total H/s, members online)]``."""
+    totals = _totals_query(now, coop_id).add_columns(literal(now, UTCDateTime()))
+    rows = db.session.execute(
+        insert(CoopHashrateSample)
+        .from_select(["cooperative_id", "total_hashrate", "online_count", "computed_at"], totals)
+        .returning(CoopHashrateSample.cooperative_id, CoopHashrateSample.total_hashrate, CoopHashrateSample.online_count)
+    ).all()
+    stmt = (
+        update(Cooperative)
+        .where(Cooperative.status == "active")
+        # A coop created since the INSERT has no sample yet: it keeps its total.
+        .values(total_hashrate=func.coalesce(_new_total(now), Cooperative.total_hashrate), hashrate_updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if coop_id is not None:
+        stmt = stmt.where(Cooperative.id == coop_id)
+    db.session.execute(stmt)
+    return [(cid, total, online) for cid, total, online in rows]
+
+
+def _aggregate_together(now: datetime) -> list[tuple[int, float, int]]:
+    rows = _store(now)
+    _purge_history(now)
+    db.session.commit()
+    return rows
+
+
+def _aggregate_one_by_one(now: datetime) -> list[tuple[int, float, int]]:
+    """The fallback of ``aggregate_all``: one savepoint per active coop."""
+    rows: list[tuple[int, float, int]] = []
+    failed = []
+    coop_ids = db.session.scalars(select(Cooperative.id).where(Cooperative.status == "active")
+                                  .order_by(Cooperative.id)).all()
+    for coop_id in coop_ids:
+        try:
+            with db.session.begin_nested():
+                rows += _store(now, coop_id)
+        except (OperationalError, InterfaceError):
+            db.session.rollback()
+            raise
+        except SQLAlchemyError:
+            failed.append(coop_id)
+            current_app.logger.exception("coop hashrate: coop %s failed; it keeps its previous total", coop_id)
+    try:
+        with db.session.begin_nested():
+            _purge_history(now)
+    except SQLAlchemyError:
+        current_app.logger.exception("coop hashrate: purging old samples failed")
+    db.session.commit()
+    if failed:
+        current_app.logger.error("coop hashrate: %d of %d coops failed: %s", len(failed), len(coop_ids),
+                                 ", ".join(map(str, failed[:50])))
+    return rows
 
 
 def _purge_history(now: datetime) -> None:

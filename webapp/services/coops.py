@@ -65,6 +65,7 @@ from .errors import (
     NotFound,
     ValidationError,
 )
+from .bounds import MAX_DIFFICULTY, usable_sql
 from .hashrate import hashrate_by_user
 
 INVITE_CODE_LENGTH = 8
@@ -718,7 +719,8 @@ def _stats(coop: Cooperative, now: datetime) -> CoopStats:
         )
     )
     best, blocks = db.session.execute(
-        select(func.coalesce(func.max(MinerStats.best_difficulty), 0.0), func.coalesce(func.sum(MinerStats.blocks_found), 0))
+        select(func.coalesce(func.max(usable_sql(MinerStats.best_difficulty, MAX_DIFFICULTY)), 0.0),
+               func.coalesce(func.sum(MinerStats.blocks_found), 0))
         .where(MinerStats.user_id.in_(active_ids))
     ).one()
     total = coop_hashrate.cached_total(coop.id, now)

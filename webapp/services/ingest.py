@@ -15,7 +15,11 @@ of consumers on any hosts share the work, and guarantees (DESIGN.md):
   ``mining-dead-letter`` stream with the reason and acknowledged; an entry the
   database refuses is isolated (the batch is retried entry by entry) and
   dead-lettered the same way. Outages (database or Redis unreachable) are
-  retried with back-off; the entries stay pending meanwhile.
+  retried with back-off; the entries stay pending meanwhile;
+* no litter: after each claim, other consumers idle for
+  ``INGEST_DEAD_CONSUMER_IDLE_MS`` with nothing pending leave the group
+  (``remove_dead_consumers``), and ``trim_acknowledged`` (a periodic job)
+  trims the streams up to what every consumer group has acknowledged.
 
 ``publish_file`` is ``flask replay``: it publishes a ``.jsonl``/``.jsonl.gz``
 envelope log exactly as the upstream collector does (``XADD mining:{event}``
@@ -73,6 +77,7 @@ class IngestStats:
     activities: int = 0
     batches: int = 0
     claimed: int = 0
+    consumers_removed: int = 0
     seconds: float = 0.0
 
     @property
@@ -83,11 +88,30 @@ class IngestStats:
     def summary(self) -> str:
         return (f"{self.read} entries read, {self.inserted} stored, {self.duplicates} already stored, "
                 f"{self.dead_lettered} dead-lettered, {self.notifications} notifications, "
-                f"{self.activities} activities, {self.claimed} claimed, in {self.batches} batches, "
+                f"{self.activities} activities, {self.claimed} claimed"
+                f"{f', {self.consumers_removed} idle consumers removed' if self.consumers_removed else ''}, "
+                f"in {self.batches} batches, "
                 f"{self.seconds:.1f} s ({self.rate:,.0f} entries/s)")
 
 
 Entry = tuple[str, str, Any]  # (stream, entry id, fields or None when deleted)
+
+# Removes the group's consumers other than ARGV[2] that hold no pending entry
+# and have been idle for at least ARGV[3] ms. Atomic: nothing can be read by
+# (and so become pending on) a consumer between the check and the delete.
+_REAP_SCRIPT = """
+local removed = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
+      and tonumber(info['idle']) >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed[#removed + 1] = info['name']
+  end
+end
+return removed
+"""
 
 
 class Consumer:
@@ -97,18 +121,23 @@ class Consumer:
     by default), so that an entry that is not UTF-8 is dead-lettered instead
     of breaking the read. Settings: ``INGEST_CONSUMER_GROUP``,
     ``INGEST_BATCH_SIZE`` (entries per stream per read),
-    ``INGEST_CLAIM_IDLE_MS``.
+    ``INGEST_CLAIM_IDLE_MS``, ``INGEST_DEAD_CONSUMER_IDLE_MS``.
     """
 
     def __init__(self, *, name: str | None = None, redis: redis_lib.Redis | None = None,
                  group: str | None = None, batch_size: int | None = None, claim_idle_ms: int | None = None,
-                 block_ms: int = 2000, streams: tuple[str, ...] = mining.STREAMS) -> None:
+                 dead_consumer_idle_ms: int | None = None, block_ms: int = 2000,
+                 streams: tuple[str, ...] = mining.STREAMS) -> None:
         config = current_app.config
         self.redis = redis if redis is not None else current_app.extensions["redis_raw"]
         self.name = name or default_consumer_name()
         self.group = group or config["INGEST_CONSUMER_GROUP"]
         self.batch_size = batch_size or config["INGEST_BATCH_SIZE"]
         self.claim_idle_ms = claim_idle_ms if claim_idle_ms is not None else config["INGEST_CLAIM_IDLE_MS"]
+        self.dead_consumer_idle_ms = (dead_consumer_idle_ms if dead_consumer_idle_ms is not None
+                                      else config["INGEST_DEAD_CONSUMER_IDLE_MS"])
+        self._reaper = self.redis.register_script(_REAP_SCRIPT)
+        self._can_reap = True
         self.block_ms = block_ms
         self.streams = streams
         self.stats = IngestStats()
@@ -143,6 +172,39 @@ class Consumer:
             log.info("claimed %d entries left pending by other consumers", claimed)
         self.stats.claimed += claimed
         return claimed
+
+    def remove_dead_consumers(self) -> list[str]:
+        """XGROUP DELCONSUMER every other consumer of the group that holds no
+        pending entry and has been idle for at least ``dead_consumer_idle_ms``
+        (a past process: its pending entries were claimed by ``claim_stale``).
+
+        The check and the delete run in one Lua script per stream, so a
+        consumer that reads between them cannot have its pending entries
+        dropped; a live consumer deleted while idle is re-created by its next
+        XREADGROUP. A consumer that still holds a pending entry is never
+        deleted. Needs Redis scripting: on a server without it (the embedded
+        stand-in, whose consumers live only in this process) nothing is
+        removed. Returns the names removed (one per stream they were on).
+        """
+        if not self._can_reap:
+            return []
+        removed: list[str] = []
+        for stream in self.streams:
+            try:
+                names = self._reaper(keys=[stream], args=[self.group, self.name, self.dead_consumer_idle_ms])
+            except redis_lib.exceptions.ResponseError as exc:
+                if "unknown command" in str(exc).lower():
+                    log.info("ingest: this Redis has no scripting; dead consumers are not removed")
+                    self._can_reap = False
+                    return removed
+                log.warning("ingest: could not remove dead consumers of %s: %s", stream, exc)
+                continue
+            removed += [_s(name) for name in names]
+        if removed:
+            log.info("removed %d idle consumer(s) with nothing pending from the group: %s", len(removed),
+                     ", ".join(sorted(set(removed))))
+        self.stats.consumers_removed += len(removed)
+        return removed
 
     def _read(self, ids: dict[str, str], block: int | None = None) -> list[tuple[str, list]]:
         reply = self.redis.xreadgroup(self.group, self.name, ids, count=self.batch_size, block=block)
@@ -286,6 +348,7 @@ class Consumer:
             while not self.stop_event.is_set():
                 try:
                     self.claim_stale()
+                    self.remove_dead_consumers()
                     self.process_own_pending()
                     until = time.monotonic() + max(self.claim_idle_ms / 1000.0, 1.0)
                     if self._consume_new(drain=drain, until=until):
@@ -370,6 +433,66 @@ class Batch:
     entries: list[Entry]
     parsed: list[mining.MiningEventIn] = field(default_factory=list)
     dead: list[tuple[str, str, Any, str]] = field(default_factory=list)
+
+
+# ---- trimming -----------------------------------------------------------------
+
+
+def _id_key(entry_id: bytes | str) -> tuple[int, int]:
+    ms, _, seq = _s(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def trim_bound(redis: redis_lib.Redis, stream: str) -> str | None:
+    """The lowest entry id some consumer group of ``stream`` may still need,
+    or None when the stream has no group (then nobody has acknowledged
+    anything and nothing may go).
+
+    Per group: its lowest pending id (delivered, not yet acknowledged), or,
+    when nothing is pending, the id just after its last-delivered id. Every
+    entry below the minimum over the groups has been delivered to and
+    acknowledged by every group. The bound only moves forward while the
+    groups read (a pending entry never gets a lower id), so reading it with
+    several commands is safe; an operator moving a group back (XGROUP
+    SETID) or creating one from an old id must stop trimming first.
+    """
+    bound: tuple[int, int] | None = None
+    groups = redis.xinfo_groups(stream)
+    if not groups:
+        return None
+    for group in groups:
+        low = None
+        if int(group["pending"]):
+            low = redis.xpending(stream, group["name"])["min"]
+        if low is not None:
+            key = _id_key(low)
+        else:  # everything delivered was acknowledged
+            ms, seq = _id_key(group["last-delivered-id"])
+            key = (ms, seq + 1)
+        bound = key if bound is None or key < bound else bound
+    return f"{bound[0]}-{bound[1]}"  # type: ignore[index]
+
+
+def trim_acknowledged(redis: redis_lib.Redis | None = None,
+                      streams: tuple[str, ...] = mining.STREAMS) -> dict[str, int]:
+    """XTRIM each mining stream by MINID up to ``trim_bound``: removes the
+    entries every consumer group has acknowledged, never one that is
+    pending or not yet delivered to some group, and nothing on a stream
+    without a group. The dead-letter stream is not touched. Run by the
+    scheduler every ``MINING_STREAM_TRIM_INTERVAL`` seconds
+    (``jobs.mining.trim_mining_streams``). Returns ``{stream: entries
+    removed}`` for the streams that exist."""
+    client = redis if redis is not None else current_app.extensions["redis_raw"]
+    removed: dict[str, int] = {}
+    for stream in streams:
+        if not client.exists(stream):
+            continue
+        bound = trim_bound(client, stream)
+        removed[stream] = int(client.xtrim(stream, minid=bound, approximate=False)) if bound else 0
+    total = sum(removed.values())
+    if total:
+        log.info("trimmed %d acknowledged entries from the mining streams", total)
+    return removed
 
 
 # ---- replay -------------------------------------------------------------------

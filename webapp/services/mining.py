@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..extensions import db
 from ..models import MinerStats, MiningEvent, Notification, User, UserActivity, WorkerStatus, iso, utcnow
 from . import activity as activity_service
+from . import bounds
 from . import notifications as notification_service
 
 log = logging.getLogger("webapp.mining")
@@ -69,8 +70,8 @@ MAX_WORKER = 255
 MAX_SOURCE = 64
 MAX_DATA_CHARS = 64 * 1024  # characters of the data JSON text
 MAX_USERAGENT = 255
-MIN_TS = 1230768000.0  # 2009-01-01, before the first Bitcoin block
-MAX_FUTURE_SECONDS = 24 * 3600  # a clock a day ahead is a bad entry, not a time
+MIN_TS = bounds.MIN_TS  # 2009-01-01, before the first Bitcoin block
+MAX_FUTURE_SECONDS = bounds.MAX_FUTURE_SECONDS  # a clock a day ahead is a bad entry, not a time
 
 
 def stream_name(event: str) -> str:
@@ -106,33 +107,46 @@ class MiningEventIn:
 # ---- parsing ------------------------------------------------------------------
 
 _STR, _NUM, _INT, _BOOL = "string", "number", "integer", "boolean"
-# Per event: data field -> (type, required). Extra fields are kept as they are.
-_SPECS: dict[str, dict[str, tuple[str, bool]]] = {
+_H, _D = bounds.MAX_HASHRATE, bounds.MAX_DIFFICULTY
+# Per event: data field -> (type, required, upper bound of a number, unit).
+# Every number is also finite and >= 0; the bounds and their sources are in
+# services/bounds.py. ``None``: no upper bound beyond a finite float (see
+# block_found). Extra fields are kept as they are.
+_SPECS: dict[str, dict[str, tuple[str, bool, float | None, str]]] = {
     "share_submitted": {
-        "user": (_STR, True), "worker": (_STR, True), "sdiff": (_NUM, True), "accepted": (_BOOL, True),
-        "diff": (_NUM, False), "reject_reason": (_STR, False),
+        "user": (_STR, True, None, ""), "worker": (_STR, True, None, ""), "sdiff": (_NUM, True, _D, ""),
+        "accepted": (_BOOL, True, None, ""), "diff": (_NUM, False, _D, ""), "reject_reason": (_STR, False, None, ""),
     },
     "share_best_diff": {
-        "user": (_STR, True), "worker": (_STR, True), "new_best": (_NUM, True),
-        "prev_best": (_NUM, False), "timeframe": (_STR, False),
+        "user": (_STR, True, None, ""), "worker": (_STR, True, None, ""), "new_best": (_NUM, True, _D, ""),
+        "prev_best": (_NUM, False, _D, ""), "timeframe": (_STR, False, None, ""),
     },
     "hashrate_update": {
-        "user": (_STR, True), "worker": (_STR, True), "hashrate_1h": (_NUM, True),
-        "hashrate_1m": (_NUM, False), "hashrate_5m": (_NUM, False), "hashrate_1d": (_NUM, False),
+        "user": (_STR, True, None, ""), "worker": (_STR, True, None, ""), "hashrate_1h": (_NUM, True, _H, " H/s"),
+        "hashrate_1m": (_NUM, False, _H, " H/s"), "hashrate_5m": (_NUM, False, _H, " H/s"),
+        "hashrate_1d": (_NUM, False, _H, " H/s"),
     },
     "miner_connected": {
-        "user": (_STR, True), "worker": (_STR, True), "useragent": (_STR, False),
-        "ip": (_STR, False), "initial_diff": (_NUM, False),
+        "user": (_STR, True, None, ""), "worker": (_STR, True, None, ""), "useragent": (_STR, False, None, ""),
+        "ip": (_STR, False, None, ""), "initial_diff": (_NUM, False, _D, ""),
     },
     "miner_disconnected": {
-        "user": (_STR, True), "worker": (_STR, True), "ip": (_STR, False), "session_duration": (_NUM, False),
+        # The upper bound of session_duration depends on ts (parse_entry).
+        "user": (_STR, True, None, ""), "worker": (_STR, True, None, ""), "ip": (_STR, False, None, ""),
+        "session_duration": (_NUM, False, None, " s"),
     },
-    # Not in the shared day; tolerant: only the finder is required.
+    # Not in the shared day; tolerant: only the finder is required. What the
+    # pool said about a block is the record: a height, hash or difficulty no
+    # chain could have is stored as sent and left out of the notification
+    # (``block_display``), never a reason to lose the block.
     "block_found": {
-        "user": (_STR, True), "worker": (_STR, False), "height": (_INT, False), "hash": (_STR, False),
-        "diff": (_NUM, False), "sdiff": (_NUM, False),
+        "user": (_STR, True, None, ""), "worker": (_STR, False, None, ""), "height": (_INT, False, None, ""),
+        "hash": (_STR, False, None, ""), "diff": (_NUM, False, None, ""), "sdiff": (_NUM, False, None, ""),
     },
-    "new_block_network": {"height": (_INT, False), "hash": (_STR, False), "diff": (_NUM, False)},
+    "new_block_network": {
+        "height": (_INT, False, bounds.MAX_HEIGHT, ""), "hash": (_STR, False, None, ""),
+        "diff": (_NUM, False, _D, ""),
+    },
 }
 
 
@@ -148,29 +162,52 @@ def _is_str(value: Any) -> bool:
     return type(value) is str and value != ""
 
 
-def _is_num(value: Any) -> bool:  # JSON numbers decode to exactly int or float; bool is neither
-    return (type(value) is float or type(value) is int) and 0 <= value <= _FLOAT_MAX
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int and value >= 0
-
-
 def _is_bool(value: Any) -> bool:
     return type(value) is bool
 
 
+def _number_upto(upper: float):
+    """JSON numbers decode to exactly int or float; bool is neither. An int
+    compares exactly with the float bound, however large it is."""
+    def check(value: Any) -> bool:
+        return (type(value) is float or type(value) is int) and 0 <= value <= upper
+    return check
+
+
+def _integer_upto(upper: float | None):
+    if upper is None:
+        return lambda value: type(value) is int and value >= 0
+    return lambda value: type(value) is int and 0 <= value <= upper
+
+
 _FLOAT_MAX = sys.float_info.max  # an integer beyond it cannot become a float column
-_CHECKS = {_STR: _is_str, _NUM: _is_num, _INT: _is_int, _BOOL: _is_bool}
-# (field, check, required, kind) per event, for the hot loop.
+
+
+def _check(kind: str, upper: float | None):
+    if kind == _NUM:
+        return _number_upto(_FLOAT_MAX if upper is None else upper)
+    if kind == _INT:
+        return _integer_upto(upper)
+    return _is_str if kind == _STR else _is_bool
+
+
+# (field, check, required, kind, upper, unit) per event, for the hot loop.
 _RULES = {
-    event: tuple((name, _CHECKS[kind], required, kind) for name, (kind, required) in spec.items())
+    event: tuple((name, _check(kind, upper), required, kind, upper, unit)
+                 for name, (kind, required, upper, unit) in spec.items())
     for event, spec in _SPECS.items()
 }
 
 
-def _bad_type(name: str, value: Any, kind: str) -> MalformedEvent:
-    return MalformedEvent(f"data.{name} must be a {'non-empty ' if kind == _STR else ''}"
+def _bad_value(name: str, value: Any, kind: str, upper: float | None, unit: str) -> MalformedEvent:
+    """The reason for a value that failed its check: its type, or its range."""
+    article = "an" if kind == _INT else "a"
+    typed = {_NUM: _number_upto(_FLOAT_MAX), _INT: _integer_upto(None)}.get(kind)
+    if typed is not None and upper is not None and typed(value):
+        shown = f"{upper:,.0f}" if upper < 1e12 else f"{upper:.4g}"
+        return MalformedEvent(f"data.{name} must be {article} {kind} from 0 to {shown}{unit} "
+                              f"(the physically possible range), got {value!r:.60}")
+    return MalformedEvent(f"data.{name} must be {article} {'non-empty ' if kind == _STR else ''}"
                           f"{kind}{' >= 0' if kind in (_NUM, _INT) else ''}, got {value!r:.60}")
 
 
@@ -196,8 +233,13 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
     most 64 characters; ``data`` a JSON object of at most 64 Ki characters
     with the typed fields of ``_SPECS`` (numbers finite and >= 0, strings
     non-empty, ``user`` <= 128 and ``worker`` <= 255 characters, no NUL
-    characters). Other fields of the entry and of ``data`` are allowed.
-    Raises MalformedEvent with the reason.
+    characters). Each number also lies in its physically possible range
+    (``services/bounds.py``: hashrates <= 1e21 H/s, difficulties <= the
+    difficulty-1 target ~2.7e67, network heights <= 10,000,000, a session no
+    longer than since 2009), except the display-only numbers of
+    ``block_found`` (stored whole, clamped when shown). A JSON ``true`` is
+    not a number, nor is ``"5"``. Other fields of the entry and of ``data``
+    are allowed. Raises MalformedEvent with the reason.
     """
     if len(entry_id) > MAX_ENTRY_ID:
         raise MalformedEvent(f"entry id longer than {MAX_ENTRY_ID} characters")
@@ -240,15 +282,18 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
         except UnicodeEncodeError:
             raise MalformedEvent("data contains an invalid Unicode escape") from None
 
-    for name, check, required, kind in rules:
+    for name, check, required, kind, upper, unit in rules:
         value = data.get(name)
         if value is None:
             if name in data:
-                raise _bad_type(name, value, kind)
+                raise _bad_value(name, value, kind, upper, unit)
             if required:
                 raise MalformedEvent(f"data.{name} is missing")
         elif not check(value):
-            raise _bad_type(name, value, kind)
+            raise _bad_value(name, value, kind, upper, unit)
+    if event == "miner_disconnected" and data.get("session_duration", 0) > ts - MIN_TS:
+        # No session started before the network existed (services/bounds.py).
+        raise _bad_value("session_duration", data["session_duration"], _NUM, ts - MIN_TS, " s")
     user, worker = data.get("user"), data.get("worker")
     if user is not None and len(user) > MAX_USER:
         raise MalformedEvent(f"data.user is longer than {MAX_USER} characters")
@@ -689,16 +734,58 @@ def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
     result.activities += 1
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+MAX_SHOWN_HASH = 64  # a block hash is 32 bytes: 64 hex digits
+
+
+def display_hash(value: Any) -> str | None:
+    """A block hash as a notification may show it: up to 64 hex digits as
+    sent; a longer or partly non-hex value is cut to its leading hex digits
+    (at most 64) followed by an ellipsis; None when it starts with none."""
+    if type(value) is not str:
+        return None
+    count = 0
+    for char in value[:MAX_SHOWN_HASH + 1]:
+        if char not in _HEX:
+            break
+        count += 1
+    if count == len(value) and count <= MAX_SHOWN_HASH:
+        return value or None
+    shown = value[:min(count, MAX_SHOWN_HASH)]
+    return f"{shown}\u2026" if shown else None
+
+
+def block_display(ev: MiningEventIn) -> dict[str, Any]:
+    """What the ``block_found`` notification and activity show of the event:
+    ``{"height", "hash", "worker", "difficulty"}``, each only when usable.
+    The stored event keeps every value as the pool sent it; here a height
+    or difficulty outside its physical range (services/bounds.py) is left
+    out (shown as an unknown block) and the hash is cut by
+    ``display_hash``, so the fields stay within the notification's limits
+    (title 200, data 8 KiB) whatever the pool sent."""
+    data = ev.data
+    shown: dict[str, Any] = {}
+    height = data.get("height")
+    if type(height) is int and 0 <= height <= bounds.MAX_HEIGHT:
+        shown["height"] = height
+    block_hash = display_hash(data.get("hash"))
+    if block_hash is not None:
+        shown["hash"] = block_hash
+    if "worker" in data:
+        shown["worker"] = data["worker"]
+    difficulty = data.get("sdiff", data.get("diff"))
+    if bounds.within(difficulty, bounds.MAX_DIFFICULTY):
+        shown["difficulty"] = difficulty
+    return shown
+
+
 def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
-    height = ev.data.get("height")
+    data = block_display(ev)
+    height = data.get("height")
     label = worker_label(ev.worker) if ev.worker else "Your miner"
-    title = f"You found block {height:,}!" if isinstance(height, int) else "You found a block!"
-    body = f"{label} solved " + (f"block {height:,}" if isinstance(height, int) else "a block") + \
+    title = f"You found block {height:,}!" if height is not None else "You found a block!"
+    body = f"{label} solved " + (f"block {height:,}" if height is not None else "a block") + \
         " for the network. Congratulations!"
-    data = {key: ev.data.get(key) for key in ("height", "hash", "worker") if key in ev.data}
-    difficulty = ev.data.get("sdiff", ev.data.get("diff"))
-    if difficulty is not None:
-        data["difficulty"] = difficulty
     data["at"] = iso(ev.ts)
     row = notification_service.notify(ev.user, "mining", "block_found", title, body,
                                       link=profile_link(ev.user), data=data, commit=False)

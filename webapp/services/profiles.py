@@ -14,6 +14,9 @@
   = highest ``sdiff`` of an accepted share, ``hashrate_1h`` (H/s) = sum of the
   latest ``hashrate_1h`` sample of each online worker (connected and sampled
   within ``WORKER_OFFLINE_AFTER``), ``workers_online`` = those workers.
+* A stored hashrate or best difficulty outside its physical range
+  (``services/bounds.py``; a row from before the bounds, or written by
+  hand) reads as 0, so it never reaches a sum, a rank or a JSON answer.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from sqlalchemy import func, select, true
 
 from ..extensions import db
 from ..models import MinerStats, User, UserSettings, iso, utcnow
-from . import hashrate, mining, preferences
+from . import bounds, hashrate, mining, preferences
 from .errors import NotFound
 
 
@@ -54,13 +57,14 @@ def _on_leaderboard():
 def leaderboard_rank(user_id: str) -> int:
     """1 + the number of miners shown on the leaderboard with a strictly
     higher all-time best difficulty (ties share a rank)."""
-    mine = db.session.scalar(select(MinerStats.best_difficulty).where(MinerStats.user_id == user_id)) or 0.0
+    best = bounds.usable_sql(MinerStats.best_difficulty, bounds.MAX_DIFFICULTY)  # a bad row ranks as 0
+    mine = db.session.scalar(select(best).where(MinerStats.user_id == user_id)) or 0.0
     higher = db.session.scalar(
         select(func.count())
         .select_from(User)
         .join(MinerStats, MinerStats.user_id == User.user_id)
         .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
-        .where(MinerStats.best_difficulty > mine, _on_leaderboard())
+        .where(best > mine, _on_leaderboard())
     )
     return int(higher or 0) + 1
 
@@ -95,7 +99,7 @@ def stats_dict(user_id: str, now: datetime | None = None) -> dict[str, Any]:
     return {
         "user_id": user_id,
         "total_shares": int(row.total_shares) if row else 0,
-        "best_difficulty": float(row.best_difficulty) if row else 0.0,
+        "best_difficulty": bounds.usable(row.best_difficulty, bounds.MAX_DIFFICULTY) if row else 0.0,
         "blocks_found": int(row.blocks_found) if row else 0,
         "hashrate_1h": rate,
         "workers_online": online,
@@ -135,7 +139,7 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
             "worker": w.worker,
             "name": mining.worker_label(w.worker),
             "online": bool(w.is_online and w.last_sample_at is not None and w.last_sample_at >= cutoff),
-            "hashrate_1h": w.hashrate_1h,
+            "hashrate_1h": bounds.usable(w.hashrate_1h, bounds.MAX_HASHRATE),
             "last_seen_at": w.last_seen_at,
             "useragent": w.useragent,
         }
