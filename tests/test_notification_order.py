@@ -177,19 +177,20 @@ class ReconnectingClient:
     def run(self, times: int) -> None:
         for _ in range(times):
             self.session(self.rnd.uniform(0.03, 0.25))
+            time.sleep(self.rnd.uniform(0, 0.1))  # offline a moment: rows commit meanwhile
 
 
 def test_reconnecting_client_gets_every_notification_from_three_writer_processes(
         app, gunicorn, migrated):
     """Three kinds of writer in separate processes (the internal API served by
     gunicorn, ``flask notify``, broadcast fan-outs whose transaction holds the
-    target's row while it notifies 120 other users) while one client
+    target's row while it notifies 40 other users) while one client
     reconnects 50 times with ``since`` = the highest id it saw and another
     with ``since_seq``: each receives every row of the user, nothing else;
     the ``since_seq`` client never receives a row twice."""
     target = make_user_in_db("bc1qaaaaordertarget")  # first in user_id order: first row of each fan-out batch
     admin = make_user_in_db("bc1qzzzzorderadmin", is_admin=True)
-    for i in range(120):
+    for i in range(40):
         make_user_in_db(f"bc1qzzzzorderfill{i:03d}")
     token = token_of(target)
     config = base_config(migrated, SERVICE_TOKEN=SERVICE_TOKEN)
@@ -222,7 +223,7 @@ def test_reconnecting_client_gets_every_notification_from_three_writer_processes
     rows = rows_of(target.user_id)
     stored = {row[0] for row in rows}
     broadcasts = procs.done[2].value
-    assert len(stored) >= 100 and broadcasts >= 3, (len(stored), broadcasts)  # the race had room to happen
+    assert len(stored) >= 100 and broadcasts >= 5, (len(stored), broadcasts)  # the race had room to happen
     assert by_id.sockets == 51
     missing = stored - set(by_id.received)
     assert not missing, f"{len(missing)} of {len(stored)} notifications never arrived (since = highest id)"
