@@ -111,7 +111,8 @@ def notify(
     caller's transaction commits it (ingest does, to keep events and
     notifications atomic); the live push and the e-mail job run only after
     the outermost commit, and never for a rolled-back savepoint or
-    transaction. Raises ValidationError for bad fields.
+    transaction. The row's ``seq`` is given at that commit too (None until
+    then). Raises ValidationError for bad fields.
     """
     body = body or ""
     validate_fields(category, subtype, title, body, link, data)
