@@ -180,6 +180,7 @@ class ReconnectingClient:
             time.sleep(self.rnd.uniform(0, 0.1))  # offline a moment: rows commit meanwhile
 
 
+@pytest.mark.slow
 def test_reconnecting_client_gets_every_notification_from_three_writer_processes(
         app, gunicorn, migrated):
     """Three kinds of writer in separate processes (the internal API served by
@@ -240,6 +241,7 @@ def test_reconnecting_client_gets_every_notification_from_three_writer_processes
 # ---- the unread count a socket reports ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_socket_unread_count_is_exact_while_writers_commit(app, gunicorn, migrated):
     """Sockets opened while two writer processes commit: once the writers
     pause, each socket's latest count is the database's, and it equals the
@@ -282,6 +284,7 @@ def test_socket_unread_count_is_exact_while_writers_commit(app, gunicorn, migrat
 # ---- deadlocks: transactions that notify several users --------------------------------
 
 
+@pytest.mark.slow
 def test_multi_user_transactions_in_opposite_orders_never_deadlock(app, migrated):
     """Two processes notify the same 12 users in random orders per transaction
     (as ingest batches and fan-outs do) while a third sends single ones: no
