@@ -108,3 +108,56 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+class Gunicorn:
+    """The production server (gunicorn.conf.py: gevent workers) on a free
+    port, against this run's database and Redis; ``stop()`` ends its process
+    group."""
+
+    def __init__(self, services: dict, **env: str) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.port = free_port()
+        merged = dict(os.environ, DATABASE_URL=services["database_url"], REDIS_URL=services["redis_url"],
+                      REDIS_NAMESPACE=services["namespace"], SECRET_KEY="test-secret", EMBEDDED_SCHEDULER="0",
+                      BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="2",
+                      PUBLIC_BASE_URL=f"http://127.0.0.1:{self.port}")
+        merged.update(env)
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                                     cwd=root, env=merged, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+
+    def wait_ready(self, timeout: float = 30) -> "Gunicorn":
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"gunicorn did not start: {self.proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.1)
+
+    def ws_url(self, query: str = "") -> str:
+        return f"ws://127.0.0.1:{self.port}/ws" + (f"?{query}" if query else "")
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()

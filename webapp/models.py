@@ -302,12 +302,38 @@ class CoopHashrateSample(db.Model):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class NotificationSequence(db.Model):
+    """The last notification ``seq`` given to a user (services/sequences.py).
+
+    A row of its own rather than a column of ``users``: every notification
+    commit updates it (ingest and fan-outs thousands of times a minute), and
+    its row lock is held until that commit, so it must not contend with
+    profile, password or session changes of ``users``, nor rewrite the wide
+    user row. Created by the first notification (an upsert)."""
+
+    __tablename__ = "notification_sequences"
+    __table_args__ = (CheckConstraint("last_seq >= 0", name="last_seq_not_negative"),)
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class Notification(db.Model):
-    """An in-app notification. Keyset pages and ``since`` catch-up use ``id``."""
+    """An in-app notification. Keyset pages use ``id``; socket catch-up
+    uses ``seq``, the user's sequence in commit order (1, 2, 3 …; a deleted
+    row leaves a gap), given at the commit of the inserting transaction
+    (services/sequences.py) — NULL only inside that transaction.
+    ``seq_floor`` is the user's last seq committed before this row was
+    inserted: every row with a seq up to it committed earlier, which maps a
+    deleted ``since`` id to a safe cursor (services/notifications.py)."""
 
     __tablename__ = "notifications"
     __table_args__ = (
         CheckConstraint(_in("category", NOTIFICATION_CATEGORIES), name="category"),
+        # Catch-up: WHERE user_id = ? AND seq > ? ORDER BY seq.
+        UniqueConstraint("user_id", "seq", name="uq_notifications_user_seq"),
         Index("ix_notifications_user_id_id", "user_id", "id"),
         Index("ix_notifications_user_category_id", "user_id", "category", "id"),
         # The unread count is an index-only count over this partial index.
@@ -332,10 +358,13 @@ class Notification(db.Model):
     is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    seq_floor: Mapped[int | None] = mapped_column(BigInteger)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "seq": self.seq,
             "category": self.category,
             "subtype": self.subtype,
             "title": self.title,

@@ -7,10 +7,12 @@ owns one pub/sub connection, subscribes to the channels of the users who have
 a socket open in this process, and copies every message into those sockets'
 inboxes (the CTFd pattern). Socket handlers only wait on their inbox.
 
-Redis pub/sub is at-most-once: the notification row is the record and a
-socket recovers anything missed with ``since`` catch-up. A socket is attached
-(its channel subscribed, confirmed by Redis) before it reads the catch-up
-rows, so nothing committed after that read can be missed.
+Redis pub/sub is at-most-once, and pushes from different processes can
+overtake each other: the notification row is the record, and a socket sends
+rows in their ``seq`` order (the user's numbering in commit order), filling
+from the database any number a push skipped (ws.py). A socket is attached
+(its channel subscribed, confirmed by Redis) before it reads its snapshot and
+catch-up rows, so nothing committed after that read can be missed.
 
 The per-user socket limit spans all processes: each open socket is a member
 of a Redis sorted set scored by its opening time; opening one too many
@@ -63,13 +65,17 @@ def publish(user_id: str, message: dict[str, Any]) -> None:
 
 
 def notification_created(user_id: str, notification: dict[str, Any]) -> None:
-    """Push a committed notification (``Notification.to_dict()``): sockets
-    forward it with no DB query and count it as one more unread."""
+    """Push a committed notification (``Notification.to_dict()``, with its
+    ``seq``): a socket forwards the next seq with no DB query and counts it
+    as one more unread."""
     publish(user_id, {"type": "notification", "data": notification})
 
 
 def unread_count_changed(user_id: str, count: int) -> None:
-    """Tell every socket of the user the new unread count (cross-tab sync)."""
+    """Tell every socket of the user that the unread count changed (cross-tab
+    sync). Sockets re-read the count with their watermark rather than trust
+    ``count``: changes published by different processes can arrive out of
+    order."""
     publish(user_id, {"type": "unread_count", "count": count})
 
 

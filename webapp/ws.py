@@ -18,10 +18,25 @@ covers it closes it with 4001, and the credential is checked again once the
 channel is subscribed, so a revocation committed in between is not missed.
 
 Each socket: attach to this process's hub (subscribe first), count against
-the per-user limit, send the catch-up rows newer than ``since`` and the
-unread count, release the DB session, then wait on one inbox that the hub
-(Redis messages) and the socket's reader thread (client messages, close)
-both wake.
+the per-user limit, read the unread count and the user's seq watermark in
+one snapshot, send the catch-up rows after the client's cursor up to that
+watermark, then the count, release the DB session, then wait on one inbox
+that the hub (Redis messages) and the socket's reader thread (client
+messages, close) both wake.
+
+Delivery follows ``seq``, the user's numbering in commit order
+(services/sequences.py): the socket sends rows strictly in seq order and
+never one at or below what it has sent. A live push may overtake an earlier
+one (they are published by different processes after their commits), or be
+lost (Redis pub/sub is at-most-once): a push that skips a number makes the
+socket first read the missing rows from the database — once seq N is
+committed, every lower one is. So a client that saw a row has seen every row
+before it, and reconnecting with that row's id (or seq) skips nothing.
+
+The unread count: exact at the snapshot, plus one per unread row sent above
+the watermark. A count change published by a read, read-all or delete makes
+the socket read a fresh snapshot (catching up to its watermark first), so
+counts published out of order by different processes cannot leave it stale.
 """
 from __future__ import annotations
 
@@ -47,6 +62,7 @@ CLOSE_REPLACED = 4002  # the user opened more sockets than WS_MAX_SOCKETS_PER_US
 CLOSE_RESTART = 1012  # this process lost Redis: reconnect with since
 CLOSE_TRY_AGAIN = 1013
 CLOSE_INTERNAL_ERROR = 1011
+CATCH_UP_PAGE = 200  # rows per catch-up query
 
 
 def init_app(app: Flask) -> None:
@@ -94,6 +110,7 @@ def authenticate_socket() -> None:
     if g.ws_format not in ("json", "html"):
         raise ValidationError("format must be json or html.")
     g.ws_since = _int_arg("since")
+    g.ws_since_seq = _int_arg("since_seq")
     token = request.args.get("token")
     if token:
         try:
@@ -130,6 +147,7 @@ def socket(ws) -> None:
         credential=g.ws_credential,
         html=g.ws_format == "html",
         since=g.ws_since,
+        since_seq=g.ws_since_seq,
         # HTML mode: does the page show #notification-list (for which category)?
         page_list=request.args.get("list") == "1",
         page_category=list_category if list_category in NOTIFICATION_CATEGORIES else None,
@@ -167,21 +185,25 @@ class Credential:
 class SocketSession:
     """One open socket of one user (JSON or HTML mode)."""
 
-    def __init__(self, ws, user_id: str, *, html: bool, since: int | None, credential: Credential | None = None,
+    def __init__(self, ws, user_id: str, *, html: bool, since: int | None, since_seq: int | None = None,
+                 credential: Credential | None = None,
                  page_list: bool = False, page_category: str | None = None, page_coop: str | None = None) -> None:
         self.ws = ws
         self.user_id = user_id
         self.credential = credential
         self.html = html
         self.since = since
+        self.since_seq = since_seq
         self.page_list = page_list
         self.page_category = page_category
         self.page_coop = page_coop
         self.socket_id = uuid.uuid4().hex
         self.inbox: realtime.SocketInbox = ws.event
-        self.caught_up: set[int] = set()  # ids sent by catch-up; a live copy is a duplicate
-        # The unread count as this socket knows it: exact on open and after each
-        # read anywhere (published counts), plus one per pushed notification.
+        # Every row of the user with a seq up to this has been sent, or lies
+        # before the client's cursor; the next one to send is seq + 1.
+        self.seq = 0
+        # The unread count as this socket knows it: exact at its last snapshot,
+        # plus one per unread row sent above that snapshot's watermark.
         self.count = 0
 
     def run(self) -> None:
@@ -202,9 +224,11 @@ class SocketSession:
                 self.ws.close(CLOSE_UNAUTHORIZED, "Unauthorized: this session or token was logged out.")
                 return
             realtime.register_socket(self.user_id, self.socket_id, app.config["WS_MAX_SOCKETS_PER_USER"])
-            if self.since is not None:
-                self.catch_up(self.since)
-            self.send_count(notifications.unread_count(self.user_id))
+            count, self.seq = notifications.unread_snapshot(self.user_id)
+            cursor = self.cursor(self.since, self.since_seq)
+            if cursor is not None:
+                self.send_range(cursor, self.seq)
+            self.send_count(count)
             db.session.remove()  # hold no DB connection while waiting
             self.loop()
         except ConnectionClosed:
@@ -259,16 +283,46 @@ class SocketSession:
             self.ws.close(CLOSE_RESTART, "Reconnect with since.")
             return False
         if kind == "notification":
-            data = message["data"]
-            if data["id"] in self.caught_up:
-                return True
-            self.count += 1
-            self.send_notification(data, self.count)
+            self.on_notification(message["data"])
         elif kind == "unread_count":
-            self.send_count(message["count"])
+            self.resync()
         elif kind == realtime.COOP_CHANGED:
             self.send_coop_changed(message["cooperative_id"])
         return True
+
+    def on_notification(self, data: dict[str, Any]) -> None:
+        """A committed row pushed live: send it if it is the next seq, drop it
+        if it was sent, fill the gap from the database if it skips ahead."""
+        seq = data.get("seq")
+        if not isinstance(seq, int):  # from a process older than seq (during an upgrade): as it comes
+            if not data.get("is_read"):
+                self.count += 1
+            return self.send_notification(data, self.count)
+        if seq <= self.seq:
+            return None
+        if seq == self.seq + 1:
+            self.seq = seq
+            if not data["is_read"]:
+                self.count += 1
+            return self.send_notification(data, self.count)
+        try:
+            self.send_range(self.seq, seq, counted=True)
+        finally:
+            db.session.remove()
+        self.seq = seq
+        return None
+
+    def resync(self) -> None:
+        """The count changed somewhere (a read, read-all or delete): read a
+        fresh snapshot, send the rows up to its watermark, then its count."""
+        try:
+            count, watermark = notifications.unread_snapshot(self.user_id)
+            if watermark > self.seq:
+                self.send_range(self.seq, watermark)
+                self.seq = watermark
+        finally:
+            db.session.remove()
+        self.send_count(count)
 
     # -- from the client --
 
@@ -287,7 +341,11 @@ class SocketSession:
                 # The service pushes the new count to every socket, this one included.
                 notifications.mark_read(self.user_id, _message_id(message, "id"))
             elif kind == "resume":
-                self.catch_up(_message_id(message, "since"))
+                since = _message_id(message, "since") if "since" in message else None
+                since_seq = _message_id(message, "since_seq") if "since_seq" in message else None
+                if since is None and since_seq is None:
+                    raise ValidationError("resume needs since (a notification id) or since_seq.")
+                self.send_range(self.cursor(since, since_seq), self.seq)
             else:
                 self.send_error("validation_error", "type must be ping, mark_read or resume.")
         except DomainError as exc:
@@ -297,17 +355,30 @@ class SocketSession:
 
     # -- sending --
 
-    def catch_up(self, since: int) -> None:
-        """Send every notification newer than ``since``, oldest first."""
-        after = since
-        while True:
-            rows = notifications.newer_than(self.user_id, after, limit=200)
+    def cursor(self, since: int | None, since_seq: int | None) -> int | None:
+        """The seq after which the client has seen nothing: ``since_seq`` as
+        given, ``since`` (an id) mapped by ``cursor_after_id``; with both, the
+        lower. None when the client gave neither (no catch-up)."""
+        cursors = [c for c in (since_seq,) if c is not None]
+        if since is not None:
+            cursors.append(notifications.cursor_after_id(self.user_id, since))
+        return min(cursors) if cursors else None
+
+    def send_range(self, after: int, up_to: int, *, counted: bool = False) -> None:
+        """Send the rows with ``after < seq <= up_to`` in seq order. With
+        ``counted`` each unread one is one more unread (rows above the
+        snapshot); otherwise the count follows separately."""
+        while after < up_to:
+            rows = notifications.after_seq(self.user_id, after, up_to=up_to, limit=CATCH_UP_PAGE)
             for row in rows:
-                self.caught_up.add(row.id)
-                self.send_notification(row.to_dict(), None)
-            if len(rows) < 200:
+                count = None
+                if counted:
+                    self.count += 0 if row.is_read else 1
+                    count = self.count
+                self.send_notification(row.to_dict(), count)
+            if len(rows) < CATCH_UP_PAGE:
                 return
-            after = rows[-1].id
+            after = rows[-1].seq
 
     def send_notification(self, data: dict[str, Any], count: int | None) -> None:
         if self.html:
@@ -345,5 +416,6 @@ class SocketSession:
 def _message_id(message: dict[str, Any], key: str) -> int:
     value = message.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= notifications.MAX_ID:
-        raise ValidationError(f"{key} must be a notification id (a whole number).")
+        what = "a notification seq" if key == "since_seq" else "a notification id"
+        raise ValidationError(f"{key} must be {what} (a whole number).")
     return value

@@ -7,7 +7,7 @@ sweep reclaims it (see ``_adopt_old_rows``). New table ``idempotency_keys``. Run
 SQLite (batch mode).
 
 Revision ID: 0003_delivery_lease
-Revises: 0005_auth_sessions
+Revises: 0002_auth_sessions
 """
 from datetime import datetime, timedelta, timezone
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0003_delivery_lease'
-down_revision = '0005_auth_sessions'
+down_revision = '0002_auth_sessions'
 branch_labels = None
 depends_on = None
 

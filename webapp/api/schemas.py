@@ -136,6 +136,8 @@ class CoopStatsOut(Out):
 
 class NotificationOut(Out):
     id: int
+    # The user's sequence in commit order (docs/NOTIFICATIONS.md); an extra field.
+    seq: Optional[int] = None
     category: Literal["mining", "gamification", "competition", "social", "system"]
     subtype: str
     title: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import encode_cursor, parse_cursor
@@ -66,18 +66,30 @@ def notification_time(value: Any) -> str:
     return f"{moment:%H:%M}"
 
 
+def page_cursor() -> int:
+    """The seq watermark of this page (the socket's ``since_seq``), read once
+    per request and BEFORE the page reads any notification: every row the
+    page shows has a seq up to it or arrives again over the socket (the page
+    script drops the copy), and no row committed later is skipped."""
+    if "notification_cursor" not in g:
+        g.notification_cursor = service.latest_seq(current_user.user_id)
+    return g.notification_cursor
+
+
 @bp.app_template_global("notification_bell")
 def notification_bell() -> dict[str, Any]:
     """The bell's data for the logged-in user: unread count, latest items
-    (dicts) and the newest id (the socket's ``since``)."""
+    (dicts), the newest id and the page's seq cursor (``page_cursor``)."""
     if not current_user.is_authenticated:
-        return {"count": 0, "items": [], "latest_id": 0}
+        return {"count": 0, "items": [], "latest_id": 0, "latest_seq": 0}
     user_id = current_user.user_id
+    cursor = page_cursor()
     rows, _ = service.list_notifications(user_id, limit=BELL_ITEMS)
     return {
         "count": service.unread_count(user_id),
         "items": [row.to_dict() for row in rows],
         "latest_id": rows[0].id if rows else 0,
+        "latest_seq": cursor,
     }
 
 
@@ -101,6 +113,7 @@ def _sections(items: list[dict], *, first_page: bool, prev_group: str | None, li
 
 def _feed_context(category: str | None, unread_only: bool, before_id: int | None = None,
                   prev_group: str | None = None) -> dict[str, Any]:
+    page_cursor()  # before the list is read
     rows, next_id = service.list_notifications(
         current_user.user_id, limit=PAGE_SIZE, before_id=before_id, category=category, unread_only=unread_only
     )

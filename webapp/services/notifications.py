@@ -7,10 +7,17 @@ row (plus a pending e-mail delivery when the user opted in), and once the
 transaction commits publishes it to Redis for the sockets and enqueues the
 e-mail job. Callable from any process: web, RQ worker, ingest.
 
+Order: every row gets ``seq``, the user's next number in **commit order**,
+at the outermost commit of its transaction (services/sequences.py; the
+counter is ``notification_sequences``). Socket catch-up and live delivery
+follow ``seq``, never ``id`` (ids are taken at insert, and transactions
+commit in another order). A ``since`` id is mapped to a seq cursor by
+``cursor_after_id``.
+
 The post-commit step runs in SQLAlchemy's ``after_commit`` hook, where the
-session can no longer emit SQL: the row is serialised before the commit, so
-the hook only talks to Redis (sockets count a pushed notification as one
-more unread themselves; reads publish the exact count). The e-mail job runs in its own app context and DB session, so it also
+session can no longer emit SQL: the row is serialised before the commit
+(its seq filled in by the ``before_commit`` hook), so the hook only talks to
+Redis. The e-mail job runs in its own app context and DB session, so it also
 works when the embedded default executes it inline inside that hook.
 """
 from __future__ import annotations
@@ -19,12 +26,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, event, false, func, select, update
+from sqlalchemy import delete, event, false, func, inspect, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from ..extensions import db
-from ..models import NOTIFICATION_CATEGORIES, Notification, NotificationDelivery, User, UserSettings, utcnow
-from . import preferences
+from ..models import (
+    NOTIFICATION_CATEGORIES,
+    Notification,
+    NotificationDelivery,
+    NotificationSequence,
+    User,
+    UserSettings,
+    utcnow,
+)
+from . import preferences, sequences
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -33,6 +48,11 @@ MAX_SUBTYPE = 64
 MAX_BODY = 2000
 MAX_ID = 2**63 - 1  # BIGINT; larger path ids are simply not found
 _PENDING_KEY = "pending_notifications"
+# A user's notification numbers (services/sequences.py); the first
+# notification of a user creates the counter row.
+NOTIFICATION_SEQ = sequences.Counter(NotificationSequence.user_id, NotificationSequence.last_seq,
+                                     create_missing=True)
+sequences.sequenced(Notification, counter=NOTIFICATION_SEQ, key="user_id", seq="seq")
 
 
 @dataclass
@@ -40,7 +60,8 @@ class _Pending:
     """A stored notification waiting for its transaction to commit."""
 
     user_id: str
-    payload: dict[str, Any]  # Notification.to_dict()
+    row: Notification
+    payload: dict[str, Any]  # Notification.to_dict(); "seq" filled in just before the commit
     wants_email: bool
     savepoint: SessionTransaction | None  # innermost savepoint it was added in
 
@@ -90,32 +111,37 @@ def notify(
     caller's transaction commits it (ingest does, to keep events and
     notifications atomic); the live push and the e-mail job run only after
     the outermost commit, and never for a rolled-back savepoint or
-    transaction. Raises ValidationError for bad fields.
+    transaction. The row's ``seq`` is given at that commit too (None until
+    then). Raises ValidationError for bad fields.
     """
     body = body or ""
     validate_fields(category, subtype, title, body, link, data)
-    # One round trip for the address and the preferences (this is the hot path of ingest).
+    # One round trip for the address, the preferences and the user's last
+    # committed seq (this is the hot path of ingest). That seq is read before
+    # the row takes its id: the row's ``seq_floor``.
     found = db.session.execute(
-        select(User.email, UserSettings.notifications)
+        select(User.email, UserSettings.notifications, NotificationSequence.last_seq)
         .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
+        .outerjoin(NotificationSequence, NotificationSequence.user_id == User.user_id)
         .where(User.user_id == user_id)
     ).first()
     if found is None:
         return None
-    address, stored_prefs = found
+    address, stored_prefs, floor = found
     prefs = preferences.merged_notifications(stored_prefs)
     if not preferences.allows_in_app(prefs, category, subtype):
         return None
     row = Notification(
-        user_id=user_id, category=category, subtype=subtype, title=title, body=body, link=link, data=data
+        user_id=user_id, category=category, subtype=subtype, title=title, body=body, link=link, data=data,
+        seq_floor=floor or 0,
     )
     db.session.add(row)
-    db.session.flush()  # the id is the socket catch-up cursor
+    db.session.flush()  # the id, for the delivery row and the payload; seq comes at commit
     wants_email = bool(address) and preferences.allows_email(prefs, category)
     if wants_email:
         db.session.add(NotificationDelivery(notification_id=row.id, channel="email", status="pending"))
     db.session.info.setdefault(_PENDING_KEY, []).append(
-        _Pending(user_id, row.to_dict(), wants_email, db.session().get_nested_transaction())
+        _Pending(user_id, row, row.to_dict(), wants_email, db.session().get_nested_transaction())
     )
     if commit:
         db.session.commit()
@@ -134,7 +160,24 @@ def notify_known_user(user_id: str, category: str, subtype: str, title: str, bod
     return notify(user_id, category, subtype, title, body, link, data, commit=commit)
 
 
-# ---- after commit -------------------------------------------------------------
+# ---- at and after commit -------------------------------------------------------
+
+
+def _before_commit(session: Session) -> None:
+    """Number the transaction's rows now (sequences.assign_pending, also
+    hooked on its own; idempotent) and copy each seq into its payload."""
+    if session.get_nested_transaction() is not None:
+        return
+    pending = session.info.get(_PENDING_KEY)
+    if not pending:
+        return
+    sequences.assign_pending(session)
+    kept = []
+    for item in pending:
+        if inspect(item.row).persistent:  # not deleted again in the same transaction
+            item.payload["seq"] = item.row.seq
+            kept.append(item)
+    session.info[_PENDING_KEY] = kept
 
 
 def _after_commit(session: Session) -> None:
@@ -195,6 +238,7 @@ def dispatch_committed(pending: list[_Pending]) -> None:
 def init_app(app) -> None:
     """Hook the post-commit dispatch onto the app's session class."""
     if not event.contains(db.session, "after_commit", _after_commit):
+        event.listen(db.session, "before_commit", _before_commit)
         event.listen(db.session, "after_commit", _after_commit)
         event.listen(db.session, "after_soft_rollback", _after_soft_rollback)
         event.listen(db.session, "after_transaction_end", _after_transaction_end)
@@ -213,6 +257,26 @@ def unread_count(user_id: str) -> int:
     """The number of unread notifications: an index-only count over the
     partial index ``ix_notifications_unread`` (docs/NOTIFICATIONS.md)."""
     return db.session.scalar(select(func.count()).select_from(Notification).where(*_unread(user_id))) or 0
+
+
+def latest_seq(user_id: str) -> int:
+    """The user's last committed seq (0 before the first notification): every
+    row with a seq up to it has committed, every later row gets a higher one."""
+    return db.session.scalar(
+        select(NotificationSequence.last_seq).where(NotificationSequence.user_id == user_id)
+    ) or 0
+
+
+def unread_snapshot(user_id: str) -> tuple[int, int]:
+    """``(unread count, watermark)`` read in ONE statement, i.e. one snapshot:
+    the count covers exactly the rows with ``seq <= watermark``. A socket
+    counts one more unread only for rows above the watermark, so a row
+    committed just before the read is never counted twice."""
+    count = select(func.count()).select_from(Notification).where(*_unread(user_id)).scalar_subquery()
+    last = (select(NotificationSequence.last_seq)
+            .where(NotificationSequence.user_id == user_id).scalar_subquery())
+    unread, watermark = db.session.execute(select(count, func.coalesce(last, 0))).one()
+    return unread or 0, watermark or 0
 
 
 def check_category(category: str | None) -> str | None:
@@ -244,16 +308,42 @@ def list_notifications(
     return rows[:limit], next_id
 
 
-def newer_than(user_id: str, after_id: int, *, limit: int = 500) -> list[Notification]:
-    """Socket catch-up: the user's notifications with ``id > after_id``,
-    oldest first, at most ``limit``."""
-    query = (
-        select(Notification)
-        .where(Notification.user_id == user_id, Notification.id > after_id)
-        .order_by(Notification.id)
-        .limit(limit)
+def after_seq(user_id: str, after: int, *, up_to: int | None = None, limit: int = 200) -> list[Notification]:
+    """Socket catch-up: the user's notifications with ``after < seq <= up_to``
+    (no upper bound when None), in seq (= commit) order, at most ``limit``.
+    Uses the unique index (user_id, seq)."""
+    query = select(Notification).where(Notification.user_id == user_id, Notification.seq > after)
+    if up_to is not None:
+        query = query.where(Notification.seq <= up_to)
+    return list(db.session.scalars(query.order_by(Notification.seq).limit(limit)))
+
+
+def cursor_after_id(user_id: str, since_id: int) -> int:
+    """The seq cursor for a client that says "I have seen notification
+    ``since_id``" (API.md ``?since=``): send every row with a seq above it
+    and nothing is skipped.
+
+    The socket sends rows in seq order, so a client that saw row X has seen
+    every row with a lower seq: its own row's seq is a safe cursor. A
+    ``since_id`` that is not one of the user's rows (deleted, purged,
+    someone else's, made up) gives the ``seq_floor`` of the user's newest row
+    with a lower id (or 0): that row took its floor before X took its id, and
+    X took its seq only after, so the floor is below X's seq — a few rows may
+    come again (clients drop duplicates by id), none is skipped. Nothing
+    about another user's row is read.
+    """
+    own = db.session.scalar(
+        select(Notification.seq).where(Notification.id == min(since_id, MAX_ID), Notification.user_id == user_id)
     )
-    return list(db.session.scalars(query))
+    if own is not None:
+        return own
+    floor = db.session.scalar(
+        select(func.coalesce(Notification.seq_floor, 0))
+        .where(Notification.user_id == user_id, Notification.id < min(since_id, MAX_ID))
+        .order_by(Notification.id.desc())
+        .limit(1)
+    )
+    return floor or 0
 
 
 def latest_id(user_id: str) -> int:

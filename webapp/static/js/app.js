@@ -19,25 +19,38 @@ document.addEventListener("htmx:beforeSwap", (event) => {
   }
 });
 // Notifications socket (htmx ws extension on <body>): on every (re)connect,
-// ask for what arrived since the newest notification this page has seen
-// (#notification-cursor, moved by each push), and say whether this page shows
-// the live list (#notification-list, with its category filter) or a coop's
-// members table (#coop-refresh).
+// ask for what arrived after the newest notification this page has seen
+// (#notification-cursor, moved by each push: data-seq, the user's sequence
+// in commit order, sent as since_seq; data-since, the id, only when the page
+// has no seq), and say whether this page shows the live list
+// (#notification-list, with its category filter) or a coop's members table
+// (#coop-refresh). A row can arrive twice (the page showed it and the catch-up
+// sends it again): the copy just prepended is dropped, by element id.
 (function () {
   if (!window.htmx || !htmx.createWebSocket) return;
+  let sinceSeq = -1;
   let since = 0;
   const noteCursor = () => {
     const cursor = document.getElementById("notification-cursor");
-    const value = cursor ? parseInt(cursor.dataset.since || "0", 10) : 0;
-    if (value > since) since = value;
+    if (!cursor) return;
+    const seq = parseInt(cursor.dataset.seq || "", 10);
+    if (!Number.isNaN(seq) && seq > sinceSeq) sinceSeq = seq;
+    const id = parseInt(cursor.dataset.since || "0", 10);
+    if (id > since) since = id;
   };
-  document.addEventListener("htmx:wsAfterMessage", noteCursor);
+  const dropCopies = () => {
+    document.querySelectorAll("#bell-list > li.new, #notification-list > li.new").forEach((item) => {
+      if (item.id && document.querySelectorAll(`[id="${item.id}"]`).length > 1) item.remove();
+    });
+  };
+  document.addEventListener("htmx:wsAfterMessage", () => { noteCursor(); dropCopies(); });
   const create = htmx.createWebSocket;
   htmx.createWebSocket = (url) => {
     noteCursor();
     const target = new URL(url, window.location.href);
     if (target.pathname === "/ws") {
-      target.searchParams.set("since", String(since));
+      if (sinceSeq >= 0) target.searchParams.set("since_seq", String(sinceSeq));
+      else target.searchParams.set("since", String(since));
       const list = document.getElementById("notification-list");
       if (list) {
         target.searchParams.set("list", "1");

@@ -3,14 +3,14 @@ single bearer tokens ended by logout.
 
 Runs on PostgreSQL and SQLite (batch mode for SQLite).
 
-Revision ID: 0005_auth_sessions
+Revision ID: 0002_auth_sessions
 Revises: 0001
 """
 from alembic import op
 import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
-revision = '0005_auth_sessions'
+revision = '0002_auth_sessions'
 down_revision = '0001'
 branch_labels = None
 depends_on = None
