@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..api.validation import Schema, parse_body
 from ..auth import csrf_exempt, require_service_token
-from ..services import idempotency, notifications
+from ..services import idempotency, notifications, sequences
 from ..services.fields import MAX_LINK
 from .openapi import documented
 from .schemas import NotificationOut, Out
@@ -67,6 +67,7 @@ def create_notification():
         row = notifications.notify_known_user(**fields, commit=False)
         if row is None:
             return 200, {"notification": None, "status": "suppressed"}, None
+        sequences.assign_pending()  # the remembered answer carries the seq, taken now rather than at commit
         return 201, {"notification": row.to_dict(), "status": "created"}, row.id
 
     outcome = idempotency.run_once(IDEMPOTENCY_SCOPE, key, fields, create)
