@@ -18,11 +18,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
 from ..models import User, UserSettings, utcnow
-from . import preferences
+from . import inputs, preferences
 from .errors import Unauthorized, UserExists, ValidationError
 
-USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{3,128}$")
-COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+USER_ID_RE = re.compile(r"[A-Za-z0-9._-]{3,128}", re.ASCII)  # fullmatch: "$" would let a final newline through
+COUNTRY_RE = re.compile(r"[A-Z]{2}", re.ASCII)
+# The shape API.md's settings use; a single line of text (inputs.LINE) on top.
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MAX_EMAIL = 254
 MIN_PASSWORD = 8
 _TOKEN_SALT = "api-token"
 
@@ -37,18 +40,47 @@ def default_display_name(user_id: str) -> str:
     return user_id if len(user_id) <= 16 else f"{user_id[:8]}…{user_id[-4:]}"
 
 
-def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None) -> None:
-    """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
-    characters, display name ≤ 64, country an ISO 3166 alpha-2 code.
-    Raises ValidationError."""
-    if not USER_ID_RE.match(user_id):
-        raise ValidationError("user_id must be 3 to 128 characters of letters, digits, '.', '_' or '-'.")
+def is_user_id(value: object) -> bool:
+    """Whether ``value`` has the shape of a user id (API.md: 3–128 of
+    ``[A-Za-z0-9._-]``). Lookups check it first: anything else cannot exist."""
+    return isinstance(value, str) and USER_ID_RE.fullmatch(value) is not None
+
+
+def check_email(email: str | None) -> str | None:
+    """An e-mail address (``name@host.tld``, at most 254 characters, one line
+    of text) or None. Raises ValidationError."""
+    if email is None:
+        return None
+    inputs.check_text(email, name="email")
+    if len(email) > MAX_EMAIL or not EMAIL_RE.fullmatch(email):
+        raise ValidationError("That does not look like an e-mail address (name@example.org).")
+    return email
+
+
+def check_password(password: str) -> str:
+    """At least 8 characters of one line of text. Raises ValidationError."""
+    inputs.check_text(password, name="The password")
     if len(password) < MIN_PASSWORD:
         raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
-    if display_name is not None and not 1 <= len(display_name.strip()) <= 64:
-        raise ValidationError("display_name must be 1 to 64 characters.")
-    if country_code is not None and not COUNTRY_RE.match(country_code):
+    return password
+
+
+def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None,
+                      email: str | None = None) -> None:
+    """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
+    characters, display name 1–64, country an ISO 3166 alpha-2 code, e-mail
+    ``check_email``; every text one line (``inputs.LINE``).
+    Raises ValidationError."""
+    if not is_user_id(user_id):
+        raise ValidationError("user_id must be 3 to 128 characters of letters, digits, '.', '_' or '-'.")
+    check_password(password)
+    if display_name is not None:
+        inputs.check_text(display_name, name="display_name")
+        if not 1 <= len(display_name.strip()) <= 64:
+            raise ValidationError("display_name must be 1 to 64 characters.")
+    if country_code is not None and not (isinstance(country_code, str) and COUNTRY_RE.fullmatch(country_code)):
         raise ValidationError("country_code must be two capital letters (ISO 3166-1 alpha-2).")
+    check_email(email)
 
 
 def register(
@@ -65,7 +97,7 @@ def register(
     Raises ValidationError (400) or UserExists (409); a concurrent
     registration of the same id loses at the primary key and gets 409 too.
     """
-    validate_new_user(user_id, password, display_name, country_code)
+    validate_new_user(user_id, password, display_name, country_code, email)
     if db.session.get(User, user_id) is not None:
         raise UserExists()
     user = User(
@@ -93,7 +125,11 @@ def register(
 
 
 def authenticate(*, user_id: str, password: str) -> User:
-    """The user whose password matches. Raises Unauthorized (401)."""
+    """The user whose password matches. Raises Unauthorized (401), also for
+    a user id that cannot exist or a password that is not one line of text
+    (no such password can have been set)."""
+    if not is_user_id(user_id) or not isinstance(password, str) or inputs.text_problem(password):
+        raise Unauthorized("Wrong user id or password.")
     user = db.session.get(User, user_id)
     if user is None or not check_password_hash(user.password_hash, password):
         raise Unauthorized("Wrong user id or password.")
@@ -102,8 +138,7 @@ def authenticate(*, user_id: str, password: str) -> User:
 
 def set_password(user: User, password: str) -> None:
     """Change the password (revokes existing tokens) and commit."""
-    if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
+    check_password(password)
     user.password_hash = _hash_password(password)
     db.session.commit()
 
@@ -173,7 +208,7 @@ def update_settings(user: User, patch: preferences.SettingsPatch) -> dict[str, A
     row.privacy = privacy
     row.notifications = notifications
     if email_given:
-        user.email = email
+        user.email = check_email(email)
     after = get_settings(user) | {"privacy": privacy}
     after["notifications"] = {**notifications, "email": user.email}
     if after != before:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from ..extensions import db
 from ..models import NOTIFICATION_CATEGORIES, Notification, NotificationDelivery, User, UserSettings, utcnow
-from . import preferences
+from . import inputs, preferences
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -61,7 +61,7 @@ def validate_fields(category: str, subtype: str, title: str, body: str, link: st
         raise ValidationError(f"body must be at most {MAX_BODY} characters.")
     check_text("subtype", subtype)
     check_text("title", title)
-    check_text("body", body)
+    check_text("body", body, inputs.MULTILINE)
     check_link(link)
     check_data(data)
 
