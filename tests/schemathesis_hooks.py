@@ -47,7 +47,7 @@ def _get(value: Any, path: tuple) -> Any:
             return MISSING
         try:
             value = value[key]
-        except (KeyError, IndexError):
+        except (KeyError, IndexError, TypeError):  # e.g. a str key into a list
             return MISSING
     return value
 
@@ -90,10 +90,11 @@ def _string_fields(node: Any, root: dict, path: tuple = (), depth: int = 0) -> l
 
 def _valid_text(schema: dict) -> st.SearchStrategy[str]:
     """A value the field's own rules accept (pattern and lengths)."""
-    low, high = schema.get("minLength", 1), min(schema.get("maxLength", 12), 12)
+    low = schema.get("minLength", 1)
+    high = max(low, min(schema.get("maxLength", 12), 12))
     if "pattern" in schema:
-        return st.from_regex(schema["pattern"], fullmatch=True).filter(lambda s: low <= len(s) <= max(high, low))
-    return st.text(alphabet=string.ascii_letters + string.digits, min_size=low, max_size=max(high, low))
+        return st.from_regex(schema["pattern"], fullmatch=True).filter(lambda s: len(s) >= low)
+    return st.text(alphabet=string.ascii_letters + string.digits, min_size=low, max_size=high)
 
 
 def _documented(ctx) -> tuple[list[tuple[str, tuple, dict]], dict]:
