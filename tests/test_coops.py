@@ -202,18 +202,26 @@ def test_join_attempts_are_rate_limited_per_ip(make_app, make_user, make_coop, a
 def test_eleventh_wrong_invite_code_in_a_minute_is_429_and_the_coop_stays_open(make_app, make_user, make_coop,
                                                                               auth_headers):
     coop, _, _ = make_coop()
-    guesser, honest = make_user(), make_user()
+    guesser, honest, neighbour = make_user(), make_user(), make_user()
     limited = make_app(RATELIMIT_ENABLED=True)
     client = limited.test_client()
     statuses = [client.post("/api/coops/join", headers=auth_headers(guesser), json={"invite_code": f"WRONG{n:03d}"}).status_code
                 for n in range(11)]
+    make_app()  # the limiter is one object: switch it back off for the other tests
     assert statuses == [404] * 10 + [429]
     resp = client.post("/api/coops/join", headers=auth_headers(guesser), json={"invite_code": coop.invite_code})
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
-    # The guesser is slowed down, not the coop: another miner joins with the right code.
-    ok = client.post("/api/coops/join", headers=auth_headers(honest), json={"invite_code": coop.invite_code})
+    # The guesser is slowed down, not the coop: another miner elsewhere joins with the typed code...
+    elsewhere = limited.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    ok = elsewhere.post("/api/coops/join", headers=auth_headers(honest), json={"invite_code": coop.invite_code})
     assert ok.status_code == 200
-    assert _active_rows(coop.id) == 2
+    # ...and a miner behind the guesser's address with the invite link's key.
+    key = ok.get_json()["invite_key"]
+    ok = client.post("/api/coops/join", headers=auth_headers(neighbour),
+                     json={"invite_code": coop.invite_code, "invite_key": key})
+    assert ok.status_code == 200
+    assert _active_rows(coop.id) == 3
 
 
 def test_join_full_coop_is_409(client, make_user, make_coop, auth_headers):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import Cooperative, CooperativeMember, MinerStats, WorkerStatus, utcnow
-from webapp.services import coop_hashrate, coops, mining
+from webapp.services import coop_hashrate, coops, invites, mining
 
 
 @pytest.fixture
@@ -62,7 +62,8 @@ def test_create_form_founds_a_coop_and_shows_the_dashboard(client, make_user, lo
     assert "Shelf Squad" in html and "Bitaxes only" in html
     for label in ("Combined hashrate", "Members online", "Shares (24 h)", "Best difficulty", "Blocks found"):
         assert label in html
-    assert f'data-copy="http://localhost/coop/join/{coop.invite_code}"' in html
+    key = invites.link_key(coop.invite_code)
+    assert f'data-copy="http://localhost/coop/join/{coop.invite_code}?k={key}"' in html
     assert _member_rows(html) == [user.user_id]
     assert "Manage" in html
     # Errors come back inline on the same page, in plain words.

@@ -155,3 +155,21 @@ def test_number_filters_are_shared_with_every_template(app):
     rendered = app.jinja_env.from_string("{{ 575899027258.6 | hashrate }} {{ 46608917.9 | difficulty }} "
                                          "{{ 'PT' | flag }}").render()
     assert rendered == "576 GH/s 46.6M \U0001F1F5\U0001F1F9"
+
+
+def test_profile_page_shares_the_json_twins_per_ip_limit_and_answers_a_friendly_429(make_app, make_user):
+    user = make_user(display_name="Limited")
+    limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="3 per minute")
+    client = limited.test_client()
+    assert client.get(f"/api/public/miners/{user.user_id}").status_code == 200
+    assert client.get(f"/miners/{user.user_id}").status_code == 200
+    assert client.get(f"/api/public/miners/{user.user_id}/stats").status_code == 200
+    page = client.get(f"/miners/{user.user_id}")
+    make_app()  # the limiter is one object: switch it back off for the other tests
+    assert page.status_code == 429 and int(page.headers["Retry-After"]) > 0
+    html = page.get_data(as_text=True)
+    assert "Slow down a little" in html and "Too many profile views" in html and "Try again in" in html
+    assert page.mimetype == "text/html"
+    other = limited.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.9"  # per client IP: another address is not limited
+    assert other.get(f"/miners/{user.user_id}").status_code == 200

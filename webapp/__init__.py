@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     observability.configure_logging(app.config["LOG_FORMAT"])
 
-    from . import auth, errors, extensions, security
+    from . import auth, errors, extensions, input_gate, security
     from .extensions import csrf, db, limiter, login_manager, mail, migrate, sock
 
     db.init_app(app)
@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
     observability.init_app(app)
+    input_gate.init_app(app)  # before the blueprints: it installs the <int:> converter
     app.before_request(auth.resolve_caller)
 
     from .services import notifications

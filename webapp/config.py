@@ -103,8 +103,12 @@ class Config:
         self.AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
         # Per client IP on the public profile endpoints (15, 16).
         self.PUBLIC_RATE_LIMIT = os.environ.get("PUBLIC_RATE_LIMIT", "120 per minute")
-        # Wrong invite codes per user (per IP when anonymous).
-        self.INVITE_CODE_FAILURE_LIMIT = os.environ.get("INVITE_CODE_FAILURE_LIMIT", "10 per minute")
+        # Failed invite-code lookups per user, per client IP (IPv6: per /64),
+        # and across the platform (past it typed codes pause and admins are
+        # alarmed; invite links keep working). docs/COOPS.md has the arithmetic.
+        self.INVITE_CODE_FAILURE_LIMIT = os.environ.get("INVITE_CODE_FAILURE_LIMIT", "10 per hour")
+        self.INVITE_CODE_IP_FAILURE_LIMIT = os.environ.get("INVITE_CODE_IP_FAILURE_LIMIT", "30 per hour")
+        self.INVITE_CODE_GLOBAL_FAILURE_LIMIT = os.environ.get("INVITE_CODE_GLOBAL_FAILURE_LIMIT", "200 per hour")
 
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
         self.MAIL_PORT = _int("MAIL_PORT", 25)

@@ -40,6 +40,13 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 auth_rate_limit = limiter.limit(
     lambda: current_app.config["AUTH_RATE_LIMIT"], methods=["POST"], error_message="Too many attempts; wait a minute."
 )
+# Public miner profiles: one budget per client IP shared by the JSON routes
+# (endpoints 15 and 16) and the /miners/<user_id> page, so the directory
+# can't be scraped fast through either door.
+public_rate_limit = limiter.shared_limit(
+    lambda: current_app.config["PUBLIC_RATE_LIMIT"], scope="public-profiles",
+    error_message="Too many profile views from your address.",
+)
 
 
 def init_redis(app: Flask) -> None:

@@ -52,7 +52,7 @@ from simple_websocket import ConnectionClosed
 from . import realtime
 from .extensions import db, sock
 from .models import NOTIFICATION_CATEGORIES
-from .services import accounts, notifications, sessions
+from .services import accounts, inputs, notifications, sessions
 from .services.errors import DomainError, Forbidden, Unauthorized, ValidationError
 
 bp = Blueprint("ws", __name__)
@@ -87,12 +87,7 @@ def allowed_origins() -> set[str]:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or int(raw) > notifications.MAX_ID:
-        raise ValidationError(f"{name} must be a notification id (a whole number).")
-    return int(raw)
+    return inputs.optional_int(request.args.get(name), name=name, maximum=notifications.MAX_ID)
 
 
 @bp.before_request
@@ -327,10 +322,13 @@ class SocketSession:
     # -- from the client --
 
     def on_client_message(self, text: str | bytes) -> None:
+        """One client message: JSON through ``inputs.load_json`` (nesting
+        bounded, text rule), so no message can raise past this handler; a
+        bad one is answered with an ``error`` message and the socket stays."""
         try:
-            message = json.loads(text)
-        except (TypeError, ValueError):
-            return self.send_error("validation_error", "Messages are JSON objects with a type.")
+            message = inputs.load_json(text, what="The message", path="message")
+        except ValidationError as exc:
+            return self.send_error(exc.code, exc.message)
         if not isinstance(message, dict):
             return self.send_error("validation_error", "Messages are JSON objects with a type.")
         kind = message.get("type")
@@ -414,8 +412,9 @@ class SocketSession:
 
 
 def _message_id(message: dict[str, Any], key: str) -> int:
+    """A notification id in a message: a JSON whole number (``inputs.parse_int``)."""
     value = message.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= notifications.MAX_ID:
-        what = "a notification seq" if key == "since_seq" else "a notification id"
+    what = "a notification seq" if key == "since_seq" else "a notification id"
+    if not isinstance(value, int):  # a string of digits is not a JSON number
         raise ValidationError(f"{key} must be {what} (a whole number).")
-    return value
+    return inputs.parse_int(value, name=key, maximum=notifications.MAX_ID)

@@ -18,12 +18,18 @@ from .validation import Schema, parse_body
 bp = Blueprint("api_accounts", __name__)
 
 
+# The service's rules, documented in the OpenAPI document (json_schema_extra):
+# the service checks them and answers with its own messages.
+_USER_ID_DOC = {"pattern": "^[A-Za-z0-9._-]{3,128}$", "minLength": 3}
+
+
 class RegisterBody(Schema):
-    user_id: str = Field(max_length=128)
-    password: str = Field(max_length=256)
-    display_name: Optional[str] = Field(default=None, max_length=64)
+    user_id: str = Field(max_length=128, json_schema_extra=_USER_ID_DOC)
+    password: str = Field(max_length=256, json_schema_extra={"minLength": accounts.MIN_PASSWORD})
+    display_name: Optional[str] = Field(default=None, max_length=64, json_schema_extra={"minLength": 1,
+                                                                                       "pattern": r"\S"})
     email: Optional[str] = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    country_code: Optional[str] = Field(default=None, max_length=2)
+    country_code: Optional[str] = Field(default=None, max_length=2, json_schema_extra={"pattern": "^[A-Z]{2}$"})
 
 
 class TokenBody(Schema):

@@ -13,6 +13,7 @@ from pydantic import Field
 from ..auth import api_auth_required, api_caller, csrf_exempt, require_service_token
 from ..services import activity
 from ..services.errors import ValidationError
+from ..services.inputs import MultilineText
 from .openapi import documented
 from .schemas import ActivityOut, ActivityPageOut, NotificationOut, Out
 from .validation import Schema, encode_cursor, parse_body, parse_cursor, parse_limit
@@ -29,7 +30,7 @@ def parse_time_arg(name: str) -> datetime | None:
     if raw is None or raw == "":
         return None
     # An unencoded "+00:00" arrives as " 00:00" (a plus in a query is a space).
-    raw = re.sub(r"([T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", raw.strip())
+    raw = re.sub(r"([T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$", r"\1+\2", raw.strip(), flags=re.ASCII)
     try:
         value = datetime.fromisoformat(raw)
         if value.tzinfo is None:
@@ -81,7 +82,7 @@ class NotifyBody(Schema):
     category: str = Field(max_length=32)
     subtype: Optional[str] = Field(default=None, min_length=1, max_length=64)
     title: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    body: Optional[str] = Field(default=None, max_length=2000)
+    body: Optional[MultilineText] = Field(default=None, max_length=2000)
     link: Optional[str] = Field(default=None, max_length=512)
 
 
@@ -89,7 +90,7 @@ class InternalActivityBody(Schema):
     user_id: str = Field(min_length=1, max_length=128)
     activity_type: str = Field(max_length=64)
     title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    description: MultilineText = Field(default="", max_length=2000)
     data: Optional[dict[str, Any]] = None
     link: Optional[str] = Field(default=None, max_length=512)
     notify: Optional[NotifyBody] = None

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, url_for
 from flask_limiter.util import get_remote_address
 from pydantic import Field
 
 from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
 from ..models import Cooperative
-from ..services import coops
+from ..services import coops, invites
+from ..services.inputs import MultilineText
 from .openapi import documented
 from .schemas import (
     CoopHashrateOut,
@@ -31,50 +32,57 @@ from .validation import Schema, parse_body
 
 bp = Blueprint("api_coops", __name__)
 
-# Joining is where invite codes could be guessed: attempts per client IP, one
-# budget shared by this route and the page forms (webapp/pages/coops.py).
-_ip_join_limit = limiter.shared_limit(
+# Every route that tests an invite code (this API's join, the join page and
+# its forms in webapp/pages/coops.py): attempts per client IP, one budget for
+# all of them. Failed lookups per user, per IP and platform-wide are counted
+# by the service (services/invites.py), which alone knows a lookup failed.
+join_rate_limit = limiter.shared_limit(
     lambda: current_app.config["COOP_JOIN_RATE_LIMIT"], scope="coop_join",
     error_message="Too many join attempts; wait a minute.",
 )
 
 
-def _caller_key() -> str:
-    user = g.get("user")
-    return f"user:{user.user_id}" if user is not None else f"ip:{get_remote_address()}"
+def client_ip() -> str:
+    """The client's address as the rate limits see it (ProxyFix applied)."""
+    return get_remote_address()
 
 
-# Wrong codes per caller: only failed attempts (400 malformed, 404 unknown or
-# old) count, so a flood of guesses is slowed down for the guesser alone and
-# never locks the coop for anyone else.
-_wrong_code_limit = limiter.shared_limit(
-    lambda: current_app.config["INVITE_CODE_FAILURE_LIMIT"], scope="coop_join_wrong_code",
-    key_func=_caller_key, deduct_when=lambda response: response.status_code in (400, 404),
-    error_message="Too many wrong invite codes; wait a minute.",
-)
-
-
-def join_rate_limit(view):
-    """Both join limits: attempts per IP, wrong codes per user."""
-    return _ip_join_limit(_wrong_code_limit(view))
+# The service's rules, documented in the OpenAPI document (json_schema_extra):
+# the service checks them and answers with its own messages and codes.
+_NAME_DOC = {"minLength": coops.NAME_MIN, "pattern": r"\S.*\S"}
 
 
 class CreateBody(Schema):
-    name: str = Field(max_length=1000)
-    description: Optional[str] = Field(default=None, max_length=5000)
+    name: str = Field(max_length=1000, json_schema_extra=_NAME_DOC)
+    description: Optional[MultilineText] = Field(default=None, max_length=5000)
 
 
 class JoinBody(Schema):
-    invite_code: str  # format checked by the service: 400 invalid_invite_code
+    # Format checked by the service: 400 invalid_invite_code.
+    invite_code: str = Field(json_schema_extra={"pattern": "^ *[A-Za-z0-9]{8} *$"})
+    # The key of an invite link (``invite_key`` of the coop object): a join
+    # with it is never limited as a guess (docs/COOPS.md).
+    invite_key: Optional[str] = Field(default=None, max_length=64)
 
 
 class UpdateBody(Schema):
-    name: Optional[str] = Field(default=None, max_length=1000)
-    description: Optional[str] = Field(default=None, max_length=5000)
+    name: Optional[str] = Field(default=None, max_length=1000, json_schema_extra=_NAME_DOC)
+    description: Optional[MultilineText] = Field(default=None, max_length=5000)
+
+
+def invite_fields(code: str) -> dict:
+    """``invite_code`` with its link: ``invite_key`` and the absolute
+    ``invite_url`` of the join page (for members only)."""
+    key = invites.link_key(code)
+    return {"invite_code": code, "invite_key": key,
+            "invite_url": url_for("pages_coops.join_link", code=code, k=key, _external=True)}
 
 
 def _coop(coop: Cooperative, *, member: bool) -> dict:
-    return coop.to_dict(include_invite_code=member)
+    data = coop.to_dict(include_invite_code=member)
+    if member and coop.invite_code:
+        data.update(invite_fields(coop.invite_code))
+    return data
 
 
 @bp.post("/coops")
@@ -102,7 +110,8 @@ def mine():
 @api_auth_required
 def join():
     body = parse_body(JoinBody)
-    return _coop(coops.join(api_caller(), invite_code=body.invite_code), member=True)
+    coop = coops.join(api_caller(), invite_code=body.invite_code, ip=client_ip(), invite_key=body.invite_key)
+    return _coop(coop, member=True)
 
 
 @bp.get("/coops/<int:coop_id>")
@@ -162,7 +171,7 @@ def remove_member(coop_id: int, user_id: str):
 @api_auth_required
 def regenerate_code(coop_id: int):
     coop = coops.regenerate_code(api_caller(), coop_id=coop_id)
-    return {"invite_code": coop.invite_code}
+    return invite_fields(coop.invite_code)
 
 
 @bp.get("/coops/<int:coop_id>/hashrate")

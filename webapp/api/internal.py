@@ -21,6 +21,7 @@ from ..api.validation import Schema, parse_body
 from ..auth import csrf_exempt, require_service_token
 from ..services import idempotency, notifications, sequences
 from ..services.fields import MAX_LINK
+from ..services.inputs import MultilineText
 from .openapi import documented
 from .schemas import NotificationOut, Out
 
@@ -32,7 +33,7 @@ class NotificationBody(Schema):
     category: Literal["mining", "gamification", "competition", "social", "system"]
     subtype: str = Field(min_length=1, max_length=notifications.MAX_SUBTYPE)
     title: str = Field(min_length=1, max_length=notifications.MAX_TITLE)
-    body: str = Field(default="", max_length=notifications.MAX_BODY)
+    body: MultilineText = Field(default="", max_length=notifications.MAX_BODY)
     link: Optional[str] = Field(default=None, max_length=MAX_LINK)
     data: Optional[dict[str, Any]] = None
 

@@ -8,10 +8,9 @@ from typing import Optional
 from flask import Blueprint, request
 from pydantic import Field
 
-from ..api.validation import Schema, encode_cursor, parse_body, parse_bool_arg, parse_cursor, parse_limit
+from ..api.validation import MAX_ID, Schema, encode_cursor, int_arg, parse_body, parse_bool_arg, parse_cursor, parse_limit
 from ..auth import api_auth_required, api_caller
 from ..services import notifications
-from ..services.errors import ValidationError
 from .openapi import documented
 from .schemas import CountOut, NotificationOut, NotificationPageOut, Out, UpdatedOut
 
@@ -20,7 +19,7 @@ bp = Blueprint("api_notifications", __name__)
 
 class ReadAllBody(Schema):
     # The watermark: mark read only ids up to this one (default: the newest at request time).
-    up_to_id: Optional[int] = Field(default=None, ge=0)
+    up_to_id: Optional[int] = Field(default=None, ge=0, le=MAX_ID)
 
 
 class DeletedOut(Out):
@@ -79,11 +78,9 @@ def mark_read(notification_id: int):
 def read_all():
     body = parse_body(ReadAllBody)
     up_to_id = body.up_to_id
-    raw = request.args.get("up_to_id")
-    if raw is not None:
-        if not raw.isdigit():
-            raise ValidationError("up_to_id must be a notification id (a whole number).")
-        up_to_id = int(raw) if up_to_id is None else min(up_to_id, int(raw))
+    query = int_arg("up_to_id")
+    if query is not None:
+        up_to_id = query if up_to_id is None else min(up_to_id, query)
     return {"updated": notifications.mark_all_read(api_caller().user_id, up_to_id=up_to_id)}
 
 

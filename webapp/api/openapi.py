@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel
 
 from ..extensions import limiter
+from ..services.inputs import MAX_ID
 
 bp = Blueprint("api_openapi", __name__)
 
@@ -71,7 +72,8 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
 
     def repl(match: re.Match) -> str:
         conv, name = match.group("conv") or "string", match.group("name")
-        schema = {"type": "integer"} if conv == "int" else {"type": "string"}
+        # <int:> is ASCII digits up to MAX_ID (webapp/input_gate.py); larger is 404.
+        schema = {"type": "integer", "minimum": 0, "maximum": MAX_ID} if conv == "int" else {"type": "string"}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 

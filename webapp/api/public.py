@@ -6,15 +6,14 @@ per client IP (``PUBLIC_RATE_LIMIT``) so the directory can't be scraped fast.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from ..extensions import limiter
+from ..extensions import public_rate_limit
 from ..services import profiles
 from .openapi import documented
 from .schemas import PublicProfileOut, PublicStatsOut
 
 bp = Blueprint("api_public", __name__)
-public_rate_limit = limiter.shared_limit(lambda: current_app.config["PUBLIC_RATE_LIMIT"], scope="public-profiles")
 
 
 @bp.get("/public/miners/<user_id>")

@@ -67,12 +67,15 @@ class SettingsOut(Out):
 
 
 class CoopOut(Out):
-    """``invite_code`` is present for active members only."""
+    """``invite_code``, ``invite_key`` and ``invite_url`` (the invite link)
+    are present for active members only."""
 
     id: int
     name: str
     description: str
     invite_code: Optional[str] = None
+    invite_key: Optional[str] = None
+    invite_url: Optional[str] = None
     admin_user_id: Optional[str]
     member_count: int
     total_hashrate: float
@@ -108,6 +111,8 @@ class StatusOut(Out):
 
 class InviteCodeOut(Out):
     invite_code: str
+    invite_key: str
+    invite_url: str
 
 
 class MemberHashrate(Out):

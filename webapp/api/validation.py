@@ -1,31 +1,38 @@
-"""Strict request parsing for the JSON routes (pydantic v2).
+"""Strict request parsing for the JSON routes (pydantic v2), and the query
+and form helpers that pages share with them.
 
 Schemas forbid unknown keys, refuse type coercion (a number where a string is
-expected, booleans as numbers) and NaN/Infinity. Errors become 400
+expected, booleans as numbers) and NaN/Infinity, and hold every string to the
+text rule of ``services.inputs``: ``LINE`` unless the field is annotated
+``MultilineText``. Whole numbers in query strings and forms go through
+``inputs.parse_int`` (ASCII digits, bounds). Errors become 400
 ``validation_error`` with the offending fields in ``details``.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import TypeVar
 
 import pydantic
 from flask import request
 from pydantic import BaseModel, ConfigDict
 
+from ..services import inputs
 from ..services.errors import ValidationError
 
 S = TypeVar("S", bound=BaseModel)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-MAX_ID = 2**63 - 1  # BIGINT: a larger cursor id would overflow the query parameter
+MAX_ID = inputs.MAX_ID  # BIGINT: a larger cursor id would overflow the query parameter
 
 
-class Schema(BaseModel):
-    """Base for request bodies: strict types, no unknown keys, finite floats."""
+class Schema(inputs.TextRuleModel):
+    """Base for request bodies: strict types, no unknown keys, finite floats,
+    and the text rule on every string (default-deny: a plain ``str`` field is
+    ``LINE``; annotate ``MultilineText`` where newlines belong; strings
+    inside ``dict``/``list`` fields are checked too)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -49,31 +56,31 @@ def validate(schema: type[S], data: object) -> S:
         raise ValidationError(f"{first['field']}: {first['message']}", details=details) from None
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed")
-
-
 def parse_body(schema: type[S]) -> S:
     """Parse the request's JSON body into ``schema`` (an empty body is
     ``{}``). Raises ValidationError: not JSON, not an object, ``NaN`` or
-    ``Infinity`` anywhere (JSON has no such numbers), or a schema error."""
+    ``Infinity`` anywhere (JSON has no such numbers), nested too deeply,
+    a string that breaks the text rule, or a schema error."""
     if not request.data:
         return validate(schema, {})
-    try:
-        data = json.loads(request.data, parse_constant=_refuse_constant)
-    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-        raise ValidationError(f"The body is not valid JSON: {exc}.") from None
-    return validate(schema, data)
+    return validate(schema, inputs.load_json(request.data, text_rule=False))
+
+
+def int_arg(name: str, *, minimum: int = 0, maximum: int = MAX_ID, default: int | None = None,
+            source: str = "args") -> int | None:
+    """A whole number from the query string (``source="args"``) or the form
+    (``"form"``): ``inputs.parse_int`` rules; absent or empty is ``default``.
+    Raises ValidationError."""
+    raw = getattr(request, source).get(name)
+    value = inputs.optional_int(raw, name=name, minimum=minimum, maximum=maximum)
+    return default if value is None else value
 
 
 def parse_limit() -> int:
     """``?limit=`` as an int in 1..100 (default 20). Raises ValidationError."""
-    raw = request.args.get("limit")
-    if raw is None:
+    if request.args.get("limit") is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
-    return int(raw)
+    return inputs.parse_int(request.args["limit"], name="limit", minimum=1, maximum=MAX_LIMIT)
 
 
 def parse_bool_arg(name: str) -> bool:
@@ -99,8 +106,8 @@ def parse_cursor() -> int | None:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id" or not value.isdigit() or int(value) > MAX_ID:
+        if prefix != "id" or not inputs.is_ascii_int(value):
             raise ValueError
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return inputs.parse_int(value, name="cursor")
+    except (ValueError, ValidationError, binascii.Error, UnicodeDecodeError):
         raise ValidationError("cursor is not valid; use next_cursor from the previous page.") from None

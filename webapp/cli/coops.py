@@ -5,6 +5,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from . import WholeNumber
 from ..extensions import db
 from ..models import Cooperative
 
@@ -23,7 +24,7 @@ def list_coops(show_all: bool) -> None:
 
 
 @coops_cli.command("show")
-@click.argument("coop_id", type=int)
+@click.argument("coop_id", type=WholeNumber(1, 2**31 - 1))
 def show(coop_id: int) -> None:
     """A coop's invite code and active members with their live hashrate."""
     from ..services import coops

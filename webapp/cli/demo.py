@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from . import WholeNumber
 from ..services import demo as demo_service
 
 
@@ -10,7 +11,7 @@ from ..services import demo as demo_service
 @click.option("--reset", is_flag=True,
               help="Delete stored mining events, rollups and mining notifications first, then load the day again "
                    "(development only).")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Replay only the first N lines of the day.")
+@click.option("--limit", type=WholeNumber(1), default=None, help="Replay only the first N lines of the day.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(reset: bool, limit: int | None, quiet: bool) -> None:
     """Create the 60 demo miners and load the shared day shifted to now (idempotent)."""

@@ -7,6 +7,7 @@ import threading
 import click
 from flask import current_app
 
+from . import WholeNumber
 from ..services import ingest as ingest_service
 
 
@@ -14,7 +15,7 @@ from ..services import ingest as ingest_service
 @click.option("--consumer", "consumer_name", default=None,
               help="Consumer name in the group (default: hostname-pid).")
 @click.option("--drain", is_flag=True, help="Exit when no new entry is waiting instead of blocking.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None,
+@click.option("--batch-size", type=WholeNumber(1, 100_000), default=None,
               help="Entries per stream per read (default: INGEST_BATCH_SIZE).")
 def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> None:
     """Read the mining:* streams with the consumer group and store the events."""
@@ -40,7 +41,7 @@ def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> No
 @click.command("replay")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--shift-to-now", is_flag=True, help="Shift every ts so that the last event is now.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N lines.")
+@click.option("--limit", type=WholeNumber(1), default=None, help="Only the first N lines.")
 @click.option("--ingest", "then_ingest", is_flag=True,
               help="Then ingest in this process until the streams are drained (needed in the embedded "
                    "default, whose Redis stand-in lives only as long as this process).")

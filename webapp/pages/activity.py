@@ -15,6 +15,7 @@ from itertools import groupby
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..api.validation import int_arg
 from ..models import ACTIVITY_TYPES, UserActivity, iso, utcnow
 from ..services import activity
 from ..services.errors import ValidationError
@@ -91,7 +92,7 @@ def _types() -> tuple[str, ...]:
     return activity.parse_types(request.args.getlist("type"))
 
 
-_SECTION_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d{1,18})$")
+_SECTION_RE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})-([0-9]{1,18})")  # fullmatch, ASCII digits
 
 
 def _section_arg(name: str) -> tuple[date, str] | None:
@@ -99,7 +100,7 @@ def _section_arg(name: str) -> tuple[date, str] | None:
     raw = request.args.get(name)
     if not raw:
         return None
-    match = _SECTION_RE.match(raw)
+    match = _SECTION_RE.fullmatch(raw)
     try:
         if match is None:
             raise ValueError
@@ -109,10 +110,8 @@ def _section_arg(name: str) -> tuple[date, str] | None:
 
 
 def _int_arg(name: str) -> int:
-    raw = request.args.get(name, "0")
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError(f"{name} must be a whole number.")
-    return int(raw)
+    """An id from the query string (``inputs.parse_int``), 0 when absent."""
+    return int_arg(name, default=0)
 
 
 def _type_param(types: tuple[str, ...]) -> str | None:

@@ -1,4 +1,5 @@
 """Pages: the platform admin (``/admin``) — search and list coops and users,
+the invite-code guessing line (``services.invites``),
 dissolve or rename a coop with a reason, the audit log, and job health with
 retry of failed jobs. The broadcast page (``/admin/broadcast``) lives in
 ``pages/broadcast.py`` and is linked from here.
@@ -20,7 +21,7 @@ from ..api.validation import encode_cursor, parse_cursor
 from ..auth import admin_required
 from ..extensions import db
 from ..models import Cooperative
-from ..services import admin
+from ..services import admin, invites
 from ..services.errors import DomainError, NotFound, ValidationError
 
 bp = Blueprint("pages_admin", __name__)
@@ -80,7 +81,8 @@ def _fragment_or_page(template: str, title: str, **context):
 @admin_required
 def index():
     q = _q()
-    context = {"counts": admin.counts()} | _coops_context(q) | _users_context(q) | _audit_context() | _jobs_context()
+    context = {"counts": admin.counts(), "invite_guard": invites.status()} | _coops_context(q) | _users_context(q) \
+        | _audit_context() | _jobs_context()
     return render_template("admin/index.html", **context)
 
 

@@ -11,15 +11,16 @@ with the error inline; a plain (non-htmx) form post is redirected instead.
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..api.coops import join_rate_limit
+from ..api.coops import client_ip, join_rate_limit
 from ..models import utcnow
 from .charts import line_chart
-from ..services import coop_hashrate, coops
-from ..services.errors import DomainError, NotAdmin
+from ..services import coop_hashrate, coops, invites
+from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
 
 bp = Blueprint("pages_coops", __name__)
 
@@ -42,7 +43,13 @@ def _go(endpoint: str, message: str | None = None):
 
 
 def _invite_url(code: str) -> str:
-    return url_for("pages_coops.join_link", code=code, _external=True)
+    """The invite link: the join page with the code's link key (``k``), which
+    joins even while typed codes are paused (services/invites.py)."""
+    return url_for("pages_coops.join_link", code=code, k=invites.link_key(code), _external=True)
+
+
+def _caller() -> invites.Caller:
+    return invites.Caller(current_user.user_id, client_ip())
 
 
 # ---- the dashboard, create and join ------------------------------------------------
@@ -78,49 +85,65 @@ def create():
     return _go("pages_coops.coop", "Your cooperative is ready. Share the invite link with your friends!")
 
 
-def _code_from_input(raw: str) -> str:
-    """Accept a pasted invite link as well as a bare code."""
+def _code_from_input(raw: str) -> tuple[str, str | None]:
+    """(code, link key or None) from a bare code or a pasted invite link
+    (``…/coop/join/<code>?k=<key>``)."""
     raw = raw.strip()
-    return raw.rstrip("/").rsplit("/", 1)[-1] if "/" in raw else raw
+    if "/" not in raw:
+        return raw, None
+    parts = urlsplit(raw)
+    key = (parse_qs(parts.query).get("k") or [None])[0]
+    return parts.path.rstrip("/").rsplit("/", 1)[-1], key
 
 
 @bp.post("/coop/join")
 @join_rate_limit
 @login_required
 def join():
-    code = _code_from_input(request.form.get("invite_code", ""))
+    code, key = _code_from_input(request.form.get("invite_code", ""))
     try:
-        coop_ = coops.join(current_user, invite_code=code)
+        coop_ = coops.join(current_user, invite_code=code, ip=client_ip(), invite_key=key)
     except DomainError as exc:
-        return render_template("coops/start.html", join_error=exc.message, form=request.form), exc.status
+        return (render_template("coops/start.html", join_error=exc.message, form=request.form), exc.status,
+                exc.headers)
     return _go("pages_coops.coop", f"Welcome to {coop_.name}!")
 
 
 @bp.get("/coop/join/<code>")
+@join_rate_limit
 @login_required
 def join_link(code: str):
-    return _join_page(code)
+    return _join_page(code, request.args.get("k"))
 
 
 @bp.post("/coop/join/<code>")
 @join_rate_limit
 @login_required
 def join_link_post(code: str):
+    key = request.args.get("k")
     try:
-        coop_ = coops.join(current_user, invite_code=code)
+        coop_ = coops.join(current_user, invite_code=code, ip=client_ip(), invite_key=key)
+    except (InvalidInviteCode, NotFound, RateLimited) as exc:
+        # Answered as is: a second lookup for the page would count the guess twice.
+        return _invalid_link(exc)
     except DomainError as exc:
-        return _join_page(code, error=exc.message, status=exc.status)
+        return _join_page(code, key, error=exc.message, status=exc.status)
     return _go("pages_coops.coop", f"Welcome to {coop_.name}!")
 
 
-def _join_page(code: str, error: str | None = None, status: int = 200):
+def _invalid_link(exc: DomainError):
+    return render_template("coops/join.html", coop=None, error=exc.message), exc.status, exc.headers
+
+
+def _join_page(code: str, key: str | None, error: str | None = None, status: int = 200):
+    """The preview through the guarded lookup (``coops.preview``)."""
     try:
-        coop_ = coops.preview(invite_code=code)
+        coop_ = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
     except DomainError as exc:
-        return render_template("coops/join.html", coop=None, error=error or exc.message), exc.status
+        return _invalid_link(exc)
     mine = coops.get_mine(current_user)
     return (
-        render_template("coops/join.html", coop=coop_, code=coop_.invite_code, mine=mine, error=error,
+        render_template("coops/join.html", coop=coop_, code=coop_.invite_code, key=key, mine=mine, error=error,
                         admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id)),
         status,
     )

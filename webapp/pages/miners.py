@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user
 
+from ..extensions import public_rate_limit
 from ..models import utcnow
 from ..services import mining, profiles
 from .charts import line_chart
@@ -32,9 +33,11 @@ def flag_filter(country_code: str | None) -> str:
 
 
 @bp.get("/miners/<user_id>")
+@public_rate_limit
 def profile(user_id: str):
     """The profile page; a private or missing profile is the plain 404 page
-    (the owner always sees their own)."""
+    (the owner always sees their own). Limited per client IP with the JSON
+    twin's budget (``PUBLIC_RATE_LIMIT``); past it, the friendly 429 page."""
     viewer_id = current_user.user_id if current_user.is_authenticated else None
     context = profiles.profile_page(user_id, viewer_id=viewer_id)
     history = context["best_history"]

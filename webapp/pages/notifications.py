@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..api.validation import encode_cursor, parse_cursor
+from ..api.validation import encode_cursor, int_arg, parse_cursor
 from ..auth import csrf_exempt
 from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import email
@@ -198,8 +198,7 @@ def delete(notification_id: int):
 def read_all():
     """Mark read what the page showed: ids up to the form's ``up_to_id``."""
     category, unread_only = _filters()
-    raw = request.form.get("up_to_id", "")
-    service.mark_all_read(current_user.user_id, up_to_id=int(raw) if raw.isdigit() else None)
+    service.mark_all_read(current_user.user_id, up_to_id=int_arg("up_to_id", source="form"))
     if not _htmx():
         return _back()
     return render_template("notifications/_feed.html", **_feed_context(category, unread_only)) + _badge()

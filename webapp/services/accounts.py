@@ -27,11 +27,14 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import RevokedToken, User, UserSettings, utcnow
-from . import passwords, preferences, sessions
+from . import inputs, passwords, preferences, sessions
 from .errors import Unauthorized, UserExists, ValidationError, WrongPassword
 
-USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{3,128}$")
-COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+USER_ID_RE = re.compile(r"[A-Za-z0-9._-]{3,128}", re.ASCII)  # fullmatch: "$" would let a final newline through
+COUNTRY_RE = re.compile(r"[A-Z]{2}", re.ASCII)
+# The shape API.md's settings use; a single line of text (inputs.LINE) on top.
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MAX_EMAIL = 254
 MIN_PASSWORD = passwords.MIN_PASSWORD
 _TOKEN_SALT = "api-token"
 _BAD_TOKEN = "The bearer token is not valid or has expired."
@@ -44,18 +47,40 @@ def default_display_name(user_id: str) -> str:
     return user_id if len(user_id) <= 16 else f"{user_id[:8]}…{user_id[-4:]}"
 
 
-def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None) -> None:
+def is_user_id(value: object) -> bool:
+    """Whether ``value`` has the shape of a user id (API.md: 3–128 of
+    ``[A-Za-z0-9._-]``). Lookups check it first: anything else cannot exist."""
+    return isinstance(value, str) and USER_ID_RE.fullmatch(value) is not None
+
+
+def check_email(email: str | None) -> str | None:
+    """An e-mail address (``name@host.tld``, at most 254 characters, one line
+    of text) or None. Raises ValidationError."""
+    if email is None:
+        return None
+    inputs.check_text(email, name="email")
+    if len(email) > MAX_EMAIL or not EMAIL_RE.fullmatch(email):
+        raise ValidationError("That does not look like an e-mail address (name@example.org).")
+    return email
+
+
+def validate_new_user(user_id: str, password: str, display_name: str | None, country_code: str | None,
+                      email: str | None = None) -> None:
     """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
     characters and not a common one (``passwords.check_new_password``),
-    display name ≤ 64, country an ISO 3166 alpha-2 code. Raises
-    ValidationError."""
-    if not USER_ID_RE.match(user_id):
+    display name 1–64, country an ISO 3166 alpha-2 code, e-mail
+    ``check_email``; every text one line (``inputs.LINE``).
+    Raises ValidationError."""
+    if not is_user_id(user_id):
         raise ValidationError("user_id must be 3 to 128 characters of letters, digits, '.', '_' or '-'.")
     passwords.check_new_password(password)
-    if display_name is not None and not 1 <= len(display_name.strip()) <= 64:
-        raise ValidationError("display_name must be 1 to 64 characters.")
-    if country_code is not None and not COUNTRY_RE.match(country_code):
+    if display_name is not None:
+        inputs.check_text(display_name, name="display_name")
+        if not 1 <= len(display_name.strip()) <= 64:
+            raise ValidationError("display_name must be 1 to 64 characters.")
+    if country_code is not None and not (isinstance(country_code, str) and COUNTRY_RE.fullmatch(country_code)):
         raise ValidationError("country_code must be two capital letters (ISO 3166-1 alpha-2).")
+    check_email(email)
 
 
 def register(
@@ -74,7 +99,7 @@ def register(
     The password is hashed before the existence check, so both answers cost
     one hash.
     """
-    validate_new_user(user_id, password, display_name, country_code)
+    validate_new_user(user_id, password, display_name, country_code, email)
     password_hash = passwords.hash_password(password)
     if db.session.get(User, user_id) is not None:
         raise UserExists()
@@ -105,7 +130,12 @@ def register(
 def authenticate(*, user_id: str, password: str) -> User:
     """The user whose password matches. Raises Unauthorized (401). A missing
     user costs the same password check as a wrong password
-    (``passwords.verify``), so timing does not reveal who is registered."""
+    (``passwords.verify``), so timing does not reveal who is registered; a
+    user id that cannot exist or a password that is not one line of text
+    (no such password can have been set) is refused at once, which reveals
+    nothing about any account."""
+    if not is_user_id(user_id) or not isinstance(password, str) or inputs.text_problem(password):
+        raise Unauthorized("Wrong user id or password.")
     user = db.session.get(User, user_id)
     if not passwords.verify(user.password_hash if user is not None else None, password):
         raise Unauthorized("Wrong user id or password.")
@@ -286,7 +316,7 @@ def update_settings(user: User, patch: preferences.SettingsPatch) -> dict[str, A
     row.privacy = privacy
     row.notifications = notifications
     if email_given:
-        user.email = email
+        user.email = check_email(email)
     after = get_settings(user) | {"privacy": privacy}
     after["notifications"] = {**notifications, "email": user.email}
     if after != before:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import ACTIVITY_TYPES, Notification, User, UserActivity
+from . import inputs
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -53,7 +54,7 @@ def record_activity(
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise ValidationError(f"description must be at most {MAX_DESCRIPTION} characters.")
     check_text("title", title)
-    check_text("description", description)
+    check_text("description", description, inputs.MULTILINE)
     check_data(data, max_bytes=MAX_DATA_BYTES)
     check_link(link)
     row = UserActivity(
@@ -105,7 +106,7 @@ def record_from_service(
             n_title, n_body = notify.get("title") or title, notify.get("body")
             n_body = description if n_body is None else n_body
             check_text("notify.title", n_title)
-            check_text("notify.body", n_body)
+            check_text("notify.body", n_body, inputs.MULTILINE)
             notification = notifications.notify(
                 user_id,
                 notify.get("category", ""),

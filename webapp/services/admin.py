@@ -32,7 +32,7 @@ from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import AuditLog, Cooperative, CooperativeMember, User
-from . import coop_hashrate, coops, notifications
+from . import accounts, coop_hashrate, coops, inputs, notifications
 from .errors import Forbidden, NotFound, ValidationError
 
 REASON_MAX = 500
@@ -54,8 +54,8 @@ def clean_reason(reason: object) -> str:
     """A required reason, 1–500 characters after trimming. Raises ValidationError."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("A reason is required.")
-    reason = reason.strip()
-    if len(reason) > REASON_MAX or "\x00" in reason:
+    reason = inputs.check_text(reason.strip(), name="The reason")
+    if len(reason) > REASON_MAX:
         raise ValidationError(f"The reason can have at most {REASON_MAX} characters.")
     return reason
 
@@ -64,7 +64,8 @@ def clean_query(q: object) -> str:
     """A search string, trimmed, at most 100 characters ('' = everything)."""
     if q is None:
         return ""
-    if not isinstance(q, str) or len(q) > QUERY_MAX or "\x00" in q:
+    inputs.check_text(q, name="The search")
+    if len(q) > QUERY_MAX:
         raise ValidationError(f"The search can have at most {QUERY_MAX} characters.")
     return q.strip()
 
@@ -90,7 +91,7 @@ def parse_key_cursor(raw: str | None) -> str | None:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
         text = ""
-    if not text.startswith("k:") or not 1 <= len(text) - 2 <= 128:
+    if not text.startswith("k:") or not accounts.is_user_id(text[2:]):
         raise ValidationError("cursor is not valid; use the link of the previous page.")
     return text[2:]
 
@@ -139,7 +140,7 @@ def search_coops(q: str = "", *, before_id: int | None = None, limit: int = 25) 
     query = select(Cooperative)
     if q:
         conditions = [Cooperative.name.ilike(_like(q), escape="\\"), Cooperative.invite_code == q.upper()]
-        if q.isdigit() and len(q) <= 9:
+        if inputs.is_ascii_int(q) and int(q) <= coops.MAX_COOP_ID:
             conditions.append(Cooperative.id == int(q))
         query = query.where(or_(*conditions))
     if before_id is not None:
@@ -210,7 +211,8 @@ def rename_coop(actor: User, *, coop_id: int, name: str, reason: str) -> Coopera
     """
     require_platform_admin(actor)
     reason = clean_reason(reason)
-    if not isinstance(name, str) or not NAME_MIN <= len(name.strip()) <= NAME_MAX or "\x00" in name:
+    inputs.check_text(name, name="The name")
+    if not NAME_MIN <= len(name.strip()) <= NAME_MAX:
         raise ValidationError(f"The name must be {NAME_MIN} to {NAME_MAX} characters.")
     name = name.strip()
     coop = coops.lock_active_coop(coop_id)

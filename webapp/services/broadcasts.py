@@ -37,9 +37,12 @@ def create_broadcast(actor: User, *, title: str, body: str = "", link: str | Non
     return row
 
 
+MAX_BROADCAST_ID = 2**31 - 1  # the column is a 32-bit integer; a larger id is simply not found
+
+
 def get_broadcast(broadcast_id: int) -> Broadcast:
     """Raises NotFound."""
-    row = db.session.get(Broadcast, broadcast_id)
+    row = db.session.get(Broadcast, broadcast_id) if 1 <= broadcast_id <= MAX_BROADCAST_ID else None
     if row is None:
         raise NotFound("No such broadcast.")
     return row

@@ -28,9 +28,6 @@ Reads of a dissolved coop answer 404 ``not_found``; actions on one answer 409
 from __future__ import annotations
 
 import json
-import re
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,14 +49,13 @@ from ..models import (
     iso,
     utcnow,
 )
-from . import activity, coop_hashrate, notifications
+from . import activity, coop_hashrate, inputs, invites, notifications
 from .errors import (
     AlreadyInCoop,
     CannotRemoveSelf,
     Conflict,
     CoopDissolved,
     CoopFull,
-    InvalidInviteCode,
     NotAdmin,
     NotAMember,
     NotFound,
@@ -67,10 +63,8 @@ from .errors import (
 )
 from .bounds import MAX_DIFFICULTY, usable_sql
 from .hashrate import hashrate_by_user
+from .invites import INVITE_CODE_LENGTH, generate_invite_code, normalise_invite_code  # noqa: F401 - re-exported
 
-INVITE_CODE_LENGTH = 8
-INVITE_CODE_ALPHABET = string.ascii_uppercase + string.digits
-INVITE_CODE_RE = re.compile(r"^[A-Za-z0-9]{8}$")
 # 36^8 ≈ 2.8e12 codes: a collision is rare, five in a row means something is wrong.
 INVITE_CODE_ATTEMPTS = 5
 NAME_MIN, NAME_MAX, DESCRIPTION_MAX = 3, 100, 500
@@ -84,26 +78,6 @@ UQ_ONE_ADMIN_PER_COOP = ("uq_cooperative_members_one_admin_per_coop", "cooperati
 UQ_ACTIVE_INVITE_CODE = ("uq_cooperatives_active_invite_code", "cooperatives.invite_code")
 
 CodeFactory = Callable[[], str]
-
-
-# ---- invite codes -------------------------------------------------------------
-
-
-def generate_invite_code() -> str:
-    """A fresh invite code: 8 characters of ``A-Z0-9`` from ``secrets`` (a CSPRNG)."""
-    return "".join(secrets.choice(INVITE_CODE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
-
-
-def normalise_invite_code(raw: object) -> str:
-    """The upper-case form of an invite code as a miner typed or pasted it
-    (surrounding blanks ignored, any case). Raises InvalidInviteCode (400)
-    unless it is 8 letters or digits; runs before any lookup."""
-    if not isinstance(raw, str):
-        raise InvalidInviteCode()
-    code = raw.strip()
-    if not INVITE_CODE_RE.match(code):
-        raise InvalidInviteCode()
-    return code.upper()
 
 
 def _violates(exc: IntegrityError, constraint: tuple[str, str]) -> bool:
@@ -200,16 +174,18 @@ def is_admin(user: User, coop: Cooperative) -> bool:
     return membership is not None and membership.role == "admin"
 
 
-def preview(*, invite_code: str) -> Cooperative:
-    """The active coop an invite code opens, for the join page preview.
-    Raises InvalidInviteCode (400) or NotFound (404, unknown or old code)."""
-    code = normalise_invite_code(invite_code)
-    coop = db.session.execute(
+def _active_coop_by_code(code: str) -> Cooperative | None:
+    return db.session.execute(
         select(Cooperative).where(Cooperative.invite_code == code, Cooperative.status == "active")
     ).scalar_one_or_none()
-    if coop is None:
-        raise _unknown_code()
-    return coop
+
+
+def preview(*, invite_code: str, caller: invites.Caller | None = None, invite_key: str | None = None) -> Cooperative:
+    """The active coop an invite code opens, for the join page preview,
+    through the guarded ``invites.lookup`` (``caller`` is counted, a valid
+    link ``invite_key`` is not). Raises InvalidInviteCode (400), RateLimited
+    (429) or NotFound (404, unknown or old code)."""
+    return invites.lookup(invite_code, find=_active_coop_by_code, caller=caller, key=invite_key)[1]
 
 
 def display_name(user_id: str) -> str:
@@ -217,8 +193,7 @@ def display_name(user_id: str) -> str:
     return db.session.scalar(select(User.display_name).where(User.user_id == user_id)) or user_id
 
 
-def _unknown_code() -> NotFound:
-    return NotFound("No cooperative uses that invite code (any more). Ask its admin for a fresh link.")
+_unknown_code = invites.unknown_code
 
 
 def announce_membership_change(coop_id: int, also: tuple[str, ...] | list[str] = (),
@@ -248,17 +223,19 @@ def announce_membership_change(coop_id: int, also: tuple[str, ...] | list[str] =
 
 
 def _clean_name(name: object) -> str:
+    """One line of text (``inputs.LINE``), 3–100 characters after trimming."""
     if not isinstance(name, str) or not NAME_MIN <= len(name.strip()) <= NAME_MAX:
         raise ValidationError(f"The name must be {NAME_MIN} to {NAME_MAX} characters.")
-    return name.strip()
+    return inputs.check_text(name.strip(), name="The name")
 
 
 def _clean_description(description: object) -> str:
+    """Free text (``inputs.MULTILINE``), at most 500 characters after trimming."""
     if description is None:
         return ""
     if not isinstance(description, str) or len(description.strip()) > DESCRIPTION_MAX:
         raise ValidationError(f"The description can have at most {DESCRIPTION_MAX} characters.")
-    return description.strip()
+    return inputs.check_text(description.strip(), name="The description", kind=inputs.MULTILINE)
 
 
 def _or_already_in_coop(step=None) -> None:
@@ -324,22 +301,28 @@ def create(
     raise Conflict("Could not pick a free invite code; please try again.")
 
 
-def join(user: User, *, invite_code: str) -> Cooperative:
-    """Join the active coop whose invite code matches, as a ``member``
-    (endpoint 3). The admin hears "New member joined"; the member gets a
-    ``coop_joined`` activity.
-
-    Raises InvalidInviteCode (400, checked before any lookup), NotFound (404:
-    unknown code, or one replaced by a regeneration), AlreadyInCoop (409) or
-    CoopFull (409).
-    """
-    code = normalise_invite_code(invite_code)
+def _active_coop_id_by_code(code: str) -> int | None:
     coop_id = db.session.scalar(
         select(Cooperative.id).where(Cooperative.invite_code == code, Cooperative.status == "active")
     )
     if coop_id is None:
         db.session.rollback()
-        raise _unknown_code()
+    return coop_id
+
+
+def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str | None = None) -> Cooperative:
+    """Join the active coop whose invite code matches, as a ``member``
+    (endpoint 3). The code is tested by the guarded ``invites.lookup``
+    (failed lookups counted for ``user`` and the client ``ip``; a valid link
+    ``invite_key`` is never limited). The admin hears "New member joined";
+    the member gets a ``coop_joined`` activity.
+
+    Raises InvalidInviteCode (400, checked before any lookup), RateLimited
+    (429, before any lookup), NotFound (404: unknown code, or one replaced by
+    a regeneration), AlreadyInCoop (409) or CoopFull (409).
+    """
+    code, coop_id = invites.lookup(invite_code, find=_active_coop_id_by_code,
+                                   caller=invites.Caller(user.user_id, ip), key=invite_key)
     if active_membership(user) is not None:
         db.session.rollback()
         raise AlreadyInCoop()
@@ -456,6 +439,8 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
     member of it), CoopDissolved (409), NotAdmin (403) or CannotRemoveSelf
     (400: the admin leaves instead).
     """
+    if not isinstance(user_id, str) or inputs.text_problem(user_id):
+        raise NotFound("That miner is not a member of this cooperative.")  # no such id can exist
     coop = lock_active_coop(coop_id)
     _require_admin(coop, user)
     if user_id == user.user_id:

@@ -16,6 +16,7 @@ class DomainError(Exception):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
+        self.headers: dict[str, str] = {}  # extra response headers (Retry-After)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -70,6 +71,17 @@ class AlreadyInCoop(Conflict):
 
 class CoopFull(Conflict):
     code, message = "coop_full", "This cooperative already has 20 members."
+
+
+class RateLimited(DomainError):
+    """429 with ``Retry-After`` (whole seconds, at least 1)."""
+
+    status, code, message = 429, "rate_limited", "Too many attempts; wait a while and try again."
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+        self.headers = {"Retry-After": str(self.retry_after)}
 
 
 class CoopDissolved(Conflict):

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from ..urls import is_same_site_path
+from . import inputs
 from .errors import ValidationError
 
 MAX_LINK = 512
@@ -16,10 +17,11 @@ MAX_DATA_DEPTH = 8
 MAX_DATA_BYTES = 8192
 
 
-def check_text(name: str, value: str) -> None:
-    """PostgreSQL text and JSONB refuse NUL characters."""
-    if "\x00" in value:
-        raise ValidationError(f"{name} must not contain NUL characters.")
+def check_text(name: str, value: str, kind: str = inputs.LINE) -> None:
+    """The text rule of ``services.inputs`` (``LINE`` for titles, subtypes
+    and links, ``MULTILINE`` for bodies and descriptions). Raises
+    ValidationError."""
+    inputs.check_text(value, name=name, kind=kind)
 
 
 def check_link(link: str | None, name: str = "link") -> None:
@@ -53,14 +55,15 @@ def _check_value(value: Any, path: str, depth: int) -> None:
         if not math.isfinite(value):
             raise ValidationError(f"{path} must be a finite number.")
     elif isinstance(value, str):
-        check_text(path, value)
+        check_text(path, value, inputs.MULTILINE)
     elif value is not None and not isinstance(value, (bool, int)):
         raise ValidationError(f"{path} must be JSON.")
 
 
 def check_data(data: Any, name: str = "data", max_bytes: int = MAX_DATA_BYTES) -> None:
-    """``data`` is None or a JSON object of finite numbers and NUL-free
-    strings, nested at most 8 deep, at most ``max_bytes`` of JSON."""
+    """``data`` is None or a JSON object of finite numbers and strings
+    (keys ``LINE``, values ``MULTILINE`` text), nested at most 8 deep, at
+    most ``max_bytes`` of JSON."""
     if data is None:
         return
     if not isinstance(data, dict):

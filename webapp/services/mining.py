@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..extensions import db
 from ..models import MinerStats, MiningEvent, Notification, User, UserActivity, WorkerStatus, iso, utcnow
 from . import activity as activity_service
-from . import bounds
+from . import bounds, inputs
 from . import notifications as notification_service
 
 log = logging.getLogger("webapp.mining")
@@ -299,6 +299,10 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
         raise MalformedEvent(f"data.user is longer than {MAX_USER} characters")
     if worker is not None and len(worker) > MAX_WORKER:
         raise MalformedEvent(f"data.worker is longer than {MAX_WORKER} characters")
+    for name, value in (("user", user), ("worker", worker)):  # they end up in titles and page text
+        problem = value is not None and inputs.text_problem(value)
+        if problem:
+            raise MalformedEvent(f"data.{name} {problem}")
     return MiningEventIn(stream, entry_id, event, datetime.fromtimestamp(ts, timezone.utc), source, data, user,  # type: ignore[arg-type]
                          worker, data.get("accepted") if event == "share_submitted" else None, data_text)
 

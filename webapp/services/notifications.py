@@ -39,7 +39,7 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from . import preferences, sequences
+from . import inputs, preferences, sequences
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -82,7 +82,7 @@ def validate_fields(category: str, subtype: str, title: str, body: str, link: st
         raise ValidationError(f"body must be at most {MAX_BODY} characters.")
     check_text("subtype", subtype)
     check_text("title", title)
-    check_text("body", body)
+    check_text("body", body, inputs.MULTILINE)
     check_link(link)
     check_data(data)
 

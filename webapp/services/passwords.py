@@ -19,6 +19,7 @@ from functools import lru_cache
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import inputs
 from .errors import ValidationError
 
 MIN_PASSWORD = 8
@@ -50,6 +51,7 @@ def is_common(password: str) -> bool:
 def check_new_password(password: str) -> None:
     """The rules for a password being set (register, password change, CLI).
     Raises ValidationError (400) with a message a person can act on."""
+    inputs.check_text(password, name="The password")
     if len(password) < MIN_PASSWORD:
         raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
     if len(password) > MAX_PASSWORD:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from pydantic import Field
 
 from ..models import NOTIFICATION_CATEGORIES
+from .inputs import TextRuleModel
 
 # Categories that may be e-mailed at all (DESIGN.md).
 EMAIL_CATEGORIES = ("mining", "competition", "system")
@@ -61,7 +62,7 @@ def default_notifications() -> dict[str, Any]:
     return prefs
 
 
-class _Strict(BaseModel):
+class _Strict(TextRuleModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, true
 
 from ..extensions import db
 from ..models import MinerStats, User, UserSettings, iso, utcnow
-from . import bounds, hashrate, mining, preferences
+from . import accounts, bounds, hashrate, mining, preferences
 from .errors import NotFound
 
 
@@ -39,8 +39,9 @@ def _privacy(user_id: str) -> dict[str, bool]:
 def visible_user(user_id: str, *, viewer_id: str | None = None) -> tuple[User, dict[str, bool]]:
     """The user and their privacy settings, if ``viewer_id`` may see the
     profile: everyone when it is public, the owner always. Raises NotFound
-    (identical for missing and private)."""
-    user = db.session.get(User, user_id) if len(user_id) <= 128 else None
+    (identical for missing and private, and for an id that cannot exist:
+    ``accounts.is_user_id`` is checked before any query)."""
+    user = db.session.get(User, user_id) if accounts.is_user_id(user_id) else None
     if user is None:
         raise NotFound()
     privacy = _privacy(user_id)

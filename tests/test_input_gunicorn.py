@@ -1,0 +1,95 @@
+"""Hostile input against the production server (gunicorn.conf.py: gevent
+workers): a real chunked body over MAX_CONTENT_LENGTH answers 413, and the
+two page routes that answered gunicorn's own raw 500 page (a NUL in the
+settings e-mail or a coop name) answer the app's 400 page."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import PASSWORD, free_port, make_user_in_db
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW_500 = "<title>Internal Server Error</title>"  # gunicorn's own page
+
+
+@pytest.fixture(scope="module")
+def server(migrated):
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=migrated["database_url"], REDIS_URL=migrated["redis_url"],
+               REDIS_NAMESPACE=migrated["namespace"], SECRET_KEY="test-secret", EMBEDDED_SCHEDULER="0",
+               BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1", RATELIMIT_ENABLED="0",
+               PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"gunicorn did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+    yield port
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _chunked(port: int, path: str, body: bytes, content_type: str) -> tuple[int, str, str]:
+    """POST ``body`` with Transfer-Encoding: chunked (no Content-Length)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    pieces = (body[i:i + 8192] for i in range(0, len(body), 8192))
+    conn.request("POST", path, body=pieces, headers={"Content-Type": content_type}, encode_chunked=True)
+    response = conn.getresponse()
+    result = response.status, response.getheader("Content-Type") or "", response.read().decode()
+    conn.close()
+    return result
+
+
+def test_a_chunked_body_over_the_limit_is_413_on_the_api_and_on_pages(server, app):
+    too_big = json.dumps({"user_id": "x" * 70_000, "password": "y" * 8}).encode()
+    status, kind, body = _chunked(server, "/api/auth/token", too_big, "application/json")
+    assert status == 413 and kind.startswith("application/json"), body[:300]
+    assert json.loads(body)["error"]["code"] == "payload_too_large"
+    status, kind, body = _chunked(server, "/login", b"user_id=" + b"x" * 70_000, "application/x-www-form-urlencoded")
+    assert status == 413 and kind.startswith("text/html") and "too large" in body, body[:300]
+    # Within the limit, a chunked body is read whole.
+    make_user_in_db("bc1qchunkeduser")
+    status, _, body = _chunked(server, "/api/auth/token",
+                               json.dumps({"user_id": "bc1qchunkeduser", "password": PASSWORD}).encode(),
+                               "application/json")
+    assert status == 200 and "token" in json.loads(body), body[:300]
+
+
+def _csrf(session: requests.Session, url: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', session.get(url).text).group(1)
+
+
+def test_the_pages_that_gave_the_raw_500_page_answer_the_apps_400_page(server, app):
+    user = make_user_in_db("bc1qgunicornpages")
+    base = f"http://127.0.0.1:{server}"
+    browser = requests.Session()
+    login = browser.post(f"{base}/login", data={"user_id": user.user_id, "password": PASSWORD,
+                                                "csrf_token": _csrf(browser, f"{base}/login")}, allow_redirects=False)
+    assert login.status_code == 302
+    token = _csrf(browser, f"{base}/settings")
+    for path, form in (("/settings/email", {"email": "a\x00b@example.org"}), ("/coop/create", {"name": "Nul\x00Coop"})):
+        resp = browser.post(f"{base}{path}", data={**form, "csrf_token": token}, allow_redirects=False)
+        assert RAW_500 not in resp.text, path
+        assert resp.status_code == 400 and "NUL character" in resp.text, (path, resp.status_code, resp.text[:300])
