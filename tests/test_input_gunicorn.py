@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from .conftest import PASSWORD, free_port, make_user_in_db
+from .conftest import PASSWORD, make_user_in_db
+from .wshelpers import Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_500 = "<title>Internal Server Error</title>"  # gunicorn's own page
@@ -26,29 +21,9 @@ RAW_500 = "<title>Internal Server Error</title>"  # gunicorn's own page
 
 @pytest.fixture(scope="module")
 def server(migrated):
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=migrated["database_url"], REDIS_URL=migrated["redis_url"],
-               REDIS_NAMESPACE=migrated["namespace"], SECRET_KEY="test-secret", EMBEDDED_SCHEDULER="0",
-               BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1", RATELIMIT_ENABLED="0",
-               PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"gunicorn did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-    yield port
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server = Gunicorn(migrated, WEB_CONCURRENCY="1", RATELIMIT_ENABLED="0").wait_ready()
+    yield server.port
+    server.stop()
 
 
 def _chunked(port: int, path: str, body: bytes, content_type: str) -> tuple[int, str, str]:

@@ -112,9 +112,9 @@ def test_a_failed_flush_still_gets_the_error_page_not_a_raw_500(app):
     user = make_user_in_db("bc1qflushfail")
     handler = app.error_handler_spec[None][None][Exception]
     with app.test_request_context("/settings/email", method="POST"):
-        from flask_login import login_user
+        from webapp.auth import log_in
 
-        login_user(user)
+        log_in(user)
         user.email = "a\x00b@example.org"  # PostgreSQL refuses it at flush
         with pytest.raises(sa.exc.DataError) as failed:
             db.session.flush()

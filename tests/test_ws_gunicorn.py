@@ -3,11 +3,6 @@ patched) serves /ws: auth, pushes from this process, cross-tab sync and the
 socket limit across two worker processes."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,37 +11,17 @@ import websocket
 
 from webapp.services import notifications
 
-from .conftest import bearer, free_port
-from .wshelpers import Client
+from .conftest import bearer
+from .wshelpers import Client, Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def gunicorn(migrated):
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=migrated["database_url"], REDIS_URL=migrated["redis_url"],
-               REDIS_NAMESPACE=migrated["namespace"], SECRET_KEY="test-secret", EMBEDDED_SCHEDULER="0",
-               BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", WS_PING_INTERVAL="1",
-               PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"gunicorn did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-    yield f"ws://127.0.0.1:{port}/ws"
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server = Gunicorn(migrated, WS_PING_INTERVAL="1").wait_ready()
+    yield server.ws_url()
+    server.stop()
 
 
 def test_gevent_workers_serve_sockets(gunicorn, app, make_user):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import tempfile
 import threading
 import time
 
@@ -128,9 +129,17 @@ class Gunicorn:
                       PUBLIC_BASE_URL=f"http://127.0.0.1:{self.port}")
         merged.update(env)
         root = Path(__file__).resolve().parent.parent
+        # A file, not a pipe: nobody drains a pipe while tests run, and a full
+        # one blocks the workers in their next log line.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                                     cwd=root, env=merged, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     cwd=root, env=merged, stdout=subprocess.DEVNULL, stderr=self.log,
                                      start_new_session=True)
+
+    def log_tail(self, size: int = 2000) -> str:
+        """The end of the servers' log (stderr)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-size:]
 
     def wait_ready(self, timeout: float = 30) -> "Gunicorn":
         import socket
@@ -143,7 +152,7 @@ class Gunicorn:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"gunicorn did not start: {self.proc.stderr.read().decode()[-2000:]}")
+                    raise RuntimeError(f"gunicorn did not start: {self.log_tail()}")
                 time.sleep(0.1)
 
     def ws_url(self, query: str = "") -> str:

@@ -221,6 +221,7 @@ class SocketSession:
             realtime.register_socket(self.user_id, self.socket_id, app.config["WS_MAX_SOCKETS_PER_USER"])
             count, self.seq = notifications.unread_snapshot(self.user_id)
             cursor = self.cursor(self.since, self.since_seq)
+            db.session.commit()  # sends below may block; no transaction stays open meanwhile
             if cursor is not None:
                 self.send_range(cursor, self.seq)
             self.send_count(count)
@@ -367,16 +368,20 @@ class SocketSession:
         ``counted`` each unread one is one more unread (rows above the
         snapshot); otherwise the count follows separately."""
         while after < up_to:
-            rows = notifications.after_seq(self.user_id, after, up_to=up_to, limit=CATCH_UP_PAGE)
-            for row in rows:
+            rows = [(row.to_dict(), row.is_read) for row in
+                    notifications.after_seq(self.user_id, after, up_to=up_to, limit=CATCH_UP_PAGE)]
+            # A slow client can block a send for long: hold no transaction (and
+            # no locks a TRUNCATE or migration would wait for) meanwhile.
+            db.session.commit()
+            for data, is_read in rows:
                 count = None
                 if counted:
-                    self.count += 0 if row.is_read else 1
+                    self.count += 0 if is_read else 1
                     count = self.count
-                self.send_notification(row.to_dict(), count)
+                self.send_notification(data, count)
             if len(rows) < CATCH_UP_PAGE:
                 return
-            after = rows[-1].seq
+            after = rows[-1][0]["seq"]
 
     def send_notification(self, data: dict[str, Any], count: int | None) -> None:
         if self.html:
