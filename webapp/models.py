@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from .extensions import db
+from .extensions import Model
 
 MAX_COOP_MEMBERS = 20
 NOTIFICATION_CATEGORIES = ("mining", "gamification", "competition", "social", "system")
@@ -111,7 +111,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A miner. ``user_id`` is the mining username (the Bitcoin address the
     pool sees in ``data.user``), at most 128 characters (API.md)."""
 
@@ -133,7 +133,10 @@ class User(UserMixin, db.Model):
     # ``services.sessions``; not a column). Flask-Login's ``get_id`` returns
     # its secret, so the session cookie and the remember cookie name a
     # revocable server-side session, never the bare user id.
-    auth_session_secret = None  # str | None
+    auth_session_secret: str | None = None
+    # Lets the ORM pass over that plain annotation instead of refusing it;
+    # every column of this class is still declared with ``Mapped[...]``.
+    __allow_unmapped__ = True
 
     def get_id(self) -> str:  # Flask-Login ("alternative tokens")
         if not self.auth_session_secret:
@@ -152,7 +155,7 @@ class User(UserMixin, db.Model):
         }
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """One login session of the pages (a browser), referenced by the session
     cookie and the remember cookie. ``id`` is the SHA-256 of the secret the
     cookies carry, so the table alone does not let anyone log in. Dead when
@@ -170,7 +173,7 @@ class UserSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class RevokedToken(db.Model):
+class RevokedToken(Model):
     """A bearer token ended on its own (``POST /api/auth/logout``), by the
     random id it carries; kept until the token would have expired anyway.
     All of a user's tokens end together through ``users.auth_epoch``."""
@@ -183,7 +186,7 @@ class RevokedToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class UserSettings(db.Model):
+class UserSettings(Model):
     """Privacy and notification preferences as JSON documents (API.md
     ``/api/settings``); the e-mail address itself lives on ``users``."""
 
@@ -197,7 +200,7 @@ class UserSettings(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Cooperative(db.Model):
+class Cooperative(Model):
     """A team of at most 20 miners joined by an 8-character invite code."""
 
     __tablename__ = "cooperatives"
@@ -250,7 +253,7 @@ class Cooperative(db.Model):
         return data
 
 
-class CooperativeMember(db.Model):
+class CooperativeMember(Model):
     """A membership; rows are kept after leaving (status ``left``/``removed``)."""
 
     __tablename__ = "cooperative_members"
@@ -287,7 +290,7 @@ class CooperativeMember(db.Model):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class CoopHashrateSample(db.Model):
+class CoopHashrateSample(Model):
     """One point per active coop per aggregation run, for the 24 h chart."""
 
     __tablename__ = "coop_hashrate_samples"
@@ -302,7 +305,7 @@ class CoopHashrateSample(db.Model):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class NotificationSequence(db.Model):
+class NotificationSequence(Model):
     """The last notification ``seq`` given to a user (services/sequences.py).
 
     A row of its own rather than a column of ``users``: every notification
@@ -320,7 +323,7 @@ class NotificationSequence(db.Model):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-class Notification(db.Model):
+class Notification(Model):
     """An in-app notification. Keyset pages use ``id``; socket catch-up
     uses ``seq``, the user's sequence in commit order (1, 2, 3 …; a deleted
     row leaves a gap), given at the commit of the inserting transaction
@@ -377,7 +380,7 @@ class Notification(db.Model):
         }
 
 
-class NotificationDelivery(db.Model):
+class NotificationDelivery(Model):
     """One row per notification and outside channel, leased to one sender
     at a time by a conditional update (``services/email.py``).
 
@@ -417,7 +420,7 @@ class NotificationDelivery(db.Model):
     message_id: Mapped[str | None] = mapped_column(String(255))
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     """An ``Idempotency-Key`` a service caller sent, with the response it got.
 
     Written in the transaction of what the request created, so the unique
@@ -442,7 +445,7 @@ class IdempotencyKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UserActivity(db.Model):
+class UserActivity(Model):
     """An entry of a miner's own timeline (seed 000 §7.5.1 types only)."""
 
     __tablename__ = "user_activity"
@@ -474,7 +477,7 @@ class UserActivity(db.Model):
         }
 
 
-class MiningEvent(db.Model):
+class MiningEvent(Model):
     """A raw mining event, stored once per stream entry.
 
     Entry ids are unique within one stream only, hence (stream, entry_id).
@@ -502,7 +505,7 @@ class MiningEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class MinerStats(db.Model):
+class MinerStats(Model):
     """Per-miner rollup kept by ingest (API.md public stats definitions).
 
     ``total_shares`` counts accepted shares; ``best_difficulty`` is the highest
@@ -523,7 +526,7 @@ class MinerStats(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WorkerStatus(db.Model):
+class WorkerStatus(Model):
     """Latest known state of one worker (``user.workername``)."""
 
     __tablename__ = "worker_status"
@@ -546,7 +549,7 @@ class WorkerStatus(db.Model):
     useragent: Mapped[str | None] = mapped_column(String(255))
 
 
-class AuditLog(db.Model):
+class AuditLog(Model):
     """A platform-admin action, shown on ``/admin``."""
 
     __tablename__ = "audit_log"
@@ -576,7 +579,7 @@ class AuditLog(db.Model):
         }
 
 
-class Broadcast(db.Model):
+class Broadcast(Model):
     """A platform-wide ``system`` notification, fanned out in batches by a job."""
 
     __tablename__ = "broadcasts"
