@@ -39,11 +39,10 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
 # ruff (pyflakes, pycodestyle, bugbear, isort, pyupgrade) over the tree and
-# mypy over webapp/ and jobs/; settings in pyproject.toml. `make format`
-# applies ruff's safe fixes.
+# mypy over webapp/ and jobs/ (both report before either fails the target);
+# settings in pyproject.toml. `make format` applies ruff's safe fixes.
 lint: install-dev
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+	status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
 
 format: install-dev
 	$(BIN)/ruff check --fix .
