@@ -76,7 +76,7 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """A DateTime that stores UTC and always returns aware UTC datetimes.
 
     SQLite keeps no zone, so naive values read back are tagged UTC.
@@ -195,8 +195,8 @@ class UserSettings(Model):
     user_id: Mapped[str] = mapped_column(
         String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
     )
-    privacy: Mapped[dict] = mapped_column(JSONType, default=dict)
-    notifications: Mapped[dict] = mapped_column(JSONType, default=dict)
+    privacy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    notifications: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -357,7 +357,7 @@ class Notification(Model):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="", server_default="")
     link: Mapped[str | None] = mapped_column(String(512))
-    data: Mapped[dict | None] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -438,7 +438,7 @@ class IdempotencyKey(Model):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the canonical request body
     status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict] = mapped_column(JSONType)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONType)
     # What the request created; no foreign key: the record outlives a deleted
     # notification (a retry still gets the first answer) and must not slow its delete.
     notification_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -461,7 +461,7 @@ class UserActivity(Model):
     activity_type: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    data: Mapped[dict | None] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     link: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -501,7 +501,7 @@ class MiningEvent(Model):
     user_id: Mapped[str | None] = mapped_column(String(128))
     worker: Mapped[str | None] = mapped_column(String(255))
     accepted: Mapped[bool | None] = mapped_column(Boolean)
-    data: Mapped[dict] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -563,7 +563,7 @@ class AuditLog(Model):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
-    data: Mapped[dict | None] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def to_dict(self) -> dict[str, Any]:
