@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-dev services chromium bench run-prod clean
+.PHONY: run test lint format install install-dev services chromium bench run-prod clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,18 @@ chromium:
 	  echo "installing Debian's chromium and fonts-noto-color-emoji"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
-# Coverage over webapp/ and jobs/ must stay at 85% or more (seed 000 §7.8.3).
-test: install-dev services chromium
+# ruff (pyflakes, pycodestyle, bugbear, isort, pyupgrade) over the tree and
+# mypy over webapp/ and jobs/ (both report before either fails the target);
+# settings in pyproject.toml. `make format` applies ruff's safe fixes.
+lint: install-dev
+	status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+
+# Lint first, then the suite. Coverage over webapp/ and jobs/ must stay at 85%
+# or more (seed 000 §7.8.3).
+test: install-dev lint services chromium
 	$(BIN)/python -m pytest --cov=webapp --cov=jobs --cov-report=term-missing:skip-covered --cov-fail-under=85
 
 # The four Procfile processes against PostgreSQL and Redis (DATABASE_URL,
@@ -60,4 +70,4 @@ bench: install services
 	@for b in $(BENCHES); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .coverage
+	rm -rf $(VENV) instance .pytest_cache .coverage .mypy_cache .ruff_cache

@@ -25,7 +25,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from support import psycopg_url, stores
@@ -105,7 +105,7 @@ def measure(args, st) -> None:
     })
     with app.app_context():
         upgrade()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         t0 = time.perf_counter()
         load(db.engine, args.coops, args.members, now)
         print(f"loaded {args.coops} coops × {args.members} members in {time.perf_counter() - t0:.1f} s")

@@ -74,7 +74,7 @@ def run(args, env: dict) -> None:
                  for i in range(args.consumers)]
         outputs = [p.communicate()[0] for p in procs]
         elapsed = time.perf_counter() - started
-        for p, out in zip(procs, outputs):
+        for p, out in zip(procs, outputs, strict=True):
             if p.returncode:
                 print(out)
                 raise SystemExit(f"ingest exited with {p.returncode}")

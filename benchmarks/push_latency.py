@@ -116,7 +116,7 @@ async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.
     batch = 50  # opening all at once would queue on the DB pool
     for i in range(0, len(pairs), batch):
         chunk = [Socket(user_id) for user_id, _ in pairs[i:i + batch]]
-        await asyncio.gather(*(s.open(port, token) for s, (_, token) in zip(chunk, pairs[i:i + batch])))
+        await asyncio.gather(*(s.open(port, token) for s, (_, token) in zip(chunk, pairs[i:i + batch], strict=True)))
         sockets.extend(chunk)
     while sum(1 for s in sockets if s.messages) < len(sockets):  # the initial unread_count
         await asyncio.sleep(0.05)

@@ -272,7 +272,7 @@ async def soak(args, env: dict, port: int, miners, others, procs: dict, log_dir:
     started = time.perf_counter()
     for i in range(0, len(plan), 50):  # opening all at once would queue on the DB pool
         chunk = [Socket(u) for u, _ in plan[i:i + 50]]
-        await asyncio.gather(*(s.open(port, t) for s, (_, t) in zip(chunk, plan[i:i + 50])))
+        await asyncio.gather(*(s.open(port, t) for s, (_, t) in zip(chunk, plan[i:i + 50], strict=True)))
         sockets.extend(chunk)
     wait_until = time.monotonic() + 30
     while sum(1 for s in sockets if s.messages) < len(sockets) and time.monotonic() < wait_until:

@@ -23,9 +23,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +185,7 @@ def start_gunicorn(env: dict, port: int, workers: int, **popen) -> subprocess.Po
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 stop_process(proc)
-                raise RuntimeError("gunicorn did not start")
+                raise RuntimeError("gunicorn did not start") from None
             time.sleep(0.1)
 
 

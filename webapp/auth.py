@@ -12,8 +12,8 @@ CSRF-prone and skip the check (API.md Authentication).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 from flask import current_app, g, request, session
 from flask_login import current_user, login_user, logout_user

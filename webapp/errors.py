@@ -14,8 +14,8 @@ import logging
 import re
 
 from flask import Flask, render_template, request
-from markupsafe import escape
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from .auth import is_api_request

@@ -6,6 +6,8 @@ own blocking pool, or one in-process fake server in the embedded default.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis as redis_lib
 from flask import Flask, current_app
 from flask_limiter import Limiter
@@ -18,6 +20,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from rq import Queue
 from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
 
 # Deterministic constraint names so that migrations can refer to them on
 # PostgreSQL and SQLite alike.
@@ -29,7 +32,24 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+class Base(DeclarativeBase):
+    """The SQLAlchemy 2 declarative base ``db.Model`` is built from: its
+    metadata (with the naming convention) and registry become ``db.Model``'s."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+# Models subclass ``Model``. At run time it is ``db.Model`` (Base's metadata
+# and registry plus Flask-SQLAlchemy's bind and query mixins); a type checker
+# cannot follow a base class read from an instance attribute, so it sees Base.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 mail = Mail()

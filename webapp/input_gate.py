@@ -18,7 +18,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, request
 from werkzeug.routing import IntegerConverter, Map
@@ -31,7 +32,7 @@ FORM_MIMETYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form
 class AsciiIntConverter(IntegerConverter):
     """``<int:name>``: ASCII digits only, 0..MAX_ID unless ``max`` is given."""
 
-    regex = r"[0-9]{1,%d}" % inputs.MAX_DIGITS
+    regex = rf"[0-9]{{1,{inputs.MAX_DIGITS}}}"
 
     def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = None) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=inputs.MAX_ID if max is None else max)

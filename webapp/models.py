@@ -11,7 +11,7 @@ PostgreSQL and SQLite alike (see ``UTCDateTime``).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from .extensions import db
+from .extensions import Model
 
 MAX_COOP_MEMBERS = 20
 NOTIFICATION_CATEGORIES = ("mining", "gamification", "competition", "social", "system")
@@ -64,7 +64,7 @@ DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -72,11 +72,11 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """A DateTime that stores UTC and always returns aware UTC datetimes.
 
     SQLite keeps no zone, so naive values read back are tagged UTC.
@@ -89,16 +89,16 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 # JSONB on PostgreSQL, JSON text on SQLite.
@@ -111,7 +111,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A miner. ``user_id`` is the mining username (the Bitcoin address the
     pool sees in ``data.user``), at most 128 characters (API.md)."""
 
@@ -133,7 +133,10 @@ class User(UserMixin, db.Model):
     # ``services.sessions``; not a column). Flask-Login's ``get_id`` returns
     # its secret, so the session cookie and the remember cookie name a
     # revocable server-side session, never the bare user id.
-    auth_session_secret = None  # str | None
+    auth_session_secret: str | None = None
+    # Lets the ORM pass over that plain annotation instead of refusing it;
+    # every column of this class is still declared with ``Mapped[...]``.
+    __allow_unmapped__ = True
 
     def get_id(self) -> str:  # Flask-Login ("alternative tokens")
         if not self.auth_session_secret:
@@ -152,7 +155,7 @@ class User(UserMixin, db.Model):
         }
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """One login session of the pages (a browser), referenced by the session
     cookie and the remember cookie. ``id`` is the SHA-256 of the secret the
     cookies carry, so the table alone does not let anyone log in. Dead when
@@ -170,7 +173,7 @@ class UserSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class RevokedToken(db.Model):
+class RevokedToken(Model):
     """A bearer token ended on its own (``POST /api/auth/logout``), by the
     random id it carries; kept until the token would have expired anyway.
     All of a user's tokens end together through ``users.auth_epoch``."""
@@ -183,7 +186,7 @@ class RevokedToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class UserSettings(db.Model):
+class UserSettings(Model):
     """Privacy and notification preferences as JSON documents (API.md
     ``/api/settings``); the e-mail address itself lives on ``users``."""
 
@@ -192,12 +195,12 @@ class UserSettings(db.Model):
     user_id: Mapped[str] = mapped_column(
         String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
     )
-    privacy: Mapped[dict] = mapped_column(JSONType, default=dict)
-    notifications: Mapped[dict] = mapped_column(JSONType, default=dict)
+    privacy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    notifications: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Cooperative(db.Model):
+class Cooperative(Model):
     """A team of at most 20 miners joined by an 8-character invite code."""
 
     __tablename__ = "cooperatives"
@@ -250,7 +253,7 @@ class Cooperative(db.Model):
         return data
 
 
-class CooperativeMember(db.Model):
+class CooperativeMember(Model):
     """A membership; rows are kept after leaving (status ``left``/``removed``)."""
 
     __tablename__ = "cooperative_members"
@@ -287,7 +290,7 @@ class CooperativeMember(db.Model):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class CoopHashrateSample(db.Model):
+class CoopHashrateSample(Model):
     """One point per active coop per aggregation run, for the 24 h chart."""
 
     __tablename__ = "coop_hashrate_samples"
@@ -302,7 +305,7 @@ class CoopHashrateSample(db.Model):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class NotificationSequence(db.Model):
+class NotificationSequence(Model):
     """The last notification ``seq`` given to a user (services/sequences.py).
 
     A row of its own rather than a column of ``users``: every notification
@@ -320,7 +323,7 @@ class NotificationSequence(db.Model):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-class Notification(db.Model):
+class Notification(Model):
     """An in-app notification. Keyset pages use ``id``; socket catch-up
     uses ``seq``, the user's sequence in commit order (1, 2, 3 …; a deleted
     row leaves a gap), given at the commit of the inserting transaction
@@ -354,7 +357,7 @@ class Notification(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="", server_default="")
     link: Mapped[str | None] = mapped_column(String(512))
-    data: Mapped[dict | None] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -377,7 +380,7 @@ class Notification(db.Model):
         }
 
 
-class NotificationDelivery(db.Model):
+class NotificationDelivery(Model):
     """One row per notification and outside channel, leased to one sender
     at a time by a conditional update (``services/email.py``).
 
@@ -417,7 +420,7 @@ class NotificationDelivery(db.Model):
     message_id: Mapped[str | None] = mapped_column(String(255))
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     """An ``Idempotency-Key`` a service caller sent, with the response it got.
 
     Written in the transaction of what the request created, so the unique
@@ -435,14 +438,14 @@ class IdempotencyKey(db.Model):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the canonical request body
     status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict] = mapped_column(JSONType)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONType)
     # What the request created; no foreign key: the record outlives a deleted
     # notification (a retry still gets the first answer) and must not slow its delete.
     notification_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UserActivity(db.Model):
+class UserActivity(Model):
     """An entry of a miner's own timeline (seed 000 §7.5.1 types only)."""
 
     __tablename__ = "user_activity"
@@ -458,7 +461,7 @@ class UserActivity(db.Model):
     activity_type: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    data: Mapped[dict | None] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     link: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -474,7 +477,7 @@ class UserActivity(db.Model):
         }
 
 
-class MiningEvent(db.Model):
+class MiningEvent(Model):
     """A raw mining event, stored once per stream entry.
 
     Entry ids are unique within one stream only, hence (stream, entry_id).
@@ -498,11 +501,11 @@ class MiningEvent(db.Model):
     user_id: Mapped[str | None] = mapped_column(String(128))
     worker: Mapped[str | None] = mapped_column(String(255))
     accepted: Mapped[bool | None] = mapped_column(Boolean)
-    data: Mapped[dict] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class MinerStats(db.Model):
+class MinerStats(Model):
     """Per-miner rollup kept by ingest (API.md public stats definitions).
 
     ``total_shares`` counts accepted shares; ``best_difficulty`` is the highest
@@ -523,7 +526,7 @@ class MinerStats(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WorkerStatus(db.Model):
+class WorkerStatus(Model):
     """Latest known state of one worker (``user.workername``)."""
 
     __tablename__ = "worker_status"
@@ -546,7 +549,7 @@ class WorkerStatus(db.Model):
     useragent: Mapped[str | None] = mapped_column(String(255))
 
 
-class AuditLog(db.Model):
+class AuditLog(Model):
     """A platform-admin action, shown on ``/admin``."""
 
     __tablename__ = "audit_log"
@@ -560,7 +563,7 @@ class AuditLog(db.Model):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
-    data: Mapped[dict | None] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def to_dict(self) -> dict[str, Any]:
@@ -576,7 +579,7 @@ class AuditLog(db.Model):
         }
 
 
-class Broadcast(db.Model):
+class Broadcast(Model):
     """A platform-wide ``system`` notification, fanned out in batches by a job."""
 
     __tablename__ = "broadcasts"

@@ -301,7 +301,9 @@ _hub_lock = threading.Lock()
 def get_hub(app: Flask | None = None) -> Hub:
     """This process's hub for ``app`` (created on first use; a forked child
     gets its own, since threads and connections do not survive a fork)."""
-    app = app or current_app._get_current_object()
+    # The app itself, not the proxy (it outlives this context); Flask types
+    # ``current_app`` as a Flask, hiding the proxy's method.
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     with _hub_lock:
         entry = app.extensions.get("notification_hub")
         if entry is None or entry[0] != os.getpid():

@@ -202,7 +202,9 @@ class SocketSession:
         self.count = 0
 
     def run(self) -> None:
-        app = current_app._get_current_object()
+        # The app itself, not the proxy (it outlives this context); Flask types
+        # ``current_app`` as a Flask, hiding the proxy's method.
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
         hub = realtime.get_hub(app)
         channel = realtime.user_channel(self.user_id)
         try:
@@ -342,9 +344,10 @@ class SocketSession:
             elif kind == "resume":
                 since = _message_id(message, "since") if "since" in message else None
                 since_seq = _message_id(message, "since_seq") if "since_seq" in message else None
-                if since is None and since_seq is None:
+                after = self.cursor(since, since_seq)
+                if after is None:  # neither was given
                     raise ValidationError("resume needs since (a notification id) or since_seq.")
-                self.send_range(self.cursor(since, since_seq), self.seq)
+                self.send_range(after, self.seq)
             else:
                 self.send_error("validation_error", "type must be ping, mark_read or resume.")
         except DomainError as exc:

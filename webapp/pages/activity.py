@@ -111,7 +111,8 @@ def _section_arg(name: str) -> tuple[date, str] | None:
 
 def _int_arg(name: str) -> int:
     """An id from the query string (``inputs.parse_int``), 0 when absent."""
-    return int_arg(name, default=0)
+    value = int_arg(name)
+    return 0 if value is None else value
 
 
 def _type_param(types: tuple[str, ...]) -> str | None:
@@ -169,13 +170,14 @@ def page():
         current_user.user_id, limit=PAGE_SIZE, before_id=before_id or None, types=types
     )
     groups = group_by_day(items)
-    continuing = groups[0][1] if groups and last and groups[0][0] == last[0] else []
+    last_day, last_seen_key = last or (None, None)
+    continuing = groups[0][1] if groups and groups[0][0] == last_day else []
     fresh = groups[1:] if continuing else groups
-    last_key = section_key(*fresh[-1]) if fresh else (last[1] if last else None)
+    last_key = section_key(*fresh[-1]) if fresh else last_seen_key
     return _render(
         "activity/_page.html",
         continuing=continuing,
-        continue_key=last[1] if continuing else None,
+        continue_key=last_seen_key if continuing else None,
         groups=fresh,
         more_url=_more_url(next_id, last_key, types),
     )
@@ -195,12 +197,13 @@ def new():
         return "", 204
     groups = group_by_day(items)
     # Only the oldest run of new items can join the section on top.
-    on_top = groups[-1][1] if top and groups[-1][0] == top[0] else []
+    top_day, top_seen_key = top or (None, None)
+    on_top = groups[-1][1] if groups[-1][0] == top_day else []
     fresh = groups[:-1] if on_top else groups
-    top_key = section_key(*fresh[0]) if fresh else top[1]
+    top_key = section_key(*fresh[0]) if fresh else top_seen_key
     return _render(
         "activity/_new.html",
-        top_key=top[1] if on_top else None,
+        top_key=top_seen_key if on_top else None,
         on_top=on_top,
         groups=fresh,
         new=True,

@@ -2,6 +2,8 @@
 Flask-Login cookies, see ``webapp.auth``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
@@ -23,7 +25,8 @@ def _next() -> str:
 @bp.route("/register", methods=["GET", "POST"])
 @auth_rate_limit
 def register():
-    error, form = None, {}
+    error: str | None = None
+    form: Mapping[str, str] = {}
     if request.method == "POST":
         form = request.form
         try:

@@ -18,9 +18,9 @@ from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
 from ..models import utcnow
-from .charts import line_chart
 from ..services import coop_hashrate, coops, invites
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
+from .charts import line_chart
 
 bp = Blueprint("pages_coops", __name__)
 
@@ -92,7 +92,8 @@ def _code_from_input(raw: str) -> tuple[str, str | None]:
     if "/" not in raw:
         return raw, None
     parts = urlsplit(raw)
-    key = (parse_qs(parts.query).get("k") or [None])[0]
+    keys = parse_qs(parts.query).get("k")  # never an empty list
+    key = keys[0] if keys else None
     return parts.path.rstrip("/").rsplit("/", 1)[-1], key
 
 

@@ -13,7 +13,7 @@ the ``notification_bell()`` template global, only when it is rendered.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
@@ -47,8 +47,11 @@ def _parse_time(value: Any) -> datetime | None:
 
 def group_of(created_at: Any, now: datetime) -> str:
     """``today``, ``yesterday`` or ``earlier`` by UTC calendar day."""
-    day = _parse_time(created_at).astimezone(timezone.utc).date()
-    today = now.astimezone(timezone.utc).date()
+    moment = _parse_time(created_at)
+    if moment is None:
+        raise ValueError("a notification has a creation time")
+    day = moment.astimezone(UTC).date()
+    today = now.astimezone(UTC).date()
     if day >= today:
         return "today"
     return "yesterday" if day == today - timedelta(days=1) else "earlier"
@@ -60,7 +63,7 @@ def notification_time(value: Any) -> str:
     moment = _parse_time(value)
     if moment is None:
         return ""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     if group_of(moment, utcnow()) == "earlier":
         return f"{moment.day} {moment:%b %H:%M}"
     return f"{moment:%H:%M}"
