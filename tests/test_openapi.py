@@ -133,3 +133,36 @@ def test_a_coop_name_is_limited_as_the_service_limits_it(client, name, status):
         assert resp.get_json()["error"]["code"] == "validation_error"
     else:
         assert resp.get_json()["name"] == name.strip()
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), [
+    ("post", "/api/coops", {"json": {"name": 5, "zz": 1}}),
+    ("get", "/api/notifications?limit=0", {}),
+    ("post", "/api/internal/notifications", {"json": [], "headers": {"Idempotency-Key": ""}}),
+    ("post", "/api/internal/activity", {"data": "{not json"}),
+])
+def test_missing_credentials_answer_401_before_bad_input_400(client, method, url, kwargs):
+    resp = getattr(client, method)(url, **kwargs)
+    assert resp.status_code == 401, resp.get_json()
+    assert resp.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_a_response_that_breaks_its_model_is_a_json_500(app, client, monkeypatch):
+    from webapp.services import notifications as service
+
+    monkeypatch.setattr(service, "unread_count", lambda user_id: "many")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    user = make_user_in_db("bc1qbrokenmodel1")
+    resp = client.get("/api/notifications/unread-count", headers=bearer(user))
+    assert resp.status_code == 500
+    assert resp.get_json()["error"]["code"]
+
+
+def test_query_errors_keep_their_messages(client):
+    user = make_user_in_db("bc1qquerymsgs01")
+    body = client.get("/api/notifications?limit=101&unread_only=maybe", headers=bearer(user)).get_json()
+    assert body["error"]["code"] == "validation_error"
+    assert "limit" in body["error"]["message"]
+    body = client.get("/api/activity?after=2024-05-02T00:00:00Z&before=2024-05-01T00:00:00Z",
+                      headers=bearer(user)).get_json()
+    assert body["error"]["message"] == "after must be earlier than before."
