@@ -17,7 +17,7 @@ from ..services.fields import MAX_LINK
 from ..services.inputs import MultilineText
 from .openapi import endpoint, service_token_required
 from .schemas import ActivityOut, ActivityPageOut, NotificationOut, Out
-from .validation import PageQuery, Schema, encode_cursor, query_rule
+from .validation import PageQuery, Schema, encode_cursor, parsed_by
 
 bp = Blueprint("api_activity", __name__)
 
@@ -42,7 +42,7 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
 def _time(name: str, description: str) -> Any:
     return Annotated[
         Optional[datetime],
-        query_rule(lambda raw: parse_time(raw, name)),
+        parsed_by(lambda raw: parse_time(raw, name)),
         WithJsonSchema({"type": "string", "format": "date-time", "description": description}),
     ]
 

@@ -22,7 +22,7 @@ from ..services import accounts, idempotency, notifications, sequences
 from ..services.fields import MAX_LINK
 from ..services.inputs import MultilineText
 from .openapi import endpoint, service_token_required
-from .validation import Schema, query_rule
+from .validation import Schema, parsed_by
 from .schemas import NotificationOut, Out
 
 bp = Blueprint("api_internal", __name__)
@@ -50,7 +50,7 @@ class IdempotencyHeaders(BaseModel):
 
     key: Annotated[
         Optional[str],
-        query_rule(idempotency.read_key),
+        parsed_by(idempotency.read_key),
         WithJsonSchema({"type": "string", "pattern": f"^[!-~]{{1,{idempotency.MAX_KEY}}}$"}),
     ] = Field(default=None, alias="Idempotency-Key")
 

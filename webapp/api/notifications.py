@@ -12,7 +12,7 @@ from ..auth import api_auth_required, api_caller
 from ..models import NOTIFICATION_CATEGORIES
 from ..services import inputs, notifications
 from .openapi import endpoint
-from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, query_rule
+from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by
 from .schemas import CountOut, NotificationOut, NotificationPageOut, Out, UpdatedOut
 
 bp = Blueprint("api_notifications", __name__)
@@ -31,7 +31,7 @@ class DeletedOut(Out):
 class ListQuery(PageQuery):
     category: Annotated[
         Optional[str],
-        query_rule(lambda raw: notifications.check_category(raw or None)),
+        parsed_by(lambda raw: notifications.check_category(raw or None)),
         WithJsonSchema({"type": "string", "enum": list(NOTIFICATION_CATEGORIES)}),
     ] = None
     unread_only: Flag("unread_only") = False
@@ -41,8 +41,8 @@ class ReadAllQuery(Query):
     # The watermark as a query parameter (the body's up_to_id, for clients that send no body).
     up_to_id: Annotated[
         Optional[int],
-        query_rule(lambda raw: inputs.optional_int(raw, name="up_to_id", minimum=0, maximum=MAX_ID)),
-        WithJsonSchema({"type": "integer", "minimum": 0}),
+        parsed_by(lambda raw: inputs.optional_int(raw, name="up_to_id", minimum=0, maximum=MAX_ID)),
+        WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ID}),
     ] = None
 
 

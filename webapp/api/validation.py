@@ -120,8 +120,8 @@ def parse_cursor() -> int | None:
     return decode_cursor(request.args.get("cursor"))
 
 
-# ---- query strings of the JSON routes --------------------------------------------------
-# Query models are validated by SpecTree (api/openapi.py). Each field runs one
+# ---- query strings and headers of the JSON routes --------------------------------------------------
+# Query and header models are validated by SpecTree (api/openapi.py). Each field runs one
 # of the parsers above in a BeforeValidator: their ValidationError is not a
 # ValueError, so pydantic lets it through unchanged and the answer keeps its
 # message and details. A repeated parameter counts once (its first value),
@@ -132,8 +132,8 @@ def _first(raw: Any) -> Any:
     return raw[0] if isinstance(raw, list) else raw
 
 
-def query_rule(parse: Callable[[Any], Any]) -> BeforeValidator:
-    """A query field read by ``parse`` (the raw text, or None; first value)."""
+def parsed_by(parse: Callable[[Any], Any]) -> BeforeValidator:
+    """A query or header field read by ``parse`` (its raw text; the first of repeated values)."""
     return BeforeValidator(lambda raw: parse(_first(raw)))
 
 
@@ -154,13 +154,13 @@ def _flag(name: str) -> Callable[[Any], bool]:
 
 
 # ``?limit=``: 1..100, default 20; ``?cursor=``: opaque text from next_cursor, read as the last seen id.
-Limit = Annotated[int, query_rule(_limit), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})]
-Cursor = Annotated[Optional[int], query_rule(decode_cursor), WithJsonSchema({"type": "string"})]
+Limit = Annotated[int, parsed_by(_limit), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})]
+Cursor = Annotated[Optional[int], parsed_by(decode_cursor), WithJsonSchema({"type": "string"})]
 
 
 def Flag(name: str) -> Any:  # noqa: N802 - a type, read like one
     """A boolean query flag: true/1/yes or false/0/no, any case; absent or empty is false."""
-    return Annotated[bool, query_rule(_flag(name)), WithJsonSchema({"type": "boolean"})]
+    return Annotated[bool, parsed_by(_flag(name)), WithJsonSchema({"type": "boolean"})]
 
 
 class Query(BaseModel):
