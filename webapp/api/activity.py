@@ -17,7 +17,7 @@ from ..services.fields import MAX_LINK
 from ..services.inputs import MultilineText
 from .openapi import endpoint, service_token_required
 from .schemas import ActivityOut, ActivityPageOut, NotificationOut, Out
-from .validation import PageQuery, Schema, encode_cursor, parsed_by
+from .validation import PageQuery, Schema, encode_cursor, parsed_by_name
 
 bp = Blueprint("api_activity", __name__)
 
@@ -39,12 +39,7 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
         raise ValidationError(f"{name} must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z.") from None
 
 
-def _time(name: str, description: str) -> Any:
-    return Annotated[
-        Optional[datetime],
-        parsed_by(lambda raw: parse_time(raw, name)),
-        WithJsonSchema({"type": "string", "format": "date-time", "description": description}),
-    ]
+Time = Annotated[Optional[datetime], parsed_by_name(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class ActivityQuery(PageQuery):
@@ -52,10 +47,10 @@ class ActivityQuery(PageQuery):
         list[str],
         # Every value (repeat or comma-separate), not only the first.
         BeforeValidator(lambda raw: list(activity.parse_types([raw] if isinstance(raw, str) else raw))),
-        WithJsonSchema({"type": "string", "description": "one or several activity types (repeat or comma-separate)"}),
-    ] = []
-    before: _time("before", "created_at < before") = None
-    after: _time("after", "created_at >= after") = None
+        WithJsonSchema({"type": "string"}),
+    ] = Field(default_factory=list, description="one or several activity types (repeat or comma-separate)")
+    before: Time = Field(default=None, description="created_at < before")
+    after: Time = Field(default=None, description="created_at >= after")
 
     @model_validator(mode="after")
     def _ordered(self) -> ActivityQuery:

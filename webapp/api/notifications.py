@@ -34,7 +34,7 @@ class ListQuery(PageQuery):
         parsed_by(lambda raw: notifications.check_category(raw or None)),
         WithJsonSchema({"type": "string", "enum": list(NOTIFICATION_CATEGORIES)}),
     ] = None
-    unread_only: Flag("unread_only") = False
+    unread_only: Flag = False
 
 
 class ReadAllQuery(Query):

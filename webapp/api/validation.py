@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import pydantic
 from flask import request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
 from ..services import inputs
@@ -133,34 +133,38 @@ def _first(raw: Any) -> Any:
 
 
 def parsed_by(parse: Callable[[Any], Any]) -> BeforeValidator:
-    """A query or header field read by ``parse`` (its raw text; the first of repeated values)."""
+    """A query or header field read by ``parse(raw)`` (its raw text; the first of repeated values)."""
     return BeforeValidator(lambda raw: parse(_first(raw)))
+
+
+def parsed_by_name(parse: Callable[[Any, str], Any]) -> BeforeValidator:
+    """Likewise, by ``parse(raw, name)``: the field's name for its messages."""
+
+    def run(raw: Any, info: ValidationInfo) -> Any:
+        return parse(_first(raw), info.field_name or "value")
+
+    return BeforeValidator(run)
 
 
 def _limit(raw: str) -> int:
     return inputs.parse_int(raw, name="limit", minimum=1, maximum=MAX_LIMIT)
 
 
-def _flag(name: str) -> Callable[[Any], bool]:
-    def parse(raw: str | None) -> bool:
-        value = (raw or "false").lower()
-        if value in {"true", "1", "yes"}:
-            return True
-        if value in {"false", "0", "no"}:
-            return False
-        raise ValidationError(f"{name} must be true or false.")
-
-    return parse
+def parse_flag(raw: str | None, name: str) -> bool:
+    """A boolean query flag: true/1/yes or false/0/no, any case; absent or
+    empty is false. Raises ValidationError."""
+    value = (raw or "false").lower()
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no"}:
+        return False
+    raise ValidationError(f"{name} must be true or false.")
 
 
 # ``?limit=``: 1..100, default 20; ``?cursor=``: opaque text from next_cursor, read as the last seen id.
 Limit = Annotated[int, parsed_by(_limit), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})]
 Cursor = Annotated[Optional[int], parsed_by(decode_cursor), WithJsonSchema({"type": "string"})]
-
-
-def Flag(name: str) -> Any:  # noqa: N802 - a type, read like one
-    """A boolean query flag: true/1/yes or false/0/no, any case; absent or empty is false."""
-    return Annotated[bool, parsed_by(_flag(name)), WithJsonSchema({"type": "boolean"})]
+Flag = Annotated[bool, parsed_by_name(parse_flag), WithJsonSchema({"type": "boolean"})]
 
 
 class Query(BaseModel):
