@@ -6,6 +6,7 @@ from typing import Optional
 
 from flask import Blueprint, g
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from ..auth import api_auth_required, api_caller, log_out
 from ..extensions import auth_rate_limit
@@ -21,7 +22,7 @@ bp = Blueprint("api_accounts", __name__)
 
 # The service's rules, documented in the OpenAPI document (json_schema_extra):
 # the service checks them and answers with its own messages.
-_USER_ID_DOC = {"pattern": f"^{accounts.USER_ID_RE.pattern}$", "minLength": accounts.USER_ID_MIN}
+_USER_ID_DOC: JsonDict = {"pattern": f"^{accounts.USER_ID_RE.pattern}$", "minLength": accounts.USER_ID_MIN}
 
 
 class RegisterBody(Schema):

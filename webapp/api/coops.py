@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 from flask import Blueprint, current_app, url_for
 from flask_limiter.util import get_remote_address
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
@@ -49,7 +50,7 @@ def client_ip() -> str:
 
 # The service's rules, documented in the OpenAPI document (json_schema_extra):
 # the service checks them and answers with its own messages and codes.
-_NAME_DOC = {"minLength": coops.NAME_MIN, "pattern": r"\S.*\S"}
+_NAME_DOC: JsonDict = {"minLength": coops.NAME_MIN, "pattern": r"\S.*\S"}
 # The service's limits, counted as the service counts them: after trimming.
 Name = Annotated[str, trimmed_max_length(coops.NAME_MAX)]
 Description = Annotated[MultilineText, trimmed_max_length(coops.DESCRIPTION_MAX)]

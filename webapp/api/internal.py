@@ -22,8 +22,8 @@ from ..services import accounts, idempotency, notifications, sequences
 from ..services.fields import MAX_LINK
 from ..services.inputs import MultilineText
 from .openapi import endpoint, service_token_required
-from .validation import Schema, parsed_by
 from .schemas import NotificationOut, Out
+from .validation import Schema, parsed_by
 
 bp = Blueprint("api_internal", __name__)
 
@@ -83,5 +83,5 @@ def create_notification(headers: IdempotencyHeaders, json: NotificationBody):
         return 201, {"notification": row.to_dict(), "status": "created"}, row.id
 
     outcome = idempotency.run_once(IDEMPOTENCY_SCOPE, key, fields, create)
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-    return outcome.body, outcome.status, headers
+    replayed = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return outcome.body, outcome.status, replayed

@@ -12,8 +12,8 @@ from ..auth import api_auth_required, api_caller
 from ..models import NOTIFICATION_CATEGORIES
 from ..services import inputs, notifications
 from .openapi import endpoint
-from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by
 from .schemas import CountOut, NotificationOut, NotificationPageOut, Out, UpdatedOut
+from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by
 
 bp = Blueprint("api_notifications", __name__)
 

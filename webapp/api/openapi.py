@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
 from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_multidict_items
@@ -110,13 +111,13 @@ api = SpecTree(
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda _parent, child: child,
     security_schemes=[
-        SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer")),
+        SecurityScheme(name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")),
         SecurityScheme(name="serviceToken",
-                       data=SecuritySchemeData(type="http", scheme="bearer", description="SERVICE_TOKEN")),
+                       data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", description="SERVICE_TOKEN")),
     ],
 )
 
-_SECURITY = {"user": {"bearer": []}, "service": {"serviceToken": []}, "none": None}
+_SECURITY: dict[str, dict[str, list[str]] | None] = {"user": {"bearer": []}, "service": {"serviceToken": []}, "none": None}
 
 
 def endpoint(
