@@ -6,35 +6,37 @@ from typing import Optional
 
 from flask import Blueprint, g
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from ..auth import api_auth_required, api_caller, log_out
 from ..extensions import auth_rate_limit
 from ..models import iso
-from ..services import accounts, passwords, preferences
-from .openapi import documented
+from ..services import accounts, passwords
+from ..services.preferences import SettingsPatch
+from .openapi import endpoint
 from .schemas import LoggedOutOut, PasswordChangedOut, RegisterOut, SettingsOut, TokenOut, UserOut
-from .validation import Schema, parse_body
+from .validation import Schema
 
 bp = Blueprint("api_accounts", __name__)
 
 
 # The service's rules, documented in the OpenAPI document (json_schema_extra):
 # the service checks them and answers with its own messages.
-_USER_ID_DOC = {"pattern": "^[A-Za-z0-9._-]{3,128}$", "minLength": 3}
+_USER_ID_DOC: JsonDict = {"pattern": f"^{accounts.USER_ID_RE.pattern}$", "minLength": accounts.USER_ID_MIN}
 
 
 class RegisterBody(Schema):
-    user_id: str = Field(max_length=128, json_schema_extra=_USER_ID_DOC)
-    password: str = Field(max_length=256, json_schema_extra={"minLength": accounts.MIN_PASSWORD})
-    display_name: Optional[str] = Field(default=None, max_length=64, json_schema_extra={"minLength": 1,
+    user_id: str = Field(max_length=accounts.USER_ID_MAX, json_schema_extra=_USER_ID_DOC)
+    password: str = Field(max_length=passwords.MAX_PASSWORD, json_schema_extra={"minLength": accounts.MIN_PASSWORD})
+    display_name: Optional[str] = Field(default=None, max_length=accounts.DISPLAY_NAME_MAX, json_schema_extra={"minLength": 1,
                                                                                        "pattern": r"\S"})
-    email: Optional[str] = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: Optional[str] = Field(default=None, max_length=accounts.MAX_EMAIL, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     country_code: Optional[str] = Field(default=None, max_length=2, json_schema_extra={"pattern": "^[A-Z]{2}$"})
 
 
 class TokenBody(Schema):
-    user_id: str = Field(max_length=128)
-    password: str = Field(max_length=256)
+    user_id: str = Field(max_length=accounts.USER_ID_MAX)
+    password: str = Field(max_length=passwords.MAX_PASSWORD)
 
 
 class PasswordBody(Schema):
@@ -44,29 +46,29 @@ class PasswordBody(Schema):
 
 @bp.post("/auth/register")
 @auth_rate_limit
-@documented(summary="Register a miner", body=RegisterBody, responses={201: RegisterOut, 409: None}, auth="none", tags=["auth"])
-def register():
-    body = parse_body(RegisterBody)
-    user = accounts.register(**body.model_dump())
+@endpoint(ok={201: RegisterOut}, errors=[409], auth="none", tags=["auth"])
+def register(json: RegisterBody):
+    """Register a miner"""
+    user = accounts.register(**json.model_dump())
     token, _ = accounts.issue_token(user)
     return {"user": user.to_dict(), "token": token}, 201
 
 
 @bp.post("/auth/token")
 @auth_rate_limit
-@documented(summary="Get a bearer token", body=TokenBody, responses={200: TokenOut, 401: None}, auth="none", tags=["auth"])
-def token():
-    body = parse_body(TokenBody)
-    user = accounts.authenticate(user_id=body.user_id, password=body.password)
+@endpoint(ok={200: TokenOut}, errors=[401], auth="none", tags=["auth"])
+def token(json: TokenBody):
+    """Get a bearer token"""
+    user = accounts.authenticate(user_id=json.user_id, password=json.password)
     token, expires_at = accounts.issue_token(user)
     return {"token": token, "expires_at": iso(expires_at)}
 
 
 @bp.post("/auth/logout")
-@documented(summary="End the presented bearer token or this browser's session", responses={200: LoggedOutOut},
-            tags=["auth"])
 @api_auth_required
+@endpoint(ok={200: LoggedOutOut}, tags=["auth"])
 def logout():
+    """End the presented bearer token or this browser's session"""
     if g.auth_mode == "bearer":
         accounts.revoke_token(g.auth_token)
     else:
@@ -75,10 +77,10 @@ def logout():
 
 
 @bp.post("/auth/logout-everywhere")
-@documented(summary="End every session and every bearer token of the caller", responses={200: LoggedOutOut},
-            tags=["auth"])
 @api_auth_required
+@endpoint(ok={200: LoggedOutOut}, tags=["auth"])
 def logout_everywhere():
+    """End every session and every bearer token of the caller"""
     ended = accounts.log_out_everywhere(api_caller())
     if g.auth_mode == "session":
         log_out()
@@ -87,35 +89,36 @@ def logout_everywhere():
 
 @bp.post("/auth/password")
 @auth_rate_limit
-@documented(summary="Change the password (ends every other session and every bearer token)", body=PasswordBody,
-            responses={200: PasswordChangedOut, 403: None}, tags=["auth"])
 @api_auth_required
-def change_password():
-    body = parse_body(PasswordBody)
+@endpoint(ok={200: PasswordChangedOut}, errors=[403], tags=["auth"])
+def change_password(json: PasswordBody):
+    """Change the password (ends every other session and every bearer token)"""
     user = api_caller()
-    accounts.change_password(user, current_password=body.current_password, new_password=body.new_password,
+    accounts.change_password(user, current_password=json.current_password, new_password=json.new_password,
                              keep_session_secret=g.auth_session_secret)
     token, expires_at = accounts.issue_token(user)
     return {"status": "password_changed", "token": token, "expires_at": iso(expires_at)}
 
 
 @bp.get("/me")
-@documented(summary="The caller", responses={200: UserOut}, tags=["auth"])
 @api_auth_required
+@endpoint(ok={200: UserOut}, tags=["auth"])
 def me():
+    """The caller"""
     return api_caller().to_dict()
 
 
 @bp.get("/settings")
-@documented(summary="The caller's settings", responses={200: SettingsOut}, tags=["settings"])
 @api_auth_required
+@endpoint(ok={200: SettingsOut}, tags=["settings"])
 def get_settings():
+    """The caller's settings"""
     return accounts.get_settings(api_caller())
 
 
 @bp.patch("/settings")
-@documented(summary="Merge a partial settings document", body=preferences.SettingsPatch, responses={200: SettingsOut}, tags=["settings"])
 @api_auth_required
-def patch_settings():
-    patch = parse_body(preferences.SettingsPatch)
-    return accounts.update_settings(api_caller(), patch)
+@endpoint(ok={200: SettingsOut}, tags=["settings"])
+def patch_settings(json: SettingsPatch):
+    """Merge a partial settings document"""
+    return accounts.update_settings(api_caller(), json)

@@ -5,28 +5,27 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from flask import Blueprint, request
-from pydantic import Field
+from flask import Blueprint
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from ..auth import api_auth_required, api_caller, csrf_exempt, require_service_token
-from ..services import activity
+from ..auth import api_auth_required, api_caller, csrf_exempt
+from ..services import accounts, activity, notifications
 from ..services.errors import ValidationError
+from ..services.fields import MAX_LINK
 from ..services.inputs import MultilineText
-from .openapi import documented
+from .openapi import endpoint, service_token_required
 from .schemas import ActivityOut, ActivityPageOut, NotificationOut, Out
-from .validation import Schema, encode_cursor, parse_body, parse_cursor, parse_limit
+from .validation import PageQuery, Schema, encode_cursor, parsed_by_name
 
 bp = Blueprint("api_activity", __name__)
 
-MAX_ID = 2**63 - 1  # ids are BIGINT
 
-
-def parse_time_arg(name: str) -> datetime | None:
+def parse_time(raw: str | None, name: str) -> datetime | None:
     """``?before=``/``?after=`` as an aware UTC datetime (ISO 8601; a value
-    without a zone is taken as UTC). Raises ValidationError."""
-    raw = request.args.get(name)
+    without a zone is taken as UTC); None or ``""`` is None. Raises
+    ValidationError."""
     if raw is None or raw == "":
         return None
     # An unencoded "+00:00" arrives as " 00:00" (a plus in a query is a space).
@@ -40,35 +39,37 @@ def parse_time_arg(name: str) -> datetime | None:
         raise ValidationError(f"{name} must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z.") from None
 
 
-_TIME = {"type": "string", "format": "date-time"}
+Time = Annotated[Optional[datetime], parsed_by_name(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class ActivityQuery(PageQuery):
+    type: Annotated[
+        list[str],
+        # Every value (repeat or comma-separate), not only the first.
+        BeforeValidator(lambda raw: list(activity.parse_types([raw] if isinstance(raw, str) else raw))),
+        WithJsonSchema({"type": "string"}),
+    ] = Field(default_factory=list, description="one or several activity types (repeat or comma-separate)")
+    before: Time = Field(default=None, description="created_at < before")
+    after: Time = Field(default=None, description="created_at >= after")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ActivityQuery:
+        if self.before is not None and self.after is not None and self.after >= self.before:
+            raise ValidationError("after must be earlier than before.")
+        return self
 
 
 @bp.get("/activity")
-@documented(
-    summary="The caller's activity feed, newest first (endpoint 14)",
-    query={
-        "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-        "cursor": {"type": "string"},
-        "type": {"type": "string", "description": "one or several activity types (repeat or comma-separate)"},
-        "before": _TIME | {"description": "created_at < before"},
-        "after": _TIME | {"description": "created_at >= after"},
-    },
-    responses={200: ActivityPageOut},
-    tags=["activity"],
-)
 @api_auth_required
-def list_activity():
-    """``?limit&cursor&type&before&after`` → ``{"activities", "next_cursor"}``."""
-    limit = parse_limit()
-    cursor = parse_cursor()
-    if cursor is not None and cursor > MAX_ID:  # never one of ours; PostgreSQL would refuse it
-        raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
-    types = activity.parse_types(request.args.getlist("type"))
-    before, after = parse_time_arg("before"), parse_time_arg("after")
-    if before is not None and after is not None and after >= before:
-        raise ValidationError("after must be earlier than before.")
+@endpoint(ok={200: ActivityPageOut}, tags=["activity"])
+def list_activity(query: ActivityQuery):
+    """The caller's activity feed, newest first (endpoint 14)
+
+    ``?limit&cursor&type&before&after`` → ``{"activities", "next_cursor"}``.
+    """
     rows, next_id = activity.list_activities(
-        api_caller().user_id, limit=limit, before_id=cursor, types=types, before=before, after=after
+        api_caller().user_id, limit=query.limit, before_id=query.cursor, types=tuple(query.type),
+        before=query.before, after=query.after,
     )
     return {
         "activities": [row.to_dict() for row in rows],
@@ -79,20 +80,20 @@ def list_activity():
 # ---- internal: other services report activities ---------------------------
 
 class NotifyBody(Schema):
-    category: str = Field(max_length=32)
-    subtype: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    title: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    body: Optional[MultilineText] = Field(default=None, max_length=2000)
-    link: Optional[str] = Field(default=None, max_length=512)
+    category: str = Field(max_length=32)  # one of the categories (checked by the service)
+    subtype: Optional[str] = Field(default=None, min_length=1, max_length=notifications.MAX_SUBTYPE)
+    title: Optional[str] = Field(default=None, min_length=1, max_length=notifications.MAX_TITLE)
+    body: Optional[MultilineText] = Field(default=None, max_length=notifications.MAX_BODY)
+    link: Optional[str] = Field(default=None, max_length=MAX_LINK)
 
 
 class InternalActivityBody(Schema):
-    user_id: str = Field(min_length=1, max_length=128)
-    activity_type: str = Field(max_length=64)
-    title: str = Field(min_length=1, max_length=200)
-    description: MultilineText = Field(default="", max_length=2000)
+    user_id: str = Field(min_length=1, max_length=accounts.USER_ID_MAX)
+    activity_type: str = Field(max_length=64)  # one of ACTIVITY_TYPES (checked by the service)
+    title: str = Field(min_length=1, max_length=activity.MAX_TITLE)
+    description: MultilineText = Field(default="", max_length=activity.MAX_DESCRIPTION)
     data: Optional[dict[str, Any]] = None
-    link: Optional[str] = Field(default=None, max_length=512)
+    link: Optional[str] = Field(default=None, max_length=MAX_LINK)
     notify: Optional[NotifyBody] = None
 
 
@@ -102,19 +103,15 @@ class InternalActivityOut(Out):
 
 
 @bp.post("/internal/activity")
-@documented(
-    summary="Record an activity (and optionally a notification) for a user, from another service",
-    body=InternalActivityBody,
-    responses={201: InternalActivityOut, 404: None},
-    auth="service",
-    tags=["internal"],
-)
 @csrf_exempt
-def internal_activity():
-    """Record an activity (and optionally a notification) for a user:
-    201 ``{"activity": activity, "notification": notification or null}``."""
-    require_service_token()
-    body = parse_body(InternalActivityBody)
+@service_token_required
+@endpoint(ok={201: InternalActivityOut}, errors=[404], auth="service", tags=["internal"])
+def internal_activity(json: InternalActivityBody):
+    """Record an activity (and optionally a notification) for a user, from another service
+
+    201 ``{"activity": activity, "notification": notification or null}``.
+    """
+    body = json
     row, notification = activity.record_from_service(
         user_id=body.user_id,
         activity_type=body.activity_type,

@@ -6,18 +6,19 @@ only when the caller is an active member of it.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 from flask import Blueprint, current_app, url_for
 from flask_limiter.util import get_remote_address
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
 from ..models import Cooperative
 from ..services import coops, invites
 from ..services.inputs import MultilineText
-from .openapi import documented
+from .openapi import endpoint
 from .schemas import (
     CoopHashrateOut,
     CoopOut,
@@ -28,7 +29,7 @@ from .schemas import (
     MineOut,
     StatusOut,
 )
-from .validation import Schema, parse_body
+from .validation import Schema, trimmed_max_length
 
 bp = Blueprint("api_coops", __name__)
 
@@ -49,12 +50,15 @@ def client_ip() -> str:
 
 # The service's rules, documented in the OpenAPI document (json_schema_extra):
 # the service checks them and answers with its own messages and codes.
-_NAME_DOC = {"minLength": coops.NAME_MIN, "pattern": r"\S.*\S"}
+_NAME_DOC: JsonDict = {"minLength": coops.NAME_MIN, "pattern": r"\S.*\S"}
+# The service's limits, counted as the service counts them: after trimming.
+Name = Annotated[str, trimmed_max_length(coops.NAME_MAX)]
+Description = Annotated[MultilineText, trimmed_max_length(coops.DESCRIPTION_MAX)]
 
 
 class CreateBody(Schema):
-    name: str = Field(max_length=1000, json_schema_extra=_NAME_DOC)
-    description: Optional[MultilineText] = Field(default=None, max_length=5000)
+    name: Name = Field(json_schema_extra=_NAME_DOC)
+    description: Optional[Description] = None
 
 
 class JoinBody(Schema):
@@ -66,8 +70,8 @@ class JoinBody(Schema):
 
 
 class UpdateBody(Schema):
-    name: Optional[str] = Field(default=None, max_length=1000, json_schema_extra=_NAME_DOC)
-    description: Optional[MultilineText] = Field(default=None, max_length=5000)
+    name: Optional[Name] = Field(default=None, json_schema_extra=_NAME_DOC)
+    description: Optional[Description] = None
 
 
 def invite_fields(code: str) -> dict:
@@ -86,104 +90,105 @@ def _coop(coop: Cooperative, *, member: bool) -> dict:
 
 
 @bp.post("/coops")
-@documented(summary="Found a coop; the caller becomes its admin (endpoint 1)", body=CreateBody,
-            responses={201: CoopOut, 409: None}, tags=["coops"])
 @api_auth_required
-def create():
-    body = parse_body(CreateBody)
-    coop = coops.create(api_caller(), name=body.name, description=body.description)
+@endpoint(ok={201: CoopOut}, errors=[409], tags=["coops"])
+def create(json: CreateBody):
+    """Found a coop; the caller becomes its admin (endpoint 1)"""
+    coop = coops.create(api_caller(), name=json.name, description=json.description)
     return _coop(coop, member=True), 201
 
 
 @bp.get("/coops/mine")
-@documented(summary="The caller's coop or null (endpoint 2)", responses={200: MineOut}, tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: MineOut}, tags=["coops"])
 def mine():
+    """The caller's coop or null (endpoint 2)"""
     coop = coops.get_mine(api_caller())
     return {"cooperative": _coop(coop, member=True) if coop else None}
 
 
 @bp.post("/coops/join")
-@documented(summary="Join by invite code, any case (endpoint 3)", body=JoinBody,
-            responses={200: CoopOut, 404: None, 409: None}, tags=["coops"])
 @join_rate_limit
 @api_auth_required
-def join():
-    body = parse_body(JoinBody)
-    coop = coops.join(api_caller(), invite_code=body.invite_code, ip=client_ip(), invite_key=body.invite_key)
+@endpoint(ok={200: CoopOut}, errors=[404, 409], tags=["coops"])
+def join(json: JoinBody):
+    """Join by invite code, any case (endpoint 3)"""
+    coop = coops.join(api_caller(), invite_code=json.invite_code, ip=client_ip(), invite_key=json.invite_key)
     return _coop(coop, member=True)
 
 
 @bp.get("/coops/<int:coop_id>")
-@documented(summary="A coop, for its members", responses={200: CoopOut, 403: None, 404: None}, tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: CoopOut}, errors=[403, 404], tags=["coops"])
 def get(coop_id: int):
+    """A coop, for its members"""
     return _coop(coops.get_for_member(api_caller(), coop_id=coop_id), member=True)
 
 
 @bp.patch("/coops/<int:coop_id>")
-@documented(summary="Edit name and description (admin)", body=UpdateBody,
-            responses={200: CoopOut, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
-def patch(coop_id: int):
-    body = parse_body(UpdateBody)
-    changes = {field: getattr(body, field) for field in body.model_fields_set}
+@endpoint(ok={200: CoopOut}, errors=[403, 404, 409], tags=["coops"])
+def patch(coop_id: int, json: UpdateBody):
+    """Edit name and description (admin)"""
+    changes = {field: getattr(json, field) for field in json.model_fields_set}
     coop = coops.update_details(api_caller(), coop_id=coop_id, **changes)
     return _coop(coop, member=True)
 
 
 @bp.delete("/coops/<int:coop_id>")
-@documented(summary="Dissolve the coop (admin)", responses={200: CoopOut, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: CoopOut}, errors=[403, 404, 409], tags=["coops"])
 def dissolve(coop_id: int):
+    """Dissolve the coop (admin)"""
     return _coop(coops.dissolve(api_caller(), coop_id=coop_id), member=False)
 
 
 @bp.post("/coops/<int:coop_id>/leave")
-@documented(summary="Leave the coop (endpoint 4)", responses={200: LeaveOut, 403: None, 404: None, 409: None},
-            tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: LeaveOut}, errors=[403, 404, 409], tags=["coops"])
 def leave(coop_id: int):
+    """Leave the coop (endpoint 4)"""
     coop = coops.leave(api_caller(), coop_id=coop_id)
     return {"status": "left", "cooperative": _coop(coop, member=False) if coop.status == "active" else None}
 
 
 @bp.get("/coops/<int:coop_id>/members")
-@documented(summary="Active members, oldest first (endpoint 5)", responses={200: MembersOut, 403: None, 404: None},
-            tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: MembersOut}, errors=[403, 404], tags=["coops"])
 def members(coop_id: int):
+    """Active members, oldest first (endpoint 5)"""
     return {"members": [m.to_dict() for m in coops.list_members(api_caller(), coop_id=coop_id)]}
 
 
 @bp.delete("/coops/<int:coop_id>/members/<user_id>")
-@documented(summary="Remove a member (admin, endpoint 6)",
-            responses={200: StatusOut, 400: None, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: StatusOut}, errors=[400, 403, 404, 409], tags=["coops"])
 def remove_member(coop_id: int, user_id: str):
+    """Remove a member (admin, endpoint 6)"""
     coops.remove_member(api_caller(), coop_id=coop_id, user_id=user_id)
     return {"status": "removed"}
 
 
 @bp.post("/coops/<int:coop_id>/regenerate-code")
-@documented(summary="Replace the invite code (admin, endpoint 7)",
-            responses={200: InviteCodeOut, 403: None, 404: None, 409: None}, tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: InviteCodeOut}, errors=[403, 404, 409], tags=["coops"])
 def regenerate_code(coop_id: int):
+    """Replace the invite code (admin, endpoint 7)"""
     coop = coops.regenerate_code(api_caller(), coop_id=coop_id)
     return invite_fields(coop.invite_code)
 
 
 @bp.get("/coops/<int:coop_id>/hashrate")
-@documented(summary="Combined and members' hashrate (endpoint 8)", responses={200: CoopHashrateOut, 403: None, 404: None},
-            tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: CoopHashrateOut}, errors=[403, 404], tags=["coops"])
 def hashrate(coop_id: int):
+    """Combined and members' hashrate (endpoint 8)"""
     return coops.hashrate(api_caller(), coop_id=coop_id).to_dict()
 
 
 @bp.get("/coops/<int:coop_id>/stats")
-@documented(summary="Coop statistics (endpoint 9)", responses={200: CoopStatsOut, 403: None, 404: None}, tags=["coops"])
 @api_auth_required
+@endpoint(ok={200: CoopStatsOut}, errors=[403, 404], tags=["coops"])
 def stats(coop_id: int):
+    """Coop statistics (endpoint 9)"""
     return coops.stats(api_caller(), coop_id=coop_id).to_dict()

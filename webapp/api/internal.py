@@ -12,24 +12,24 @@ creates nothing; the same key with another body is 409.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from flask import Blueprint, request
-from pydantic import Field
+from flask import Blueprint
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..api.validation import Schema, parse_body
-from ..auth import csrf_exempt, require_service_token
-from ..services import idempotency, notifications, sequences
+from ..auth import csrf_exempt
+from ..services import accounts, idempotency, notifications, sequences
 from ..services.fields import MAX_LINK
 from ..services.inputs import MultilineText
-from .openapi import documented
+from .openapi import endpoint, service_token_required
 from .schemas import NotificationOut, Out
+from .validation import Schema, parsed_by
 
 bp = Blueprint("api_internal", __name__)
 
 
 class NotificationBody(Schema):
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=accounts.USER_ID_MAX)
     category: Literal["mining", "gamification", "competition", "social", "system"]
     subtype: str = Field(min_length=1, max_length=notifications.MAX_SUBTYPE)
     title: str = Field(min_length=1, max_length=notifications.MAX_TITLE)
@@ -43,26 +43,37 @@ class InternalNotificationOut(Out):
     status: Literal["created", "suppressed"]
 
 
+class IdempotencyHeaders(BaseModel):
+    """``Idempotency-Key``, read by ``idempotency.read_key`` (None when absent)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: Annotated[
+        Optional[str],
+        parsed_by(idempotency.read_key),
+        WithJsonSchema({"type": "string", "pattern": f"^[!-~]{{1,{idempotency.MAX_KEY}}}$"}),
+    ] = Field(default=None, alias="Idempotency-Key")
+
+
 # Idempotency keys of this route, from the one service caller SERVICE_TOKEN authenticates.
 IDEMPOTENCY_SCOPE = "service:internal-notifications"
 
 
 @bp.post("/internal/notifications")
 @csrf_exempt
-@documented(summary="Send a notification to a user, from another service", body=NotificationBody,
-            headers={"Idempotency-Key": {"type": "string", "pattern": f"^[!-~]{{1,{idempotency.MAX_KEY}}}$"}},
-            responses={201: InternalNotificationOut, 200: InternalNotificationOut, 404: None, 409: None},
-            auth="service", tags=["internal"])
-def create_notification():
-    """201 ``{"notification": {...}, "status": "created"}``, or 200
+@service_token_required
+@endpoint(ok={201: InternalNotificationOut, 200: InternalNotificationOut}, errors=[404, 409], auth="service",
+          tags=["internal"])
+def create_notification(headers: IdempotencyHeaders, json: NotificationBody):
+    """Send a notification to a user, from another service
+
+    201 ``{"notification": {...}, "status": "created"}``, or 200
     ``{"notification": null, "status": "suppressed"}`` when the user's
     preferences turn it off; 404 for an unknown user; with an
     ``Idempotency-Key`` seen before, the first answer again, or 409
     ``idempotency_key_reused`` for a different body."""
-    require_service_token()
-    key = idempotency.read_key(request.headers.get("Idempotency-Key"))
-    body = parse_body(NotificationBody)
-    fields = body.model_dump()
+    key = headers.key
+    fields = json.model_dump()
 
     def create():
         row = notifications.notify_known_user(**fields, commit=False)
@@ -72,5 +83,5 @@ def create_notification():
         return 201, {"notification": row.to_dict(), "status": "created"}, row.id
 
     outcome = idempotency.run_once(IDEMPOTENCY_SCOPE, key, fields, create)
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-    return outcome.body, outcome.status, headers
+    replayed = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return outcome.body, outcome.status, replayed

@@ -3,16 +3,17 @@
 someone else's id answers 404 exactly like a missing one."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
-from flask import Blueprint, request
-from pydantic import Field
+from flask import Blueprint
+from pydantic import Field, WithJsonSchema
 
-from ..api.validation import MAX_ID, Schema, encode_cursor, int_arg, parse_body, parse_bool_arg, parse_cursor, parse_limit
 from ..auth import api_auth_required, api_caller
-from ..services import notifications
-from .openapi import documented
+from ..models import NOTIFICATION_CATEGORIES
+from ..services import inputs, notifications
+from .openapi import endpoint
 from .schemas import CountOut, NotificationOut, NotificationPageOut, Out, UpdatedOut
+from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by
 
 bp = Blueprint("api_notifications", __name__)
 
@@ -27,26 +28,36 @@ class DeletedOut(Out):
     id: int
 
 
-_LIST_QUERY = {
-    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-    "cursor": {"type": "string"},
-    "category": {"type": "string", "enum": ["mining", "gamification", "competition", "social", "system"]},
-    "unread_only": {"type": "boolean"},
-}
+class ListQuery(PageQuery):
+    category: Annotated[
+        Optional[str],
+        parsed_by(lambda raw: notifications.check_category(raw or None)),
+        WithJsonSchema({"type": "string", "enum": list(NOTIFICATION_CATEGORIES)}),
+    ] = None
+    unread_only: Flag = False
+
+
+class ReadAllQuery(Query):
+    # The watermark as a query parameter (the body's up_to_id, for clients that send no body).
+    up_to_id: Annotated[
+        Optional[int],
+        parsed_by(lambda raw: inputs.optional_int(raw, name="up_to_id", minimum=0, maximum=MAX_ID)),
+        WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ID}),
+    ] = None
 
 
 @bp.get("/notifications")
-@documented(summary="The caller's notifications, newest first (endpoint 10)", query=_LIST_QUERY,
-            responses={200: NotificationPageOut}, tags=["notifications"])
 @api_auth_required
-def list_notifications():
+@endpoint(ok={200: NotificationPageOut}, tags=["notifications"])
+def list_notifications(query: ListQuery):
+    """The caller's notifications, newest first (endpoint 10)"""
     user_id = api_caller().user_id
     rows, next_id = notifications.list_notifications(
         user_id,
-        limit=parse_limit(),
-        before_id=parse_cursor(),
-        category=notifications.check_category(request.args.get("category") or None),
-        unread_only=parse_bool_arg("unread_only"),
+        limit=query.limit,
+        before_id=query.cursor,
+        category=query.category,
+        unread_only=query.unread_only,
     )
     return {
         "notifications": [row.to_dict() for row in rows],
@@ -56,37 +67,36 @@ def list_notifications():
 
 
 @bp.get("/notifications/unread-count")
-@documented(summary="The caller's unread count (endpoint 13)", responses={200: CountOut}, tags=["notifications"])
 @api_auth_required
+@endpoint(ok={200: CountOut}, tags=["notifications"])
 def unread_count():
+    """The caller's unread count (endpoint 13)"""
     return {"count": notifications.unread_count(api_caller().user_id)}
 
 
 @bp.post("/notifications/<int:notification_id>/read")
-@documented(summary="Mark one notification read (endpoint 11)", responses={200: NotificationOut, 404: None},
-            tags=["notifications"])
 @api_auth_required
+@endpoint(ok={200: NotificationOut}, errors=[404], tags=["notifications"])
 def mark_read(notification_id: int):
+    """Mark one notification read (endpoint 11)"""
     return notifications.mark_read(api_caller().user_id, notification_id).to_dict()
 
 
 @bp.post("/notifications/read-all")
-@documented(summary="Mark every notification up to now read (endpoint 12)",
-            query={"up_to_id": {"type": "integer", "minimum": 0}}, responses={200: UpdatedOut},
-            tags=["notifications"])
 @api_auth_required
-def read_all():
-    body = parse_body(ReadAllBody)
-    up_to_id = body.up_to_id
-    query = int_arg("up_to_id")
-    if query is not None:
-        up_to_id = query if up_to_id is None else min(up_to_id, query)
+@endpoint(ok={200: UpdatedOut}, tags=["notifications"])
+def read_all(query: ReadAllQuery, json: ReadAllBody):
+    """Mark every notification up to now read (endpoint 12)"""
+    up_to_id = json.up_to_id
+    if query.up_to_id is not None:
+        up_to_id = query.up_to_id if up_to_id is None else min(up_to_id, query.up_to_id)
     return {"updated": notifications.mark_all_read(api_caller().user_id, up_to_id=up_to_id)}
 
 
 @bp.delete("/notifications/<int:notification_id>")
-@documented(summary="Delete one notification", responses={200: DeletedOut, 404: None}, tags=["notifications"])
 @api_auth_required
+@endpoint(ok={200: DeletedOut}, errors=[404], tags=["notifications"])
 def delete(notification_id: int):
+    """Delete one notification"""
     notifications.delete_notification(api_caller().user_id, notification_id)
     return {"status": "deleted", "id": notification_id}

@@ -1,25 +1,43 @@
-"""The OpenAPI 3.1 document at ``/api/openapi.json``, generated from the routes.
+"""Request validation and the OpenAPI 3.1 document at ``/api/openapi.json``,
+both from the same pydantic models, through SpecTree (``spectree``).
 
-Each JSON route declares its request and response schemas (pydantic models)
-with ``@documented(...)``; the document is built from the URL map and those
-declarations, so it cannot drift from the code: a route without a
-declaration fails ``test_every_api_route_is_documented``.
+Each JSON route is decorated with ``@endpoint(...)`` (its responses, errors,
+authentication and tags) and names its request models in its signature:
+``json: Body`` for the JSON body, ``query: Query`` for the query string,
+``headers: Headers`` for request headers. SpecTree validates them before the
+view runs, passes the parsed models in, checks what the view returns against
+the response model of its status, and writes the document from the same
+models, so the contract is written once. A route without ``@endpoint`` fails
+``test_every_api_route_is_documented``.
+
+Kept from API.md: every refusal is 400 ``validation_error`` with the JSON
+error body (``before`` hook below); the body is read by
+``inputs.load_json`` (no NaN, bounded depth, any content type, empty is
+``{}``). ``@endpoint`` goes below ``@api_auth_required`` (or
+``service_token_required``) so that a caller without credentials gets 401
+before any 400.
 """
 from __future__ import annotations
 
-import re
-from typing import Any, Callable
+import copy
+from functools import wraps
+from typing import Any, Callable, Iterable, Sequence
 
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
+from spectree.plugins.base import Context
+from spectree.plugins.flask_plugin import FlaskPlugin
+from spectree.utils import get_multidict_items
 
+from ..auth import require_service_token
 from ..extensions import limiter
-from ..services.inputs import MAX_ID
+from ..services import inputs
+from ..services.errors import ValidationError
+from .validation import error_details, validate
 
 bp = Blueprint("api_openapi", __name__)
-
-_CONVERTER_RE = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>[a-zA-Z_]+)>")
-_REF = "#/components/schemas/{model}"
 
 
 class ErrorDetail(BaseModel):
@@ -34,118 +52,134 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def documented(
+class _ApiPlugin(FlaskPlugin):
+    """SpecTree's Flask plugin, reading bodies and path ids our way."""
+
+    def request_validation(self, request, query, json, form, headers, cookies):
+        # The body is JSON whatever its content type (an empty one is {}),
+        # decoded by inputs.load_json: not JSON, NaN/Infinity or too deep
+        # nesting raise ValidationError, as does a body that is not an object.
+        body = None
+        if json is not None:
+            data = inputs.load_json(request.data, text_rule=False) if request.data else {}
+            body = validate(json, data)
+        request.context = Context(
+            self.model_adapter.validate_obj(query, get_multidict_items(request.args, query)) if query else None,
+            body,
+            None,
+            self.model_adapter.validate_obj(headers, dict(iter(request.headers))) if headers else None,
+            None,
+        )
+
+    def find_routes(self):
+        return (rule for rule in super().find_routes() if rule.rule.startswith("/api/"))
+
+    def parse_path(self, route, path_parameter_descriptions):
+        path, params = super().parse_path(route, path_parameter_descriptions)
+        for param in params:
+            if param["schema"].get("type") == "integer":
+                # <int:> is ASCII digits up to MAX_ID (webapp/input_gate.py); larger is 404.
+                param["schema"] = {"type": "integer", "minimum": 0, "maximum": inputs.MAX_ID}
+        return path, params
+
+
+def _refuse(req, resp, req_validation_error, instance, model_adapter) -> None:
+    """A request that breaks its model: 400 ``validation_error`` naming the
+    fields (``details``), the body of API.md instead of SpecTree's list."""
+    if req_validation_error is not None:
+        details = error_details(req_validation_error)
+        raise ValidationError(f"{details[0]['field']}: {details[0]['message']}", details=details)
+
+
+def _check_response(req, resp, resp_validation_error, instance, model_adapter) -> None:
+    """A view answered something its response model does not allow: a bug,
+    reported as a 500 (with the JSON error body) rather than sent on."""
+    if resp_validation_error is not None:
+        raise RuntimeError(f"{req.method} {req.path}: response breaks its model: {resp_validation_error}")
+
+
+api = SpecTree(
+    backend=_ApiPlugin,
+    mode="strict",  # document only the routes decorated with @endpoint
+    title="Solo Mining social layer",
+    version="1.0.0",
+    description="JSON routes of the social layer; the contract is API.md.",
+    validation_error_status=400,
+    validation_error_model=ErrorBody,
+    before=_refuse,
+    after=_check_response,
+    naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda _parent, child: child,
+    security_schemes=[
+        SecurityScheme(name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")),
+        SecurityScheme(name="serviceToken",
+                       data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", description="SERVICE_TOKEN")),
+    ],
+)
+
+_SECURITY: dict[str, dict[str, list[str]] | None] = {"user": {"bearer": []}, "service": {"serviceToken": []}, "none": None}
+
+
+def endpoint(
     *,
-    summary: str,
-    body: type[BaseModel] | None = None,
-    query: dict[str, dict[str, Any]] | None = None,
-    headers: dict[str, dict[str, Any]] | None = None,
-    responses: dict[int, type[BaseModel] | None] | None = None,
+    ok: dict[int, type[BaseModel]],
+    errors: Iterable[int] = (),
     auth: str = "user",
-    tags: list[str] | None = None,
+    tags: Sequence[str] = (),
 ) -> Callable:
-    """Attach OpenAPI metadata to a view.
+    """Validate and document one JSON route (the view's docstring is its summary).
 
-    ``query`` and ``headers`` map optional parameter names to JSON Schemas; ``responses`` maps status
-    codes to response models (None: no body, or ``ErrorBody`` for a status
-    of 400 and up). ``auth``: "user" (bearer or session), "service" (service
-    token) or "none".
+    ``ok`` maps success statuses to response models; ``errors`` lists the
+    error statuses the route answers beyond those every route may answer
+    (400, 413, 429, and 401 unless ``auth`` is "none"), each with the error
+    body. ``auth``: "user" (bearer or session), "service" (service token)
+    or "none". Request models come from the view's ``json``, ``query`` and
+    ``headers`` parameters.
     """
-
-    def decorate(view: Callable) -> Callable:
-        view.openapi = {  # type: ignore[attr-defined]
-            "summary": summary,
-            "body": body,
-            "query": query or {},
-            "headers": headers or {},
-            "responses": responses or {200: None},
-            "auth": auth,
-            "tags": tags or [],
-        }
-        return view
-
-    return decorate
+    statuses: dict[str, Any] = {f"HTTP_{code}": model for code, model in ok.items()}
+    for code in {*errors, 400, 413, 429, *((401,) if auth != "none" else ())}:
+        statuses[f"HTTP_{code}"] = ErrorBody
+    return api.validate(resp=Response(**statuses), tags=tags, security=_SECURITY[auth])
 
 
-def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
-    params = []
+def service_token_required(view: Callable) -> Callable:
+    """Decorator: ``auth.require_service_token`` before anything else (401)."""
 
-    def repl(match: re.Match) -> str:
-        conv, name = match.group("conv") or "string", match.group("name")
-        # <int:> is ASCII digits up to MAX_ID (webapp/input_gate.py); larger is 404.
-        schema = {"type": "integer", "minimum": 0, "maximum": MAX_ID} if conv == "int" else {"type": "string"}
-        params.append({"name": name, "in": "path", "required": True, "schema": schema})
-        return "{" + name + "}"
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        require_service_token()
+        return view(*args, **kwargs)
 
-    return _CONVERTER_RE.sub(repl, rule), params
+    return wrapper
 
 
-def _schema(model: type[BaseModel], components: dict[str, Any], mode: str) -> dict[str, str]:
-    schema = model.model_json_schema(ref_template=_REF, mode=mode)
-    for name, sub in schema.pop("$defs", {}).items():
-        components.setdefault(name, sub)
-    components.setdefault(model.__name__, schema)
-    return {"$ref": _REF.format(model=model.__name__)}
+def _tidy(spec: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as clients read them: no empty descriptions, no titles
+    repeating the name, no ``default: null``."""
+    spec = copy.deepcopy(spec)
+    for operations in spec["paths"].values():
+        for op in operations.values():
+            for param in op.get("parameters", []):
+                if not param.get("description"):
+                    param.pop("description", None)
+                schema = param["schema"]
+                schema.pop("title", None)
+                if "default" in schema and schema["default"] is None:
+                    del schema["default"]
+            if not op.get("description"):
+                op.pop("description", None)
+    return spec
 
 
 def build_spec(app: Flask) -> dict[str, Any]:
-    """The OpenAPI document for every rule under ``/api``."""
-    components: dict[str, Any] = {}
-    paths: dict[str, Any] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith("/api/") or rule.endpoint == "api_openapi.spec":
-            continue
-        meta = getattr(app.view_functions[rule.endpoint], "openapi", None)
-        if meta is None:
-            continue
-        path, params = _path(rule.rule)
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            op: dict[str, Any] = {
-                "summary": meta["summary"],
-                "operationId": f"{rule.endpoint}.{method.lower()}",
-                "parameters": params
-                + [{"name": n, "in": "query", "required": False, "schema": s} for n, s in meta["query"].items()]
-                + [{"name": n, "in": "header", "required": False, "schema": s} for n, s in meta["headers"].items()],
-                "responses": {},
-            }
-            if meta["tags"]:
-                op["tags"] = meta["tags"]
-            if meta["auth"] == "user":
-                op["security"] = [{"bearer": []}]
-            elif meta["auth"] == "service":
-                op["security"] = [{"serviceToken": []}]
-            if meta["body"] is not None:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": _schema(meta["body"], components, "validation")}},
-                }
-            statuses = dict(meta["responses"])
-            if meta["body"] is not None or meta["query"] or params:
-                statuses.setdefault(400, ErrorBody)
-            if meta["auth"] != "none":
-                statuses.setdefault(401, ErrorBody)
-            statuses.setdefault(413, ErrorBody)
-            statuses.setdefault(429, ErrorBody)
-            for status, model in sorted(statuses.items()):
-                model = model or (ErrorBody if status >= 400 else None)
-                entry: dict[str, Any] = {"description": "OK" if status < 400 else "Error"}
-                if model is not None:
-                    entry["content"] = {"application/json": {"schema": _schema(model, components, "serialization")}}
-                op["responses"][str(status)] = entry
-            paths.setdefault(path, {})[method.lower()] = op
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Solo Mining social layer", "version": "1.0.0",
-                 "description": "JSON routes of the social layer; the contract is API.md."},
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "serviceToken": {"type": "http", "scheme": "bearer", "description": "SERVICE_TOKEN"},
-            },
-        },
-    }
+    """The OpenAPI document of every ``@endpoint`` route. SpecTree builds it
+    once, from the first app that asks: every app registers the same API
+    blueprints (``api.register``)."""
+    cached = app.extensions.get("openapi_document")
+    if cached is None:
+        with app.app_context():
+            cached = app.extensions["openapi_document"] = _tidy(api.spec)
+    return cached
 
 
 @bp.get("/openapi.json")

@@ -10,7 +10,7 @@ from flask import Blueprint
 
 from ..extensions import public_rate_limit
 from ..services import profiles
-from .openapi import documented
+from .openapi import endpoint
 from .schemas import PublicProfileOut, PublicStatsOut
 
 bp = Blueprint("api_public", __name__)
@@ -18,17 +18,21 @@ bp = Blueprint("api_public", __name__)
 
 @bp.get("/public/miners/<user_id>")
 @public_rate_limit
-@documented(summary="A miner's public profile", responses={200: PublicProfileOut, 404: None}, auth="none",
-            tags=["profiles"])
+@endpoint(ok={200: PublicProfileOut}, errors=[404], auth="none", tags=["profiles"])
 def miner_profile(user_id: str):
-    """Endpoint 15: the public profile (``profiles.public_profile``)."""
+    """A miner's public profile
+
+    Endpoint 15: the public profile (``profiles.public_profile``).
+    """
     return profiles.public_profile(user_id)
 
 
 @bp.get("/public/miners/<user_id>/stats")
 @public_rate_limit
-@documented(summary="A miner's public mining stats", responses={200: PublicStatsOut, 404: None}, auth="none",
-            tags=["profiles"])
+@endpoint(ok={200: PublicStatsOut}, errors=[404], auth="none", tags=["profiles"])
 def miner_stats(user_id: str):
-    """Endpoint 16: the public mining stats (``profiles.public_stats``)."""
+    """A miner's public mining stats
+
+    Endpoint 16: the public mining stats (``profiles.public_stats``).
+    """
     return profiles.public_stats(user_id)

@@ -1,7 +1,8 @@
-"""Strict request parsing for the JSON routes (pydantic v2), and the query
-and form helpers that pages share with them.
+"""Request models of the JSON routes (pydantic v2; SpecTree validates them,
+see ``api/openapi.py``), and the query and form helpers that pages share
+with them.
 
-Schemas forbid unknown keys, refuse type coercion (a number where a string is
+Body schemas forbid unknown keys, refuse type coercion (a number where a string is
 expected, booleans as numbers) and NaN/Infinity, and hold every string to the
 text rule of ``services.inputs``: ``LINE`` unless the field is annotated
 ``MultilineText``. Whole numbers in query strings and forms go through
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TypeVar
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import pydantic
 from flask import request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, WithJsonSchema
+from pydantic_core import PydanticCustomError, core_schema
 
 from ..services import inputs
 from ..services.errors import ValidationError
@@ -37,7 +39,34 @@ class Schema(inputs.TextRuleModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-def _details(exc: pydantic.ValidationError) -> list[dict[str, str]]:
+class _TrimmedMaxLength:
+    """``maxLength`` counted after ``str.strip()``, as the services count it
+    (the value itself is passed on untrimmed; the service trims it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        def check(value: str) -> str:
+            if len(value.strip()) > self.limit:
+                raise PydanticCustomError("string_too_long", "String should have at most {max_length} characters",
+                                          {"max_length": self.limit})
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> Any:
+        return {**handler(schema), "maxLength": self.limit}
+
+
+def trimmed_max_length(limit: int) -> _TrimmedMaxLength:
+    """Annotated metadata: at most ``limit`` characters once trimmed."""
+    return _TrimmedMaxLength(limit)
+
+
+def error_details(exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    """``[{"field", "message"}]`` for each error of ``exc`` (the ``details``
+    of a 400 ``validation_error``)."""
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
@@ -51,19 +80,9 @@ def validate(schema: type[S], data: object) -> S:
     try:
         return schema.model_validate(data)
     except pydantic.ValidationError as exc:
-        details = _details(exc)
+        details = error_details(exc)
         first = details[0]
         raise ValidationError(f"{first['field']}: {first['message']}", details=details) from None
-
-
-def parse_body(schema: type[S]) -> S:
-    """Parse the request's JSON body into ``schema`` (an empty body is
-    ``{}``). Raises ValidationError: not JSON, not an object, ``NaN`` or
-    ``Infinity`` anywhere (JSON has no such numbers), nested too deeply,
-    a string that breaks the text rule, or a schema error."""
-    if not request.data:
-        return validate(schema, {})
-    return validate(schema, inputs.load_json(request.data, text_rule=False))
 
 
 def int_arg(name: str, *, minimum: int = 0, maximum: int = MAX_ID, default: int | None = None,
@@ -76,31 +95,14 @@ def int_arg(name: str, *, minimum: int = 0, maximum: int = MAX_ID, default: int 
     return default if value is None else value
 
 
-def parse_limit() -> int:
-    """``?limit=`` as an int in 1..100 (default 20). Raises ValidationError."""
-    if request.args.get("limit") is None:
-        return DEFAULT_LIMIT
-    return inputs.parse_int(request.args["limit"], name="limit", minimum=1, maximum=MAX_LIMIT)
-
-
-def parse_bool_arg(name: str) -> bool:
-    """A boolean query flag: true/1/yes or false/0/no. Raises ValidationError."""
-    raw = (request.args.get(name) or "false").lower()
-    if raw in {"true", "1", "yes"}:
-        return True
-    if raw in {"false", "0", "no"}:
-        return False
-    raise ValidationError(f"{name} must be true or false.")
-
-
 def encode_cursor(last_id: int) -> str:
     """An opaque keyset cursor for the item with id ``last_id``."""
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
 
-def parse_cursor() -> int | None:
-    """``?cursor=`` decoded to the last seen id, or None. Raises ValidationError."""
-    raw = request.args.get("cursor")
+def decode_cursor(raw: str | None) -> int | None:
+    """A cursor from ``encode_cursor`` back to the last seen id; None or
+    ``""`` is None. Raises ValidationError."""
     if not raw:
         return None
     try:
@@ -111,3 +113,68 @@ def parse_cursor() -> int | None:
         return inputs.parse_int(value, name="cursor")
     except (ValueError, ValidationError, binascii.Error, UnicodeDecodeError):
         raise ValidationError("cursor is not valid; use next_cursor from the previous page.") from None
+
+
+def parse_cursor() -> int | None:
+    """``?cursor=`` decoded to the last seen id, or None. Raises ValidationError."""
+    return decode_cursor(request.args.get("cursor"))
+
+
+# ---- query strings and headers of the JSON routes --------------------------------------------------
+# Query and header models are validated by SpecTree (api/openapi.py). Each field runs one
+# of the parsers above in a BeforeValidator: their ValidationError is not a
+# ValueError, so pydantic lets it through unchanged and the answer keeps its
+# message and details. A repeated parameter counts once (its first value),
+# as Flask's ``request.args.get`` reads it, unless the field is a list.
+
+
+def _first(raw: Any) -> Any:
+    return raw[0] if isinstance(raw, list) else raw
+
+
+def parsed_by(parse: Callable[[Any], Any]) -> BeforeValidator:
+    """A query or header field read by ``parse(raw)`` (its raw text; the first of repeated values)."""
+    return BeforeValidator(lambda raw: parse(_first(raw)))
+
+
+def parsed_by_name(parse: Callable[[Any, str], Any]) -> BeforeValidator:
+    """Likewise, by ``parse(raw, name)``: the field's name for its messages."""
+
+    def run(raw: Any, info: ValidationInfo) -> Any:
+        return parse(_first(raw), info.field_name or "value")
+
+    return BeforeValidator(run)
+
+
+def _limit(raw: str) -> int:
+    return inputs.parse_int(raw, name="limit", minimum=1, maximum=MAX_LIMIT)
+
+
+def parse_flag(raw: str | None, name: str) -> bool:
+    """A boolean query flag: true/1/yes or false/0/no, any case; absent or
+    empty is false. Raises ValidationError."""
+    value = (raw or "false").lower()
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no"}:
+        return False
+    raise ValidationError(f"{name} must be true or false.")
+
+
+# ``?limit=``: 1..100, default 20; ``?cursor=``: opaque text from next_cursor, read as the last seen id.
+Limit = Annotated[int, parsed_by(_limit), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})]
+Cursor = Annotated[Optional[int], parsed_by(decode_cursor), WithJsonSchema({"type": "string"})]
+Flag = Annotated[bool, parsed_by_name(parse_flag), WithJsonSchema({"type": "boolean"})]
+
+
+class Query(BaseModel):
+    """Base for query-string models: unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class PageQuery(Query):
+    """Keyset pagination (API.md): ``?limit&cursor``."""
+
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor = None

@@ -30,7 +30,8 @@ from ..models import RevokedToken, User, UserSettings, utcnow
 from . import inputs, passwords, preferences, sessions
 from .errors import Unauthorized, UserExists, ValidationError, WrongPassword
 
-USER_ID_RE = re.compile(r"[A-Za-z0-9._-]{3,128}", re.ASCII)  # fullmatch: "$" would let a final newline through
+USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
+USER_ID_RE = re.compile(rf"[A-Za-z0-9._-]{{{USER_ID_MIN},{USER_ID_MAX}}}", re.ASCII)  # fullmatch: "$" would let a final newline through
 COUNTRY_RE = re.compile(r"[A-Z]{2}", re.ASCII)
 # The shape API.md's settings use; a single line of text (inputs.LINE) on top.
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -76,7 +77,7 @@ def validate_new_user(user_id: str, password: str, display_name: str | None, cou
     passwords.check_new_password(password)
     if display_name is not None:
         inputs.check_text(display_name, name="display_name")
-        if not 1 <= len(display_name.strip()) <= 64:
+        if not 1 <= len(display_name.strip()) <= DISPLAY_NAME_MAX:
             raise ValidationError("display_name must be 1 to 64 characters.")
     if country_code is not None and not (isinstance(country_code, str) and COUNTRY_RE.fullmatch(country_code)):
         raise ValidationError("country_code must be two capital letters (ISO 3166-1 alpha-2).")
