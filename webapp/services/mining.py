@@ -40,6 +40,8 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
+from ..formatting import block_display, display_hash, format_difficulty, format_hashrate, worker_label  # noqa: F401
+from ..formatting import format_duration as _duration
 from ..models import MinerStats, MiningEvent, Notification, User, UserActivity, WorkerStatus, iso, utcnow
 from . import activity as activity_service
 from . import bounds, inputs
@@ -307,42 +309,8 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
                          worker, data.get("accepted") if event == "share_submitted" else None, data_text)
 
 
-# ---- formatting (titles here, Jinja filters in pages/miners.py) ---------------
 
-_SI = ("", "K", "M", "G", "T", "P", "E", "Z")
-
-
-def _si(value: float) -> tuple[str, str]:
-    value = float(value or 0.0)
-    index = 0
-    while abs(value) >= 999.5 and index < len(_SI) - 1:
-        value /= 1000.0
-        index += 1
-    digits = 2 if abs(value) < 9.995 else 1 if abs(value) < 99.95 else 0
-    shown = f"{value:.{digits}f}"
-    if "." in shown:
-        shown = shown.rstrip("0").rstrip(".")
-    return shown, _SI[index]
-
-
-def format_difficulty(value: float | None) -> str:
-    """Share difficulty with an SI suffix and 3 significant digits:
-    ``46608917.88`` → ``"46.6M"``, ``950`` → ``"950"``."""
-    number, unit = _si(value or 0.0)
-    return f"{number}{unit}"
-
-
-def format_hashrate(value: float | None) -> str:
-    """A hashrate in H/s with an SI prefix: ``575899027258.6`` → ``"576 GH/s"``."""
-    number, unit = _si(value or 0.0)
-    return f"{number} {unit if unit != 'K' else 'k'}H/s"
-
-
-def worker_label(worker: str | None) -> str:
-    """The rig part of ``user.rig`` (the whole name when there is no dot)."""
-    if not worker:
-        return "a worker"
-    return worker.split(".", 1)[1] if "." in worker else worker
+# ---- links ------------------------------------------------------------------------
 
 
 def profile_link(user_id: str) -> str:
@@ -696,14 +664,6 @@ def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: dat
     return row
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _raise_event_notifications(events: list[MiningEventIn], registered: set[str], result: BatchResult) -> None:
     """Personal bests and blocks found: a notification (subject to the user's
     preferences) and an activity, for registered users only. Only
@@ -737,50 +697,6 @@ def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
     act.created_at = ev.ts
     result.activities += 1
 
-
-_HEX = frozenset("0123456789abcdefABCDEF")
-MAX_SHOWN_HASH = 64  # a block hash is 32 bytes: 64 hex digits
-
-
-def display_hash(value: Any) -> str | None:
-    """A block hash as a notification may show it: up to 64 hex digits as
-    sent; a longer or partly non-hex value is cut to its leading hex digits
-    (at most 64) followed by an ellipsis; None when it starts with none."""
-    if type(value) is not str:
-        return None
-    count = 0
-    for char in value[:MAX_SHOWN_HASH + 1]:
-        if char not in _HEX:
-            break
-        count += 1
-    if count == len(value) and count <= MAX_SHOWN_HASH:
-        return value or None
-    shown = value[:min(count, MAX_SHOWN_HASH)]
-    return f"{shown}\u2026" if shown else None
-
-
-def block_display(ev: MiningEventIn) -> dict[str, Any]:
-    """What the ``block_found`` notification and activity show of the event:
-    ``{"height", "hash", "worker", "difficulty"}``, each only when usable.
-    The stored event keeps every value as the pool sent it; here a height
-    or difficulty outside its physical range (services/bounds.py) is left
-    out (shown as an unknown block) and the hash is cut by
-    ``display_hash``, so the fields stay within the notification's limits
-    (title 200, data 8 KiB) whatever the pool sent."""
-    data = ev.data
-    shown: dict[str, Any] = {}
-    height = data.get("height")
-    if type(height) is int and 0 <= height <= bounds.MAX_HEIGHT:
-        shown["height"] = height
-    block_hash = display_hash(data.get("hash"))
-    if block_hash is not None:
-        shown["hash"] = block_hash
-    if "worker" in data:
-        shown["worker"] = data["worker"]
-    difficulty = data.get("sdiff", data.get("diff"))
-    if bounds.within(difficulty, bounds.MAX_DIFFICULTY):
-        shown["difficulty"] = difficulty
-    return shown
 
 
 def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
