@@ -49,7 +49,7 @@ from .events import (
     stream_name,
 )
 from .queries import has_events, personal_best_history, recent_personal_bests, workers_of
-from .retention import purge_old_events, reset_mining_data
+from .retention import purge_old_events
 from .rollups import ingest_batch
 from .workers import sweep_offline_workers
 
@@ -58,6 +58,6 @@ __all__ = [
     "MAX_SOURCE", "MAX_USER", "MAX_USERAGENT", "MAX_WORKER", "MIN_TS", "STREAM_PREFIX", "STREAMS",
     "MalformedEvent", "MiningEventIn", "block_display", "display_hash", "format_difficulty", "format_hashrate",
     "has_events", "ingest_batch", "parse_entry", "personal_best_history", "profile_link", "purge_old_events",
-    "recent_personal_bests", "reset_mining_data", "stream_name", "sweep_offline_workers", "worker_label",
+    "recent_personal_bests", "stream_name", "sweep_offline_workers", "worker_label",
     "workers_of",
 ]

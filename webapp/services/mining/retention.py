@@ -1,5 +1,4 @@
-"""Retention of the raw mining events (DESIGN.md) and the demo reset.
-"""
+"""Retention of the raw mining events (DESIGN.md)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -8,7 +7,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from ...extensions import db
-from ...models import MinerStats, MiningEvent, Notification, UserActivity, WorkerStatus, utcnow
+from ...models import MiningEvent, utcnow
 
 
 def purge_old_events(now: datetime | None = None, batch: int = 10_000) -> int:
@@ -24,17 +23,3 @@ def purge_old_events(now: datetime | None = None, batch: int = 10_000) -> int:
         total += deleted or 0
         if not deleted or deleted < batch:
             return total
-
-
-def reset_mining_data() -> None:
-    """Delete every stored mining event, rollup and worker state, and the
-    mining notifications and mining activities they raised (``flask demo
-    --reset``; development only). Commits."""
-    db.session.execute(delete(MiningEvent))
-    db.session.execute(delete(MinerStats))
-    db.session.execute(delete(WorkerStatus))
-    db.session.execute(delete(Notification).where(Notification.category == "mining"))
-    db.session.execute(
-        delete(UserActivity).where(UserActivity.activity_type.in_(("share_submitted", "block_found")))
-    )
-    db.session.commit()
