@@ -91,7 +91,9 @@ def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | N
     if speed is not None and not speed > 0:
         raise ValueError("speed must be a positive number")
     path = Path(path)
-    started = time.monotonic()
+    # Read together: a paced event due at ``started + d`` is stamped ``wall_start + d``,
+    # so a clock read later (after building the publisher) would stamp it ahead of now.
+    started, wall_start = time.monotonic(), time.time() if now is None else now
     client = redis if redis is not None else current_app.extensions["redis_raw"]
     stats = ReplayStats()
     total = None
@@ -107,7 +109,7 @@ def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | N
                 out.add(event, ts + stats.shift, source, data)
         else:
             _pace(envelopes, out, speed=speed, shift_to_now=shift_to_now, started=started,
-                  wall_start=time.time() if now is None else now, stop=stop)
+                  wall_start=wall_start, stop=stop)
     stats.seconds = time.monotonic() - started
     if stats.skipped:
         log.warning("replay: skipped %d line(s) that are not mining event envelopes", stats.skipped)
