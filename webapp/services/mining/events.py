@@ -210,23 +210,42 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
     if len(entry_id) > MAX_ENTRY_ID:
         raise MalformedEvent(f"entry id longer than {MAX_ENTRY_ID} characters")
     event, raw_ts, source, data_text = _fields(fields)
+    rules = _rules_of(stream, event)
+    ts = _timestamp(raw_ts, time.time() if now is None else now)
+    if source is not None and (len(source) > MAX_SOURCE or "\x00" in source):
+        raise MalformedEvent("source is longer than 64 characters or contains NUL")
+    data = _decode_data(data_text)
+    _check_data(event, rules, data, ts)
+    user, worker = data.get("user"), data.get("worker")
+    _check_names((("user", user, MAX_USER), ("worker", worker, MAX_WORKER)))
+    return MiningEventIn(stream, entry_id, event, datetime.fromtimestamp(ts, timezone.utc), source, data, user,  # type: ignore[arg-type]
+                         worker, data.get("accepted") if event == "share_submitted" else None, data_text)
+
+
+def _rules_of(stream: str, event: str | None) -> tuple:
+    """The field rules of a known event that belongs on ``stream``."""
     rules = _RULES.get(event)  # type: ignore[arg-type]
     if rules is None:
         raise MalformedEvent(f"unknown or missing event {event!r:.60}")
     if stream != STREAM_PREFIX + event:  # type: ignore[operator]
         raise MalformedEvent(f"event {event!r} does not belong on stream {stream!r}")
+    return rules
 
+
+def _timestamp(raw_ts: str | None, now: float) -> float:
+    """``ts`` as unix seconds between 2009 and a day after ``now``."""
     try:
         ts = float(raw_ts) if raw_ts is not None else math.nan
     except ValueError:
         ts = math.nan
-    now = time.time() if now is None else now
     if not (MIN_TS <= ts <= now + MAX_FUTURE_SECONDS):  # also false for NaN
         raise MalformedEvent(f"ts must be unix seconds between 2009 and now, got {raw_ts!r:.40}")
+    return ts
 
-    if source is not None and (len(source) > MAX_SOURCE or "\x00" in source):
-        raise MalformedEvent("source is longer than 64 characters or contains NUL")
 
+def _decode_data(data_text: str | None) -> dict[str, Any]:
+    """The ``data`` JSON object, refused when missing, too large, not an
+    object, or hiding a character PostgreSQL refuses behind an escape."""
     if data_text is None:
         raise MalformedEvent("the data field is missing")
     if len(data_text) > MAX_DATA_CHARS:
@@ -247,7 +266,12 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise MalformedEvent("data contains an invalid Unicode escape") from None
+    return data
 
+
+def _check_data(event: str, rules: tuple, data: dict[str, Any], ts: float) -> None:
+    """Each field of ``rules`` present with its type and range, or absent
+    when optional (a JSON null is neither)."""
     for name, check, required, kind, upper, unit in rules:
         value = data.get(name)
         if value is None:
@@ -260,14 +284,15 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
     if event == "miner_disconnected" and data.get("session_duration", 0) > ts - MIN_TS:
         # No session started before the network existed (services/bounds.py).
         raise _bad_value("session_duration", data["session_duration"], _NUM, ts - MIN_TS, " s")
-    user, worker = data.get("user"), data.get("worker")
-    if user is not None and len(user) > MAX_USER:
-        raise MalformedEvent(f"data.user is longer than {MAX_USER} characters")
-    if worker is not None and len(worker) > MAX_WORKER:
-        raise MalformedEvent(f"data.worker is longer than {MAX_WORKER} characters")
-    for name, value in (("user", user), ("worker", worker)):  # they end up in titles and page text
+
+
+def _check_names(names: tuple[tuple[str, Any, int], ...]) -> None:
+    """``(field, value, max length)``: every length first, then the text
+    rule (they end up in titles and page text)."""
+    for name, value, limit in names:
+        if value is not None and len(value) > limit:
+            raise MalformedEvent(f"data.{name} is longer than {limit} characters")
+    for name, value, _ in names:
         problem = value is not None and inputs.text_problem(value)
         if problem:
             raise MalformedEvent(f"data.{name} {problem}")
-    return MiningEventIn(stream, entry_id, event, datetime.fromtimestamp(ts, timezone.utc), source, data, user,  # type: ignore[arg-type]
-                         worker, data.get("accepted") if event == "share_submitted" else None, data_text)
