@@ -3,12 +3,14 @@ e-mails show them, and the Jinja filters that expose them
 (``init_template_filters``, called by the app factory).
 
 Filters: ``hashrate`` (H/s → ``"576 GH/s"``), ``difficulty`` (→ ``"46.6M"``),
-``flag`` (country code → emoji) and ``notification_time`` (→ ``"14:05"`` or
-``"3 Nov 14:05"``, UTC).
+``thousands`` (12345 → ``"12,345"``), ``flag`` (country code → emoji),
+``notification_time`` (→ ``"14:05"`` or ``"3 Nov 14:05"``, UTC) and one
+filter per entry of ``TIME_FORMATS`` (``date``, ``datetime``, ``clock``...).
 """
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .models import utcnow
@@ -48,6 +50,11 @@ def format_hashrate(value: float | None) -> str:
     """A hashrate in H/s with an SI prefix: ``575899027258.6`` → ``"576 GH/s"``."""
     number, unit = _si(value or 0.0)
     return f"{number} {unit if unit != 'K' else 'k'}H/s"
+
+
+def format_count(value: int) -> str:
+    """An integer with thousands separators: ``12345`` → ``"12,345"``."""
+    return f"{value:,}"
 
 
 def worker_label(worker: str | None) -> str:
@@ -121,6 +128,22 @@ def flag_emoji(country_code: str | None) -> str:
 
 # ---- times (UTC) ----------------------------------------------------------------
 
+# The template filters of stored times (UTC, shown as stored): name -> strftime format.
+TIME_FORMATS = {
+    "date": "%Y-%m-%d",
+    "datetime": "%Y-%m-%d %H:%M",
+    "datetime_seconds": "%Y-%m-%d %H:%M:%S",
+    "clock": "%H:%M",
+    "clock_seconds": "%H:%M:%S",
+    "month": "%B %Y",
+}
+
+
+def format_time(value: date | datetime, style: str = "datetime") -> str:
+    """``value`` in the ``TIME_FORMATS`` style named ``style``:
+    ``"2025-11-03 14:05"`` for ``datetime``. Raises KeyError for an unknown style."""
+    return value.strftime(TIME_FORMATS[style])
+
 
 def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
@@ -162,9 +185,13 @@ def day_label(day: date) -> str:
 
 def init_template_filters(app: Flask) -> None:
     """Register every Jinja filter of the app (CTFd's ``init_template_filters``)."""
-    app.jinja_env.filters.update(
+    filters = app.jinja_env.filters
+    filters.update(
         hashrate=format_hashrate,
         difficulty=format_difficulty,
+        thousands=format_count,
         flag=flag_emoji,
         notification_time=notification_time,
     )
+    for style in TIME_FORMATS:
+        filters[style] = partial(format_time, style=style)
