@@ -269,7 +269,7 @@ def _decode_data(data_text: str | None) -> dict[str, Any]:
     return data
 
 
-def _check_data(event: str, rules: tuple, data: dict[str, Any], ts: float) -> None:
+def _check_data(event: str | None, rules: tuple, data: dict[str, Any], ts: float) -> None:
     """Each field of ``rules`` present with its type and range, or absent
     when optional (a JSON null is neither)."""
     for name, check, required, kind, upper, unit in rules:
