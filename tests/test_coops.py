@@ -23,7 +23,7 @@ from webapp.models import (
     WorkerStatus,
     utcnow,
 )
-from webapp.services import coop_hashrate, coops
+from webapp.services import coop_hashrate, coops, demo
 
 
 # ---- builders -------------------------------------------------------------------
@@ -629,12 +629,12 @@ def test_backfilled_history_follows_the_members_samples(app, make_coop):
                                    ts=now - timedelta(minutes=minutes), user_id=user.user_id,
                                    worker=f"{user.user_id}.rig", data={"hashrate_1h": rate}))
     db.session.commit()
-    assert coop_hashrate.backfill_history([coop.id], now=now, hours=1) == 12
+    assert demo.backfill_history([coop.id], now=now, hours=1) == 12
     points = {round((now - at).total_seconds() / 60): total for at, total in coop_hashrate.history(coop.id, now=now)}
     # A worker counts at a point while its latest sample is at most 15 minutes old.
     assert points[55] == 1e12 and points[45] == 1e12 and points[40] == 0.0
     assert points[30] == 2e12 and points[20] == 2.5e12 and points[10] == 5e11 and points[0] == 0.0
-    assert coop_hashrate.backfill_history([coop.id], now=now, hours=1) == 0  # already drawn
+    assert demo.backfill_history([coop.id], now=now, hours=1) == 0  # already drawn
 
 
 # ---- demo world -----------------------------------------------------------------------------------------

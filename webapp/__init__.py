@@ -48,10 +48,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     notifications.init_app(app)
 
-    from . import api, cli, pages, ws
+    from . import api, cli, formatting, pages, ws
 
     api.register(app)
     pages.register(app)
+    formatting.init_template_filters(app)
     ws.init_app(app)
     cli.init_app(app)
 

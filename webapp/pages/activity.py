@@ -9,14 +9,15 @@ as ``GET /api/activity``.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from itertools import groupby
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import int_arg
-from ..models import ACTIVITY_TYPES, UserActivity, iso, utcnow
+from ..formatting import day_label
+from ..models import ACTIVITY_TYPES, UserActivity, iso
 from ..services import activity
 from ..services.errors import ValidationError
 
@@ -65,15 +66,6 @@ def icon_for(item: UserActivity) -> str:
     if item.activity_type == "share_submitted" and (item.data or {}).get("personal_best"):
         return "🏆"
     return ICONS.get(item.activity_type, "•")
-
-
-def day_label(day: date) -> str:
-    today = utcnow().date()
-    if day == today:
-        return "Today"
-    if day == today - timedelta(days=1):
-        return "Yesterday"
-    return day.strftime("%a %d %b %Y")
 
 
 def group_by_day(items: list[UserActivity]) -> list[tuple[date, list[UserActivity]]]:

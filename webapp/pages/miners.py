@@ -1,9 +1,5 @@
-"""Pages: public miner profiles (``/miners/<user_id>``) and the shared
-number filters.
-
-Jinja filters registered here for every template: ``hashrate`` (H/s → "576
-GH/s"), ``difficulty`` (→ "46.6M") and ``flag`` (country code → emoji).
-"""
+"""Pages: public miner profiles (``/miners/<user_id>``). The number filters
+they use are registered by ``webapp.formatting.init_template_filters``."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
@@ -11,25 +7,10 @@ from flask_login import current_user
 
 from ..extensions import public_rate_limit
 from ..models import utcnow
-from ..services import mining, profiles
+from ..services import profiles
 from .charts import line_chart
 
 bp = Blueprint("pages_miners", __name__)
-
-
-@bp.app_template_filter("hashrate")
-def hashrate_filter(value: float | None) -> str:
-    return mining.format_hashrate(value)
-
-
-@bp.app_template_filter("difficulty")
-def difficulty_filter(value: float | None) -> str:
-    return mining.format_difficulty(value)
-
-
-@bp.app_template_filter("flag")
-def flag_filter(country_code: str | None) -> str:
-    return profiles.flag_emoji(country_code)
 
 
 @bp.get("/miners/<user_id>")

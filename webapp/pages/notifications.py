@@ -13,7 +13,6 @@ the ``notification_bell()`` template global, only when it is rendered.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
@@ -21,6 +20,7 @@ from flask_login import current_user, login_required
 
 from ..api.validation import encode_cursor, int_arg, parse_cursor
 from ..auth import csrf_exempt
+from ..formatting import group_of
 from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import email
 from ..services import notifications as service
@@ -35,38 +35,6 @@ GROUPS = {"today": "Today", "yesterday": "Yesterday", "earlier": "Earlier"}
 
 def _htmx() -> bool:
     return bool(request.headers.get("HX-Request"))
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def group_of(created_at: Any, now: datetime) -> str:
-    """``today``, ``yesterday`` or ``earlier`` by UTC calendar day."""
-    moment = _parse_time(created_at)
-    if moment is None:
-        raise ValueError("a notification has a creation time")
-    day = moment.astimezone(UTC).date()
-    today = now.astimezone(UTC).date()
-    if day >= today:
-        return "today"
-    return "yesterday" if day == today - timedelta(days=1) else "earlier"
-
-
-@bp.app_template_filter("notification_time")
-def notification_time(value: Any) -> str:
-    """``14:05`` for today and yesterday, ``3 Nov 14:05`` before that (UTC)."""
-    moment = _parse_time(value)
-    if moment is None:
-        return ""
-    moment = moment.astimezone(UTC)
-    if group_of(moment, utcnow()) == "earlier":
-        return f"{moment.day} {moment:%b %H:%M}"
-    return f"{moment:%H:%M}"
 
 
 def page_cursor() -> int:

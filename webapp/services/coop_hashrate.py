@@ -12,7 +12,6 @@ computes a single coop on a cache miss.
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +25,6 @@ from ..models import (
     CoopHashrateSample,
     Cooperative,
     CooperativeMember,
-    MiningEvent,
     UTCDateTime,
     WorkerStatus,
     iso,
@@ -262,61 +260,3 @@ def history(coop_id: int, *, hours: int = 24, now: datetime | None = None) -> li
         .order_by(CoopHashrateSample.computed_at)
     ).all()
     return [(at, float(total)) for at, total in rows]
-
-
-def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24) -> int:
-    """Demo world only: draw the last ``hours`` of history for coops formed
-    just now from the stored ``hashrate_update`` mining events of their current
-    members, one point per ``COOP_HASHRATE_INTERVAL``, so the chart has a
-    curve on first start. At each point a worker counts with its latest sample
-    of the ``WORKER_OFFLINE_AFTER`` seconds before it (connects and
-    disconnects are ignored: an approximation of ``services.hashrate``).
-    Coops that already have samples in the window are skipped. Commits;
-    returns the points inserted."""
-    now = now or utcnow()
-    start = now - timedelta(hours=hours)
-    step = timedelta(seconds=current_app.config["COOP_HASHRATE_INTERVAL"])
-    fresh = timedelta(seconds=current_app.config["WORKER_OFFLINE_AFTER"])
-    have = set(db.session.scalars(
-        select(CoopHashrateSample.cooperative_id).distinct()
-        .where(CoopHashrateSample.cooperative_id.in_(coop_ids), CoopHashrateSample.computed_at >= start)
-    ))
-    members = db.session.execute(
-        select(CooperativeMember.cooperative_id, CooperativeMember.user_id).where(
-            CooperativeMember.cooperative_id.in_([c for c in coop_ids if c not in have]),
-            CooperativeMember.status == "active",
-        )
-    ).all()
-    coop_of = {user_id: coop_id for coop_id, user_id in members}
-    if not coop_of:
-        return 0
-    samples: dict[str, list[tuple[datetime, str, float]]] = {}  # worker -> [(ts, user, H/s)] by time
-    for user_id, worker, ts, data in db.session.execute(
-        select(MiningEvent.user_id, MiningEvent.worker, MiningEvent.ts, MiningEvent.data)
-        .where(MiningEvent.event == "hashrate_update", MiningEvent.user_id.in_(list(coop_of)),
-               MiningEvent.ts >= start - fresh, MiningEvent.ts <= now)
-        .order_by(MiningEvent.ts)
-    ):
-        rate = (data or {}).get("hashrate_1h")
-        if worker and isinstance(rate, (int, float)):
-            samples.setdefault(worker, []).append((ts, user_id, float(rate)))
-    if not samples:
-        return 0  # nothing was mined: leave the chart empty rather than flat
-    rows = []
-    at = start + step
-    while at <= now:
-        totals: dict[int, float] = {c: 0.0 for c in set(coop_of.values())}
-        online: dict[int, set[str]] = {c: set() for c in totals}
-        for series in samples.values():
-            latest = bisect_right(series, at, key=lambda s: s[0])
-            if latest and at - series[latest - 1][0] <= fresh:
-                _, user_id, rate = series[latest - 1]
-                totals[coop_of[user_id]] += rate
-                online[coop_of[user_id]].add(user_id)
-        rows += [{"cooperative_id": c, "total_hashrate": t, "online_count": len(online[c]), "computed_at": at}
-                 for c, t in totals.items()]
-        at += step
-    if rows:
-        db.session.execute(insert(CoopHashrateSample), rows)
-    db.session.commit()
-    return len(rows)

@@ -752,7 +752,7 @@ def form_demo_coops() -> list[Cooperative]:
     Idempotent: a coop whose name already exists (active) is left alone,
     miners already in a coop stay where they are, and miners who are not
     registered users are skipped. The chart history of the coops formed now is
-    drawn from the stored mining events (``coop_hashrate.backfill_history``);
+    drawn from the stored mining events (``demo.backfill_history``);
     the demo command runs the aggregation afterwards. Returns the coops formed.
     """
     miners = json.loads(DEMO_MINERS.read_text())
@@ -775,6 +775,8 @@ def form_demo_coops() -> list[Cooperative]:
                 continue
         formed.append(coop)
     if formed:
-        coop_hashrate.backfill_history([c.id for c in formed])
+        from .demo import backfill_history  # demo imports this module
+
+        backfill_history([c.id for c in formed])
     current_app.logger.info("demo: formed %d cooperative(s)", len(formed))
     return formed

@@ -16,15 +16,28 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from ..extensions import db
-from ..models import User, UserSettings
+from ..models import (
+    CoopHashrateSample,
+    CooperativeMember,
+    MinerStats,
+    MiningEvent,
+    Notification,
+    User,
+    UserActivity,
+    UserSettings,
+    WorkerStatus,
+    utcnow,
+)
 from . import accounts, mining, passwords, preferences
 from . import ingest as ingest_service
 
@@ -82,7 +95,7 @@ def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool =
     echo(f"demo: {result.miners_created} miners created (password {DEMO_PASSWORD!r}, demo only)"
          if result.miners_created else "demo: the 60 miners already exist")
     if reset:
-        mining.reset_mining_data()
+        reset_mining_data()
         echo("demo: stored mining events, rollups and mining notifications deleted")
     if mining.has_events():
         echo("demo: mining events already stored; not replaying the day (use --reset to load it again)")
@@ -107,3 +120,75 @@ def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool =
         echo("demo: ready. Log in at http://127.0.0.1:5000/login, e.g. as SatoshiHunter: "
              "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3 / demo1234")
     return result
+
+
+def reset_mining_data() -> None:
+    """Delete every stored mining event, rollup and worker state, and the
+    mining notifications and mining activities they raised (``flask demo
+    --reset``; development only). Commits."""
+    db.session.execute(delete(MiningEvent))
+    db.session.execute(delete(MinerStats))
+    db.session.execute(delete(WorkerStatus))
+    db.session.execute(delete(Notification).where(Notification.category == "mining"))
+    db.session.execute(
+        delete(UserActivity).where(UserActivity.activity_type.in_(("share_submitted", "block_found")))
+    )
+    db.session.commit()
+
+
+def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24) -> int:
+    """Demo world only: draw the last ``hours`` of history for coops formed
+    just now from the stored ``hashrate_update`` mining events of their current
+    members, one point per ``COOP_HASHRATE_INTERVAL``, so the chart has a
+    curve on first start. At each point a worker counts with its latest sample
+    of the ``WORKER_OFFLINE_AFTER`` seconds before it (connects and
+    disconnects are ignored: an approximation of ``services.hashrate``).
+    Coops that already have samples in the window are skipped. Commits;
+    returns the points inserted."""
+    now = now or utcnow()
+    start = now - timedelta(hours=hours)
+    step = timedelta(seconds=current_app.config["COOP_HASHRATE_INTERVAL"])
+    fresh = timedelta(seconds=current_app.config["WORKER_OFFLINE_AFTER"])
+    have = set(db.session.scalars(
+        select(CoopHashrateSample.cooperative_id).distinct()
+        .where(CoopHashrateSample.cooperative_id.in_(coop_ids), CoopHashrateSample.computed_at >= start)
+    ))
+    members = db.session.execute(
+        select(CooperativeMember.cooperative_id, CooperativeMember.user_id).where(
+            CooperativeMember.cooperative_id.in_([c for c in coop_ids if c not in have]),
+            CooperativeMember.status == "active",
+        )
+    ).all()
+    coop_of = {user_id: coop_id for coop_id, user_id in members}
+    if not coop_of:
+        return 0
+    samples: dict[str, list[tuple[datetime, str, float]]] = {}  # worker -> [(ts, user, H/s)] by time
+    for user_id, worker, ts, data in db.session.execute(
+        select(MiningEvent.user_id, MiningEvent.worker, MiningEvent.ts, MiningEvent.data)
+        .where(MiningEvent.event == "hashrate_update", MiningEvent.user_id.in_(list(coop_of)),
+               MiningEvent.ts >= start - fresh, MiningEvent.ts <= now)
+        .order_by(MiningEvent.ts)
+    ):
+        rate = (data or {}).get("hashrate_1h")
+        if worker and isinstance(rate, (int, float)):
+            samples.setdefault(worker, []).append((ts, user_id, float(rate)))
+    if not samples:
+        return 0  # nothing was mined: leave the chart empty rather than flat
+    rows = []
+    at = start + step
+    while at <= now:
+        totals: dict[int, float] = {c: 0.0 for c in set(coop_of.values())}
+        online: dict[int, set[str]] = {c: set() for c in totals}
+        for series in samples.values():
+            latest = bisect_right(series, at, key=lambda s: s[0])
+            if latest and at - series[latest - 1][0] <= fresh:
+                _, user_id, rate = series[latest - 1]
+                totals[coop_of[user_id]] += rate
+                online[coop_of[user_id]].add(user_id)
+        rows += [{"cooperative_id": c, "total_hashrate": t, "online_count": len(online[c]), "computed_at": at}
+                 for c, t in totals.items()]
+        at += step
+    if rows:
+        db.session.execute(insert(CoopHashrateSample), rows)
+    db.session.commit()
+    return len(rows)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select, true
 
 from ..extensions import db
+from ..formatting import flag_emoji  # noqa: F401 - its old home
 from ..models import MinerStats, User, UserSettings, iso, utcnow
 from . import accounts, bounds, hashrate, mining, preferences
 from .errors import NotFound
@@ -114,13 +115,6 @@ def public_stats(user_id: str) -> dict[str, Any]:
     Raises NotFound when the user is missing or private."""
     visible_user(user_id)
     return stats_dict(user_id)
-
-
-def flag_emoji(country_code: str | None) -> str:
-    """The flag emoji of an ISO 3166-1 alpha-2 code (regional indicators), or ""."""
-    if not country_code or len(country_code) != 2 or not country_code.isalpha():
-        return ""
-    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in country_code.upper())
 
 
 def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Redis Streams in and out: the ingest consumer and the replay publisher.
+"""Redis Streams in: the ingest consumer.
 
 ``Consumer`` is the loop behind ``flask ingest``. It reads the seven
 ``mining:{event}`` streams with a consumer group (XREADGROUP), so any number
@@ -18,35 +18,28 @@ of consumers on any hosts share the work, and guarantees (DESIGN.md):
   retried with back-off; the entries stay pending meanwhile;
 * no litter: after each claim, other consumers idle for
   ``INGEST_DEAD_CONSUMER_IDLE_MS`` with nothing pending leave the group
-  (``remove_dead_consumers``), and ``trim_acknowledged`` (a periodic job)
-  trims the streams up to what every consumer group has acknowledged.
-
-``publish_file`` is ``flask replay``: it publishes a ``.jsonl``/``.jsonl.gz``
-envelope log exactly as the upstream collector does (``XADD mining:{event}``
-with the fields event, ts, source, data).
+  (``remove_dead_consumers``), and ``trim.trim_acknowledged`` (a periodic
+  job) trims the streams up to what every consumer group has acknowledged.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import os
 import queue
-import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import redis as redis_lib
 from flask import current_app
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
-from ..extensions import db
-from ..models import iso, utcnow
-from . import mining
+from ...extensions import db
+from ...models import iso, utcnow
+from .. import mining
+
 
 log = logging.getLogger("webapp.ingest")
 
@@ -433,243 +426,3 @@ class Batch:
     entries: list[Entry]
     parsed: list[mining.MiningEventIn] = field(default_factory=list)
     dead: list[tuple[str, str, Any, str]] = field(default_factory=list)
-
-
-# ---- trimming -----------------------------------------------------------------
-
-
-def _id_key(entry_id: bytes | str) -> tuple[int, int]:
-    ms, _, seq = _s(entry_id).partition("-")
-    return int(ms), int(seq or 0)
-
-
-def trim_bound(redis: redis_lib.Redis, stream: str) -> str | None:
-    """The lowest entry id some consumer group of ``stream`` may still need,
-    or None when the stream has no group (then nobody has acknowledged
-    anything and nothing may go).
-
-    Per group: its lowest pending id (delivered, not yet acknowledged), or,
-    when nothing is pending, the id just after its last-delivered id. Every
-    entry below the minimum over the groups has been delivered to and
-    acknowledged by every group. The bound only moves forward while the
-    groups read (a pending entry never gets a lower id), so reading it with
-    several commands is safe; an operator moving a group back (XGROUP
-    SETID) or creating one from an old id must stop trimming first.
-    """
-    bound: tuple[int, int] | None = None
-    groups = redis.xinfo_groups(stream)
-    if not groups:
-        return None
-    for group in groups:
-        low = None
-        if int(group["pending"]):
-            low = redis.xpending(stream, group["name"])["min"]
-        if low is not None:
-            key = _id_key(low)
-        else:  # everything delivered was acknowledged
-            ms, seq = _id_key(group["last-delivered-id"])
-            key = (ms, seq + 1)
-        bound = key if bound is None or key < bound else bound
-    return f"{bound[0]}-{bound[1]}"  # type: ignore[index]
-
-
-def trim_acknowledged(redis: redis_lib.Redis | None = None,
-                      streams: tuple[str, ...] = mining.STREAMS) -> dict[str, int]:
-    """XTRIM each mining stream by MINID up to ``trim_bound``: removes the
-    entries every consumer group has acknowledged, never one that is
-    pending or not yet delivered to some group, and nothing on a stream
-    without a group. The dead-letter stream is not touched. Run by the
-    scheduler every ``MINING_STREAM_TRIM_INTERVAL`` seconds
-    (``jobs.mining.trim_mining_streams``). Returns ``{stream: entries
-    removed}`` for the streams that exist."""
-    client = redis if redis is not None else current_app.extensions["redis_raw"]
-    removed: dict[str, int] = {}
-    for stream in streams:
-        if not client.exists(stream):
-            continue
-        bound = trim_bound(client, stream)
-        removed[stream] = int(client.xtrim(stream, minid=bound, approximate=False)) if bound else 0
-    total = sum(removed.values())
-    if total:
-        log.info("trimmed %d acknowledged entries from the mining streams", total)
-    return removed
-
-
-# ---- replay -------------------------------------------------------------------
-
-_TS_RE = re.compile(r'"ts"\s*:\s*(-?[0-9.eE+]+)')
-
-
-def _open(path: Path):
-    with open(path, "rb") as probe:
-        gz = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
-
-
-def _lines(path: Path, limit: int | None) -> Iterator[str]:
-    with _open(path) as fh:
-        for number, line in enumerate(fh):
-            if limit is not None and number >= limit:
-                return
-            if line.strip():
-                yield line
-
-
-def _last_ts(path: Path, limit: int | None) -> tuple[float | None, int]:
-    """The latest ``ts`` of the log and its number of lines (a quick pass)."""
-    latest, count = None, 0
-    for line in _lines(path, limit):
-        count += 1
-        match = _TS_RE.search(line)
-        try:
-            ts = float(match.group(1)) if match else float(json.loads(line)["ts"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        latest = ts if latest is None or ts > latest else latest
-    return latest, count
-
-
-@dataclass
-class ReplayStats:
-    """What ``publish_file`` did: entries published, lines skipped, the shift (s)."""
-
-    published: int = 0
-    skipped: int = 0
-    shift: float = 0.0
-    seconds: float = 0.0
-
-
-def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | None = None,
-                 redis: redis_lib.Redis | None = None, pipeline_size: int = 200,
-                 progress: bool = True, now: float | None = None, speed: float | None = None,
-                 stop: threading.Event | None = None) -> ReplayStats:
-    """Publish an envelope log into the streams as the upstream collector does.
-
-    Each line ``{"event", "ts", "source", "region", "data"}`` becomes
-    ``XADD mining:{event} * event <event> ts <unix seconds> source <source>
-    data <JSON text>`` (``region`` is not part of the stream contract).
-    ``shift_to_now`` adds one offset to every ``ts`` so that the latest event
-    is now. ``limit`` publishes only the first N lines. Lines that are not an
-    envelope with a known event are skipped and counted. XADDs are
-    pipelined ``pipeline_size`` at a time, with a tqdm progress bar.
-
-    ``speed`` (> 0) paces the replay by ``ts`` instead of publishing as fast
-    as possible: an event ``d`` seconds after the log's first one is
-    published ``d / speed`` seconds after the start (the file must be in
-    ``ts`` order, as the shared day is). With ``shift_to_now`` each paced
-    event is stamped with the moment it is due, ``start + d / speed``, so
-    the events stay "now" for the pages instead of running ahead of the
-    clock (a constant shift would put them 100 minutes ahead after 5 minutes
-    at 20x): the log's gaps shrink ``speed`` times. Without it the original
-    ``ts`` are kept. ``stop`` (an Event) ends a paced replay early.
-    Raises ValueError for a ``speed`` that is not positive.
-    """
-    if speed is not None and not speed > 0:
-        raise ValueError("speed must be a positive number")
-    path = Path(path)
-    started = time.monotonic()
-    client = redis if redis is not None else current_app.extensions["redis_raw"]
-    stats = ReplayStats()
-    total = None
-    if shift_to_now and speed is None:
-        latest, total = _last_ts(path, limit)
-        if latest is not None:
-            stats.shift = (time.time() if now is None else now) - latest
-    with _Publisher(client, stats, pipeline_size, total=total if speed is None else limit, progress=progress,
-                    desc="replay" if speed is None else f"replay {speed:g}x") as out:
-        envelopes = _envelopes(path, limit, out)
-        if speed is None:
-            for event, ts, source, data in envelopes:
-                out.add(event, ts + stats.shift, source, data)
-        else:
-            _pace(envelopes, out, speed=speed, shift_to_now=shift_to_now, started=started,
-                  wall_start=time.time() if now is None else now, stop=stop)
-    stats.seconds = time.monotonic() - started
-    if stats.skipped:
-        log.warning("replay: skipped %d line(s) that are not mining event envelopes", stats.skipped)
-    return stats
-
-
-class _Publisher:
-    """XADDs in a pipeline sent every ``size`` entries (and on ``flush``),
-    counted in ``stats`` and on a tqdm progress bar."""
-
-    def __init__(self, client: redis_lib.Redis, stats: ReplayStats, size: int, *, total: int | None,
-                 progress: bool, desc: str) -> None:
-        from tqdm import tqdm
-
-        self.pipe = client.pipeline(transaction=False)
-        self.stats, self.size, self.queued = stats, size, 0
-        self.bar = tqdm(total=total, unit=" events", desc=desc, disable=not progress, mininterval=0.5)
-
-    def __enter__(self) -> "_Publisher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if exc[0] is None:
-                self.flush()
-        finally:
-            self.bar.close()
-
-    def skip(self) -> None:
-        self.stats.skipped += 1
-        self.bar.update(1)
-
-    def add(self, event: str, ts: float, source: str | None, data: str) -> None:
-        fields = {"event": event, "ts": f"{ts:.6f}"}
-        if source is not None:
-            fields["source"] = source
-        fields["data"] = data
-        self.pipe.xadd(mining.stream_name(event), fields)
-        self.queued += 1
-        if self.queued >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.queued:
-            self.pipe.execute()
-            self.stats.published += self.queued
-            self.bar.update(self.queued)
-            self.queued = 0
-
-
-def _envelopes(path: Path, limit: int | None, out: _Publisher) -> Iterator[tuple[str, float, str | None, str]]:
-    """``(event, ts, source, data JSON text)`` of each envelope line; lines
-    that are not an envelope of a known event are skipped and counted."""
-    for line in _lines(path, limit):
-        try:
-            envelope = json.loads(line)
-            event, data = envelope["event"], envelope["data"]
-            ts = float(envelope["ts"])
-            if event not in mining.EVENTS or not isinstance(data, dict):
-                raise ValueError(event)
-        except (ValueError, KeyError, TypeError):
-            out.skip()
-            continue
-        source = envelope.get("source")
-        yield event, ts, None if source is None else str(source), json.dumps(data, separators=(",", ":"))
-
-
-def _pace(envelopes: Iterator[tuple[str, float, str | None, str]], out: _Publisher, *, speed: float,
-          shift_to_now: bool, started: float, wall_start: float, stop: threading.Event | None) -> None:
-    """Publish each envelope when it is due (``publish_file``'s ``speed``),
-    sending the pipeline whenever the next event is not due yet."""
-    first_ts: float | None = None
-    for event, ts, source, data in envelopes:
-        if first_ts is None:
-            first_ts = ts
-            if shift_to_now:
-                out.stats.shift = wall_start - ts  # of the first event; later ones are compressed
-        offset = max(0.0, ts - first_ts) / speed
-        wait = started + offset - time.monotonic()
-        if wait > 0:
-            out.flush()
-            if stop is not None:
-                if stop.wait(wait):
-                    return
-            else:
-                time.sleep(wait)
-        elif stop is not None and stop.is_set():
-            return
-        out.add(event, wall_start + offset if shift_to_now else ts, source, data)

@@ -1,0 +1,93 @@
+"""The notifications and activities mining raises: worker back online or
+gone offline, a new personal best, a block found (registered users only,
+subject to their preferences).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+
+from ...formatting import block_display, format_difficulty, format_duration, worker_label
+from ...models import Notification, iso
+from .. import activity as activity_service
+from .. import notifications as notification_service
+from .common import BatchResult, profile_link
+from .events import MiningEventIn
+
+
+def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: datetime,
+                   data: dict | None = None) -> Notification | None:
+    label = worker_label(worker)
+    if online:
+        title = f"{label} is back online"
+        body = {"connected": f"{label} reconnected to the pool.",
+                "sample": f"{label} is hashing again."}.get(reason, f"{label} is back.")
+        subtype = "worker_online"
+    else:
+        title = f"{label} went offline"
+        if reason == "disconnected":
+            duration = (data or {}).get("session_duration")
+            body = f"{label} disconnected from the pool" + (
+                f" after {format_duration(float(duration))}." if isinstance(duration, (int, float)) else ".")
+        else:
+            minutes = current_app.config["WORKER_OFFLINE_AFTER"] // 60
+            body = f"No hashrate from {label} for {minutes} minutes."
+        subtype = "worker_offline"
+    row = notification_service.notify(
+        user_id, "mining", subtype, title[:200], body, link=profile_link(user_id),
+        data={"worker": worker, "reason": reason, "at": iso(at)}, commit=False,
+    )
+    return row
+
+
+def _raise_event_notifications(events: list[MiningEventIn], registered: set[str], result: BatchResult) -> None:
+    """Personal bests and blocks found: a notification (subject to the user's
+    preferences) and an activity, for registered users only. Only
+    ``share_best_diff`` with the ``alltime`` timeframe (or none) is a personal
+    best; other timeframes are stored but raise nothing."""
+    for ev in events:
+        if ev.user not in registered:
+            continue
+        if ev.event == "share_best_diff" and ev.data.get("timeframe", "alltime") == "alltime":
+            _personal_best(ev, result)
+        elif ev.event == "block_found":
+            _block_found(ev, result)
+
+
+def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
+    best = float(ev.data["new_best"])
+    previous = ev.data.get("prev_best")
+    label = worker_label(ev.worker)
+    title = f"New personal best: {format_difficulty(best)}"
+    body = f"{label} found a share of difficulty {format_difficulty(best)}" + (
+        f", beating your previous best of {format_difficulty(previous)}." if previous else ".")
+    data = {"difficulty": best, "previous_best": previous, "worker": ev.worker, "at": iso(ev.ts)}
+    row = notification_service.notify(ev.user, "mining", "personal_best", title, body,
+                                      link=profile_link(ev.user), data=data, commit=False)
+    if row is not None:
+        result.notifications += 1
+    act = activity_service.record_activity(
+        ev.user, "share_submitted", title, description=body,
+        data={"personal_best": True, **data}, link=profile_link(ev.user),
+    )
+    act.created_at = ev.ts
+    result.activities += 1
+
+
+def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
+    data = block_display(ev)
+    height = data.get("height")
+    label = worker_label(ev.worker) if ev.worker else "Your miner"
+    title = f"You found block {height:,}!" if height is not None else "You found a block!"
+    body = f"{label} solved " + (f"block {height:,}" if height is not None else "a block") + \
+        " for the network. Congratulations!"
+    data["at"] = iso(ev.ts)
+    row = notification_service.notify(ev.user, "mining", "block_found", title, body,
+                                      link=profile_link(ev.user), data=data, commit=False)
+    if row is not None:
+        result.notifications += 1
+    act = activity_service.record_activity(ev.user, "block_found", title, description=body, data=data,
+                                           link=profile_link(ev.user))
+    act.created_at = ev.ts
+    result.activities += 1
