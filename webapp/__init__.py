@@ -44,10 +44,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     input_gate.init_app(app)  # before the blueprints: it installs the <int:> converter
     app.before_request(auth.resolve_caller)
 
-    from .services import notifications
-
-    notifications.init_app(app)
-
     from . import api, cli, pages, ws
 
     api.register(app)

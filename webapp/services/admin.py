@@ -32,7 +32,7 @@ from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import AuditLog, Cooperative, CooperativeMember, User
-from . import accounts, coop_hashrate, coops, inputs, notifications
+from . import accounts, coops, inputs, notifications
 from .errors import Forbidden, NotFound, ValidationError
 
 REASON_MAX = 500
@@ -195,9 +195,8 @@ def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
     )
     _audit(actor, "coop.dissolve", "cooperative", coop.id, reason,
            {"name": coop.name, "members": member_ids})
+    coops.announce_on_commit(coop.id, also=member_ids)
     db.session.commit()
-    coop_hashrate.invalidate(coop.id)
-    coops.announce_membership_change(coop.id, also=member_ids)
     return coop
 
 

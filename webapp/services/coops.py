@@ -49,7 +49,7 @@ from ..models import (
     iso,
     utcnow,
 )
-from . import activity, coop_hashrate, inputs, invites, notifications
+from . import activity, coop_hashrate, inputs, invites, notifications, transactions
 from .errors import (
     AlreadyInCoop,
     CannotRemoveSelf,
@@ -196,21 +196,30 @@ def display_name(user_id: str) -> str:
 _unknown_code = invites.unknown_code
 
 
-def announce_membership_change(coop_id: int, also: tuple[str, ...] | list[str] = (),
-                               actor: str | None = None) -> None:
-    """After a commit that changed ``coop_id``'s membership (join, leave,
-    remove, dissolve): publish ``coop_changed`` to the sockets of its active
-    members and of ``also`` (members who were removed, or whose coop was
-    dissolved), so their open pages re-fetch the members table (docs/COOPS.md
-    "Live members table"). The ``actor`` is skipped: the page that acted
-    already shows the result (its own fragment or redirect). A Redis failure
-    is logged, never raised: the change is committed and a reload shows it."""
-    active = db.session.scalars(
-        select(CooperativeMember.user_id).where(
-            CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active"
-        )
-    ).all()
-    user_ids = [u for u in dict.fromkeys([*active, *also]) if u != actor]
+def announce_on_commit(coop_id: int, also: tuple[str, ...] | list[str] = (), actor: str | None = None) -> None:
+    """Once the caller's transaction, which changes ``coop_id``'s membership
+    (join, leave, remove, dissolve), commits: drop the coop's cached total
+    and publish ``coop_changed`` to the sockets of its active members and of
+    ``also`` (members who were removed, or whose coop was dissolved), so
+    their open pages re-fetch the members table (docs/COOPS.md "Live members
+    table"). The ``actor`` is skipped: the page that acted already shows the
+    result. Nothing happens if the transaction rolls back. A Redis failure is
+    logged, never raised: the change is committed and a reload shows it."""
+
+    def prepare() -> None:  # at the commit, while the session can still read
+        active = db.session.scalars(
+            select(CooperativeMember.user_id).where(
+                CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active"
+            )
+        ).all()
+        user_ids = [u for u in dict.fromkeys([*active, *also]) if u != actor]
+        transactions.after_commit(lambda: _publish_change(coop_id, user_ids))
+
+    transactions.before_commit(prepare)
+
+
+def _publish_change(coop_id: int, user_ids: list[str]) -> None:
+    coop_hashrate.invalidate(coop_id)
     if not user_ids:
         return
     try:
@@ -362,9 +371,8 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
             body=f"{user.display_name} joined {coop.name}.", link=COOP_LINK,
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
         )
+    announce_on_commit(coop_id, actor=user.user_id)
     _or_already_in_coop()
-    coop_hashrate.invalidate(coop_id)
-    announce_membership_change(coop_id, actor=user.user_id)
     return coop
 
 
@@ -425,9 +433,8 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
             body=f"{user.display_name} left {coop.name}.", link=COOP_LINK,
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
         )
+    announce_on_commit(coop.id, actor=user.user_id)
     db.session.commit()
-    coop_hashrate.invalidate(coop.id)
-    announce_membership_change(coop.id, actor=user.user_id)
     return coop
 
 
@@ -460,9 +467,8 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
         body=f"The admin of {coop.name} removed you from the cooperative.", link=COOP_LINK,
         data={"cooperative_id": coop.id}, commit=False,
     )
+    announce_on_commit(coop.id, also=[user_id], actor=user.user_id)
     db.session.commit()
-    coop_hashrate.invalidate(coop.id)
-    announce_membership_change(coop.id, also=[user_id], actor=user.user_id)
     return membership
 
 
@@ -522,9 +528,8 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
         coop, category="social", subtype="coop_dissolved",
         body=f"{user.display_name} dissolved {coop.name}.", skip_user_id=user.user_id,
     )
+    announce_on_commit(coop.id, also=former, actor=user.user_id)
     db.session.commit()
-    coop_hashrate.invalidate(coop.id)
-    announce_membership_change(coop.id, also=former, actor=user.user_id)
     return coop
 
 
@@ -533,10 +538,10 @@ def dissolve_locked(
     skip_user_id: str | None = None, activity_data: dict | None = None,
 ) -> list[str]:
     """End every active membership of ``coop`` (locked by the caller, who
-    commits, then invalidates the hashrate cache and announces the change), mark it dissolved,
+    commits), mark it dissolved,
     record ``coop_left`` for each member and notify each one but
     ``skip_user_id``. Shared by the coop admin's and the platform admins'
-    dissolve. Returns the former members' ids."""
+    dissolve (the caller announces it with ``announce_on_commit``). Returns the former members' ids."""
     member_ids = list(
         db.session.scalars(
             select(CooperativeMember.user_id).where(
