@@ -52,7 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
 
     if app.config["EMBEDDED_SCHEDULER"] and not app.testing:
-        from jobs import schedule
+        from .services import schedule
 
         # Started by the first request, so CLI commands never start it.
         app.before_request(lambda: schedule.start_embedded(app))

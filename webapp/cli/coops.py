@@ -41,9 +41,9 @@ def show(coop_id: int) -> None:
 @coops_cli.command("aggregate")
 def aggregate() -> None:
     """Run the combined-hashrate aggregation now (what the 5-minute job does)."""
-    from jobs.coops import aggregate_coop_hashrate
+    from ..services import coop_hashrate
 
-    click.echo(f"updated {aggregate_coop_hashrate()} cooperative(s)")
+    click.echo(f"updated {coop_hashrate.aggregate_all()} cooperative(s)")
 
 
 commands = [coops_cli]

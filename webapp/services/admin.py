@@ -32,7 +32,7 @@ from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import AuditLog, Cooperative, CooperativeMember, User
-from . import accounts, coops, inputs, notifications
+from . import accounts, coops, inputs, notifications, schedule
 from .errors import Forbidden, NotFound, ValidationError
 
 REASON_MAX = 500
@@ -232,10 +232,8 @@ def rename_coop(actor: User, *, coop_id: int, name: str, reason: str) -> Coopera
 
 
 def queue_names() -> tuple[str, ...]:
-    """The queues the workers serve (``jobs.worker.QUEUES``)."""
-    from jobs.worker import QUEUES
-
-    return tuple(QUEUES)
+    """The queues the workers serve (``schedule.QUEUES``)."""
+    return tuple(schedule.QUEUES)
 
 
 def _error_line(job: Job) -> str:
@@ -258,8 +256,6 @@ def job_health(connection: Redis) -> dict[str, Any]:
     from rq import cron_scheduler_registry
     from rq.cron_job_registry import get_registry_key
     from rq.worker import Worker
-
-    from jobs.schedule import PERIODIC
 
     queues, failed, scheduled = [], [], []
     for name in queue_names():
@@ -284,11 +280,11 @@ def job_health(connection: Redis) -> dict[str, Any]:
                 scheduled.append({"id": job.id, "queue": name, "func": job.func_name,
                                   "at": scheduled_registry.get_scheduled_time(job)})
     cron = []
-    for dotted, every in PERIODIC:
-        last = connection.zscore(get_registry_key(), dotted)
+    for entry in schedule.PERIODIC:
+        last = connection.zscore(get_registry_key(), entry.job)
         cron.append({
-            "name": dotted,
-            "every": current_app.config[every] if isinstance(every, str) else every,
+            "name": entry.job,
+            "every": entry.interval(current_app.config),
             "last_enqueued_at": datetime.fromtimestamp(last, timezone.utc) if last else None,
         })
     return {

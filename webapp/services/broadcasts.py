@@ -16,10 +16,19 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import AuditLog, Broadcast, User, utcnow
-from . import notifications
+from . import jobqueue, notifications
 from .errors import NotFound
 
 SUBTYPE = "broadcast"
+
+
+FAN_OUT_JOB = "jobs.notifications.fan_out_broadcast"
+
+
+def enqueue_fan_out(broadcast_id: int) -> None:
+    """Enqueue the fan-out of a stored (committed) broadcast on ``default``
+    (at most an hour). Raises ``redis.RedisError`` when Redis is down."""
+    jobqueue.enqueue(FAN_OUT_JOB, broadcast_id, job_timeout=3600, description=f"broadcast {broadcast_id}")
 
 
 def create_broadcast(actor: User, *, title: str, body: str = "", link: str | None = None) -> Broadcast:

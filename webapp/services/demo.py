@@ -95,13 +95,11 @@ def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool =
         result.ingest = consumer.run(drain=True, max_retries=3)
         echo(f"demo: {result.ingest.summary()}")
 
-    from jobs import coops as coop_jobs
-
-    from . import coops
+    from . import coop_hashrate, coops
 
     coops.form_demo_coops()
     result.offline_marked = len(mining.sweep_offline_workers())
-    coop_jobs.aggregate_coop_hashrate()
+    coop_hashrate.aggregate_all()
     echo(f"demo: cooperatives formed; {result.offline_marked} worker(s) marked offline; coop hashrate aggregated")
     if current_app.config["EMBEDDED"]:
         echo("demo: ready. Log in at http://127.0.0.1:5000/login, e.g. as SatoshiHunter: "

@@ -4,7 +4,8 @@ Rules (DESIGN.md, issue 4): only ``mining``, ``competition`` and ``system``
 are e-mailed, only when the user opted in for that category and has an
 address. ``notify`` adds a ``notification_deliveries`` row (channel
 ``email``, status ``pending``) in the notification's transaction and, after
-the commit, enqueues ``jobs.email.send_notification_email``.
+the commit, enqueues ``jobs.email.send_notification_email`` by name
+(``enqueue_delivery``).
 
 Delivery is at-least-once with a stable ``Message-ID`` (docs/NOTIFICATIONS.md):
 
@@ -47,14 +48,34 @@ from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import and_, case, func, literal, or_, update
 
+from rq import Retry
+
 from ..extensions import db
 from ..models import Notification, NotificationDelivery, User, utcnow
-from . import preferences
+from . import jobqueue, preferences
 from .errors import ValidationError
 
 log = logging.getLogger(__name__)
+QUEUE = "email"
+DELIVER_JOB = "jobs.email.send_notification_email"
+MAX_RETRIES = 3
+# Seconds; RQ stops a job after this. MAIL_TIMEOUT bounds each SMTP step, and
+# EMAIL_LEASE_SECONDS must stay well above both (a live sender is never reclaimed).
+JOB_TIMEOUT = 60
 _UNSUBSCRIBE_SALT = "unsubscribe"
 LEASE_EXPIRED = "lease expired: the sender stopped mid-send; whether the server accepted the mail is unknown"
+
+
+def enqueue_delivery(notification_id: int) -> None:
+    """Enqueue the job that delivers one notification's e-mail (queue
+    ``email``, ``MAX_RETRIES`` retries after ``EMAIL_RETRY_INTERVALS``
+    seconds), after the notification's commit. Raises ``redis.RedisError``
+    when Redis is down (the delivery row stays pending; the sweep retries)."""
+    jobqueue.enqueue(
+        DELIVER_JOB, notification_id, queue=QUEUE,
+        retry=Retry(max=MAX_RETRIES, interval=list(current_app.config["EMAIL_RETRY_INTERVALS"])),
+        job_timeout=JOB_TIMEOUT, description=f"e-mail notification {notification_id}",
+    )
 
 
 # ---- unsubscribe ---------------------------------------------------------------
@@ -396,11 +417,9 @@ def sweep(now: datetime | None = None) -> SweepResult:
     db.session.commit()
     if result.gave_up:
         log.warning("e-mail sweep: gave up on the deliveries of notifications %s", result.gave_up)
-    from jobs import email as email_jobs
-
     for notification_id in result.requeued:
         try:
-            email_jobs.enqueue_email(notification_id)
+            enqueue_delivery(notification_id)
         except Exception:  # noqa: BLE001 - Redis down: the row stays pending, a later sweep retries
             log.exception("e-mail sweep: could not enqueue notification %s", notification_id)
     return result

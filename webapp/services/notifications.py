@@ -39,7 +39,7 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from . import inputs, preferences, sequences, transactions
+from . import email, inputs, preferences, sequences, transactions
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -192,9 +192,7 @@ def dispatch_committed(pending: list[_Pending]) -> None:
             current_app.logger.exception("push of notification %s failed", notification_id)
         if item.wants_email:
             try:
-                from jobs import email as email_jobs
-
-                email_jobs.enqueue_email(notification_id)
+                email.enqueue_delivery(notification_id)
             except Exception:  # noqa: BLE001
                 current_app.logger.exception("e-mail enqueue of notification %s failed", notification_id)
 
