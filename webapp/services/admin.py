@@ -145,8 +145,8 @@ def search_coops(q: str = "", *, before_id: int | None = None, limit: int = 25) 
         query = query.where(or_(*conditions))
     if before_id is not None:
         query = query.where(Cooperative.id < before_id)
-    coops = list(db.session.scalars(query.order_by(Cooperative.id.desc()).limit(limit + 1)))
-    return coops[:limit], (coops[limit - 1].id if len(coops) > limit else None)
+    found = list(db.session.scalars(query.order_by(Cooperative.id.desc()).limit(limit + 1)))
+    return found[:limit], (found[limit - 1].id if len(found) > limit else None)
 
 
 def counts() -> dict[str, int]:

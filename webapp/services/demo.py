@@ -24,8 +24,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import User, UserSettings
-from . import accounts, mining, passwords, preferences
+from ..models import Cooperative, User, UserSettings
+from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences
 from . import ingest as ingest_service
 
 log = logging.getLogger("webapp.demo")
@@ -68,6 +68,57 @@ def create_miners(path: Path = MINERS_FILE) -> int:
     return len(missing)
 
 
+# ---- demo coops -----------------------------------------------------------------------
+
+DEMO_MINERS = MINERS_FILE
+SATOSHI_HUNTER = "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3"
+# (name, description, indexes into miners.json; the first present miner is the
+# admin). Only miners 0-19 have display names; they are spread over the three.
+DEMO_COOPS = (
+    ("Satoshi's Hunters", "SatoshiHunter's crew: home miners chasing one lucky block together.",
+     (0, 3, 7, 13, 17, 20, 21)),
+    ("Bitaxe Brigade", "Twenty Bitaxes on shelves across the world. We're full, but say hi!",
+     (2, 4, 5, 6, 8, 10, 11, 14, 16, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 30)),
+    ("Lisbon Lightning", "A small crew from Lisbon and friends.", (9, 1, 12, 15)),
+)
+
+
+def form_demo_coops() -> list[Cooperative]:
+    """Demo world: form three coops among the demo miners of
+    ``webapp/demo/miners.json`` — SatoshiHunter's (he is admin), one full at
+    20 and one with a few members — through the same rules as everyone else.
+
+    Idempotent: a coop whose name already exists (active) is left alone,
+    miners already in a coop stay where they are, and miners who are not
+    registered users are skipped. The chart history of the coops formed now is
+    drawn from the stored mining events (``coop_hashrate.backfill_history``);
+    the demo command runs the aggregation afterwards. Returns the coops formed.
+    """
+    miners = json.loads(DEMO_MINERS.read_text())
+    formed = []
+    for name, description, indexes in DEMO_COOPS:
+        exists = db.session.scalar(
+            select(Cooperative.id).where(Cooperative.name == name, Cooperative.status == "active")
+        )
+        if exists is not None:
+            continue
+        users = [db.session.get(User, miners[i]["user_id"]) for i in indexes if i < len(miners)]
+        users = [u for u in users if u is not None and coops.active_membership(u) is None]
+        if not users:
+            continue
+        coop = coops.create(users[0], name=name, description=description)
+        for member in users[1:]:
+            try:
+                coops.join(member, invite_code=coop.invite_code)
+            except (errors.AlreadyInCoop, errors.CoopFull):
+                continue
+        formed.append(coop)
+    if formed:
+        coop_hashrate.backfill_history([c.id for c in formed])
+    current_app.logger.info("demo: formed %d cooperative(s)", len(formed))
+    return formed
+
+
 def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool = True,
               echo: Callable[[str], None] = print, events_file: Path = EVENTS_FILE) -> DemoResult:
     """Build (or complete) the demo world; see the module docstring.
@@ -95,9 +146,7 @@ def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool =
         result.ingest = consumer.run(drain=True, max_retries=3)
         echo(f"demo: {result.ingest.summary()}")
 
-    from . import coop_hashrate, coops
-
-    coops.form_demo_coops()
+    form_demo_coops()
     result.offline_marked = len(mining.sweep_offline_workers())
     coop_hashrate.aggregate_all()
     echo(f"demo: cooperatives formed; {result.offline_marked} worker(s) marked offline; coop hashrate aggregated")
