@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from . import WholeNumber
 from ..extensions import db
-from ..models import Cooperative
+from ..models import MAX_COOP_MEMBERS, Cooperative
+from ..services.membership import is_active_coop
 
 coops_cli = AppGroup("coops", help="Cooperatives: list, show, aggregate hashrate.")
 
@@ -18,9 +19,10 @@ def list_coops(show_all: bool) -> None:
     """One line per coop: id, status, members, combined hashrate (H/s), name."""
     stmt = select(Cooperative).order_by(Cooperative.id)
     if not show_all:
-        stmt = stmt.where(Cooperative.status == "active")
+        stmt = stmt.where(is_active_coop())
     for coop in db.session.scalars(stmt):
-        click.echo(f"{coop.id}\t{coop.status}\t{coop.member_count}/20\t{coop.total_hashrate:.4g}\t{coop.name}")
+        click.echo(f"{coop.id}\t{coop.status}\t{coop.member_count}/{MAX_COOP_MEMBERS}\t"
+                   f"{coop.total_hashrate:.4g}\t{coop.name}")
 
 
 @coops_cli.command("show")

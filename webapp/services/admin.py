@@ -32,7 +32,10 @@ from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import AuditLog, Cooperative, CooperativeMember, User
+from ..vocabulary import CoopStatus
+from ..vocabulary import NotificationSubtype as S
 from . import accounts, coops, inputs, notifications, schedule
+from .membership import is_active_member
 from .errors import Forbidden, NotFound, ValidationError
 
 REASON_MAX = 500
@@ -115,7 +118,7 @@ def search_users(q: str = "", *, after_user_id: str | None = None, limit: int = 
         select(User, Cooperative.id, Cooperative.name)
         .outerjoin(
             CooperativeMember,
-            (CooperativeMember.user_id == User.user_id) & (CooperativeMember.status == "active"),
+            (CooperativeMember.user_id == User.user_id) & is_active_member(),
         )
         .outerjoin(Cooperative, Cooperative.id == CooperativeMember.cooperative_id)
     )
@@ -153,7 +156,8 @@ def counts() -> dict[str, int]:
     """Totals for the dashboard: users, active coops, dissolved coops."""
     users = db.session.scalar(select(func.count()).select_from(User)) or 0
     by_status = dict(db.session.execute(select(Cooperative.status, func.count()).group_by(Cooperative.status)).all())
-    return {"users": users, "active_coops": by_status.get("active", 0), "dissolved_coops": by_status.get("dissolved", 0)}
+    return {"users": users, "active_coops": by_status.get(CoopStatus.ACTIVE, 0),
+            "dissolved_coops": by_status.get(CoopStatus.DISSOLVED, 0)}
 
 
 # ---- audit log ------------------------------------------------------------------------
@@ -190,8 +194,7 @@ def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
     reason = clean_reason(reason)
     coop = coops.lock_active_coop(coop_id)
     member_ids = coops.dissolve_locked(
-        coop, category="system", subtype="admin_coop_dissolved",
-        body=f"The platform admins dissolved {coop.name}.", activity_data={"by_platform_admin": True},
+        coop, subtype=S.ADMIN_COOP_DISSOLVED, activity_data={"by_platform_admin": True},
     )
     _audit(actor, "coop.dissolve", "cooperative", coop.id, reason,
            {"name": coop.name, "members": member_ids})
@@ -218,10 +221,9 @@ def rename_coop(actor: User, *, coop_id: int, name: str, reason: str) -> Coopera
     old = coop.name
     coop.name = name
     if coop.admin_user_id:
-        notifications.notify(
-            coop.admin_user_id, "system", "admin_coop_renamed", "Cooperative renamed",
-            body=f"The platform admins renamed {old} to {name}.", link=COOP_LINK,
-            data={"cooperative_id": coop.id}, commit=False,
+        notifications.notify_kind(
+            coop.admin_user_id, S.ADMIN_COOP_RENAMED, link=COOP_LINK, data={"cooperative_id": coop.id},
+            commit=False, old=old, new=name,
         )
     _audit(actor, "coop.rename", "cooperative", coop.id, reason, {"old_name": old, "new_name": name})
     db.session.commit()

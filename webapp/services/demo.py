@@ -27,6 +27,7 @@ from ..extensions import db
 from ..models import Cooperative, User, UserSettings
 from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences
 from . import ingest as ingest_service
+from .membership import is_active_coop
 
 log = logging.getLogger("webapp.demo")
 
@@ -98,7 +99,7 @@ def form_demo_coops() -> list[Cooperative]:
     formed = []
     for name, description, indexes in DEMO_COOPS:
         exists = db.session.scalar(
-            select(Cooperative.id).where(Cooperative.name == name, Cooperative.status == "active")
+            select(Cooperative.id).where(Cooperative.name == name, is_active_coop())
         )
         if exists is not None:
             continue

@@ -52,6 +52,7 @@ from rq import Retry
 
 from ..extensions import db
 from ..models import Notification, NotificationDelivery, User, utcnow
+from ..vocabulary import DeliveryChannel, DeliveryStatus
 from . import jobqueue, preferences
 from .errors import ValidationError
 
@@ -258,11 +259,13 @@ def _claim(notification_id: int) -> Claim | None:
         update(d)
         .where(
             d.notification_id == notification_id,
-            d.channel == "email",
+            d.channel == DeliveryChannel.EMAIL,
             d.attempts < _max_attempts(),
-            or_(d.status == "pending", and_(d.status == "sending", d.lease_expires_at < now)),
+            or_(d.status == DeliveryStatus.PENDING,
+                and_(d.status == DeliveryStatus.SENDING, d.lease_expires_at < now)),
         )
-        .values(status="sending", attempts=d.attempts + 1, lease_expires_at=now + _lease(), updated_at=now)
+        .values(status=DeliveryStatus.SENDING, attempts=d.attempts + 1, lease_expires_at=now + _lease(),
+                updated_at=now)
         .returning(d.id, d.attempts, d.message_id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -282,7 +285,7 @@ def _claim(notification_id: int) -> Claim | None:
 
 def _still_ours(claim: Claim):
     d = NotificationDelivery
-    return and_(d.id == claim.delivery_id, d.status == "sending", d.attempts == claim.attempt)
+    return and_(d.id == claim.delivery_id, d.status == DeliveryStatus.SENDING, d.attempts == claim.attempt)
 
 
 def _record_sent(claim: Claim) -> None:
@@ -293,15 +296,15 @@ def _record_sent(claim: Claim) -> None:
     d = NotificationDelivery
     current = db.session.execute(
         update(d).where(_still_ours(claim))
-        .values(status="sent", last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
+        .values(status=DeliveryStatus.SENT, last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not current:
         log.warning("e-mail of notification %s sent after its lease expired; a resend may follow with the "
                     "same Message-ID %s", claim.notification_id, claim.message_id)
         db.session.execute(
-            update(d).where(d.id == claim.delivery_id, d.status != "sent")
-            .values(status="sent", last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
+            update(d).where(d.id == claim.delivery_id, d.status != DeliveryStatus.SENT)
+            .values(status=DeliveryStatus.SENT, last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
@@ -314,13 +317,13 @@ def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str | N
     when the claim is no longer ours (the row was reclaimed, or sent)."""
     now = utcnow()
     if final:
-        status, lease = "failed", None
+        status, lease = DeliveryStatus.FAILED, None
     elif claim.attempt >= _max_attempts():
-        status, lease = "failed", None
+        status, lease = DeliveryStatus.FAILED, None
         error = f"gave up after {claim.attempt} attempts: {error}"
     else:
         # The sweep leaves it to RQ's retry until the back-off has passed (plus EMAIL_REQUEUE_AFTER).
-        status, lease = "pending", now + retry_wait(claim.attempt) + _requeue_after()
+        status, lease = DeliveryStatus.PENDING, now + retry_wait(claim.attempt) + _requeue_after()
     written = db.session.execute(
         update(NotificationDelivery).where(_still_ours(claim))
         .values(status=status, last_error=error[:1000], lease_expires_at=lease, updated_at=now)
@@ -393,14 +396,14 @@ def sweep(now: datetime | None = None) -> SweepResult:
     now = now or utcnow()
     d = NotificationDelivery
     abandoned = or_(
-        and_(d.status.in_(("pending", "sending")), d.lease_expires_at < now),
-        and_(d.status == "pending", d.lease_expires_at.is_(None), d.updated_at < now - _requeue_after()),
+        and_(d.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)), d.lease_expires_at < now),
+        and_(d.status == DeliveryStatus.PENDING, d.lease_expires_at.is_(None), d.updated_at < now - _requeue_after()),
     )
     result = SweepResult()
     result.gave_up = list(db.session.scalars(
         update(d).where(abandoned, d.attempts >= _max_attempts())
-        .values(status="failed", lease_expires_at=None, updated_at=now,
-                last_error=case((d.status == "sending",
+        .values(status=DeliveryStatus.FAILED, lease_expires_at=None, updated_at=now,
+                last_error=case((d.status == DeliveryStatus.SENDING,
                                  literal(f"gave up after {_max_attempts()} attempts: {LEASE_EXPIRED}")),
                                 else_=literal(f"gave up after {_max_attempts()} attempts: ")
                                 + func.coalesce(d.last_error, "no job claimed it")))
@@ -409,8 +412,8 @@ def sweep(now: datetime | None = None) -> SweepResult:
     ))
     result.requeued = list(db.session.scalars(
         update(d).where(abandoned, d.attempts < _max_attempts())
-        .values(status="pending", lease_expires_at=now + _requeue_after(), updated_at=now,
-                last_error=case((d.status == "sending", literal(LEASE_EXPIRED)), else_=d.last_error))
+        .values(status=DeliveryStatus.PENDING, lease_expires_at=now + _requeue_after(), updated_at=now,
+                last_error=case((d.status == DeliveryStatus.SENDING, literal(LEASE_EXPIRED)), else_=d.last_error))
         .returning(d.notification_id)
         .execution_options(synchronize_session=False)
     ))

@@ -39,7 +39,8 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from . import email, inputs, preferences, sequences, transactions
+from . import catalogue, email, inputs, preferences, sequences, transactions
+from ..vocabulary import DeliveryChannel, DeliveryStatus
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -137,7 +138,8 @@ def notify(
     db.session.flush()  # the id, for the delivery row and the payload; seq comes at commit
     wants_email = bool(address) and preferences.allows_email(prefs, category)
     if wants_email:
-        db.session.add(NotificationDelivery(notification_id=row.id, channel="email", status="pending"))
+        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.EMAIL,
+                                           status=DeliveryStatus.PENDING))
     _on_commit(row, wants_email)
     if commit:
         db.session.commit()
@@ -154,6 +156,16 @@ def notify_known_user(user_id: str, category: str, subtype: str, title: str, bod
     if db.session.get(User, user_id) is None:
         raise NotFound("No user with that user_id.")
     return notify(user_id, category, subtype, title, body, link, data, commit=commit)
+
+
+def notify_kind(user_id: str, subtype: str, *, link: str | None = None, data: dict[str, Any] | None = None,
+                commit: bool = True, **values: Any) -> Notification | None:
+    """``notify`` with a kind of the catalogue (``services/catalogue.py``):
+    its category, and its title and body templates filled with ``values``.
+    Raises KeyError for an unknown subtype or a missing value."""
+    kind = catalogue.KIND[subtype]
+    title, body = kind.render(**values)
+    return notify(user_id, kind.category, kind.subtype, title, body, link, data, commit=commit)
 
 
 # ---- at and after commit -------------------------------------------------------

@@ -12,7 +12,8 @@ Shape (API.md ``/api/settings``)::
                        "workerStatus": bool}}
 
 The flat subtype toggles are the frontend's keys; ``SUBTYPE_TOGGLES`` maps
-each to the notification subtypes it silences.
+each to the notification subtypes it silences. Categories, toggles and
+their defaults come from the catalogue (``services/catalogue.py``).
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from pydantic import ConfigDict
 from pydantic import Field
 
 from ..models import NOTIFICATION_CATEGORIES
+from . import catalogue
 from .inputs import TextRuleModel
 
 # Categories that may be e-mailed at all (DESIGN.md).
-EMAIL_CATEGORIES = ("mining", "competition", "system")
+EMAIL_CATEGORIES = catalogue.EMAIL_CATEGORIES
 
 DEFAULT_PRIVACY: dict[str, bool] = {
     "publicProfile": True,
@@ -35,18 +37,8 @@ DEFAULT_PRIVACY: dict[str, bool] = {
     "showInCoopRankings": True,
 }
 
-# Frontend toggle -> (category, subtypes it governs), with the frontend's default.
-SUBTYPE_TOGGLES: dict[str, tuple[str, tuple[str, ...], bool]] = {
-    "personalBest": ("mining", ("personal_best",), True),
-    "blockFoundAny": ("mining", ("block_found_any",), False),
-    "workerStatus": ("mining", ("worker_offline", "worker_online"), True),
-    "badgeEarned": ("gamification", ("badge_earned",), True),
-    "coopActivity": (
-        "social",
-        ("coop_member_joined", "coop_member_left", "coop_removed", "coop_new_admin", "coop_dissolved"),
-        True,
-    ),
-}
+# Frontend toggle -> (category, subtypes it governs, the frontend's default).
+SUBTYPE_TOGGLES: dict[str, tuple[str, tuple[str, ...], bool]] = catalogue.toggle_subtypes()
 _TOGGLE_BY_SUBTYPE = {
     subtype: toggle for toggle, (_, subtypes, _) in SUBTYPE_TOGGLES.items() for subtype in subtypes
 }

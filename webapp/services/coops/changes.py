@@ -11,7 +11,10 @@ from ...extensions import db
 from ...models import MAX_COOP_MEMBERS, Cooperative, CooperativeMember, User, utcnow
 from .. import activity, inputs, invites, notifications
 from ..errors import AlreadyInCoop, CannotRemoveSelf, Conflict, CoopFull, NotAMember, NotFound, ValidationError
+from ...vocabulary import CoopStatus, MemberRole, MemberStatus
+from ...vocabulary import NotificationSubtype as S
 from ..invites import generate_invite_code, normalise_invite_code
+from ..membership import active_member_ids, is_active_coop, is_active_member
 from .lookups import (
     COOP_LINK,
     DESCRIPTION_MAX,
@@ -89,7 +92,7 @@ def create(
             invite_code=normalise_invite_code(code_factory()),
             admin_user_id=user.user_id,
             member_count=1,
-            status="active",
+            status=CoopStatus.ACTIVE,
             created_at=now,
         )
         db.session.add(coop)
@@ -101,7 +104,7 @@ def create(
                 continue  # another active coop holds this code: draw again
             raise
         db.session.add(
-            CooperativeMember(cooperative_id=coop.id, user_id=user.user_id, role="admin", joined_at=now)
+            CooperativeMember(cooperative_id=coop.id, user_id=user.user_id, role=MemberRole.ADMIN, joined_at=now)
         )
         _or_already_in_coop(db.session.flush)
         activity.record_activity(
@@ -115,7 +118,7 @@ def create(
 
 def _active_coop_id_by_code(code: str) -> int | None:
     coop_id = db.session.scalar(
-        select(Cooperative.id).where(Cooperative.invite_code == code, Cooperative.status == "active")
+        select(Cooperative.id).where(Cooperative.invite_code == code, is_active_coop())
     )
     if coop_id is None:
         db.session.rollback()
@@ -144,7 +147,7 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
         update(Cooperative)
         .where(
             Cooperative.id == coop_id,
-            Cooperative.status == "active",
+            is_active_coop(),
             Cooperative.invite_code == code,
             Cooperative.member_count < MAX_COOP_MEMBERS,
         )
@@ -158,10 +161,10 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
             select(Cooperative.status, Cooperative.invite_code).where(Cooperative.id == coop_id)
         ).first()
         db.session.rollback()
-        if current is None or current.status != "active" or current.invite_code != code:
+        if current is None or current.status != CoopStatus.ACTIVE or current.invite_code != code:
             raise _unknown_code()
         raise CoopFull()
-    db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role="member"))
+    db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role=MemberRole.MEMBER))
     _or_already_in_coop(db.session.flush)
     coop = db.session.get(Cooperative, coop_id, populate_existing=True)
     activity.record_activity(
@@ -169,10 +172,10 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
         link=COOP_LINK,
     )
     if coop.admin_user_id:
-        notifications.notify(
-            coop.admin_user_id, "social", "coop_member_joined", "New member joined",
-            body=f"{user.display_name} joined {coop.name}.", link=COOP_LINK,
+        notifications.notify_kind(
+            coop.admin_user_id, S.COOP_MEMBER_JOINED, link=COOP_LINK,
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
+            member=user.display_name, coop=coop.name,
         )
     announce_on_commit(coop_id, actor=user.user_id)
     _or_already_in_coop()
@@ -191,7 +194,7 @@ def _end_membership(coop: Cooperative, membership: CooperativeMember, status: st
 
 
 def _mark_dissolved(coop: Cooperative) -> None:
-    coop.status = "dissolved"
+    coop.status = CoopStatus.DISSOLVED
     coop.member_count = 0
     coop.dissolved_at = utcnow()
 
@@ -210,31 +213,30 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
     if membership is None:
         db.session.rollback()
         raise NotAMember("You are not a member of this cooperative.")
-    remaining = _end_membership(coop, membership, "left")
+    remaining = _end_membership(coop, membership, MemberStatus.LEFT)
     activity.record_activity(
         user.user_id, "coop_left", f"Left {coop.name}", data={"cooperative_id": coop.id}, link=COOP_LINK
     )
     if remaining == 0:
         _mark_dissolved(coop)
-    elif membership.role == "admin":
+    elif membership.role == MemberRole.ADMIN:
         successor = db.session.execute(
             select(CooperativeMember)
-            .where(CooperativeMember.cooperative_id == coop.id, CooperativeMember.status == "active")
+            .where(is_active_member(coop.id))
             .order_by(CooperativeMember.joined_at, CooperativeMember.id)
             .limit(1)
         ).scalar_one()
-        successor.role = "admin"  # the old admin's row is already out of the one-admin index
+        successor.role = MemberRole.ADMIN  # the old admin's row is already out of the one-admin index
         coop.admin_user_id = successor.user_id
-        notifications.notify(
-            successor.user_id, "social", "coop_new_admin", "You're the new admin",
-            body=f"{user.display_name} left {coop.name}; you now manage it.", link="/coop/manage",
-            data={"cooperative_id": coop.id}, commit=False,
+        notifications.notify_kind(
+            successor.user_id, S.COOP_NEW_ADMIN, link="/coop/manage", data={"cooperative_id": coop.id},
+            commit=False, member=user.display_name, coop=coop.name,
         )
     elif coop.admin_user_id:
-        notifications.notify(
-            coop.admin_user_id, "social", "coop_member_left", "Member left",
-            body=f"{user.display_name} left {coop.name}.", link=COOP_LINK,
+        notifications.notify_kind(
+            coop.admin_user_id, S.COOP_MEMBER_LEFT, link=COOP_LINK,
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
+            member=user.display_name, coop=coop.name,
         )
     announce_on_commit(coop.id, actor=user.user_id)
     db.session.commit()
@@ -260,15 +262,13 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
     if membership is None:
         db.session.rollback()
         raise NotFound("That miner is not a member of this cooperative.")
-    _end_membership(coop, membership, "removed")
+    _end_membership(coop, membership, MemberStatus.REMOVED)
     activity.record_activity(
         user_id, "coop_left", f"Removed from {coop.name}", data={"cooperative_id": coop.id, "removed": True},
         link=COOP_LINK,
     )
-    notifications.notify(
-        user_id, "social", "coop_removed", "Removed from cooperative",
-        body=f"The admin of {coop.name} removed you from the cooperative.", link=COOP_LINK,
-        data={"cooperative_id": coop.id}, commit=False,
+    notifications.notify_kind(
+        user_id, S.COOP_REMOVED, link=COOP_LINK, data={"cooperative_id": coop.id}, commit=False, coop=coop.name,
     )
     announce_on_commit(coop.id, also=[user_id], actor=user.user_id)
     db.session.commit()
@@ -328,8 +328,7 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
     coop = lock_active_coop(coop_id)
     _require_admin(coop, user)
     former = dissolve_locked(
-        coop, category="social", subtype="coop_dissolved",
-        body=f"{user.display_name} dissolved {coop.name}.", skip_user_id=user.user_id,
+        coop, subtype=S.COOP_DISSOLVED, values={"member": user.display_name}, skip_user_id=user.user_id,
     )
     announce_on_commit(coop.id, also=former, actor=user.user_id)
     db.session.commit()
@@ -337,25 +336,20 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
 
 
 def dissolve_locked(
-    coop: Cooperative, *, category: str, subtype: str, body: str,
+    coop: Cooperative, *, subtype: str, values: dict[str, str] | None = None,
     skip_user_id: str | None = None, activity_data: dict | None = None,
 ) -> list[str]:
     """End every active membership of ``coop`` (locked by the caller, who
-    commits), mark it dissolved,
-    record ``coop_left`` for each member and notify each one but
-    ``skip_user_id``. Shared by the coop admin's and the platform admins'
-    dissolve (the caller announces it with ``announce_on_commit``). Returns the former members' ids."""
-    member_ids = list(
-        db.session.scalars(
-            select(CooperativeMember.user_id).where(
-                CooperativeMember.cooperative_id == coop.id, CooperativeMember.status == "active"
-            )
-        )
-    )
+    commits and announces it with ``announce_on_commit``), mark it
+    dissolved, record ``coop_left`` for each member and notify each one but
+    ``skip_user_id`` with the catalogue kind ``subtype`` (``values`` fill
+    its templates beside ``coop``). Shared by the coop admin's and the
+    platform admins' dissolve. Returns the former members' ids."""
+    member_ids = list(db.session.scalars(active_member_ids(coop.id)))
     db.session.execute(
         update(CooperativeMember)
-        .where(CooperativeMember.cooperative_id == coop.id, CooperativeMember.status == "active")
-        .values(status="left", left_at=utcnow())
+        .where(is_active_member(coop.id))
+        .values(status=MemberStatus.LEFT.value, left_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     _mark_dissolved(coop)
@@ -365,8 +359,8 @@ def dissolve_locked(
             data={"cooperative_id": coop.id, "dissolved": True, **(activity_data or {})}, link=COOP_LINK,
         )
         if member_id != skip_user_id:
-            notifications.notify(
-                member_id, category, subtype, "Cooperative dissolved", body=body, link=COOP_LINK,
-                data={"cooperative_id": coop.id}, commit=False,
+            notifications.notify_kind(
+                member_id, subtype, link=COOP_LINK, data={"cooperative_id": coop.id}, commit=False,
+                coop=coop.name, **(values or {}),
             )
     return member_ids

@@ -12,7 +12,9 @@ from ... import realtime
 from ...extensions import db
 from ...models import Cooperative, CooperativeMember, User
 from .. import coop_hashrate, invites, transactions
+from ...vocabulary import CoopStatus, MemberRole
 from ..errors import CoopDissolved, NotAdmin, NotAMember, NotFound
+from ..membership import active_member_ids, is_active_coop, is_active_member
 
 # 36^8 ≈ 2.8e12 codes: a collision is rare, five in a row means something is wrong.
 INVITE_CODE_ATTEMPTS = 5
@@ -61,7 +63,7 @@ def lock_active_coop(coop_id: int) -> Cooperative:
     if coop is None:
         db.session.rollback()
         raise NotFound("No such cooperative.")
-    if coop.status != "active":
+    if coop.status != CoopStatus.ACTIVE:
         db.session.rollback()
         raise CoopDissolved()
     return coop
@@ -72,9 +74,8 @@ def _membership(coop_id: int, user_id: str) -> CooperativeMember | None:
     return db.session.execute(
         select(CooperativeMember)
         .where(
-            CooperativeMember.cooperative_id == coop_id,
+            is_active_member(coop_id),
             CooperativeMember.user_id == user_id,
-            CooperativeMember.status == "active",
         )
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -84,14 +85,14 @@ def active_membership(user: User) -> CooperativeMember | None:
     """The user's active membership in any coop, or None."""
     return db.session.execute(
         select(CooperativeMember)
-        .where(CooperativeMember.user_id == user.user_id, CooperativeMember.status == "active")
+        .where(CooperativeMember.user_id == user.user_id, is_active_member())
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 
 def _require_admin(coop: Cooperative, user: User) -> CooperativeMember:
     membership = _membership(coop.id, user.user_id)
-    if membership is None or membership.role != "admin":
+    if membership is None or membership.role != MemberRole.ADMIN:
         db.session.rollback()
         raise NotAdmin()
     return membership
@@ -110,7 +111,7 @@ def get_for_member(user: User, *, coop_id: int) -> Cooperative:
     guard of endpoints 5, 8, 9). Raises NotFound (404: no such coop, or
     dissolved) or NotAMember (403)."""
     coop = db.session.get(Cooperative, _check_id(coop_id), populate_existing=True)
-    if coop is None or coop.status != "active":
+    if coop is None or coop.status != CoopStatus.ACTIVE:
         raise NotFound("No such cooperative.")
     if _membership(coop.id, user.user_id) is None:
         raise NotAMember()
@@ -120,12 +121,12 @@ def get_for_member(user: User, *, coop_id: int) -> Cooperative:
 def is_admin(user: User, coop: Cooperative) -> bool:
     """Whether ``user`` is the active admin of ``coop``."""
     membership = _membership(coop.id, user.user_id)
-    return membership is not None and membership.role == "admin"
+    return membership is not None and membership.role == MemberRole.ADMIN
 
 
 def _active_coop_by_code(code: str) -> Cooperative | None:
     return db.session.execute(
-        select(Cooperative).where(Cooperative.invite_code == code, Cooperative.status == "active")
+        select(Cooperative).where(Cooperative.invite_code == code, is_active_coop())
     ).scalar_one_or_none()
 
 
@@ -156,11 +157,7 @@ def announce_on_commit(coop_id: int, also: tuple[str, ...] | list[str] = (), act
     logged, never raised: the change is committed and a reload shows it."""
 
     def prepare() -> None:  # at the commit, while the session can still read
-        active = db.session.scalars(
-            select(CooperativeMember.user_id).where(
-                CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active"
-            )
-        ).all()
+        active = db.session.scalars(active_member_ids(coop_id)).all()
         user_ids = [u for u in dict.fromkeys([*active, *also]) if u != actor]
         transactions.after_commit(lambda: _publish_change(coop_id, user_ids))
 

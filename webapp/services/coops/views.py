@@ -13,6 +13,7 @@ from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, U
 from .. import coop_hashrate
 from ..bounds import MAX_DIFFICULTY, usable_sql
 from ..hashrate import hashrate_by_user
+from ..membership import active_member_ids, is_active_member
 from .lookups import get_for_member
 
 
@@ -49,7 +50,7 @@ def members_of(coop_id: int, now: datetime | None = None) -> list[MemberInfo]:
     rows = db.session.execute(
         select(CooperativeMember, User.display_name)
         .join(User, User.user_id == CooperativeMember.user_id)
-        .where(CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active")
+        .where(is_active_member(coop_id))
         .order_by(CooperativeMember.joined_at, CooperativeMember.id)
     ).all()
     rates = hashrate_by_user([m.user_id for m, _ in rows], now)
@@ -144,9 +145,7 @@ def stats(user: User, *, coop_id: int, now: datetime | None = None) -> CoopStats
 
 
 def _stats(coop: Cooperative, now: datetime) -> CoopStats:
-    active_ids = select(CooperativeMember.user_id).where(
-        CooperativeMember.cooperative_id == coop.id, CooperativeMember.status == "active"
-    )
+    active_ids = active_member_ids(coop.id)
     shares = db.session.scalar(
         select(func.count()).select_from(MiningEvent).where(
             MiningEvent.user_id.in_(active_ids),
