@@ -67,3 +67,19 @@ def test_kinds_render_their_templates(subtype, values, expected):
 def test_a_kind_whose_sender_writes_the_text_does_not_render():
     with pytest.raises(ValueError):
         catalogue.KIND["broadcast"].render()
+
+
+def test_coop_templates_take_the_member_cap_from_the_app():
+    from pathlib import Path
+
+    templates = Path(models.__file__).parent / "templates" / "coops"
+    for path in templates.glob("*.html"):
+        text = path.read_text()
+        assert "/20" not in text and " 20 " not in text and ">= 20" not in text, path.name
+
+
+def test_the_member_cap_reaches_the_templates(app):
+    from flask import render_template_string
+
+    with app.test_request_context():
+        assert render_template_string("{{ MAX_COOP_MEMBERS }}") == str(models.MAX_COOP_MEMBERS)

@@ -16,10 +16,12 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import AuditLog, Broadcast, User, utcnow
+from ..vocabulary import NotificationCategory, NotificationSubtype
 from . import jobqueue, notifications
 from .errors import NotFound
 
-SUBTYPE = "broadcast"
+SUBTYPE = NotificationSubtype.BROADCAST
+CATEGORY = NotificationCategory.SYSTEM
 
 
 FAN_OUT_JOB = "jobs.notifications.fan_out_broadcast"
@@ -35,7 +37,7 @@ def create_broadcast(actor: User, *, title: str, body: str = "", link: str | Non
     """Store a queued broadcast and its audit entry; commit. Raises
     ValidationError for bad fields (the rules of ``notify``)."""
     title, body, link = (title or "").strip(), (body or "").strip(), (link or "").strip() or None
-    notifications.validate_fields("system", SUBTYPE, title, body, link, None)
+    notifications.validate_fields(CATEGORY, SUBTYPE, title, body, link, None)
     row = Broadcast(actor_user_id=actor.user_id, title=title, body=body, link=link, status="queued",
                     total=db.session.scalar(select(func.count()).select_from(User)) or 0)
     db.session.add(row)
@@ -81,7 +83,7 @@ def fan_out(broadcast_id: int, *, batch_size: int | None = None) -> Broadcast:
             if not user_ids:
                 break
             for user_id in user_ids:
-                notifications.notify(user_id, "system", SUBTYPE, row.title, row.body, row.link, data, commit=False)
+                notifications.notify(user_id, CATEGORY, SUBTYPE, row.title, row.body, row.link, data, commit=False)
             row.sent = Broadcast.sent + len(user_ids)
             db.session.commit()  # pushes and e-mails of this batch go out now
             after = user_ids[-1]
