@@ -5,10 +5,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import WholeNumber
 from ..extensions import db
 from ..models import MAX_COOP_MEMBERS, Cooperative
 from ..services.membership import is_active_coop
+from . import WholeNumber
 
 coops_cli = AppGroup("coops", help="Cooperatives: list, show, aggregate hashrate.")
 

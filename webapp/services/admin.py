@@ -35,8 +35,8 @@ from ..models import AuditLog, Cooperative, CooperativeMember, User
 from ..vocabulary import CoopStatus
 from ..vocabulary import NotificationSubtype as S
 from . import accounts, coops, inputs, notifications, schedule
-from .membership import is_active_member
 from .errors import Forbidden, NotFound, ValidationError
+from .membership import is_active_member
 
 REASON_MAX = 500
 QUERY_MAX = 100

@@ -23,9 +23,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..extensions import db, get_redis, redis_key
 from ..models import (
-    CoopHashrateSample,
     Cooperative,
     CooperativeMember,
+    CoopHashrateSample,
     MiningEvent,
     UTCDateTime,
     WorkerStatus,

@@ -46,9 +46,8 @@ import flask_mail
 from flask import current_app, render_template
 from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, case, func, literal, or_, update
-
 from rq import Retry
+from sqlalchemy import and_, case, func, literal, or_, update
 
 from ..extensions import db
 from ..models import Notification, NotificationDelivery, User, utcnow

@@ -39,8 +39,8 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from . import catalogue, email, inputs, preferences, sequences, transactions
 from ..vocabulary import DeliveryChannel, DeliveryStatus
+from . import catalogue, email, inputs, preferences, sequences, transactions
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 

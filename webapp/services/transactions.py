@@ -27,8 +27,8 @@ and the next callbacks still run (the commit stands).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction

@@ -9,10 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import MAX_COOP_MEMBERS, Cooperative, CooperativeMember, User, utcnow
-from .. import activity, inputs, invites, notifications
-from ..errors import AlreadyInCoop, CannotRemoveSelf, Conflict, CoopFull, NotAMember, NotFound, ValidationError
 from ...vocabulary import CoopStatus, MemberRole, MemberStatus
 from ...vocabulary import NotificationSubtype as S
+from .. import activity, inputs, invites, notifications
+from ..errors import AlreadyInCoop, CannotRemoveSelf, Conflict, CoopFull, NotAMember, NotFound, ValidationError
 from ..invites import generate_invite_code, normalise_invite_code
 from ..membership import active_member_ids, is_active_coop, is_active_member
 from .lookups import (
@@ -32,7 +32,6 @@ from .lookups import (
     announce_on_commit,
     lock_active_coop,
 )
-
 
 # ---- changes ----------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 the views (``services.coops``), and the announcement of membership changes."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from flask import current_app
 from sqlalchemy import select
@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from ... import realtime
 from ...extensions import db
 from ...models import Cooperative, CooperativeMember, User
-from .. import coop_hashrate, invites, transactions
 from ...vocabulary import CoopStatus, MemberRole
+from .. import coop_hashrate, invites, transactions
 from ..errors import CoopDissolved, NotAdmin, NotAMember, NotFound
 from ..membership import active_member_ids, is_active_coop, is_active_member
 

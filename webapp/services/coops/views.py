@@ -16,7 +16,6 @@ from ..hashrate import hashrate_by_user
 from ..membership import active_member_ids, is_active_member
 from .lookups import get_for_member
 
-
 # ---- views for members --------------------------------------------------------------
 
 
