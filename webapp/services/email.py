@@ -349,9 +349,8 @@ def deliver(notification_id: int) -> str:
     user = db.session.get(User, notification.user_id) if notification else None
     if notification is None or user is None:
         return "nothing to send"  # deleted meanwhile; the delivery row went with it
-    from .notifications import user_preferences
-
-    if not user.email or not preferences.allows_email(user_preferences(user.user_id), notification.category):
+    if not user.email or not preferences.allows_email(preferences.user_notifications(user.user_id),
+                                                      notification.category):
         _record_failure(claim, "skipped: e-mail turned off or no address at send time", final=True)
         return "skipped"
     message = build_message(notification, user)

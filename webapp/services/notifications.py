@@ -86,10 +86,7 @@ def validate_fields(category: str, subtype: str, title: str, body: str, link: st
     check_data(data)
 
 
-def user_preferences(user_id: str) -> dict[str, Any]:
-    """The user's notification preferences merged over the defaults."""
-    settings = db.session.get(UserSettings, user_id)
-    return preferences.merged_notifications(settings.notifications if settings else None)
+user_preferences = preferences.user_notifications  # the name callers have used
 
 
 def notify(

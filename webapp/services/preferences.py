@@ -23,7 +23,8 @@ from typing import Any, Optional
 from pydantic import ConfigDict
 from pydantic import Field
 
-from ..models import NOTIFICATION_CATEGORIES
+from ..extensions import db
+from ..models import NOTIFICATION_CATEGORIES, UserSettings
 from . import catalogue
 from .inputs import TextRuleModel
 
@@ -110,6 +111,12 @@ def merged_notifications(stored: dict | None) -> dict[str, Any]:
             prefs["categories"][category].update(values)
     prefs.update({k: v for k, v in stored.items() if k in SUBTYPE_TOGGLES})
     return prefs
+
+
+def user_notifications(user_id: str) -> dict[str, Any]:
+    """The user's stored notification preferences merged over the defaults."""
+    settings = db.session.get(UserSettings, user_id)
+    return merged_notifications(settings.notifications if settings else None)
 
 
 def apply_patch(privacy: dict, notifications: dict, patch: SettingsPatch) -> tuple[dict, dict, bool, str | None]:
