@@ -10,28 +10,17 @@ was lost, up to ``EMAIL_MAX_ATTEMPTS`` in all.
 from __future__ import annotations
 
 from flask import current_app
-from rq import Retry
 
-from webapp.extensions import get_queue
+from webapp.services.email import JOB_TIMEOUT, MAX_RETRIES, QUEUE  # noqa: F401 - re-exported
 
 from .context import app_job, get_app
 
-QUEUE = "email"
-MAX_RETRIES = 3
-# Seconds; RQ stops a job after this. MAIL_TIMEOUT bounds each SMTP step, and
-# EMAIL_LEASE_SECONDS must stay well above both (a live sender is never reclaimed).
-JOB_TIMEOUT = 60
-
 
 def enqueue_email(notification_id: int) -> None:
-    """Enqueue delivery of one notification by e-mail (after its commit)."""
-    get_queue(QUEUE).enqueue(
-        send_notification_email,
-        notification_id,
-        retry=Retry(max=MAX_RETRIES, interval=list(current_app.config["EMAIL_RETRY_INTERVALS"])),
-        job_timeout=JOB_TIMEOUT,
-        description=f"e-mail notification {notification_id}",
-    )
+    """Enqueue delivery of one notification by e-mail (``services.email.enqueue_delivery``)."""
+    from webapp.services import email
+
+    email.enqueue_delivery(notification_id)
 
 
 def send_notification_email(notification_id: int) -> str:

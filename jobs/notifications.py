@@ -5,8 +5,6 @@ from datetime import timedelta
 
 from flask import current_app
 
-from webapp.extensions import get_queue
-
 from .context import app_job, get_app
 
 PURGE_BATCH = 5000  # ids per DELETE statement
@@ -27,12 +25,6 @@ def purge_old_notifications() -> int:
     keys = idempotency.purge_expired()
     current_app.logger.info("purged %d expired idempotency keys", keys)
     return deleted
-
-
-def enqueue_broadcast(broadcast_id: int) -> None:
-    """Enqueue the fan-out of a stored broadcast (after its commit)."""
-    get_queue("default").enqueue(fan_out_broadcast, broadcast_id, job_timeout=3600,
-                                 description=f"broadcast {broadcast_id}")
 
 
 def fan_out_broadcast(broadcast_id: int) -> None:

@@ -5,11 +5,11 @@ which enqueues each periodic job on its interval for the ``flask worker``
 processes. Exactly one scheduler is active: it holds a Redis lock that it
 renews; a second copy waits as a hot standby and takes over when the first
 dies. Embedded default: a daemon thread in the web process runs the same
-jobs inline on the same intervals.
+jobs inline on the same intervals (``webapp.services.schedule.start_embedded``).
+The table of periodic jobs is data in ``webapp/services/schedule.py``.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -17,32 +17,18 @@ import time
 from typing import Callable
 
 from flask import Flask
+from rq.utils import import_attribute
+
+from webapp.services.schedule import PERIODIC, start_embedded  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-# (dotted job function, interval in seconds or the config key holding it)
-PERIODIC: list[tuple[str, int | str]] = [
-    ("jobs.coops.aggregate_coop_hashrate", "COOP_HASHRATE_INTERVAL"),
-    ("jobs.mining.sweep_offline_workers", 60),
-    ("jobs.mining.purge_old_mining_events", 24 * 3600),
-    ("jobs.mining.trim_mining_streams", "MINING_STREAM_TRIM_INTERVAL"),
-    ("jobs.notifications.purge_old_notifications", 24 * 3600),
-    ("jobs.accounts.purge_dead_sessions", 24 * 3600),
-    ("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),
-]
 LOCK_TTL = 60  # seconds; renewed every LOCK_TTL / 3
 
 
-def _resolve(dotted: str) -> Callable:
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
 def periodic_jobs(app: Flask) -> list[tuple[Callable, int]]:
-    """The periodic jobs with their intervals in seconds."""
-    return [
-        (_resolve(path), app.config[every] if isinstance(every, str) else every) for path, every in PERIODIC
-    ]
+    """The periodic jobs (``PERIODIC``) resolved, with their intervals in seconds."""
+    return [(import_attribute(entry.job), entry.interval(app.config)) for entry in PERIODIC]
 
 
 def scheduler_lock(app: Flask):
@@ -82,30 +68,3 @@ def run_scheduler(app: Flask) -> None:
 
     threading.Thread(target=renew, name="scheduler-lock", daemon=True).start()
     build_cron(app).start()
-
-
-_embedded_started = threading.Event()
-
-
-def start_embedded(app: Flask) -> None:
-    """Embedded default only: run the periodic jobs on a daemon thread of
-    this process (idempotent; the first request starts it)."""
-    if _embedded_started.is_set():
-        return
-    _embedded_started.set()
-    jobs = periodic_jobs(app)
-
-    def loop() -> None:
-        due = {func: time.monotonic() + 5 for func, _ in jobs}
-        while True:
-            for func, interval in jobs:
-                if time.monotonic() >= due[func]:
-                    due[func] = time.monotonic() + interval
-                    try:
-                        with app.app_context():
-                            func()
-                    except Exception:  # noqa: BLE001 - keep the loop alive
-                        log.exception("embedded scheduler: %s failed", func.__name__)
-            time.sleep(1)
-
-    threading.Thread(target=loop, name="embedded-scheduler", daemon=True).start()

@@ -26,9 +26,11 @@ from rq import Queue, SimpleWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
 
+from webapp.services.schedule import QUEUES
+
 from .context import set_app
 
-QUEUES = ("default", "email")
+__all__ = ["QUEUES", "AppWorker", "ParentBoundScheduler", "run_worker"]
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 log = logging.getLogger(__name__)

@@ -243,3 +243,11 @@ def test_job_health_shows_a_failed_job_and_retry_requeues_it(app, client, as_adm
     assert client.post("/admin/jobs/no-such-job/retry", headers=hx).status_code == 404
     assert client.post("/admin/jobs/bad%20id!/retry", headers=hx).status_code == 400
     assert len(db.session.scalars(select(AuditLog)).all()) == 1
+
+
+def test_coop_search_by_id(app, make_user):
+    from webapp.services import admin, coops
+
+    coop = coops.create(make_user(), name="Numbered crew", description="")
+    found, _ = admin.search_coops(str(coop.id))
+    assert [c.id for c in found] == [coop.id]

@@ -436,7 +436,7 @@ def test_a_lost_push_is_filled_from_the_database_in_order(live, make_user):
     sock = Client(live.ws_url(f"token={token_of(user)}"))
     assert sock.recv_json() == {"type": "unread_count", "count": 0}
     lost = notifications.notify(user.user_id, "mining", "block_found", "Push lost", commit=False)
-    db.session.info["pending_notifications"].clear()  # as if the PUBLISH never reached Redis
+    db.session.info["transaction_callbacks"].clear()  # as if the PUBLISH never reached Redis
     db.session.commit()
     pushed = notifications.notify(user.user_id, "mining", "block_found", "Pushed")
     got = [sock.recv_json() for _ in range(4)]

@@ -44,10 +44,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     input_gate.init_app(app)  # before the blueprints: it installs the <int:> converter
     app.before_request(auth.resolve_caller)
 
-    from .services import notifications
-
-    notifications.init_app(app)
-
     from . import api, cli, formatting, pages, ws
 
     api.register(app)
@@ -57,7 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
 
     if app.config["EMBEDDED_SCHEDULER"] and not app.testing:
-        from jobs import schedule
+        from .services import schedule
 
         # Started by the first request, so CLI commands never start it.
         app.before_request(lambda: schedule.start_embedded(app))

@@ -35,9 +35,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import Model
+from .vocabulary import (
+    CoopStatus,
+    DeliveryChannel,
+    DeliveryStatus,
+    MemberRole,
+    MemberStatus,
+    NotificationCategory,
+    values,
+)
 
 MAX_COOP_MEMBERS = 20
-NOTIFICATION_CATEGORIES = ("mining", "gamification", "competition", "social", "system")
+NOTIFICATION_CATEGORIES = values(NotificationCategory)
 # Seed 000 §7.5.1: the only activity types the feed accepts.
 ACTIVITY_TYPES = (
     "share_submitted",
@@ -55,11 +64,11 @@ ACTIVITY_TYPES = (
     "track_completed",
     "settings_updated",
 )
-COOP_STATUSES = ("active", "dissolved")
-MEMBER_ROLES = ("admin", "member")
-MEMBER_STATUSES = ("active", "left", "removed")
-DELIVERY_CHANNELS = ("email",)
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+COOP_STATUSES = values(CoopStatus)
+MEMBER_ROLES = values(MemberRole)
+MEMBER_STATUSES = values(MemberStatus)
+DELIVERY_CHANNELS = values(DeliveryChannel)
+DELIVERY_STATUSES = values(DeliveryStatus)
 
 
 def utcnow() -> datetime:

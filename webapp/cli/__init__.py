@@ -32,8 +32,9 @@ class WholeNumber(click.ParamType):
 
 
 def init_app(app: Flask) -> None:
-    from . import coops, demo, jobs, mining, notify, users
+    from . import coops, demo, mining, notify, users
 
-    for module in (users, mining, demo, coops, notify, jobs):
+    # ``flask worker``/``flask scheduler`` live in jobs/cli.py (registered by wsgi.py).
+    for module in (users, mining, demo, coops, notify):
         for command in module.commands:
             app.cli.add_command(command)

@@ -5,9 +5,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import WholeNumber
 from ..extensions import db
-from ..models import Cooperative
+from ..models import MAX_COOP_MEMBERS, Cooperative
+from ..services.membership import is_active_coop
+from . import WholeNumber
 
 coops_cli = AppGroup("coops", help="Cooperatives: list, show, aggregate hashrate.")
 
@@ -18,9 +19,10 @@ def list_coops(show_all: bool) -> None:
     """One line per coop: id, status, members, combined hashrate (H/s), name."""
     stmt = select(Cooperative).order_by(Cooperative.id)
     if not show_all:
-        stmt = stmt.where(Cooperative.status == "active")
+        stmt = stmt.where(is_active_coop())
     for coop in db.session.scalars(stmt):
-        click.echo(f"{coop.id}\t{coop.status}\t{coop.member_count}/20\t{coop.total_hashrate:.4g}\t{coop.name}")
+        click.echo(f"{coop.id}\t{coop.status}\t{coop.member_count}/{MAX_COOP_MEMBERS}\t"
+                   f"{coop.total_hashrate:.4g}\t{coop.name}")
 
 
 @coops_cli.command("show")
@@ -41,9 +43,9 @@ def show(coop_id: int) -> None:
 @coops_cli.command("aggregate")
 def aggregate() -> None:
     """Run the combined-hashrate aggregation now (what the 5-minute job does)."""
-    from jobs.coops import aggregate_coop_hashrate
+    from ..services import coop_hashrate
 
-    click.echo(f"updated {aggregate_coop_hashrate()} cooperative(s)")
+    click.echo(f"updated {coop_hashrate.aggregate_all()} cooperative(s)")
 
 
 commands = [coops_cli]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..models import MAX_COOP_MEMBERS
+
 
 def register(app: Flask) -> None:
     from . import activity, admin, auth, broadcast, coops, home, miners, notifications, settings
@@ -12,6 +14,7 @@ def register(app: Flask) -> None:
     for module in (home, auth, miners, coops, notifications, activity, settings, admin, broadcast):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
+    app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"
     app.jinja_env.globals["nav_items"] = [
         ("pages_home.index", "Home"),
         ("pages_coops.coop", "Cooperative"),

@@ -1,6 +1,6 @@
 """Pages: the platform-admin broadcast (``/admin/broadcast``): a form that
 sends a ``system`` notification to every user. The fan-out runs in an RQ job
-(``jobs.notifications.fan_out_broadcast``); the page polls the broadcast's
+(``jobs.notifications.fan_out_broadcast``, enqueued by name); the page polls the broadcast's
 progress with htmx every second until it is done or failed."""
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ def index():
 @bp.post("/admin/broadcast")
 @admin_required
 def send():
-    from jobs.notifications import enqueue_broadcast
-
     form = request.form
     try:
         row = broadcasts.create_broadcast(current_user, title=form.get("title", ""), body=form.get("body", ""),
@@ -32,7 +30,7 @@ def send():
     except ValidationError as exc:
         return render_template("broadcast/index.html", broadcasts=broadcasts.recent(), form=form,
                                error=exc.message), 400
-    enqueue_broadcast(row.id)
+    broadcasts.enqueue_fan_out(row.id)
     flash(f"Broadcast #{row.id} queued for {row.total} users.")
     return redirect(url_for("pages_broadcast.index"))
 

@@ -17,7 +17,7 @@ from ..api.validation import validate
 from ..auth import log_out
 from ..extensions import auth_rate_limit
 from ..models import NOTIFICATION_CATEGORIES, utcnow
-from ..services import accounts, preferences, sessions
+from ..services import accounts, catalogue, preferences, sessions
 from ..services.errors import DomainError, ValidationError
 
 bp = Blueprint("pages_settings", __name__)
@@ -28,21 +28,9 @@ PRIVACY_LABELS = {
     "showCountryFlag": ("Show my country flag", "Your country appears on your profile."),
     "showInCoopRankings": ("Show me in cooperative rankings", "Your hashrate is named in your coop's member rankings."),
 }
-CATEGORY_LABELS = {
-    "mining": ("Mining", "Blocks, personal bests, workers going offline"),
-    "gamification": ("Gamification", "Badges, levels, streaks"),
-    "competition": ("Competitions", "Registrations, matches, results"),
-    "social": ("Social", "Your cooperative's members and changes"),
-    "system": ("System", "Announcements from the platform"),
-}
-TOGGLE_LABELS = {
-    "personalBest": "A new personal best difficulty",
-    "blockFoundAny": "Any block found on the pool (not only yours)",
-    "workerStatus": "A worker going offline or coming back",
-    "badgeEarned": "A badge earned",
-    "coopActivity": "Members joining or leaving my cooperative, admin changes",
-}
-
+# Derived from the catalogue of notification kinds (services/catalogue.py).
+CATEGORY_LABELS = {c.name.value: (c.label, c.help) for c in catalogue.CATEGORIES}
+TOGGLE_LABELS = {t.key: t.label for t in catalogue.TOGGLES}
 
 def _save(patch: dict[str, Any], section: str):
     """Apply ``patch`` through the settings service and confirm."""

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import RevokedToken, User, UserSettings, utcnow
-from . import inputs, passwords, preferences, sessions
+from . import inputs, passwords, preferences, sessions, transactions
 from .errors import Unauthorized, UserExists, ValidationError, WrongPassword
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
@@ -171,8 +171,9 @@ def log_out_everywhere(user: User) -> int:
     """End every page session and every bearer token of ``user`` and commit;
     open sockets close (4001). Returns how many sessions were ended."""
     count = _revoke_everything(user, keep_session_secret=None)
+    user_id = user.user_id
+    transactions.after_commit(lambda: _publish_revoked(user_id, everything=True))
     db.session.commit()
-    _publish_revoked(user.user_id, everything=True)
     return count
 
 
@@ -184,9 +185,10 @@ def set_password(user: User, password: str, *, keep_session_secret: str | None =
     passwords.check_new_password(password)
     user.password_hash = passwords.hash_password(password)
     _revoke_everything(user, keep_session_secret=keep_session_secret)
-    db.session.commit()
     keep = sessions.session_id(keep_session_secret) if keep_session_secret else None
-    _publish_revoked(user.user_id, everything=True, keep_session=keep)
+    user_id = user.user_id
+    transactions.after_commit(lambda: _publish_revoked(user_id, everything=True, keep_session=keep))
+    db.session.commit()
 
 
 def change_password(user: User, *, current_password: str, new_password: str,

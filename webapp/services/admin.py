@@ -32,8 +32,11 @@ from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import AuditLog, Cooperative, CooperativeMember, User
-from . import accounts, coop_hashrate, coops, inputs, notifications
+from ..vocabulary import CoopStatus
+from ..vocabulary import NotificationSubtype as S
+from . import accounts, coops, inputs, notifications, schedule
 from .errors import Forbidden, NotFound, ValidationError
+from .membership import is_active_member
 
 REASON_MAX = 500
 QUERY_MAX = 100
@@ -115,7 +118,7 @@ def search_users(q: str = "", *, after_user_id: str | None = None, limit: int = 
         select(User, Cooperative.id, Cooperative.name)
         .outerjoin(
             CooperativeMember,
-            (CooperativeMember.user_id == User.user_id) & (CooperativeMember.status == "active"),
+            (CooperativeMember.user_id == User.user_id) & is_active_member(),
         )
         .outerjoin(Cooperative, Cooperative.id == CooperativeMember.cooperative_id)
     )
@@ -145,15 +148,16 @@ def search_coops(q: str = "", *, before_id: int | None = None, limit: int = 25) 
         query = query.where(or_(*conditions))
     if before_id is not None:
         query = query.where(Cooperative.id < before_id)
-    coops = list(db.session.scalars(query.order_by(Cooperative.id.desc()).limit(limit + 1)))
-    return coops[:limit], (coops[limit - 1].id if len(coops) > limit else None)
+    found = list(db.session.scalars(query.order_by(Cooperative.id.desc()).limit(limit + 1)))
+    return found[:limit], (found[limit - 1].id if len(found) > limit else None)
 
 
 def counts() -> dict[str, int]:
     """Totals for the dashboard: users, active coops, dissolved coops."""
     users = db.session.scalar(select(func.count()).select_from(User)) or 0
     by_status = dict(db.session.execute(select(Cooperative.status, func.count()).group_by(Cooperative.status)).all())
-    return {"users": users, "active_coops": by_status.get("active", 0), "dissolved_coops": by_status.get("dissolved", 0)}
+    return {"users": users, "active_coops": by_status.get(CoopStatus.ACTIVE, 0),
+            "dissolved_coops": by_status.get(CoopStatus.DISSOLVED, 0)}
 
 
 # ---- audit log ------------------------------------------------------------------------
@@ -190,14 +194,12 @@ def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
     reason = clean_reason(reason)
     coop = coops.lock_active_coop(coop_id)
     member_ids = coops.dissolve_locked(
-        coop, category="system", subtype="admin_coop_dissolved",
-        body=f"The platform admins dissolved {coop.name}.", activity_data={"by_platform_admin": True},
+        coop, subtype=S.ADMIN_COOP_DISSOLVED, activity_data={"by_platform_admin": True},
     )
     _audit(actor, "coop.dissolve", "cooperative", coop.id, reason,
            {"name": coop.name, "members": member_ids})
+    coops.announce_on_commit(coop.id, also=member_ids)
     db.session.commit()
-    coop_hashrate.invalidate(coop.id)
-    coops.announce_membership_change(coop.id, also=member_ids)
     return coop
 
 
@@ -219,10 +221,9 @@ def rename_coop(actor: User, *, coop_id: int, name: str, reason: str) -> Coopera
     old = coop.name
     coop.name = name
     if coop.admin_user_id:
-        notifications.notify(
-            coop.admin_user_id, "system", "admin_coop_renamed", "Cooperative renamed",
-            body=f"The platform admins renamed {old} to {name}.", link=COOP_LINK,
-            data={"cooperative_id": coop.id}, commit=False,
+        notifications.notify_kind(
+            coop.admin_user_id, S.ADMIN_COOP_RENAMED, link=COOP_LINK, data={"cooperative_id": coop.id},
+            commit=False, old=old, new=name,
         )
     _audit(actor, "coop.rename", "cooperative", coop.id, reason, {"old_name": old, "new_name": name})
     db.session.commit()
@@ -233,10 +234,8 @@ def rename_coop(actor: User, *, coop_id: int, name: str, reason: str) -> Coopera
 
 
 def queue_names() -> tuple[str, ...]:
-    """The queues the workers serve (``jobs.worker.QUEUES``)."""
-    from jobs.worker import QUEUES
-
-    return tuple(QUEUES)
+    """The queues the workers serve (``schedule.QUEUES``)."""
+    return tuple(schedule.QUEUES)
 
 
 def _error_line(job: Job) -> str:
@@ -259,8 +258,6 @@ def job_health(connection: Redis) -> dict[str, Any]:
     from rq import cron_scheduler_registry
     from rq.cron_job_registry import get_registry_key
     from rq.worker import Worker
-
-    from jobs.schedule import PERIODIC
 
     queues, failed, scheduled = [], [], []
     for name in queue_names():
@@ -285,11 +282,11 @@ def job_health(connection: Redis) -> dict[str, Any]:
                 scheduled.append({"id": job.id, "queue": name, "func": job.func_name,
                                   "at": scheduled_registry.get_scheduled_time(job)})
     cron = []
-    for dotted, every in PERIODIC:
-        last = connection.zscore(get_registry_key(), dotted)
+    for entry in schedule.PERIODIC:
+        last = connection.zscore(get_registry_key(), entry.job)
         cron.append({
-            "name": dotted,
-            "every": current_app.config[every] if isinstance(every, str) else every,
+            "name": entry.job,
+            "every": entry.interval(current_app.config),
             "last_enqueued_at": datetime.fromtimestamp(last, timezone.utc) if last else None,
         })
     return {

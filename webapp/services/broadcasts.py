@@ -16,17 +16,28 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import AuditLog, Broadcast, User, utcnow
-from . import notifications
+from ..vocabulary import NotificationCategory, NotificationSubtype
+from . import jobqueue, notifications
 from .errors import NotFound
 
-SUBTYPE = "broadcast"
+SUBTYPE = NotificationSubtype.BROADCAST
+CATEGORY = NotificationCategory.SYSTEM
+
+
+FAN_OUT_JOB = "jobs.notifications.fan_out_broadcast"
+
+
+def enqueue_fan_out(broadcast_id: int) -> None:
+    """Enqueue the fan-out of a stored (committed) broadcast on ``default``
+    (at most an hour). Raises ``redis.RedisError`` when Redis is down."""
+    jobqueue.enqueue(FAN_OUT_JOB, broadcast_id, job_timeout=3600, description=f"broadcast {broadcast_id}")
 
 
 def create_broadcast(actor: User, *, title: str, body: str = "", link: str | None = None) -> Broadcast:
     """Store a queued broadcast and its audit entry; commit. Raises
     ValidationError for bad fields (the rules of ``notify``)."""
     title, body, link = (title or "").strip(), (body or "").strip(), (link or "").strip() or None
-    notifications.validate_fields("system", SUBTYPE, title, body, link, None)
+    notifications.validate_fields(CATEGORY, SUBTYPE, title, body, link, None)
     row = Broadcast(actor_user_id=actor.user_id, title=title, body=body, link=link, status="queued",
                     total=db.session.scalar(select(func.count()).select_from(User)) or 0)
     db.session.add(row)
@@ -72,7 +83,7 @@ def fan_out(broadcast_id: int, *, batch_size: int | None = None) -> Broadcast:
             if not user_ids:
                 break
             for user_id in user_ids:
-                notifications.notify(user_id, "system", SUBTYPE, row.title, row.body, row.link, data, commit=False)
+                notifications.notify(user_id, CATEGORY, SUBTYPE, row.title, row.body, row.link, data, commit=False)
             row.sent = Broadcast.sent + len(user_ids)
             db.session.commit()  # pushes and e-mails of this batch go out now
             after = user_ids[-1]

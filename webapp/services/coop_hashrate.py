@@ -22,7 +22,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..extensions import db, get_redis, redis_key
 from ..models import (
-    CoopHashrateSample,
     Cooperative,
     CooperativeMember,
     UTCDateTime,
@@ -31,6 +30,7 @@ from ..models import (
     utcnow,
 )
 from .hashrate import online_condition, worker_hashrate
+from .membership import is_active_coop, is_active_member
 
 # Samples are kept this long (the chart shows 24 h); purged at most hourly.
 HISTORY_KEEP = timedelta(hours=48)
@@ -74,11 +74,11 @@ def _totals_query(now: datetime, coop_id: int | None = None):
         .select_from(Cooperative)
         .join(
             CooperativeMember,
-            (CooperativeMember.cooperative_id == Cooperative.id) & (CooperativeMember.status == "active"),
+            is_active_member(Cooperative.id),
             isouter=True,
         )
         .join(users, users.c.user_id == CooperativeMember.user_id, isouter=True)
-        .where(Cooperative.status == "active")
+        .where(is_active_coop())
         .group_by(Cooperative.id)
     )
     if coop_id is not None:
@@ -149,7 +149,7 @@ def _store(now: datetime, coop_id: int | None = None) -> list[tuple[int, float, 
     ).all()
     stmt = (
         update(Cooperative)
-        .where(Cooperative.status == "active")
+        .where(is_active_coop())
         # A coop created since the INSERT has no sample yet: it keeps its total.
         .values(total_hashrate=func.coalesce(_new_total(now), Cooperative.total_hashrate), hashrate_updated_at=now)
         .execution_options(synchronize_session=False)
@@ -171,7 +171,7 @@ def _aggregate_one_by_one(now: datetime) -> list[tuple[int, float, int]]:
     """The fallback of ``aggregate_all``: one savepoint per active coop."""
     rows: list[tuple[int, float, int]] = []
     failed = []
-    coop_ids = db.session.scalars(select(Cooperative.id).where(Cooperative.status == "active")
+    coop_ids = db.session.scalars(select(Cooperative.id).where(is_active_coop())
                                   .order_by(Cooperative.id)).all()
     for coop_id in coop_ids:
         try:

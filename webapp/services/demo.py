@@ -28,6 +28,7 @@ from sqlalchemy import delete, insert, select
 from ..extensions import db
 from ..models import (
     CoopHashrateSample,
+    Cooperative,
     CooperativeMember,
     MinerStats,
     MiningEvent,
@@ -38,8 +39,9 @@ from ..models import (
     WorkerStatus,
     utcnow,
 )
-from . import accounts, mining, passwords, preferences
+from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences
 from . import ingest as ingest_service
+from .membership import is_active_coop, is_active_member
 
 log = logging.getLogger("webapp.demo")
 
@@ -81,6 +83,57 @@ def create_miners(path: Path = MINERS_FILE) -> int:
     return len(missing)
 
 
+# ---- demo coops -----------------------------------------------------------------------
+
+DEMO_MINERS = MINERS_FILE
+SATOSHI_HUNTER = "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3"
+# (name, description, indexes into miners.json; the first present miner is the
+# admin). Only miners 0-19 have display names; they are spread over the three.
+DEMO_COOPS = (
+    ("Satoshi's Hunters", "SatoshiHunter's crew: home miners chasing one lucky block together.",
+     (0, 3, 7, 13, 17, 20, 21)),
+    ("Bitaxe Brigade", "Twenty Bitaxes on shelves across the world. We're full, but say hi!",
+     (2, 4, 5, 6, 8, 10, 11, 14, 16, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 30)),
+    ("Lisbon Lightning", "A small crew from Lisbon and friends.", (9, 1, 12, 15)),
+)
+
+
+def form_demo_coops() -> list[Cooperative]:
+    """Demo world: form three coops among the demo miners of
+    ``webapp/demo/miners.json`` — SatoshiHunter's (he is admin), one full at
+    20 and one with a few members — through the same rules as everyone else.
+
+    Idempotent: a coop whose name already exists (active) is left alone,
+    miners already in a coop stay where they are, and miners who are not
+    registered users are skipped. The chart history of the coops formed now is
+    drawn from the stored mining events (``backfill_history``);
+    the demo command runs the aggregation afterwards. Returns the coops formed.
+    """
+    miners = json.loads(DEMO_MINERS.read_text())
+    formed = []
+    for name, description, indexes in DEMO_COOPS:
+        exists = db.session.scalar(
+            select(Cooperative.id).where(Cooperative.name == name, is_active_coop())
+        )
+        if exists is not None:
+            continue
+        users = [db.session.get(User, miners[i]["user_id"]) for i in indexes if i < len(miners)]
+        users = [u for u in users if u is not None and coops.active_membership(u) is None]
+        if not users:
+            continue
+        coop = coops.create(users[0], name=name, description=description)
+        for member in users[1:]:
+            try:
+                coops.join(member, invite_code=coop.invite_code)
+            except (errors.AlreadyInCoop, errors.CoopFull):
+                continue
+        formed.append(coop)
+    if formed:
+        backfill_history([c.id for c in formed])
+    current_app.logger.info("demo: formed %d cooperative(s)", len(formed))
+    return formed
+
+
 def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool = True,
               echo: Callable[[str], None] = print, events_file: Path = EVENTS_FILE) -> DemoResult:
     """Build (or complete) the demo world; see the module docstring.
@@ -108,13 +161,9 @@ def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool =
         result.ingest = consumer.run(drain=True, max_retries=3)
         echo(f"demo: {result.ingest.summary()}")
 
-    from jobs import coops as coop_jobs
-
-    from . import coops
-
-    coops.form_demo_coops()
+    form_demo_coops()
     result.offline_marked = len(mining.sweep_offline_workers())
-    coop_jobs.aggregate_coop_hashrate()
+    coop_hashrate.aggregate_all()
     echo(f"demo: cooperatives formed; {result.offline_marked} worker(s) marked offline; coop hashrate aggregated")
     if current_app.config["EMBEDDED"]:
         echo("demo: ready. Log in at http://127.0.0.1:5000/login, e.g. as SatoshiHunter: "
@@ -156,7 +205,7 @@ def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours:
     members = db.session.execute(
         select(CooperativeMember.cooperative_id, CooperativeMember.user_id).where(
             CooperativeMember.cooperative_id.in_([c for c in coop_ids if c not in have]),
-            CooperativeMember.status == "active",
+            is_active_member(),
         )
     ).all()
     coop_of = {user_id: coop_id for coop_id, user_id in members}

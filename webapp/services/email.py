@@ -4,7 +4,8 @@ Rules (DESIGN.md, issue 4): only ``mining``, ``competition`` and ``system``
 are e-mailed, only when the user opted in for that category and has an
 address. ``notify`` adds a ``notification_deliveries`` row (channel
 ``email``, status ``pending``) in the notification's transaction and, after
-the commit, enqueues ``jobs.email.send_notification_email``.
+the commit, enqueues ``jobs.email.send_notification_email`` by name
+(``enqueue_delivery``).
 
 Delivery is at-least-once with a stable ``Message-ID`` (docs/NOTIFICATIONS.md):
 
@@ -45,16 +46,36 @@ import flask_mail
 from flask import current_app, render_template
 from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
+from rq import Retry
 from sqlalchemy import and_, case, func, literal, or_, update
 
 from ..extensions import db
 from ..models import Notification, NotificationDelivery, User, utcnow
-from . import preferences
+from ..vocabulary import DeliveryChannel, DeliveryStatus
+from . import jobqueue, preferences
 from .errors import ValidationError
 
 log = logging.getLogger(__name__)
+QUEUE = "email"
+DELIVER_JOB = "jobs.email.send_notification_email"
+MAX_RETRIES = 3
+# Seconds; RQ stops a job after this. MAIL_TIMEOUT bounds each SMTP step, and
+# EMAIL_LEASE_SECONDS must stay well above both (a live sender is never reclaimed).
+JOB_TIMEOUT = 60
 _UNSUBSCRIBE_SALT = "unsubscribe"
 LEASE_EXPIRED = "lease expired: the sender stopped mid-send; whether the server accepted the mail is unknown"
+
+
+def enqueue_delivery(notification_id: int) -> None:
+    """Enqueue the job that delivers one notification's e-mail (queue
+    ``email``, ``MAX_RETRIES`` retries after ``EMAIL_RETRY_INTERVALS``
+    seconds), after the notification's commit. Raises ``redis.RedisError``
+    when Redis is down (the delivery row stays pending; the sweep retries)."""
+    jobqueue.enqueue(
+        DELIVER_JOB, notification_id, queue=QUEUE,
+        retry=Retry(max=MAX_RETRIES, interval=list(current_app.config["EMAIL_RETRY_INTERVALS"])),
+        job_timeout=JOB_TIMEOUT, description=f"e-mail notification {notification_id}",
+    )
 
 
 # ---- unsubscribe ---------------------------------------------------------------
@@ -237,11 +258,13 @@ def _claim(notification_id: int) -> Claim | None:
         update(d)
         .where(
             d.notification_id == notification_id,
-            d.channel == "email",
+            d.channel == DeliveryChannel.EMAIL,
             d.attempts < _max_attempts(),
-            or_(d.status == "pending", and_(d.status == "sending", d.lease_expires_at < now)),
+            or_(d.status == DeliveryStatus.PENDING,
+                and_(d.status == DeliveryStatus.SENDING, d.lease_expires_at < now)),
         )
-        .values(status="sending", attempts=d.attempts + 1, lease_expires_at=now + _lease(), updated_at=now)
+        .values(status=DeliveryStatus.SENDING, attempts=d.attempts + 1, lease_expires_at=now + _lease(),
+                updated_at=now)
         .returning(d.id, d.attempts, d.message_id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -261,7 +284,7 @@ def _claim(notification_id: int) -> Claim | None:
 
 def _still_ours(claim: Claim):
     d = NotificationDelivery
-    return and_(d.id == claim.delivery_id, d.status == "sending", d.attempts == claim.attempt)
+    return and_(d.id == claim.delivery_id, d.status == DeliveryStatus.SENDING, d.attempts == claim.attempt)
 
 
 def _record_sent(claim: Claim) -> None:
@@ -272,15 +295,15 @@ def _record_sent(claim: Claim) -> None:
     d = NotificationDelivery
     current = db.session.execute(
         update(d).where(_still_ours(claim))
-        .values(status="sent", last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
+        .values(status=DeliveryStatus.SENT, last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not current:
         log.warning("e-mail of notification %s sent after its lease expired; a resend may follow with the "
                     "same Message-ID %s", claim.notification_id, claim.message_id)
         db.session.execute(
-            update(d).where(d.id == claim.delivery_id, d.status != "sent")
-            .values(status="sent", last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
+            update(d).where(d.id == claim.delivery_id, d.status != DeliveryStatus.SENT)
+            .values(status=DeliveryStatus.SENT, last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
@@ -293,13 +316,13 @@ def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str | N
     when the claim is no longer ours (the row was reclaimed, or sent)."""
     now = utcnow()
     if final:
-        status, lease = "failed", None
+        status, lease = DeliveryStatus.FAILED, None
     elif claim.attempt >= _max_attempts():
-        status, lease = "failed", None
+        status, lease = DeliveryStatus.FAILED, None
         error = f"gave up after {claim.attempt} attempts: {error}"
     else:
         # The sweep leaves it to RQ's retry until the back-off has passed (plus EMAIL_REQUEUE_AFTER).
-        status, lease = "pending", now + retry_wait(claim.attempt) + _requeue_after()
+        status, lease = DeliveryStatus.PENDING, now + retry_wait(claim.attempt) + _requeue_after()
     written = db.session.execute(
         update(NotificationDelivery).where(_still_ours(claim))
         .values(status=status, last_error=error[:1000], lease_expires_at=lease, updated_at=now)
@@ -326,9 +349,8 @@ def deliver(notification_id: int) -> str:
     user = db.session.get(User, notification.user_id) if notification else None
     if notification is None or user is None:
         return "nothing to send"  # deleted meanwhile; the delivery row went with it
-    from .notifications import user_preferences
-
-    if not user.email or not preferences.allows_email(user_preferences(user.user_id), notification.category):
+    if not user.email or not preferences.allows_email(preferences.user_notifications(user.user_id),
+                                                      notification.category):
         _record_failure(claim, "skipped: e-mail turned off or no address at send time", final=True)
         return "skipped"
     message = build_message(notification, user)
@@ -372,14 +394,14 @@ def sweep(now: datetime | None = None) -> SweepResult:
     now = now or utcnow()
     d = NotificationDelivery
     abandoned = or_(
-        and_(d.status.in_(("pending", "sending")), d.lease_expires_at < now),
-        and_(d.status == "pending", d.lease_expires_at.is_(None), d.updated_at < now - _requeue_after()),
+        and_(d.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)), d.lease_expires_at < now),
+        and_(d.status == DeliveryStatus.PENDING, d.lease_expires_at.is_(None), d.updated_at < now - _requeue_after()),
     )
     result = SweepResult()
     result.gave_up = list(db.session.scalars(
         update(d).where(abandoned, d.attempts >= _max_attempts())
-        .values(status="failed", lease_expires_at=None, updated_at=now,
-                last_error=case((d.status == "sending",
+        .values(status=DeliveryStatus.FAILED, lease_expires_at=None, updated_at=now,
+                last_error=case((d.status == DeliveryStatus.SENDING,
                                  literal(f"gave up after {_max_attempts()} attempts: {LEASE_EXPIRED}")),
                                 else_=literal(f"gave up after {_max_attempts()} attempts: ")
                                 + func.coalesce(d.last_error, "no job claimed it")))
@@ -388,19 +410,17 @@ def sweep(now: datetime | None = None) -> SweepResult:
     ))
     result.requeued = list(db.session.scalars(
         update(d).where(abandoned, d.attempts < _max_attempts())
-        .values(status="pending", lease_expires_at=now + _requeue_after(), updated_at=now,
-                last_error=case((d.status == "sending", literal(LEASE_EXPIRED)), else_=d.last_error))
+        .values(status=DeliveryStatus.PENDING, lease_expires_at=now + _requeue_after(), updated_at=now,
+                last_error=case((d.status == DeliveryStatus.SENDING, literal(LEASE_EXPIRED)), else_=d.last_error))
         .returning(d.notification_id)
         .execution_options(synchronize_session=False)
     ))
     db.session.commit()
     if result.gave_up:
         log.warning("e-mail sweep: gave up on the deliveries of notifications %s", result.gave_up)
-    from jobs import email as email_jobs
-
     for notification_id in result.requeued:
         try:
-            email_jobs.enqueue_email(notification_id)
+            enqueue_delivery(notification_id)
         except Exception:  # noqa: BLE001 - Redis down: the row stays pending, a later sweep retries
             log.exception("e-mail sweep: could not enqueue notification %s", notification_id)
     return result

@@ -50,6 +50,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import User
+from ..vocabulary import NotificationCategory, NotificationSubtype
 from .errors import InvalidInviteCode, NotFound, RateLimited
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ INVITE_CODE_LENGTH = 8
 INVITE_CODE_ALPHABET = string.ascii_uppercase + string.digits
 INVITE_CODE_RE = re.compile(r"[A-Za-z0-9]{8}", re.ASCII)
 LINK_KEY_BYTES = 10  # 80 bits: as hard to guess as 36^15, beyond any botnet
-ALARM_SUBTYPE = "invite_code_guessing"
+ALARM_SUBTYPE = NotificationSubtype.INVITE_CODE_GUESSING
 ADMIN_LINK = "/admin"
 
 T = TypeVar("T")
@@ -226,8 +227,9 @@ def _alarm_admins(item: RateLimitItem, resumes: float) -> None:
     try:
         admins = db.session.scalars(select(User.user_id).where(User.is_admin.is_(True))).all()
         for admin_id in admins:
-            notifications.notify(admin_id, "system", ALARM_SUBTYPE, "Invite codes are being guessed", body,
-                                 link=ADMIN_LINK, data={"failures": item.amount, "window": _window_text(item)})
+            notifications.notify(admin_id, NotificationCategory.SYSTEM, ALARM_SUBTYPE,
+                                 "Invite codes are being guessed", body, link=ADMIN_LINK,
+                                 data={"failures": item.amount, "window": _window_text(item)})
     except Exception:  # noqa: BLE001 - see docstring
         db.session.rollback()
         log.exception("could not notify the admins about invite-code guessing")

@@ -14,11 +14,12 @@ follow ``seq``, never ``id`` (ids are taken at insert, and transactions
 commit in another order). A ``since`` id is mapped to a seq cursor by
 ``cursor_after_id``.
 
-The post-commit step runs in SQLAlchemy's ``after_commit`` hook, where the
-session can no longer emit SQL: the row is serialised before the commit
-(its seq filled in by the ``before_commit`` hook), so the hook only talks to
-Redis. The e-mail job runs in its own app context and DB session, so it also
-works when the embedded default executes it inline inside that hook.
+The push and the e-mail job are tied to the commit with
+``transactions.before_commit``/``after_commit``: the row is serialised at
+the outermost commit (its seq just assigned), so the after-commit callback
+only talks to Redis. The e-mail job runs in its own app context and DB
+session, so it also works when the embedded default executes it inline
+inside that callback.
 """
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, event, false, func, inspect, select, update
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import delete, false, func, inspect, select, update
 
 from ..extensions import db
 from ..models import (
@@ -39,7 +39,8 @@ from ..models import (
     UserSettings,
     utcnow,
 )
-from . import inputs, preferences, sequences
+from ..vocabulary import DeliveryChannel, DeliveryStatus
+from . import catalogue, email, inputs, preferences, sequences, transactions
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -47,7 +48,6 @@ MAX_TITLE = 200
 MAX_SUBTYPE = 64
 MAX_BODY = 2000
 MAX_ID = 2**63 - 1  # BIGINT; larger path ids are simply not found
-_PENDING_KEY = "pending_notifications"
 # A user's notification numbers (services/sequences.py); the first
 # notification of a user creates the counter row.
 NOTIFICATION_SEQ = sequences.Counter(NotificationSequence.user_id, NotificationSequence.last_seq,
@@ -63,7 +63,6 @@ class _Pending:
     row: Notification
     payload: dict[str, Any]  # Notification.to_dict(); "seq" filled in just before the commit
     wants_email: bool
-    savepoint: SessionTransaction | None  # innermost savepoint it was added in
 
 
 def validate_fields(category: str, subtype: str, title: str, body: str, link: str | None, data: Any) -> None:
@@ -87,10 +86,7 @@ def validate_fields(category: str, subtype: str, title: str, body: str, link: st
     check_data(data)
 
 
-def user_preferences(user_id: str) -> dict[str, Any]:
-    """The user's notification preferences merged over the defaults."""
-    settings = db.session.get(UserSettings, user_id)
-    return preferences.merged_notifications(settings.notifications if settings else None)
+user_preferences = preferences.user_notifications  # the name callers have used
 
 
 def notify(
@@ -139,10 +135,9 @@ def notify(
     db.session.flush()  # the id, for the delivery row and the payload; seq comes at commit
     wants_email = bool(address) and preferences.allows_email(prefs, category)
     if wants_email:
-        db.session.add(NotificationDelivery(notification_id=row.id, channel="email", status="pending"))
-    db.session.info.setdefault(_PENDING_KEY, []).append(
-        _Pending(user_id, row, row.to_dict(), wants_email, db.session().get_nested_transaction())
-    )
+        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.EMAIL,
+                                           status=DeliveryStatus.PENDING))
+    _on_commit(row, wants_email)
     if commit:
         db.session.commit()
     return row
@@ -160,55 +155,33 @@ def notify_known_user(user_id: str, category: str, subtype: str, title: str, bod
     return notify(user_id, category, subtype, title, body, link, data, commit=commit)
 
 
+def notify_kind(user_id: str, subtype: str, *, link: str | None = None, data: dict[str, Any] | None = None,
+                commit: bool = True, **values: Any) -> Notification | None:
+    """``notify`` with a kind of the catalogue (``services/catalogue.py``):
+    its category, and its title and body templates filled with ``values``.
+    Raises KeyError for an unknown subtype or a missing value."""
+    kind = catalogue.KIND[subtype]
+    title, body = kind.render(**values)
+    return notify(user_id, kind.category, kind.subtype, title, body, link, data, commit=commit)
+
+
 # ---- at and after commit -------------------------------------------------------
 
 
-def _before_commit(session: Session) -> None:
-    """Number the transaction's rows now (sequences.assign_pending, also
-    hooked on its own; idempotent) and copy each seq into its payload."""
-    if session.get_nested_transaction() is not None:
-        return
-    pending = session.info.get(_PENDING_KEY)
-    if not pending:
-        return
-    sequences.assign_pending(session)
-    kept = []
-    for item in pending:
-        if inspect(item.row).persistent:  # not deleted again in the same transaction
-            item.payload["seq"] = item.row.seq
-            kept.append(item)
-    session.info[_PENDING_KEY] = kept
+def _on_commit(row: Notification, wants_email: bool) -> None:
+    """Tie the row's push (and e-mail job) to the commit of its transaction
+    (``transactions``): its seq is copied into the payload at the outermost
+    commit, while the session can still read it; the push goes out after
+    it. A row deleted again in the same transaction is not sent."""
+    item = _Pending(row.user_id, row, row.to_dict(), wants_email)
 
+    def prepare() -> None:
+        sequences.assign_pending()  # idempotent; numbers the transaction's rows now
+        if inspect(row).persistent:
+            item.payload["seq"] = row.seq
+            transactions.after_commit(lambda: dispatch_committed([item]))
 
-def _after_commit(session: Session) -> None:
-    if session.get_nested_transaction() is not None:
-        return  # a savepoint was released; the outer transaction may still roll back
-    pending = session.info.pop(_PENDING_KEY, None)
-    if pending:
-        dispatch_committed(pending)
-
-
-def _within(tx: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
-    while tx is not None:
-        if tx is ancestor:
-            return True
-        tx = tx.parent
-    return False
-
-
-def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
-    pending = session.info.get(_PENDING_KEY)
-    if not pending:
-        return
-    if not previous.nested:
-        session.info.pop(_PENDING_KEY, None)
-    else:  # drop only what the rolled-back savepoint added
-        session.info[_PENDING_KEY] = [p for p in pending if not _within(p.savepoint, previous)]
-
-
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction ended (commit already dispatched)
-        session.info.pop(_PENDING_KEY, None)
+    transactions.before_commit(prepare)
 
 
 def dispatch_committed(pending: list[_Pending]) -> None:
@@ -228,20 +201,9 @@ def dispatch_committed(pending: list[_Pending]) -> None:
             current_app.logger.exception("push of notification %s failed", notification_id)
         if item.wants_email:
             try:
-                from jobs import email as email_jobs
-
-                email_jobs.enqueue_email(notification_id)
+                email.enqueue_delivery(notification_id)
             except Exception:  # noqa: BLE001
                 current_app.logger.exception("e-mail enqueue of notification %s failed", notification_id)
-
-
-def init_app(app) -> None:
-    """Hook the post-commit dispatch onto the app's session class."""
-    if not event.contains(db.session, "after_commit", _after_commit):
-        event.listen(db.session, "before_commit", _before_commit)
-        event.listen(db.session, "after_commit", _after_commit)
-        event.listen(db.session, "after_soft_rollback", _after_soft_rollback)
-        event.listen(db.session, "after_transaction_end", _after_transaction_end)
 
 
 # ---- reads ---------------------------------------------------------------------

@@ -12,7 +12,8 @@ Shape (API.md ``/api/settings``)::
                        "workerStatus": bool}}
 
 The flat subtype toggles are the frontend's keys; ``SUBTYPE_TOGGLES`` maps
-each to the notification subtypes it silences.
+each to the notification subtypes it silences. Categories, toggles and
+their defaults come from the catalogue (``services/catalogue.py``).
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from typing import Any, Optional
 from pydantic import ConfigDict
 from pydantic import Field
 
-from ..models import NOTIFICATION_CATEGORIES
+from ..extensions import db
+from ..models import NOTIFICATION_CATEGORIES, UserSettings
+from . import catalogue
 from .inputs import TextRuleModel
 
 # Categories that may be e-mailed at all (DESIGN.md).
-EMAIL_CATEGORIES = ("mining", "competition", "system")
+EMAIL_CATEGORIES = catalogue.EMAIL_CATEGORIES
 
 DEFAULT_PRIVACY: dict[str, bool] = {
     "publicProfile": True,
@@ -35,18 +38,8 @@ DEFAULT_PRIVACY: dict[str, bool] = {
     "showInCoopRankings": True,
 }
 
-# Frontend toggle -> (category, subtypes it governs), with the frontend's default.
-SUBTYPE_TOGGLES: dict[str, tuple[str, tuple[str, ...], bool]] = {
-    "personalBest": ("mining", ("personal_best",), True),
-    "blockFoundAny": ("mining", ("block_found_any",), False),
-    "workerStatus": ("mining", ("worker_offline", "worker_online"), True),
-    "badgeEarned": ("gamification", ("badge_earned",), True),
-    "coopActivity": (
-        "social",
-        ("coop_member_joined", "coop_member_left", "coop_removed", "coop_new_admin", "coop_dissolved"),
-        True,
-    ),
-}
+# Frontend toggle -> (category, subtypes it governs, the frontend's default).
+SUBTYPE_TOGGLES: dict[str, tuple[str, tuple[str, ...], bool]] = catalogue.toggle_subtypes()
 _TOGGLE_BY_SUBTYPE = {
     subtype: toggle for toggle, (_, subtypes, _) in SUBTYPE_TOGGLES.items() for subtype in subtypes
 }
@@ -118,6 +111,12 @@ def merged_notifications(stored: dict | None) -> dict[str, Any]:
             prefs["categories"][category].update(values)
     prefs.update({k: v for k, v in stored.items() if k in SUBTYPE_TOGGLES})
     return prefs
+
+
+def user_notifications(user_id: str) -> dict[str, Any]:
+    """The user's stored notification preferences merged over the defaults."""
+    settings = db.session.get(UserSettings, user_id)
+    return merged_notifications(settings.notifications if settings else None)
 
 
 def apply_patch(privacy: dict, notifications: dict, patch: SettingsPatch) -> tuple[dict, dict, bool, str | None]:

@@ -1,11 +1,15 @@
-"""``flask worker`` and ``flask scheduler``: the background processes."""
+"""``flask worker`` and ``flask scheduler``: the background processes.
+
+They live beside the jobs, not in ``webapp/cli`` (``webapp`` never imports
+``jobs``), and join the ``flask`` command through ``init_app``, which
+``wsgi.py`` calls (``FLASK_APP=wsgi``)."""
 from __future__ import annotations
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 
-from jobs.schedule import run_scheduler
-from jobs.worker import QUEUES, run_worker
+from .schedule import run_scheduler
+from .worker import QUEUES, run_worker
 
 
 @click.command("worker")
@@ -23,3 +27,9 @@ def scheduler() -> None:
 
 
 commands = [worker, scheduler]
+
+
+def init_app(app: Flask) -> None:
+    """Add ``flask worker`` and ``flask scheduler`` to ``app``'s CLI."""
+    for command in commands:
+        app.cli.add_command(command)

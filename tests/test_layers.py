@@ -1,0 +1,62 @@
+"""One-way layers: ``jobs/`` may import ``webapp``, nothing under ``webapp/``
+imports ``jobs`` (at module level or inside a function), so the web app
+enqueues jobs by dotted name (``services/jobqueue.py``) and the periodic-job
+table is data (``services/schedule.py``)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBAPP = ROOT / "webapp"
+
+
+def _imported_modules(tree: ast.AST, module: str) -> list[tuple[int, str]]:
+    """Every module an Import/ImportFrom anywhere in ``tree`` names, made
+    absolute for relative imports of ``module`` (a dotted name)."""
+    found = []
+    package = module.rsplit(".", 1)[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+            if not node.module or node.level:  # ``from . import x``: x may be a module
+                found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _is_jobs(name: str) -> bool:
+    return name == "jobs" or name.startswith("jobs.")
+
+
+def _webapp_modules() -> list[Path]:
+    return sorted(WEBAPP.rglob("*.py"))
+
+
+def test_the_checker_sees_every_form_of_import():
+    source = ("import jobs\nimport jobs.email as e\nfrom jobs import schedule\nfrom jobs.worker import QUEUES\n"
+              "def f():\n    from jobs.coops import aggregate_coop_hashrate\n"
+              "import webapp.jobs\nfrom .jobs import x\n")
+    names = [name for _, name in _imported_modules(ast.parse(source), "webapp.cli.demo")]
+    assert [n for n in names if _is_jobs(n)] == ["jobs", "jobs.email", "jobs", "jobs.worker",
+                                                  "jobs.coops"]
+    assert "webapp.cli.jobs" in names  # a relative import stays inside webapp
+
+
+@pytest.mark.parametrize("path", _webapp_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_under_webapp_imports_jobs(path: Path):
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if path.name == "__init__.py":
+        module += ".__init__"  # its relative imports start at the package itself
+    offending = [f"line {line}: {name}" for line, name in _imported_modules(ast.parse(path.read_text()), module)
+                 if _is_jobs(name)]
+    assert not offending, f"{path.relative_to(ROOT)} imports jobs ({', '.join(offending)})"

@@ -1,0 +1,179 @@
+"""Cooperatives as their members see them: members with live hashrate,
+the combined hashrate (endpoint 8), the stats (endpoint 9), the dashboard."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ...extensions import db
+from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, User, iso, utcnow
+from .. import coop_hashrate
+from ..bounds import MAX_DIFFICULTY, usable_sql
+from ..hashrate import hashrate_by_user
+from ..membership import active_member_ids, is_active_member
+from .lookups import get_for_member
+
+# ---- views for members --------------------------------------------------------------
+
+
+@dataclass
+class MemberInfo:
+    """An active member with live hashrate (API.md member object)."""
+
+    user_id: str
+    display_name: str
+    role: str
+    joined_at: datetime
+    hashrate: float  # H/s, sum of the latest hashrate_1h of online workers
+    is_online: bool  # at least one worker online
+    workers_online: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "display_name": self.display_name,
+            "role": self.role,
+            "joined_at": iso(self.joined_at),
+            "hashrate": self.hashrate,
+            "is_online": self.is_online,
+            "workers_online": self.workers_online,
+        }
+
+
+def members_of(coop_id: int, now: datetime | None = None) -> list[MemberInfo]:
+    """Active members of a coop, longest-standing first, with live hashrate
+    (no access check: callers have done it, or are the CLI)."""
+    rows = db.session.execute(
+        select(CooperativeMember, User.display_name)
+        .join(User, User.user_id == CooperativeMember.user_id)
+        .where(is_active_member(coop_id))
+        .order_by(CooperativeMember.joined_at, CooperativeMember.id)
+    ).all()
+    rates = hashrate_by_user([m.user_id for m, _ in rows], now)
+    return [
+        MemberInfo(
+            user_id=m.user_id,
+            display_name=name,
+            role=m.role,
+            joined_at=m.joined_at,
+            hashrate=rates[m.user_id][0],
+            is_online=rates[m.user_id][1] > 0,
+            workers_online=rates[m.user_id][1],
+        )
+        for m, name in rows
+    ]
+
+
+def list_members(user: User, *, coop_id: int) -> list[MemberInfo]:
+    """Active members, longest-standing first (endpoint 5). Raises NotFound
+    (404) or NotAMember (403)."""
+    coop = get_for_member(user, coop_id=coop_id)
+    return members_of(coop.id)
+
+
+@dataclass
+class CoopHashrate:
+    """Endpoint 8: the coop's combined hashrate and each member's."""
+
+    cooperative_id: int
+    total_hashrate: float  # H/s, from the last aggregation (cached ≤ 300 s) or computed now
+    online_count: int
+    updated_at: datetime
+    members: list[MemberInfo]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cooperative_id": self.cooperative_id,
+            "total_hashrate": self.total_hashrate,
+            "online_count": self.online_count,
+            "members": [
+                {"user_id": m.user_id, "display_name": m.display_name, "hashrate": m.hashrate, "is_online": m.is_online}
+                for m in self.members
+            ],
+            "updated_at": iso(self.updated_at),
+        }
+
+
+def hashrate(user: User, *, coop_id: int) -> CoopHashrate:
+    """Endpoint 8. The total comes from the Redis cache the aggregation job
+    fills (TTL ``COOP_HASHRATE_CACHE_TTL``), computed for this coop on a miss;
+    members' hashrates are live. Raises NotFound (404) or NotAMember (403)."""
+    coop = get_for_member(user, coop_id=coop_id)
+    total = coop_hashrate.cached_total(coop.id)
+    return CoopHashrate(coop.id, total.total_hashrate, total.online_count, total.updated_at, members_of(coop.id))
+
+
+@dataclass
+class CoopStats:
+    """Endpoint 9 (definitions: API.md public stats, over active members)."""
+
+    cooperative_id: int
+    member_count: int
+    online_count: int  # members with at least one online worker
+    total_hashrate: float  # H/s, as endpoint 8
+    shares_24h: int  # accepted shares of active members in the last 24 h
+    best_difficulty: float  # highest accepted share difficulty of any active member
+    blocks_found: int  # sum over active members
+    created_at: datetime
+    hashrate_updated_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cooperative_id": self.cooperative_id,
+            "member_count": self.member_count,
+            "online_count": self.online_count,
+            "total_hashrate": self.total_hashrate,
+            "shares_24h": self.shares_24h,
+            "best_difficulty": self.best_difficulty,
+            "blocks_found": self.blocks_found,
+            "created_at": iso(self.created_at),
+            "hashrate_updated_at": iso(self.hashrate_updated_at),
+        }
+
+
+def stats(user: User, *, coop_id: int, now: datetime | None = None) -> CoopStats:
+    """Endpoint 9. ``shares_24h`` counts accepted ``share_submitted`` events
+    of the active members since ``now - 24 h`` (index on user_id, event, ts);
+    best difficulty and blocks come from the members' ``miner_stats``
+    rollups. Raises NotFound (404) or NotAMember (403)."""
+    coop = get_for_member(user, coop_id=coop_id)
+    return _stats(coop, now or utcnow())
+
+
+def _stats(coop: Cooperative, now: datetime) -> CoopStats:
+    active_ids = active_member_ids(coop.id)
+    shares = db.session.scalar(
+        select(func.count()).select_from(MiningEvent).where(
+            MiningEvent.user_id.in_(active_ids),
+            MiningEvent.event == "share_submitted",
+            MiningEvent.ts >= now - timedelta(hours=24),
+            MiningEvent.accepted.is_(True),
+        )
+    )
+    best, blocks = db.session.execute(
+        select(func.coalesce(func.max(usable_sql(MinerStats.best_difficulty, MAX_DIFFICULTY)), 0.0),
+               func.coalesce(func.sum(MinerStats.blocks_found), 0))
+        .where(MinerStats.user_id.in_(active_ids))
+    ).one()
+    total = coop_hashrate.cached_total(coop.id, now)
+    return CoopStats(
+        cooperative_id=coop.id,
+        member_count=coop.member_count,
+        online_count=total.online_count,
+        total_hashrate=total.total_hashrate,
+        shares_24h=int(shares or 0),
+        best_difficulty=float(best or 0.0),
+        blocks_found=int(blocks or 0),
+        created_at=coop.created_at,
+        hashrate_updated_at=total.updated_at,
+    )
+
+
+def dashboard(user: User, *, coop_id: int) -> tuple[Cooperative, CoopStats, list[MemberInfo]]:
+    """Everything the ``/coop`` page shows, for an active member."""
+    coop = get_for_member(user, coop_id=coop_id)
+    now = utcnow()
+    return coop, _stats(coop, now), members_of(coop.id, now)

@@ -1,0 +1,28 @@
+"""The one spelling of "active" for coops and their members in queries:
+every service filters through these instead of writing the status strings."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, select
+
+from ..models import Cooperative, CooperativeMember
+from ..vocabulary import CoopStatus, MemberStatus
+
+
+def is_active_member(coop_id: Any = None) -> ColumnElement[bool]:
+    """WHERE clause: active memberships, of ``coop_id`` when given (an int
+    or a column such as ``Cooperative.id`` for a correlated join)."""
+    active = CooperativeMember.status == MemberStatus.ACTIVE.value
+    return active if coop_id is None else and_(CooperativeMember.cooperative_id == coop_id, active)
+
+
+def active_member_ids(coop_id: Any) -> Select:
+    """``SELECT user_id`` of the coop's active members (a statement: run it
+    or use it as an ``IN`` subquery)."""
+    return select(CooperativeMember.user_id).where(is_active_member(coop_id))
+
+
+def is_active_coop() -> ColumnElement[bool]:
+    """WHERE clause: coops that are not dissolved."""
+    return Cooperative.status == CoopStatus.ACTIVE.value

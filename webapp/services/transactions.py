@@ -1,0 +1,134 @@
+"""Work tied to the fate of the current transaction: ``after_commit`` (Django's
+``transaction.on_commit``, Zulip's ``send_event_on_commit``) and its twin
+``before_commit``.
+
+A socket push, an RQ job or a cache drop must follow a change only once the
+change is visible to everyone, and never for a change that was rolled back.
+So a service registers the side effect while it writes::
+
+    transactions.after_commit(lambda: realtime.coop_changed(user_ids, coop_id))
+
+and the callback runs right after the **outermost** COMMIT of the session.
+A callback registered inside a savepoint (``begin_nested``) is dropped when
+that savepoint rolls back (or any savepoint or transaction around it);
+releasing a savepoint keeps it waiting for the outer commit. A rollback of
+the whole transaction drops every callback. Outside any transaction a
+callback runs at once.
+
+Inside an ``after_commit`` callback the session can no longer emit SQL
+(SQLAlchemy's ``after_commit`` event): read what the callback needs before,
+or in a ``before_commit`` callback, which runs at the outermost commit
+while the transaction is still open (after ``sequences.assign_pending`` if
+the callback calls it; that is idempotent). A ``before_commit`` callback may
+register ``after_commit`` callbacks. An exception in a ``before_commit``
+callback fails the commit; one in an ``after_commit`` callback is logged
+and the next callbacks still run (the commit stands).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from ..extensions import db
+
+log = logging.getLogger(__name__)
+
+_KEY = "transaction_callbacks"  # session.info: {"before": [...], "after": [...]}
+
+
+@dataclass
+class _Callback:
+    func: Callable[[], object]
+    savepoint: SessionTransaction | None  # innermost savepoint open when it was registered
+
+
+def _session(session: Session | None) -> Session:
+    return session if session is not None else db.session()
+
+
+def _register(phase: str, callback: Callable[[], object], session: Session | None) -> None:
+    session = _session(session)
+    if not session.in_transaction():
+        callback()
+        return
+    queues = session.info.setdefault(_KEY, {"before": [], "after": []})
+    queues[phase].append(_Callback(callback, session.get_nested_transaction()))
+
+
+def after_commit(callback: Callable[[], object], *, session: Session | None = None) -> None:
+    """Run ``callback()`` once the outermost transaction of ``session``
+    (default: ``db.session``) commits; never if what it belongs to rolls
+    back. Callbacks run in registration order. See the module docstring."""
+    _register("after", callback, session)
+
+
+def before_commit(callback: Callable[[], object], *, session: Session | None = None) -> None:
+    """Run ``callback()`` at the outermost commit of ``session``, just before
+    it (the session can still read and write), unless rolled back first."""
+    _register("before", callback, session)
+
+
+def pending(session: Session | None = None) -> int:
+    """How many callbacks are waiting in ``session`` (both phases)."""
+    queues = _session(session).info.get(_KEY) or {}
+    return sum(len(v) for v in queues.values())
+
+
+def _within(tx: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while tx is not None:
+        if tx is ancestor:
+            return True
+        tx = tx.parent
+    return False
+
+
+def _before_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint is being released; the outer transaction decides
+    queues = session.info.get(_KEY)
+    while queues and queues["before"]:  # a callback may register more
+        batch, queues["before"] = queues["before"], []
+        for item in batch:
+            item.func()
+
+
+def _after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return
+    queues = session.info.pop(_KEY, None)
+    for item in (queues or {}).get("after", ()):
+        try:
+            item.func()
+        except Exception:  # noqa: BLE001 - the commit stands; one failure must not stop the rest
+            log.exception("after-commit callback %r failed", item.func)
+
+
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    queues = session.info.get(_KEY)
+    if not queues:
+        return
+    if not previous.nested:
+        session.info.pop(_KEY, None)
+        return
+    for phase in ("before", "after"):  # drop only what the rolled-back savepoint added
+        queues[phase] = [c for c in queues[phase] if not _within(c.savepoint, previous)]
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (a commit already ran them)
+        session.info.pop(_KEY, None)
+
+
+def _install() -> None:
+    if not event.contains(db.session, "after_commit", _after_commit):
+        event.listen(db.session, "before_commit", _before_commit)
+        event.listen(db.session, "after_commit", _after_commit)
+        event.listen(db.session, "after_soft_rollback", _after_soft_rollback)
+        event.listen(db.session, "after_transaction_end", _after_transaction_end)
+
+
+_install()

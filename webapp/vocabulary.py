@@ -1,0 +1,89 @@
+"""The words the product stores: coop and membership states, roles,
+notification categories and subtypes, delivery states.
+
+Each enum's values are exactly the strings in the database and the JSON
+contract (a ``StrEnum`` member *is* its string: ``CoopStatus.ACTIVE ==
+"active"``), so using them changes no stored value and no API body. The
+tuples in ``webapp/models.py`` (``COOP_STATUSES`` ...) are derived from them.
+What each notification kind means and who may silence it is the catalogue,
+``services/catalogue.py``.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CoopStatus(StrEnum):
+    """``cooperatives.status``."""
+
+    ACTIVE = "active"
+    DISSOLVED = "dissolved"
+
+
+class MemberRole(StrEnum):
+    """``cooperative_members.role``: one active admin per coop."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class MemberStatus(StrEnum):
+    """``cooperative_members.status``: ``left`` also when the coop was dissolved."""
+
+    ACTIVE = "active"
+    LEFT = "left"
+    REMOVED = "removed"
+
+
+class NotificationCategory(StrEnum):
+    """``notifications.category`` (API.md), in the order the settings page lists them."""
+
+    MINING = "mining"
+    GAMIFICATION = "gamification"
+    COMPETITION = "competition"
+    SOCIAL = "social"
+    SYSTEM = "system"
+
+
+class NotificationSubtype(StrEnum):
+    """The subtypes the platform itself sends (``notifications.subtype``).
+    Other senders (the internal API, ``flask notify``, activities) may use
+    any other 1–64 character subtype."""
+
+    PERSONAL_BEST = "personal_best"
+    BLOCK_FOUND = "block_found"
+    BLOCK_FOUND_ANY = "block_found_any"
+    WORKER_OFFLINE = "worker_offline"
+    WORKER_ONLINE = "worker_online"
+    BADGE_EARNED = "badge_earned"
+    COOP_MEMBER_JOINED = "coop_member_joined"
+    COOP_MEMBER_LEFT = "coop_member_left"
+    COOP_REMOVED = "coop_removed"
+    COOP_NEW_ADMIN = "coop_new_admin"
+    COOP_DISSOLVED = "coop_dissolved"
+    ADMIN_COOP_DISSOLVED = "admin_coop_dissolved"
+    ADMIN_COOP_RENAMED = "admin_coop_renamed"
+    BROADCAST = "broadcast"
+    INVITE_CODE_GUESSING = "invite_code_guessing"
+
+
+class DeliveryChannel(StrEnum):
+    """``notification_deliveries.channel``."""
+
+    EMAIL = "email"
+
+
+class DeliveryStatus(StrEnum):
+    """``notification_deliveries.status``: pending → sending (leased) → sent,
+    back to pending after a failed attempt, failed after the last one."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The plain string values of ``enum``, in order (for CHECK constraints,
+    ``click.Choice`` and error messages)."""
+    return tuple(member.value for member in enum)
