@@ -7,8 +7,9 @@ context already exists (inline jobs of the embedded default, tests running a
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 

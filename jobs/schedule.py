@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask
 from rq.utils import import_attribute

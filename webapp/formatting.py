@@ -9,7 +9,7 @@ filter per entry of ``TIME_FORMATS`` (``date``, ``datetime``, ``clock``...).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -155,8 +155,8 @@ def _parse_time(value: Any) -> datetime | None:
 
 def group_of(created_at: Any, now: datetime) -> str:
     """``today``, ``yesterday`` or ``earlier`` by UTC calendar day."""
-    day = _parse_time(created_at).astimezone(timezone.utc).date()
-    today = now.astimezone(timezone.utc).date()
+    day = _parse_time(created_at).astimezone(UTC).date()
+    today = now.astimezone(UTC).date()
     if day >= today:
         return "today"
     return "yesterday" if day == today - timedelta(days=1) else "earlier"
@@ -167,7 +167,7 @@ def notification_time(value: Any) -> str:
     moment = _parse_time(value)
     if moment is None:
         return ""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     if group_of(moment, utcnow()) == "earlier":
         return f"{moment.day} {moment:%b %H:%M}"
     return f"{moment:%H:%M}"

@@ -2,8 +2,6 @@
 settings (API.md Authentication; the additions are in docs/API.md)."""
 from __future__ import annotations
 
-from typing import Optional
-
 from flask import Blueprint, g
 from pydantic import Field
 from pydantic.config import JsonDict
@@ -28,10 +26,10 @@ _USER_ID_DOC: JsonDict = {"pattern": f"^{accounts.USER_ID_RE.pattern}$", "minLen
 class RegisterBody(Schema):
     user_id: str = Field(max_length=accounts.USER_ID_MAX, json_schema_extra=_USER_ID_DOC)
     password: str = Field(max_length=passwords.MAX_PASSWORD, json_schema_extra={"minLength": accounts.MIN_PASSWORD})
-    display_name: Optional[str] = Field(default=None, max_length=accounts.DISPLAY_NAME_MAX, json_schema_extra={"minLength": 1,
+    display_name: str | None = Field(default=None, max_length=accounts.DISPLAY_NAME_MAX, json_schema_extra={"minLength": 1,
                                                                                        "pattern": r"\S"})
-    email: Optional[str] = Field(default=None, max_length=accounts.MAX_EMAIL, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    country_code: Optional[str] = Field(default=None, max_length=2, json_schema_extra={"pattern": "^[A-Z]{2}$"})
+    email: str | None = Field(default=None, max_length=accounts.MAX_EMAIL, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    country_code: str | None = Field(default=None, max_length=2, json_schema_extra={"pattern": "^[A-Z]{2}$"})
 
 
 class TokenBody(Schema):

@@ -4,8 +4,8 @@ games, lotteries, competitions, lessons) report activities."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Any, Optional
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from flask import Blueprint
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
@@ -33,13 +33,13 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValidationError(f"{name} must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z.") from None
 
 
-Time = Annotated[Optional[datetime], parsed_by_name(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})]
+Time = Annotated[datetime | None, parsed_by_name(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class ActivityQuery(PageQuery):
@@ -81,10 +81,10 @@ def list_activity(query: ActivityQuery):
 
 class NotifyBody(Schema):
     category: str = Field(max_length=32)  # one of the categories (checked by the service)
-    subtype: Optional[str] = Field(default=None, min_length=1, max_length=notifications.MAX_SUBTYPE)
-    title: Optional[str] = Field(default=None, min_length=1, max_length=notifications.MAX_TITLE)
-    body: Optional[MultilineText] = Field(default=None, max_length=notifications.MAX_BODY)
-    link: Optional[str] = Field(default=None, max_length=MAX_LINK)
+    subtype: str | None = Field(default=None, min_length=1, max_length=notifications.MAX_SUBTYPE)
+    title: str | None = Field(default=None, min_length=1, max_length=notifications.MAX_TITLE)
+    body: MultilineText | None = Field(default=None, max_length=notifications.MAX_BODY)
+    link: str | None = Field(default=None, max_length=MAX_LINK)
 
 
 class InternalActivityBody(Schema):
@@ -92,14 +92,14 @@ class InternalActivityBody(Schema):
     activity_type: str = Field(max_length=64)  # one of ACTIVITY_TYPES (checked by the service)
     title: str = Field(min_length=1, max_length=activity.MAX_TITLE)
     description: MultilineText = Field(default="", max_length=activity.MAX_DESCRIPTION)
-    data: Optional[dict[str, Any]] = None
-    link: Optional[str] = Field(default=None, max_length=MAX_LINK)
-    notify: Optional[NotifyBody] = None
+    data: dict[str, Any] | None = None
+    link: str | None = Field(default=None, max_length=MAX_LINK)
+    notify: NotifyBody | None = None
 
 
 class InternalActivityOut(Out):
     activity: ActivityOut
-    notification: Optional[NotificationOut]
+    notification: NotificationOut | None
 
 
 @bp.post("/internal/activity")

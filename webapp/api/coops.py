@@ -6,7 +6,7 @@ only when the caller is an active member of it.
 """
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from flask import Blueprint, current_app, url_for
 from flask_limiter.util import get_remote_address
@@ -18,6 +18,7 @@ from ..extensions import limiter
 from ..models import Cooperative
 from ..services import coops, invites
 from ..services.inputs import MultilineText
+from ..vocabulary import CoopStatus
 from .openapi import endpoint
 from .schemas import (
     CoopHashrateOut,
@@ -58,7 +59,7 @@ Description = Annotated[MultilineText, trimmed_max_length(coops.DESCRIPTION_MAX)
 
 class CreateBody(Schema):
     name: Name = Field(json_schema_extra=_NAME_DOC)
-    description: Optional[Description] = None
+    description: Description | None = None
 
 
 class JoinBody(Schema):
@@ -66,12 +67,12 @@ class JoinBody(Schema):
     invite_code: str = Field(json_schema_extra={"pattern": "^ *[A-Za-z0-9]{8} *$"})
     # The key of an invite link (``invite_key`` of the coop object): a join
     # with it is never limited as a guess (docs/COOPS.md).
-    invite_key: Optional[str] = Field(default=None, max_length=64)
+    invite_key: str | None = Field(default=None, max_length=64)
 
 
 class UpdateBody(Schema):
-    name: Optional[Name] = Field(default=None, json_schema_extra=_NAME_DOC)
-    description: Optional[Description] = None
+    name: Name | None = Field(default=None, json_schema_extra=_NAME_DOC)
+    description: Description | None = None
 
 
 def invite_fields(code: str) -> dict:
@@ -149,7 +150,7 @@ def dissolve(coop_id: int):
 def leave(coop_id: int):
     """Leave the coop (endpoint 4)"""
     coop = coops.leave(api_caller(), coop_id=coop_id)
-    return {"status": "left", "cooperative": _coop(coop, member=False) if coop.status == "active" else None}
+    return {"status": "left", "cooperative": _coop(coop, member=False) if coop.status == CoopStatus.ACTIVE else None}
 
 
 @bp.get("/coops/<int:coop_id>/members")

@@ -12,7 +12,7 @@ creates nothing; the same key with another body is 409.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -34,12 +34,12 @@ class NotificationBody(Schema):
     subtype: str = Field(min_length=1, max_length=notifications.MAX_SUBTYPE)
     title: str = Field(min_length=1, max_length=notifications.MAX_TITLE)
     body: MultilineText = Field(default="", max_length=notifications.MAX_BODY)
-    link: Optional[str] = Field(default=None, max_length=MAX_LINK)
-    data: Optional[dict[str, Any]] = None
+    link: str | None = Field(default=None, max_length=MAX_LINK)
+    data: dict[str, Any] | None = None
 
 
 class InternalNotificationOut(Out):
-    notification: Optional[NotificationOut]
+    notification: NotificationOut | None
     status: Literal["created", "suppressed"]
 
 
@@ -49,7 +49,7 @@ class IdempotencyHeaders(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: Annotated[
-        Optional[str],
+        str | None,
         parsed_by(idempotency.read_key),
         WithJsonSchema({"type": "string", "pattern": f"^[!-~]{{1,{idempotency.MAX_KEY}}}$"}),
     ] = Field(default=None, alias="Idempotency-Key")

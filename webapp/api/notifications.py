@@ -3,7 +3,7 @@
 someone else's id answers 404 exactly like a missing one."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from flask import Blueprint
 from pydantic import Field, WithJsonSchema
@@ -20,7 +20,7 @@ bp = Blueprint("api_notifications", __name__)
 
 class ReadAllBody(Schema):
     # The watermark: mark read only ids up to this one (default: the newest at request time).
-    up_to_id: Optional[int] = Field(default=None, ge=0, le=MAX_ID)
+    up_to_id: int | None = Field(default=None, ge=0, le=MAX_ID)
 
 
 class DeletedOut(Out):
@@ -30,7 +30,7 @@ class DeletedOut(Out):
 
 class ListQuery(PageQuery):
     category: Annotated[
-        Optional[str],
+        str | None,
         parsed_by(lambda raw: notifications.check_category(raw or None)),
         WithJsonSchema({"type": "string", "enum": list(NOTIFICATION_CATEGORIES)}),
     ] = None
@@ -40,7 +40,7 @@ class ListQuery(PageQuery):
 class ReadAllQuery(Query):
     # The watermark as a query parameter (the body's up_to_id, for clients that send no body).
     up_to_id: Annotated[
-        Optional[int],
+        int | None,
         parsed_by(lambda raw: inputs.optional_int(raw, name="up_to_id", minimum=0, maximum=MAX_ID)),
         WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ID}),
     ] = None

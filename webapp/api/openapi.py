@@ -20,8 +20,9 @@ before any 400.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel

@@ -4,7 +4,7 @@ list what is promised; optional keys are the ones API.md makes conditional.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,9 +16,9 @@ class Out(BaseModel):
 class UserOut(Out):
     user_id: str
     display_name: str
-    email: Optional[str]
-    country_code: Optional[str]
-    avatar_url: Optional[str]
+    email: str | None
+    country_code: str | None
+    avatar_url: str | None
     is_admin: bool
     created_at: str
 
@@ -35,7 +35,7 @@ class TokenOut(Out):
 
 class LoggedOutOut(Out):
     status: str
-    sessions_ended: Optional[int] = None
+    sessions_ended: int | None = None
 
 
 class PasswordChangedOut(Out):
@@ -58,7 +58,7 @@ class PrivacyOut(Out):
 
 class NotificationPrefsOut(Out):
     categories: dict[str, CategoryPrefs]
-    email: Optional[str]
+    email: str | None
 
 
 class SettingsOut(Out):
@@ -73,10 +73,10 @@ class CoopOut(Out):
     id: int
     name: str
     description: str
-    invite_code: Optional[str] = None
-    invite_key: Optional[str] = None
-    invite_url: Optional[str] = None
-    admin_user_id: Optional[str]
+    invite_code: str | None = None
+    invite_key: str | None = None
+    invite_url: str | None = None
+    admin_user_id: str | None
     member_count: int
     total_hashrate: float
     status: Literal["active", "dissolved"]
@@ -84,12 +84,12 @@ class CoopOut(Out):
 
 
 class MineOut(Out):
-    cooperative: Optional[CoopOut]
+    cooperative: CoopOut | None
 
 
 class LeaveOut(Out):
     status: Literal["left"]
-    cooperative: Optional[CoopOut]
+    cooperative: CoopOut | None
 
 
 class MemberOut(Out):
@@ -125,7 +125,7 @@ class CoopHashrateOut(Out):
     cooperative_id: int
     total_hashrate: float
     members: list[MemberHashrate]
-    updated_at: Optional[str]
+    updated_at: str | None
 
 
 class CoopStatsOut(Out):
@@ -142,21 +142,21 @@ class CoopStatsOut(Out):
 class NotificationOut(Out):
     id: int
     # The user's sequence in commit order (docs/NOTIFICATIONS.md); an extra field.
-    seq: Optional[int] = None
+    seq: int | None = None
     category: Literal["mining", "gamification", "competition", "social", "system"]
     subtype: str
     title: str
     body: str
-    link: Optional[str]
-    data: Optional[dict[str, Any]]
+    link: str | None
+    data: dict[str, Any] | None
     is_read: bool
-    read_at: Optional[str]
+    read_at: str | None
     created_at: str
 
 
 class NotificationPageOut(Out):
     notifications: list[NotificationOut]
-    next_cursor: Optional[str]
+    next_cursor: str | None
     unread_count: int
 
 
@@ -173,14 +173,14 @@ class ActivityOut(Out):
     activity_type: str
     title: str
     description: str
-    data: Optional[dict[str, Any]]
-    link: Optional[str]
+    data: dict[str, Any] | None
+    link: str | None
     created_at: str
 
 
 class ActivityPageOut(Out):
     activities: list[ActivityOut]
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
 
 class PublicProfileOut(Out):
@@ -189,10 +189,10 @@ class PublicProfileOut(Out):
 
     user_id: str
     display_name: str
-    avatar_url: Optional[str]
+    avatar_url: str | None
     joined_at: str
-    country_code: Optional[str] = None
-    leaderboard_rank: Optional[int] = None
+    country_code: str | None = None
+    leaderboard_rank: int | None = None
 
 
 class PublicStatsOut(Out):
@@ -202,4 +202,4 @@ class PublicStatsOut(Out):
     blocks_found: int
     hashrate_1h: float
     workers_online: int
-    last_share_at: Optional[str]
+    last_share_at: str | None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 from flask import request
@@ -163,7 +164,7 @@ def parse_flag(raw: str | None, name: str) -> bool:
 
 # ``?limit=``: 1..100, default 20; ``?cursor=``: opaque text from next_cursor, read as the last seen id.
 Limit = Annotated[int, parsed_by(_limit), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})]
-Cursor = Annotated[Optional[int], parsed_by(decode_cursor), WithJsonSchema({"type": "string"})]
+Cursor = Annotated[int | None, parsed_by(decode_cursor), WithJsonSchema({"type": "string"})]
 Flag = Annotated[bool, parsed_by_name(parse_flag), WithJsonSchema({"type": "boolean"})]
 
 

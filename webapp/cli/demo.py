@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from . import WholeNumber
 from ..services import demo as demo_service
+from . import WholeNumber
 
 
 @click.command("demo")

@@ -7,8 +7,8 @@ import threading
 import click
 from flask import current_app
 
-from . import WholeNumber
 from ..services import ingest as ingest_service
+from . import WholeNumber
 
 
 @click.command("ingest")

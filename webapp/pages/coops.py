@@ -20,6 +20,7 @@ from ..api.coops import client_ip, join_rate_limit
 from ..models import utcnow
 from ..services import coop_hashrate, coops, invites
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
+from ..vocabulary import CoopStatus
 from .charts import line_chart
 
 bp = Blueprint("pages_coops", __name__)
@@ -158,7 +159,7 @@ def leave(coop_id: int):
     except DomainError as exc:
         flash(exc.message)
         return _go("pages_coops.coop")
-    message = f"You left {coop_.name}." + (" It had no members left and was dissolved." if coop_.status != "active" else "")
+    message = f"You left {coop_.name}." + (" It had no members left and was dissolved." if coop_.status != CoopStatus.ACTIVE else "")
     return _go("pages_coops.coop", message)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -261,7 +261,7 @@ def verify_token(token: str) -> TokenClaims:
     if user is None:
         raise Unauthorized(_BAD_TOKEN)
     if issued.tzinfo is None:
-        issued = issued.replace(tzinfo=timezone.utc)
+        issued = issued.replace(tzinfo=UTC)
     return TokenClaims(user, token_id, issued + timedelta(seconds=ttl))
 
 

@@ -19,7 +19,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -287,7 +287,7 @@ def job_health(connection: Redis) -> dict[str, Any]:
         cron.append({
             "name": entry.job,
             "every": entry.interval(current_app.config),
-            "last_enqueued_at": datetime.fromtimestamp(last, timezone.utc) if last else None,
+            "last_enqueued_at": datetime.fromtimestamp(last, UTC) if last else None,
         })
     return {
         "queues": queues,

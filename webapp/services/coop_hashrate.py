@@ -22,9 +22,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..extensions import db, get_redis, redis_key
 from ..models import (
-    CoopHashrateSample,
     Cooperative,
     CooperativeMember,
+    CoopHashrateSample,
     UTCDateTime,
     WorkerStatus,
     iso,

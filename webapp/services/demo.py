@@ -17,19 +17,19 @@ from __future__ import annotations
 import json
 import logging
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from flask import current_app
 from sqlalchemy import delete, insert, select
 
 from ..extensions import db
 from ..models import (
-    CoopHashrateSample,
     Cooperative,
     CooperativeMember,
+    CoopHashrateSample,
     MinerStats,
     MiningEvent,
     Notification,
@@ -39,6 +39,7 @@ from ..models import (
     WorkerStatus,
     utcnow,
 )
+from ..vocabulary import NotificationCategory
 from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences
 from . import ingest as ingest_service
 from .membership import is_active_coop, is_active_member
@@ -178,7 +179,7 @@ def reset_mining_data() -> None:
     db.session.execute(delete(MiningEvent))
     db.session.execute(delete(MinerStats))
     db.session.execute(delete(WorkerStatus))
-    db.session.execute(delete(Notification).where(Notification.category == "mining"))
+    db.session.execute(delete(Notification).where(Notification.category == NotificationCategory.MINING))
     db.session.execute(
         delete(UserActivity).where(UserActivity.activity_type.in_(("share_submitted", "block_found")))
     )

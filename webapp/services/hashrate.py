@@ -10,8 +10,8 @@ row never overflows ``SUM()`` nor puts a non-number into an answer.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
 
 from flask import current_app
 from sqlalchemy import func, select

@@ -38,9 +38,10 @@ import re
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from flask import current_app
 from limits import RateLimitItem, parse
@@ -184,7 +185,7 @@ class Guard:
             "limit": limit,
             "window": _window_text(self.global_limit),
             "paused": paused,
-            "resumes_at": datetime.fromtimestamp(stats.reset_time, timezone.utc) if paused else None,
+            "resumes_at": datetime.fromtimestamp(stats.reset_time, UTC) if paused else None,
         }
 
 
@@ -219,7 +220,7 @@ def _alarm_admins(item: RateLimitItem, resumes: float) -> None:
     lookup's answer must not depend on the alarm."""
     from . import notifications
 
-    until = datetime.fromtimestamp(resumes, timezone.utc).strftime("%H:%M UTC")
+    until = datetime.fromtimestamp(resumes, UTC).strftime("%H:%M UTC")
     body = (f"{item.amount} wrong invite codes were tried in the last {_window_text(item)}. Joining by a typed "
             f"code is paused until about {until}; invite links keep working.")
     log.warning("invite codes are being guessed: %s failed lookups in %s; typed codes paused until %s",

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -36,7 +36,7 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=hash_method())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _common_passwords() -> frozenset[str]:
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 

@@ -18,10 +18,9 @@ their defaults come from the catalogue (``services/catalogue.py``).
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Any
 
-from pydantic import ConfigDict
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..extensions import db
 from ..models import NOTIFICATION_CATEGORIES, UserSettings
@@ -60,41 +59,41 @@ class _Strict(TextRuleModel):
 
 
 class PrivacyPatch(_Strict):
-    publicProfile: Optional[bool] = None
-    showOnLeaderboard: Optional[bool] = None
-    showCountryFlag: Optional[bool] = None
-    showInCoopRankings: Optional[bool] = None
+    publicProfile: bool | None = None
+    showOnLeaderboard: bool | None = None
+    showCountryFlag: bool | None = None
+    showInCoopRankings: bool | None = None
 
 
 class CategoryPatch(_Strict):
-    enabled: Optional[bool] = None
-    email: Optional[bool] = None
+    enabled: bool | None = None
+    email: bool | None = None
 
 
 class CategoriesPatch(_Strict):
-    mining: Optional[CategoryPatch] = None
-    gamification: Optional[CategoryPatch] = None
-    competition: Optional[CategoryPatch] = None
-    social: Optional[CategoryPatch] = None
-    system: Optional[CategoryPatch] = None
+    mining: CategoryPatch | None = None
+    gamification: CategoryPatch | None = None
+    competition: CategoryPatch | None = None
+    social: CategoryPatch | None = None
+    system: CategoryPatch | None = None
 
 
 class NotificationsPatch(_Strict):
-    categories: Optional[CategoriesPatch] = None
+    categories: CategoriesPatch | None = None
     # None clears the address; a string must look like an address.
-    email: Optional[str] = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    personalBest: Optional[bool] = None
-    blockFoundAny: Optional[bool] = None
-    workerStatus: Optional[bool] = None
-    badgeEarned: Optional[bool] = None
-    coopActivity: Optional[bool] = None
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    personalBest: bool | None = None
+    blockFoundAny: bool | None = None
+    workerStatus: bool | None = None
+    badgeEarned: bool | None = None
+    coopActivity: bool | None = None
 
 
 class SettingsPatch(_Strict):
     """Body of ``PATCH /api/settings``: any subset of the settings document."""
 
-    privacy: Optional[PrivacyPatch] = None
-    notifications: Optional[NotificationsPatch] = None
+    privacy: PrivacyPatch | None = None
+    notifications: NotificationsPatch | None = None
 
 
 def merged_privacy(stored: dict | None) -> dict[str, bool]:

@@ -44,8 +44,9 @@ Two ways to use it:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 from sqlalchemy import Column, bindparam, event, inspect, update
 from sqlalchemy.orm import Session

@@ -40,7 +40,6 @@ from ...extensions import db
 from ...models import iso, utcnow
 from .. import mining
 
-
 log = logging.getLogger("webapp.ingest")
 
 # Failures worth waiting out: the entries stay pending and are retried.
@@ -233,7 +232,7 @@ class Consumer:
 
     # ---- one batch ----
 
-    def prepare(self, entries: list[Entry]) -> "Batch":
+    def prepare(self, entries: list[Entry]) -> Batch:
         """Validate a batch read from the streams (no database access, so it
         may run on the prefetch thread)."""
         batch = Batch(entries)
@@ -248,7 +247,7 @@ class Consumer:
                 batch.dead.append((stream, entry_id, fields, str(exc)))
         return batch
 
-    def finish(self, batch: "Batch") -> mining.BatchResult:
+    def finish(self, batch: Batch) -> mining.BatchResult:
         """Store, dead-letter and acknowledge a prepared batch.
 
         Acknowledges every entry only after the database commit (and the
@@ -272,7 +271,7 @@ class Consumer:
         """``prepare`` then ``finish`` one batch."""
         return self.finish(self.prepare(entries))
 
-    def _store(self, batch: "Batch") -> mining.BatchResult:
+    def _store(self, batch: Batch) -> mining.BatchResult:
         try:
             return mining.ingest_batch(batch.parsed)
         except TRANSIENT_ERRORS:

@@ -10,9 +10,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import redis as redis_lib
 from flask import current_app
@@ -128,7 +128,7 @@ class _Publisher:
         self.stats, self.size, self.queued = stats, size, 0
         self.bar = tqdm(total=total, unit=" events", desc=desc, disable=not progress, mininterval=0.5)
 
-    def __enter__(self) -> "_Publisher":
+    def __enter__(self) -> _Publisher:
         return self
 
     def __exit__(self, *exc) -> None:

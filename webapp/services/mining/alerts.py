@@ -10,6 +10,8 @@ from flask import current_app
 
 from ...formatting import block_display, format_difficulty, format_duration, worker_label
 from ...models import Notification, iso
+from ...vocabulary import NotificationCategory as C
+from ...vocabulary import NotificationSubtype as S
 from .. import activity as activity_service
 from .. import notifications as notification_service
 from .common import BatchResult, profile_link
@@ -23,7 +25,7 @@ def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: dat
         title = f"{label} is back online"
         body = {"connected": f"{label} reconnected to the pool.",
                 "sample": f"{label} is hashing again."}.get(reason, f"{label} is back.")
-        subtype = "worker_online"
+        subtype = S.WORKER_ONLINE
     else:
         title = f"{label} went offline"
         if reason == "disconnected":
@@ -33,9 +35,9 @@ def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: dat
         else:
             minutes = current_app.config["WORKER_OFFLINE_AFTER"] // 60
             body = f"No hashrate from {label} for {minutes} minutes."
-        subtype = "worker_offline"
+        subtype = S.WORKER_OFFLINE
     row = notification_service.notify(
-        user_id, "mining", subtype, title[:200], body, link=profile_link(user_id),
+        user_id, C.MINING, subtype, title[:200], body, link=profile_link(user_id),
         data={"worker": worker, "reason": reason, "at": iso(at)}, commit=False,
     )
     return row
@@ -63,7 +65,7 @@ def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
     body = f"{label} found a share of difficulty {format_difficulty(best)}" + (
         f", beating your previous best of {format_difficulty(previous)}." if previous else ".")
     data = {"difficulty": best, "previous_best": previous, "worker": ev.worker, "at": iso(ev.ts)}
-    row = notification_service.notify(ev.user, "mining", "personal_best", title, body,
+    row = notification_service.notify(ev.user, C.MINING, S.PERSONAL_BEST, title, body,
                                       link=profile_link(ev.user), data=data, commit=False)
     if row is not None:
         result.notifications += 1
@@ -83,7 +85,7 @@ def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
     body = f"{label} solved " + (f"block {height:,}" if height is not None else "a block") + \
         " for the network. Congratulations!"
     data["at"] = iso(ev.ts)
-    row = notification_service.notify(ev.user, "mining", "block_found", title, body,
+    row = notification_service.notify(ev.user, C.MINING, S.BLOCK_FOUND, title, body,
                                       link=profile_link(ev.user), data=data, commit=False)
     if row is not None:
         result.notifications += 1

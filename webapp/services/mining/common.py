@@ -3,9 +3,9 @@ upsert helpers and the registered-user filter.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite

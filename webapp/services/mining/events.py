@@ -8,9 +8,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from .. import bounds, inputs
 
@@ -218,7 +219,7 @@ def parse_entry(stream: str, entry_id: str, fields: Mapping[Any, Any], *, now: f
     _check_data(event, rules, data, ts)
     user, worker = data.get("user"), data.get("worker")
     _check_names((("user", user, MAX_USER), ("worker", worker, MAX_WORKER)))
-    return MiningEventIn(stream, entry_id, event, datetime.fromtimestamp(ts, timezone.utc), source, data, user,  # type: ignore[arg-type]
+    return MiningEventIn(stream, entry_id, event, datetime.fromtimestamp(ts, UTC), source, data, user,  # type: ignore[arg-type]
                          worker, data.get("accepted") if event == "share_submitted" else None, data_text)
 
 

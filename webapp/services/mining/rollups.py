@@ -5,8 +5,9 @@ notifications.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import Text, case
 from sqlalchemy import column as sa_column
