@@ -12,18 +12,24 @@ from .schedule import run_scheduler
 from .worker import QUEUES, run_worker
 
 
+def _app() -> Flask:
+    """The app itself, not the proxy (the worker and scheduler outlive this
+    context); Flask types ``current_app`` as a Flask, hiding the proxy's method."""
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
 @click.command("worker")
 @click.option("--queue", "queues", multiple=True, help=f"Queues to work (default: {', '.join(QUEUES)}).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 def worker(queues: tuple[str, ...], burst: bool) -> None:
     """Run an RQ worker (with RQ's scheduler for retries)."""
-    run_worker(current_app._get_current_object(), queues or QUEUES, burst=burst)
+    run_worker(_app(), queues or QUEUES, burst=burst)
 
 
 @click.command("scheduler")
 def scheduler() -> None:
     """Run the single periodic-job scheduler (rq cron; standby while another runs)."""
-    run_scheduler(current_app._get_current_object())
+    run_scheduler(_app())
 
 
 commands = [worker, scheduler]

@@ -27,7 +27,7 @@ def get_app() -> Flask:
     """This process's app: the current one, the one set, or a new one from the environment."""
     global _app
     if has_app_context():
-        return current_app._get_current_object()
+        return current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as Flask
     if _app is None:
         from webapp import create_app
 

@@ -6,7 +6,7 @@ own blocking pool, or one in-process fake server in the embedded default.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import redis as redis_lib
 from flask import Flask, current_app
@@ -19,7 +19,7 @@ from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from rq import Queue
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, Executable, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 # Deterministic constraint names so that migrations can refer to them on
@@ -67,6 +67,14 @@ public_rate_limit = limiter.shared_limit(
     lambda: current_app.config["PUBLIC_RATE_LIMIT"], scope="public-profiles",
     error_message="Too many profile views from your address.",
 )
+
+
+def execute_dml(statement: Executable) -> int:
+    """Run an INSERT/UPDATE/DELETE in the current session and return the rows
+    it touched (0 when the driver does not say). DML answers a
+    ``CursorResult``; ``Session.execute`` is typed as the plain ``Result``."""
+    result = cast("CursorResult[Any]", db.session.execute(statement))
+    return result.rowcount or 0
 
 
 def init_redis(app: Flask) -> None:

@@ -155,7 +155,10 @@ def _parse_time(value: Any) -> datetime | None:
 
 def group_of(created_at: Any, now: datetime) -> str:
     """``today``, ``yesterday`` or ``earlier`` by UTC calendar day."""
-    day = _parse_time(created_at).astimezone(UTC).date()
+    moment = _parse_time(created_at)
+    if moment is None:
+        raise ValueError("a notification has a creation time")
+    day = moment.astimezone(UTC).date()
     today = now.astimezone(UTC).date()
     if day >= today:
         return "today"

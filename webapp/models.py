@@ -12,7 +12,7 @@ PostgreSQL and SQLite alike (see ``UTCDateTime``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -76,6 +76,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: datetime | None) -> str | None: ...
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 UTC with a ``Z`` suffix (API.md conventions), or None."""
     if value is None:

@@ -20,6 +20,7 @@ class WholeNumber(click.ParamType):
         self.minimum, self.maximum = minimum, maximum
 
     def convert(self, value, param, ctx) -> int:
+        raw: int | str
         if isinstance(value, int) and not isinstance(value, bool):
             raw = value
         else:

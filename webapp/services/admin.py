@@ -67,10 +67,10 @@ def clean_query(q: object) -> str:
     """A search string, trimmed, at most 100 characters ('' = everything)."""
     if q is None:
         return ""
-    inputs.check_text(q, name="The search")
-    if len(q) > QUERY_MAX:
+    text = inputs.check_text(q, name="The search")
+    if len(text) > QUERY_MAX:
         raise ValidationError(f"The search can have at most {QUERY_MAX} characters.")
-    return q.strip()
+    return text.strip()
 
 
 def _like(q: str) -> str:

@@ -118,8 +118,8 @@ def form_demo_coops() -> list[Cooperative]:
         )
         if exists is not None:
             continue
-        users = [db.session.get(User, miners[i]["user_id"]) for i in indexes if i < len(miners)]
-        users = [u for u in users if u is not None and coops.active_membership(u) is None]
+        found = [db.session.get(User, miners[i]["user_id"]) for i in indexes if i < len(miners)]
+        users = [u for u in found if u is not None and coops.active_membership(u) is None]
         if not users:
             continue
         coop = coops.create(users[0], name=name, description=description)

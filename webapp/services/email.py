@@ -49,7 +49,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from rq import Retry
 from sqlalchemy import and_, case, func, literal, or_, update
 
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import Notification, NotificationDelivery, User, utcnow
 from ..vocabulary import DeliveryChannel, DeliveryStatus
 from . import jobqueue, preferences
@@ -133,7 +133,10 @@ def absolute_link(link: str | None) -> str | None:
 
 
 def build_message(notification: Notification, user: User) -> Message:
-    """The .txt + .html mail of one notification with the unsubscribe headers."""
+    """The .txt + .html mail of one notification with the unsubscribe headers.
+    Raises ValueError for a user without an e-mail address (never claimed)."""
+    if not user.email:
+        raise ValueError(f"user {user.user_id} has no e-mail address")
     unsubscribe_url = external_url(
         "pages_notifications.unsubscribe", token=unsubscribe_token(user.user_id, notification.category)
     )
@@ -293,11 +296,11 @@ def _record_sent(claim: Claim) -> None:
     that has not started yet."""
     now = utcnow()
     d = NotificationDelivery
-    current = db.session.execute(
+    current = execute_dml(
         update(d).where(_still_ours(claim))
         .values(status=DeliveryStatus.SENT, last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not current:
         log.warning("e-mail of notification %s sent after its lease expired; a resend may follow with the "
                     "same Message-ID %s", claim.notification_id, claim.message_id)
@@ -323,11 +326,11 @@ def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str | N
     else:
         # The sweep leaves it to RQ's retry until the back-off has passed (plus EMAIL_REQUEUE_AFTER).
         status, lease = DeliveryStatus.PENDING, now + retry_wait(claim.attempt) + _requeue_after()
-    written = db.session.execute(
+    written = execute_dml(
         update(NotificationDelivery).where(_still_ours(claim))
         .values(status=status, last_error=error[:1000], lease_expires_at=lease, updated_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     return status if written else None
 

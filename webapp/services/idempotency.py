@@ -34,7 +34,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import IdempotencyKey, utcnow
 from .errors import Conflict, ValidationError
 
@@ -126,6 +126,6 @@ def purge_expired(now: datetime | None = None) -> int:
     """Delete keys older than IDEMPOTENCY_KEY_TTL (seconds); the daily
     retention job calls it. Returns how many were deleted."""
     cutoff = (now or utcnow()) - timedelta(seconds=current_app.config["IDEMPOTENCY_KEY_TTL"])
-    deleted = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
+    deleted = execute_dml(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     db.session.commit()
     return deleted

@@ -102,7 +102,7 @@ def text_problem(value: str, kind: str = LINE) -> str | None:
     return None
 
 
-def check_text(value: str, *, name: str, kind: str = LINE) -> str:
+def check_text(value: object, *, name: str, kind: str = LINE) -> str:
     """``value`` unchanged if it follows the rule for ``kind``. Raises
     ValidationError ("<name> must not contain ...") otherwise, also when it
     is not a string."""

@@ -29,7 +29,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, false, func, inspect, select, update
 
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import (
     NOTIFICATION_CATEGORIES,
     Notification,
@@ -353,17 +353,17 @@ def mark_all_read(user_id: str, *, up_to_id: int | None = None) -> int:
     the watermark ``up_to_id``, by default the newest id at call time, so a
     notification arriving meanwhile stays unread. Returns how many changed."""
     watermark = latest_id(user_id) if up_to_id is None else min(up_to_id, MAX_ID)
-    result = db.session.execute(
+    marked = execute_dml(
         update(Notification)
         .where(*_unread(user_id), Notification.id <= watermark)
         .values(is_read=True, read_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    if result.rowcount:
+    if marked:
         db.session.expire_all()
         _publish_count(user_id)
-    return result.rowcount or 0
+    return marked
 
 
 def delete_notification(user_id: str, notification_id: int) -> None:
@@ -382,10 +382,10 @@ def purge_older_than(cutoff, *, batch_size: int = 5000) -> int:
     total = 0
     while True:
         ids = select(Notification.id).where(Notification.created_at < cutoff).limit(batch_size)
-        result = db.session.execute(
+        deleted = execute_dml(
             delete(Notification).where(Notification.id.in_(ids)).execution_options(synchronize_session=False)
         )
         db.session.commit()
-        total += result.rowcount or 0
-        if (result.rowcount or 0) < batch_size:
+        total += deleted
+        if deleted < batch_size:
             return total

@@ -18,6 +18,7 @@ their defaults come from the catalogue (``services/catalogue.py``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -38,7 +39,7 @@ DEFAULT_PRIVACY: dict[str, bool] = {
 }
 
 # Frontend toggle -> (category, subtypes it governs, the frontend's default).
-SUBTYPE_TOGGLES: dict[str, tuple[str, tuple[str, ...], bool]] = catalogue.toggle_subtypes()
+SUBTYPE_TOGGLES: Mapping[str, tuple[str, tuple[str, ...], bool]] = catalogue.toggle_subtypes()
 _TOGGLE_BY_SUBTYPE = {
     subtype: toggle for toggle, (_, subtypes, _) in SUBTYPE_TOGGLES.items() for subtype in subtypes
 }

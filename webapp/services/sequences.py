@@ -43,6 +43,7 @@ Two ways to use it:
 """
 from __future__ import annotations
 
+import importlib
 from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def _column(attr: Any) -> Column:
     return prop.columns[0] if prop is not None else attr
 
 
-def take(counter: Counter, counts: Mapping[Hashable, int], *, session: Session | None = None) -> dict[Hashable, int]:
+def take(counter: Counter, counts: Mapping[Any, int], *, session: Session | None = None) -> dict[Any, int]:
     """Advance each key's counter by ``counts[key]`` (≥ 1) in the caller's
     transaction and return ``{key: last}``: the key's new numbers are
     ``last - n + 1 … last``, in commit order (module doc).
@@ -95,7 +96,7 @@ def take(counter: Counter, counts: Mapping[Hashable, int], *, session: Session |
     transaction ends. Keys without a counter row are absent from the answer
     unless ``counter.create_missing``. Raises ValueError for a count < 1.
     """
-    session = session or db.session
+    session = session or db.session()
     if any(n < 1 for n in counts.values()):
         raise ValueError("every count must be at least 1")
     if not counts:
@@ -105,12 +106,9 @@ def take(counter: Counter, counts: Mapping[Hashable, int], *, session: Session |
     table = key_col.table
     if counter.create_missing:
         dialect = session.connection().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:  # pragma: no cover - the project runs on these two
+        if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the project runs on these two
             raise NotImplementedError(f"no upsert for {dialect}")
+        insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert  # both: ON CONFLICT
         # One statement; PostgreSQL inserts (or locks and updates) the VALUES
         # rows in the order given: ascending keys.
         stmt = insert(table).values([{key_col.name: key, last_col.name: counts[key]} for key in keys])
@@ -118,7 +116,7 @@ def take(counter: Counter, counts: Mapping[Hashable, int], *, session: Session |
             index_elements=[key_col], set_={last_col.name: last_col + stmt.excluded[last_col.name]}
         ).returning(key_col, last_col)
         return {key: last for key, last in session.execute(stmt)}
-    result: dict[Hashable, int] = {}
+    result: dict[Any, int] = {}
     for key in keys:  # one conditional UPDATE per key, in ascending order (chat: one key)
         row = session.execute(
             update(table).where(key_col == key).values({last_col: last_col + counts[key]})
@@ -180,7 +178,7 @@ def assign_pending(session: Session | None = None) -> None:
     since, are skipped. Called by the outermost commit; callable earlier
     (idempotent). Raises LookupError for a key without a counter row when
     the counter does not create missing ones."""
-    session = session or db.session
+    session = session or db.session()
     if not session.info.get(_PENDING):
         return
     session.flush()  # every other write of the transaction happens before the counter locks

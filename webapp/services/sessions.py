@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import RevokedToken, User, UserSession, utcnow
 
 TOUCH_INTERVAL = timedelta(minutes=5)  # last_seen_at is written at most this often per session
@@ -86,12 +86,12 @@ def load(secret: str) -> User | None:
 def revoke(secret: str) -> bool:
     """Revoke the session named by ``secret`` and commit. Returns whether a
     live session was revoked (idempotent)."""
-    result = db.session.execute(
+    revoked = execute_dml(
         update(UserSession).where(UserSession.id == session_id(secret), UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow()).execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return result.rowcount > 0
+    return revoked > 0
 
 
 def revoke_all(user_id: str, *, keep_id: str | None = None) -> int:
@@ -101,8 +101,7 @@ def revoke_all(user_id: str, *, keep_id: str | None = None) -> int:
     query = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
     if keep_id is not None:
         query = query.where(UserSession.id != keep_id)
-    result = db.session.execute(query.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
-    return result.rowcount
+    return execute_dml(query.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
 
 
 @dataclass
@@ -135,11 +134,11 @@ def purge_dead(*, revoked_grace: timedelta = timedelta(days=7)) -> int:
     expired ones, and denylisted bearer tokens past their expiry; commit.
     Returns how many rows went."""
     now = utcnow()
-    sessions = db.session.execute(
+    sessions = execute_dml(
         delete(UserSession).where(or_(UserSession.revoked_at < now - revoked_grace,
                                       UserSession.last_seen_at < now - _idle_limit(),
                                       UserSession.created_at < now - _max_age()))
-    ).rowcount
-    tokens = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now)).rowcount
+    )
+    tokens = execute_dml(delete(RevokedToken).where(RevokedToken.expires_at < now))
     db.session.commit()
     return sessions + tokens

@@ -165,7 +165,7 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
         raise CoopFull()
     db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role=MemberRole.MEMBER))
     _or_already_in_coop(db.session.flush)
-    coop = db.session.get(Cooperative, coop_id, populate_existing=True)
+    coop = db.session.get_one(Cooperative, coop_id, populate_existing=True)
     activity.record_activity(
         user.user_id, "coop_joined", f"Joined {coop.name}", data={"cooperative_id": coop.id, "role": "member"},
         link=COOP_LINK,

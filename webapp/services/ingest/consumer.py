@@ -198,8 +198,8 @@ class Consumer:
         self.stats.consumers_removed += len(removed)
         return removed
 
-    def _read(self, ids: dict[str, str], block: int | None = None) -> list[tuple[str, list]]:
-        reply = self.redis.xreadgroup(self.group, self.name, ids, count=self.batch_size, block=block)
+    def _read(self, ids: dict[Any, Any], block: int | None = None) -> list[tuple[str, list]]:
+        reply: Any = self.redis.xreadgroup(self.group, self.name, ids, count=self.batch_size, block=block)
         if not reply:
             return []
         # RESP2 reply (the clients' default): [[stream, [(id, fields), ...]], ...]

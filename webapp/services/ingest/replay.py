@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis as redis_lib
 from flask import current_app
@@ -143,7 +144,7 @@ class _Publisher:
         self.bar.update(1)
 
     def add(self, event: str, ts: float, source: str | None, data: str) -> None:
-        fields = {"event": event, "ts": f"{ts:.6f}"}
+        fields: dict[Any, Any] = {"event": event, "ts": f"{ts:.6f}"}
         if source is not None:
             fields["source"] = source
         fields["data"] = data

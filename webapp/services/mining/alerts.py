@@ -49,15 +49,15 @@ def _raise_event_notifications(events: list[MiningEventIn], registered: set[str]
     ``share_best_diff`` with the ``alltime`` timeframe (or none) is a personal
     best; other timeframes are stored but raise nothing."""
     for ev in events:
-        if ev.user not in registered:
+        if ev.user is None or ev.user not in registered:
             continue
         if ev.event == "share_best_diff" and ev.data.get("timeframe", "alltime") == "alltime":
-            _personal_best(ev, result)
+            _personal_best(ev.user, ev, result)
         elif ev.event == "block_found":
-            _block_found(ev, result)
+            _block_found(ev.user, ev, result)
 
 
-def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
+def _personal_best(user_id: str, ev: MiningEventIn, result: BatchResult) -> None:
     best = float(ev.data["new_best"])
     previous = ev.data.get("prev_best")
     label = worker_label(ev.worker)
@@ -65,19 +65,19 @@ def _personal_best(ev: MiningEventIn, result: BatchResult) -> None:
     body = f"{label} found a share of difficulty {format_difficulty(best)}" + (
         f", beating your previous best of {format_difficulty(previous)}." if previous else ".")
     data = {"difficulty": best, "previous_best": previous, "worker": ev.worker, "at": iso(ev.ts)}
-    row = notification_service.notify(ev.user, C.MINING, S.PERSONAL_BEST, title, body,
-                                      link=profile_link(ev.user), data=data, commit=False)
+    row = notification_service.notify(user_id, C.MINING, S.PERSONAL_BEST, title, body,
+                                      link=profile_link(user_id), data=data, commit=False)
     if row is not None:
         result.notifications += 1
     act = activity_service.record_activity(
-        ev.user, "share_submitted", title, description=body,
-        data={"personal_best": True, **data}, link=profile_link(ev.user),
+        user_id, "share_submitted", title, description=body,
+        data={"personal_best": True, **data}, link=profile_link(user_id),
     )
     act.created_at = ev.ts
     result.activities += 1
 
 
-def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
+def _block_found(user_id: str, ev: MiningEventIn, result: BatchResult) -> None:
     data = block_display(ev)
     height = data.get("height")
     label = worker_label(ev.worker) if ev.worker else "Your miner"
@@ -85,11 +85,11 @@ def _block_found(ev: MiningEventIn, result: BatchResult) -> None:
     body = f"{label} solved " + (f"block {height:,}" if height is not None else "a block") + \
         " for the network. Congratulations!"
     data["at"] = iso(ev.ts)
-    row = notification_service.notify(ev.user, C.MINING, S.BLOCK_FOUND, title, body,
-                                      link=profile_link(ev.user), data=data, commit=False)
+    row = notification_service.notify(user_id, C.MINING, S.BLOCK_FOUND, title, body,
+                                      link=profile_link(user_id), data=data, commit=False)
     if row is not None:
         result.notifications += 1
-    act = activity_service.record_activity(ev.user, "block_found", title, description=body, data=data,
-                                           link=profile_link(ev.user))
+    act = activity_service.record_activity(user_id, "block_found", title, description=body, data=data,
+                                           link=profile_link(user_id))
     act.created_at = ev.ts
     result.activities += 1

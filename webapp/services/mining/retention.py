@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
-from ...extensions import db
+from ...extensions import db, execute_dml
 from ...models import MiningEvent, utcnow
 
 
@@ -18,7 +18,7 @@ def purge_old_events(now: datetime | None = None, batch: int = 10_000) -> int:
     total = 0
     while True:
         ids = select(MiningEvent.id).where(MiningEvent.ts < cutoff).limit(batch).scalar_subquery()
-        deleted = db.session.execute(delete(MiningEvent).where(MiningEvent.id.in_(ids))).rowcount
+        deleted = execute_dml(delete(MiningEvent).where(MiningEvent.id.in_(ids)))
         db.session.commit()
         total += deleted or 0
         if not deleted or deleted < batch:

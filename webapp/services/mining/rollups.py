@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Text, case
+from sqlalchemy import Table, Text, case
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 
@@ -85,7 +85,9 @@ def _store_events(events: list[MiningEventIn], now: datetime) -> list[MiningEven
             [ev.accepted for ev in events],
             [ev.raw_data if ev.raw_data is not None else json.dumps(ev.data) for ev in events],
         )
-        with connection.connection.driver_connection.cursor() as cursor:
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a checked-out connection has its driver's
+        with driver.cursor() as cursor:
             cursor.execute(_PG_INSERT_EVENTS, params)
             return [by_key[(stream, entry_id)] for stream, entry_id in cursor.fetchall()]
     # SQLite (embedded default): SQLAlchemy's multi-row insert, with the JSON
@@ -177,7 +179,7 @@ def _upsert_miner_stats(miners: dict[str, dict[str, Any]]) -> None:
     concurrent consumers add up correctly."""
     if not miners:
         return
-    table = MinerStats.__table__
+    table = cast(Table, MinerStats.__table__)
     stmt = _insert(table)
     new = stmt.excluded
     better = new.best_difficulty > table.c.best_difficulty

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 
 from ...extensions import db
 from ...models import WorkerStatus, utcnow
@@ -37,7 +38,7 @@ def _apply_workers(workers: dict[str, _WorkerBatch], registered: set[str], resul
     """
     if not workers:
         return
-    table = WorkerStatus.__table__
+    table = cast(Table, WorkerStatus.__table__)
     # Make every row exist and lock it, in one sorted statement (a no-op
     # update on conflict returns and locks the existing row).
     stmt = _insert(table)
