@@ -177,19 +177,11 @@ def make_app(migrated):
     for app in apps:
         with app.app_context():
             db.engine.dispose()
-    # The limiter is one module-level object: the last init_app wins.
-    from webapp.extensions import limiter
-
-    limiter.enabled = False
 
 
 @pytest.fixture
 def app(session_app):
     """The app with clean tables and an empty Redis database, in an app context."""
-    from webapp.extensions import limiter
-
-    # The limiter is one module-level object that any create_app() re-arms.
-    limiter.enabled = session_app.config["RATELIMIT_ENABLED"]
     _truncate(session_app)
     with session_app.app_context():
         yield session_app

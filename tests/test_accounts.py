@@ -190,6 +190,17 @@ def test_token_endpoint_is_rate_limited_per_ip(make_app):
     assert int(resp.headers["Retry-After"]) > 0
 
 
+def test_an_app_with_limits_on_neither_arms_nor_is_disarmed_by_the_others(client, make_app):
+    """One Limiter object serves every app of the process: each app keeps its
+    own RATELIMIT_ENABLED whatever the apps built after it say."""
+    limited = make_app(RATELIMIT_ENABLED=True, AUTH_RATE_LIMIT="2 per minute")
+    make_app(RATELIMIT_ENABLED=False)  # built last
+    body = {"user_id": "bc1qnobody", "password": "whatever1"}
+    assert [client.post("/api/auth/token", json=body).status_code for _ in range(4)] == [401] * 4
+    other = limited.test_client()
+    assert [other.post("/api/auth/token", json=body).status_code for _ in range(3)] == [401, 401, 429]
+
+
 def test_pages_carry_security_headers(client):
     resp = client.get("/login")
     csp = resp.headers["Content-Security-Policy"]
