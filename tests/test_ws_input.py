@@ -14,25 +14,18 @@ import websocket
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import bearer
+from .builders import token_of
 from .fuzz_strategies import digits, hostile
-from .wshelpers import Client, ConnectionClosedBy, LiveServer
+from .wshelpers import Client, ConnectionClosedBy
 
 PRODUCTION_RECURSION_LIMIT = sys.getrecursionlimit()  # read at import, before Hypothesis runs
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def live(session_app):
-    server = LiveServer(session_app).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def token(app, make_user):
-    return bearer(make_user())["Authorization"].split(" ", 1)[1]
+    return token_of(make_user())
 
 
 @pytest.fixture
@@ -68,6 +61,7 @@ def test_a_message_nested_2000_deep_is_answered_with_a_validation_error_and_logs
     assert "RecursionError" not in caplog.text
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(params=st.fixed_dictionaries({}, optional={
     "since": st.one_of(digits, hostile), "format": st.one_of(st.sampled_from(["json", "html"]), hostile),
@@ -104,6 +98,7 @@ messages = st.one_of(
 )
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(message=st.one_of(deep, messages.map(json.dumps), hostile))
 @example(message="[" * 999 + "]" * 999)
