@@ -98,6 +98,13 @@ def services():
     redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Every Hypothesis test is a ``fuzz`` test (``make test-fast`` leaves them out)."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.fuzz)
+
+
 def base_config(services: dict, **overrides) -> dict:
     """The test configuration: real PostgreSQL and Redis, fast password hashing."""
     config = {

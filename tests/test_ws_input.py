@@ -61,7 +61,6 @@ def test_a_message_nested_2000_deep_is_answered_with_a_validation_error_and_logs
     assert "RecursionError" not in caplog.text
 
 
-@pytest.mark.fuzz
 @FUZZ
 @given(params=st.fixed_dictionaries({}, optional={
     "since": st.one_of(digits, hostile), "format": st.one_of(st.sampled_from(["json", "html"]), hostile),
@@ -98,7 +97,6 @@ messages = st.one_of(
 )
 
 
-@pytest.mark.fuzz
 @FUZZ
 @given(message=st.one_of(deep, messages.map(json.dumps), hostile))
 @example(message="[" * 999 + "]" * 999)
