@@ -14,7 +14,9 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, has_app_context
@@ -134,6 +136,24 @@ def run_jobs(app: Flask, queue: str = "default", *, scheduler: bool = False) -> 
     if has_app_context():
         db.session.expire_all()
     return rq_queue
+
+
+# ---- waiting ------------------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "the condition",
+             log: Path | None = None, interval: float = 0.02):
+    """Poll ``condition`` until truthy and return its value; fail after
+    ``timeout`` seconds, naming ``what`` and quoting the end of ``log``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
+        time.sleep(interval)
 
 
 # ---- servers ------------------------------------------------------------------------------

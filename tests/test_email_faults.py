@@ -23,9 +23,9 @@ from webapp.models import NotificationDelivery, utcnow
 from webapp.services import email as email_service
 from webapp.services import notifications
 
-from .builders import free_port, run_jobs
+from .builders import free_port, run_jobs, wait_for
 from .test_email import Recorder, delivery, opted_in_user
-from .worker_support import kill_group, start_worker, wait_for
+from .worker_support import kill_group, start_worker
 
 DOMAIN = "mining.example"
 

@@ -9,7 +9,8 @@ from rq.scheduler import RQScheduler
 
 from jobs.worker import QUEUES
 
-from .worker_support import alive, children_of, kill_group, start_worker, wait_for
+from .builders import wait_for
+from .worker_support import alive, children_of, kill_group, start_worker
 
 pytestmark = pytest.mark.slow  # real `flask worker` processes, killed
 

@@ -16,8 +16,8 @@ import websocket
 from webapp.extensions import db
 from webapp.services import notifications
 
-from .builders import PASSWORD, token_of
-from .wshelpers import Client, wait_for
+from .builders import PASSWORD, token_of, wait_for
+from .wshelpers import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -76,16 +76,6 @@ def _close_code(data: bytes) -> int:
     return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Poll until ``predicate()`` is truthy; return it (or fail)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
 
 class Gunicorn:
     """The production server (gunicorn.conf.py: gevent workers) on a free
