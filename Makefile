@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format install install-dev services chromium bench run-prod clean
+.PHONY: run test test-fast test-random lint format install install-dev services chromium bench run-prod clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,21 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 # Lint first, then the suite. Coverage over webapp/ and jobs/ must stay at 85%
-# or more (seed 000 §7.8.3).
+# or more (seed 000 §7.8.3). The tests run in file order (pytest.ini); see
+# test-random.
 test: install-dev lint services chromium
 	$(BIN)/python -m pytest --cov=webapp --cov=jobs --cov-report=term-missing:skip-covered --cov-fail-under=85
+
+# The inner loop: every test but the browser, fuzz and slow ones (markers in
+# pytest.ini), no coverage gate, no browser to install.
+test-fast: install-dev services
+	$(BIN)/python -m pytest -q -m "not browser and not fuzz and not slow"
+
+# The whole suite shuffled by pytest-randomly: SEED=1234 replays an order
+# (each run prints its seed); without SEED a new order is drawn.
+SEED ?=
+test-random: install-dev services chromium
+	$(BIN)/python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 # The four Procfile processes against PostgreSQL and Redis (DATABASE_URL,
 # REDIS_URL; defaults: database `webapp` on 127.0.0.1:5432, created when

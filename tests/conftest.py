@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,13 +24,13 @@ from flask.testing import FlaskClient
 
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import User
-from webapp.services import accounts
+
+from . import builders
+from .builders import PASSWORD, AuthActions, LiveServer, bearer, free_port  # noqa: F401 (shared names)
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 RUN_ID = secrets.token_hex(4)
-PASSWORD = "correct-horse-1"
 
 
 def _url_with_db(url: str, name: str) -> str:
@@ -97,6 +96,13 @@ def services():
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     redis_lib.Redis.from_url(redis_url).flushdb()
     redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every Hypothesis test is a ``fuzz`` test (``make test-fast`` leaves them out)."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.fuzz)
 
 
 def base_config(services: dict, **overrides) -> dict:
@@ -177,19 +183,11 @@ def make_app(migrated):
     for app in apps:
         with app.app_context():
             db.engine.dispose()
-    # The limiter is one module-level object: the last init_app wins.
-    from webapp.extensions import limiter
-
-    limiter.enabled = False
 
 
 @pytest.fixture
 def app(session_app):
     """The app with clean tables and an empty Redis database, in an app context."""
-    from webapp.extensions import limiter
-
-    # The limiter is one module-level object that any create_app() re-arms.
-    limiter.enabled = session_app.config["RATELIMIT_ENABLED"]
     _truncate(session_app)
     with session_app.app_context():
         yield session_app
@@ -212,60 +210,46 @@ def redis(app):
     return app.extensions["redis"]
 
 
-# ---- builders ---------------------------------------------------------------
-
-_counter = {"n": 0}
-
-
-def make_user_in_db(user_id: str | None = None, *, password: str = PASSWORD, **fields) -> User:
-    _counter["n"] += 1
-    user_id = user_id or f"bc1qtestminer{_counter['n']:04d}{secrets.token_hex(3)}"
-    fields.setdefault("display_name", f"Miner{_counter['n']}")
-    return accounts.register(user_id=user_id, password=password, **fields)
+# ---- the test kit (tests/builders.py) as fixtures ------------------------------------
 
 
 @pytest.fixture
 def make_user(app):
     """``make_user(user_id=None, password=..., display_name=..., email=..., country_code=..., is_admin=...)``."""
-    return make_user_in_db
+    return builders.make_user
 
 
-def bearer(user: User) -> dict[str, str]:
-    """Authorization header for ``user``."""
-    token, _ = accounts.issue_token(user)
-    return {"Authorization": f"Bearer {token}"}
+@pytest.fixture
+def make_coop(app):
+    """``make_coop(admin=None, members=0 | [users], name=..., description=...)`` → (coop, admin, [members])."""
+    return builders.make_coop
 
 
 @pytest.fixture
 def auth_headers(app):
+    """``auth_headers(user)`` → the bearer ``Authorization`` header."""
     return bearer
-
-
-class AuthActions:
-    """Log a browser-like test client in through the real login form."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def csrf_token(self, path: str = "/login") -> str:
-        import re
-
-        page = self.client.get(path).get_data(as_text=True)
-        match = re.search(r'name="csrf-token" content="([^"]+)"', page)
-        assert match, f"no CSRF token on {path}"
-        return match.group(1)
-
-    def login(self, user_id: str, password: str = PASSWORD):
-        token = self.csrf_token("/login")
-        return self.client.post("/login", data={"user_id": user_id, "password": password, "csrf_token": token})
 
 
 @pytest.fixture
 def auth(client):
+    """The login form and CSRF tokens for ``client``."""
     return AuthActions(client)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def login_as(client):
+    """``login_as(user, csrf_from="/settings")`` logs ``client`` in; → htmx headers with the page's CSRF token."""
+
+    def do(user, **options):
+        return builders.login_as(client, user, **options)
+
+    return do
+
+
+@pytest.fixture(scope="module")
+def live(session_app):
+    """The session app served by a real threaded server (for sockets)."""
+    server = LiveServer(session_app).start()
+    yield server
+    server.stop()

@@ -1,7 +1,9 @@
 """Accounts: registration, tokens, the caller, settings (API.md Authentication)."""
 from __future__ import annotations
 
-from .conftest import PASSWORD
+import pytest
+
+from .builders import PASSWORD
 
 
 def test_register_returns_user_and_working_token(client):
@@ -53,11 +55,11 @@ def test_token_for_right_password_only(client, make_user):
     assert unknown.get_json() == wrong.get_json()
 
 
-def test_authenticated_routes_need_credentials(client):
-    for path in ("/api/me", "/api/settings"):
-        resp = client.get(path)
-        assert resp.status_code == 401
-        assert resp.get_json()["error"]["code"] == "unauthorized"
+@pytest.mark.parametrize("path", ["/api/me", "/api/settings"])
+def test_authenticated_routes_need_credentials(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "unauthorized"
     bad = client.get("/api/me", headers={"Authorization": "Bearer forged.token.value"})
     assert bad.status_code == 401
     basic = client.get("/api/me", headers={"Authorization": "Basic abc"})
@@ -100,15 +102,15 @@ def test_settings_patch_merges_partially(client, make_user, auth_headers):
     assert body["notifications"]["email"] == "miner@example.org"
 
 
-def test_settings_patch_rejects_unknown_keys_and_wrong_types(client, make_user, auth_headers):
-    user = make_user()
-    headers = auth_headers(user)
-    for body in ({"privacy": {"nope": True}}, {"surprise": 1}, {"privacy": {"publicProfile": 1}},
-                 {"notifications": {"categories": {"mining": {"enabled": "yes"}}}},
-                 {"notifications": {"categories": {"lottery": {"enabled": True}}}},
-                 {"notifications": {"email": "not-an-address"}}, [1, 2]):
-        resp = client.patch("/api/settings", headers=headers, json=body)
-        assert resp.status_code == 400, body
+@pytest.mark.parametrize("body", [
+    {"privacy": {"nope": True}}, {"surprise": 1}, {"privacy": {"publicProfile": 1}},
+    {"notifications": {"categories": {"mining": {"enabled": "yes"}}}},
+    {"notifications": {"categories": {"lottery": {"enabled": True}}}},
+    {"notifications": {"email": "not-an-address"}}, [1, 2],
+])
+def test_settings_patch_rejects_unknown_keys_and_wrong_types(client, make_user, auth_headers, body):
+    headers = auth_headers(make_user())
+    assert client.patch("/api/settings", headers=headers, json=body).status_code == 400
     assert client.get("/api/settings", headers=headers).get_json()["privacy"]["publicProfile"] is True
 
 
@@ -188,6 +190,17 @@ def test_token_endpoint_is_rate_limited_per_ip(make_app):
     resp = client.post("/api/auth/token", json={"user_id": "bc1qnobody", "password": "whatever1"})
     assert resp.get_json()["error"]["code"] == "rate_limited"
     assert int(resp.headers["Retry-After"]) > 0
+
+
+def test_an_app_with_limits_on_neither_arms_nor_is_disarmed_by_the_others(client, make_app):
+    """One Limiter object serves every app of the process: each app keeps its
+    own RATELIMIT_ENABLED whatever the apps built after it say."""
+    limited = make_app(RATELIMIT_ENABLED=True, AUTH_RATE_LIMIT="2 per minute")
+    make_app(RATELIMIT_ENABLED=False)  # built last
+    body = {"user_id": "bc1qnobody", "password": "whatever1"}
+    assert [client.post("/api/auth/token", json=body).status_code for _ in range(4)] == [401] * 4
+    other = limited.test_client()
+    assert [other.post("/api/auth/token", json=body).status_code for _ in range(3)] == [401, 401, 429]
 
 
 def test_pages_carry_security_headers(client):

@@ -42,27 +42,32 @@ def test_record_activity_accepts_exactly_the_14_types(app, make_user):
     db.session.commit()
     stored = set(db.session.scalars(select(UserActivity.activity_type).where(UserActivity.user_id == user.user_id)))
     assert stored == set(ACTIVITY_TYPES)
-    for bad in ("share", "SHARE_SUBMITTED", "", "coop_created", "personal_best"):
-        with pytest.raises(ValidationError):
-            activity.record_activity(user.user_id, bad, "no")
 
 
-def test_record_activity_rejects_unsafe_fields(app, make_user):
+@pytest.mark.parametrize("bad", ["share", "SHARE_SUBMITTED", "", "coop_created", "personal_best"])
+def test_record_activity_refuses_any_other_type(app, make_user, bad):
+    with pytest.raises(ValidationError):
+        activity.record_activity(make_user().user_id, bad, "no")
+
+
+@pytest.mark.parametrize("fields", [
+    dict(title=""),
+    dict(title="x" * 201),
+    dict(title="nul\x00"),
+    dict(title="ok", data={"x": float("nan")}),
+    dict(title="ok", data={"x": [1, float("inf")]}),
+    dict(title="ok", data=["not", "an", "object"]),
+    dict(title="ok", link="javascript:alert(1)"),
+    dict(title="ok", link="//evil.example/x"),
+    dict(title="ok", description="d" * 2001),
+])
+def test_record_activity_rejects_unsafe_fields(app, make_user, fields):
+    with pytest.raises(ValidationError):
+        activity.record_activity(make_user().user_id, "badge_earned", **fields)
+
+
+def test_record_activity_keeps_safe_fields(app, make_user):
     user = make_user()
-    cases = [
-        dict(title=""),
-        dict(title="x" * 201),
-        dict(title="nul\x00"),
-        dict(title="ok", data={"x": float("nan")}),
-        dict(title="ok", data={"x": [1, float("inf")]}),
-        dict(title="ok", data=["not", "an", "object"]),
-        dict(title="ok", link="javascript:alert(1)"),
-        dict(title="ok", link="//evil.example/x"),
-        dict(title="ok", description="d" * 2001),
-    ]
-    for fields in cases:
-        with pytest.raises(ValidationError):
-            activity.record_activity(user.user_id, "badge_earned", **fields)
     row = activity.record_activity(user.user_id, "badge_earned", "Badge", link="https://example.org/b", data={"n": 1.5})
     db.session.commit()
     assert row.id is not None
@@ -157,21 +162,30 @@ def test_before_and_after_bound_the_time(client, make_user, auth_headers):
     # an unencoded '+' arrives as a space and is still understood
     assert titles(client.get("/api/activity?before=2024-05-01T13:00:00+00:00", headers=headers).get_json()) == [
         "2024-05-01T12:00:00Z"]
-    for bad in ({"before": "yesterday"}, {"after": "2024-13-01"}, {"after": "0001-01-01T00:00:00+05:00"},
-                {"after": "2024-05-02T00:00:00Z", "before": "2024-05-01T00:00:00Z"}):
-        resp = client.get("/api/activity", headers=headers, query_string=bad)
-        assert resp.status_code == 400, bad
-        assert resp.get_json()["error"]["code"] == "validation_error"
 
 
-def test_limit_and_cursor_are_validated(client, make_user, auth_headers):
+@pytest.mark.parametrize("bad", [
+    {"before": "yesterday"}, {"after": "2024-13-01"}, {"after": "0001-01-01T00:00:00+05:00"},
+    {"after": "2024-05-02T00:00:00Z", "before": "2024-05-01T00:00:00Z"},
+])
+def test_bad_time_bounds_are_refused(client, make_user, auth_headers, bad):
+    resp = client.get("/api/activity", headers=auth_headers(make_user()), query_string=bad)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "limit=-1", "limit=1.5", "cursor=!!!",
+                                   "cursor=aWQ6eA"])
+def test_limit_and_cursor_are_validated(client, make_user, auth_headers, query):
+    resp = client.get(f"/api/activity?{query}", headers=auth_headers(make_user()))
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "validation_error"
+
+
+def test_limit_100_is_accepted_and_an_oversized_cursor_refused(client, make_user, auth_headers):
     user = make_user()
     headers = auth_headers(user)
     add(user.user_id, 3)
-    for query in ("limit=0", "limit=101", "limit=abc", "limit=-1", "limit=1.5", "cursor=!!!", "cursor=aWQ6eA"):
-        resp = client.get(f"/api/activity?{query}", headers=headers)
-        assert resp.status_code == 400, query
-        assert resp.get_json()["error"]["code"] == "validation_error"
     assert len(feed(client, headers, limit=100)["activities"]) == 3
     huge = base64.urlsafe_b64encode(b"id:" + b"9" * 40).decode().rstrip("=")
     assert client.get("/api/activity", headers=headers, query_string={"cursor": huge}).status_code == 400
@@ -384,18 +398,16 @@ def test_activity_poll_on_an_empty_timeline_adds_a_day_section(client, auth, mak
     assert 'id="activity-empty" class="muted" hidden hx-swap-oob="true"' in text
 
 
-def test_activity_pages_need_login(client):
-    for path in ("/activity", "/activity/page?before_id=5", "/activity/new?after_id=0"):
-        resp = client.get(path)
-        assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+@pytest.mark.parametrize("path", ["/activity", "/activity/page?before_id=5", "/activity/new?after_id=0"])
+def test_activity_pages_need_login(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
 
 
-def test_activity_fragments_validate_their_parameters(client, auth, make_user):
-    user = make_user()
-    auth.login(user.user_id)
-    hx = {"HX-Request": "true"}
-    for path in ("/activity/new?after_id=x", "/activity/new?after_id=1&top_section=tomorrow",
-                 "/activity/new?after_id=1&top_section=2024-13-01-5",
-                 "/activity/page?before_id=-3", "/activity/page?before_id=1&type=zzz"):
-        assert client.get(path, headers=hx).status_code == 400, path
+@pytest.mark.parametrize("path", ["/activity/new?after_id=x", "/activity/new?after_id=1&top_section=tomorrow",
+                                  "/activity/new?after_id=1&top_section=2024-13-01-5",
+                                  "/activity/page?before_id=-3", "/activity/page?before_id=1&type=zzz"])
+def test_activity_fragments_validate_their_parameters(client, make_user, login_as, path):
+    login_as(make_user())
+    assert client.get(path, headers={"HX-Request": "true"}).status_code == 400
 

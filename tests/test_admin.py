@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import base64
 import re
-import secrets
 from datetime import timedelta
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import AuditLog, Cooperative, CooperativeMember, Notification, UserActivity
+from webapp.models import (
+    AuditLog,
+    Cooperative,
+    CooperativeMember,
+    Notification,
+    UserActivity,
+)
+
+from .builders import run_jobs
 
 MY_ROUTES = {
     ("GET", "/admin"), ("GET", "/admin/coops"), ("GET", "/admin/users"), ("GET", "/admin/audit"),
@@ -27,19 +34,6 @@ def failing_job(n: int) -> None:
     raise RuntimeError(f"boom {n}")
 
 
-def make_coop(name: str, admin_user, members=()) -> Cooperative:
-    """A coop built directly in the database (admin + members)."""
-    coop = Cooperative(name=name, invite_code=secrets.token_hex(4).upper(), admin_user_id=admin_user.user_id,
-                       member_count=1 + len(members))
-    db.session.add(coop)
-    db.session.flush()
-    db.session.add(CooperativeMember(cooperative_id=coop.id, user_id=admin_user.user_id, role="admin"))
-    for member in members:
-        db.session.add(CooperativeMember(cooperative_id=coop.id, user_id=member.user_id, role="member"))
-    db.session.commit()
-    return coop
-
-
 def admin_routes(app) -> set[tuple[str, str]]:
     return {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin")
             for method in rule.methods - {"HEAD", "OPTIONS"}}
@@ -50,18 +44,18 @@ def concrete(rule: str) -> str:
 
 
 @pytest.fixture
-def as_admin(client, auth, make_user):
+def as_admin(make_user, login_as):
+    """A platform admin logged in, and the htmx headers of /admin."""
     admin = make_user(display_name="Root", is_admin=True)
-    auth.login(admin.user_id)
-    return admin, {"HX-Request": "true", "X-CSRFToken": auth.csrf_token("/admin")}
+    return admin, login_as(admin, csrf_from="/admin")
 
 
 # ---- access -----------------------------------------------------------------------
 
 
-def test_non_admin_gets_403_on_every_admin_route(app, client, auth, make_user):
+def test_non_admin_gets_403_on_every_admin_route(app, client, auth, make_user, make_coop):
     user = make_user()
-    coop = make_coop("Target", user)
+    coop = make_coop(user, name="Target")[0]
     auth.login(user.user_id)
     csrf = {"X-CSRFToken": auth.csrf_token("/settings")}
     routes = admin_routes(app)
@@ -94,11 +88,11 @@ def test_anonymous_is_sent_to_login(app):
 # ---- lists and search -------------------------------------------------------------------
 
 
-def test_admin_page_lists_searches_and_pages(client, as_admin, make_user):
+def test_admin_page_lists_searches_and_pages(client, as_admin, make_user, make_coop):
     admin, hx = as_admin
     users = [make_user(f"bc1qpage{i:03d}", display_name=f"Pager {i}") for i in range(27)]
-    make_coop("Alpha Miners", users[0], members=users[1:3])
-    make_coop("Beta Hashers", users[3])
+    make_coop(users[0], members=users[1:3], name="Alpha Miners")
+    make_coop(users[3], name="Beta Hashers")
     html = client.get("/admin").get_data(as_text=True)
     assert "Alpha Miners" in html and "Beta Hashers" in html and 'href="/admin/broadcast"' in html
     assert "Job health" in html and "Audit log" in html and 'name="reason"' in html
@@ -129,10 +123,10 @@ def test_admin_page_lists_searches_and_pages(client, as_admin, make_user):
 # ---- coop moderation ---------------------------------------------------------------------
 
 
-def test_dissolve_writes_an_audit_entry(client, as_admin, make_user):
+def test_dissolve_writes_an_audit_entry(client, as_admin, make_user, make_coop):
     admin, hx = as_admin
     owner, member = make_user(), make_user()
-    coop = make_coop("Spam Coop", owner, members=[member])
+    coop = make_coop(owner, members=[member], name="Spam Coop")[0]
     resp = client.post(f"/admin/coops/{coop.id}/dissolve", headers=hx, data={"reason": "  Spam links in the name "})
     assert resp.status_code == 200
     assert resp.headers["HX-Trigger"] == "audit-changed"
@@ -161,9 +155,9 @@ def test_dissolve_writes_an_audit_entry(client, as_admin, make_user):
     assert db.session.scalar(select(AuditLog.id).where(AuditLog.id != entry.id)) is None
 
 
-def test_dissolve_and_rename_need_a_reason(client, as_admin, make_user):
+def test_dissolve_and_rename_need_a_reason(client, as_admin, make_user, make_coop):
     admin, hx = as_admin
-    coop = make_coop("Keep Me", make_user())
+    coop = make_coop(make_user(), name="Keep Me")[0]
     for path, data in ((f"/admin/coops/{coop.id}/dissolve", {"reason": "   "}),
                        (f"/admin/coops/{coop.id}/rename", {"name": "Other", "reason": ""}),
                        (f"/admin/coops/{coop.id}/rename", {"name": "ab", "reason": "too short"}),
@@ -182,10 +176,10 @@ def test_dissolve_and_rename_need_a_reason(client, as_admin, make_user):
     assert db.session.scalar(select(AuditLog.id)) is None
 
 
-def test_rename_is_audited_and_told_to_the_coop_admin(client, as_admin, make_user):
+def test_rename_is_audited_and_told_to_the_coop_admin(client, as_admin, make_user, make_coop):
     admin, hx = as_admin
     owner = make_user()
-    coop = make_coop("Rude Name", owner)
+    coop = make_coop(owner, name="Rude Name")[0]
     resp = client.post(f"/admin/coops/{coop.id}/rename", headers=hx,
                        data={"name": " Polite Name ", "reason": "Offensive name"})
     assert resp.status_code == 200 and "Polite Name" in resp.get_data(as_text=True)
@@ -197,9 +191,9 @@ def test_rename_is_audited_and_told_to_the_coop_admin(client, as_admin, make_use
         owner.user_id]
 
 
-def test_plain_form_post_redirects_back(client, as_admin, make_user):
+def test_plain_form_post_redirects_back(client, as_admin, make_user, make_coop):
     admin, hx = as_admin
-    coop = make_coop("Plain Coop", make_user())
+    coop = make_coop(make_user(), name="Plain Coop")[0]
     resp = client.post(f"/admin/coops/{coop.id}/dissolve", data={"csrf_token": hx["X-CSRFToken"], "reason": "test"})
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin")
     assert "Cooperative dissolved." in client.get("/admin").get_data(as_text=True)
@@ -214,7 +208,7 @@ def test_job_health_shows_a_failed_job_and_retry_requeues_it(app, client, as_adm
     queue = Queue("default", connection=raw)
     job = queue.enqueue(failing_job, 7)
     later = queue.enqueue_in(timedelta(hours=1), failing_job, 8)
-    SimpleWorker([queue], connection=raw).work(burst=True)
+    run_jobs(app)
     assert job.id in FailedJobRegistry(queue=queue).get_job_ids()
 
     html = client.get("/admin/jobs", headers=hx).get_data(as_text=True)
@@ -235,7 +229,7 @@ def test_job_health_shows_a_failed_job_and_retry_requeues_it(app, client, as_adm
     assert entry.data == {"queue": "default", "func": "tests.test_admin.failing_job"}
 
     # it runs (and fails) again: the retry really re-enqueued the same job
-    SimpleWorker([queue], connection=raw).work(burst=True)
+    run_jobs(app)
     assert job.id in FailedJobRegistry(queue=queue).get_job_ids()
 
     not_failed = client.post(f"/admin/jobs/{later.id}/retry", headers=hx)

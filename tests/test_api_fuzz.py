@@ -17,21 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from .browser.conftest import LiveServer
-from .conftest import bearer, free_port, make_user_in_db
+from . import builders
+from .builders import bearer, serve_own_origin
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_schemathesis_finds_no_server_errors_or_schema_violations(app, make_app, tmp_path):
-    user = make_user_in_db("bc1qfuzzminer01", display_name="Fuzzer", country_code="PT")
+    user = builders.make_user("bc1qfuzzminer01", display_name="Fuzzer", country_code="PT")
     from webapp.services import coops
 
     coops.create(user, name="Fuzz Coop", description="for the fuzzer")
-    port = free_port()
-    served = make_app(SERVER_NAME=None, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TESTING=False)
-    server = LiveServer(served, port).start()
+    server = serve_own_origin(make_app)
     try:
         result = subprocess.run(
             [

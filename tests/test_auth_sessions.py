@@ -15,19 +15,10 @@ from webapp.extensions import db
 from webapp.models import User, utcnow
 from webapp.services import accounts
 
-from .conftest import PASSWORD, bearer
-from .wshelpers import Client, LiveServer
+from .builders import PASSWORD, AuthActions, bearer, token_of
+from .wshelpers import Client
 
 NEW_PASSWORD = "a-brand-new-secret-7"
-
-
-def _login(client, auth, user_id: str, *, remember: bool = False):
-    data = {"user_id": user_id, "password": PASSWORD, "csrf_token": auth.csrf_token("/login")}
-    if remember:
-        data["remember"] = "1"
-    resp = client.post("/login", data=data)
-    assert resp.status_code == 302, resp.data
-    return resp
 
 
 def _cookie(client, name: str) -> str:
@@ -53,7 +44,7 @@ def _me(client, headers=None) -> int:
 
 def test_old_session_cookie_is_refused_after_logout(app, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     stolen = _cookie(client, "session")
     assert _me(_browser_with(app, session=stolen)) == 200  # a copy works while the session lives
     assert client.post("/logout", data={"csrf_token": auth.csrf_token("/settings")}).status_code == 302
@@ -63,7 +54,7 @@ def test_old_session_cookie_is_refused_after_logout(app, client, auth, make_user
 
 def test_old_remember_cookie_is_refused_after_logout(app, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id, remember=True)
+    assert auth.login(user.user_id, remember=True).status_code == 302
     remember = _cookie(client, "remember_token")
     assert _me(_browser_with(app, remember_token=remember)) == 200
     client.post("/logout", data={"csrf_token": auth.csrf_token("/settings")})
@@ -75,7 +66,7 @@ def test_old_remember_cookie_is_refused_after_logout(app, client, auth, make_use
 
 def test_api_logout_with_a_cookie_ends_the_session(app, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     stolen = _cookie(client, "session")
     token = auth.csrf_token("/settings")
     assert client.post("/api/auth/logout", headers={"X-CSRFToken": token}).get_json() == {"status": "logged_out"}
@@ -96,9 +87,9 @@ def test_api_logout_with_a_bearer_token_ends_only_that_token(client, make_user):
 
 def test_logging_in_again_ends_the_browsers_previous_session(app, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     before = _cookie(client, "session")
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     assert _me(client) == 200
     assert _me(_browser_with(app, session=before)) == 401
 
@@ -107,13 +98,11 @@ def test_logging_in_again_ends_the_browsers_previous_session(app, client, auth, 
 
 
 def _three_browsers_and_two_tokens(app, make_user):
-    from .conftest import AuthActions
-
     user = make_user()
     browsers = []
     for remember in (False, False, True):
         browser = app.test_client()
-        _login(browser, AuthActions(browser), user.user_id, remember=remember)
+        assert AuthActions(browser).login(user.user_id, remember=remember).status_code == 302
         browsers.append(browser)
     remember_cookie = _cookie(browsers[2], "remember_token")
     tokens = [bearer(user), bearer(user)]
@@ -122,8 +111,6 @@ def _three_browsers_and_two_tokens(app, make_user):
 
 
 def test_logout_everywhere_button_ends_every_session_and_bearer_token(app, make_user):
-    from .conftest import AuthActions
-
     user, browsers, remember_cookie, tokens = _three_browsers_and_two_tokens(app, make_user)
     page = AuthActions(browsers[0]).csrf_token("/settings")
     resp = browsers[0].post("/settings/logout-everywhere", data={"csrf_token": page})
@@ -192,8 +179,6 @@ def test_concurrent_revocations_each_bump_the_epoch(app, make_user):
 
 
 def test_password_change_on_the_settings_page_keeps_only_this_browser(app, make_user):
-    from .conftest import AuthActions
-
     user, browsers, remember_cookie, tokens = _three_browsers_and_two_tokens(app, make_user)
     here = AuthActions(browsers[0])
     resp = browsers[0].post("/settings/password", data={
@@ -209,7 +194,7 @@ def test_password_change_on_the_settings_page_keeps_only_this_browser(app, make_
 
 def test_password_change_on_the_settings_page_refuses_a_wrong_or_common_password(client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     token = auth.csrf_token("/settings")
     wrong = client.post("/settings/password", data={"current_password": "not-my-password", "new_password": NEW_PASSWORD,
                                                     "csrf_token": token})
@@ -251,7 +236,7 @@ def test_password_change_api_errors(client, make_user):
 
 def test_password_change_api_with_a_cookie_needs_csrf_and_keeps_the_session(app, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
     refused = client.post("/api/auth/password", json=body)
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "csrf_failed"
@@ -266,7 +251,7 @@ def test_password_change_api_with_a_cookie_needs_csrf_and_keeps_the_session(app,
 def test_csrf_token_from_before_login_is_refused_after_login(client, auth, make_user):
     user = make_user()
     before = auth.csrf_token("/login")
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     patch = {"privacy": {"publicProfile": False}}
     refused = client.patch("/api/settings", json=patch, headers={"X-CSRFToken": before})
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "csrf_failed"
@@ -277,7 +262,7 @@ def test_csrf_token_from_before_login_is_refused_after_login(client, auth, make_
 
 def test_csrf_token_from_before_logout_is_refused_after_logout(client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     before = auth.csrf_token("/settings")
     client.post("/logout", data={"csrf_token": before})
     resp = client.post("/login", data={"user_id": user.user_id, "password": PASSWORD, "csrf_token": before})
@@ -286,11 +271,9 @@ def test_csrf_token_from_before_logout_is_refused_after_logout(client, auth, mak
 
 def test_settings_page_lists_this_browser_among_the_sessions(client, auth, make_user, app):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     other = app.test_client()
-    from .conftest import AuthActions
-
-    _login(other, AuthActions(other), user.user_id)
+    assert AuthActions(other).login(user.user_id).status_code == 302
     page = client.get("/settings").get_data(as_text=True)
     assert page.count("(this browser)") == 1
     from webapp.services import sessions
@@ -304,7 +287,7 @@ def test_settings_page_lists_this_browser_among_the_sessions(client, auth, make_
 
 def test_idle_and_expired_sessions_are_refused_and_purged(app, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     row = db.session.scalars(select(models.UserSession)).one()
     row.last_seen_at = utcnow() - timedelta(days=app.config["AUTH_SESSION_IDLE_DAYS"], minutes=1)
     db.session.commit()
@@ -321,7 +304,7 @@ def test_idle_and_expired_sessions_are_refused_and_purged(app, client, auth, mak
 
 def test_a_session_records_when_it_was_last_seen(client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     row = db.session.scalars(select(models.UserSession)).one()
     stale = utcnow() - timedelta(minutes=10)
     row.last_seen_at = stale
@@ -348,13 +331,6 @@ def test_tokens_and_cookies_from_before_revocable_sessions_are_refused(app, clie
 # ---- sockets ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def live(session_app):
-    server = LiveServer(session_app).start()
-    yield server
-    server.stop()
-
-
 def _socket(live, *, cookie: str | None = None, token: str | None = None) -> Client:
     if token:
         return Client(live.ws_url(f"token={token}"))
@@ -363,9 +339,9 @@ def _socket(live, *, cookie: str | None = None, token: str | None = None) -> Cli
 
 def test_sockets_of_a_logged_out_session_or_token_close_and_cannot_reopen(live, client, auth, make_user):
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     cookie = f"session={_cookie(client, 'session')}"
-    token = bearer(user)["Authorization"].split(" ", 1)[1]
+    token = token_of(user)
     by_cookie, by_token = _socket(live, cookie=cookie), _socket(live, token=token)
     assert by_cookie.recv_json() == {"type": "unread_count", "count": 0}
     assert by_token.recv_json() == {"type": "unread_count", "count": 0}
@@ -382,15 +358,13 @@ def test_sockets_of_a_logged_out_session_or_token_close_and_cannot_reopen(live, 
 
 
 def test_password_change_closes_every_socket_but_this_browsers(live, app, client, auth, make_user):
-    from .conftest import AuthActions
-
     user = make_user()
-    _login(client, auth, user.user_id)
+    assert auth.login(user.user_id).status_code == 302
     here = _socket(live, cookie=f"session={_cookie(client, 'session')}")
     other_browser = app.test_client()
-    _login(other_browser, AuthActions(other_browser), user.user_id)
+    assert AuthActions(other_browser).login(user.user_id).status_code == 302
     there = _socket(live, cookie=f"session={_cookie(other_browser, 'session')}")
-    by_token = _socket(live, token=bearer(user)["Authorization"].split(" ", 1)[1])
+    by_token = _socket(live, token=token_of(user))
     for sock in (here, there, by_token):
         assert sock.recv_json()["type"] == "unread_count"
 

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
-from rq import Queue
 
-from jobs.worker import AppWorker
 from webapp.extensions import db
 from webapp.models import AuditLog, Broadcast, Notification
 from webapp.services import broadcasts
 
-from .conftest import PASSWORD
-
-
-def work(app, queue: str = "default") -> None:
-    raw = app.extensions["redis_raw"]
-    AppWorker([Queue(queue, connection=raw)], connection=raw).work(burst=True)
+from .builders import PASSWORD, run_jobs
 
 
 def test_only_platform_admins_reach_the_page(client, auth, make_user):
@@ -53,7 +47,7 @@ def test_broadcast_fans_out_in_batches_with_progress(app, client, auth, make_use
 
     small_batches = make_app(BROADCAST_BATCH_SIZE=3)
     with small_batches.app_context():
-        work(small_batches)
+        run_jobs(small_batches)
     db.session.expire_all()
     done = db.session.get(Broadcast, row.id)
     assert (done.status, done.sent, done.total) == ("done", 7, 7)
@@ -69,14 +63,12 @@ def test_broadcast_fans_out_in_batches_with_progress(app, client, auth, make_use
     assert (audit.action, audit.target_id, audit.actor_user_id) == ("broadcast", str(row.id), admin.user_id)
 
 
-def test_broadcast_form_validates(client, auth, make_user):
-    admin = make_user(is_admin=True)
-    auth.login(admin.user_id, PASSWORD)
-    token = auth.csrf_token("/admin/broadcast")
-    for data in ({"title": ""}, {"title": "ok", "link": "javascript:alert(1)"}, {"title": "x" * 201}):
-        resp = client.post("/admin/broadcast", data={**data, "csrf_token": token})
-        assert resp.status_code == 400
-        assert re.search(r'class="error"', resp.get_data(as_text=True))
+@pytest.mark.parametrize("data", [{"title": ""}, {"title": "ok", "link": "javascript:alert(1)"}, {"title": "x" * 201}])
+def test_broadcast_form_validates(client, make_user, login_as, data):
+    token = login_as(make_user(is_admin=True), csrf_from="/admin/broadcast")["X-CSRFToken"]
+    resp = client.post("/admin/broadcast", data={**data, "csrf_token": token})
+    assert resp.status_code == 400
+    assert re.search(r'class="error"', resp.get_data(as_text=True))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Broadcast)) == 0
 
 

@@ -2,28 +2,21 @@
 actions (each answering only the partial that changed) and CSRF."""
 from __future__ import annotations
 
-from html import unescape
 import re
 from datetime import timedelta
+from html import unescape
 
-import pytest
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import Cooperative, CooperativeMember, MinerStats, WorkerStatus, utcnow
+from webapp.models import (
+    Cooperative,
+    CooperativeMember,
+    MinerStats,
+    WorkerStatus,
+    utcnow,
+)
 from webapp.services import coop_hashrate, coops, invites, mining
-
-
-@pytest.fixture
-def login(client, auth):
-    """Log ``user`` in; returns the htmx headers (with the page's CSRF token)."""
-
-    def do(user):
-        assert auth.login(user.user_id).status_code == 302
-        token = auth.csrf_token("/coop")
-        return {"HX-Request": "true", "X-CSRFToken": token}
-
-    return do
 
 
 def _member_rows(html: str) -> list[str]:
@@ -43,16 +36,16 @@ def test_coop_page_needs_login(client):
     assert "/login" in resp.headers["Location"]
 
 
-def test_not_in_a_coop_shows_create_and_join_forms(client, make_user, login):
-    login(make_user())
+def test_not_in_a_coop_shows_create_and_join_forms(client, make_user, login_as):
+    login_as(make_user())
     html = client.get("/coop").get_data(as_text=True)
     assert "Found a cooperative" in html and "Join with an invite code" in html
     assert 'name="csrf_token"' in html
 
 
-def test_create_form_founds_a_coop_and_shows_the_dashboard(client, make_user, login, auth):
+def test_create_form_founds_a_coop_and_shows_the_dashboard(client, make_user, login_as, auth):
     user = make_user(display_name="Founder")
-    login(user)
+    login_as(user)
     token = auth.csrf_token("/coop")
     resp = client.post("/coop/create", data={"name": "Shelf Squad", "description": "Bitaxes only", "csrf_token": token})
     assert resp.status_code == 302
@@ -72,8 +65,8 @@ def test_create_form_founds_a_coop_and_shows_the_dashboard(client, make_user, lo
     assert "already in a cooperative" in resp.get_data(as_text=True)
 
 
-def test_dashboard_shows_stats_members_and_the_24h_chart(client, make_user, make_coop_page, login):
-    coop, admin, (member,) = make_coop_page(members=1)
+def test_dashboard_shows_stats_members_and_the_24h_chart(client, make_user, make_coop, login_as):
+    coop, admin, (member,) = make_coop(members=1)
     now = utcnow()
     db.session.add(WorkerStatus(worker=f"{member.user_id}.bitaxe", user_id=member.user_id, is_online=True,
                                 last_sample_at=now, hashrate_1h=1.2e12))
@@ -82,7 +75,7 @@ def test_dashboard_shows_stats_members_and_the_24h_chart(client, make_user, make
     for hours in (20, 10, 1):
         coop_hashrate.aggregate_all(now=now - timedelta(hours=hours, minutes=-1))
     coop_hashrate.invalidate(coop.id)
-    login(member)
+    login_as(member)
     html = client.get("/coop").get_data(as_text=True)
     assert html.count(f">{mining.format_hashrate(1.2e12)}<") == 2  # the combined card and the member's row
     assert f">{mining.format_difficulty(2.5e6)}<" in html  # best difficulty
@@ -92,10 +85,10 @@ def test_dashboard_shows_stats_members_and_the_24h_chart(client, make_user, make
     assert "Manage" not in html  # not the admin
 
 
-def test_join_link_previews_and_joins_in_one_click(client, make_user, make_coop_page, login, auth):
-    coop, admin, _ = make_coop_page()
+def test_join_link_previews_and_joins_in_one_click(client, make_user, make_coop, login_as, auth):
+    coop, admin, _ = make_coop()
     joiner = make_user()
-    login(joiner)
+    login_as(joiner)
     page = client.get(f"/coop/join/{coop.invite_code.lower()}")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -107,9 +100,9 @@ def test_join_link_previews_and_joins_in_one_click(client, make_user, make_coop_
     assert "You are already a member" in client.get(f"/coop/join/{coop.invite_code}").get_data(as_text=True)
 
 
-def test_join_link_errors_in_plain_words(client, make_user, make_coop_page, login):
-    coop, _, _ = make_coop_page()
-    login(make_user())
+def test_join_link_errors_in_plain_words(client, make_user, make_coop, login_as):
+    coop, _, _ = make_coop()
+    login_as(make_user())
     bad = client.get("/coop/join/abc")
     assert bad.status_code == 400
     assert "8 letters or digits" in bad.get_data(as_text=True)
@@ -119,10 +112,10 @@ def test_join_link_errors_in_plain_words(client, make_user, make_coop_page, logi
     assert "Ask its admin for a fresh link" in gone.get_data(as_text=True)
 
 
-def test_join_form_accepts_a_pasted_link(client, make_user, make_coop_page, login, auth):
-    coop, _, _ = make_coop_page()
+def test_join_form_accepts_a_pasted_link(client, make_user, make_coop, login_as, auth):
+    coop, _, _ = make_coop()
     joiner = make_user()
-    login(joiner)
+    login_as(joiner)
     token = auth.csrf_token("/coop")
     resp = client.post("/coop/join", data={"invite_code": f"http://localhost/coop/join/{coop.invite_code}",
                                            "csrf_token": token})
@@ -130,9 +123,9 @@ def test_join_form_accepts_a_pasted_link(client, make_user, make_coop_page, logi
     assert coops.get_mine(joiner).id == coop.id
 
 
-def test_admin_removes_a_member_with_htmx_and_the_fragment_drops_them(client, make_coop_page, login):
-    coop, admin, (gone, stays) = make_coop_page(members=2)
-    headers = login(admin)
+def test_admin_removes_a_member_with_htmx_and_the_fragment_drops_them(client, make_coop, login_as):
+    coop, admin, (gone, stays) = make_coop(members=2)
+    headers = login_as(admin)
     manage = client.get("/coop/manage").get_data(as_text=True)
     assert _member_rows(manage) == [admin.user_id, gone.user_id, stays.user_id]
     assert f'hx-post="/coop/{coop.id}/members/{gone.user_id}/remove"' in manage
@@ -147,9 +140,9 @@ def test_admin_removes_a_member_with_htmx_and_the_fragment_drops_them(client, ma
     assert _status(gone.user_id) == "removed"
 
 
-def test_post_without_csrf_token_is_refused(client, make_coop_page, login):
-    coop, admin, (member,) = make_coop_page(members=1)
-    login(admin)
+def test_post_without_csrf_token_is_refused(client, make_coop, login_as):
+    coop, admin, (member,) = make_coop(members=1)
+    login_as(admin)
     resp = client.post(f"/coop/{coop.id}/members/{member.user_id}/remove", headers={"HX-Request": "true"})
     assert resp.status_code == 403
     assert _status(member.user_id) == "active"
@@ -159,9 +152,9 @@ def test_post_without_csrf_token_is_refused(client, make_coop_page, login):
     assert db.session.get(Cooperative, coop.id).status == "active"
 
 
-def test_member_cannot_manage(client, make_coop_page, login):
-    coop, admin, (member, other) = make_coop_page(members=2)
-    headers = login(member)
+def test_member_cannot_manage(client, make_coop, login_as):
+    coop, admin, (member, other) = make_coop(members=2)
+    headers = login_as(member)
     assert client.get("/coop/manage").status_code == 403
     resp = client.post(f"/coop/{coop.id}/members/{other.user_id}/remove", headers=headers)
     assert resp.status_code == 403
@@ -175,10 +168,10 @@ def test_member_cannot_manage(client, make_coop_page, login):
     assert db.session.get(Cooperative, coop.id).invite_code == old
 
 
-def test_admin_regenerates_the_code_and_edits_details_with_htmx(client, make_coop_page, login):
-    coop, admin, _ = make_coop_page()
+def test_admin_regenerates_the_code_and_edits_details_with_htmx(client, make_coop, login_as):
+    coop, admin, _ = make_coop()
     old = coop.invite_code
-    headers = login(admin)
+    headers = login_as(admin)
     resp = client.post(f"/coop/{coop.id}/regenerate-code", headers=headers)
     assert resp.status_code == 200
     fragment = resp.get_data(as_text=True)
@@ -198,9 +191,9 @@ def test_admin_regenerates_the_code_and_edits_details_with_htmx(client, make_coo
         "New name", "New words")
 
 
-def test_admin_dissolves_with_htmx_and_is_sent_to_the_start_page(client, make_coop_page, login):
-    coop, admin, (member,) = make_coop_page(members=1)
-    headers = login(admin)
+def test_admin_dissolves_with_htmx_and_is_sent_to_the_start_page(client, make_coop, login_as):
+    coop, admin, (member,) = make_coop(members=1)
+    headers = login_as(admin)
     resp = client.post(f"/coop/{coop.id}/dissolve", headers=headers)
     assert resp.status_code == 204
     assert resp.headers["HX-Redirect"] == "/coop"
@@ -209,24 +202,10 @@ def test_admin_dissolves_with_htmx_and_is_sent_to_the_start_page(client, make_co
     assert "Found a cooperative" in client.get("/coop").get_data(as_text=True)
 
 
-def test_leave_from_the_dashboard(client, make_coop_page, login):
-    coop, admin, (member,) = make_coop_page(members=1)
-    headers = login(member)
+def test_leave_from_the_dashboard(client, make_coop, login_as):
+    coop, admin, (member,) = make_coop(members=1)
+    headers = login_as(member)
     resp = client.post(f"/coop/{coop.id}/leave", headers=headers)
     assert resp.status_code == 204 and resp.headers["HX-Redirect"] == "/coop"
     assert _status(member.user_id) == "left"
 
-
-@pytest.fixture
-def make_coop_page(make_user):
-    def build(members: int = 0):
-        admin = make_user()
-        coop = coops.create(admin, name="Page Crew", description="For the pages")
-        joined = []
-        for _ in range(members):
-            user = make_user()
-            coops.join(user, invite_code=coop.invite_code)
-            joined.append(user)
-        return coop, admin, joined
-
-    return build

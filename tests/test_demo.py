@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from webapp.extensions import db
@@ -23,6 +24,7 @@ def _counts() -> dict[str, int]:
             "notifications": count(Notification), "activities": count(UserActivity)}
 
 
+@pytest.mark.slow
 def test_demo_builds_the_world_once_and_rerunning_duplicates_nothing(app, runner):
     result = runner.invoke(args=["demo", "--limit", str(LIMIT), "--quiet"])
     assert result.exit_code == 0, result.output

@@ -14,13 +14,12 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from rq import Queue
 
-from jobs.worker import AppWorker
 from webapp.extensions import db
 from webapp.models import Notification, NotificationDelivery
 from webapp.services import email as email_service
 from webapp.services import notifications
 
-from .conftest import free_port
+from .builders import free_port, run_jobs
 
 RETRY_INTERVALS = [10, 60, 300]
 
@@ -81,12 +80,6 @@ def opted_in_user(make_user, categories=("mining",)):
     return user
 
 
-def work(app) -> None:
-    """Run the email queue to empty, scheduler included (due retries)."""
-    raw = app.extensions["redis_raw"]
-    AppWorker([Queue("email", connection=raw)], connection=raw).work(burst=True, with_scheduler=True)
-
-
 def delivery(notification_id: int) -> NotificationDelivery:
     db.session.expire_all()
     return db.session.scalars(sa.select(NotificationDelivery).where(
@@ -100,7 +93,7 @@ def test_opted_in_gets_exactly_one_mail_with_unsubscribe_headers(mail_app, make_
         row = notifications.notify(user.user_id, "mining", "block_found", "Block 900001 found!",
                                    "You found block 900001.", link="/miners/me")
         row_id = row.id
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 1
         [message] = smtp.messages
         assert message["To"] == "miner@example.org"
@@ -120,7 +113,7 @@ def test_opted_in_gets_exactly_one_mail_with_unsubscribe_headers(mail_app, make_
         from jobs.email import enqueue_email
 
         enqueue_email(row_id)
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 1 and len(smtp.messages) == 1
         again = delivery(row_id)
         assert (again.status, again.attempts) == ("sent", 1)
@@ -134,7 +127,7 @@ def test_refusing_smtp_is_retried_three_times_with_back_off(mail_app, make_user)
         row_id = row.id
         queue = Queue("email", connection=app.extensions["redis_raw"])
         registry = queue.scheduled_job_registry
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         for attempt, interval in enumerate(RETRY_INTERVALS, start=1):
             assert smtp.attempts == attempt
             waiting = delivery(row_id)  # back to pending, with the error, for RQ's retry
@@ -144,7 +137,7 @@ def test_refusing_smtp_is_retried_three_times_with_back_off(mail_app, make_user)
             wait = (registry.get_scheduled_time(job_id) - datetime.now(timezone.utc)).total_seconds()
             assert interval - 2 <= wait <= interval + 1  # the back-off RQ will honour
             registry.schedule(queue.fetch_job(job_id), datetime.now(timezone.utc))  # fast-forward: due now
-            work(app)
+            run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 4  # the first attempt and three retries
         final = delivery(row_id)
         assert (final.status, final.attempts) == ("failed", 4)
@@ -163,7 +156,7 @@ def test_unreachable_smtp_is_recorded(make_app, app, make_user):
         user = opted_in_user(make_user)
         row = notifications.notify(user.user_id, "mining", "block_found", "Block!")
         row_id = row.id
-        work(mail_app)  # interval 0: RQ re-enqueues at once, so one burst does all four attempts
+        run_jobs(mail_app, "email", scheduler=True)  # interval 0: RQ re-enqueues at once, so one burst does all four attempts
         failed = delivery(row_id)
         assert (failed.status, failed.attempts) == ("failed", 4)
         assert failed.last_error.startswith("gave up after 4 attempts: ConnectionRefusedError")
@@ -178,7 +171,7 @@ def test_no_mail_without_opt_in_or_address(mail_app, make_user):
         db.session.commit()
         notifications.notify(no_opt_in.user_id, "mining", "block_found", "Block!")
         notifications.notify(no_address.user_id, "mining", "block_found", "Block!")
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(NotificationDelivery)) == 0
 
@@ -190,7 +183,7 @@ def test_opting_out_before_the_job_runs_skips_the_mail(mail_app, make_user):
         row = notifications.notify(user.user_id, "mining", "block_found", "Block!")
         row_id = row.id
         email_service.unsubscribe(email_service.unsubscribe_token(user.user_id, "mining"))
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 0
         skipped = delivery(row_id)
         assert skipped.status == "failed" and skipped.last_error.startswith("skipped")

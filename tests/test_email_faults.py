@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import signal
 import os
+import signal
 import threading
 from datetime import timedelta
 
@@ -23,9 +23,9 @@ from webapp.models import NotificationDelivery, utcnow
 from webapp.services import email as email_service
 from webapp.services import notifications
 
-from .conftest import free_port
-from .test_email import Recorder, delivery, opted_in_user, work
-from .worker_support import kill_group, start_worker, wait_for
+from .builders import free_port, run_jobs, wait_for
+from .test_email import Recorder, delivery, opted_in_user
+from .worker_support import kill_group, start_worker
 
 DOMAIN = "mining.example"
 
@@ -115,6 +115,7 @@ def _kill_mid_delivery_then_recover(migrated, make_app, make_user, tmp_path, smt
         return delivery(row_id), leased.message_id
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_smtp_conversation_sends_exactly_one_mail(migrated, app, make_app, make_user, tmp_path,
                                                                     stalling_smtp):
     smtp, port = stalling_smtp(accepted=False)
@@ -127,6 +128,7 @@ def test_worker_killed_mid_smtp_conversation_sends_exactly_one_mail(migrated, ap
     assert final.message_id == message_id and final.lease_expires_at is None and final.sent_at is not None
 
 
+@pytest.mark.slow
 def test_worker_killed_after_the_server_accepted_resends_with_the_same_message_id(
         migrated, app, make_app, make_user, tmp_path, stalling_smtp):
     """At-least-once: the outcome of the first attempt is unknown to us, so
@@ -218,7 +220,7 @@ def test_sweep_re_enqueues_a_delivery_whose_job_was_lost(lease_app, make_user):
         assert email_service.sweep().requeued == [row_id]
         assert email_service.sweep().requeued == []  # the new job has EMAIL_REQUEUE_AFTER to claim it
         assert queue.count == 1
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         [mail] = smtp.messages
         assert mail["Subject"] == "Lost job"
         assert (delivery(row_id).status, delivery(row_id).attempts) == ("sent", 1)
@@ -232,7 +234,7 @@ def test_a_job_queued_twice_sends_once(lease_app, make_user):
         _set(row_id, updated_at=utcnow() - timedelta(seconds=61))  # the first job is only slow, not lost
         assert email_service.sweep().requeued == [row_id]
         assert Queue("email", connection=app.extensions["redis_raw"]).count == 2
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         assert len(smtp.messages) == 1
         assert (delivery(row_id).status, delivery(row_id).attempts) == ("sent", 1)
 
@@ -269,7 +271,7 @@ def test_message_id_is_stable_and_uses_the_sender_domain(lease_app, make_user):
         assert claim.message_id.startswith(f"<notification-{row_id}.") and claim.message_id.endswith("@pool.example>")
         _set(row_id, lease_expires_at=utcnow() - timedelta(seconds=1))
         assert email_service.sweep().requeued == [row_id]
-        work(app)
+        run_jobs(app, "email", scheduler=True)
         [mail] = smtp.messages
         assert mail["Message-ID"] == claim.message_id == delivery(row_id).message_id
 

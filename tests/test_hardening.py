@@ -15,7 +15,8 @@ from webapp.extensions import db
 from webapp.models import Notification
 from webapp.services import coops
 
-from .conftest import bearer, make_user_in_db
+from . import builders
+from .builders import bearer
 
 WRONG_BY_TYPE = {
     "string": [123, ["a"], {"a": 1}, True],
@@ -49,7 +50,7 @@ def _prop_type(prop: dict, components: dict) -> str | None:
 @pytest.fixture
 def world(app):
     """An admin of a coop with a notification, and the headers for each kind of route."""
-    admin = make_user_in_db("bc1qhardenadmin", display_name="Admin", is_admin=True)
+    admin = builders.make_user("bc1qhardenadmin", display_name="Admin", is_admin=True)
     coop = coops.create(admin, name="Hardened", description="")
     row = Notification(user_id=admin.user_id, category="system", subtype="x", title="t")
     db.session.add(row)

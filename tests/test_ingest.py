@@ -120,6 +120,7 @@ def test_entries_delivered_twice_are_stored_once_and_rollups_unchanged(app, redi
     assert _stats() == stats
 
 
+@pytest.mark.slow
 def test_consumer_killed_before_ack_is_taken_over_without_loss_or_double_count(make_app, tmp_path):
     app = make_app(INGEST_CLAIM_IDLE_MS=50)
     with app.app_context():
@@ -167,6 +168,7 @@ def test_a_restarted_consumer_rereads_its_own_pending_entries_first(app, redis):
     assert _pending(redis) == 0
 
 
+@pytest.mark.slow
 def test_rollups_equal_a_recomputation_from_the_data_file(app, runner, tmp_path):
     path = write_slice(tmp_path / "sample-miners.jsonl.gz")
     lines = day_lines()
@@ -182,6 +184,7 @@ def test_rollups_equal_a_recomputation_from_the_data_file(app, runner, tmp_path)
     assert db.session.get(MinerStats, REJECTED_ABOVE_BEST).best_difficulty == 79106306.90457945
 
 
+@pytest.mark.slow
 def test_two_consumers_at_once_agree_with_the_recomputation(app, redis, tmp_path):
     path = write_slice(tmp_path / "sample-miners.jsonl.gz")
     lines = day_lines()

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import PASSWORD, make_user_in_db
+from . import builders
+from .builders import PASSWORD
 from .wshelpers import Gunicorn
+
+pytestmark = pytest.mark.slow  # the production server, two gevent worker processes
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_500 = "<title>Internal Server Error</title>"  # gunicorn's own page
@@ -45,7 +48,7 @@ def test_a_chunked_body_over_the_limit_is_413_on_the_api_and_on_pages(server, ap
     status, kind, body = _chunked(server, "/login", b"user_id=" + b"x" * 70_000, "application/x-www-form-urlencoded")
     assert status == 413 and kind.startswith("text/html") and "too large" in body, body[:300]
     # Within the limit, a chunked body is read whole.
-    make_user_in_db("bc1qchunkeduser")
+    builders.make_user("bc1qchunkeduser")
     status, _, body = _chunked(server, "/api/auth/token",
                                json.dumps({"user_id": "bc1qchunkeduser", "password": PASSWORD}).encode(),
                                "application/json")
@@ -57,7 +60,7 @@ def _csrf(session: requests.Session, url: str) -> str:
 
 
 def test_the_pages_that_gave_the_raw_500_page_answer_the_apps_400_page(server, app):
-    user = make_user_in_db("bc1qgunicornpages")
+    user = builders.make_user("bc1qgunicornpages")
     base = f"http://127.0.0.1:{server}"
     browser = requests.Session()
     login = browser.post(f"{base}/login", data={"user_id": user.user_id, "password": PASSWORD,

@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.models import CooperativeMember, Notification
 from webapp.services import coops
 
-from .conftest import PASSWORD, AuthActions, bearer
+from .builders import PASSWORD, AuthActions, bearer
 
 LIMITS = {"RATELIMIT_ENABLED": True, "COOP_JOIN_RATE_LIMIT": "1000 per minute", "AUTH_RATE_LIMIT": "1000 per minute"}
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -20,6 +21,7 @@ def _diff(app):
         return compare_metadata(context, db.metadata)
 
 
+@pytest.mark.slow
 def test_upgrade_on_fresh_postgresql_matches_models(services):
     name = f"webapp_mig_{secrets.token_hex(4)}"
     with _admin_engine().connect() as conn:
@@ -53,9 +55,9 @@ def test_database_enforces_invariants(app):
 
     from webapp.models import Cooperative, Notification
 
-    from .conftest import make_user_in_db
+    from . import builders
 
-    user = make_user_in_db()
+    user = builders.make_user()
     db.session.add(Notification(user_id=user.user_id, category="nonsense", subtype="x", title="t"))
     try:
         db.session.commit()

@@ -185,15 +185,13 @@ def test_sweep_marks_silent_workers_offline_once_and_a_fresh_sample_brings_them_
 def test_sweep_job_runs_on_a_real_rq_worker(app, redis, make_user):
     from rq import Queue
 
-    from jobs.worker import AppWorker
+    from .builders import run_jobs
 
     user = make_user().user_id
     xadd(redis, "hashrate_update", sample(user, "old", 1e11), ts=time.time() - 3600)
     drain()
-    raw = app.extensions["redis_raw"]
-    queue = Queue("default", connection=raw)
-    job = queue.enqueue("jobs.mining.sweep_offline_workers")
-    AppWorker([queue], connection=raw).work(burst=True)
+    job = Queue("default", connection=app.extensions["redis_raw"]).enqueue("jobs.mining.sweep_offline_workers")
+    run_jobs(app)
     assert job.return_value() == 1
     assert not _worker(f"{user}.old").is_online
 

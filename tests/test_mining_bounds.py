@@ -88,6 +88,7 @@ _ENVELOPE = re.compile(rb'^\{"event":"([a-z_]+)","ts":([0-9.]+),"source":"([^"]*
                        rb'"data":(\{.*\})\}$')
 
 
+@pytest.mark.slow
 def test_the_whole_shared_day_passes_and_each_of_its_numbers_has_a_bound():
     """Every one of the 254,730 real events is accepted; and for the first
     event of each type, each numeric field set far beyond any real value is

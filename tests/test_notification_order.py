@@ -23,9 +23,11 @@ from webapp.extensions import db
 from webapp.models import Notification, NotificationSequence
 from webapp.services import notifications
 
+from . import builders
 from . import notification_writers as writers
-from .conftest import base_config, bearer, make_user_in_db
-from .wshelpers import Client, ConnectionClosedBy, Gunicorn, LiveServer
+from .builders import bearer, token_of
+from .conftest import base_config
+from .wshelpers import Client, ConnectionClosedBy, Gunicorn
 
 SERVICE_TOKEN = "test-service-token"
 
@@ -35,17 +37,6 @@ def gunicorn(migrated):
     server = Gunicorn(migrated, SERVICE_TOKEN=SERVICE_TOKEN, WS_PING_INTERVAL="5").wait_ready()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def live(session_app):
-    server = LiveServer(session_app).start()
-    yield server
-    server.stop()
-
-
-def token_of(user) -> str:
-    return bearer(user)["Authorization"].split(" ", 1)[1]
 
 
 class Writers:
@@ -189,10 +180,10 @@ def test_reconnecting_client_gets_every_notification_from_three_writer_processes
     reconnects 50 times with ``since`` = the highest id it saw and another
     with ``since_seq``: each receives every row of the user, nothing else;
     the ``since_seq`` client never receives a row twice."""
-    target = make_user_in_db("bc1qaaaaordertarget")  # first in user_id order: first row of each fan-out batch
-    admin = make_user_in_db("bc1qzzzzorderadmin", is_admin=True)
+    target = builders.make_user("bc1qaaaaordertarget")  # first in user_id order: first row of each fan-out batch
+    admin = builders.make_user("bc1qzzzzorderadmin", is_admin=True)
     for i in range(40):
-        make_user_in_db(f"bc1qzzzzorderfill{i:03d}")
+        builders.make_user(f"bc1qzzzzorderfill{i:03d}")
     token = token_of(target)
     config = base_config(migrated, SERVICE_TOKEN=SERVICE_TOKEN)
     procs = Writers()
@@ -246,7 +237,7 @@ def test_socket_unread_count_is_exact_while_writers_commit(app, gunicorn, migrat
     """Sockets opened while two writer processes commit: once the writers
     pause, each socket's latest count is the database's, and it equals the
     count it reported on open plus the notifications it pushed after it."""
-    user = make_user_in_db("bc1qcountexact")
+    user = builders.make_user("bc1qcountexact")
     token = token_of(user)
     config = base_config(migrated)
     procs = Writers()
@@ -289,7 +280,7 @@ def test_multi_user_transactions_in_opposite_orders_never_deadlock(app, migrated
     """Two processes notify the same 12 users in random orders per transaction
     (as ingest batches and fan-outs do) while a third sends single ones: no
     deadlock, no error, and every user's sequence is exactly 1..n."""
-    users = [make_user_in_db(f"bc1qdeadlock{i:02d}").user_id for i in range(12)]
+    users = [builders.make_user(f"bc1qdeadlock{i:02d}").user_id for i in range(12)]
     config = base_config(migrated)
     procs = Writers()
     procs.start(writers.batch_writer, config, users, seed=5, hold=0.005)
@@ -508,7 +499,7 @@ def test_take_on_an_existing_counter_row_is_a_conditional_update(app, make_user)
 
 
 def test_payloads_and_pages_carry_seq(app, client, auth, make_user, live):
-    from .conftest import PASSWORD
+    from .builders import PASSWORD
 
     user = make_user()
     row = notifications.notify(user.user_id, "social", "badge_earned", "Badge")
@@ -536,7 +527,7 @@ def test_sequences_work_on_the_embedded_sqlite_default(tmp_path):
                       "REDIS_URL": "", "SECRET_KEY": "x", "EMBEDDED_SCHEDULER": False})
     with app.app_context():
         upgrade()
-        user = make_user_in_db("bc1qsqliteseq")
+        user = builders.make_user("bc1qsqliteseq")
         made = [notifications.notify(user.user_id, "mining", "block_found", f"n{i}", commit=False)
                 for i in range(2)]
         db.session.commit()

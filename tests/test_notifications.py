@@ -15,7 +15,7 @@ from webapp.realtime import user_channel
 from webapp.services import notifications
 from webapp.services.errors import ValidationError
 
-from .conftest import PASSWORD
+from .builders import PASSWORD
 
 
 class Channel:

@@ -31,10 +31,11 @@ from hypothesis import strategies as st
 from webapp.extensions import db
 from webapp.services import activity, coops, notifications
 
-from .conftest import PASSWORD, AuthActions, make_user_in_db
+from . import builders
+from .builders import PASSWORD, AuthActions
 from .fuzz_strategies import digits, hostile, hostile_segment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = 6  # random examples per rule and persona (after the systematic pass); derandomized
 POISONS = [("insert", "\x00"), ("insert", "\x1b"), ("replace", "²"), ("replace", "١")]
@@ -103,9 +104,9 @@ _ARG = re.compile(r"<(?:(?P<conv>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 def _build_world() -> dict:
     """A platform admin running a coop with one member, a miner in no coop,
     notifications and activity to act on."""
-    admin = make_user_in_db("bc1qfuzzadmin", display_name="Fuzz Admin", is_admin=True)
-    member = make_user_in_db("bc1qfuzzmember", display_name="Fuzz Member")
-    loner = make_user_in_db("bc1qfuzzloner", display_name="Fuzz Loner")
+    admin = builders.make_user("bc1qfuzzadmin", display_name="Fuzz Admin", is_admin=True)
+    member = builders.make_user("bc1qfuzzmember", display_name="Fuzz Member")
+    loner = builders.make_user("bc1qfuzzloner", display_name="Fuzz Loner")
     for user in (admin, loner):
         notifications.notify(user.user_id, "system", "fuzz", "Fuzz notification", "body")
     activity.record_activity(admin.user_id, "badge_earned", "Fuzz badge")

@@ -9,7 +9,7 @@ import pytest
 
 from webapp.services import demo
 
-from .conftest import PASSWORD, bearer
+from .builders import PASSWORD, bearer
 
 
 @pytest.fixture
@@ -60,14 +60,14 @@ def test_a_missing_user_costs_the_same_key_derivation_as_a_wrong_password(client
 def test_the_dummy_hash_follows_the_production_method(make_app, kdf_calls):
     """With scrypt (the production default) a missing user costs one scrypt
     of the same parameters as a real account's check."""
-    from .conftest import AuthActions
+    from .builders import AuthActions
 
     app = make_app(PASSWORD_HASH_METHOD="scrypt")
     client = app.test_client()
     with app.app_context():
-        from .conftest import make_user_in_db
+        from . import builders
 
-        user_id = make_user_in_db().user_id
+        user_id = builders.make_user().user_id
     _attempts(client, AuthActions(client), user_id)
     kdf_calls.clear()
     _attempts(client, AuthActions(client), user_id)

@@ -2,13 +2,12 @@
 real worker running them."""
 from __future__ import annotations
 
-from rq import Queue
-
 from jobs.schedule import PERIODIC, build_cron, periodic_jobs, scheduler_lock
-from jobs.worker import AppWorker
 from webapp.extensions import db
 from webapp.models import Cooperative
 from webapp.services import coops
+
+from .builders import run_jobs
 
 
 def test_every_periodic_job_resolves_with_its_interval(app):
@@ -40,9 +39,7 @@ def test_cron_enqueues_the_jobs_and_a_worker_runs_them(app, make_user):
     assert {job.func_name.rsplit(".", 1)[1] for job in enqueued} == {
         "aggregate_coop_hashrate", "sweep_offline_workers", "purge_old_mining_events", "trim_mining_streams",
         "purge_old_notifications", "purge_dead_sessions", "sweep_email_deliveries"}
-    raw = app.extensions["redis_raw"]
-    queue = Queue("default", connection=raw)
-    AppWorker([queue], connection=raw).work(burst=True)
+    queue = run_jobs(app)
     assert queue.finished_job_registry.count == len(enqueued) == 7
     assert queue.failed_job_registry.count == 0
     assert db.session.get(Cooperative, coop_id).hashrate_updated_at is not None

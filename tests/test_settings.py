@@ -15,12 +15,10 @@ ALL_PRIVACY = {"publicProfile": "on", "showOnLeaderboard": "on", "showCountryFla
 
 
 @pytest.fixture
-def logged_in(client, auth, make_user):
+def logged_in(make_user, login_as):
     """A logged-in miner and the htmx headers (with the page's CSRF token)."""
     user = make_user(country_code="PT", email="miner@example.org")
-    auth.login(user.user_id)
-    token = auth.csrf_token("/settings")
-    return user, {"HX-Request": "true", "X-CSRFToken": token}
+    return user, login_as(user)
 
 
 def _settings(user_id: str) -> dict:

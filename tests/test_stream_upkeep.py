@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from webapp.extensions import db
 from webapp.models import MinerStats, MiningEvent
 from webapp.services import ingest, mining
 
+from .builders import run_jobs
 from .mining_support import sample, share, xadd
 
 GROUP = "webapp-ingest"
@@ -105,7 +106,7 @@ def test_trimming_removes_what_every_group_acknowledged_and_keeps_pending_and_un
     later = xadd(redis, "share_submitted", share("bc1qtrim0001", "rig", 99.0), ts=now)
     queue = Queue("default", connection=raw)
     job = queue.enqueue("jobs.mining.trim_mining_streams")
-    SimpleWorker([queue], connection=raw).work(burst=True)
+    run_jobs(app)
     assert job.get_status(refresh=True) == "finished"
     assert job.return_value() == 4 + 1  # the shares ids[6:] and the sample
     assert left() == [later] and raw.xlen(SAMPLES) == 0

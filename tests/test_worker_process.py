@@ -4,11 +4,15 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 from rq.scheduler import RQScheduler
 
 from jobs.worker import QUEUES
 
-from .worker_support import alive, children_of, kill_group, start_worker, wait_for
+from .builders import wait_for
+from .worker_support import alive, children_of, kill_group, start_worker
+
+pytestmark = pytest.mark.slow  # real `flask worker` processes, killed
 
 
 def test_scheduler_child_ends_with_a_killed_worker_and_frees_its_locks(migrated, app, tmp_path):

@@ -16,25 +16,10 @@ import websocket
 from webapp.extensions import db
 from webapp.services import notifications
 
-from .conftest import PASSWORD, bearer
-from .wshelpers import Client, LiveServer, wait_for
+from .builders import PASSWORD, token_of, wait_for
+from .wshelpers import Client
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def live(session_app):
-    server = LiveServer(session_app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def token_for(app):
-    def make(user) -> str:
-        return bearer(user)["Authorization"].split(" ", 1)[1]
-
-    return make
 
 
 def connect(live, user=None, token=None, query="", **options) -> Client:
@@ -74,9 +59,9 @@ def test_cookie_socket_needs_own_origin(live, client, auth, make_user):
     ok.close()
 
 
-def test_compression_offer_is_declined(live, make_user, token_for):
+def test_compression_offer_is_declined(live, make_user):
     user = make_user()
-    sock = connect(live, token=token_for(user),
+    sock = connect(live, token=token_of(user),
                    header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
     assert "sec-websocket-extensions" not in {k.lower() for k in sock.ws.getheaders()}
     assert sock.recv_json()["type"] == "unread_count"
@@ -86,11 +71,11 @@ def test_compression_offer_is_declined(live, make_user, token_for):
 # ---- JSON mode ------------------------------------------------------------------------
 
 
-def test_two_sockets_of_one_user_both_receive(live, make_user, token_for):
+def test_two_sockets_of_one_user_both_receive(live, make_user):
     user, other = make_user(), make_user()
-    token = token_for(user)
+    token = token_of(user)
     first, second = connect(live, token=token), connect(live, token=token)
-    stranger = connect(live, token=token_for(other))
+    stranger = connect(live, token=token_of(other))
     for sock in (first, second, stranger):
         assert sock.recv_json() == {"type": "unread_count", "count": 0}
     row = notifications.notify(user.user_id, "mining", "block_found", "Block 900001 found!", "You found it.")
@@ -107,11 +92,11 @@ def test_two_sockets_of_one_user_both_receive(live, make_user, token_for):
         sock.close()
 
 
-def test_mark_read_in_one_tab_updates_the_other(live, make_user, token_for):
+def test_mark_read_in_one_tab_updates_the_other(live, make_user):
     user = make_user()
     a = notifications.notify(user.user_id, "social", "coop_member_joined", "Bob joined").id
     notifications.notify(user.user_id, "social", "coop_member_joined", "Carol joined")
-    token = token_for(user)
+    token = token_of(user)
     tab1, tab2 = connect(live, token=token), connect(live, token=token)
     assert tab1.recv_json()["count"] == 2 and tab2.recv_json()["count"] == 2
     tab1.send_json({"type": "mark_read", "id": a})
@@ -129,9 +114,9 @@ def test_mark_read_in_one_tab_updates_the_other(live, make_user, token_for):
         sock.close()
 
 
-def test_reconnect_with_since_gets_exactly_the_missed_ones_in_order(live, make_user, token_for):
+def test_reconnect_with_since_gets_exactly_the_missed_ones_in_order(live, make_user):
     user = make_user()
-    token = token_for(user)
+    token = token_of(user)
     seen = notifications.notify(user.user_id, "mining", "personal_best", "Best 1").id
     sock = connect(live, token=token)
     sock.recv_json()
@@ -148,9 +133,9 @@ def test_reconnect_with_since_gets_exactly_the_missed_ones_in_order(live, make_u
     again.close()
 
 
-def test_sixth_socket_closes_the_oldest_with_4002(live, make_user, token_for):
+def test_sixth_socket_closes_the_oldest_with_4002(live, make_user):
     user = make_user()
-    token = token_for(user)
+    token = token_of(user)
     sockets = []
     for _ in range(5):
         sock = connect(live, token=token)
@@ -166,9 +151,10 @@ def test_sixth_socket_closes_the_oldest_with_4002(live, make_user, token_for):
         sock.close()
 
 
-def test_notification_from_another_process_reaches_the_socket(live, make_user, token_for, migrated):
+@pytest.mark.slow
+def test_notification_from_another_process_reaches_the_socket(live, make_user, migrated):
     user = make_user()
-    sock = connect(live, token=token_for(user))
+    sock = connect(live, token=token_of(user))
     sock.recv_json()
     env = dict(os.environ, DATABASE_URL=migrated["database_url"], REDIS_URL=migrated["redis_url"],
                REDIS_NAMESPACE=migrated["namespace"], SECRET_KEY="test-secret", EMBEDDED_SCHEDULER="0")
@@ -189,9 +175,9 @@ def test_notification_from_another_process_reaches_the_socket(live, make_user, t
     sock.close()
 
 
-def test_waiting_sockets_hold_no_db_connection(live, make_user, token_for):
+def test_waiting_sockets_hold_no_db_connection(live, make_user):
     user = make_user()
-    socks = [connect(live, token=token_for(user)) for _ in range(3)]
+    socks = [connect(live, token=token_of(user)) for _ in range(3)]
     for sock in socks:
         sock.recv_json()
     db.session.remove()  # the test's own session
@@ -205,9 +191,9 @@ def test_waiting_sockets_hold_no_db_connection(live, make_user, token_for):
         sock.close()
 
 
-def test_bad_messages_get_errors_and_oversized_ones_close(live, make_user, token_for):
+def test_bad_messages_get_errors_and_oversized_ones_close(live, make_user):
     user = make_user()
-    sock = connect(live, token=token_for(user))
+    sock = connect(live, token=token_of(user))
     sock.recv_json()
     sock.ws.send("not json")
     assert sock.recv_json()["type"] == "error"
@@ -217,8 +203,8 @@ def test_bad_messages_get_errors_and_oversized_ones_close(live, make_user, token
     assert sock.close_code() == 1009
 
 
-def test_bad_parameters_are_refused_before_the_upgrade(live, make_user, token_for):
-    token = token_for(make_user())
+def test_bad_parameters_are_refused_before_the_upgrade(live, make_user):
+    token = token_of(make_user())
     for query in ("format=xml", "since=abc", "since=-1"):
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
             connect(live, token=token, query=query)
@@ -228,11 +214,11 @@ def test_bad_parameters_are_refused_before_the_upgrade(live, make_user, token_fo
 # ---- HTML mode and XSS -----------------------------------------------------------------
 
 
-def test_html_mode_pushes_escaped_oob_fragments(live, make_user, token_for):
+def test_html_mode_pushes_escaped_oob_fragments(live, make_user):
     user = make_user()
-    page = connect(live, token=token_for(user), query="format=html&list=1")
+    page = connect(live, token=token_of(user), query="format=html&list=1")
     assert 'id="notification-badge"' in page.recv_text()
-    bell_only = connect(live, token=token_for(user), query="format=html")
+    bell_only = connect(live, token=token_of(user), query="format=html")
     bell_only.recv_text()
     row = notifications.notify(user.user_id, "mining", "personal_best", '<script>alert("x")</script> best',
                                body="<img src=x onerror=alert(1)>")
@@ -247,7 +233,7 @@ def test_html_mode_pushes_escaped_oob_fragments(live, make_user, token_for):
     other = bell_only.recv_text()
     assert "notification-list" not in other and 'id="bell-list"' in other and "<script>" not in other
     # A page filtered to another category gets the bell only.
-    filtered = connect(live, token=token_for(user), query="format=html&list=1&category=social&since=0")
+    filtered = connect(live, token=token_of(user), query="format=html&list=1&category=social&since=0")
     assert "notification-list" not in filtered.recv_text()
     for sock in (page, bell_only, filtered):
         sock.close()

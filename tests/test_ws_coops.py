@@ -5,25 +5,15 @@ sockets (JSON: forwarded; HTML: a #coop-refresh element for pages showing
 table htmx re-fetches."""
 from __future__ import annotations
 
-import pytest
-
 from webapp.services import admin as admin_service
 from webapp.services import coops, notifications
 
-from .conftest import PASSWORD, bearer
-from .wshelpers import Client, LiveServer
-
-
-@pytest.fixture(scope="module")
-def live(session_app):
-    server = LiveServer(session_app).start()
-    yield server
-    server.stop()
+from .builders import PASSWORD, token_of
+from .wshelpers import Client
 
 
 def connect(live, user, query: str = "") -> Client:
-    token = bearer(user)["Authorization"].split(" ", 1)[1]
-    sock = Client(live.ws_url("&".join(filter(None, [query, f"token={token}"]))))
+    sock = Client(live.ws_url("&".join(filter(None, [query, f"token={token_of(user)}"]))))
     sock.recv_text()  # the unread count: the user's channel is subscribed
     return sock
 

@@ -11,8 +11,10 @@ import websocket
 
 from webapp.services import notifications
 
-from .conftest import bearer
+from .builders import bearer
 from .wshelpers import Client, Gunicorn
+
+pytestmark = pytest.mark.slow  # the production server, two gevent worker processes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,25 +14,18 @@ import websocket
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import bearer
+from .builders import token_of
 from .fuzz_strategies import digits, hostile
-from .wshelpers import Client, ConnectionClosedBy, LiveServer
+from .wshelpers import Client, ConnectionClosedBy
 
 PRODUCTION_RECURSION_LIMIT = sys.getrecursionlimit()  # read at import, before Hypothesis runs
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def live(session_app):
-    server = LiveServer(session_app).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def token(app, make_user):
-    return bearer(make_user())["Authorization"].split(" ", 1)[1]
+    return token_of(make_user())
 
 
 @pytest.fixture

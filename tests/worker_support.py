@@ -1,14 +1,13 @@
 """Real ``flask worker`` processes for the fault tests: start one on this
-run's database and Redis, find its scheduler child, kill it, wait for things."""
+run's database and Redis, find its scheduler child, kill it (``builders.wait_for``
+waits for what follows)."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = str(Path(sys.executable).with_name("flask"))
@@ -51,18 +50,6 @@ def children_of(pid: int) -> list[int]:
                 continue
     return found
 
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, log: Path | None = None):
-    """Poll ``condition`` until truthy and return its value; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}\n{tail}")
-        time.sleep(0.05)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

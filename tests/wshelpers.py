@@ -1,40 +1,16 @@
-"""Helpers for socket tests: a real threaded werkzeug server on a free port
-and a websocket-client wrapper that reads JSON messages and close codes."""
+"""Helpers for socket tests: a websocket-client wrapper that reads JSON
+messages and close codes, and the production server (gunicorn). The
+threaded werkzeug server is ``builders.LiveServer`` (the ``live`` fixture)."""
 from __future__ import annotations
 
 import json
 import struct
 import tempfile
-import threading
 import time
 
 import websocket
-from werkzeug.serving import make_server
 
-from .conftest import free_port
-
-
-class LiveServer:
-    """``app`` served by werkzeug (threaded) on 127.0.0.1:<free port>."""
-
-    def __init__(self, app) -> None:
-        self.port = free_port()
-        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ws_url(self, query: str = "") -> str:
-        return f"ws://127.0.0.1:{self.port}/ws" + (f"?{query}" if query else "")
-
-    def start(self) -> "LiveServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
+from .builders import free_port
 
 
 class Client:
@@ -99,16 +75,6 @@ class ConnectionClosedBy(Exception):
 def _close_code(data: bytes) -> int:
     return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
 
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Poll until ``predicate()`` is truthy; return it (or fail)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 class Gunicorn:

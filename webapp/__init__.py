@@ -36,6 +36,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     mail.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    # init_app leaves the shared switch at the last app's setting: keep it on
+    # once any app armed the limiter; each request asks its own app's config.
+    limiter.enabled = limiter.initialized
     sock.init_app(app)
     extensions.init_redis(app)
     errors.init_app(app)

@@ -56,6 +56,18 @@ mail = Mail()
 sock = Sock()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+@limiter.request_filter
+def _limits_off_for_this_app() -> bool:
+    """True (exempt) when the serving app has ``RATELIMIT_ENABLED`` off.
+
+    One Limiter object serves every app built in the process (the tests build
+    many), and its own ``enabled`` switch is process-wide; each request asks
+    its own app instead, so an app with limits on never arms another's.
+    """
+    return not current_app.config["RATELIMIT_ENABLED"]
+
 # Register, token and login: per client IP, POSTs only (viewing the form is free).
 auth_rate_limit = limiter.limit(
     lambda: current_app.config["AUTH_RATE_LIMIT"], methods=["POST"], error_message="Too many attempts; wait a minute."

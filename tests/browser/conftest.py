@@ -4,14 +4,12 @@ Playwright through ``executable_path`` — never a downloaded browser."""
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from ..conftest import base_config, free_port
+from ..builders import serve_own_origin
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM_ARGS = [
@@ -42,30 +40,11 @@ def browser():
         browser.close()
 
 
-class LiveServer:
-    def __init__(self, app, port: int):
-        self.app = app
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self._server = make_server("127.0.0.1", port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> "LiveServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-
-
 @pytest.fixture
 def live_server(app, make_app):
     """A server for a second app on the same database and Redis, whose
     origin is its own ``http://127.0.0.1:<port>``."""
-    port = free_port()
-    served = make_app(SERVER_NAME=None, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TESTING=False,
-                      PROPAGATE_EXCEPTIONS=False, EMBEDDED_SCHEDULER=False)
-    server = LiveServer(served, port).start()
+    server = serve_own_origin(make_app)
     yield server
     server.stop()
 

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import AuditLog, Cooperative, CooperativeMember, User
+from webapp.models import AuditLog, User
 from webapp.services import accounts, activity
 
-from ..conftest import PASSWORD, base_config, free_port
-from .conftest import LiveServer, login
+from ..builders import PASSWORD, serve_own_origin
+from .conftest import login
 
 pytestmark = pytest.mark.browser
 
@@ -19,10 +19,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def fast_server(app, make_app):
     """The live server with a 1-second activity poll."""
-    port = free_port()
-    served = make_app(SERVER_NAME=None, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TESTING=False,
-                      PROPAGATE_EXCEPTIONS=False, EMBEDDED_SCHEDULER=False, ACTIVITY_POLL_SECONDS=1)
-    server = LiveServer(served, port).start()
+    server = serve_own_origin(make_app, ACTIVITY_POLL_SECONDS=1)
     yield server
     server.stop()
 
@@ -70,14 +67,9 @@ def test_settings_toggle_saves_with_a_confirmation(live_server, page, make_user)
     assert page.csp_errors == []
 
 
-def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user):
+def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user, make_coop):
     admin = make_user(is_admin=True)
-    owner = make_user()
-    coop = Cooperative(name="Spammy Coop", invite_code="SPAM1234", admin_user_id=owner.user_id, member_count=1)
-    db.session.add(coop)
-    db.session.flush()
-    db.session.add(CooperativeMember(cooperative_id=coop.id, user_id=owner.user_id, role="admin"))
-    db.session.commit()
+    coop, _, _ = make_coop(name="Spammy Coop")
     login(page, live_server.url, admin.user_id, PASSWORD)
     page.goto(f"{live_server.url}/admin")
     row = page.locator(f"#coop-{coop.id}")

@@ -11,7 +11,7 @@ from webapp.extensions import db
 from webapp.models import Cooperative, CooperativeMember
 from webapp.services import coops
 
-from ..conftest import PASSWORD
+from ..builders import PASSWORD
 from .conftest import login
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ from webapp import realtime
 from webapp.extensions import db
 from webapp.services import notifications
 
-from ..conftest import PASSWORD
+from ..builders import PASSWORD
 from .conftest import goto_live, login, wait_socket
 
 pytestmark = pytest.mark.browser

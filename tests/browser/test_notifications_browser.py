@@ -9,7 +9,7 @@ import pytest
 from webapp.extensions import db
 from webapp.services import notifications
 
-from ..conftest import PASSWORD
+from ..builders import PASSWORD
 from .conftest import login
 
 pytestmark = pytest.mark.browser

@@ -33,7 +33,7 @@ from webapp.services import admin as admin_service
 from webapp.services import broadcasts, coops, ingest
 from webapp.services import demo as demo_service
 
-from ..conftest import PASSWORD
+from ..builders import PASSWORD
 from .conftest import assert_clean_console, goto_live, login, wait_socket, watch
 
 pytestmark = pytest.mark.browser
