@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -147,7 +147,7 @@ def test_invalid_type_is_400(client, make_user, auth_headers, query):
 def test_before_and_after_bound_the_time(client, make_user, auth_headers):
     user = make_user()
     headers = auth_headers(user)
-    base = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    base = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     ids = add(user.user_id, 5)
     for i, row_id in enumerate(ids):  # one entry per hour, 12:00 .. 16:00
         db.session.get(UserActivity, row_id).created_at = base + timedelta(hours=i)
@@ -319,8 +319,8 @@ def test_activity_page_groups_by_day_with_icons_and_chips(client, auth, make_use
     # ids grow with time, as they do when rows are recorded as things happen
     ids = add(user.user_id, 1, "block_found") + add(user.user_id, 1, "share_submitted", data={"personal_best": True})
     add(user.user_id, 1, "coop_joined")
-    db.session.get(UserActivity, ids[0]).created_at = datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc)
-    db.session.get(UserActivity, ids[1]).created_at = datetime(2024, 5, 2, 8, 0, tzinfo=timezone.utc)
+    db.session.get(UserActivity, ids[0]).created_at = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    db.session.get(UserActivity, ids[1]).created_at = datetime(2024, 5, 2, 8, 0, tzinfo=UTC)
     db.session.commit()
     auth.login(user.user_id)
     html = client.get("/activity").get_data(as_text=True)
@@ -343,7 +343,7 @@ def test_activity_page_scrolls_and_polls(client, auth, make_user):
     more = re.search(r'id="activity-more"[^>]*hx-get="([^"]+)" hx-trigger="revealed"', html)
     assert more
     page = client.get(more.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"}).get_data(as_text=True)
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     top = f"{today}-{ids[-1]}"  # the section key: its day and first (newest) entry
     assert f'id="day-{top}-list"' in html
     assert f'hx-swap-oob="beforeend:#day-{top}-list"' in page  # continues the same day's list
@@ -368,7 +368,7 @@ def test_entries_recorded_out_of_time_order_get_distinct_sections(client, auth, 
     only ever extends the section it names."""
     user = make_user()
     auth.login(user.user_id)
-    days = [datetime(2024, 5, d, 12, tzinfo=timezone.utc) for d in (1, 2, 1)]
+    days = [datetime(2024, 5, d, 12, tzinfo=UTC) for d in (1, 2, 1)]
     ids = []
     for when in days:
         ids += add(user.user_id, 1)
@@ -381,7 +381,7 @@ def test_entries_recorded_out_of_time_order_get_distinct_sections(client, auth, 
     assert f"top_section=2024-05-01-{ids[2]}" in poll
     new_id = add(user.user_id, 1)[0]  # recorded today: a new section on top
     text = client.get(poll, headers={"HX-Request": "true"}).get_data(as_text=True)
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     assert 'hx-swap-oob="afterbegin:#activity-days"' in text and f'id="day-{today}-{new_id}"' in text
     assert f"top_section={today}-{new_id}" in text
 

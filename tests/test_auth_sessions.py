@@ -14,6 +14,7 @@ from webapp import models
 from webapp.extensions import db
 from webapp.models import User, utcnow
 from webapp.services import accounts
+from webapp.services.errors import Unauthorized
 
 from .builders import PASSWORD, AuthActions, bearer, token_of
 from .wshelpers import Client
@@ -187,7 +188,7 @@ def test_password_change_on_the_settings_page_keeps_only_this_browser(app, make_
     assert [_me(b) for b in browsers] == [200, 401, 401]
     assert _me(_browser_with(app, remember_token=remember_cookie)) == 401
     assert [_me(browsers[0], t) for t in tokens] == [401, 401]
-    with pytest.raises(Exception):
+    with pytest.raises(Unauthorized):
         accounts.authenticate(user_id=user.user_id, password=PASSWORD)
     assert accounts.authenticate(user_id=user.user_id, password=NEW_PASSWORD).user_id == user.user_id
 

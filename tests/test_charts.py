@@ -1,13 +1,13 @@
 """Server-rendered SVG charts: geometry and the profile's best-difficulty progression."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from webapp.extensions import db
 from webapp.models import MiningEvent
 from webapp.pages.charts import HEIGHT, TOP, WIDTH, line_chart
 
-T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def _xy(chart):

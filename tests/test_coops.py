@@ -605,7 +605,7 @@ def test_history_keeps_one_point_per_coop_per_run(app, make_coop):
         coop_hashrate.aggregate_all(now=start + timedelta(minutes=5 * step))
     points = coop_hashrate.history(coop.id)
     assert 23 <= len(points) <= 25
-    assert all(b[0] > a[0] for a, b in zip(points, points[1:]))
+    assert all(b[0] > a[0] for a, b in zip(points, points[1:], strict=False))
 
 
 def test_backfilled_history_follows_the_members_samples(app, make_coop):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -134,9 +134,9 @@ def test_refusing_smtp_is_retried_three_times_with_back_off(mail_app, make_user)
             assert (waiting.status, waiting.attempts) == ("pending", attempt)
             assert "451" in waiting.last_error and "Mailbox busy" in waiting.last_error
             [job_id] = registry.get_job_ids()
-            wait = (registry.get_scheduled_time(job_id) - datetime.now(timezone.utc)).total_seconds()
+            wait = (registry.get_scheduled_time(job_id) - datetime.now(UTC)).total_seconds()
             assert interval - 2 <= wait <= interval + 1  # the back-off RQ will honour
-            registry.schedule(queue.fetch_job(job_id), datetime.now(timezone.utc))  # fast-forward: due now
+            registry.schedule(queue.fetch_job(job_id), datetime.now(UTC))  # fast-forward: due now
             run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 4  # the first attempt and three retries
         final = delivery(row_id)

@@ -2,7 +2,7 @@
 the one place every Jinja filter is registered (``init_template_filters``)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def test_templates_format_times_and_numbers_through_the_filters(path):
     ("clock", "14:05"), ("clock_seconds", "14:05:09"), ("month", "November 2025"),
 ])
 def test_time_styles(style, shown):
-    moment = datetime(2025, 11, 3, 14, 5, 9, tzinfo=timezone.utc)
+    moment = datetime(2025, 11, 3, 14, 5, 9, tzinfo=UTC)
     assert formatting.format_time(moment, style) == shown
     app = Flask(__name__)
     formatting.init_template_filters(app)

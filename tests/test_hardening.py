@@ -101,7 +101,7 @@ def test_every_body_route_refuses_type_confusion_unknown_keys_and_nan(app, clien
             checked += 1
         first = next(iter(schema.get("properties", {})), "x")
         raw = client.open(url, method=method.upper(), headers=headers,
-                          data='{"%s": NaN}' % first, content_type="application/json")
+                          data=f'{{"{first}": NaN}}', content_type="application/json")
         _assert_json_error(raw, 400, f"{method.upper()} {path} NaN")
         broken = client.open(url, method=method.upper(), headers=headers, data="{not json",
                              content_type="application/json")

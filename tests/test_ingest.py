@@ -7,7 +7,7 @@ import gzip
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -45,7 +45,7 @@ def _assert_matches_recomputation(lines: list[str]) -> None:
         assert got.total_shares == want["total_shares"], user_id
         assert got.rejected_shares == want["rejected_shares"], user_id
         assert got.best_difficulty == want["best_difficulty"], user_id
-        assert got.last_share_at == datetime.fromtimestamp(want["last_share_ts"], timezone.utc), user_id
+        assert got.last_share_at == datetime.fromtimestamp(want["last_share_ts"], UTC), user_id
         workers = {w.worker: w.hashrate_1h for w in db.session.scalars(
             sa.select(WorkerStatus).where(WorkerStatus.user_id == user_id))}
         assert workers == want["workers"], user_id

@@ -4,7 +4,7 @@ Events go through the real streams and consumer (real Redis, PostgreSQL)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -48,7 +48,7 @@ def test_personal_best_raises_a_notification_and_an_activity(app, redis, make_us
     assert note.title == "New personal best: 46.6M"
     assert "attic-1" in note.body and "32.4M" in note.body
     assert note.link == f"/miners/{user}"
-    event_at = iso(datetime.fromtimestamp(now - 5, timezone.utc))
+    event_at = iso(datetime.fromtimestamp(now - 5, UTC))
     assert note.data == {"difficulty": 46608917.88671861, "previous_best": 32412345.0, "worker": f"{user}.attic-1",
                          "at": event_at}
     # Created when ingested (so it agrees with its id); the event's time is data.at.
@@ -260,7 +260,7 @@ def test_parse_entry_accepts_the_shared_day_shapes_and_extra_fields():
         b"data": b'{"user":"bc1q","worker":"bc1q.rig","diff":4096,"sdiff":16089.3,"accepted":false,'
                  b'"reject_reason":"stale","new_field":1}'})
     assert (ev.user, ev.worker, ev.accepted, ev.source) == ("bc1q", "bc1q.rig", False, "hosted")
-    assert ev.ts == datetime(2025, 11, 14, 0, 0, 20, 166747, tzinfo=timezone.utc)
+    assert ev.ts == datetime(2025, 11, 14, 0, 0, 20, 166747, tzinfo=UTC)
     assert ev.data["new_field"] == 1
     network = mining.parse_entry("mining:new_block_network", "1-0", {
         "event": "new_block_network", "ts": "1763078664.29", "data": '{"height": 924501, "hash": "00ab"}'})

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import (
-    CoopHashrateSample,
     Cooperative,
+    CoopHashrateSample,
     MinerStats,
     MiningEvent,
     Notification,

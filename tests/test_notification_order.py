@@ -510,7 +510,8 @@ def test_payloads_and_pages_carry_seq(app, client, auth, make_user, live):
     assert created.get_json()["notification"]["seq"] == 2
     auth.login(user.user_id, PASSWORD)
     page = client.get("/notifications").get_data(as_text=True)
-    assert 'id="notification-cursor" data-since="%d" data-seq="2"' % created.get_json()["notification"]["id"] in page
+    since = created.get_json()["notification"]["id"]
+    assert f'id="notification-cursor" data-since="{since}" data-seq="2"' in page
     html = Client(live.ws_url(f"token={token_of(user)}&format=html"))
     html.recv_text()
     pushed = notifications.notify(user.user_id, "social", "badge_earned", "Live")

@@ -121,8 +121,9 @@ def test_uncommon_passwords_and_the_demo_password_are_accepted(client):
 
 
 def test_the_common_list_is_the_shipped_breached_password_list():
-    from webapp.services import passwords
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    from webapp.services import passwords
 
     shipped = FREQUENCY_LISTS["passwords"]
     assert len(shipped) >= 30_000

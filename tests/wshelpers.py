@@ -107,7 +107,7 @@ class Gunicorn:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-size:]
 
-    def wait_ready(self, timeout: float = 30) -> "Gunicorn":
+    def wait_ready(self, timeout: float = 30) -> Gunicorn:
         import socket
 
         deadline = time.monotonic() + timeout
@@ -115,10 +115,10 @@ class Gunicorn:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"gunicorn did not start: {self.log_tail()}")
+                    raise RuntimeError(f"gunicorn did not start: {self.log_tail()}") from exc
                 time.sleep(0.1)
 
     def ws_url(self, query: str = "") -> str:

@@ -175,8 +175,7 @@ def test_replayed_personal_best_reaches_both_tabs_and_reading_it_clears_the_othe
     tab2.wait_for_function("() => document.getElementById('notification-badge').dataset.count === '0'",
                            timeout=5000, polling=50)
     assert tab2.inner_text("#notification-badge").strip() == ""
-    page.wait_for_function("() => !document.getElementById('notification-%d').classList.contains('unread')"
-                           % note.id)
+    page.wait_for_function(f"() => !document.getElementById('notification-{note.id}').classList.contains('unread')")
     assert page.locator("#notification-badge").get_attribute("data-count") == "0"
     assert_clean_console(page)
     assert_clean_console(tab2)
