@@ -197,3 +197,33 @@ def serve_own_origin(make_app, **overrides: Any) -> LiveServer:
     app = make_app(**{"SERVER_NAME": None, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "TESTING": False,
                       "PROPAGATE_EXCEPTIONS": False, "EMBEDDED_SCHEDULER": False, **overrides})
     return LiveServer(app, port).start()
+
+
+class LateCommit:
+    """A writer that takes its ids now and commits later, as an ingest batch
+    or a broadcast fan-out does: ``work()`` runs in a thread with its own app
+    context and session; ``start()`` returns once it has run (its result in
+    ``.result``), and the transaction stays open until ``commit()``."""
+
+    def __init__(self, app: Flask, work: Callable[[], Any]) -> None:
+        self.app, self.work, self.result = app, work, None
+        self._ran, self._release, self._committed = threading.Event(), threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            self.result = self.work()
+            self._ran.set()
+            self._release.wait(10)
+            db.session.commit()
+            self._committed.set()
+
+    def start(self) -> LateCommit:
+        self._thread.start()
+        assert self._ran.wait(10), "the late writer did not run"
+        return self
+
+    def commit(self) -> None:
+        self._release.set()
+        assert self._committed.wait(10), "the late writer did not commit"
+        self._thread.join()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -41,6 +43,20 @@ def _url_with_db(url: str, name: str) -> str:
 def _admin_engine() -> sa.Engine:
     url = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
     return sa.create_engine(_url_with_db(url, "postgres"), isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def fresh_database(services, prefix: str = "webapp_fresh") -> Iterator[str]:
+    """An empty PostgreSQL database beside this run's, dropped afterwards
+    even if the test fails; yields its SQLAlchemy URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with _admin_engine().connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield services["database_url"].rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with _admin_engine().connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _require_services() -> None:

@@ -137,13 +137,6 @@ def test_type_filter_one_or_several(client, make_user, auth_headers):
     assert second["activities"][0]["id"] < first["activities"][0]["id"] and second["next_cursor"] is None
 
 
-@pytest.mark.parametrize("query", ["type=bogus", "type=badge_earned,bogus", "type=badge_earned&type=Badge_Earned"])
-def test_invalid_type_is_400(client, make_user, auth_headers, query):
-    resp = client.get(f"/api/activity?{query}", headers=auth_headers(make_user()))
-    assert resp.status_code == 400
-    assert resp.get_json()["error"]["code"] == "validation_error"
-
-
 def test_before_and_after_bound_the_time(client, make_user, auth_headers):
     user = make_user()
     headers = auth_headers(user)
@@ -164,19 +157,16 @@ def test_before_and_after_bound_the_time(client, make_user, auth_headers):
         "2024-05-01T12:00:00Z"]
 
 
-@pytest.mark.parametrize("bad", [
-    {"before": "yesterday"}, {"after": "2024-13-01"}, {"after": "0001-01-01T00:00:00+05:00"},
-    {"after": "2024-05-02T00:00:00Z", "before": "2024-05-01T00:00:00Z"},
+@pytest.mark.parametrize("query", [
+    # unknown or differently spelled types
+    "type=bogus", "type=badge_earned,bogus", "type=badge_earned&type=Badge_Earned",
+    # time bounds that are not times, or an empty window
+    "before=yesterday", "after=2024-13-01", "after=0001-01-01T00:00:00%2B05:00",
+    "after=2024-05-02T00:00:00Z&before=2024-05-01T00:00:00Z",
+    # limits and cursors
+    "limit=0", "limit=101", "limit=abc", "limit=-1", "limit=1.5", "cursor=!!!", "cursor=aWQ6eA",
 ])
-def test_bad_time_bounds_are_refused(client, make_user, auth_headers, bad):
-    resp = client.get("/api/activity", headers=auth_headers(make_user()), query_string=bad)
-    assert resp.status_code == 400
-    assert resp.get_json()["error"]["code"] == "validation_error"
-
-
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "limit=-1", "limit=1.5", "cursor=!!!",
-                                   "cursor=aWQ6eA"])
-def test_limit_and_cursor_are_validated(client, make_user, auth_headers, query):
+def test_a_bad_query_is_a_400_validation_error(client, make_user, auth_headers, query):
     resp = client.get(f"/api/activity?{query}", headers=auth_headers(make_user()))
     assert resp.status_code == 400
     assert resp.get_json()["error"]["code"] == "validation_error"

@@ -1,8 +1,6 @@
 """Migrations build the schema the models describe, on PostgreSQL and SQLite."""
 from __future__ import annotations
 
-import secrets
-
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -12,7 +10,7 @@ from flask_migrate import upgrade
 from webapp import create_app
 from webapp.extensions import db
 
-from .conftest import _admin_engine, base_config
+from .conftest import base_config, fresh_database
 
 
 def _diff(app):
@@ -23,11 +21,7 @@ def _diff(app):
 
 @pytest.mark.slow
 def test_upgrade_on_fresh_postgresql_matches_models(services):
-    name = f"webapp_mig_{secrets.token_hex(4)}"
-    with _admin_engine().connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = services["database_url"].rsplit("/", 1)[0] + f"/{name}"
+    with fresh_database(services, "webapp_mig") as url:
         app = create_app(base_config(services, SQLALCHEMY_DATABASE_URI=url))
         with app.app_context():
             upgrade()
@@ -36,9 +30,6 @@ def test_upgrade_on_fresh_postgresql_matches_models(services):
         assert _diff(app) == []
         with app.app_context():
             db.engine.dispose()
-    finally:
-        with _admin_engine().connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_upgrade_on_fresh_sqlite_matches_models(tmp_path):

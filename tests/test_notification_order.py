@@ -25,7 +25,7 @@ from webapp.services import notifications
 
 from . import builders
 from . import notification_writers as writers
-from .builders import bearer, token_of
+from .builders import LateCommit, bearer, token_of
 from .conftest import base_config
 from .wshelpers import Client, ConnectionClosedBy, Gunicorn
 
@@ -312,32 +312,17 @@ def test_reconnect_with_highest_id_gets_a_lower_id_committed_later(app, live, ma
     token = token_of(user)
     tab = Client(live.ws_url(f"token={token}&since=0"))
     assert tab.recv_json()["type"] == "unread_count"
-    inserted, release, committed = threading.Event(), threading.Event(), threading.Event()
-    early: dict = {}
-
-    def long_transaction() -> None:
-        with app.app_context():  # its own session
-            early["id"] = notifications.notify(user.user_id, "mining", "personal_best", "Inserted first",
-                                               commit=False).id
-            inserted.set()
-            release.wait(10)
-            db.session.commit()
-            committed.set()
-
-    thread = threading.Thread(target=long_transaction)
-    thread.start()
-    assert inserted.wait(10)
+    early = LateCommit(app, lambda: notifications.notify(user.user_id, "mining", "personal_best", "Inserted first",
+                                                         commit=False).id).start()
     late = notifications.notify(user.user_id, "system", "announcement", "Committed first")
-    assert late.id > early["id"]
+    assert late.id > early.result
     pushed = tab.recv_until(lambda m: m["type"] == "notification")
     assert pushed["data"]["id"] == late.id
     tab.close()  # the tab goes away before the long transaction commits
-    release.set()
-    assert committed.wait(10)
-    thread.join()
+    early.commit()
     again = Client(live.ws_url(f"token={token}&since={late.id}"))
     message = again.recv_json()
-    assert message["type"] == "notification" and message["data"]["id"] == early["id"]
+    assert message["type"] == "notification" and message["data"]["id"] == early.result
     assert again.recv_json() == {"type": "unread_count", "count": 2}
     again.close()
 
@@ -350,30 +335,16 @@ def test_since_a_deleted_id_skips_nothing(app, live, make_user):
     commits after B. ``since=b`` (no longer a row) still gets that row."""
     user = make_user()
     token = token_of(user)
-    inserted, release, committed = threading.Event(), threading.Event(), threading.Event()
-    early: dict = {}
-
-    def long_transaction() -> None:
-        with app.app_context():
-            early["id"] = notifications.notify(user.user_id, "mining", "personal_best", "Slow", commit=False).id
-            inserted.set()
-            release.wait(10)
-            db.session.commit()
-            committed.set()
-
-    thread = threading.Thread(target=long_transaction)
-    thread.start()
-    assert inserted.wait(10)
+    early = LateCommit(app, lambda: notifications.notify(user.user_id, "mining", "personal_best", "Slow",
+                                                         commit=False).id).start()
     seen = notifications.notify(user.user_id, "system", "announcement", "Seen then deleted")
     seen_id = seen.id
-    assert seen_id > early["id"] and seen.seq == 1
+    assert seen_id > early.result and seen.seq == 1
     notifications.delete_notification(user.user_id, seen_id)
-    release.set()
-    assert committed.wait(10)
-    thread.join()
+    early.commit()
     sock = Client(live.ws_url(f"token={token}&since={seen_id}"))
     message = sock.recv_json()
-    assert message["type"] == "notification" and message["data"]["id"] == early["id"]
+    assert message["type"] == "notification" and message["data"]["id"] == early.result
     assert message["data"]["seq"] == 2
     assert sock.recv_json() == {"type": "unread_count", "count": 1}
     sock.close()
@@ -543,19 +514,13 @@ def test_sequences_work_on_the_embedded_sqlite_default(tmp_path):
 def test_migration_numbers_existing_rows_per_user_in_id_order(services):
     """0002 on a database with notifications: seq 1..n per user in id order,
     floors one below, counters at the last seq; a new row continues."""
-    import secrets
-
     from flask_migrate import upgrade
 
     from webapp import create_app
 
-    from .conftest import _admin_engine
+    from .conftest import fresh_database
 
-    name = f"webapp_seq_{secrets.token_hex(4)}"
-    with _admin_engine().connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = services["database_url"].rsplit("/", 1)[0] + f"/{name}"
+    with fresh_database(services, "webapp_seq") as url:
         app = create_app(base_config(services, SQLALCHEMY_DATABASE_URI=url))
         with app.app_context():
             upgrade(revision="0001")
@@ -578,6 +543,3 @@ def test_migration_numbers_existing_rows_per_user_in_id_order(services):
             assert notifications.notify("bc1qmigb", "mining", "block_found", "after").seq == 3
             db.session.remove()
             db.engine.dispose()
-    finally:
-        with _admin_engine().connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -3,15 +3,13 @@ notification it has, and gets a notification with a lower id that committed
 while it was away (the htmx ws extension, static/js/app.js)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from webapp import realtime
 from webapp.extensions import db
 from webapp.services import notifications
 
-from ..builders import PASSWORD
+from ..builders import PASSWORD, LateCommit
 from .conftest import goto_live, login, wait_socket
 
 pytestmark = pytest.mark.browser
@@ -27,36 +25,21 @@ def test_page_reconnects_after_its_newest_seq_and_gets_a_row_committed_meanwhile
     goto_live(page, f"{live_server.url}/notifications")
     assert "since_seq=1" in urls[-1]  # the page's cursor: the seq watermark when it was rendered
 
-    inserted, release, committed = threading.Event(), threading.Event(), threading.Event()
-    slow: dict = {}
-
-    def long_transaction() -> None:  # an ingest batch or a fan-out: takes its id early, commits late
-        with app.app_context():
-            slow["id"] = notifications.notify(user_id, "mining", "personal_best", "Committed late",
-                                              commit=False).id
-            inserted.set()
-            release.wait(10)
-            db.session.commit()
-            committed.set()
-
-    thread = threading.Thread(target=long_transaction)
-    thread.start()
-    assert inserted.wait(10)
+    late = LateCommit(app, lambda: notifications.notify(user_id, "mining", "personal_best", "Committed late",
+                                                        commit=False).id).start()
     fast = notifications.notify(user_id, "system", "announcement", "Committed first").id  # seq 2
     db.session.remove()
-    assert fast > slow["id"]
+    assert fast > late.result
     page.locator(f"#notification-list > li#notification-{fast}").wait_for(timeout=5000)
 
     # The tab's web process loses Redis: its sockets close with 1012 and the
     # extension reconnects; the slow transaction commits meanwhile.
     opened = len(page.sockets)
     realtime.get_hub(live_server.app)._restart_all()
-    release.set()
-    assert committed.wait(10)
-    thread.join()
+    late.commit()
     wait_socket(page, opened, timeout=15)
     assert "since_seq=2" in urls[-1] and "since=" not in urls[-1].replace("since_seq", "")
-    page.locator(f"#notification-list > li#notification-{slow['id']}").wait_for(timeout=5000)
+    page.locator(f"#notification-list > li#notification-{late.result}").wait_for(timeout=5000)
     page.wait_for_function("() => document.querySelector('#notification-badge').dataset.count === '3'")
     ids = page.eval_on_selector_all("#notification-list > li, #bell-list > li", "els => els.map(e => e.id)")
     assert len(ids) == len(set(ids)), ids
