@@ -630,19 +630,19 @@ def test_backfilled_history_follows_the_members_samples(app, make_coop):
 def test_demo_coops_form_once_and_skip_missing_miners(app):
     from webapp.services import accounts
 
-    miners = json.loads(coops.DEMO_MINERS.read_text())
+    miners = json.loads(demo.DEMO_MINERS.read_text())
     for index, miner in enumerate(miners):
         if index != 15:  # AxeQueen of Lisbon Lightning is not registered here
             accounts.register(user_id=miner["user_id"], password="demo-password",
                               display_name=miner["display_name"])
-    formed = coops.form_demo_coops()
-    assert [c.name for c in formed] == [name for name, _, _ in coops.DEMO_COOPS]
+    formed = demo.form_demo_coops()
+    assert [c.name for c in formed] == [name for name, _, _ in demo.DEMO_COOPS]
     by_name = {c.name: db.session.get(Cooperative, c.id) for c in formed}
-    assert by_name["Satoshi's Hunters"].admin_user_id == coops.SATOSHI_HUNTER
+    assert by_name["Satoshi's Hunters"].admin_user_id == demo.SATOSHI_HUNTER
     assert by_name["Satoshi's Hunters"].member_count == 7
     assert by_name["Bitaxe Brigade"].member_count == 20
     assert by_name["Lisbon Lightning"].member_count == 3
     for coop in by_name.values():
         assert coop.member_count == _active_rows(coop.id)
-    assert coops.form_demo_coops() == []
+    assert demo.form_demo_coops() == []
     assert db.session.scalar(select(func.count()).select_from(Cooperative)) == 3

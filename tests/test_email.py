@@ -16,8 +16,8 @@ from rq import Queue
 
 from webapp.extensions import db
 from webapp.models import Notification, NotificationDelivery
+from webapp.services import accounts, notifications
 from webapp.services import email as email_service
-from webapp.services import notifications
 
 from .builders import free_port, run_jobs
 
@@ -182,7 +182,7 @@ def test_opting_out_before_the_job_runs_skips_the_mail(mail_app, make_user):
         user = opted_in_user(make_user)
         row = notifications.notify(user.user_id, "mining", "block_found", "Block!")
         row_id = row.id
-        email_service.unsubscribe(email_service.unsubscribe_token(user.user_id, "mining"))
+        accounts.unsubscribe(email_service.unsubscribe_token(user.user_id, "mining"))
         run_jobs(app, "email", scheduler=True)
         assert smtp.attempts == 0
         skipped = delivery(row_id)

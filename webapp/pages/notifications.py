@@ -22,7 +22,7 @@ from ..api.validation import encode_cursor, int_arg, parse_cursor
 from ..auth import csrf_exempt
 from ..formatting import group_of
 from ..models import NOTIFICATION_CATEGORIES, utcnow
-from ..services import email
+from ..services import accounts, email
 from ..services import notifications as service
 from ..urls import safe_next
 
@@ -181,7 +181,7 @@ def unsubscribe(token: str):
     """GET: a confirmation page with a button; POST: turn that category's
     e-mail off. A bad token is a 400 page."""
     if request.method == "POST":
-        user, category = email.unsubscribe(token)
+        user, category = accounts.unsubscribe(token)
         return render_template("notifications/unsubscribe.html", done=True, user=user, category=category)
     user, category = email.read_unsubscribe_token(token)
     return render_template("notifications/unsubscribe.html", done=False, user=user, category=category,

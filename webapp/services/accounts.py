@@ -25,9 +25,10 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import realtime
 from ..extensions import db
 from ..models import RevokedToken, User, UserSettings, utcnow
-from . import inputs, passwords, preferences, sessions, transactions
+from . import activity, email, inputs, passwords, preferences, sessions, transactions
 from .errors import Unauthorized, UserExists, ValidationError, WrongPassword
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
@@ -159,8 +160,6 @@ def _revoke_everything(user: User, *, keep_session_secret: str | None) -> int:
 
 
 def _publish_revoked(user_id: str, **what: Any) -> None:
-    from .. import realtime
-
     try:
         realtime.auth_revoked(user_id, **what)
     except Exception:  # noqa: BLE001 - Redis down: sockets are refused on their next connect
@@ -329,6 +328,14 @@ def update_settings(user: User, patch: preferences.SettingsPatch) -> dict[str, A
 
 
 def _on_settings_changed(user: User, before: dict, after: dict) -> None:
-    from . import activity
-
     activity.record_settings_change(user.user_id, before=before, after=after)
+
+
+def unsubscribe(token: str) -> tuple[User, str]:
+    """Turn off e-mail for the token's user and category (idempotent),
+    through the same settings service as ``PATCH /api/settings``. Raises
+    ValidationError for a token that is not valid (``email.read_unsubscribe_token``)."""
+    user, category = email.read_unsubscribe_token(token)
+    patch = preferences.SettingsPatch.model_validate({"notifications": {"categories": {category: {"email": False}}}})
+    update_settings(user, patch)
+    return user, category

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import ACTIVITY_TYPES, Notification, User, UserActivity
-from . import inputs
+from . import inputs, notifications
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -92,8 +92,6 @@ def record_from_service(
     Raises NotFound (unknown user) or ValidationError (bad type, fields or
     notification category).
     """
-    from . import notifications
-
     if db.session.get(User, user_id) is None:
         raise NotFound("No miner with that user_id.")
     row = record_activity(user_id, activity_type, title, description, data, link)

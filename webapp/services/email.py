@@ -104,17 +104,6 @@ def read_unsubscribe_token(token: str) -> tuple[User, str]:
     return user, category
 
 
-def unsubscribe(token: str) -> tuple[User, str]:
-    """Turn off e-mail for the token's user and category (idempotent),
-    through the same settings service as ``PATCH /api/settings``."""
-    from . import accounts
-
-    user, category = read_unsubscribe_token(token)
-    patch = preferences.SettingsPatch.model_validate({"notifications": {"categories": {category: {"email": False}}}})
-    accounts.update_settings(user, patch)
-    return user, category
-
-
 # ---- building a mail ---------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import User
 from ..vocabulary import NotificationCategory, NotificationSubtype
+from . import notifications
 from .errors import InvalidInviteCode, NotFound, RateLimited
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,6 @@ def _alarm_admins(item: RateLimitItem, resumes: float) -> None:
     """A ``system`` notification to every platform admin (the guard calls
     this at most once per window). Failures are logged, never raised: the
     lookup's answer must not depend on the alarm."""
-    from . import notifications
-
     until = datetime.fromtimestamp(resumes, UTC).strftime("%H:%M UTC")
     body = (f"{item.amount} wrong invite codes were tried in the last {_window_text(item)}. Joining by a typed "
             f"code is paused until about {until}; invite links keep working.")

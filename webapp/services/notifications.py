@@ -29,6 +29,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, false, func, inspect, select, update
 
+from .. import realtime
 from ..extensions import db, execute_dml
 from ..models import (
     NOTIFICATION_CATEGORIES,
@@ -191,8 +192,6 @@ def dispatch_committed(pending: list[_Pending]) -> None:
     missed push is recovered by the socket's ``since`` catch-up, and a
     delivery left ``pending`` shows in the database.
     """
-    from .. import realtime
-
     for item in pending:
         notification_id = item.payload["id"]
         try:
@@ -326,8 +325,6 @@ def get_own(user_id: str, notification_id: int) -> Notification:
 
 
 def _publish_count(user_id: str) -> int:
-    from .. import realtime
-
     count = unread_count(user_id)
     db.session.commit()  # end the read transaction before the Redis hop
     try:

@@ -31,8 +31,6 @@ names; the demo coops live in ``services/demo.py``.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ..invites import INVITE_CODE_LENGTH, generate_invite_code, normalise_invite_code
 from .changes import (
     create,
@@ -85,14 +83,3 @@ __all__ = [
     "lock_active_coop", "preview",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
 ]
-
-# The demo world moved to services/demo.py; these names still answer here.
-_DEMO_NAMES = ("form_demo_coops", "DEMO_COOPS", "DEMO_MINERS", "SATOSHI_HUNTER")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _DEMO_NAMES:
-        from .. import demo
-
-        return getattr(demo, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
