@@ -121,15 +121,24 @@ def api_caller() -> User:
     return g.user
 
 
+def checked_first(check: Callable[[], object]) -> Callable[[Callable], Callable]:
+    """Decorator factory: ``check()`` runs before the view and refuses by
+    raising (a DomainError: 401, 403 ...); its return value is ignored."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            check()
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 def api_auth_required(view: Callable) -> Callable:
     """Decorator for JSON routes: 401 ``unauthorized`` without a caller."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        api_caller()
-        return view(*args, **kwargs)
-
-    return wrapper
+    return checked_first(api_caller)(view)
 
 
 def admin_required(view: Callable) -> Callable:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Flask, current_app
@@ -32,7 +31,7 @@ from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_multidict_items
 
-from ..auth import require_service_token
+from ..auth import checked_first, require_service_token
 from ..extensions import limiter
 from ..services import inputs
 from ..services.errors import ValidationError
@@ -145,13 +144,7 @@ def endpoint(
 
 def service_token_required(view: Callable) -> Callable:
     """Decorator: ``auth.require_service_token`` before anything else (401)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        require_service_token()
-        return view(*args, **kwargs)
-
-    return wrapper
+    return checked_first(require_service_token)(view)
 
 
 def _tidy(spec: dict[str, Any]) -> dict[str, Any]:

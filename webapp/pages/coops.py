@@ -10,7 +10,9 @@ with the error inline; a plain (non-htmx) form post is redirected instead.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
@@ -29,6 +31,12 @@ bp = Blueprint("pages_coops", __name__)
 # (webapp/pages/miners.py).
 def _is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def _answer_manage(fragment: Callable[[], Any], message: str):
+    """An admin action's answer: the re-rendered ``fragment()`` for htmx,
+    otherwise back to the admin screen with ``message`` flashed."""
+    return fragment() if _is_htmx() else _go("pages_coops.manage", message)
 
 
 def _go(endpoint: str, message: str | None = None):
@@ -218,14 +226,10 @@ def remove_member(coop_id: int, user_id: str):
     try:
         membership = coops.remove_member(current_user, coop_id=coop_id, user_id=user_id)
     except DomainError as exc:
-        if not _is_htmx():
-            flash(exc.message)
-            return redirect(url_for("pages_coops.manage"))
-        return _members_fragment(coop_id, exc.message, exc.status)
+        error = exc  # the lambda outlives the except clause's name
+        return _answer_manage(lambda: _members_fragment(coop_id, error.message, error.status), error.message)
     name = coops.display_name(membership.user_id)
-    if not _is_htmx():
-        return _go("pages_coops.manage", f"{name} was removed.")
-    return _members_fragment(coop_id, removed=name)
+    return _answer_manage(lambda: _members_fragment(coop_id, removed=name), f"{name} was removed.")
 
 
 @bp.post("/coop/<int:coop_id>/regenerate-code")
@@ -234,14 +238,14 @@ def regenerate_code(coop_id: int):
     try:
         coop_ = coops.regenerate_code(current_user, coop_id=coop_id)
     except DomainError as exc:
-        if not _is_htmx():
-            flash(exc.message)
-            return redirect(url_for("pages_coops.manage"))
-        return render_template("coops/_invite.html", manage=True, coop=None, error=exc.message), exc.status
-    if not _is_htmx():
-        return _go("pages_coops.manage", "New invite code made; the old link no longer works.")
-    return render_template("coops/_invite.html", manage=True, coop=coop_, invite_url=_invite_url(coop_.invite_code),
-                           regenerated=True)
+        error = exc
+        return _answer_manage(
+            lambda: (render_template("coops/_invite.html", manage=True, coop=None, error=error.message), error.status),
+            error.message)
+    return _answer_manage(
+        lambda: render_template("coops/_invite.html", manage=True, coop=coop_,
+                                invite_url=_invite_url(coop_.invite_code), regenerated=True),
+        "New invite code made; the old link no longer works.")
 
 
 @bp.post("/coop/<int:coop_id>/details")
@@ -252,15 +256,15 @@ def details(coop_id: int):
         coop_ = coops.update_details(current_user, coop_id=coop_id, name=form.get("name", ""),
                                      description=form.get("description", ""))
     except DomainError as exc:
-        if not _is_htmx():
-            flash(exc.message)
-            return redirect(url_for("pages_coops.manage"))
-        return render_template("coops/_details.html", coop_id=coop_id, name=form.get("name", ""),
-                               description=form.get("description", ""), error=exc.message), exc.status
-    if not _is_htmx():
-        return _go("pages_coops.manage", "Saved.")
-    return render_template("coops/_details.html", coop_id=coop_.id, name=coop_.name,
-                           description=coop_.description, saved=True)
+        error = exc
+        return _answer_manage(
+            lambda: (render_template("coops/_details.html", coop_id=coop_id, name=form.get("name", ""),
+                                     description=form.get("description", ""), error=error.message), error.status),
+            error.message)
+    return _answer_manage(
+        lambda: render_template("coops/_details.html", coop_id=coop_.id, name=coop_.name,
+                                description=coop_.description, saved=True),
+        "Saved.")
 
 
 @bp.post("/coop/<int:coop_id>/dissolve")

@@ -57,14 +57,8 @@ def record_activity(
     check_text("description", description, inputs.MULTILINE)
     check_data(data, max_bytes=MAX_DATA_BYTES)
     check_link(link)
-    row = UserActivity(
-        user_id=user_id,
-        activity_type=activity_type,
-        title=title,
-        description=description,
-        data=data,
-        link=link,
-    )
+    row = UserActivity(user_id=user_id, activity_type=activity_type, title=title, description=description,
+                       data=data, link=link)
     db.session.add(row)
     return row
 
