@@ -158,6 +158,23 @@ def test_a_response_that_breaks_its_model_is_a_json_500(app, client, monkeypatch
     assert resp.get_json()["error"]["code"]
 
 
+def test_a_response_is_serialised_by_its_model(client, monkeypatch):
+    """The view's dict goes through its response model: "7" from the service
+    leaves as the integer the model declares, and a key the view did not set
+    stays absent (API.md: absent, not null)."""
+    from webapp.services import notifications as service
+
+    monkeypatch.setattr(service, "unread_count", lambda user_id: "7")
+    user = make_user("bc1qserialised01")
+    assert client.get("/api/notifications/unread-count", headers=bearer(user)).get_json() == {"count": 7}
+    from webapp.services import accounts, preferences
+
+    accounts.update_settings(user, preferences.SettingsPatch.model_validate(
+        {"privacy": {"showCountryFlag": False, "showOnLeaderboard": False}}))
+    body = client.get(f"/api/public/miners/{user.user_id}").get_json()
+    assert body["user_id"] == user.user_id and "country_code" not in body and "leaderboard_rank" not in body
+
+
 def test_query_errors_keep_their_messages(client):
     user = make_user("bc1qquerymsgs01")
     body = client.get("/api/notifications?limit=101&unread_only=maybe", headers=bearer(user)).get_json()

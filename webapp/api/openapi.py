@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.model_adapter import ModelAdapterType
+from spectree.model_adapter.pydantic_adapter import PydanticModelAdapter
 from spectree.models import SecureType
 from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -50,6 +52,17 @@ class ErrorBody(BaseModel):
     """Every error: ``{"error": {"code", "message"}}`` (API.md)."""
 
     error: ErrorDetail
+
+
+class _KeysAsGiven(PydanticModelAdapter):
+    """Responses are serialised by their model, keeping only the keys the
+    view set: API.md makes some keys absent rather than null
+    (``invite_code`` for non-admins, ``leaderboard_rank`` ...)."""
+
+    def dump_json(self, value: Any) -> bytes:
+        if isinstance(value, BaseModel):
+            return value.model_dump_json(exclude_unset=True).encode()
+        return super().dump_json(value)
 
 
 class _ApiPlugin(FlaskPlugin):
@@ -100,6 +113,7 @@ def _check_response(req, resp, resp_validation_error, instance, model_adapter) -
 
 api = SpecTree(
     backend=_ApiPlugin,
+    model_adapter=cast(ModelAdapterType, _KeysAsGiven()),  # as spectree.get_pydantic_model_adapter does
     mode="strict",  # document only the routes decorated with @endpoint
     title="Solo Mining social layer",
     version="1.0.0",
@@ -139,7 +153,7 @@ def endpoint(
     statuses: dict[str, Any] = {f"HTTP_{code}": model for code, model in ok.items()}
     for code in {*errors, 400, 413, 429, *((401,) if auth != "none" else ())}:
         statuses[f"HTTP_{code}"] = ErrorBody
-    return api.validate(resp=Response(**statuses), tags=tags, security=_SECURITY[auth])
+    return api.validate(resp=Response(**statuses), tags=tags, security=_SECURITY[auth], force_resp_serialize=True)
 
 
 def service_token_required(view: Callable) -> Callable:
