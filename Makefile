@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
+# `make run PORT=5001` serves on another port.
+PORT ?= 5000
+
 .PHONY: run test test-fast test-random lint format install install-dev services chromium bench run-prod clean
 
 $(BIN)/python:
@@ -26,7 +29,7 @@ install-dev: $(VENV)/.dev
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo
-	$(BIN)/flask run --host 127.0.0.1 --port 5000 --with-threads
+	$(BIN)/flask run --host 127.0.0.1 --port $(PORT) --with-threads
 
 services:
 	@scripts/ensure-services.sh

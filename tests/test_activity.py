@@ -297,6 +297,40 @@ def test_internal_notify_respects_preferences_and_is_atomic(client, make_user):
     assert count(UserActivity) == before and count(Notification) == 0
 
 
+def test_feed_is_ordered_by_when_it_happened_after_a_lagging_ingest(client, make_user, auth_headers):
+    """A lagging ingest records a 17:34 entry after the 19:32 and 19:33 ones:
+    the feed orders by when it happened, keyset on (time, id), ties by id."""
+    user, other = make_user(), make_user()
+    headers = auth_headers(user)
+    day = datetime(2024, 5, 1, tzinfo=UTC)
+    at = {"19:32": day.replace(hour=19, minute=32), "19:33": day.replace(hour=19, minute=33),
+          "17:34": day.replace(hour=17, minute=34)}
+    ids = {}
+    for label in ("19:32", "19:33", "17:34", "tie"):
+        ids[label] = add(user.user_id, 1, "share_submitted")[0]
+        db.session.get(UserActivity, ids[label]).created_at = at.get(label, at["19:32"])
+    other_id = add(other.user_id, 1)[0]
+    db.session.commit()
+    expected = [ids["19:33"], ids["tie"], ids["19:32"], ids["17:34"]]
+    assert [a["id"] for a in feed(client, headers)["activities"]] == expected
+    seen, cursor = [], None
+    while True:  # one entry per page: every step goes through the keyset
+        body = feed(client, headers, limit=1, **({"cursor": cursor} if cursor else {}))
+        seen += [a["id"] for a in body["activities"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+    filtered = feed(client, headers, type="share_submitted", limit=2)
+    assert [a["id"] for a in filtered["activities"]] == expected[:2]
+    rest = feed(client, headers, type="share_submitted", cursor=filtered["next_cursor"])
+    assert [a["id"] for a in rest["activities"]] == expected[2:]
+    # a cursor naming someone else's (or no) entry is a clear 400
+    foreign = base64.urlsafe_b64encode(f"id:{other_id}".encode()).decode().rstrip("=")
+    resp = client.get("/api/activity", headers=headers, query_string={"cursor": foreign})
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "validation_error"
+
+
 # ---- /activity page ------------------------------------------------------------------
 
 
@@ -318,7 +352,10 @@ def test_activity_page_groups_by_day_with_icons_and_chips(client, auth, make_use
     assert html.index(">Today<") < html.index('data-day="2024-05-02"') < html.index('data-day="2024-05-01"')
     assert "🏆" in html and "🧱" in html and "🤝" in html  # personal best, block, coop join
     assert _types_in(html) == ["coop_joined", "share_submitted", "block_found"]
-    assert 'data-type="badge_earned"' in html and 'aria-pressed="false"' in html  # filter chips
+    # filter chips: only the kinds this miner has, plus "All"
+    assert re.findall(r'<a class="pill[^"]*" href="[^"]*" data-type="([a-z_]+)"', html) == [
+        "share_submitted", "block_found", "coop_joined"]
+    assert 'data-type="badge_earned"' not in html and 'aria-pressed="false"' in html and ">All</a>" in html
     filtered = client.get("/activity?type=block_found").get_data(as_text=True)
     assert _types_in(filtered) == ["block_found"]
     assert client.get("/activity?type=nope").status_code == 400
@@ -353,9 +390,10 @@ def test_activity_page_scrolls_and_polls(client, auth, make_user):
 
 
 def test_entries_recorded_out_of_time_order_get_distinct_sections(client, auth, make_user):
-    """Ingest stamps the event time, so a day can recur in id order: each run
-    of a day is its own section with a unique DOM id, and scrolling or polling
-    only ever extends the section it names."""
+    """Ingest stamps the event time, so entries are recorded out of time
+    order: the page shows them in time order, and what the poll prepends is
+    its own section with a unique DOM id; scrolling or polling only ever
+    extends the section it names."""
     user = make_user()
     auth.login(user.user_id)
     days = [datetime(2024, 5, d, 12, tzinfo=UTC) for d in (1, 2, 1)]
@@ -366,9 +404,9 @@ def test_entries_recorded_out_of_time_order_get_distinct_sections(client, auth, 
     db.session.commit()
     html = client.get("/activity").get_data(as_text=True)
     keys = re.findall(r'<section class="day" id="day-([0-9-]+)"', html)
-    assert keys == [f"2024-05-01-{ids[2]}", f"2024-05-02-{ids[1]}", f"2024-05-01-{ids[0]}"]
+    assert keys == [f"2024-05-02-{ids[1]}", f"2024-05-01-{ids[2]}"]  # in time order a day is one run
     poll = re.search(r'id="activity-poll" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
-    assert f"top_section=2024-05-01-{ids[2]}" in poll
+    assert f"top_section=2024-05-02-{ids[1]}" in poll and f"after_id={ids[2]}" in poll
     new_id = add(user.user_id, 1)[0]  # recorded today: a new section on top
     text = client.get(poll, headers={"HX-Request": "true"}).get_data(as_text=True)
     today = datetime.now(UTC).date().isoformat()

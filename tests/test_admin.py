@@ -245,3 +245,31 @@ def test_coop_search_by_id(app, make_user):
     coop = coops.create(make_user(), name="Numbered crew", description="")
     found, _ = admin.search_coops(str(coop.id))
     assert [c.id for c in found] == [coop.id]
+
+
+def test_job_health_under_the_embedded_default_says_the_thread_runs_the_periodic_jobs(app, client, as_admin,
+                                                                                        monkeypatch):
+    """No REDIS_URL: no worker nor cron scheduler exists, the periodic jobs run
+    on a thread of the web process; the page says so, with each job's last run."""
+    import threading
+
+    from webapp.services import schedule
+
+    _, hx = as_admin
+    monkeypatch.setitem(app.config, "EMBEDDED", True)
+    monkeypatch.setattr(schedule, "_last_runs", {})
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    monkeypatch.setattr(schedule, "_embedded_thread", thread)
+    try:
+        schedule.run_embedded_job(app, "jobs.mining.sweep_offline_workers")
+        html = client.get("/admin/jobs", headers=hx).get_data(as_text=True)
+    finally:
+        stop.set()
+    assert "cron scheduler: <strong>not running" not in html and "Workers running" not in html
+    assert "embedded scheduler thread: <strong>running" in html
+    ran = re.search(r'data-job="jobs.mining.sweep_offline_workers">.*?</tr>', html, re.S)
+    assert ran and "—" not in ran.group(0)  # its last run is shown
+    never = re.search(r'data-job="jobs.accounts.purge_dead_sessions">.*?</tr>', html, re.S)
+    assert never and "—" in never.group(0)

@@ -63,6 +63,29 @@ def test_broadcast_fans_out_in_batches_with_progress(app, client, auth, make_use
     assert (audit.action, audit.target_id, audit.actor_user_id) == ("broadcast", str(row.id), admin.user_id)
 
 
+def test_the_flash_says_what_the_row_says_when_it_is_shown(app, client, auth, make_user, monkeypatch):
+    """Under the embedded default the fan-out runs inline: the flash says it
+    was sent, not "queued"; with a worker it is still queued."""
+    admin = make_user(is_admin=True)
+    for _ in range(3):
+        make_user()
+    auth.login(admin.user_id, PASSWORD)
+    token = auth.csrf_token("/admin/broadcast")
+    monkeypatch.setitem(app.config, "EMBEDDED", True)
+    page = client.post("/admin/broadcast", data={"title": "Now", "csrf_token": token}, follow_redirects=True)
+    html = page.get_data(as_text=True)
+    row = db.session.scalars(sa.select(Broadcast)).one()
+    db.session.refresh(row)
+    assert (row.status, row.sent) == ("done", 4)
+    assert f"Broadcast #{row.id} sent to 4 of 4 users." in html and "queued" not in html
+
+    monkeypatch.setitem(app.config, "EMBEDDED", False)
+    html = client.post("/admin/broadcast", data={"title": "Later", "csrf_token": token},
+                       follow_redirects=True).get_data(as_text=True)
+    later = db.session.scalars(sa.select(Broadcast).where(Broadcast.id != row.id)).one()
+    assert f"Broadcast #{later.id} queued for 4 users." in html
+
+
 @pytest.mark.parametrize("data", [{"title": ""}, {"title": "ok", "link": "javascript:alert(1)"}, {"title": "x" * 201}])
 def test_broadcast_form_validates(client, make_user, login_as, data):
     token = login_as(make_user(is_admin=True), csrf_from="/admin/broadcast")["X-CSRFToken"]

@@ -55,3 +55,23 @@ def test_demo_reset_loads_the_day_again_without_duplicates(app, runner):
     assert result.exit_code == 0, result.output
     db.session.expire_all()
     assert _counts() == first
+
+
+def test_the_demo_world_has_one_platform_admin_satoshihunter(app):
+    assert demo.create_miners() == 60
+    admins = db.session.scalars(sa.select(User.user_id).where(User.is_admin.is_(True))).all()
+    assert admins == [SATOSHI] == [demo.DEMO_PLATFORM_ADMIN]
+    db.session.execute(sa.update(User).values(is_admin=False))  # a demo world from before: granted on the next run
+    db.session.commit()
+    assert demo.create_miners() == 0
+    assert db.session.get(User, SATOSHI).is_admin
+
+
+def test_make_run_takes_the_port_from_port():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for args, port in (([], "5000"), (["PORT=5001"], "5001")):
+        plan = subprocess.run(["make", "-n", "run", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+        assert f"flask run --host 127.0.0.1 --port {port} " in plan

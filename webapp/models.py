@@ -464,8 +464,11 @@ class UserActivity(Model):
     __tablename__ = "user_activity"
     __table_args__ = (
         CheckConstraint(_in("activity_type", ACTIVITY_TYPES), name="activity_type"),
+        # The feed is newest first by when it happened: keyset on (created_at, id)
+        # per user and per user and type; (user_id, id) serves the live poll.
         Index("ix_user_activity_user_id_id", "user_id", "id"),
-        Index("ix_user_activity_user_type_id", "user_id", "activity_type", "id"),
+        Index("ix_user_activity_user_created_id", "user_id", "created_at", "id"),
+        Index("ix_user_activity_user_type_created_id", "user_id", "activity_type", "created_at", "id"),
         Index("ix_user_activity_created_at", "created_at"),
     )
 

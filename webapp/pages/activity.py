@@ -1,6 +1,7 @@
 """Pages: the miner's activity timeline (``/activity``).
 
-A timeline grouped by UTC day with an icon per type and filter chips. More
+A timeline grouped by UTC day, newest first by when each entry happened,
+with an icon per type and filter chips for the types the miner has. More
 pages load as the reader scrolls (``/activity/page``, htmx ``revealed``);
 new entries arrive by a 10-second poll (``/activity/new``) that prepends
 them (204 when there is nothing new). Both fragments use the same service
@@ -75,8 +76,8 @@ def group_by_day(items: list[UserActivity]) -> list[tuple[date, list[UserActivit
 
 def section_key(day: date, items: list[UserActivity]) -> str:
     """The DOM key of a day section: its day and first item's id. Ids, not
-    days alone, because a day can appear twice when entries were recorded
-    out of time order (ingest stamps the event time)."""
+    days alone, because a day can appear twice: the live poll prepends
+    entries recorded late, whose time can be older than those shown."""
     return f"{day.isoformat()}-{items[0].id}"
 
 
@@ -131,7 +132,9 @@ def activity_page():
     )
     groups = group_by_day(items)
     chips = []
-    for t in ACTIVITY_TYPES:
+    # Only the kinds this miner has (and any selected, so it can be unselected).
+    shown = set(activity.types_present(current_user.user_id)) | set(types)
+    for t in (t for t in ACTIVITY_TYPES if t in shown):
         toggled = tuple(x for x in types if x != t) if t in types else types + (t,)
         chips.append({"type": t, "icon": ICONS[t], "label": LABELS[t], "active": t in types,
                       "url": url_for("pages_activity.activity", type=_type_param(toggled))})
@@ -142,7 +145,7 @@ def activity_page():
         groups=groups,
         more_url=_more_url(next_id, section_key(*groups[-1]) if groups else None, types),
         poll_url=None if before_id else url_for(
-            "pages_activity.new", after_id=items[0].id if items else 0,
+            "pages_activity.new", after_id=activity.latest_id(current_user.user_id, types=types),
             top_section=section_key(*groups[0]) if groups else None, type=_type_param(types)),
     )
 
@@ -199,6 +202,6 @@ def new():
         on_top=on_top,
         groups=fresh,
         new=True,
-        poll_url=url_for("pages_activity.new", after_id=items[0].id, top_section=top_key,
+        poll_url=url_for("pages_activity.new", after_id=max(item.id for item in items), top_section=top_key,
                          type=_type_param(types)),
     )

@@ -31,7 +31,7 @@ def send():
         return render_template("broadcast/index.html", broadcasts=broadcasts.recent(), form=form,
                                error=exc.message), 400
     broadcasts.enqueue_fan_out(row.id)
-    flash(f"Broadcast #{row.id} queued for {row.total} users.")
+    flash(broadcasts.progress_message(row.id))
     return redirect(url_for("pages_broadcast.index"))
 
 

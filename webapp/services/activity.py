@@ -8,8 +8,11 @@ Writers: ingest (a new personal best is a ``share_submitted`` activity with
 other services (badges, games, lotteries, competitions, lessons) through
 ``POST /api/internal/activity`` → ``record_from_service``.
 
-Reading is keyset-paginated on ``id`` (newest first), which the indexes
-``(user_id, id)`` and ``(user_id, activity_type, id)`` serve. There is no
+Reading is keyset-paginated on ``(created_at, id)``, newest first by when
+it happened (ingest stamps the event's time, so a lagging stream records old
+entries late), which the indexes ``(user_id, created_at, id)`` and
+``(user_id, activity_type, created_at, id)`` serve; the live poll asks for
+ids above the highest seen (``(user_id, id)``). There is no
 Redis cache in front of it: docs/ACTIVITY.md has the measurement behind that.
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..models import ACTIVITY_TYPES, Notification, User, UserActivity
@@ -154,24 +157,35 @@ def list_activities(
     before: datetime | None = None,
     after: datetime | None = None,
 ) -> tuple[list[UserActivity], int | None]:
-    """One keyset page of a miner's feed, newest first (``id`` descending).
+    """One keyset page of a miner's feed, newest first by when it happened:
+    ``created_at`` descending (ingest stamps the event's time there, which
+    can be earlier than entries recorded before it), then ``id`` descending.
 
-    ``before_id`` is the cursor (the last id of the previous page; ids are
-    strictly smaller on the next page, so entries recorded meanwhile never
-    shift a page: no gaps, no repeats). ``types`` filters to those activity
-    types (already validated, see ``parse_types``). ``after`` (inclusive)
-    and ``before`` (exclusive) bound ``created_at`` (aware datetimes).
+    ``before_id`` is the cursor: the id of the last entry of the previous
+    page; the next page holds the entries after it in that order, i.e. with
+    ``(created_at, id)`` strictly smaller than that entry's, so entries
+    recorded meanwhile never shift a page (no gaps, no repeats). ``types``
+    filters to those activity types (already validated, see
+    ``parse_types``). ``after`` (inclusive) and ``before`` (exclusive) bound
+    ``created_at`` (aware datetimes).
 
     Returns (activities, next_before_id), the latter None on the last page.
+    Raises ValidationError when ``before_id`` is not one of the miner's entries.
     """
     query = _filtered(user_id, types)
     if before_id is not None:
-        query = query.where(UserActivity.id < before_id)
+        at = db.session.scalar(select(UserActivity.created_at).where(
+            UserActivity.id == before_id, UserActivity.user_id == user_id))
+        if at is None:
+            raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
+        query = query.where(or_(UserActivity.created_at < at,
+                                and_(UserActivity.created_at == at, UserActivity.id < before_id)))
     if before is not None:
         query = query.where(UserActivity.created_at < before)
     if after is not None:
         query = query.where(UserActivity.created_at >= after)
-    rows = list(db.session.scalars(query.order_by(UserActivity.id.desc()).limit(limit + 1)))
+    order = (UserActivity.created_at.desc(), UserActivity.id.desc())
+    rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1)))
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, rows[-1].id
@@ -181,10 +195,27 @@ def list_activities(
 def newer_than(
     user_id: str, after_id: int, *, types: Iterable[str] | None = None, limit: int = 100
 ) -> list[UserActivity]:
-    """Activities with ``id > after_id``, newest first, at most ``limit``
-    (the live timeline's poll)."""
+    """Activities recorded after ``after_id`` (``id > after_id``), newest
+    first by when they happened, at most ``limit`` (the live timeline's poll)."""
     query = _filtered(user_id, types).where(UserActivity.id > after_id)
-    return list(db.session.scalars(query.order_by(UserActivity.id.desc()).limit(limit)))
+    return list(db.session.scalars(
+        query.order_by(UserActivity.created_at.desc(), UserActivity.id.desc()).limit(limit)))
+
+
+def latest_id(user_id: str, *, types: Iterable[str] | None = None) -> int:
+    """The highest id in the miner's (filtered) feed, 0 if empty: where the
+    live poll starts, since the entry on top (newest by time) need not be
+    the last recorded."""
+    query = _filtered(user_id, types).with_only_columns(func.max(UserActivity.id))
+    return db.session.scalar(query) or 0
+
+
+def types_present(user_id: str) -> tuple[str, ...]:
+    """The activity types the miner has at least one entry of, in
+    ``ACTIVITY_TYPES`` order (the activity page's filter chips)."""
+    found = set(db.session.scalars(
+        select(UserActivity.activity_type).where(UserActivity.user_id == user_id).distinct()))
+    return tuple(t for t in ACTIVITY_TYPES if t in found)
 
 
 def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:

@@ -251,7 +251,12 @@ def job_health(connection: Redis) -> dict[str, Any]:
     Returns ``{"queues": [{"name", "queued", "started", "failed",
     "scheduled"}], "failed": [{"id", "queue", "func", "ended_at", "error"}],
     "scheduled": [{"id", "queue", "func", "at"}], "cron": [{"name", "every",
-    "last_enqueued_at"}], "cron_scheduler_running": bool, "workers": int}``.
+    "last_enqueued_at", "last_run_at"}], "cron_scheduler_running": bool,
+    "workers": int, "embedded": bool, "embedded_scheduler_running": bool}``.
+    Under the embedded default (no ``REDIS_URL``) no worker or cron scheduler
+    exists: queued jobs run inline and the periodic ones on a thread of the
+    web process (``schedule.start_embedded``), so ``embedded`` is True and
+    ``last_run_at`` says when each periodic job last ran there (else None).
     ``connection`` is the bytes Redis client RQ uses.
     """
     from flask import current_app
@@ -282,12 +287,14 @@ def job_health(connection: Redis) -> dict[str, Any]:
                 scheduled.append({"id": job.id, "queue": name, "func": job.func_name,
                                   "at": scheduled_registry.get_scheduled_time(job)})
     cron = []
+    last_runs = schedule.last_embedded_runs()
     for entry in schedule.PERIODIC:
         last = connection.zscore(get_registry_key(), entry.job)
         cron.append({
             "name": entry.job,
             "every": entry.interval(current_app.config),
             "last_enqueued_at": datetime.fromtimestamp(last, UTC) if last else None,
+            "last_run_at": last_runs.get(entry.job),
         })
     return {
         "queues": queues,
@@ -296,6 +303,8 @@ def job_health(connection: Redis) -> dict[str, Any]:
         "cron": cron,
         "cron_scheduler_running": bool(cron_scheduler_registry.get_keys(connection)),
         "workers": Worker.count(connection=connection),
+        "embedded": bool(current_app.config["EMBEDDED"]),
+        "embedded_scheduler_running": schedule.embedded_running(),
     }
 
 

@@ -48,6 +48,22 @@ def create_broadcast(actor: User, *, title: str, body: str = "", link: str | Non
     return row
 
 
+def progress_message(broadcast_id: int) -> str:
+    """What the broadcast's row says now, in words, for the flash after
+    sending: re-read from the database, since under the embedded default the
+    fan-out has already run inline ("Broadcast #3 sent to 64 of 64 users.");
+    with a worker it is usually still queued. Raises NotFound."""
+    row = get_broadcast(broadcast_id)
+    db.session.refresh(row)
+    if row.status == "done":
+        return f"Broadcast #{row.id} sent to {row.sent} of {row.total} users."
+    if row.status == "running":
+        return f"Broadcast #{row.id} is being sent: {row.sent} of {row.total} users so far."
+    if row.status == "failed":
+        return f"Broadcast #{row.id} failed after {row.sent} of {row.total} users."
+    return f"Broadcast #{row.id} queued for {row.total} users."
+
+
 MAX_BROADCAST_ID = 2**31 - 1  # the column is a 32-bit integer; a larger id is simply not found
 
 

@@ -1,7 +1,8 @@
 """The demo world (``flask demo``, run by ``make run``).
 
 Creates the 60 miners of ``webapp/demo/miners.json`` (display names and
-countries; password ``demo1234`` — demo only), replays the shared day
+countries; password ``demo1234`` — demo only; SatoshiHunter is the demo
+world's platform admin), replays the shared day
 ``webapp/demo/mining-events-24h.jsonl.gz`` shifted so its last event is now
 into the ``mining:*`` streams and ingests it through the real consumer, then
 forms the demo cooperatives, sweeps offline workers and aggregates coop
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from ..extensions import db
 from ..models import (
@@ -68,16 +69,21 @@ def create_miners(path: Path = MINERS_FILE) -> int:
     settings and the demo password (hashed once and shared: scrypt per miner
     would take seconds). Commits; returns how many were created."""
     miners = json.loads(Path(path).read_text())
+    # The demo world's platform admin (/admin), so a newcomer can see it; demo only.
+    db.session.execute(update(User).where(User.user_id == DEMO_PLATFORM_ADMIN, User.is_admin.is_(False))
+                       .values(is_admin=True))
     existing = set(db.session.scalars(select(User.user_id).where(User.user_id.in_([m["user_id"] for m in miners]))))
     missing = [m for m in miners if m["user_id"] not in existing]
     if not missing:
+        db.session.commit()
         return 0
     password_hash = passwords.hash_password(DEMO_PASSWORD)
     for miner in missing:
         accounts.validate_new_user(miner["user_id"], DEMO_PASSWORD, miner.get("display_name"),
                                    miner.get("country_code"))
         db.session.add(User(user_id=miner["user_id"], display_name=miner.get("display_name") or accounts.default_display_name(miner["user_id"]),
-                            country_code=miner.get("country_code"), password_hash=password_hash))
+                            country_code=miner.get("country_code"), password_hash=password_hash,
+                            is_admin=miner["user_id"] == DEMO_PLATFORM_ADMIN))
         db.session.add(UserSettings(user_id=miner["user_id"], privacy=dict(preferences.DEFAULT_PRIVACY),
                                     notifications=preferences.default_notifications()))
     db.session.commit()
@@ -88,6 +94,7 @@ def create_miners(path: Path = MINERS_FILE) -> int:
 
 DEMO_MINERS = MINERS_FILE
 SATOSHI_HUNTER = "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3"
+DEMO_PLATFORM_ADMIN = SATOSHI_HUNTER  # demo world only: he also reaches /admin
 # (name, description, indexes into miners.json; the first present miner is the
 # admin). Only miners 0-19 have display names; they are spread over the three.
 DEMO_COOPS = (
@@ -167,7 +174,8 @@ def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool =
     coop_hashrate.aggregate_all()
     echo(f"demo: cooperatives formed; {result.offline_marked} worker(s) marked offline; coop hashrate aggregated")
     if current_app.config["EMBEDDED"]:
-        echo("demo: ready. Log in at http://127.0.0.1:5000/login, e.g. as SatoshiHunter: "
+        echo("demo: ready. Log in at /login (http://127.0.0.1:5000 unless PORT says otherwise), e.g. as "
+             "SatoshiHunter, also the demo's platform admin: "
              "bc1p4czy33sddxh00ttyyqn38egknrrxad770sgh276u5ph73xx2vqyqc0mtt3 / demo1234")
     return result
 

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from flask import Flask
@@ -44,6 +45,31 @@ PERIODIC: tuple[PeriodicJob, ...] = (
 )
 
 _embedded_started = threading.Event()
+_embedded_thread: threading.Thread | None = None
+_last_runs: dict[str, datetime] = {}  # dotted job -> when its last embedded run ended (UTC)
+
+
+def embedded_running() -> bool:
+    """Whether the embedded scheduler thread runs in this process."""
+    return _embedded_thread is not None and _embedded_thread.is_alive()
+
+
+def last_embedded_runs() -> dict[str, datetime]:
+    """When each periodic job last ran on the embedded thread (dotted job ->
+    aware UTC datetime, failed runs included); empty outside the embedded default."""
+    return dict(_last_runs)
+
+
+def run_embedded_job(app: Flask, name: str) -> None:
+    """Run the periodic job ``name`` once inline, in an app context, and
+    record the time; an exception is logged, never raised (the loop lives on)."""
+    try:
+        with app.app_context():
+            import_attribute(name)()
+    except Exception:  # noqa: BLE001 - keep the loop alive
+        log.exception("embedded scheduler: %s failed", name.rsplit(".", 1)[1])
+    finally:
+        _last_runs[name] = datetime.now(UTC)
 
 
 def start_embedded(app: Flask) -> None:
@@ -51,22 +77,22 @@ def start_embedded(app: Flask) -> None:
     thread of this process, each on its interval, the first ones 5 s after
     the start (idempotent; the first request starts it). The job functions
     are looked up by name, as an RQ worker does."""
+    global _embedded_thread
     if _embedded_started.is_set():
         return
     _embedded_started.set()
-    jobs = [(entry.job, import_attribute(entry.job), entry.interval(app.config)) for entry in PERIODIC]
+    jobs = [(entry.job, entry.interval(app.config)) for entry in PERIODIC]
+    for name, _ in jobs:
+        import_attribute(name)  # fail at the start on a misspelt name, as before
 
     def loop() -> None:
-        due = {name: time.monotonic() + 5 for name, _, _ in jobs}
+        due = {name: time.monotonic() + 5 for name, _ in jobs}
         while True:
-            for name, func, interval in jobs:
+            for name, interval in jobs:
                 if time.monotonic() >= due[name]:
                     due[name] = time.monotonic() + interval
-                    try:
-                        with app.app_context():
-                            func()
-                    except Exception:  # noqa: BLE001 - keep the loop alive
-                        log.exception("embedded scheduler: %s failed", name.rsplit(".", 1)[1])
+                    run_embedded_job(app, name)
             time.sleep(1)
 
-    threading.Thread(target=loop, name="embedded-scheduler", daemon=True).start()
+    _embedded_thread = threading.Thread(target=loop, name="embedded-scheduler", daemon=True)
+    _embedded_thread.start()
