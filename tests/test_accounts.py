@@ -147,7 +147,7 @@ def test_login_form_without_csrf_is_refused(client, make_user):
 
 def test_register_page_creates_account_and_logs_in(client, auth):
     token = auth.csrf_token("/register")
-    resp = client.post("/register", data={"user_id": "bc1qnewpage01", "password": "longenough",
+    resp = client.post("/register", data={"user_id": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "password": "longenough",
                                           "display_name": "Newbie", "csrf_token": token})
     assert resp.status_code == 302
     assert client.get("/api/me").get_json()["display_name"] == "Newbie"

@@ -88,14 +88,14 @@ def test_login_required_page_round_trips_through_next(client, auth, make_user):
 @pytest.mark.parametrize("target", ["/\\evil.example", "//evil.example", "https://evil.example"])
 def test_register_with_a_hostile_next_goes_home(client, auth, target):
     resp = client.post("/register", query_string={"next": target},
-                       data={"user_id": "bc1qnextreg0001", "password": "longenough",
+                       data={"user_id": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "password": "longenough",
                              "csrf_token": auth.csrf_token("/register")})
     assert resp.status_code == 302 and resp.headers["Location"] == "/"
 
 
 def test_register_with_a_same_site_next_goes_there(client, auth):
     resp = client.post("/register", query_string={"next": "/coop"},
-                       data={"user_id": "bc1qnextreg0002", "password": "longenough",
+                       data={"user_id": "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "password": "longenough",
                              "csrf_token": auth.csrf_token("/register")})
     assert resp.headers["Location"] == "/coop"
 

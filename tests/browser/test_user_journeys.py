@@ -10,6 +10,8 @@ the app served on the run's PostgreSQL and Redis, under its CSP:
   badge;
 - hiding the country flag on /settings hides it from other visitors of the
   public profile and from the public API;
+- a username that is not a Bitcoin address is registered only after the
+  register page's warning is confirmed;
 - a tour of every page over a slice of the demo day, saving the screenshots
   of docs/SCREENSHOTS.md.
 
@@ -205,6 +207,25 @@ def test_hiding_the_country_flag_hides_it_from_visitors_and_the_public_api(live_
     assert public.status == 200 and "country_code" not in public.json()
     assert_clean_console(page)
     assert_clean_console(visitor)
+
+
+def test_register_page_warns_about_a_username_that_is_not_a_bitcoin_address(live_server, context):
+    base = live_server.url
+    visitor = watch(context.new_page())
+    visitor.goto(f"{base}/register")
+    visitor.fill("input[name=user_id]", "alice.rig01")
+    visitor.fill("input[name=password]", "longenough")
+    with visitor.expect_navigation():
+        visitor.click("button[type=submit]")
+    assert "not a Bitcoin address" in visitor.locator("#address-warning").inner_text()
+    assert visitor.locator("input[name=user_id]").input_value() == "alice.rig01"
+    visitor.fill("input[name=password]", "longenough")
+    visitor.check("input[name=not_an_address]")  # "This is not a Bitcoin address; register anyway"
+    with visitor.expect_navigation():
+        visitor.click("button[type=submit]")
+    assert "/register" not in visitor.url  # logged in, sent home (their profile)
+    assert context.request.get(f"{base}/api/me").json()["user_id"] == "alice.rig01"
+    assert_clean_console(visitor, allow=("400",))  # the warned form answers 400
 
 
 # ---- 5. every page, with the demo world -----------------------------------------------------

@@ -29,7 +29,8 @@ class RegisterBody(Schema):
     display_name: str | None = Field(default=None, max_length=accounts.DISPLAY_NAME_MAX, json_schema_extra={"minLength": 1,
                                                                                        "pattern": r"\S"})
     email: str | None = Field(default=None, max_length=accounts.MAX_EMAIL, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    country_code: str | None = Field(default=None, max_length=2, json_schema_extra={"pattern": "^[A-Z]{2}$"})
+    country_code: str | None = Field(default=None, max_length=2, json_schema_extra={
+        "pattern": "^[A-Z]{2}$", "description": "An ISO 3166-1 alpha-2 code in capitals (PT); unknown codes are refused."})
 
 
 class TokenBody(Schema):

@@ -10,7 +10,7 @@ from flask_login import login_required
 from ..auth import log_in, log_out
 from ..extensions import auth_rate_limit
 from ..services import accounts
-from ..services.errors import DomainError
+from ..services.errors import DomainError, NotAnAddress
 from ..urls import safe_next
 
 bp = Blueprint("pages_auth", __name__)
@@ -25,7 +25,11 @@ def _next() -> str:
 @bp.route("/register", methods=["GET", "POST"])
 @auth_rate_limit
 def register():
+    """A user id that is not a Bitcoin address is refused with a warning
+    until the visitor ticks ``not_an_address`` (``accounts.register``'s
+    ``require_address``)."""
     error: str | None = None
+    warning: str | None = None
     form: Mapping[str, str] = {}
     if request.method == "POST":
         form = request.form
@@ -36,14 +40,18 @@ def register():
                 display_name=form.get("display_name", "").strip() or None,
                 email=form.get("email", "").strip() or None,
                 country_code=form.get("country_code", "").strip().upper() or None,
+                require_address=not form.get("not_an_address"),
             )
+        except NotAnAddress as exc:
+            warning = exc.message
         except DomainError as exc:
             error = exc.message
         else:
             log_in(user)
             flash(f"Welcome, {user.display_name}!")
             return redirect(_next())
-    return render_template("auth/register.html", error=error, form=form), (400 if error else 200)
+    return (render_template("auth/register.html", error=error, warning=warning, form=form),
+            (400 if error or warning else 200))
 
 
 @bp.route("/login", methods=["GET", "POST"])

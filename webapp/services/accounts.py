@@ -28,12 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from .. import realtime
 from ..extensions import db
 from ..models import RevokedToken, User, UserSettings, utcnow
-from . import activity, email, inputs, passwords, preferences, sessions, transactions
-from .errors import Unauthorized, UserExists, ValidationError, WrongPassword
+from . import activity, addresses, email, inputs, passwords, preferences, sessions, transactions
+from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
 USER_ID_RE = re.compile(rf"[A-Za-z0-9._-]{{{USER_ID_MIN},{USER_ID_MAX}}}", re.ASCII)  # fullmatch: "$" would let a final newline through
-COUNTRY_RE = re.compile(r"[A-Z]{2}", re.ASCII)
 # The shape API.md's settings use; a single line of text (inputs.LINE) on top.
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_EMAIL = 254
@@ -70,8 +69,9 @@ def validate_new_user(user_id: str, password: str, display_name: str | None, cou
                       email: str | None = None) -> None:
     """API.md rules: ``user_id`` 3–128 of ``[A-Za-z0-9._-]``, password ≥ 8
     characters and not a common one (``passwords.check_new_password``),
-    display name 1–64, country an ISO 3166 alpha-2 code, e-mail
-    ``check_email``; every text one line (``inputs.LINE``).
+    display name 1–64, country an ISO 3166-1 alpha-2 code in capitals
+    (``addresses.check_country_code``: pycountry), e-mail ``check_email``;
+    every text one line (``inputs.LINE``).
     Raises ValidationError."""
     if not is_user_id(user_id):
         raise ValidationError("user_id must be 3 to 128 characters of letters, digits, '.', '_' or '-'.")
@@ -80,8 +80,7 @@ def validate_new_user(user_id: str, password: str, display_name: str | None, cou
         inputs.check_text(display_name, name="display_name")
         if not 1 <= len(display_name.strip()) <= DISPLAY_NAME_MAX:
             raise ValidationError("display_name must be 1 to 64 characters.")
-    if country_code is not None and not (isinstance(country_code, str) and COUNTRY_RE.fullmatch(country_code)):
-        raise ValidationError("country_code must be two capital letters (ISO 3166-1 alpha-2).")
+    addresses.check_country_code(country_code)
     check_email(email)
 
 
@@ -93,15 +92,21 @@ def register(
     email: str | None = None,
     country_code: str | None = None,
     is_admin: bool = False,
+    require_address: bool = False,
 ) -> User:
     """Create a user with default settings and commit.
 
     Raises ValidationError (400) or UserExists (409); a concurrent
     registration of the same id loses at the primary key and gets 409 too.
     The password is hashed before the existence check, so both answers cost
-    one hash.
+    one hash. With ``require_address`` (the register page until the visitor
+    confirms), a valid user id that is not a Bitcoin address
+    (``addresses.is_bitcoin_address``) raises NotAnAddress, a
+    ValidationError, before anything else is done; the API never sets it.
     """
     validate_new_user(user_id, password, display_name, country_code, email)
+    if require_address and not addresses.is_bitcoin_address(user_id):
+        raise NotAnAddress()
     password_hash = passwords.hash_password(password)
     if db.session.get(User, user_id) is not None:
         raise UserExists()

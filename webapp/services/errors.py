@@ -29,6 +29,14 @@ class ValidationError(DomainError):
     status, code, message = 400, "validation_error", "The request is not valid."
 
 
+class NotAnAddress(ValidationError):
+    """A user id that is not a Bitcoin address, refused until confirmed (the
+    register page; the API accepts any valid user id)."""
+
+    code, message = "not_an_address", ("This is not a Bitcoin address: the pool pays the address your miner sends "
+                                       "as its username. Check it, or confirm that you want this user id anyway.")
+
+
 class InvalidInviteCode(DomainError):
     status, code, message = 400, "invalid_invite_code", "An invite code is 8 letters or digits."
 
