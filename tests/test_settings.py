@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import User, UserActivity
-from webapp.services import accounts
+from webapp.services import accounts, preferences
 
 ALL_PRIVACY = {"publicProfile": "on", "showOnLeaderboard": "on", "showCountryFlag": "on", "showInCoopRankings": "on"}
 
@@ -124,3 +124,17 @@ def test_settings_posts_need_csrf_and_login(app, client, logged_in):
     with app.app_context():  # a fresh ``g``: the fixture's context caches the logged-in user
         resp = app.test_client().get("/settings")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_time_zone_is_an_iana_name_kept_in_the_settings(app, client, logged_in):
+    """`notifications.timezone` (Community v2 notification settings): an IANA
+    name checked by zoneinfo, UTC until set, the zone every local time uses."""
+    user, _ = logged_in
+    assert _settings(user.user_id)["notifications"]["timezone"] == "UTC"
+    patch = preferences.SettingsPatch.model_validate({"notifications": {"timezone": "America/Sao_Paulo"}})
+    accounts.update_settings(db.session.get(User, user.user_id), patch)
+    assert _settings(user.user_id)["notifications"]["timezone"] == "America/Sao_Paulo"
+    assert preferences.user_timezone(user.user_id).key == "America/Sao_Paulo"
+    for bad in ("Mars/Olympus", "../../etc/passwd", "+02:00", ""):
+        with pytest.raises(Exception, match="IANA time zone"):
+            preferences.SettingsPatch.model_validate({"notifications": {"timezone": bad}})

@@ -7,6 +7,7 @@ Shape (API.md ``/api/settings``)::
                  "showCountryFlag": bool, "showInCoopRankings": bool},
      "notifications": {"categories": {<category>: {"enabled": bool, "email": bool}},
                        "email": str | None,
+                       "timezone": <IANA zone name, default "UTC">,
                        "personalBest": bool, "badgeEarned": bool,
                        "blockFoundAny": bool, "coopActivity": bool,
                        "workerStatus": bool}}
@@ -20,8 +21,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ..extensions import db
 from ..models import NOTIFICATION_CATEGORIES, UserSettings
@@ -38,6 +40,8 @@ DEFAULT_PRIVACY: dict[str, bool] = {
     "showInCoopRankings": True,
 }
 
+DEFAULT_TIMEZONE = "UTC"
+
 # Frontend toggle -> (category, subtypes it governs, the frontend's default).
 SUBTYPE_TOGGLES: Mapping[str, tuple[str, tuple[str, ...], bool]] = catalogue.toggle_subtypes()
 _TOGGLE_BY_SUBTYPE = {
@@ -49,6 +53,7 @@ def default_notifications() -> dict[str, Any]:
     """Every category enabled in-app, e-mail off, toggles at their defaults."""
     prefs: dict[str, Any] = {
         "categories": {c: {"enabled": True, "email": False} for c in NOTIFICATION_CATEGORIES},
+        "timezone": DEFAULT_TIMEZONE,
     }
     for toggle, (_, _, default) in SUBTYPE_TOGGLES.items():
         prefs[toggle] = default
@@ -88,6 +93,15 @@ class NotificationsPatch(_Strict):
     workerStatus: bool | None = None
     badgeEarned: bool | None = None
     coopActivity: bool | None = None
+    # An IANA zone name (``Europe/Berlin``); pages and e-mails show times in it.
+    timezone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and not is_timezone(value):
+            raise ValueError("must be an IANA time zone name such as Europe/Berlin")
+        return value
 
 
 class SettingsPatch(_Strict):
@@ -110,6 +124,8 @@ def merged_notifications(stored: dict | None) -> dict[str, Any]:
         if category in prefs["categories"]:
             prefs["categories"][category].update(values)
     prefs.update({k: v for k, v in stored.items() if k in SUBTYPE_TOGGLES})
+    if is_timezone(stored.get("timezone")):
+        prefs["timezone"] = stored["timezone"]
     return prefs
 
 
@@ -137,6 +153,8 @@ def apply_patch(privacy: dict, notifications: dict, patch: SettingsPatch) -> tup
         if patch.notifications.categories is not None:
             for category, values in patch.notifications.categories.model_dump(exclude_none=True).items():
                 notifications["categories"][category].update(values)
+        if patch.notifications.timezone is not None:
+            notifications["timezone"] = patch.notifications.timezone
         for toggle in SUBTYPE_TOGGLES:
             value = getattr(patch.notifications, toggle)
             if value is not None:
@@ -158,3 +176,33 @@ def allows_email(notifications: dict, category: str) -> bool:
     return category in EMAIL_CATEGORIES and bool(
         notifications["categories"].get(category, {}).get("email", False)
     )
+
+
+def is_timezone(name: Any) -> bool:
+    """Whether ``name`` is an IANA zone name the system's tz database knows
+    (``zoneinfo``; ``Europe/Berlin``, ``UTC``), not a file path or offset."""
+    return isinstance(name, str) and name in _zone_names()
+
+
+def _zone_names() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones()) | {"UTC"}
+    return _ZONES
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The ``ZoneInfo`` for a stored zone name; UTC for None or an unknown name."""
+    try:
+        return ZoneInfo(name) if is_timezone(name) else ZoneInfo(DEFAULT_TIMEZONE)
+    except ZoneInfoNotFoundError:
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def user_timezone(user_id: str) -> ZoneInfo:
+    """The user's time zone (``notifications.timezone``), UTC when unset.
+    Shared by the pages (local times) and the notification engine (quiet hours)."""
+    return zone(user_notifications(user_id)["timezone"])
