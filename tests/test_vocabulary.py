@@ -18,7 +18,7 @@ from webapp.vocabulary import (
 
 def test_enum_values_are_the_stored_strings():
     assert models.COOP_STATUSES == ("active", "dissolved")
-    assert models.MEMBER_ROLES == ("admin", "member")
+    assert models.MEMBER_ROLES == ("admin", "moderator", "member")
     assert models.MEMBER_STATUSES == ("active", "left", "removed")
     assert models.DELIVERY_STATUSES == ("pending", "sending", "sent", "failed")
     assert models.DELIVERY_CHANNELS == ("email",)

@@ -21,9 +21,11 @@ class CoopStatus(StrEnum):
 
 
 class MemberRole(StrEnum):
-    """``cooperative_members.role``: one active admin per coop."""
+    """``cooperative_members.role``: one active admin per coop; moderators
+    (named by the admin) remove, mute and ban members and handle the chat."""
 
     ADMIN = "admin"
+    MODERATOR = "moderator"
     MEMBER = "member"
 
 

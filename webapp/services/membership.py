@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, select
 
 from ..models import Cooperative, CooperativeMember
-from ..vocabulary import CoopStatus, MemberStatus
+from ..vocabulary import CoopStatus, MemberRole, MemberStatus
 
 
 def is_active_member(coop_id: Any = None) -> ColumnElement[bool]:
@@ -26,3 +26,12 @@ def active_member_ids(coop_id: Any) -> Select:
 def is_active_coop() -> ColumnElement[bool]:
     """WHERE clause: coops that are not dissolved."""
     return Cooperative.status == CoopStatus.ACTIVE.value
+
+
+# Roles that moderate a coop (API.md "Coop governance").
+MODERATING_ROLES = (MemberRole.ADMIN.value, MemberRole.MODERATOR.value)
+
+
+def is_moderating_member(coop_id: Any) -> ColumnElement[bool]:
+    """WHERE clause: the coop's active admin and moderators."""
+    return and_(is_active_member(coop_id), CooperativeMember.role.in_(MODERATING_ROLES))
