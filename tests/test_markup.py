@@ -18,7 +18,7 @@ def test_scripts_handlers_and_dangerous_links_do_not_survive():
                    "[x](data:text/html;base64,PHNjcmlwdD4=)"):
         html = markup.render(attack)
         assert "<script" not in html and not re.search(r"<[a-z]+[^>]*\son\w+=", html)
-        assert 'href="javascript' not in html and 'href="data' not in html
+        assert not re.search(r'<a [^>]*href="(javascript|data)', html)
         assert "<img" not in html
 
 
