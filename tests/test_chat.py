@@ -229,3 +229,82 @@ def test_twenty_members_posting_concurrently_get_gap_free_seqs(app):
     assert db.session.scalar(select(Conversation.last_seq).where(Conversation.id == cid)) == 100
     assert db.session.scalar(select(ConversationMember.last_read_seq).where(
         ConversationMember.conversation_id == cid, ConversationMember.user_id == users[0])) >= 5
+
+
+# ---- the JSON routes ---------------------------------------------------------------
+
+
+def test_api_post_history_edit_delete_react_read(client, app):
+    from urllib.parse import quote
+
+    from .builders import bearer
+
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    found = client.get(f"/api/coops/{coop.id}/conversation", headers=bearer(a)).get_json()
+    assert found["id"] == cid and found["kind"] == "coop" and found["title"] == coop.name
+    assert {m["user_id"]: m["role"] for m in found["members"]} == {admin.user_id: "admin", a.user_id: "member"}
+
+    resp = client.post(f"/api/conversations/{cid}/messages", headers=bearer(a),
+                       json={"body": "line one\n**bold**", "client_id": "c-1"})
+    assert resp.status_code == 201
+    first = resp.get_json()
+    assert first["seq"] == 1 and first["sender"] == {"user_id": a.user_id, "display_name": a.display_name}
+    again = client.post(f"/api/conversations/{cid}/messages", headers=bearer(a),
+                        json={"body": "different", "client_id": "c-1"})
+    assert again.status_code == 200 and again.get_json()["id"] == first["id"]
+
+    resp = client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin),
+                       json={"body": "reply", "reply_to": first["id"]})
+    assert resp.status_code == 201 and resp.get_json()["reply_to"] == first["id"]
+
+    page = client.get(f"/api/conversations/{cid}/messages?limit=1", headers=bearer(a)).get_json()
+    assert [m["seq"] for m in page["messages"]] == [2] and page["next_cursor"] == "2"
+    page = client.get(f"/api/conversations/{cid}/messages?limit=1&cursor=2", headers=bearer(a)).get_json()
+    assert [m["seq"] for m in page["messages"]] == [1]
+    caught = client.get(f"/api/conversations/{cid}/messages?after_seq=0", headers=bearer(a)).get_json()
+    assert [m["seq"] for m in caught["messages"]] == [1, 2]
+
+    resp = client.patch(f"/api/messages/{first['id']}", headers=bearer(a), json={"body": "edited"})
+    assert resp.status_code == 200 and resp.get_json()["edited_at"]
+    assert client.patch(f"/api/messages/{first['id']}", headers=bearer(admin), json={"body": "x"}).status_code == 403
+
+    resp = client.put(f"/api/messages/{first['id']}/reactions/{quote('🎉')}", headers=bearer(admin))
+    assert resp.status_code == 200 and resp.get_json() == {"reactions": [{"emoji": "🎉", "count": 1, "me": True}]}
+    assert client.put(f"/api/messages/{first['id']}/reactions/pizza", headers=bearer(admin)).status_code == 400
+    resp = client.delete(f"/api/messages/{first['id']}/reactions/{quote('🎉')}", headers=bearer(admin))
+    assert resp.get_json() == {"reactions": []}
+
+    resp = client.post(f"/api/conversations/{cid}/read", headers=bearer(a), json={"seq": 2})
+    assert resp.get_json() == {"last_read_seq": 2, "unread_count": 0}
+
+    resp = client.delete(f"/api/messages/{first['id']}", headers=bearer(a))
+    assert resp.status_code == 200 and resp.get_json() == {"status": "deleted"}
+    tomb = client.get(f"/api/conversations/{cid}/messages?after_seq=0", headers=bearer(a)).get_json()["messages"][0]
+    assert tomb["body"] is None and tomb["deleted_at"]
+
+    listed = client.get("/api/conversations", headers=bearer(a)).get_json()
+    assert [c["id"] for c in listed["conversations"]] == [cid] and listed["next_cursor"] is None
+    assert listed["conversations"][0]["last_message"]["seq"] == 2
+
+
+def test_api_non_member_is_403_and_unknown_is_404(client, app):
+    from .builders import bearer
+
+    coop, admin, _ = make_coop()
+    cid = chat_of(coop)
+    stranger = make_user()
+    posted = client.post(f"/api/conversations/{cid}/messages", headers=bearer(stranger), json={"body": "hi"})
+    assert posted.status_code == 403 and posted.get_json()["error"]["code"] == "not_a_member"
+    read = client.get(f"/api/conversations/{cid}/messages", headers=bearer(stranger))
+    assert read.status_code == 403 and read.get_json()["error"]["code"] == "not_a_member"
+    assert client.get(f"/api/conversations/{cid}", headers=bearer(stranger)).status_code == 403
+    data, _ = messages.post(admin.user_id, cid, "members only")
+    assert client.put(f"/api/messages/{data['id']}/reactions/%F0%9F%91%8D", headers=bearer(stranger)).status_code == 403
+    assert client.delete(f"/api/messages/{data['id']}", headers=bearer(stranger)).status_code == 403
+    assert client.get("/api/conversations/999999/messages", headers=bearer(admin)).status_code == 404
+    assert client.patch("/api/messages/999999", headers=bearer(admin), json={"body": "x"}).status_code == 404
+    too_long = client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin), json={"body": "x" * 2001})
+    assert too_long.status_code == 400 and too_long.get_json()["error"]["code"] == "validation_error"
+    assert client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin), json={}).status_code == 400
+    assert client.get(f"/api/conversations/{cid}/messages", headers=None).status_code == 401
