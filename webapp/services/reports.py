@@ -141,6 +141,15 @@ def triage(user: User, *, status: str = "open", escalated: bool = False, limit: 
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
+def triage_for_coop(coop_id: int, *, limit: int = 50) -> tuple[list[Report], int | None]:
+    """The coop's open reports, newest first (no access check: the
+    moderation screen has done it)."""
+    rows = list(db.session.scalars(
+        select(Report).where(Report.cooperative_id == coop_id, Report.status == ReportStatus.OPEN.value)
+        .order_by(Report.id.desc()).limit(limit + 1)))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
 def display_names(reports: list[Report]) -> dict[str, str]:
     """``{user_id: display_name}`` of the reporters and targets of ``reports``."""
     ids = {r.reporter_user_id for r in reports} | {r.target_user_id for r in reports}
