@@ -44,8 +44,13 @@ from .vocabulary import (
     MemberRole,
     MemberStatus,
     NotificationCategory,
+    ReportReason,
+    ReportResolution,
+    ReportStatus,
+    ReportTarget,
     values,
 )
+from .vocabulary import ModerationAction as _ModerationAction
 
 MAX_COOP_MEMBERS = 20
 NOTIFICATION_CATEGORIES = values(NotificationCategory)
@@ -78,6 +83,7 @@ MAX_MESSAGE_LENGTH = 2000  # characters (API.md "Conversations and messages")
 # documents"): single code points, so no variation selector can make two
 # spellings of one reaction.
 REACTION_EMOJI = ("👍", "😂", "😮", "😢", "🎉", "🔥", "🚀", "💎")
+SLOW_MODE_MAX = 3600  # seconds (API.md "Coop governance")
 
 
 def utcnow() -> datetime:
@@ -242,6 +248,8 @@ class Cooperative(Model):
             sqlite_where=text("status = 'active'"),
         ),
         Index("ix_cooperatives_status_name", "status", "name"),
+        # Coop moderation: slow mode (seconds between a member's messages).
+        CheckConstraint(f"slow_mode_seconds >= 0 AND slow_mode_seconds <= {SLOW_MODE_MAX}", name="slow_mode_range"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -257,6 +265,10 @@ class Cooperative(Model):
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Coop moderation (services/moderation.py): 0 is off; filters are
+    # ``[{"phrase", "action": "block"|"flag"}]``, None when there are none.
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    keyword_filters: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
 
     def to_dict(self, *, include_invite_code: bool = False) -> dict[str, Any]:
         data = {
@@ -761,3 +773,141 @@ class MessageReaction(Model):
     )
     emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+# ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------
+# (API.md "Coop governance"; services/moderation.py, services/coop_moderation.py,
+# services/reports.py; migration 0010_moderation)
+
+MODERATION_ACTIONS = values(_ModerationAction)
+REPORT_TARGETS = values(ReportTarget)
+REPORT_REASONS = values(ReportReason)
+REPORT_STATUSES = values(ReportStatus)
+REPORT_RESOLUTIONS = values(ReportResolution)
+
+
+class CoopBan(Model):
+    """A user banned from a coop: their join (code, invite or request) is
+    403 ``banned`` until an admin or moderator lifts the ban (row deleted)."""
+
+    __tablename__ = "coop_bans"
+    __table_args__ = (UniqueConstraint("cooperative_id", "user_id", name="uq_coop_bans_coop_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    banned_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CoopMute(Model):
+    """A member muted in a coop's chat until ``until`` (UTC); a later mute
+    replaces the row, an unmute deletes it, an expired row means nothing."""
+
+    __tablename__ = "coop_mutes"
+    __table_args__ = (UniqueConstraint("cooperative_id", "user_id", name="uq_coop_mutes_coop_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    muted_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Report(Model):
+    """A report on a message, a user or a coop. ``cooperative_id`` is the
+    coop whose admin and moderators triage it (a message of its chat, a
+    member reported by a coop-mate), None when only platform admins do.
+    ``target_id`` has no foreign key: messages live in the chat tables and
+    a report outlives what it names. ``reporter_user_id`` is None for
+    reports filed by a ``flag`` keyword filter (reason ``flagged``)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_in("target_type", REPORT_TARGETS), name="target_type"),
+        CheckConstraint(_in("reason", REPORT_REASONS), name="reason"),
+        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
+        CheckConstraint(f"resolution IS NULL OR {_in('resolution', REPORT_RESOLUTIONS)}", name="resolution"),
+        CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_when_closed"),
+        # One open report per reporter and target; one filter report per message.
+        Index("uq_reports_open_per_reporter", "reporter_user_id", "target_type", "target_id", unique=True,
+              postgresql_where=text("status = 'open' AND reporter_user_id IS NOT NULL"),
+              sqlite_where=text("status = 'open' AND reporter_user_id IS NOT NULL")),
+        Index("uq_reports_flag_per_target", "target_type", "target_id", unique=True,
+              postgresql_where=text("reason = 'flagged'"), sqlite_where=text("reason = 'flagged'")),
+        Index("ix_reports_coop_status_id", "cooperative_id", "status", "id"),
+        Index("ix_reports_status_id", "status", "id"),
+        # The escalation sweep: open reports not yet escalated, oldest first.
+        Index("ix_reports_unescalated", "created_at",
+              postgresql_where=text("status = 'open' AND escalated_at IS NULL"),
+              sqlite_where=text("status = 'open' AND escalated_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    reporter_user_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    cooperative_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(128))
+    target_user_id: Mapped[str | None] = mapped_column(String(128))  # whom it is about, when known
+    reason: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    resolved_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reporter_user_id": self.reporter_user_id,
+            "cooperative_id": self.cooperative_id,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_user_id": self.target_user_id,
+            "reason": self.reason,
+            "details": self.details,
+            "status": self.status,
+            "resolution": self.resolution,
+            "note": self.note,
+            "resolved_by": self.resolved_by,
+            "resolved_at": iso(self.resolved_at),
+            "escalated": self.escalated_at is not None,
+            "escalated_at": iso(self.escalated_at),
+            "created_at": iso(self.created_at),
+        }
+
+
+class CoopAuditEntry(Model):
+    """One moderation action in a coop's audit log (``GET
+    /api/coops/{id}/audit``), newest first by ``id``."""
+
+    __tablename__ = "coop_audit_log"
+    __table_args__ = (
+        CheckConstraint(_in("action", MODERATION_ACTIONS), name="action"),
+        Index("ix_coop_audit_log_coop_id", "cooperative_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    actor_user_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    target_user_id: Mapped[str | None] = mapped_column(String(128))
+    target_id: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cooperative_id": self.cooperative_id,
+            "actor_user_id": self.actor_user_id,
+            "action": self.action,
+            "target_user_id": self.target_user_id,
+            "target_id": self.target_id,
+            "data": self.data,
+            "created_at": iso(self.created_at),
+        }

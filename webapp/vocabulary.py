@@ -67,6 +67,9 @@ class NotificationSubtype(StrEnum):
     ADMIN_COOP_RENAMED = "admin_coop_renamed"
     BROADCAST = "broadcast"
     INVITE_CODE_GUESSING = "invite_code_guessing"
+    COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"
+    REPORT_RESOLVED = "report_resolved"
+    REPORTS_ESCALATED = "reports_escalated"
     MENTION = "mention"
     CHAT_UNREAD = "chat_unread"
 
@@ -112,6 +115,58 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+
+
+# ---- Coop moderation (API.md "Coop governance": bans, mutes, reports, audit) ----
+
+
+class ModerationAction(StrEnum):
+    """``coop_audit_log.action``: every moderation action a coop records."""
+
+    ROLE_CHANGED = "role_changed"
+    ADMIN_TRANSFERRED = "admin_transferred"
+    MEMBER_REMOVED = "member_removed"
+    BANNED = "banned"
+    UNBANNED = "unbanned"
+    MUTED = "muted"
+    UNMUTED = "unmuted"
+    MESSAGE_DELETED = "message_deleted"
+    SLOW_MODE_CHANGED = "slow_mode_changed"
+    FILTERS_CHANGED = "filters_changed"
+    REPORT_RESOLVED = "report_resolved"
+
+
+class ReportTarget(StrEnum):
+    """``reports.target_type``."""
+
+    MESSAGE = "message"
+    USER = "user"
+    COOPERATIVE = "cooperative"
+
+
+class ReportReason(StrEnum):
+    """``reports.reason`` (``flagged``: filed by a coop's ``flag`` keyword filter)."""
+
+    SPAM = "spam"
+    ABUSE = "abuse"
+    OTHER = "other"
+    FLAGGED = "flagged"
+
+
+class ReportStatus(StrEnum):
+    """``reports.status``."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class ReportResolution(StrEnum):
+    """``reports.resolution``: what the moderator did."""
+
+    DISMISS = "dismiss"
+    DELETE_MESSAGE = "delete_message"
+    MUTE = "mute"
+    BAN = "ban"
 
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
