@@ -12,8 +12,8 @@ Runs on PostgreSQL and SQLite (batch mode for the ALTERs).
 Revision ID: 0007_notification_engine
 Revises: 0006_chat
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0007_notification_engine'
 down_revision = '0006_chat'
