@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,7 +69,7 @@ def vapid() -> Vapid:
             tmp.write_bytes(key.private_pem())
             tmp.chmod(0o600)
             try:
-                tmp.link(path)  # fails if another process won; then use theirs
+                os.link(tmp, path)  # fails if another process won; then use theirs
             except FileExistsError:
                 pass
             finally:
