@@ -382,6 +382,8 @@ class Notification(Model):
             sqlite_where=text("is_read = 0"),
         ),
         Index("ix_notifications_created_at", "created_at"),
+        # Grouped listing (API.md ``?grouped=true``): per user, per group, newest first.
+        Index("ix_notifications_user_group_id", "user_id", "group_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -397,6 +399,9 @@ class Notification(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seq: Mapped[int | None] = mapped_column(BigInteger)
     seq_floor: Mapped[int | None] = mapped_column(BigInteger)
+    # ``<subtype>:<subject>`` (``coop_member_joined:12``, ``personal_best:<user>``):
+    # rows with one key show as one expandable group (``notifications.group_key_for``).
+    group_key: Mapped[str | None] = mapped_column(String(200))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -411,6 +416,7 @@ class Notification(Model):
             "is_read": self.is_read,
             "read_at": iso(self.read_at),
             "created_at": iso(self.created_at),
+            "group_key": self.group_key,
         }
 
 
@@ -437,6 +443,9 @@ class NotificationDelivery(Model):
             postgresql_where=text("status IN ('pending', 'sending')"),
             sqlite_where=text("status IN ('pending', 'sending')"),
         ),
+        # Mail waiting for a summary (quiet hours, digest, hourly cap).
+        Index("ix_notification_deliveries_held", "notification_id",
+              postgresql_where=text("status = 'held'"), sqlite_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -452,6 +461,10 @@ class NotificationDelivery(Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    # The summary mail (digest or held mail) that carried this notification.
+    summary_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("email_summaries.id", ondelete="SET NULL")
+    )
 
 
 class IdempotencyKey(Model):
@@ -584,6 +597,10 @@ class WorkerStatus(Model):
     hashrate_1d: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     last_share_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     useragent: Mapped[str | None] = mapped_column(String(255))
+    # When the owner was last told this worker went offline (services/mining/
+    # offline_alerts.py): at most one notice an hour, and "back online" only
+    # after an outage that was announced.
+    offline_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Model):
@@ -636,6 +653,10 @@ class Broadcast(Model):
     sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resuming: the last user_id whose notification committed (the fan-out
+    # walks users in user_id order), and when a fan-out last showed life.
+    cursor: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -911,3 +932,80 @@ class CoopAuditEntry(Model):
             "data": self.data,
             "created_at": iso(self.created_at),
         }
+# ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
+
+ATTEMPT_STATUSES = ("sent", "failed")
+SUMMARY_KINDS = ("held", "digest")
+SUMMARY_STATUSES = ("sending", "sent", "failed")
+
+
+class PushSubscription(Model):
+    """One browser's Web Push subscription (a W3C ``PushSubscription``):
+    the push service ``endpoint`` and the keys the payload is encrypted to
+    (RFC 8291). One row per endpoint; a 404/410 from the push service
+    deletes it (``services/webpush.py``)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("endpoint", name="uq_push_subscriptions_endpoint"),
+        Index("ix_push_subscriptions_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(String(1024))
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "endpoint": self.endpoint, "user_agent": self.user_agent,
+                "created_at": iso(self.created_at), "last_success_at": iso(self.last_success_at)}
+
+
+class DeliveryAttempt(Model):
+    """One attempt to deliver a notification on one channel: what happened
+    and when (the miner's "e-mailed 10:31", the admin's failures)."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", ATTEMPT_STATUSES), name="status"),
+        Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+        Index("ix_delivery_attempts_channel_status_created", "channel", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notification_deliveries.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailSummary(Model):
+    """One summary mail: the held mail of quiet hours or the hourly cap
+    (``held``), or a daily/weekly ``digest``. The deliveries it carries
+    point at it (``notification_deliveries.summary_id``)."""
+
+    __tablename__ = "email_summaries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUMMARY_KINDS), name="kind"),
+        CheckConstraint(_in("status", SUMMARY_STATUSES), name="status"),
+        Index("ix_email_summaries_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="sending", server_default="sending")
+    item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -102,19 +102,24 @@ class PresenceStatus(StrEnum):
 
 
 class DeliveryChannel(StrEnum):
-    """``notification_deliveries.channel``."""
+    """``notification_deliveries.channel``: e-mail, and Web Push to the
+    user's subscribed browsers (``services/webpush.py``)."""
 
     EMAIL = "email"
+    PUSH = "push"
 
 
 class DeliveryStatus(StrEnum):
     """``notification_deliveries.status``: pending → sending (leased) → sent,
-    back to pending after a failed attempt, failed after the last one."""
+    back to pending after a failed attempt, failed after the last one;
+    ``held`` waits for a summary mail (quiet hours, a digest, the hourly
+    cap: ``services/summaries.py``) and becomes ``sent`` with it."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    HELD = "held"
 
 
 # ---- Coop moderation (API.md "Coop governance": bans, mutes, reports, audit) ----
