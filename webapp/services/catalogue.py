@@ -99,6 +99,9 @@ KINDS: tuple[Kind, ...] = (
          "The platform admins renamed {old} to {new}."),
     Kind(C.SYSTEM, S.BROADCAST, None, None),
     Kind(C.SYSTEM, S.INVITE_CODE_GUESSING, None, "Invite codes are being guessed"),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_RECEIVED, None, "Friend request from {member}", "{message}"),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_ACCEPTED, None, "{member} accepted your friend request",
+         "You and {member} are now friends."),
 )
 KIND: dict[str, Kind] = {k.subtype: k for k in KINDS}
 

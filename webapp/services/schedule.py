@@ -42,6 +42,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("jobs.notifications.purge_old_notifications", 24 * 3600),
     PeriodicJob("jobs.accounts.purge_dead_sessions", 24 * 3600),
     PeriodicJob("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),
+    PeriodicJob("jobs.friends.expire_friend_requests", 3600),
 )
 
 _embedded_started = threading.Event()
