@@ -257,3 +257,26 @@ def test_database_refuses_blocking_oneself(app, make_user):
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
+
+
+def test_pending_counts_reach_open_sockets_live(live, make_user):
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob = make_user(), make_user()
+    sock = Client(live.ws_url(f"token={token_of(bob)}"))
+    sock.recv_text()  # the unread count: the channel is subscribed
+    html = Client(live.ws_url(f"format=html&token={token_of(bob)}"))
+    html.recv_text()
+    friends.send_request(alice, bob.user_id)
+    assert sock.recv_until(lambda m: m["type"] == "friend_requests") == {
+        "type": "friend_requests", "incoming": 1, "outgoing": 0}
+    for _ in range(5):
+        frame = html.recv_text()
+        if "friend-requests-badge" in frame:
+            assert 'data-count="1"' in frame and "hx-swap-oob" in frame
+            break
+    else:
+        raise AssertionError("no friend request badge frame")
+    sock.close()
+    html.close()

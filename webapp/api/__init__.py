@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import accounts, activity, coops, friends, internal, notifications, openapi, public
+    from . import accounts, activity, coops, friends, internal, notifications, openapi, profiles, public
 
-    for module in (accounts, coops, notifications, activity, public, friends, internal, openapi):
+    for module in (accounts, coops, notifications, activity, public, friends, profiles, internal, openapi):
         app.register_blueprint(module.bp, url_prefix="/api")

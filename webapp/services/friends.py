@@ -47,7 +47,7 @@ from .errors import (
 
 MESSAGE_MAX = 140
 PENDING = "pending"
-FRIEND_REQUESTS = "friend_requests"  # the socket message type of the pending counts
+FRIEND_REQUESTS = realtime.FRIEND_REQUESTS  # the socket message type of the pending counts
 
 
 def _user_visible_to(viewer_id: str, user_id: object) -> User:
