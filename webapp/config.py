@@ -153,6 +153,14 @@ class Config:
         self.COOP_HASHRATE_CACHE_TTL = _int("COOP_HASHRATE_CACHE_TTL", 300)  # seconds
         self.COOP_JOIN_RATE_LIMIT = os.environ.get("COOP_JOIN_RATE_LIMIT", "30 per minute")  # join attempts per IP
         self.ACTIVITY_POLL_SECONDS = _int("ACTIVITY_POLL_SECONDS", 10)  # /activity checks for new entries
+        # Friends and profiles (docs/API.md "Friends and blocks", "Profiles").
+        self.FRIEND_REQUEST_DAILY_CAP = _int("FRIEND_REQUEST_DAILY_CAP", 50)  # requests a miner may send in 24 h
+        self.FRIEND_REQUEST_TTL_DAYS = _int("FRIEND_REQUEST_TTL_DAYS", 30)  # a pending request expires after
+        self.SEARCH_RATE_LIMIT = os.environ.get("SEARCH_RATE_LIMIT", "30 per minute")  # miner searches per IP
+        # Uploaded avatars and banners: where they are stored (services/media.py) and the largest upload.
+        self.MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
+        self.MEDIA_ROOT = os.environ.get("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
+        self.MEDIA_MAX_UPLOAD = _int("MEDIA_MAX_UPLOAD", 2 * 1024 * 1024)
 
         self.INGEST_BATCH_SIZE = _int("INGEST_BATCH_SIZE", 2000)
         self.INGEST_CONSUMER_GROUP = os.environ.get("INGEST_CONSUMER_GROUP", "webapp-ingest")

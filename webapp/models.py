@@ -672,6 +672,7 @@ class Broadcast(Model):
         }
 
 
+
 # ---- Chat: conversations, members, messages, reactions -------------------------------
 # services/conversations.py (membership, coop sync), services/messages.py.
 
@@ -794,6 +795,9 @@ class MessageReaction(Model):
     )
     emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+
 # ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------
 # (API.md "Coop governance"; services/moderation.py, services/coop_moderation.py,
 # services/reports.py; migration 0010_moderation)
@@ -932,6 +936,9 @@ class CoopAuditEntry(Model):
             "data": self.data,
             "created_at": iso(self.created_at),
         }
+
+
+
 # ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
 
 ATTEMPT_STATUSES = ("sent", "failed")
@@ -1009,3 +1016,141 @@ class EmailSummary(Model):
     message_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+
+# ---- Friends, blocks and profiles a miner owns (migration 0008) -----------------------------
+
+FRIEND_REQUEST_STATUSES = ("pending", "accepted", "declined", "cancelled", "expired")
+VISIBILITY_LEVELS = ("public", "connections", "private")
+
+
+class FriendRequest(Model):
+    """A friend request (API.md "Friends and blocks").
+
+    ``user_low`` / ``user_high`` are the two ids in sorted order, so the
+    database holds at most one pending request per unordered pair: two
+    miners asking each other at the same moment cannot both insert one (the
+    second insert fails and is turned into accepting the first;
+    ``services/friends.py``)."""
+
+    __tablename__ = "friend_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", FRIEND_REQUEST_STATUSES), name="status"),
+        CheckConstraint("requester_id <> recipient_id", name="not_self"),
+        CheckConstraint(
+            "user_low < user_high AND ((requester_id = user_low AND recipient_id = user_high)"
+            " OR (requester_id = user_high AND recipient_id = user_low))",
+            name="pair_ordered",
+        ),
+        Index(
+            "uq_friend_requests_pending",
+            "requester_id",
+            "recipient_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "uq_friend_requests_pending_pair",
+            "user_low",
+            "user_high",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_friend_requests_recipient_status_id", "recipient_id", "status", "id"),
+        Index("ix_friend_requests_requester_created", "requester_id", "created_at"),
+        Index("ix_friend_requests_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    recipient_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    user_low: Mapped[str] = mapped_column(String(128))
+    user_high: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    message: Mapped[str | None] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "requester": self.requester_id,
+            "recipient": self.recipient_id,
+            "status": self.status,
+            "message": self.message,
+            "created_at": iso(self.created_at),
+            "responded_at": iso(self.responded_at),
+        }
+
+
+class Friendship(Model):
+    """One direction of a friendship; accepting a request writes both rows
+    in one transaction and unfriending deletes both."""
+
+    __tablename__ = "friendships"
+    __table_args__ = (
+        CheckConstraint("user_id <> friend_id", name="not_self"),
+        Index("ix_friendships_friend_id", "friend_id"),
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    friend_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Block(Model):
+    """``blocker_id`` blocked ``blocked_id``: to the blocked miner the
+    blocker looks like a missing account."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (
+        CheckConstraint("blocker_id <> blocked_id", name="not_self"),
+        Index("ix_blocks_blocked_id", "blocked_id"),
+    )
+
+    blocker_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    blocked_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserProfile(Model):
+    """The profile fields a miner edits beyond ``users`` (API.md
+    "Profiles"): bio, pronouns, location, the stored avatar and banner
+    images, and each field's visibility. ``name_key`` is the display name
+    folded to what it looks like (NFKC, confusables mapped to Latin,
+    casefolded): the search key and the impersonation check
+    (``services/profile_fields.py``); pg_trgm indexes it on PostgreSQL."""
+
+    __tablename__ = "user_profiles"
+    __table_args__ = (
+        Index("ix_user_profiles_name_key", "name_key"),
+        Index(
+            "ix_user_profiles_name_key_trgm",
+            "name_key",
+            postgresql_using="gin",
+            postgresql_ops={"name_key": "gin_trgm_ops"},
+        ),
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    name_key: Mapped[str] = mapped_column(String(160), default="", server_default="")
+    bio: Mapped[str] = mapped_column(String(280), default="", server_default="")
+    pronouns: Mapped[str] = mapped_column(String(30), default="", server_default="")
+    location: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    avatar_key: Mapped[str | None] = mapped_column(String(160))
+    banner_key: Mapped[str | None] = mapped_column(String(160))
+    visibility: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -67,6 +67,8 @@ class NotificationSubtype(StrEnum):
     ADMIN_COOP_RENAMED = "admin_coop_renamed"
     BROADCAST = "broadcast"
     INVITE_CODE_GUESSING = "invite_code_guessing"
+    FRIEND_REQUEST_RECEIVED = "friend_request_received"
+    FRIEND_REQUEST_ACCEPTED = "friend_request_accepted"
     COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"
     REPORT_RESOLVED = "report_resolved"
     REPORTS_ESCALATED = "reports_escalated"

@@ -45,6 +45,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("jobs.moderation.escalate_reports", 15 * 60),
     PeriodicJob("jobs.email.send_email_summaries", "EMAIL_SUMMARY_INTERVAL"),
     PeriodicJob("jobs.mining.alert_offline_workers", "WORKER_ALERT_INTERVAL"),
+    PeriodicJob("jobs.friends.expire_friend_requests", 3600),
 )
 
 _embedded_started = threading.Event()
