@@ -628,3 +628,46 @@ class Broadcast(Model):
             "created_at": iso(self.created_at),
             "finished_at": iso(self.finished_at),
         }
+
+
+# ---- coop invites, directory and join requests (migration 0009) --------------------------
+
+
+class CoopInvite(Model):
+    """An extra invite of a coop besides its own code (API.md "Coop
+    governance and discovery"): optional expiry and use limit, counted
+    atomically by the join that uses it, revocable. Codes are never reused."""
+
+    __tablename__ = "coop_invites"
+    __table_args__ = (
+        CheckConstraint("length(code) = 8 AND code = upper(code)", name="code_format"),
+        CheckConstraint("max_uses IS NULL OR (max_uses >= 1 AND max_uses <= 100)", name="max_uses_range"),
+        CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_range"),
+        Index("ix_coop_invites_coop_created", "cooperative_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_live(self, now: datetime) -> bool:
+        """Not revoked, not expired at ``now``, not used up."""
+        return (self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+                and (self.max_uses is None or self.uses < self.max_uses))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "uses": self.uses,
+            "max_uses": self.max_uses,
+            "expires_at": iso(self.expires_at),
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "revoked": self.revoked_at is not None,
+        }

@@ -15,8 +15,8 @@ from pydantic.config import JsonDict
 
 from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
-from ..models import Cooperative
-from ..services import coops, invites
+from ..models import Cooperative, CoopInvite, iso
+from ..services import coop_hashrate, coops, invites
 from ..services.inputs import MultilineText
 from ..vocabulary import CoopStatus
 from .openapi import endpoint
@@ -25,6 +25,9 @@ from .schemas import (
     CoopOut,
     CoopStatsOut,
     InviteCodeOut,
+    InviteOut,
+    InvitePreviewOut,
+    InvitesOut,
     LeaveOut,
     MembersOut,
     MineOut,
@@ -68,6 +71,16 @@ class JoinBody(Schema):
     # The key of an invite link (``invite_key`` of the coop object): a join
     # with it is never limited as a guess (docs/COOPS.md).
     invite_key: str | None = Field(default=None, max_length=64)
+
+
+class InviteBody(Schema):
+    # Limits checked by the service (400 validation_error with its message).
+    max_uses: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 100})
+    expires_in: int | None = Field(default=None, json_schema_extra={"minimum": 300, "maximum": 2592000})
+
+
+class InviteKeyQuery(Schema):
+    k: str | None = Field(default=None, max_length=64)
 
 
 class UpdateBody(Schema):
@@ -193,3 +206,49 @@ def hashrate(coop_id: int):
 def stats(coop_id: int):
     """Coop statistics (endpoint 9)"""
     return coops.stats(api_caller(), coop_id=coop_id).to_dict()
+
+
+def _invite(invite: CoopInvite) -> dict:
+    data = invite.to_dict()
+    data.update({k: v for k, v in invite_fields(invite.code).items() if k != "invite_code"})
+    return data
+
+
+@bp.post("/coops/<int:coop_id>/invites")
+@api_auth_required
+@endpoint(ok={201: InviteOut}, errors=[403, 404, 409], tags=["coops"])
+def create_invite(coop_id: int, json: InviteBody):
+    """Add an invite with optional use limit and expiry (admin, moderators)"""
+    invite = coops.create_invite(api_caller(), coop_id=coop_id, max_uses=json.max_uses, expires_in=json.expires_in)
+    return _invite(invite), 201
+
+
+@bp.get("/coops/<int:coop_id>/invites")
+@api_auth_required
+@endpoint(ok={200: InvitesOut}, errors=[403, 404, 409], tags=["coops"])
+def list_invites(coop_id: int):
+    """The coop's live invites, newest first (admin, moderators)"""
+    return {"invites": [_invite(i) for i in coops.list_invites(api_caller(), coop_id=coop_id)]}
+
+
+@bp.delete("/coops/<int:coop_id>/invites/<code>")
+@api_auth_required
+@endpoint(ok={200: StatusOut}, errors=[403, 404, 409], tags=["coops"])
+def revoke_invite(coop_id: int, code: str):
+    """Revoke an invite (admin, moderators)"""
+    coops.revoke_invite(api_caller(), coop_id=coop_id, code=code)
+    return {"status": "revoked"}
+
+
+@bp.get("/invites/<code>")
+@join_rate_limit
+@endpoint(ok={200: InvitePreviewOut}, errors=[404, 410], auth="none", tags=["coops"])
+def invite_preview(code: str, query: InviteKeyQuery):
+    """What an invite opens, for anyone holding it (no login)"""
+    coop, target = coops.preview(invite_code=code, caller=invites.Caller(None, client_ip()), invite_key=query.k)
+    total = coop_hashrate.cached_total(coop.id)
+    return {
+        "cooperative": {"id": coop.id, "name": coop.name, "description": coop.description,
+                        "member_count": coop.member_count, "total_hashrate": total.total_hashrate},
+        "expires_at": iso(target.expires_at),
+    }

@@ -115,6 +115,35 @@ class InviteCodeOut(Out):
     invite_url: str
 
 
+class InviteOut(Out):
+    """An extra invite (API.md "Coop governance and discovery")."""
+
+    code: str
+    uses: int
+    max_uses: int | None
+    expires_at: str | None
+    created_by: str | None
+    invite_key: str
+    invite_url: str
+
+
+class InvitesOut(Out):
+    invites: list[InviteOut]
+
+
+class InvitePreviewCoop(Out):
+    id: int
+    name: str
+    description: str
+    member_count: int
+    total_hashrate: float
+
+
+class InvitePreviewOut(Out):
+    cooperative: InvitePreviewCoop
+    expires_at: str | None
+
+
 class MemberHashrate(Out):
     user_id: str
     display_name: str

@@ -148,7 +148,7 @@ def _invalid_link(exc: DomainError):
 def _join_page(code: str, key: str | None, error: str | None = None, status: int = 200):
     """The preview through the guarded lookup (``coops.preview``)."""
     try:
-        coop_ = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
+        coop_, _ = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
     except DomainError as exc:
         return _invalid_link(exc)
     mine = coops.get_mine(current_user)

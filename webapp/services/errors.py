@@ -98,3 +98,10 @@ class CoopDissolved(Conflict):
 
 class WrongPassword(Forbidden):
     code, message = "wrong_password", "The current password is not right."
+
+
+class InviteExpired(DomainError):
+    """410: an invite that existed but is past its expiry or its last use
+    (API.md "Coop governance and discovery")."""
+
+    status, code, message = 410, "invite_expired", "This invite has expired or was used up. Ask for a fresh one."

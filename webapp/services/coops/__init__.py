@@ -42,6 +42,14 @@ from .changes import (
     remove_member,
     update_details,
 )
+from .coop_invites import (
+    JoinTarget,
+    NotModerator,
+    create_invite,
+    list_invites,
+    preview,
+    revoke_invite,
+)
 from .lookups import (
     COOP_LINK,
     DESCRIPTION_MAX,
@@ -60,7 +68,6 @@ from .lookups import (
     get_mine,
     is_admin,
     lock_active_coop,
-    preview,
 )
 from .views import (
     CoopHashrate,
@@ -81,5 +88,6 @@ __all__ = [
     "UQ_ACTIVE_INVITE_CODE", "UQ_ONE_ACTIVE_PER_USER", "UQ_ONE_ADMIN_PER_COOP", "CodeFactory",
     "active_membership", "announce_on_commit", "display_name", "get_for_member", "get_mine", "is_admin",
     "lock_active_coop", "preview",
+    "JoinTarget", "NotModerator", "create_invite", "list_invites", "revoke_invite",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
 ]
