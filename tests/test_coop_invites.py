@@ -136,3 +136,28 @@ def test_a_hundred_concurrent_joins_on_a_five_use_invite_let_exactly_five_in(app
     assert db.session.get(Cooperative, coop_id).member_count == 6
     assert db.session.scalar(select(func.count()).select_from(CooperativeMember).where(
         CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active")) == 6
+
+
+def test_a_logged_out_visitor_sees_the_invite_page_and_registering_lands_in_the_coop(client, make_coop,
+                                                                                   auth_headers):
+    coop, admin, _ = make_coop(name="Garage Rigs")
+    made = _invite(client, admin, coop.id, auth_headers, max_uses=3).get_json()
+    page = client.get(f"/coop/join/{made['code']}?k={made['invite_key']}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Join Garage Rigs" in html and "1/20 members" in html
+    register_link = f"/register?invite={made['code']}&amp;k={made['invite_key']}"
+    assert register_link in html and "/login?next=" in html
+    form = client.get(register_link.replace("&amp;", "&")).get_data(as_text=True)
+    assert f'name="invite" value="{made["code"]}"' in form
+    token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    answer = client.post("/register", data={
+        "csrf_token": token, "user_id": "bc1qnewcomer0000000000000000000000000000", "not_an_address": "1",
+        "password": "a long passphrase", "invite": made["code"], "k": made["invite_key"]})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/coop")
+    db.session.expire_all()
+    member = db.session.scalar(select(CooperativeMember).where(
+        CooperativeMember.user_id == "bc1qnewcomer0000000000000000000000000000"))
+    assert (member.cooperative_id, member.status) == (coop.id, "active")
+    assert db.session.scalar(select(CoopInvite.uses).where(CoopInvite.code == made["code"])) == 1
+    assert "Garage Rigs" in client.get("/coop").get_data(as_text=True)

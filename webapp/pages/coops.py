@@ -58,7 +58,8 @@ def _invite_url(code: str) -> str:
 
 
 def _caller() -> invites.Caller:
-    return invites.Caller(current_user.user_id, client_ip())
+    user_id = current_user.user_id if current_user.is_authenticated else None
+    return invites.Caller(user_id, client_ip())
 
 
 # ---- the dashboard, create and join ------------------------------------------------
@@ -121,8 +122,10 @@ def join():
 
 @bp.get("/coop/join/<code>")
 @join_rate_limit
-@login_required
 def join_link(code: str):
+    """The invite page: a preview for anyone holding the link; logged-out
+    visitors register (keeping the invite, see ``pages_auth.register``) or
+    log in and come back here."""
     return _join_page(code, request.args.get("k"))
 
 
@@ -148,13 +151,18 @@ def _invalid_link(exc: DomainError):
 def _join_page(code: str, key: str | None, error: str | None = None, status: int = 200):
     """The preview through the guarded lookup (``coops.preview``)."""
     try:
-        coop_, _ = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
+        coop_, target = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
     except DomainError as exc:
         return _invalid_link(exc)
-    mine = coops.get_mine(current_user)
+    code = invites.normalise_invite_code(code)
+    mine = coops.get_mine(current_user) if current_user.is_authenticated else None
+    here = url_for("pages_coops.join_link", code=code, k=key or None)
     return (
-        render_template("coops/join.html", coop=coop_, code=coop_.invite_code, key=key, mine=mine, error=error,
-                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id)),
+        render_template("coops/join.html", coop=coop_, code=code, key=key, mine=mine, error=error,
+                        expires_at=target.expires_at, total=coop_hashrate.cached_total(coop_.id),
+                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id),
+                        register_url=url_for("pages_auth.register", invite=code, k=key or None),
+                        login_url=url_for("pages_auth.login", next=here)),
         status,
     )
 
