@@ -161,3 +161,23 @@ def test_a_logged_out_visitor_sees_the_invite_page_and_registering_lands_in_the_
     assert (member.cooperative_id, member.status) == (coop.id, "active")
     assert db.session.scalar(select(CoopInvite.uses).where(CoopInvite.code == made["code"])) == 1
     assert "Garage Rigs" in client.get("/coop").get_data(as_text=True)
+
+
+def test_the_manage_screen_makes_and_revokes_invites_through_htmx(client, make_coop, login_as):
+    coop, admin, _ = make_coop()
+    headers = login_as(admin, csrf_from="/coop/manage")
+    page = client.get("/coop/manage").get_data(as_text=True)
+    assert 'id="coop-invites"' in page and 'id="coop-invites-empty"' in page
+    made = client.post(f"/coop/{coop.id}/invites", data={"max_uses": "10", "expires_in": "604800"}, headers=headers)
+    assert made.status_code == 200
+    invite = db.session.scalar(select(CoopInvite).where(CoopInvite.cooperative_id == coop.id))
+    assert (invite.max_uses, invite.uses) == (10, 0)
+    assert (invite.expires_at - invite.created_at) == timedelta(days=7)
+    html = made.get_data(as_text=True)
+    assert f'id="invite-{invite.code}"' in html and "0 / 10" in html and f"/coop/join/{invite.code}?k=" in html
+    bad = client.post(f"/coop/{coop.id}/invites", data={"max_uses": "1000"}, headers=headers)
+    assert bad.status_code == 400 and "max_uses must be 1–100" in bad.get_data(as_text=True)
+    revoked = client.post(f"/coop/{coop.id}/invites/{invite.code}/revoke", headers=headers)
+    assert revoked.status_code == 200 and f'id="invite-{invite.code}"' not in revoked.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(CoopInvite, invite.id).revoked_at is not None

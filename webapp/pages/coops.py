@@ -21,7 +21,7 @@ from flask_login import current_user, login_required
 from ..api.coops import client_ip, join_rate_limit
 from ..models import utcnow
 from ..services import coop_hashrate, coops, invites
-from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
+from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
 from .charts import line_chart
 
@@ -196,7 +196,58 @@ def manage():
         coop=mine,
         members=coops.list_members(current_user, coop_id=mine.id),
         invite_url=_invite_url(mine.invite_code),
+        **_invites_context(mine.id),
     )
+
+
+def _invites_context(coop_id: int) -> dict[str, Any]:
+    live = coops.list_invites(current_user, coop_id=coop_id)
+    return {"invites": live, "invite_urls": {i.code: _invite_url(i.code) for i in live}, "coop_id": coop_id}
+
+
+def _invites_fragment(coop_id: int, *, made=None, error: str | None = None, status: int = 200):
+    try:
+        context = _invites_context(coop_id)
+    except DomainError:
+        context = {"invites": [], "invite_urls": {}, "coop_id": coop_id}
+    return render_template("coops/_invites.html", made=made, error=error, **context), status
+
+
+def _optional_int(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise ValidationError("Pick a value from the list.")
+    return int(raw)
+
+
+@bp.post("/coop/<int:coop_id>/invites")
+@login_required
+def create_invite(coop_id: int):
+    """Make an extra invite (admin, moderators); answers the invites partial."""
+    try:
+        made = coops.create_invite(current_user, coop_id=coop_id,
+                                   max_uses=_optional_int(request.form.get("max_uses")),
+                                   expires_in=_optional_int(request.form.get("expires_in")))
+    except DomainError as exc:
+        error = exc
+        return _answer_manage(lambda: _invites_fragment(coop_id, error=error.message, status=error.status),
+                              error.message)
+    return _answer_manage(lambda: _invites_fragment(coop_id, made=made), f"Invite {made.code} is ready.")
+
+
+@bp.post("/coop/<int:coop_id>/invites/<code>/revoke")
+@login_required
+def revoke_invite(coop_id: int, code: str):
+    """Revoke an extra invite (admin, moderators); answers the invites partial."""
+    try:
+        coops.revoke_invite(current_user, coop_id=coop_id, code=code)
+    except DomainError as exc:
+        error = exc
+        return _answer_manage(lambda: _invites_fragment(coop_id, error=error.message, status=error.status),
+                              error.message)
+    return _answer_manage(lambda: _invites_fragment(coop_id), "Invite revoked.")
 
 
 def _members_fragment(coop_id: int, error: str | None = None, status: int = 200, removed: str | None = None,
