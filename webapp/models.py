@@ -37,8 +37,11 @@ from sqlalchemy.types import TypeDecorator
 from .extensions import Model
 from .vocabulary import (
     CoopStatus,
+    CoopVisibility,
     DeliveryChannel,
     DeliveryStatus,
+    JoinMode,
+    JoinRequestStatus,
     MemberRole,
     MemberStatus,
     NotificationCategory,
@@ -67,6 +70,9 @@ ACTIVITY_TYPES = (
 COOP_STATUSES = values(CoopStatus)
 MEMBER_ROLES = values(MemberRole)
 MEMBER_STATUSES = values(MemberStatus)
+COOP_VISIBILITIES = values(CoopVisibility)
+JOIN_MODES = values(JoinMode)
+JOIN_REQUEST_STATUSES = values(JoinRequestStatus)
 DELIVERY_CHANNELS = values(DeliveryChannel)
 DELIVERY_STATUSES = values(DeliveryStatus)
 
@@ -233,6 +239,16 @@ class Cooperative(Model):
             sqlite_where=text("status = 'active'"),
         ),
         Index("ix_cooperatives_status_name", "status", "name"),
+        CheckConstraint(_in("visibility", COOP_VISIBILITIES), name="visibility"),
+        CheckConstraint(_in("join_mode", JOIN_MODES), name="join_mode"),
+        # The directory's default order (combined hashrate), listed coops only.
+        Index(
+            "ix_cooperatives_listed_hashrate",
+            "total_hashrate",
+            "id",
+            postgresql_where=text("status = 'active' AND visibility = 'listed'"),
+            sqlite_where=text("status = 'active' AND visibility = 'listed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -248,6 +264,10 @@ class Cooperative(Model):
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Discovery (migration 0009): listed coops appear in the directory.
+    visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
+    join_mode: Mapped[str] = mapped_column(String(16), default="invite", server_default="invite")
+    country_code: Mapped[str | None] = mapped_column(String(2))
 
     def to_dict(self, *, include_invite_code: bool = False) -> dict[str, Any]:
         data = {
@@ -260,6 +280,9 @@ class Cooperative(Model):
             "hashrate_updated_at": iso(self.hashrate_updated_at),
             "status": self.status,
             "created_at": iso(self.created_at),
+            "visibility": self.visibility,
+            "join_mode": self.join_mode,
+            "country_code": self.country_code,
         }
         if include_invite_code:
             data["invite_code"] = self.invite_code
@@ -670,4 +693,46 @@ class CoopInvite(Model):
             "created_by": self.created_by,
             "created_at": iso(self.created_at),
             "revoked": self.revoked_at is not None,
+        }
+
+
+class CoopJoinRequest(Model):
+    """A miner's request to join a listed coop whose ``join_mode`` is
+    ``request``; the admin or a moderator approves or declines it. One
+    pending request per (coop, user), held by a partial unique index."""
+
+    __tablename__ = "coop_join_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOIN_REQUEST_STATUSES), name="status"),
+        CheckConstraint("length(message) <= 280", name="message_length"),
+        Index(
+            "uq_coop_join_requests_one_pending",
+            "cooperative_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_coop_join_requests_coop_status_created", "cooperative_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(String(280), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cooperative_id": self.cooperative_id,
+            "user_id": self.user_id,
+            "message": self.message,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "decided_at": iso(self.decided_at),
+            "decided_by": self.decided_by,
         }

@@ -144,6 +144,40 @@ class InvitePreviewOut(Out):
     expires_at: str | None
 
 
+class DirectoryCoopOut(Out):
+    id: int
+    name: str
+    description: str
+    member_count: int
+    max_members: int
+    has_room: bool
+    total_hashrate: float
+    blocks_found: int
+    country_code: str | None
+    join_mode: Literal["invite", "request"]
+    created_at: str
+
+
+class DirectoryOut(Out):
+    cooperatives: list[DirectoryCoopOut]
+    next_cursor: str | None
+
+
+class JoinRequestOut(Out):
+    id: int
+    cooperative_id: int
+    user_id: str
+    message: str
+    status: Literal["pending", "approved", "declined", "cancelled"]
+    created_at: str
+    decided_at: str | None
+    decided_by: str | None
+
+
+class JoinRequestsOut(Out):
+    requests: list[JoinRequestOut]
+
+
 class MemberHashrate(Out):
     user_id: str
     display_name: str
