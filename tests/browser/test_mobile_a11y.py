@@ -174,7 +174,7 @@ def world(live_server, make_user, tmp_path) -> dict[str, str]:
 
 # Every visible control a thumb aims at: the bell, the menu button, buttons,
 # button-styled links, filter chips and the (open) menu's links.
-TAP_TARGETS = ("#notification-bell > summary, .menu-button, button, .button, .chips a, input[type=submit], "
+TAP_TARGETS = ("#notification-bell > summary, .menu-button, button, .button, .chips a, .pager a, input[type=submit], "
                ".nav a, .userbox > a")
 
 TAP_CHECK = """(selector) => {
@@ -354,6 +354,7 @@ def test_skip_link_menu_button_and_bell_work_from_the_keyboard(live_server, phon
     page.keyboard.press("Enter")
     assert menu.get_attribute("aria-expanded") == "true"
     assert page.locator("#site-menu a[href='/settings']").is_visible()
+    assert axe_violations(page) == []  # the open menu too
     page.keyboard.press("Escape")
     assert menu.get_attribute("aria-expanded") == "false"
     assert page.evaluate("() => document.activeElement.classList.contains('menu-button')")
@@ -372,6 +373,7 @@ def test_skip_link_menu_button_and_bell_work_from_the_keyboard(live_server, phon
     assert page.evaluate("() => document.activeElement.parentElement.id") == "notification-bell"
     page.click("#notification-bell > summary")
     assert page.locator(f"#bell-item-{first} a").is_visible()
+    assert axe_violations(page) == []  # the open panel too
     page.mouse.click(200, 700)
     assert not bell.evaluate("(d) => d.open")
     # Clicking an item opens it: its link, and it is read on the way.
@@ -427,3 +429,21 @@ def test_a_pushed_notification_is_announced(live_server, phone, make_user):
     page.wait_for_function("() => document.getElementById('live-announcer').textContent !== ''")
     assert live.inner_text() == "New notification: New best 1.2T"
     assert_clean_console(page)
+
+
+def test_without_javascript_the_phone_menu_is_open(live_server, browser, make_user):
+    """The menu button needs app.js; without it (nojs.css through <noscript>)
+    the menu's links are shown and the button is hidden, and the page still fits."""
+    user_id = make_user().user_id
+    db.session.remove()
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        login(page, live_server.url, user_id, PASSWORD)
+        page.goto(f"{live_server.url}/settings")
+        assert not page.locator(".menu-button").is_visible()
+        assert page.locator("#site-menu a[href='/activity']").is_visible()
+        assert page.locator("#site-menu button", has_text="Log out").is_visible()
+        assert overflow(page) is None
+    finally:
+        context.close()
