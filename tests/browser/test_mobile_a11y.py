@@ -5,8 +5,8 @@ under the app's CSP, over a slice of the demo day:
   visitors who see it (logged out, a miner outside any coop, a coop member,
   the coop's admin, a platform admin); a page route that no visit covers
   fails ``test_every_page_route_is_visited`` (add it to ``VISITS``, or to
-  ``FRAGMENTS`` when it only answers htmx);
-- at 360 and 390 px no page scrolls sideways
+  ``NOT_PAGES`` when it only answers htmx or serves a file);
+- at 360, 390, 768, 1024 and 1280 px no page scrolls sideways
   (``document.documentElement.scrollWidth`` ≤ the viewport), and at 390 px
   the bell, the menu button, every menu link and every button, ``.button``
   and filter chip on the page is at least 44 × 44 px and is what a tap at
@@ -46,12 +46,13 @@ pytestmark = pytest.mark.browser
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"
 PHONE = {"width": 390, "height": 844}
 SMALL_PHONE = {"width": 360, "height": 740}
+TABLETS = ({"width": 768, "height": 1024}, {"width": 1024, "height": 768})  # either side of the breakpoints
 DESKTOP = {"width": 1280, "height": 800}
 TAP = 44  # px, the smallest touch target (WCAG 2.5.5, Apple and Material guidelines)
 
-# GET routes of the pages blueprints that answer htmx only (a fragment, not a page).
-FRAGMENTS = {"pages_activity.page", "pages_activity.new", "pages_coops.members",
-             "pages_broadcast.status"}
+# GET routes of the pages blueprints that are not pages: htmx fragments, files.
+NOT_PAGES = {"pages_activity.page", "pages_activity.new", "pages_coops.members", "pages_broadcast.status",
+             "pages_moderation.audit", "pages_settings.service_worker", "pages_media.media_file"}
 
 
 @dataclass
@@ -79,6 +80,8 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/coop"),
         Visit("/coop/join/{invite_code}", "coop-join", "#coop-join-preview button[type=submit]"),
         Visit("/settings", "settings", "#privacy"),
+        Visit("/friends"),
+        Visit("/miners/search?q=sat"),
     ],
     "member": [  # a member of Satoshi's coop
         Visit("/miners/{member}", "profile-other", "#miner-stats"),
@@ -90,6 +93,8 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/coop", "coop-dashboard", "#coop-chart"),
         Visit("/coop/manage", "coop-manage", "#coop-dissolve"),
         Visit("/notifications", "notifications", "#notification-list li"),
+        Visit("/notifications?grouped=1"),
+        Visit("/coop/moderation"),
         Visit("/activity", "activity", "li.activity-item"),
         Visit("/no-such-page", "404", "h1", status=404, allow_console=("404 (NOT FOUND)",)),
     ],
@@ -100,6 +105,7 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/admin/users"),
         Visit("/admin/audit"),
         Visit("/admin/jobs"),
+        Visit("/admin/reports"),
     ],
 }
 
@@ -182,6 +188,13 @@ TAP_CHECK = """(selector) => {
   for (const el of document.querySelectorAll(selector)) {
     const style = getComputedStyle(el);
     if (style.visibility === "hidden" || el.closest("[hidden]")) continue;
+    if (el.checkVisibility && !el.checkVisibility({contentVisibilityAuto: true, visibilityProperty: true})) continue;
+    let folded = false;  // inside a closed <details> (not its own summary): not on screen
+    for (let d = el.closest("details:not([open])"); d; d = d.parentElement && d.parentElement.closest("details:not([open])")) {
+      const summary = d.querySelector(":scope > summary");
+      if (!summary || !summary.contains(el)) { folded = true; break; }
+    }
+    if (folded) continue;
     let box = el.getBoundingClientRect();
     if (box.width === 0 && box.height === 0) continue;  // not shown (a closed menu, a closed panel)
     el.scrollIntoView({block: "center", inline: "center"});
@@ -277,9 +290,10 @@ def test_every_page_fits_a_phone_has_big_targets_and_no_serious_axe_violation(li
                                     animations="disabled")
                 problems += [f"{where} at 390 px: {f}" for f in tap_failures(page)]
                 problems += [f"{where} at 390 px: axe {v}" for v in axe_violations(page)]
-                page.set_viewport_size(DESKTOP)
-                if reason := overflow(page):
-                    problems.append(f"{where} at 1280 px: {reason}")
+                for viewport in (*TABLETS, DESKTOP):
+                    page.set_viewport_size(viewport)
+                    if reason := overflow(page):
+                        problems.append(f"{where} at {viewport['width']} px: {reason}")
                 problems += [f"{where} at 1280 px: axe {v}" for v in axe_violations(page)]
                 if visit.shot:
                     page.screenshot(path=str(SCREENSHOTS / f"{visit.shot}-1280.png"), full_page=True,
@@ -298,12 +312,12 @@ def test_every_page_fits_a_phone_has_big_targets_and_no_serious_axe_violation(li
 
 
 def test_every_page_route_is_visited(app):
-    """A new page joins ``VISITS`` (or ``FRAGMENTS``): the test above then checks it."""
+    """A new page joins ``VISITS`` (or ``NOT_PAGES``): the test above then checks it."""
     adapter = app.url_map.bind("localhost")
     visited = set()
     for visits in VISITS.values():
         for visit in visits:
-            path = visit.path.format_map(_Anything())
+            path = visit.path.format_map(_Anything()).split("?")[0]
             try:
                 endpoint, _ = adapter.match(path, method="GET")
             except Exception:  # the 404 visit
@@ -311,8 +325,8 @@ def test_every_page_route_is_visited(app):
             visited.add(endpoint)
     pages = {rule.endpoint for rule in app.url_map.iter_rules()
              if rule.endpoint.startswith("pages_") and "GET" in (rule.methods or ())}
-    missing = sorted(pages - visited - FRAGMENTS)
-    assert missing == [], f"page routes no visitor of VISITS opens (add a Visit, or list a fragment in FRAGMENTS): {missing}"
+    missing = sorted(pages - visited - NOT_PAGES)
+    assert missing == [], f"page routes no visitor of VISITS opens (add a Visit, or list a fragment or file in NOT_PAGES): {missing}"
 
 
 class _Anything(dict):
