@@ -17,10 +17,12 @@ from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
 from ..models import Cooperative
 from ..services import coops, invites
+from ..services import hashrate as hashrates
 from ..services.inputs import MultilineText
 from ..vocabulary import CoopStatus
 from .openapi import endpoint
 from .schemas import (
+    ChartOut,
     CoopHashrateOut,
     CoopOut,
     CoopStatsOut,
@@ -30,7 +32,7 @@ from .schemas import (
     MineOut,
     StatusOut,
 )
-from .validation import Schema, trimmed_max_length
+from .validation import ChartQuery, Schema, trimmed_max_length
 
 bp = Blueprint("api_coops", __name__)
 
@@ -185,6 +187,20 @@ def regenerate_code(coop_id: int):
 def hashrate(coop_id: int):
     """Combined and members' hashrate (endpoint 8)"""
     return coops.hashrate(api_caller(), coop_id=coop_id).to_dict()
+
+
+@bp.get("/coops/<int:coop_id>/hashrate/history")
+@api_auth_required
+@endpoint(ok={200: ChartOut}, errors=[403, 404], tags=["coops", "charts"])
+def hashrate_history(coop_id: int, query: ChartQuery):
+    """The coop's hashrate over time, combined and per member
+
+    ``?range=1h|24h|7d|30d`` (default 24h): series ``combined`` and one per
+    active member in H/s; a member hiding from coop rankings is "a member"
+    (docs/API.md "Charts").
+    """
+    rng = hashrates.chart_range(query.range)
+    return coops.hashrate_chart(api_caller(), coop_id=coop_id, rng=rng).to_dict()
 
 
 @bp.get("/coops/<int:coop_id>/stats")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -30,11 +30,12 @@ from ..models import (
     iso,
     utcnow,
 )
-from .hashrate import online_condition, worker_hashrate
+from .hashrate import ChartRange, bucket_sql, hold, online_condition, time_grid, worker_hashrate
 from .membership import is_active_coop, is_active_member
 
-# Samples are kept this long (the chart shows 24 h); purged at most hourly.
-HISTORY_KEEP = timedelta(hours=48)
+# Samples are kept this long (the chart's longest range is 30 days, one
+# sample per coop every 5 minutes: 8,640 rows a coop); purged at most hourly.
+HISTORY_KEEP = timedelta(days=31)
 PURGE_EVERY = 3600  # seconds
 
 
@@ -261,3 +262,22 @@ def history(coop_id: int, *, hours: int = 24, now: datetime | None = None) -> li
         .order_by(CoopHashrateSample.computed_at)
     ).all()
     return [(at, float(total)) for at, total in rows]
+
+
+def combined_values(coop_id: int, rng: ChartRange, now: datetime | None = None) -> list[float | None]:
+    """A coop's combined hashrate (H/s) on ``time_grid(rng, now)``: the
+    aggregation's samples averaged per point, a sample held until the next
+    for up to ``WORKER_OFFLINE_AFTER`` seconds; None where no sample was
+    taken (before the coop existed, or while the job did not run)."""
+    now = now or utcnow()
+    grid = time_grid(rng, now)
+    carry = int(current_app.config["WORKER_OFFLINE_AFTER"])
+    since = datetime.fromtimestamp(grid[0] - max(carry, rng.step), UTC)
+    bucket = bucket_sql(CoopHashrateSample.computed_at, rng.step)
+    rows = db.session.execute(
+        select(bucket, func.avg(CoopHashrateSample.total_hashrate))
+        .where(CoopHashrateSample.cooperative_id == coop_id, CoopHashrateSample.computed_at >= since,
+               CoopHashrateSample.computed_at <= now)
+        .group_by(bucket)
+    ).all()
+    return hold({int(index): float(value or 0.0) for index, value in rows}, grid, rng.step, carry)

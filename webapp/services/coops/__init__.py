@@ -63,11 +63,13 @@ from .lookups import (
     preview,
 )
 from .views import (
+    ANONYMOUS_MEMBER,
     CoopHashrate,
     CoopStats,
     MemberInfo,
     dashboard,
     hashrate,
+    hashrate_chart,
     list_members,
     members_of,
     stats,
@@ -82,4 +84,5 @@ __all__ = [
     "active_membership", "announce_on_commit", "display_name", "get_for_member", "get_mine", "is_admin",
     "lock_active_coop", "preview",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
+    "ANONYMOUS_MEMBER", "hashrate_chart",
 ]
