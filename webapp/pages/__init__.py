@@ -9,11 +9,12 @@ from ..models import MAX_COOP_MEMBERS
 
 
 def register(app: Flask) -> None:
-    from . import activity, admin, auth, broadcast, coops, home, localtime, miners, notifications, settings
+    from . import activity, admin, auth, broadcast, charts, coops, home, localtime, miners, notifications, settings
 
     for module in (home, auth, miners, coops, notifications, activity, settings, admin, broadcast):
         app.register_blueprint(module.bp)
     localtime.init_app(app)
+    app.jinja_env.globals["chart_range_labels"] = charts.RANGE_LABELS
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"
     app.jinja_env.globals["nav_items"] = [

@@ -4,8 +4,10 @@
 A signed-in viewer's zone is their setting (``notifications.timezone``,
 shared with the notification engine's quiet hours; UTC until chosen). A
 logged-out viewer gets UTC from the server and the browser rewrites each
-``<time>`` in its own zone. While a signed-in user has not chosen a zone,
-the pages offer the browser's (a banner saved through ``PATCH /api/settings``).
+``<time>`` in its own zone. While a signed-in user's zone is UTC (the
+default) and the browser's is another, the pages offer the browser's (a
+banner saved through ``PATCH /api/settings``; "Keep UTC" dismisses it in
+that browser).
 """
 from __future__ import annotations
 
@@ -37,12 +39,13 @@ def viewer_zone() -> tzinfo:
 
 def viewer_time() -> dict[str, Any]:
     """For the base template: ``{"zone": IANA name or None (logged out:
-    the browser's zone applies), "chosen": whether the user picked one}``."""
+    the browser's zone applies), "offer": whether to offer the browser's
+    zone (a signed-in user still on UTC)}``."""
     user_id = _viewer_id()
     if not user_id:
-        return {"zone": None, "chosen": True}
-    chosen = preferences.chosen_timezone(user_id)
-    return {"zone": chosen or "UTC", "chosen": chosen is not None}
+        return {"zone": None, "offer": False}
+    zone = preferences.user_notifications(user_id)["timezone"]
+    return {"zone": zone, "offer": zone == "UTC"}
 
 
 def init_app(app: Flask) -> None:

@@ -207,10 +207,3 @@ def user_timezone(user_id: str) -> ZoneInfo:
     Shared by the pages (local times) and the notification engine (quiet hours)."""
     return zone(user_notifications(user_id)["timezone"])
 
-
-def chosen_timezone(user_id: str) -> str | None:
-    """The zone the user chose (``notifications.timezone`` as stored), None
-    while they have not chosen one: the pages then propose the browser's."""
-    settings = db.session.get(UserSettings, user_id)
-    stored = (settings.notifications or {}).get("timezone") if settings else None
-    return stored if is_timezone(stored) else None

@@ -123,8 +123,8 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
     anyone else gets NotFound for a private or missing one.
 
     Returns ``{"user", "profile", "stats", "workers": [{"worker", "name",
-    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "best_history":
-    [(at, difficulty)] oldest first, "is_owner", "is_private"}``.
+    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "is_owner", "is_private"}``
+    (the charts come from ``hashrate_chart`` and ``best_difficulty_chart``).
     """
     user, privacy = visible_user(user_id, viewer_id=viewer_id)
     now = utcnow()
@@ -147,7 +147,6 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
         "stats": stats_dict(user_id, now),
         "workers": workers,
         "personal_bests": mining.recent_personal_bests(user_id),
-        "best_history": mining.personal_best_history(user_id),
         "is_owner": viewer_id == user_id,
         "is_private": not privacy["publicProfile"],
     }

@@ -5,7 +5,8 @@
 // - Without data-tz (logged out) the server wrote UTC: each time is
 //   rewritten in the browser's zone, title included.
 // - The time-zone banner (templates/_timezone_banner.html) offers the
-//   browser's zone to a signed-in user who has not chosen one.
+//   browser's zone to a signed-in user still on UTC ("Keep UTC" dismisses it
+//   in this browser until the browser's zone changes).
 // window.SoloTime exposes the zone and the formatters to charts.js.
 (function () {
   "use strict";
@@ -92,7 +93,10 @@
   function banner() {
     const box = document.getElementById("timezone-banner");
     document.querySelectorAll("[data-browser-zone]").forEach((el) => { el.textContent = browserZone; });
-    if (!box || browserZone === "UTC" || browserZone === serverZone) return;
+    const dismissed = "solo.timezone-offer.dismissed";
+    let kept = false;
+    try { kept = window.localStorage.getItem(dismissed) === browserZone; } catch (e) { /* storage off */ }
+    if (!box || kept || browserZone === "UTC" || browserZone === serverZone) return;
     box.hidden = false;
     const save = (value) => {
       const token = document.querySelector('meta[name="csrf-token"]');
@@ -109,8 +113,10 @@
     };
     box.addEventListener("click", (event) => {
       if (event.target.closest("[data-timezone-use]")) save(browserZone);
-      const keep = event.target.closest("[data-timezone-keep]");
-      if (keep) save(keep.dataset.timezoneKeep);
+      if (event.target.closest("[data-timezone-keep]")) {
+        try { window.localStorage.setItem(dismissed, browserZone); } catch (e) { /* storage off */ }
+        box.hidden = true;
+      }
     });
   }
 
