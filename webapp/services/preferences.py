@@ -206,4 +206,3 @@ def user_timezone(user_id: str) -> ZoneInfo:
     """The user's time zone (``notifications.timezone``), UTC when unset.
     Shared by the pages (local times) and the notification engine (quiet hours)."""
     return zone(user_notifications(user_id)["timezone"])
-

@@ -197,8 +197,10 @@ def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime |
     grid = time_grid(rng, now)
     members = members_of(coop.id, now)
     ids = [m.user_id for m in members]
-    stored = dict(db.session.execute(
-        select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids))).all()) if ids else {}
+    stored: dict[str, dict | None] = {
+        user_id: privacy for user_id, privacy in db.session.execute(
+            select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids)))
+    } if ids else {}
     history = worker_history(ids, rng, now)
     named, hidden = [], []
     for member in members:
