@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import accounts, activity, coops, internal, notifications, openapi, public
+    from . import accounts, activity, conversations, coops, internal, notifications, openapi, public
 
-    for module in (accounts, coops, notifications, activity, public, internal, openapi):
+    for module in (accounts, coops, conversations, notifications, activity, public, internal, openapi):
         app.register_blueprint(module.bp, url_prefix="/api")
