@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 
 from webapp.extensions import db
@@ -171,3 +172,25 @@ def test_chart_routes_are_in_the_openapi_document(client):
         assert path in paths, path
         params = {p["name"]: p for p in paths[path]["get"]["parameters"]}
         assert params["range"]["schema"]["enum"] == ["1h", "24h", "7d", "30d"]
+
+
+def test_coop_history_is_full_for_two_days_then_hourly_for_a_month(app, make_coop, redis):
+    from webapp.extensions import redis_key
+    from webapp.services import coop_hashrate
+
+    coop, _, _ = make_coop()
+    now = NOW.replace(minute=2, second=0)
+    ages = [timedelta(hours=1), timedelta(hours=50), timedelta(days=32)]
+    for age in ages:
+        for minutes in range(0, 60, 5):  # one hour of the 5-minute job
+            db.session.add(CoopHashrateSample(cooperative_id=coop.id, total_hashrate=1.0, online_count=1,
+                                              computed_at=now - age + timedelta(minutes=minutes)))
+    db.session.commit()
+    redis.delete(redis_key("coop", "history", "purged"))
+    coop_hashrate.aggregate_all(now=now)
+    kept = db.session.scalars(sa.select(CoopHashrateSample.computed_at).where(
+        CoopHashrateSample.cooperative_id == coop.id).order_by(CoopHashrateSample.computed_at)).all()
+    recent = [at for at in kept if at >= now - timedelta(hours=2)]
+    older = [at for at in kept if at < now - timedelta(hours=2)]
+    assert len(recent) == 12 + 1  # every sample of the last hour, and this run's
+    assert [at.minute for at in older] == [2]  # 50 h ago: the first run of that hour only; 32 days: gone
