@@ -12,6 +12,7 @@
   const SI = ["", "K", "M", "G", "T", "P", "E", "Z"];
   const COLOURS = ["#f7931a", "#5ab0f0", "#35c46a", "#e8b339", "#c678dd", "#ef5b5b", "#56d4c8", "#d19a66",
     "#98c379", "#e06c9f", "#8f9bff", "#b5e853"];
+  const MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const RANGE_WORDS = { "1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days",
     "30d": "the last 30 days" };
   const zone = () => (window.SoloTime ? window.SoloTime.zone : "UTC");
@@ -46,6 +47,31 @@
     const top = Math.max(...splits.map((v) => Math.abs(v || 0)));
     const index = power(top);
     return splits.map((v) => `${trim(v / 1000 ** index)} ${UNITS[index]}`);
+  }
+
+  // Time ticks as the rest of the app writes times (24-hour clock), the
+  // date under the first tick of each day; days alone when ticks are days apart.
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    let lastDay = null;
+    return splits.map((ts) => {
+      if (ts == null) return null;
+      const day = when(ts, "date");
+      const [, month, date] = day.split("-");
+      const short = `${+date} ${MONTH_NAMES[+month - 1]}`;
+      if (incr >= 86400) return short;
+      const clock = when(ts, "clock");
+      const label = day !== lastDay ? `${clock}\n${short}` : clock;
+      lastDay = day;
+      return label;
+    });
+  }
+  // Log axis: a line and a label at each power of ten only.
+  function decades(u, axisIdx, min, max) {
+    const out = [];
+    for (let p = Math.floor(Math.log10(Math.max(min, 1))); 10 ** p <= max * 1.0001; p += 1) {
+      if (10 ** p >= min * 0.9999) out.push(10 ** p);
+    }
+    return out.length ? out : [min, max];
   }
 
   function summaryOf(kind, data) {
@@ -180,22 +206,25 @@
     const start = Date.parse(data.start) / 1000;
     const end = Date.parse(data.end) / 1000;
     const axis = { stroke: "#9aa3b2", grid: { stroke: "rgba(154, 163, 178, 0.15)" }, ticks: { stroke: "rgba(154, 163, 178, 0.3)" } };
+    const narrow = width < 500;
     const opts = {
       width,
-      height: width < 500 ? 200 : 260,
+      height: narrow ? 250 : 280,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), tz),
       scales: {
         x: { time: true, range: () => [start, end] },
         y: log ? { distr: 3, log: 10 } : { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
       },
       axes: [
-        { ...axis, label: `Time (${tz})`, labelSize: 18, labelFont: "12px system-ui", font: "11px system-ui" },
-        { ...axis, label: kind === "difficulty" ? "Best difficulty (log scale)" : "Hashrate", labelSize: 18,
-          labelFont: "12px system-ui", font: "11px system-ui", size: 72,
-          values: kind === "difficulty" ? (u, splits) => splits.map(difficulty) : hashrateTicks },
+        { ...axis, label: `Time (${tz})`, labelSize: 18, labelFont: "12px system-ui", font: "11px system-ui",
+          size: 44, values: timeTicks },
+        { ...axis, label: narrow ? undefined : (log ? "Best difficulty (log scale)" : "Hashrate"),
+          labelSize: narrow ? 0 : 18, labelFont: "12px system-ui", font: "11px system-ui", size: narrow ? 62 : 72,
+          splits: log ? decades : undefined,
+          values: log ? (u, splits) => splits.map(difficulty) : hashrateTicks },
       ],
       series,
-      cursor: { focus: { prox: 24 }, points: { size: 7 } },
+      cursor: { points: { size: 7 } },
       legend: { live: true },
       plugins: [tooltipPlugin(kind)],
     };
@@ -253,7 +282,7 @@
           const width = Math.max(240, canvas.clientWidth);
           if (figure._plot && Math.abs(width - last) > 4) {
             last = width;
-            figure._plot.setSize({ width, height: width < 500 ? 200 : 260 });
+            figure._plot.setSize({ width, height: width < 500 ? 250 : 280 });
           }
         }).observe(figure);
       }
