@@ -173,7 +173,8 @@ def best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: 
     visible_user(user_id, viewer_id=viewer_id)
     now = now or utcnow()
     start = now - rng.span
-    history = [(at, best) for at, best in mining.personal_best_history(user_id) if at <= now]
+    history = [(at, best) for at, best in mining.personal_best_history(user_id)
+               if at <= now and bounds.within(best, bounds.MAX_DIFFICULTY) and best > 0]  # a log axis
     before = [best for at, best in history if at < start]
     points = [(start, before[-1])] if before else []
     points += [(at, best) for at, best in history if at >= start]
