@@ -18,11 +18,13 @@ from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
 from ..models import SLOW_MODE_MAX, Cooperative, CoopInvite, iso
 from ..services import coop_hashrate, coop_moderation, coops, invites, moderation
+from ..services import hashrate as hashrates
 from ..services.errors import ValidationError
 from ..services.inputs import MultilineText
 from ..vocabulary import CoopStatus
 from .openapi import endpoint
 from .schemas import (
+    ChartOut,
     CoopHashrateOut,
     CoopOut,
     CoopStatsOut,
@@ -38,7 +40,7 @@ from .schemas import (
     MineOut,
     StatusOut,
 )
-from .validation import Flag, PageQuery, Schema, encode_cursor, parsed_by_name, trimmed_max_length
+from .validation import ChartQuery, Flag, PageQuery, Schema, encode_cursor, parsed_by_name, trimmed_max_length
 
 bp = Blueprint("api_coops", __name__)
 
@@ -267,6 +269,20 @@ def regenerate_code(coop_id: int):
 def hashrate(coop_id: int):
     """Combined and members' hashrate (endpoint 8)"""
     return coops.hashrate(api_caller(), coop_id=coop_id).to_dict()
+
+
+@bp.get("/coops/<int:coop_id>/hashrate/history")
+@api_auth_required
+@endpoint(ok={200: ChartOut}, errors=[403, 404], tags=["coops", "charts"])
+def hashrate_history(coop_id: int, query: ChartQuery):
+    """The coop's hashrate over time, combined and per member
+
+    ``?range=1h|24h|7d|30d`` (default 24h): series ``combined`` and one per
+    active member in H/s; a member hiding from coop rankings is "a member"
+    (docs/API.md "Charts").
+    """
+    rng = hashrates.chart_range(query.range)
+    return coops.hashrate_chart(api_caller(), coop_id=coop_id, rng=rng).to_dict()
 
 
 @bp.get("/coops/<int:coop_id>/stats")

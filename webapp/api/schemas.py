@@ -376,3 +376,22 @@ class ReportOut(Out):
 class ReportPageOut(Out):
     reports: list[ReportOut]
     next_cursor: str | None
+
+
+class ChartSeriesOut(Out):
+    key: str  # "total", "worker:<name>", "combined", "member:<user_id>", "member-<n>", "best"
+    label: str
+    values: list[float | None]  # aligned with timestamps; null where nothing is known
+
+
+class ChartOut(Out):
+    """A time series chart (docs/API.md "Charts")."""
+
+    range: Literal["1h", "24h", "7d", "30d"]
+    start: str  # ISO 8601 UTC: the range is start..end (end = now)
+    end: str
+    unit: str  # "H/s" for hashrates, "" for share difficulty
+    scale: Literal["linear", "log"]
+    step: int | None  # seconds between points; null: one point per record
+    timestamps: list[int]  # Unix seconds (UTC)
+    series: list[ChartSeriesOut]

@@ -11,7 +11,6 @@ with the error inline; a plain (non-htmx) form post is redirected instead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,11 +18,10 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
-from ..models import utcnow
 from ..services import coop_hashrate, coops, invites, moderation
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
-from .charts import line_chart
+from .charts import hashrate_view, page_range
 
 bp = Blueprint("pages_coops", __name__)
 
@@ -72,13 +70,13 @@ def coop():
     if mine is None:
         return render_template("coops/start.html")
     coop_, stats, members = coops.dashboard(current_user, coop_id=mine.id)
-    now = utcnow()
     return render_template(
         "coops/dashboard.html",
         coop=coop_,
         stats=stats,
         members=members,
-        chart=line_chart(coop_hashrate.history(coop_.id, now=now), start=now - timedelta(hours=24), end=now),
+        chart=hashrate_view(coops.hashrate_chart(current_user, coop_id=coop_.id, rng=page_range())),
+        chart_src=url_for("api_coops.hashrate_history", coop_id=coop_.id),
         is_admin=coops.is_admin(current_user, coop_),
         is_moderator=moderation.is_moderator(coop_.id, current_user.user_id),
         invite_url=_invite_url(coop_.invite_code),

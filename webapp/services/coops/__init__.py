@@ -81,11 +81,13 @@ from .lookups import (
     lock_active_coop,
 )
 from .views import (
+    ANONYMOUS_MEMBER,
     CoopHashrate,
     CoopStats,
     MemberInfo,
     dashboard,
     hashrate,
+    hashrate_chart,
     list_members,
     members_of,
     stats,
@@ -103,4 +105,5 @@ __all__ = [
     "request_to_join", "update_discovery",
     "JoinTarget", "NotModerator", "create_invite", "list_invites", "revoke_invite",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
+    "ANONYMOUS_MEMBER", "hashrate_chart",
 ]
