@@ -99,13 +99,19 @@ def is_revoked(message: dict[str, Any], *, session: str | None, token: str | Non
 
 
 COOP_CHANGED = "coop_changed"
+# What changed (the ``change`` field): who is in it, its name or description,
+# its invite code, its numbers (the 5-minute hashrate job, mining events), or
+# it was dissolved. Pages refresh every fragment whatever the reason.
+COOP_CHANGES = ("membership", "details", "invite", "numbers", "dissolved")
 
 
-def coop_changed(user_ids: list[str], cooperative_id: int) -> None:
-    """Tell every socket of ``user_ids`` that the membership of
-    ``cooperative_id`` changed (``{"type": "coop_changed", "cooperative_id": N}``;
-    pages re-fetch their members table). One round trip for all users."""
-    message = json.dumps({"type": COOP_CHANGED, "cooperative_id": cooperative_id}, separators=(",", ":"))
+def coop_changed(user_ids: list[str], cooperative_id: int, change: str = "membership") -> None:
+    """Tell every socket of ``user_ids`` that ``cooperative_id`` changed
+    (``{"type": "coop_changed", "cooperative_id": N, "change": one of
+    COOP_CHANGES}``); open coop pages re-fetch their fragments. One round
+    trip for all users."""
+    message = json.dumps({"type": COOP_CHANGED, "cooperative_id": cooperative_id, "change": change},
+                         separators=(",", ":"))
     pipe = get_redis().pipeline(transaction=False)
     for user_id in user_ids:
         pipe.publish(user_channel(user_id), message)

@@ -285,7 +285,7 @@ class SocketSession:
         elif kind == "unread_count":
             self.resync()
         elif kind == realtime.COOP_CHANGED:
-            self.send_coop_changed(message["cooperative_id"])
+            self.send_coop_changed(message["cooperative_id"], message.get("change"))
         return True
 
     def on_notification(self, data: dict[str, Any]) -> None:
@@ -402,14 +402,22 @@ class SocketSession:
         else:
             self.send_json({"type": "unread_count", "count": count})
 
-    def send_coop_changed(self, cooperative_id: int) -> None:
-        """JSON: forward the message. HTML: only to a page showing a coop's
-        members table (``coop=`` in the URL), coops/_refresh.html, which makes
-        htmx re-fetch that table (the page does the DB work, not this handler)."""
+    def send_coop_changed(self, cooperative_id: int, change: str | None = None) -> None:
+        """JSON: forward the message. HTML: only to a page showing a coop
+        (``coop=members`` the dashboard, ``coop=manage`` the admin screen, in
+        the URL), coops/_refresh.html, which makes htmx fetch
+        ``/coop/live`` once: every fragment of that page, rendered by the
+        partials the page is made of, or a redirect with a message when the
+        viewer is no longer in that coop (the page does the DB work, not
+        this handler)."""
         if not self.html:
-            self.send_json({"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id})
+            message: dict[str, Any] = {"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id}
+            if change:
+                message["change"] = change
+            self.send_json(message)
         elif self.page_coop is not None:
-            self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage"))
+            self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage",
+                                         coop_id=cooperative_id))
 
     def send_error(self, code: str, message: str) -> None:
         if not self.html:

@@ -67,6 +67,7 @@ from .views import (
     CoopStats,
     MemberInfo,
     dashboard,
+    departure,
     hashrate,
     list_members,
     members_of,
@@ -74,6 +75,7 @@ from .views import (
 )
 
 __all__ = [
+    "departure",
     "INVITE_CODE_LENGTH", "generate_invite_code", "normalise_invite_code",
     "create", "dissolve", "dissolve_locked", "join", "leave", "regenerate_code", "remove_member",
     "update_details",
