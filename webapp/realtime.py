@@ -71,12 +71,22 @@ def notification_created(user_id: str, notification: dict[str, Any]) -> None:
     publish(user_id, {"type": "notification", "data": notification})
 
 
-def unread_count_changed(user_id: str, count: int) -> None:
+def unread_count_changed(user_id: str, count: int, *, read: list[int] | None = None,
+                         read_up_to: int | None = None, deleted: list[int] | None = None) -> None:
     """Tell every socket of the user that the unread count changed (cross-tab
     sync). Sockets re-read the count with their watermark rather than trust
     ``count``: changes published by different processes can arrive out of
-    order."""
-    publish(user_id, {"type": "unread_count", "count": count})
+    order. What changed rides along for pages (HTML mode) to show it in
+    every tab: ``read`` (ids marked read), ``read_up_to`` (mark all read:
+    every id up to it) and ``deleted`` (ids)."""
+    message: dict[str, Any] = {"type": "unread_count", "count": count}
+    if read:
+        message["read"] = read
+    if read_up_to is not None:
+        message["read_up_to"] = read_up_to
+    if deleted:
+        message["deleted"] = deleted
+    publish(user_id, message)
 
 
 def auth_revoked(user_id: str, *, everything: bool = False, keep_session: str | None = None,

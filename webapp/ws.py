@@ -284,6 +284,8 @@ class SocketSession:
             self.on_notification(message["data"])
         elif kind == "unread_count":
             self.resync()
+            if self.html:
+                self.send_read_state(message)
         elif kind == realtime.COOP_CHANGED:
             self.send_coop_changed(message["cooperative_id"], message.get("change"))
         return True
@@ -401,6 +403,26 @@ class SocketSession:
             self.ws.send(render_template("notifications/_badge.html", count=count, oob=True))
         else:
             self.send_json({"type": "unread_count", "count": count})
+
+    def send_read_state(self, message: dict[str, Any]) -> None:
+        """HTML mode, after a read, "mark all read" or delete in any tab:
+        the changed items re-rendered by their own partials
+        (notifications/_sync.html), or removed, each swapped only where the
+        page shows it (``data-if-present``, static/js/app.js)."""
+        read = message.get("read")
+        up_to = message.get("read_up_to")
+        deleted = [i for i in message.get("deleted") or [] if isinstance(i, int)]
+        rows: list[dict[str, Any]] = []
+        if isinstance(read, list) or isinstance(up_to, int):
+            try:
+                ids = [i for i in read if isinstance(i, int)] if isinstance(read, list) else None
+                rows = [row.to_dict() for row in notifications.read_rows(
+                    self.user_id, ids=ids, up_to_id=up_to if isinstance(up_to, int) else None)]
+            finally:
+                db.session.remove()
+        if rows or deleted:
+            self.ws.send(render_template("notifications/_sync.html", rows=rows, deleted=deleted,
+                                         in_list=self.page_list))
 
     def send_coop_changed(self, cooperative_id: int, change: str | None = None) -> None:
         """JSON: forward the message. HTML: only to a page showing a coop
