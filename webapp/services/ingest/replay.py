@@ -54,6 +54,11 @@ def _last_ts(path: Path, limit: int | None) -> tuple[float | None, int]:
     return latest, count
 
 
+def count_lines(path: str | Path, limit: int | None = None) -> int:
+    """How many non-empty lines (events) the log at ``path`` has (a quick pass)."""
+    return _last_ts(Path(path), limit)[1]
+
+
 @dataclass
 class ReplayStats:
     """What ``publish_file`` did: entries published, lines skipped, the shift (s)."""

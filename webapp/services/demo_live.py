@@ -1,0 +1,155 @@
+"""The demo world behind a running server (``flask demo --serve``, what
+``make run`` starts): the page answers at once, the shared day flows in
+behind it through the real consumer with its progress shown, then a replay
+keeps feeding the day in real time, looping, so the world never dies.
+
+Three daemon threads of the serving process, each in its own app context:
+
+* the **consumer** (``ingest.Consumer``, group ``INGEST_CONSUMER_GROUP``):
+  the same loop as ``flask ingest``, reading the streams of this process's
+  Redis stand-in (also fed by CLI commands through ``embedded_redis``);
+* the **loader**: when no mining event is stored yet, publishes the whole
+  day shifted so its last event is now (``ingest.publish_file``), waits
+  until the consumer has stored it (``PROGRESS``: a bar in the terminal, a
+  banner on the pages), then draws the demo coops' chart history and runs
+  the offline sweep and the coop aggregation once;
+* the **live replay** (the loader, once done): ``live_replay`` publishes the
+  day again paced by its ``ts`` at ``speed`` (1 = real time), each event
+  stamped with the moment it is due, and starts over when the day ends, so
+  each loop is the day shifted to now again: workers keep sending samples,
+  hashrates move, shares and personal bests keep arriving.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask
+
+from . import coop_hashrate, demo, mining, schedule
+from . import ingest as ingest_service
+
+log = logging.getLogger("webapp.demo")
+
+
+@dataclass
+class Progress:
+    """How far the demo day has flowed in (this process). ``phase``:
+    ``idle`` (nothing to load), ``loading`` (events published and being
+    ingested), ``finishing`` (chart history, sweep, aggregation), ``live``
+    (done; the replay loop runs)."""
+
+    phase: str = "idle"
+    total: int = 0  # events of the day
+    ingested: int = 0  # entries the consumer has stored (or dead-lettered)
+    started: float = field(default_factory=time.monotonic)
+    seconds: float | None = None  # how long the load took, once done
+
+    @property
+    def loading(self) -> bool:
+        return self.phase in ("loading", "finishing")
+
+    @property
+    def percent(self) -> int:
+        if self.phase == "finishing":
+            return 99
+        return min(99, int(100 * self.ingested / self.total)) if self.total else 0
+
+
+PROGRESS = Progress()
+SWEEP_JOB = "jobs.mining.sweep_offline_workers"
+
+
+def live_replay(path: str | Path, *, speed: float = 1.0, stop: threading.Event, loops: int | None = None,
+                on_loop: Callable[[int, ingest_service.ReplayStats], None] | None = None) -> int:
+    """Publish the day at ``path`` paced by its ``ts`` at ``speed``, each
+    event stamped when it is due (``publish_file(shift_to_now=True,
+    speed=...)``), over and over until ``stop`` is set (or ``loops`` loops
+    ran): loop *k* starts when loop *k-1* ends, so its stamps follow on from
+    the previous loop's, shifted by the day's length / ``speed``. Calls
+    ``on_loop(k, stats)`` after each loop. Returns the loops completed."""
+    done = 0
+    while not stop.is_set() and (loops is None or done < loops):
+        stats = ingest_service.publish_file(path, shift_to_now=True, speed=speed, stop=stop, progress=False)
+        if stop.is_set():
+            break
+        done += 1
+        log.info("demo: live replay loop %d done (%d events)", done, stats.published)
+        if on_loop is not None:
+            on_loop(done, stats)
+    return done
+
+
+def start(app: Flask, *, events_file: Path = demo.EVENTS_FILE, speed: float = 1.0, live: bool = True,
+          bar: bool = True, echo: Callable[[str], None] = print, limit: int | None = None) -> threading.Event:
+    """Start the consumer and the loader (then the live replay) threads of
+    the module docstring in this process; the miners and coops must exist
+    (``demo.create_miners``, ``demo.form_demo_coops``). ``limit`` loads
+    only the first N lines of the day (tests). Returns the event that stops
+    all three."""
+    stop = threading.Event()
+
+    def consume() -> None:
+        with app.app_context():
+            consumer = ingest_service.Consumer(name="embedded", block_ms=500)
+            consumer.stop_event = stop
+            consumers.append(consumer)
+            started.set()
+            consumer.run()
+
+    consumers: list[ingest_service.Consumer] = []
+    started = threading.Event()
+    threading.Thread(target=consume, name="demo-consumer", daemon=True).start()
+
+    def load() -> None:
+        started.wait(30)
+        with app.app_context():
+            try:
+                if not mining.has_events():
+                    _load_day(events_file, consumers[0], bar=bar, echo=echo, limit=limit)
+            except Exception:  # noqa: BLE001 - the server keeps serving; the log says why
+                log.exception("demo: loading the day failed")
+            PROGRESS.phase = "live"
+            if live:
+                echo(f"demo: live replay of the day at {speed:g}x, looping")
+                live_replay(events_file, speed=speed, stop=stop)
+
+    threading.Thread(target=load, name="demo-loader", daemon=True).start()
+    return stop
+
+
+def _load_day(events_file: Path, consumer: ingest_service.Consumer, *, bar: bool,
+              echo: Callable[[str], None], limit: int | None) -> None:
+    from tqdm import tqdm
+
+    PROGRESS.started, PROGRESS.total, PROGRESS.phase = time.monotonic(), ingest_service.count_lines(events_file, limit), "loading"
+    # Until the day is in, every worker's newest stored sample is hours old: no offline sweep (and notices).
+    schedule.hold(SWEEP_JOB)
+    echo(f"demo: the day ({PROGRESS.total:,} events) flows in behind the server; pages fill in as it does")
+    base = consumer.stats.read
+    published: list[ingest_service.ReplayStats] = []
+    publisher = threading.Thread(
+        target=lambda: published.append(ingest_service.publish_file(
+            events_file, shift_to_now=True, progress=False, redis=consumer.redis, limit=limit)),
+        name="demo-publisher", daemon=True)
+    publisher.start()
+    with tqdm(total=PROGRESS.total, unit=" events", desc="demo day", disable=not bar, mininterval=1.0) as meter:
+        while True:
+            PROGRESS.ingested = consumer.stats.read - base
+            meter.update(PROGRESS.ingested - meter.n)
+            # Every published entry stored (skipped lines are never published).
+            if not publisher.is_alive() and (not published or PROGRESS.ingested >= published[0].published):
+                break
+            time.sleep(0.5)
+    PROGRESS.phase = "finishing"
+    coop_ids = demo.demo_coop_ids()
+    demo.backfill_history(coop_ids, replace=True)
+    mining.sweep_offline_workers()
+    schedule.hold(SWEEP_JOB, False)
+    coop_hashrate.aggregate_all()
+    PROGRESS.seconds = time.monotonic() - PROGRESS.started
+    echo(f"demo: the day is in ({PROGRESS.seconds:.0f} s); cooperatives' charts drawn, hashrate aggregated")
