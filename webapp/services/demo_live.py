@@ -3,21 +3,22 @@
 behind it through the real consumer with its progress shown, then a replay
 keeps feeding the day in real time, looping, so the world never dies.
 
-Three daemon threads of the serving process, each in its own app context:
+Daemon threads of the serving process, each in its own app context:
 
-* the **consumer** (``ingest.Consumer``, group ``INGEST_CONSUMER_GROUP``):
-  the same loop as ``flask ingest``, reading the streams of this process's
-  Redis stand-in (also fed by CLI commands through ``embedded_redis``);
 * the **loader**: when no mining event is stored yet, publishes the whole
-  day shifted so its last event is now (``ingest.publish_file``), waits
-  until the consumer has stored it (``PROGRESS``: a bar in the terminal, a
+  day shifted so its last event is now (``ingest.publish_file``), then
+  starts the consumer and waits until it has stored the day (``PROGRESS``: a bar in the terminal, a
   banner on the pages), then draws the demo coops' chart history and runs
   the offline sweep and the coop aggregation once;
 * the **live replay** (the loader, once done): ``live_replay`` publishes the
   day again paced by its ``ts`` at ``speed`` (1 = real time), each event
   stamped with the moment it is due, and starts over when the day ends, so
   each loop is the day shifted to now again: workers keep sending samples,
-  hashrates move, shares and personal bests keep arriving.
+  hashrates move, shares and personal bests keep arriving;
+* the **consumer** (``ingest.Consumer``, group ``INGEST_CONSUMER_GROUP``),
+  started by the loader: the same loop as ``flask ingest``, reading the
+  streams of this process's Redis stand-in (also fed by CLI commands
+  through ``embedded_redis``).
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ log = logging.getLogger("webapp.demo")
 @dataclass
 class Progress:
     """How far the demo day has flowed in (this process). ``phase``:
-    ``idle`` (nothing to load), ``loading`` (events published and being
-    ingested), ``finishing`` (chart history, sweep, aggregation), ``live``
+    ``idle`` (nothing to load), ``publishing`` (the day into the stream),
+    ``loading`` (the consumer storing it), ``finishing`` (chart history, sweep, aggregation), ``live``
     (done; the replay loop runs)."""
 
     phase: str = "idle"
@@ -51,7 +52,7 @@ class Progress:
 
     @property
     def loading(self) -> bool:
-        return self.phase in ("loading", "finishing")
+        return self.phase in ("publishing", "loading", "finishing")
 
     @property
     def percent(self) -> int:
@@ -86,63 +87,67 @@ def live_replay(path: str | Path, *, speed: float = 1.0, stop: threading.Event, 
 
 def start(app: Flask, *, events_file: Path = demo.EVENTS_FILE, speed: float = 1.0, live: bool = True,
           bar: bool = True, echo: Callable[[str], None] = print, limit: int | None = None) -> threading.Event:
-    """Start the consumer and the loader (then the live replay) threads of
-    the module docstring in this process; the miners and coops must exist
-    (``demo.create_miners``, ``demo.form_demo_coops``). ``limit`` loads
-    only the first N lines of the day (tests). Returns the event that stops
-    all three."""
+    """Start the loader thread of the module docstring in this process (it
+    starts the consumer, then runs the live replay); the miners and coops
+    must exist (``demo.create_miners``, ``demo.form_demo_coops``). ``limit``
+    loads only the first N lines of the day (tests). Returns the event that
+    stops all of it."""
     stop = threading.Event()
 
-    def consume() -> None:
+    def consume(consumer: ingest_service.Consumer) -> None:
+        with app.app_context():
+            consumer.run()
+
+    def load() -> None:
         with app.app_context():
             consumer = ingest_service.Consumer(name="embedded", block_ms=500)
             consumer.stop_event = stop
-            consumers.append(consumer)
-            started.set()
-            consumer.run()
-
-    consumers: list[ingest_service.Consumer] = []
-    started = threading.Event()
-    threading.Thread(target=consume, name="demo-consumer", daemon=True).start()
-
-    def load() -> None:
-        started.wait(30)
-        with app.app_context():
             try:
                 if not mining.has_events():
-                    _load_day(events_file, consumers[0], bar=bar, echo=echo, limit=limit)
+                    _load_day(events_file, consumer, start_consumer=lambda: _thread(consume, consumer),
+                              bar=bar, echo=echo, limit=limit)
+                else:
+                    _thread(consume, consumer)
             except Exception:  # noqa: BLE001 - the server keeps serving; the log says why
                 log.exception("demo: loading the day failed")
+                schedule.hold(SWEEP_JOB, False)
             PROGRESS.phase = "live"
             if live:
                 echo(f"demo: live replay of the day at {speed:g}x, looping")
                 live_replay(events_file, speed=speed, stop=stop)
 
-    threading.Thread(target=load, name="demo-loader", daemon=True).start()
+    _thread(load)
     return stop
 
 
-def _load_day(events_file: Path, consumer: ingest_service.Consumer, *, bar: bool,
-              echo: Callable[[str], None], limit: int | None) -> None:
+def _thread(target: Callable[..., None], *args: object) -> None:
+    threading.Thread(target=target, args=args, name=f"demo-{target.__name__}", daemon=True).start()
+
+
+def _load_day(events_file: Path, consumer: ingest_service.Consumer, *, start_consumer: Callable[[], None],
+              bar: bool, echo: Callable[[str], None], limit: int | None) -> None:
+    """Publish the day (fast, shifted to now), then start the consumer and
+    follow it until it has stored every entry. In this order, not at once:
+    a consumer that keeps pace with the publisher reads a few entries per
+    batch, and the per-batch costs (a transaction, rollups, alerts) made the
+    day flow in 10x slower (docs/PERFORMANCE.md)."""
     from tqdm import tqdm
 
-    PROGRESS.started, PROGRESS.total, PROGRESS.phase = time.monotonic(), ingest_service.count_lines(events_file, limit), "loading"
+    PROGRESS.started, PROGRESS.phase = time.monotonic(), "publishing"
+    PROGRESS.total = ingest_service.count_lines(events_file, limit)
     # Until the day is in, every worker's newest stored sample is hours old: no offline sweep (and notices).
     schedule.hold(SWEEP_JOB)
     echo(f"demo: the day ({PROGRESS.total:,} events) flows in behind the server; pages fill in as it does")
+    published = ingest_service.publish_file(events_file, shift_to_now=True, progress=bar, redis=consumer.redis,
+                                            limit=limit).published
+    PROGRESS.phase = "loading"
     base = consumer.stats.read
-    published: list[ingest_service.ReplayStats] = []
-    publisher = threading.Thread(
-        target=lambda: published.append(ingest_service.publish_file(
-            events_file, shift_to_now=True, progress=False, redis=consumer.redis, limit=limit)),
-        name="demo-publisher", daemon=True)
-    publisher.start()
-    with tqdm(total=PROGRESS.total, unit=" events", desc="demo day", disable=not bar, mininterval=1.0) as meter:
+    start_consumer()
+    with tqdm(total=published, unit=" events", desc="ingest", disable=not bar, mininterval=1.0) as meter:
         while True:
             PROGRESS.ingested = consumer.stats.read - base
             meter.update(PROGRESS.ingested - meter.n)
-            # Every published entry stored (skipped lines are never published).
-            if not publisher.is_alive() and (not published or PROGRESS.ingested >= published[0].published):
+            if PROGRESS.ingested >= published:  # skipped lines are never published
                 break
             time.sleep(0.5)
     PROGRESS.phase = "finishing"
