@@ -140,3 +140,17 @@ def test_flask_notify_reaches_an_open_socket_of_make_run(tmp_path):
             server.wait()
     # The port file goes with the server; a later CLI command uses its own stand-in again.
     assert not (tree / "instance" / "embedded-redis.json").exists()
+
+
+def test_the_banner_shows_the_progress_until_the_day_is_in(client, monkeypatch):
+    progress = demo_live.Progress(phase="publishing", total=254_730)
+    monkeypatch.setattr(demo_live, "PROGRESS", progress)
+    page = client.get("/login").get_data(as_text=True)
+    assert 'id="demo-progress"' in page and "reading its 254,730 events into the stream" in page
+    progress.phase, progress.ingested = "loading", 127_365
+    banner = client.get("/demo/progress").get_data(as_text=True)
+    assert "50% (127,365 of 254,730 events stored)" in banner and 'hx-trigger="every 3s"' in banner
+    progress.phase = "live"
+    done = client.get("/demo/progress").get_data(as_text=True)
+    assert '<div id="demo-progress" hidden></div>' in done and "hx-trigger" not in done
+    assert 'id="demo-progress" class="flash"' not in client.get("/login").get_data(as_text=True)
