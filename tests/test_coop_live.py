@@ -200,3 +200,18 @@ def test_coop_changes_reach_pages_on_both_workers(gunicorn, app, make_user):
     assert "Renamed Crew was dissolved." in member_client.get("/coop").get_data(as_text=True)
     for tab in tabs + leaver_tabs:
         tab.close()
+
+
+def test_stat_cards_agree_with_the_members_table_between_two_aggregations(client, auth, redis, make_user):
+    admin, member = make_user(), make_user()
+    coop = coops.create(admin, name="Agreeing Crew")
+    coops.join(member, invite_code=coop.invite_code)
+    coop_hashrate.aggregate_all()  # cached: 0 H/s, nobody online
+    xadd(redis, "hashrate_update", sample(admin.user_id, "rig", 4.2e12))
+    drain()
+    auth.login(member.user_id, PASSWORD)
+    html = fragments(client, f"/coop/live?view=dashboard&coop_id={coop.id}")
+    card = re.search(r'Combined hashrate</div><div class="value">([^<]+)<', html).group(1)
+    online = re.search(r'Members online</div><div class="value">([^<]+)<', html).group(1)
+    assert (card, online) == ("4.2 TH/s", "1 / 2")
+    assert html.count("4.2 TH/s") == 2  # the card and the admin's row
