@@ -146,7 +146,7 @@ def test_the_banner_shows_the_progress_until_the_day_is_in(client, monkeypatch):
     progress = demo_live.Progress(phase="publishing", total=254_730)
     monkeypatch.setattr(demo_live, "PROGRESS", progress)
     page = client.get("/login").get_data(as_text=True)
-    assert 'id="demo-progress"' in page and "reading its 254,730 events into the stream" in page
+    assert 'id="demo-progress"' in page and "preparing its 254,730 events" in page
     progress.phase, progress.ingested = "loading", 127_365
     banner = client.get("/demo/progress").get_data(as_text=True)
     assert "50% (127,365 of 254,730 events stored)" in banner and 'hx-trigger="every 3s"' in banner
@@ -154,3 +154,39 @@ def test_the_banner_shows_the_progress_until_the_day_is_in(client, monkeypatch):
     done = client.get("/demo/progress").get_data(as_text=True)
     assert '<div id="demo-progress" hidden></div>' in done and "hx-trigger" not in done
     assert 'id="demo-progress" class="flash"' not in client.get("/login").get_data(as_text=True)
+
+
+def test_the_day_flows_in_through_the_consumer_shifted_to_now(app, redis, make_user, tmp_path, monkeypatch):
+    from sqlalchemy import func, select
+
+    from webapp.models import MiningEvent
+    from webapp.services import ingest
+
+    user = make_user()
+    day = tmp_path / "day.jsonl"
+    _write_day(day, user.user_id)
+    with open(day, "a") as fh:
+        fh.write("not an envelope\n")
+    monkeypatch.setattr(demo_live, "PROGRESS", demo_live.Progress())
+    consumer = ingest.Consumer(name="loader-test")
+    started = []
+    before = time.time()
+    demo_live._load_day(day, consumer, start_consumer=lambda: started.append(True), bar=False, echo=lambda _: None,
+                        limit=None)
+    assert started == [True] and demo_live.PROGRESS.phase == "finishing"
+    assert demo_live.PROGRESS.total == 5 and demo_live.PROGRESS.ingested == 4
+    rows = db.session.execute(select(MiningEvent.stream, MiningEvent.entry_id, MiningEvent.ts)
+                              .order_by(MiningEvent.ts)).all()
+    assert len(rows) == 4 and db.session.scalar(select(func.count()).select_from(MiningEvent)) == 4
+    # Shifted so the last event is now; ids as Redis gives them, from the event's own time.
+    assert before - 1 <= rows[-1].ts.timestamp() <= time.time()
+    assert round(rows[-1].ts.timestamp() - rows[0].ts.timestamp(), 3) == 10.0
+    for _, entry_id, ts in rows:
+        assert entry_id == f"{int(ts.timestamp() * 1000)}-0"
+    # Two events of one stream in the same millisecond get rising ids, as Redis gives them.
+    twin = tmp_path / "twin.jsonl"
+    twin.write_text("".join(json.dumps({"event": "hashrate_update", "ts": 1763078400.0, "source": "hosted",
+                                        "data": sample(user.user_id, rig, 1e12)}) + "\n" for rig in ("a", "b")))
+    [entries] = list(ingest.entries_of_file(twin))
+    assert [entry_id for _, entry_id, _ in entries] == ["1763078400000-0", "1763078400000-1"]
+    db.session.commit()

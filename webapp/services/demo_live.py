@@ -5,9 +5,10 @@ keeps feeding the day in real time, looping, so the world never dies.
 
 Daemon threads of the serving process, each in its own app context:
 
-* the **loader**: when no mining event is stored yet, publishes the whole
-  day shifted so its last event is now (``ingest.publish_file``), then
-  starts the consumer and waits until it has stored the day (``PROGRESS``: a bar in the terminal, a
+* the **loader**: when no mining event is stored yet, stores the whole
+  day shifted so its last event is now through the consumer's own
+  ``process`` (``ingest.entries_of_file``: the entries the replay would
+  publish, read straight from the file) (``PROGRESS``: a bar in the terminal, a
   banner on the pages), then draws the demo coops' chart history and runs
   the offline sweep and the coop aggregation once;
 * the **live replay** (the loader, once done): ``live_replay`` publishes the
@@ -126,11 +127,14 @@ def _thread(target: Callable[..., None], *args: object) -> None:
 
 def _load_day(events_file: Path, consumer: ingest_service.Consumer, *, start_consumer: Callable[[], None],
               bar: bool, echo: Callable[[str], None], limit: int | None) -> None:
-    """Publish the day (fast, shifted to now), then start the consumer and
-    follow it until it has stored every entry. In this order, not at once:
-    a consumer that keeps pace with the publisher reads a few entries per
-    batch, and the per-batch costs (a transaction, rollups, alerts) made the
-    day flow in 10x slower (docs/PERFORMANCE.md)."""
+    """Store the day, shifted so its last event is now, through the
+    consumer's own ``process`` (validation, storage, rollups, alerts, the
+    acknowledgement) in batches read straight from the file
+    (``ingest.entries_of_file``: the entries the replay would publish), then
+    start the consumer on the streams for the live replay. Straight, not
+    through the stream: publishing 254,730 entries into the stand-in first
+    cost as long as storing them, and a consumer keeping pace with a
+    publisher reads tiny batches (docs/PERFORMANCE.md, "The first make run")."""
     from tqdm import tqdm
 
     PROGRESS.started, PROGRESS.phase = time.monotonic(), "publishing"
@@ -138,18 +142,14 @@ def _load_day(events_file: Path, consumer: ingest_service.Consumer, *, start_con
     # Until the day is in, every worker's newest stored sample is hours old: no offline sweep (and notices).
     schedule.hold(SWEEP_JOB)
     echo(f"demo: the day ({PROGRESS.total:,} events) flows in behind the server; pages fill in as it does")
-    published = ingest_service.publish_file(events_file, shift_to_now=True, progress=bar, redis=consumer.redis,
-                                            limit=limit).published
+    consumer.ensure_groups()
     PROGRESS.phase = "loading"
-    base = consumer.stats.read
+    with tqdm(total=PROGRESS.total, unit=" events", desc="demo day", disable=not bar, mininterval=1.0) as meter:
+        for entries in ingest_service.entries_of_file(events_file, shift_to_now=True, limit=limit):
+            consumer.process(entries)
+            PROGRESS.ingested += len(entries)
+            meter.update(len(entries))
     start_consumer()
-    with tqdm(total=published, unit=" events", desc="ingest", disable=not bar, mininterval=1.0) as meter:
-        while True:
-            PROGRESS.ingested = consumer.stats.read - base
-            meter.update(PROGRESS.ingested - meter.n)
-            if PROGRESS.ingested >= published:  # skipped lines are never published
-                break
-            time.sleep(0.5)
     PROGRESS.phase = "finishing"
     coop_ids = demo.demo_coop_ids()
     demo.backfill_history(coop_ids, replace=True)
