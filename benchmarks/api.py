@@ -163,6 +163,15 @@ def wrk(base: str, script: str, duration: int, pids: list[int]) -> tuple[float, 
     return rps, p50, p99, cpu_ms, requests, load_before, load_after
 
 
+def export(ref: str, target: Path) -> None:
+    """The source tree of git ``ref`` in ``target`` (``git archive``; the
+    repository is not touched), to serve it beside the working tree."""
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+
+
 def wait_ready(url: str, timeout: float = 120) -> None:
     """Return once ``url`` answered 200 twenty times in a row (both workers up)."""
     import time
@@ -236,19 +245,19 @@ def report(runs: list[Run]) -> None:
     for r in runs:
         print(f"| {r.round} | {r.route} | {r.server} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
               f"{r.cpu_ms:.2f} | {r.load_before:.2f} → {r.load_after:.2f} |")
-    print("\n| route | ours/floor requests/s per round | median | ours/floor CPU per request | ours p99 ms |")
-    print("|---|---|---|---|---|")
-    for route in dict.fromkeys(r.route for r in runs):
+    print("\n| route | server | requests/s ÷ floor's, per round | median | CPU per request ÷ floor's (median) | p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for route, server in ((ro, se) for ro in dict.fromkeys(r.route for r in runs) for se in ("ours", "before")):
         ratios, cpu = [], []
         for rnd in sorted({r.round for r in runs}):
             pair = {r.server: r for r in runs if r.route == route and r.round == rnd}
-            if "ours" in pair and "floor" in pair:
-                ratios.append(pair["ours"].rps / pair["floor"].rps)
-                cpu.append(pair["ours"].cpu_ms / pair["floor"].cpu_ms)
-        p99 = [r.p99_ms for r in runs if r.route == route and r.server == "ours"]
+            if server in pair and "floor" in pair:
+                ratios.append(pair[server].rps / pair["floor"].rps)
+                cpu.append(pair[server].cpu_ms / pair["floor"].cpu_ms)
+        p99 = [r.p99_ms for r in runs if r.route == route and r.server == server]
         if ratios:
-            print(f"| {route} | {', '.join(f'{x:.2f}' for x in ratios)} | **{statistics.median(ratios):.2f}** | "
-                  f"{statistics.median(cpu):.2f}× | {min(p99):.1f}–{max(p99):.1f} |")
+            print(f"| {route} | {server} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+                  f"**{statistics.median(ratios):.2f}** | {statistics.median(cpu):.2f}× | {min(p99):.1f}–{max(p99):.1f} |")
 
 
 def main() -> None:
@@ -262,6 +271,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes per server")
     parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated: " + ", ".join(ROUTES))
     parser.add_argument("--servers", default="floor,ours", help="comma-separated: floor, ours")
+    parser.add_argument("--before", metavar="GIT_REF",
+                        help="also serve this version of the app (a third server, 'before') in the same rounds")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (access lines)")
     parser.add_argument("--json", metavar="FILE", help="also write the runs as JSON")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
@@ -290,13 +301,22 @@ def main() -> None:
                 profile(tokens, user_ids, args.profile, args.top, args.timer)
                 return
             ports = {}
+            if args.before:
+                servers.append("before")
+                export(args.before, logs / "before-tree")
             for server in servers:
                 ports[server] = free_port()
                 log = open(logs / f"{server}.log", "w")  # noqa: SIM115 - closed with the directory
-                procs[server] = start_gunicorn(
-                    env, ports[server], args.workers, stderr=log, stdout=log,
-                    **({"app": "floor_app:app", "extra_args": ("--pythonpath", "benchmarks")} if server == "floor" else {}),
-                )
+                options: dict = {}
+                if server == "floor":
+                    options = {"app": "floor_app:app", "extra_args": ("--pythonpath", "benchmarks")}
+                elif server == "before":
+                    options = {"cwd": logs / "before-tree"}
+                try:
+                    procs[server] = start_gunicorn(env, ports[server], args.workers, stderr=log, stdout=log,
+                                                   start_timeout=180, **options)
+                except RuntimeError:
+                    raise RuntimeError(f"{server} did not start:\n" + (logs / f"{server}.log").read_text()[-3000:]) from None
             for server in servers:  # the workers import the app after the master listens
                 wait_ready(f"http://{HOST}:{ports[server]}" + ROUTES["profile"].format(user_id=user_ids[0]))
             pids = {s: worker_pids(p.pid) for s, p in procs.items()}
@@ -314,12 +334,12 @@ def main() -> None:
             runs: list[Run] = []
             for rnd in range(1, args.rounds + 1):
                 for route in routes:
-                    order = servers if rnd % 2 else servers[::-1]
+                    order = servers[(rnd - 1) % len(servers):] + servers[:(rnd - 1) % len(servers)]
                     for server in order:
                         rps, p50, p99, cpu, n, before, after = wrk(
                             f"http://{HOST}:{ports[server]}", scripts[route], args.duration, pids[server])
                         runs.append(Run(server, route, rnd, rps, p50, p99, cpu, before, after, n))
-                        print(f"round {rnd} {route:13} {server:5} {rps:8,.0f} req/s  p50 {p50:6.2f} ms  "
+                        print(f"round {rnd} {route:13} {server:6} {rps:8,.0f} req/s  p50 {p50:6.2f} ms  "
                               f"p99 {p99:6.2f} ms  CPU {cpu:5.2f} ms/req  load {before:.2f} → {after:.2f}", flush=True)
             report(runs)
             if args.json:

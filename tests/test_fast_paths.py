@@ -258,3 +258,30 @@ def test_a_304_is_only_for_a_matching_etag_and_never_for_errors(client, make_use
     assert other.status_code == 200
     missing = client.get("/api/public/miners/bc1qnosuchminer", headers={"If-None-Match": "*"})
     assert missing.status_code == 404 and "ETag" not in missing.headers
+
+
+# ---- the public profile in one statement -------------------------------------------------------
+
+
+def test_the_one_statement_public_profile_matches_the_orm_one(app, make_user):
+    from webapp.models import MinerStats
+    from webapp.services import profiles
+
+    users = [make_user(country_code="DE") for _ in range(5)]
+    for i, user in enumerate(users):
+        db.session.add(MinerStats(user_id=user.user_id, total_shares=10, best_difficulty=[5e9, 1e9, 5e9, 7e9, float("nan")][i]))
+    variants = [{}, {"showOnLeaderboard": False}, {"showCountryFlag": False}, {"showOnLeaderboard": True}, {}]
+    for user, privacy in zip(users, variants, strict=True):
+        accounts.get_settings_row(user.user_id).privacy = {"publicProfile": True, **privacy}
+    db.session.commit()
+    for user in users:
+        assert profiles.public_profile(user.user_id) == profiles.profile_dict(*profiles.visible_user(user.user_id))
+    assert profiles.public_profile(users[0].user_id)["leaderboard_rank"] == 2  # 7e9 above; 5e9 ties share
+    accounts.get_settings_row(users[0].user_id).privacy = {"publicProfile": False}
+    db.session.commit()
+    for missing in (users[0].user_id, "bc1qnosuchminer", "no/such"):
+        try:
+            profiles.public_profile(missing)
+        except profiles.NotFound:
+            continue
+        raise AssertionError(f"{missing} was shown")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import case, func, select, true
 
 from ..extensions import db
 from ..formatting import flag_emoji  # noqa: F401 - its old home
@@ -86,12 +86,53 @@ def profile_dict(user: User, privacy: dict[str, bool]) -> dict[str, Any]:
     return body
 
 
+def _rank_sql(user_id: str):
+    """SQL for ``leaderboard_rank(user_id)`` as a scalar subquery (Core, on
+    aliases so that it can sit in a statement about the user)."""
+    users, stats, settings = User.__table__.alias(), MinerStats.__table__.alias(), UserSettings.__table__.alias()
+    mine_stats = MinerStats.__table__.alias()
+    mine = (select(bounds.usable_sql(mine_stats.c.best_difficulty, bounds.MAX_DIFFICULTY))
+            .where(mine_stats.c.user_id == user_id).scalar_subquery())
+    best = bounds.usable_sql(stats.c.best_difficulty, bounds.MAX_DIFFICULTY)
+    higher = (
+        select(func.count())
+        .select_from(users.join(stats, stats.c.user_id == users.c.user_id)
+                     .outerjoin(settings, settings.c.user_id == users.c.user_id))
+        .where(best > func.coalesce(mine, 0.0),
+               func.coalesce(settings.c.privacy["showOnLeaderboard"].as_boolean(), true()))
+        .scalar_subquery()
+    )
+    return higher + 1
+
+
 def public_profile(user_id: str) -> dict[str, Any]:
     """Endpoint 15: ``{"user_id", "display_name", "avatar_url", "joined_at"}``
     plus ``country_code`` / ``leaderboard_rank`` when the miner shows them.
-    Raises NotFound when the user is missing or private."""
-    user, privacy = visible_user(user_id)
-    return profile_dict(user, privacy)
+    Raises NotFound when the user is missing or private.
+
+    One Core statement (the user, their privacy settings and, when shown,
+    their rank: ``visible_user`` + ``profile_dict`` in one round trip)."""
+    if not accounts.is_user_id(user_id):
+        raise NotFound()
+    users, settings = User.__table__.c, UserSettings.__table__.c
+    shown = func.coalesce(settings.privacy["showOnLeaderboard"].as_boolean(), true())
+    row = db.session.connection().execute(
+        select(users.user_id, users.display_name, users.avatar_url, users.created_at, users.country_code,
+               settings.privacy, case((shown, _rank_sql(user_id)), else_=None))
+        .select_from(User.__table__.outerjoin(UserSettings.__table__, settings.user_id == users.user_id))
+        .where(users.user_id == user_id)
+    ).first()
+    if row is None:
+        raise NotFound()
+    privacy = preferences.merged_privacy(row[5])
+    if not privacy["publicProfile"]:
+        raise NotFound()
+    body: dict[str, Any] = {"user_id": row[0], "display_name": row[1], "avatar_url": row[2], "joined_at": iso(row[3])}
+    if privacy["showCountryFlag"]:
+        body["country_code"] = row[4]
+    if privacy["showOnLeaderboard"]:
+        body["leaderboard_rank"] = int(row[6]) if row[6] is not None else leaderboard_rank(row[0])
+    return body
 
 
 def stats_dict(user_id: str, now: datetime | None = None) -> dict[str, Any]:
