@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, list[tuple[str, str]], int]] = [
     ("auth: resolve_caller (bearer token or Flask-Login)", [("webapp/auth.py", "resolve_caller")], 1),
     ("token signature and age (itsdangerous)", [("itsdangerous/timed.py", "loads")], 2),
     ("revocation check: user row (ORM load / Redis epoch)",
-     [("webapp/services/accounts.py", "_token_user"), ("webapp/services/accounts.py", "_epoch_ok")], 2),
+     [("webapp/services/accounts.py", "_token_user"), ("webapp/services/accounts.py", "_token_ok")], 2),
     ("Flask-Login current_user", [("flask_login/utils.py", "_get_user")], 2),
     ("CSRF check", [("flask_wtf/csrf.py", "protect")], 2),
     ("Flask-Limiter check (before_request)", [("flask_limiter/_extension.py", "_check_request_limit")], 1),

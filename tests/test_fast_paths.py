@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import json
+import time
 import uuid
 from datetime import UTC, date, datetime
 
@@ -285,3 +286,29 @@ def test_the_one_statement_public_profile_matches_the_orm_one(app, make_user):
         except profiles.NotFound:
             continue
         raise AssertionError(f"{missing} was shown")
+
+
+# ---- rate limits in one round trip ---------------------------------------------------------------
+
+
+def test_one_trip_rate_limit_storage_counts_and_reports_as_the_stock_one(make_app, app, make_user):
+    from webapp.extensions import OneTripRedisStorage, limiter
+
+    user = make_user()
+    path = f"/api/public/miners/{user.user_id}"
+    seen = {}
+    for scheme in ("", "webapp+"):
+        limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="3 per minute",
+                           RATELIMIT_STORAGE_URI=scheme + app.config["REDIS_URL"])
+        with limited.app_context():
+            assert isinstance(limiter.storage, OneTripRedisStorage) == bool(scheme)
+            limiter.reset()
+            client = limited.test_client()
+            answers = [client.get(path) for _ in range(4)]
+            seen[scheme] = [(r.status_code, r.headers.get("X-RateLimit-Limit"), r.headers.get("X-RateLimit-Remaining"))
+                            for r in answers]
+            reset = int(answers[0].headers["X-RateLimit-Reset"])
+            assert 0 < reset - time.time() <= 61
+            limiter.reset()
+    assert seen[""] == seen["webapp+"] == [
+        (200, "3", "2"), (200, "3", "1"), (200, "3", "0"), (429, "3", "0")]

@@ -109,7 +109,9 @@ class Config:
         }
 
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
-        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # webapp+redis: extensions.OneTripRedisStorage (one round trip per limited request).
+        self.RATELIMIT_STORAGE_URI = f"webapp+{self.REDIS_URL}" if self.REDIS_URL.startswith("redis") else (
+            self.REDIS_URL or "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
         # Per client IP on register / token / login (flood and guessing guard).
         self.AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
