@@ -22,7 +22,7 @@ bp = Blueprint("api_public", __name__)
 
 @bp.get("/public/miners/<user_id>")
 @public_rate_limit
-@endpoint(ok={200: PublicProfileOut}, errors=[404], auth="none", tags=["profiles"])
+@endpoint(ok={200: PublicProfileOut}, errors=[404], auth="none", tags=["profiles"], conditional=True)
 def miner_profile(user_id: str):
     """A miner's public profile
 
@@ -34,7 +34,7 @@ def miner_profile(user_id: str):
 
 @bp.get("/public/miners/<user_id>/stats")
 @public_rate_limit
-@endpoint(ok={200: PublicStatsOut}, errors=[404], auth="none", tags=["profiles"])
+@endpoint(ok={200: PublicStatsOut}, errors=[404], auth="none", tags=["profiles"], conditional=True)
 def miner_stats(user_id: str):
     """A miner's public mining stats
 
