@@ -40,6 +40,7 @@ from .schemas import (
     MembersOut,
     MineOut,
     StatusOut,
+    TimelineOut,
 )
 from .validation import ChartQuery, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by_name, trimmed_max_length
 
@@ -141,6 +142,11 @@ class DirectoryQuery(PageQuery):
 
 class LeaderboardQuery(Query):
     metric: Literal["hashrate", "best_difficulty", "shares_24h"] = "hashrate"
+
+
+class TimelineQuery(Query):
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=50)
 
 
 class JoinRequestBody(Schema):
@@ -394,3 +400,12 @@ def leaderboard(coop_id: int, query: LeaderboardQuery):
     """The coop's members ranked by hashrate, best difficulty or shares in 24 h (members)"""
     entries = rankings.coop_leaderboard(api_caller(), coop_id=coop_id, metric=query.metric)
     return {"metric": query.metric, "entries": [e.to_dict() for e in entries]}
+
+
+@bp.get("/coops/<int:coop_id>/timeline")
+@api_auth_required
+@endpoint(ok={200: TimelineOut}, errors=[403, 404], tags=["coops"])
+def timeline(coop_id: int, query: TimelineQuery):
+    """What happened in the coop, newest first, keyset pages (members)"""
+    entries, next_cursor = coops.timeline(api_caller(), coop_id=coop_id, cursor=query.cursor, limit=query.limit)
+    return {"entries": [e.to_dict() for e in entries], "next_cursor": next_cursor}

@@ -419,3 +419,16 @@ class LeaderboardOut(Out):
     total: int
     entries: list[LeaderboardEntryOut]
     next_cursor: str | None
+
+
+class TimelineEntryOut(Out):
+    at: str
+    kind: Literal["joined", "left", "removed", "role_changed", "admin_transferred", "invite_created",
+                  "personal_best", "block_found"]
+    user_id: str | None
+    text: str
+
+
+class TimelineOut(Out):
+    entries: list[TimelineEntryOut]
+    next_cursor: str | None

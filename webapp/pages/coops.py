@@ -81,6 +81,7 @@ def coop():
         return render_template("coops/start.html")
     context = _dashboard_context(mine.id)
     context["leaderboard"] = rankings.coop_leaderboard(current_user, coop_id=mine.id)
+    context["timeline"], context["timeline_next"] = coops.timeline(current_user, coop_id=mine.id)
     chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range()))
     return render_template("coops/dashboard.html", chart=chart,
                            chart_src=url_for("api_coops.hashrate_history", coop_id=mine.id), **context)

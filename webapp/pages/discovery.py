@@ -139,3 +139,14 @@ def discovery_settings(coop_id: int):
             lambda: (render_template("coops/_discovery.html", coop=coops.get_for_member(current_user, coop_id=coop_id),
                                      error=error.message), error.status), error.message)
     return _answer_manage(lambda: render_template("coops/_discovery.html", coop=coop, saved=True), "Saved.")
+
+
+@bp.get("/coop/timeline")
+@login_required
+def coop_timeline():
+    """The next page of the dashboard's timeline (``?cursor=``), appended by htmx."""
+    mine = coops.get_mine(current_user)
+    if mine is None:
+        return render_template("coops/_timeline.html", entries=[], next_cursor=None, more=True)
+    entries, next_cursor = coops.timeline(current_user, coop_id=mine.id, cursor=request.args.get("cursor"))
+    return render_template("coops/_timeline.html", entries=entries, next_cursor=next_cursor, more=True)
