@@ -57,6 +57,8 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url) or (
             f"sqlite:///{INSTANCE_DIR / 'webapp.db'}"
         )
+        # Where miners point their hardware (the onboarding card on the home page).
+        self.POOL_STRATUM_URL = os.environ.get("POOL_STRATUM_URL", "stratum+tcp://solo.pool.example:3333")
         # Empty REDIS_URL selects the in-process stand-in (embedded default).
         self.REDIS_URL = os.environ.get("REDIS_URL", "")
         # Prefix for pub/sub channels and cache keys, so that several
