@@ -1,17 +1,21 @@
 """JSON routes: public miner profiles (API.md endpoints 15 and 16).
 
-No authentication: what is shown is what the miner made public. A private
-profile and a missing one answer the same 404 ``not_found`` body. Limited
+No authentication needed: what is shown is what the miner made public; a
+logged-in caller (bearer or session) also sees the fields the miner shows to
+friends when they are friends, and ``friendship``. A private profile, a
+missing one and one whose miner blocked the caller answer the same 404
+``not_found`` body. Limited
 per client IP (``PUBLIC_RATE_LIMIT``) so the directory can't be scraped fast.
 """
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, g
 
 from ..extensions import public_rate_limit
-from ..services import profiles
+from ..services import hashrate, profiles
 from .openapi import endpoint
-from .schemas import PublicProfileOut, PublicStatsOut
+from .schemas import ChartOut, PublicProfileOut, PublicStatsOut
+from .validation import ChartQuery
 
 bp = Blueprint("api_public", __name__)
 
@@ -24,7 +28,8 @@ def miner_profile(user_id: str):
 
     Endpoint 15: the public profile (``profiles.public_profile``).
     """
-    return profiles.public_profile(user_id)
+    viewer = g.get("user")
+    return profiles.public_profile(user_id, viewer.user_id if viewer else None)
 
 
 @bp.get("/public/miners/<user_id>/stats")
@@ -35,4 +40,40 @@ def miner_stats(user_id: str):
 
     Endpoint 16: the public mining stats (``profiles.public_stats``).
     """
-    return profiles.public_stats(user_id)
+    viewer = g.get("user")
+    return profiles.public_stats(user_id, viewer.user_id if viewer else None)
+
+
+def _viewer_id() -> str | None:
+    # The owner (session or bearer) sees their own charts while the profile
+    # is private, as on the page; bad credentials count as anonymous here.
+    user = g.get("user")
+    return user.user_id if user is not None else None
+
+
+@bp.get("/public/miners/<user_id>/hashrate")
+@public_rate_limit
+@endpoint(ok={200: ChartOut}, errors=[404], auth="none", tags=["profiles", "charts"])
+def miner_hashrate(user_id: str, query: ChartQuery):
+    """A miner's hashrate over time, total and per worker
+
+    ``?range=1h|24h|7d|30d`` (default 24h): series ``total`` and
+    ``worker:<name>`` in H/s every ``step`` seconds (docs/API.md "Charts").
+    404 as the public profile (private or missing).
+    """
+    rng = hashrate.chart_range(query.range)
+    return profiles.hashrate_chart(user_id, rng, viewer_id=_viewer_id()).to_dict()
+
+
+@bp.get("/public/miners/<user_id>/best-difficulty")
+@public_rate_limit
+@endpoint(ok={200: ChartOut}, errors=[404], auth="none", tags=["profiles", "charts"])
+def miner_best_difficulty(user_id: str, query: ChartQuery):
+    """A miner's all-time best difficulty over time (log scale)
+
+    One point per new record in the range, the standing record at its start
+    and the current one at its end (docs/API.md "Charts"). 404 as the public
+    profile.
+    """
+    rng = hashrate.chart_range(query.range)
+    return profiles.best_difficulty_chart(user_id, rng, viewer_id=_viewer_id()).to_dict()
