@@ -4,6 +4,8 @@ manage screen's join requests and discovery settings. Thin over
 ``services.coops`` (discovery) and ``services.rankings``."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, g, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -32,8 +34,8 @@ def _float_arg(name: str) -> float | None:
 def directory():
     """Listed coops with search, filters and sorts; htmx swaps the list."""
     args = request.args
-    filters = {"q": args.get("q") or None, "country": (args.get("country") or "").upper() or None,
-               "has_room": args.get("has_room") == "1", "sort": args.get("sort") or "hashrate"}
+    filters: dict[str, Any] = {"q": args.get("q") or None, "country": (args.get("country") or "").upper() or None,
+                               "has_room": args.get("has_room") == "1", "sort": args.get("sort") or "hashrate"}
     error = None
     try:
         min_ths = _float_arg("min_ths")
@@ -45,7 +47,7 @@ def directory():
     mine = coops.get_mine(current_user) if current_user.is_authenticated else None
     pending = ({e.coop.id for e in entries if coops.my_pending_request(current_user, e.coop.id)}
                if current_user.is_authenticated else set())
-    kept = {k: v for k, v in args.items() if k != "cursor" and v}
+    kept: dict[str, Any] = {k: v for k, v in args.items() if k != "cursor" and v}
     next_url = url_for("pages_discovery.directory", cursor=encode_cursor(next_id), **kept) if next_id else None
     context = {"entries": entries, "next_url": next_url, "filters": filters,
                "min_ths": args.get("min_ths", ""), "mine": mine, "pending": pending, "error": error}

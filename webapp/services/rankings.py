@@ -52,7 +52,8 @@ class Entry:
 def _ranked(values: list[tuple[Any, float]]) -> list[tuple[int, Any, float]]:
     """(rank, key, value) in descending value order, ties sharing a rank."""
     ordered = sorted(values, key=lambda kv: -kv[1])
-    out, rank = [], 0
+    out: list[tuple[int, Any, float]] = []
+    rank = 0
     for position, (key, value) in enumerate(ordered, 1):
         if position == 1 or value < out[-1][2]:
             rank = position
@@ -78,12 +79,12 @@ def coop_leaderboard(user: User, *, coop_id: int, metric: str = "hashrate",
         best = bounds.usable_sql(MinerStats.best_difficulty, bounds.MAX_DIFFICULTY)
         values = dict(db.session.execute(select(MinerStats.user_id, best).where(MinerStats.user_id.in_(ids))).all())
     else:
-        values = dict(db.session.execute(
+        values = dict(db.session.execute(  # type: ignore[arg-type]
             select(MiningEvent.user_id, func.count()).where(
                 MiningEvent.user_id.in_(active_member_ids(coop.id)), MiningEvent.event == "share_submitted",
                 MiningEvent.ts >= now - timedelta(hours=24), MiningEvent.accepted.is_(True))
             .group_by(MiningEvent.user_id)).all())
-    privacy = dict(db.session.execute(
+    privacy: dict[str, Any] = dict(db.session.execute(
         select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids))).all()) if ids else {}
     names = {m.user_id: m.display_name for m in members}
     entries = []
@@ -172,7 +173,7 @@ def public_leaderboard(*, metric: str = "best_difficulty", period: str = "all", 
             rank = 1 + (db.session.scalar(select(func.count()).select_from(ranked).where(ranked.c.value > value))
                         or 0)
         entries.append(Entry(rank, user_id, name, value, user_id == viewer_id))
-    next_cursor = encode_cursor(entries[-1].value, entries[-1].user_id) if more and entries else None
+    next_cursor = encode_cursor(entries[-1].value, entries[-1].user_id or "") if more and entries else None
     return entries, next_cursor, int(total)
 
 

@@ -147,7 +147,7 @@ def _mining_entries(coop_id: int, before, take: int, name) -> list[TimelineEntry
             CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == MemberStatus.ACTIVE.value)))
     if not members:
         return []
-    privacy = dict(db.session.execute(select(UserSettings.user_id, UserSettings.privacy).where(
+    privacy: dict[str, Any] = dict(db.session.execute(select(UserSettings.user_id, UserSettings.privacy).where(
         UserSettings.user_id.in_([m.user_id for m in members]))).all())
     act = UserActivity
     since_joined = or_(*(and_(act.user_id == m.user_id, act.created_at >= m.joined_at) for m in members))
