@@ -13,8 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
 from .models import utcnow
-from .services import bounds
+from .services import bounds, markup
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -186,6 +188,12 @@ def day_label(day: date) -> str:
     return day.strftime("%a %d %b %Y")
 
 
+def chat_markup(text: str | None) -> Markup:
+    """A message body (user Markdown) as sanitised HTML (``markup.render``:
+    markdown-it-py, then nh3), safe to insert."""
+    return Markup(markup.render(text or ""))
+
+
 def init_template_filters(app: Flask) -> None:
     """Register every Jinja filter of the app (CTFd's ``init_template_filters``)."""
     filters = app.jinja_env.filters
@@ -195,6 +203,7 @@ def init_template_filters(app: Flask) -> None:
         thousands=format_count,
         flag=flag_emoji,
         notification_time=notification_time,
+        chat_markup=chat_markup,
     )
     for style in TIME_FORMATS:
         filters[style] = partial(format_time, style=style)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ..models import MAX_COOP_MEMBERS
+from ..models import MAX_COOP_MEMBERS, REACTION_EMOJI
 
 
 def register(app: Flask) -> None:
@@ -15,6 +15,7 @@ def register(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"
+    app.jinja_env.globals["REACTION_EMOJI"] = REACTION_EMOJI  # the chat's reaction picker
     app.jinja_env.globals["nav_items"] = [
         ("pages_home.index", "Home"),
         ("pages_coops.coop", "Cooperative"),
