@@ -113,6 +113,14 @@ def member_ids(conversation_id: int) -> list[str]:
     ))
 
 
+def read_positions(conversation_id: int) -> dict[str, int]:
+    """``{user_id: last_read_seq}`` of the current members (read receipts)."""
+    return dict(db.session.execute(
+        select(ConversationMember.user_id, ConversationMember.last_read_seq)
+        .where(ConversationMember.conversation_id == conversation_id, is_current_member())
+    ).all())
+
+
 def coop_conversation_id(coop_id: int) -> int | None:
     """The live conversation of a coop, or None (dissolved, or no such coop)."""
     return db.session.scalar(
