@@ -354,7 +354,7 @@ class SocketSession(ChatSocket):
             elif kind == "mark_read":
                 # The service pushes the new count to every socket, this one included.
                 notifications.mark_read(self.user_id, _message_id(message, "id"))
-            elif self.on_chat_client(kind, message):
+            elif isinstance(kind, str) and self.on_chat_client(kind, message):
                 pass
             elif kind == "resume":
                 since = _message_id(message, "since") if "since" in message else None

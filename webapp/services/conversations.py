@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import and_, func, select, update
 
 from .. import realtime
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import (
     Conversation,
     ConversationMember,
@@ -287,13 +287,13 @@ def remove_member(conversation_id: int, user_id: str, *, reason: str = LEFT) -> 
     set to ``reason`` and drop the conversation. Returns whether they were
     a member."""
     lock(conversation_id)
-    ended = db.session.execute(
+    ended = execute_dml(
         update(ConversationMember)
         .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id,
                is_current_member())
         .values(left_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if ended:
         announce_member_on_commit(conversation_id, user_id, reason)
     return bool(ended)

@@ -33,7 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db, get_redis, redis_key
+from ..extensions import db, execute_dml, get_redis, redis_key
 from ..models import (
     MAX_MESSAGE_LENGTH,
     REACTION_EMOJI,
@@ -112,10 +112,10 @@ def can_moderate(conversation: Conversation, user_id: str) -> bool:
     admin or a moderator (``membership.is_moderating_member``)."""
     if conversation.cooperative_id is None:
         return False
-    return db.session.scalar(
+    return (db.session.scalar(
         select(func.count()).select_from(CooperativeMember)
         .where(is_moderating_member(conversation.cooperative_id), CooperativeMember.user_id == user_id)
-    ) > 0
+    ) or 0) > 0
 
 
 # ---- post --------------------------------------------------------------------------
@@ -363,13 +363,13 @@ def mark_read(user_id: str, conversation_id: int, seq: object) -> dict[str, int]
     seq = inputs.parse_int(seq, name="seq", maximum=conversations.MAX_MESSAGE_ID)
     conversation, _ = conversations.require_member(conversation_id, user_id)
     target = min(seq, conversation.last_seq)
-    moved = db.session.execute(
+    moved = execute_dml(
         update(ConversationMember)
         .where(ConversationMember.conversation_id == conversation.id, ConversationMember.user_id == user_id,
                ConversationMember.last_read_seq < target)
         .values(last_read_seq=target, unread_notified=False)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     row = conversations.membership(conversation.id, user_id)
     last_read = row.last_read_seq if row is not None else target
     result = {"last_read_seq": last_read, "unread_count": max(0, conversation.last_seq - last_read)}

@@ -160,7 +160,7 @@ def connected(user_ids: list[str]) -> set[str]:
 
 def shows_presence(user_ids: list[str]) -> set[str]:
     """Those of ``user_ids`` whose ``privacy.showPresence`` is true (default)."""
-    stored = dict(db.session.execute(
+    stored: dict[str, Any] = dict(db.session.execute(
         select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(user_ids))
     ).all()) if user_ids else {}
     return {u for u in user_ids if preferences.merged_privacy(stored.get(u)).get("showPresence", True)}
