@@ -9,9 +9,24 @@ from ..models import MAX_COOP_MEMBERS, REACTION_EMOJI
 
 
 def register(app: Flask) -> None:
-    from . import activity, admin, auth, broadcast, chat, coops, home, miners, notifications, settings
+    from . import (
+        activity,
+        admin,
+        auth,
+        broadcast,
+        chat,
+        coops,
+        friends,
+        home,
+        media,
+        miners,
+        moderation,
+        notifications,
+        settings,
+    )
 
-    for module in (home, auth, miners, coops, chat, notifications, activity, settings, admin, broadcast):
+    for module in (home, auth, friends, miners, coops, chat, moderation, notifications, activity, settings, admin,
+                   broadcast, media):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"

@@ -105,6 +105,14 @@ KINDS: tuple[Kind, ...] = (
          "The platform admins renamed {old} to {new}."),
     Kind(C.SYSTEM, S.BROADCAST, None, None),
     Kind(C.SYSTEM, S.INVITE_CODE_GUESSING, None, "Invite codes are being guessed"),
+    # Coop moderation (services/coop_moderation.py, services/reports.py).
+    Kind(C.SOCIAL, S.COOP_ADMIN_TRANSFERRED, None, "You're the new admin", "{member} handed {coop} over to you."),
+    Kind(C.SOCIAL, S.REPORT_RESOLVED, None, "Your report was handled", "{outcome}"),
+    Kind(C.SYSTEM, S.REPORTS_ESCALATED, None, "Reports wait for the platform admins",
+         "{count} report(s) went unhandled for 24 hours."),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_RECEIVED, None, "Friend request from {member}", "{message}"),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_ACCEPTED, None, "{member} accepted your friend request",
+         "You and {member} are now friends."),
 )
 KIND: dict[str, Kind] = {k.subtype: k for k in KINDS}
 

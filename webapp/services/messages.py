@@ -205,7 +205,7 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     transactions.after_commit(lambda: conversations.publish_many(members, message))
     db.session.commit()
     if flagged and coop_id is not None:
-        moderation.file_flag_report(coop_id, data["id"], flagged)
+        moderation.file_flag_report(coop_id, data["id"], flagged, author_user_id=user_id)
     presence_touch(user_id)
     return data, True
 
