@@ -380,3 +380,49 @@ def test_chat_page_needs_a_coop_and_older_pages_load(client, app, login_as):
     assert 'id="chat-older"' in html and "n54" in html and ">n4<" not in html
     older = client.get("/coop/chat/older?cursor=6").get_data(as_text=True)
     assert "n4" in older and "This is the start of the conversation." in older
+
+
+# ---- moderation through the messaging core, presence privacy ----------------------
+
+
+def test_moderation_refusals_reach_the_poster_and_a_ban_ends_the_chat(client, app):
+    from webapp.services import coop_moderation
+
+    from .builders import bearer
+
+    coop, admin, (a, b) = make_coop(members=2)
+    cid = chat_of(coop)
+    coop_moderation.mute(admin, coop_id=coop.id, user_id=a.user_id, minutes=5)
+    muted = client.post(f"/api/conversations/{cid}/messages", headers=bearer(a), json={"body": "hello?"})
+    assert muted.status_code == 403 and muted.get_json()["error"]["code"] == "muted"
+    assert client.get(f"/api/conversations/{cid}", headers=bearer(a)).get_json()["muted_until"]
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=60,
+                                    keyword_filters=[{"phrase": "shitcoin", "action": "block"},
+                                                     {"phrase": "pump", "action": "flag"}])
+    blocked = client.post(f"/api/conversations/{cid}/messages", headers=bearer(b), json={"body": "a SHITCOIN!"})
+    assert blocked.status_code == 400 and blocked.get_json()["error"]["code"] == "message_blocked"
+    flagged = client.post(f"/api/conversations/{cid}/messages", headers=bearer(b), json={"body": "pump it"})
+    assert flagged.status_code == 201
+    slow = client.post(f"/api/conversations/{cid}/messages", headers=bearer(b), json={"body": "again"})
+    assert slow.status_code == 429 and slow.get_json()["error"]["code"] == "slow_mode"
+    assert int(slow.headers["Retry-After"]) >= 1
+    coop_moderation.ban(admin, coop_id=coop.id, user_id=b.user_id)
+    assert b.user_id not in current_members(cid)
+    assert client.get(f"/api/conversations/{cid}/messages", headers=bearer(b)).status_code == 403
+    assert [m["seq"] for m in messages.history(admin.user_id, cid)[0]] == [1]  # refused posts took no number
+
+
+def test_presence_is_shown_to_coop_mates_only_and_only_with_show_presence(app, redis):
+    from webapp.services import accounts, preferences, presence
+
+    coop, admin, (a,) = make_coop(members=1)
+    stranger = make_user()
+    presence.socket_opened(a.user_id, "sock-1")
+    assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "online"
+    assert presence.visible(stranger.user_id, [a.user_id])[a.user_id] == {"status": "offline", "last_active_at": None}
+    presence.set_status(a.user_id, "dnd")
+    assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "dnd"
+    accounts.update_settings(a, preferences.SettingsPatch.model_validate({"privacy": {"showPresence": False}}))
+    assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "offline"
+    presence.socket_closed(a.user_id, "sock-1")
+    assert presence.raw_status([a.user_id])[a.user_id]["status"] == "offline"
