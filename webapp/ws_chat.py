@@ -49,6 +49,15 @@ class ChatSocket:
         self.chat_seq: dict[int, int] = {}  # conversation -> highest seq sent
         self.chat_closed: set[int] = set()  # conversations this user was removed from
         self.presence_at = 0.0
+        # The chat page shows Delete on others' messages to the coop's moderators.
+        self.chat_moderator = False
+        if self.html and page_chat is not None:
+            try:
+                self.chat_moderator = messages.can_moderate(conversations.get(page_chat), self.user_id)
+            except DomainError:
+                pass
+            finally:
+                db.session.remove()
 
     # ---- presence life ----
 
@@ -209,7 +218,8 @@ class ChatSocket:
             return
         if self.page_chat is None:
             return
-        self.ws.send(render_template("chat/_push.html", kind=kind, me=self.user_id, **context))  # type: ignore[attr-defined]
+        self.ws.send(render_template("chat/_push.html", kind=kind, me=self.user_id,
+                                     can_moderate=self.chat_moderator, **context))  # type: ignore[attr-defined]
 
 
 def _conversation_id(message: dict[str, Any]) -> int:
