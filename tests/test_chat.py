@@ -426,3 +426,17 @@ def test_presence_is_shown_to_coop_mates_only_and_only_with_show_presence(app, r
     assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "offline"
     presence.socket_closed(a.user_id, "sock-1")
     assert presence.raw_status([a.user_id])[a.user_id]["status"] == "offline"
+
+
+def test_friends_see_presence_too(app, redis):
+    from webapp.extensions import db as _db
+    from webapp.models import Friendship
+    from webapp.services import presence
+
+    a, b, c = make_user(), make_user(), make_user()
+    _db.session.add_all([Friendship(user_id=a.user_id, friend_id=b.user_id),
+                         Friendship(user_id=b.user_id, friend_id=a.user_id)])
+    _db.session.commit()
+    presence.socket_opened(a.user_id, "sock-f")
+    assert presence.visible(b.user_id, [a.user_id])[a.user_id]["status"] == "online"
+    assert presence.visible(c.user_id, [a.user_id])[a.user_id]["status"] == "offline"
