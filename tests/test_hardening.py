@@ -68,7 +68,8 @@ def _url(path: str, world: dict) -> str:
     return (path.replace("{coop_id}", str(world["coop_id"]))
             .replace("{id}", str(world["coop_id"]))
             .replace("{user_id}", world["user_id"])
-            .replace("{notification_id}", str(world["notification_id"])))
+            .replace("{notification_id}", str(world["notification_id"]))
+            .replace("{report_id}", "1"))
 
 
 def _headers(op: dict, world: dict) -> dict:

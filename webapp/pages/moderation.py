@@ -220,7 +220,7 @@ def admin_resolve(report_id: int):
     except DomainError as exc:
         error = exc
     if not _htmx():
-        flash(error.message if error else message)
+        flash(error.message if error else message or "Done.")
         return redirect(url_for("pages_moderation.escalated"))
     rows, _ = reports.triage(current_user, status="open", limit=100)
     rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
