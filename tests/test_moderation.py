@@ -295,8 +295,11 @@ def test_report_triage_is_per_coop_and_resolution_tells_the_reporter(client, mak
     assert seen(other_admin) == []  # a moderator of another coop sees nothing
     assert seen(reporter) == []
     assert seen(platform) == [coop_report["id"], report_id]
-    assert _api(client, "POST", f"/api/reports/{report_id}/resolve", other_admin, auth_headers,
-                json={"action": "dismiss"}).status_code == 404
+    for outsider in (other_admin, reporter):
+        assert _api(client, "POST", f"/api/reports/{report_id}/resolve", outsider, auth_headers,
+                    json={"action": "dismiss"}).status_code == 404
+    assert _api(client, "POST", f"/api/reports/{coop_report['id']}/resolve", reporter, auth_headers,
+                json={"action": "dismiss"}).status_code == 404  # a report no coop triages: platform admins only
 
     resp = _api(client, "POST", f"/api/reports/{report_id}/resolve", admin, auth_headers,
                 json={"action": "mute", "minutes": 15, "note": "cool down"})

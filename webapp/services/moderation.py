@@ -100,6 +100,14 @@ def record_action(coop_id: int, actor_user_id: str | None, action: ModerationAct
     return entry
 
 
+def record_message_deleted(coop_id: int, actor_user_id: str, message_id: int, author_user_id: str | None) -> None:
+    """Audit a coop message deleted by its admin or a moderator (not by its
+    author), in the deleting transaction (the messaging core's delete)."""
+    if actor_user_id != author_user_id:
+        record_action(coop_id, actor_user_id, ModerationAction.MESSAGE_DELETED, target_user_id=author_user_id,
+                      target_id=str(message_id))
+
+
 # ---- bans and mutes, as the other services read them -----------------------------------------
 
 

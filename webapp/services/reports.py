@@ -203,7 +203,8 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
     report = db.session.execute(
         select(Report).where(Report.id == report_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if report is None or (not user.is_admin and report.cooperative_id != moderated_coop_id(user)):
+    if report is None or (not user.is_admin and (report.cooperative_id is None
+                                                 or report.cooperative_id != moderated_coop_id(user))):
         db.session.rollback()
         raise NotFound("No such report.")
     if report.status != ReportStatus.OPEN:
