@@ -69,7 +69,7 @@ def _url(path: str, world: dict) -> str:
             .replace("{id}", str(world["coop_id"]))
             .replace("{user_id}", world["user_id"])
             .replace("{notification_id}", str(world["notification_id"]))
-            .replace("{report_id}", "1"))
+            .replace("{report_id}", "1").replace("{conversation_id}", "1").replace("{message_id}", "1"))
 
 
 def _headers(op: dict, world: dict) -> dict:

@@ -12,8 +12,18 @@ import time_machine
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, Notification, Report, User
-from webapp.services import coop_moderation, coops, moderation, reports
+from webapp.models import (
+    Conversation,
+    CoopAuditEntry,
+    CoopBan,
+    Cooperative,
+    CooperativeMember,
+    Message,
+    Notification,
+    Report,
+    User,
+)
+from webapp.services import coop_moderation, coops, messages, moderation, reports
 from webapp.services.errors import DomainError
 
 from .test_coops_concurrency import _in_thread, _run_together, _wait_for_lock_waiters
@@ -322,14 +332,54 @@ def test_resolving_with_a_ban_removes_the_member(client, make_coop, auth_headers
     assert _actions(coop.id) == ["banned", "report_resolved"]
 
 
-def test_delete_message_without_the_chat_is_409(client, make_coop, auth_headers):
+def _chat(coop_id: int) -> int:
+    return db.session.scalar(select(Conversation.id).where(Conversation.cooperative_id == coop_id))
+
+
+def test_the_chat_posts_through_screen_message(client, make_coop, auth_headers):
+    """The messaging core calls screen_message: a muted member's POST is
+    403 muted with until, a blocked phrase 400, a flagged one is stored and
+    reported with its author."""
     coop, admin, (member,) = make_coop(members=1)
-    moderation.file_flag_report(coop.id, 7, ["scam"], member.user_id)
-    report_id = db.session.scalar(select(Report.id))
-    resp = _api(client, "POST", f"/api/reports/{report_id}/resolve", admin, auth_headers,
+    cid = _chat(coop.id)
+    coop_moderation.update_settings(admin, coop_id=coop.id, keyword_filters=[
+        {"phrase": "rug pull", "action": "block"}, {"phrase": "scam", "action": "flag"}])
+    url = f"/api/conversations/{cid}/messages"
+    assert _api(client, "POST", url, member, auth_headers,
+                json={"body": "a RUG  pull!"}).json["error"]["code"] == "message_blocked"
+    flagged = _api(client, "POST", url, member, auth_headers, json={"body": "scam alert"})
+    assert flagged.status_code == 201
+    report = db.session.scalar(select(Report).where(Report.target_id == str(flagged.json["id"])))
+    assert (report.reason, report.target_user_id, report.cooperative_id) == ("flagged", member.user_id, coop.id)
+    coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)
+    muted = _api(client, "POST", url, member, auth_headers, json={"body": "hello?"})
+    assert muted.status_code == 403 and muted.json["error"]["code"] == "muted"
+    assert muted.json["error"]["details"]["until"].endswith("Z")
+
+
+def test_delete_message_resolution_and_moderator_deletes_are_audited(client, make_coop, auth_headers):
+    coop, admin, (reporter, troll, mod) = make_coop(members=3)
+    coop_moderation.set_role(admin, coop_id=coop.id, user_id=mod.user_id, role="moderator")
+    cid = _chat(coop.id)
+    bad, _ = messages.post(troll.user_id, cid, "buy my coin")
+    worse, _ = messages.post(troll.user_id, cid, "buy it now")
+    own, _ = messages.post(mod.user_id, cid, "my own words")
+    resp = _api(client, "POST", "/api/reports", reporter, auth_headers,
+                json={"target_type": "message", "target_id": bad["id"], "reason": "spam"})
+    assert resp.status_code == 201
+    assert (resp.json["cooperative_id"], resp.json["target_user_id"]) == (coop.id, troll.user_id)
+    assert _api(client, "POST", "/api/reports", reporter, auth_headers,
+                json={"target_type": "message", "target_id": 999999, "reason": "spam"}).status_code == 404
+    resp = _api(client, "POST", f"/api/reports/{resp.json['id']}/resolve", mod, auth_headers,
                 json={"action": "delete_message"})
-    assert resp.status_code == 409 and resp.json["error"]["code"] == "chat_unavailable"
-    assert db.session.get(Report, report_id, populate_existing=True).status == "open"
+    assert resp.status_code == 200 and resp.json["resolution"] == "delete_message"
+    db.session.expire_all()
+    assert db.session.get(Message, bad["id"]).deleted_at is not None
+    assert db.session.get(Message, bad["id"]).body is None
+    # A moderator's delete through the chat is audited; an author's own is not.
+    assert _api(client, "DELETE", f"/api/messages/{worse['id']}", mod, auth_headers).status_code == 200
+    assert _api(client, "DELETE", f"/api/messages/{own['id']}", mod, auth_headers).status_code == 200
+    assert _actions(coop.id) == ["role_changed", "message_deleted", "report_resolved", "message_deleted"]
 
 
 def test_reports_open_for_24_hours_escalate_to_platform_admins(client, make_user, make_coop, auth_headers):

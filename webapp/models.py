@@ -36,6 +36,8 @@ from sqlalchemy.types import TypeDecorator
 
 from .extensions import Model
 from .vocabulary import (
+    ConversationKind,
+    ConversationRole,
     CoopStatus,
     DeliveryChannel,
     DeliveryStatus,
@@ -74,6 +76,13 @@ MEMBER_ROLES = values(MemberRole)
 MEMBER_STATUSES = values(MemberStatus)
 DELIVERY_CHANNELS = values(DeliveryChannel)
 DELIVERY_STATUSES = values(DeliveryStatus)
+CONVERSATION_KINDS = values(ConversationKind)
+CONVERSATION_ROLES = values(ConversationRole)
+MAX_MESSAGE_LENGTH = 2000  # characters (API.md "Conversations and messages")
+# The reactions a message accepts (API.md: "emoji from a fixed set the API
+# documents"): single code points, so no variation selector can make two
+# spellings of one reaction.
+REACTION_EMOJI = ("👍", "😂", "😮", "😢", "🎉", "🔥", "🚀", "💎")
 SLOW_MODE_MAX = 3600  # seconds (API.md "Coop governance")
 
 
@@ -640,6 +649,130 @@ class Broadcast(Model):
             "created_at": iso(self.created_at),
             "finished_at": iso(self.finished_at),
         }
+
+
+# ---- Chat: conversations, members, messages, reactions -------------------------------
+# services/conversations.py (membership, coop sync), services/messages.py.
+
+
+class Conversation(Model):
+    """A conversation: a coop's one chat (``cooperative_id``), two friends
+    (``direct``) or a group. ``last_seq`` is the seq of its newest message:
+    a post takes the next number with ``UPDATE … SET last_seq = last_seq + 1
+    RETURNING`` in its own transaction, so numbers follow commit order with
+    no gaps (the row lock is held to the commit). A dissolved coop's chat is
+    archived (``archived_at``), which frees the one-per-coop index."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CONVERSATION_KINDS), name="kind"),
+        CheckConstraint("(kind = 'coop') = (cooperative_id IS NOT NULL)", name="coop_kind_has_coop"),
+        CheckConstraint("last_seq >= 0", name="last_seq_not_negative"),
+        # One live conversation per coop.
+        Index(
+            "uq_conversations_active_coop",
+            "cooperative_id",
+            unique=True,
+            postgresql_where=text("cooperative_id IS NOT NULL AND archived_at IS NULL"),
+            sqlite_where=text("cooperative_id IS NOT NULL AND archived_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str | None] = mapped_column(String(100))
+    cooperative_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("cooperatives.id", ondelete="CASCADE")
+    )
+    created_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConversationMember(Model):
+    """A participant; the row stays after leaving (``left_at``) and is
+    reopened on rejoining. ``last_read_seq`` never moves backwards;
+    ``unread_notified`` is set when the "new messages" notification went
+    out and cleared by a read, so an absent member gets one per conversation
+    until they read it."""
+
+    __tablename__ = "conversation_members"
+    __table_args__ = (
+        CheckConstraint(_in("role", CONVERSATION_ROLES), name="role"),
+        CheckConstraint("last_read_seq >= 0", name="last_read_seq_not_negative"),
+        # "My conversations": the active rows of one user.
+        Index(
+            "ix_conversation_members_user_active",
+            "user_id",
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
+    )
+
+    conversation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    last_read_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    unread_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Message(Model):
+    """One message. ``seq`` numbers a conversation's messages 1, 2, 3 … in
+    commit order; (conversation_id, seq) is unique and is the paging index.
+    A delete keeps the row as a tombstone (``body`` NULL, ``deleted_at``
+    set) so the numbering has no holes. ``client_id`` (the sender's retry
+    key) is unique per sender. ``sender_id`` is NULL once the account is
+    gone ("deleted miner")."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint(f"body IS NULL OR length(body) BETWEEN 1 AND {MAX_MESSAGE_LENGTH}", name="body_length"),
+        CheckConstraint("(body IS NULL) = (deleted_at IS NOT NULL)", name="tombstone_has_no_body"),
+        Index(
+            "uq_messages_sender_client_id",
+            "sender_id",
+            "client_id",
+            unique=True,
+            postgresql_where=text("client_id IS NOT NULL"),
+            sqlite_where=text("client_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    sender_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    body: Mapped[str | None] = mapped_column(Text)
+    mentions: Mapped[list[str] | None] = mapped_column(JSONType)
+    reply_to: Mapped[int | None] = mapped_column(BigID, ForeignKey("messages.id", ondelete="SET NULL"))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageReaction(Model):
+    """One member's reaction (an emoji of ``REACTION_EMOJI``) to a message."""
+
+    __tablename__ = "message_reactions"
+    __table_args__ = (CheckConstraint(_in("emoji", REACTION_EMOJI), name="emoji"),)
+
+    message_id: Mapped[int] = mapped_column(BigID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------

@@ -67,9 +67,38 @@ class NotificationSubtype(StrEnum):
     ADMIN_COOP_RENAMED = "admin_coop_renamed"
     BROADCAST = "broadcast"
     INVITE_CODE_GUESSING = "invite_code_guessing"
+    MENTION = "mention"
+    CHAT_UNREAD = "chat_unread"
     COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"
     REPORT_RESOLVED = "report_resolved"
     REPORTS_ESCALATED = "reports_escalated"
+
+
+class ConversationKind(StrEnum):
+    """What a conversation is (API.md "Conversations and messages"): a coop's
+    one chat, two friends, or a group of 3–10."""
+
+    COOP = "coop"
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+class ConversationRole(StrEnum):
+    """A participant's role in a direct or group conversation. A coop
+    conversation's moderators are the coop's admin and moderators
+    (``membership.is_moderating_member``), never a copy of them here."""
+
+    OWNER = "owner"
+    MEMBER = "member"
+
+
+class PresenceStatus(StrEnum):
+    """What others see of a miner's presence (API.md "Socket additions")."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    DND = "dnd"
+    OFFLINE = "offline"
 
 
 class DeliveryChannel(StrEnum):

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import accounts, activity, coops, internal, moderation, notifications, openapi, public
+    from . import accounts, activity, conversations, coops, internal, moderation, notifications, openapi, public
 
-    for module in (accounts, coops, moderation, notifications, activity, public, internal, openapi):
+    for module in (accounts, coops, conversations, moderation, notifications, activity, public, internal, openapi):
         app.register_blueprint(module.bp, url_prefix="/api")

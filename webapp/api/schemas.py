@@ -54,6 +54,7 @@ class PrivacyOut(Out):
     showOnLeaderboard: bool
     showCountryFlag: bool
     showInCoopRankings: bool
+    showPresence: bool
 
 
 class NotificationPrefsOut(Out):

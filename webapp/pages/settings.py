@@ -27,6 +27,7 @@ PRIVACY_LABELS = {
     "showOnLeaderboard": ("Show me on the leaderboard", "Your rank by best difficulty appears on your profile and the leaderboard."),
     "showCountryFlag": ("Show my country flag", "Your country appears on your profile."),
     "showInCoopRankings": ("Show me in cooperative rankings", "Your hashrate is named in your coop's member rankings."),
+    "showPresence": ("Show when I am online", "Coop-mates and friends see online, away or do not disturb, and your last activity."),
 }
 # Derived from the catalogue of notification kinds (services/catalogue.py).
 CATEGORY_LABELS = {c.name.value: (c.label, c.help) for c in catalogue.CATEGORIES}

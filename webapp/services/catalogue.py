@@ -77,6 +77,9 @@ TOGGLES: tuple[Toggle, ...] = (
     Toggle("workerStatus", "A worker going offline or coming back", C.MINING, True),
     Toggle("badgeEarned", "A badge earned", C.GAMIFICATION, True),
     Toggle("coopActivity", "Members joining or leaving my cooperative, admin changes", C.SOCIAL, True),
+    Toggle("chatMentions", "Someone mentions me in a chat", C.SOCIAL, True),
+    Toggle("chatUnread", "New chat messages while I am not connected (one per conversation until I read it)",
+           C.SOCIAL, True),
 )
 
 KINDS: tuple[Kind, ...] = (
@@ -93,6 +96,9 @@ KINDS: tuple[Kind, ...] = (
     Kind(C.SOCIAL, S.COOP_NEW_ADMIN, "coopActivity", "You're the new admin",
          "{member} left {coop}; you now manage it."),
     Kind(C.SOCIAL, S.COOP_DISSOLVED, "coopActivity", "Cooperative dissolved", "{member} dissolved {coop}."),
+    Kind(C.SOCIAL, S.MENTION, "chatMentions", "{member} mentioned you in {conversation}", "{excerpt}"),
+    Kind(C.SOCIAL, S.CHAT_UNREAD, "chatUnread", "New messages in {conversation}",
+         "{member} and others wrote while you were away."),
     Kind(C.SYSTEM, S.ADMIN_COOP_DISSOLVED, None, "Cooperative dissolved",
          "The platform admins dissolved {coop}."),
     Kind(C.SYSTEM, S.ADMIN_COOP_RENAMED, None, "Cooperative renamed",

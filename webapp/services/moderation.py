@@ -31,7 +31,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db, get_redis, redis_key
-from ..models import CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, CoopMute, Report, iso, utcnow
+from ..models import (
+    CoopAuditEntry,
+    CoopBan,
+    Cooperative,
+    CooperativeMember,
+    CoopMute,
+    Message,
+    Report,
+    iso,
+    utcnow,
+)
 from ..vocabulary import MemberRole, ModerationAction, ReportReason, ReportTarget
 from .errors import Banned, CannotModerate, MessageBlocked, Muted, NotModerator, SlowMode, ValidationError
 from .membership import is_active_member, is_moderating_member
@@ -228,6 +238,8 @@ def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_u
     second call for the same message files nothing (unique per target)."""
     if not phrases:
         return
+    if author_user_id is None:
+        author_user_id = db.session.scalar(select(Message.sender_id).where(Message.id == message_id))
     try:
         with db.session.begin_nested():
             db.session.add(Report(

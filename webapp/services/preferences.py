@@ -4,12 +4,14 @@ and the checks the dispatcher and the public profiles use.
 Shape (API.md ``/api/settings``)::
 
     {"privacy": {"publicProfile": bool, "showOnLeaderboard": bool,
-                 "showCountryFlag": bool, "showInCoopRankings": bool},
+                 "showCountryFlag": bool, "showInCoopRankings": bool,
+                 "showPresence": bool},
      "notifications": {"categories": {<category>: {"enabled": bool, "email": bool}},
                        "email": str | None,
                        "timezone": <IANA zone name, default "UTC">,
                        "personalBest": bool, "badgeEarned": bool,
                        "blockFoundAny": bool, "coopActivity": bool,
+                       "chatMentions": bool, "chatUnread": bool,
                        "workerStatus": bool}}
 
 The flat subtype toggles are the frontend's keys; ``SUBTYPE_TOGGLES`` maps
@@ -38,6 +40,9 @@ DEFAULT_PRIVACY: dict[str, bool] = {
     "showOnLeaderboard": True,
     "showCountryFlag": True,
     "showInCoopRankings": True,
+    # Coop-mates and friends see online/away/dnd and last activity (API.md
+    # "Socket additions"); off shows the miner offline to everyone.
+    "showPresence": True,
 }
 
 DEFAULT_TIMEZONE = "UTC"
@@ -69,6 +74,7 @@ class PrivacyPatch(_Strict):
     showOnLeaderboard: bool | None = None
     showCountryFlag: bool | None = None
     showInCoopRankings: bool | None = None
+    showPresence: bool | None = None
 
 
 class CategoryPatch(_Strict):
@@ -93,6 +99,8 @@ class NotificationsPatch(_Strict):
     workerStatus: bool | None = None
     badgeEarned: bool | None = None
     coopActivity: bool | None = None
+    chatMentions: bool | None = None
+    chatUnread: bool | None = None
     # An IANA zone name (``Europe/Berlin``); pages and e-mails show times in it.
     timezone: str | None = Field(default=None, max_length=64)
 

@@ -11,7 +11,7 @@ from ...extensions import db
 from ...models import MAX_COOP_MEMBERS, Cooperative, CooperativeMember, User, utcnow
 from ...vocabulary import CoopStatus, MemberRole, MemberStatus, ModerationAction
 from ...vocabulary import NotificationSubtype as S
-from .. import activity, inputs, invites, moderation, notifications
+from .. import activity, conversations, inputs, invites, moderation, notifications
 from ..errors import (
     AlreadyInCoop,
     Banned,
@@ -116,6 +116,7 @@ def create(
             CooperativeMember(cooperative_id=coop.id, user_id=user.user_id, role=MemberRole.ADMIN, joined_at=now)
         )
         _or_already_in_coop(db.session.flush)
+        conversations.coop_founded(coop.id, user.user_id)
         activity.record_activity(
             user.user_id, "coop_joined", f"Founded {name}", data={"cooperative_id": coop.id, "role": "admin"},
             link=COOP_LINK,
@@ -183,6 +184,7 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
         raise
     db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role=MemberRole.MEMBER))
     _or_already_in_coop(db.session.flush)
+    conversations.coop_member_joined(coop_id, user.user_id)
     coop = db.session.get_one(Cooperative, coop_id, populate_existing=True)
     activity.record_activity(
         user.user_id, "coop_joined", f"Joined {coop.name}", data={"cooperative_id": coop.id, "role": "member"},
@@ -201,16 +203,20 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
 
 def _end_membership(coop: Cooperative, membership: CooperativeMember, status: str) -> int:
     """Mark ``membership`` left/removed and decrement the coop's count, in the
-    caller's transaction (coop row locked). Returns the members remaining."""
+    caller's transaction (coop row locked); the member leaves the coop's
+    chat at the same commit. Returns the members remaining."""
     membership.status = status
     membership.left_at = utcnow()
     db.session.flush()  # out of the partial unique indexes before any promotion
+    conversations.coop_member_ended(coop.id, membership.user_id, removed=status == MemberStatus.REMOVED)
     coop.member_count = Cooperative.member_count - 1
     db.session.flush()
     return coop.member_count
 
 
 def _mark_dissolved(coop: Cooperative) -> None:
+    """Dissolve in the caller's transaction; the coop's chat is archived."""
+    conversations.coop_dissolved(coop.id)
     coop.status = CoopStatus.DISSOLVED
     coop.member_count = 0
     coop.dissolved_at = utcnow()
