@@ -206,6 +206,35 @@ def test_a_muted_member_is_refused_until_the_mute_runs_out(client, make_coop, au
                 json={"user_id": member.user_id, "minutes": 0}).status_code == 400
 
 
+def test_mute_and_unmute_reach_the_members_open_sockets_after_the_commit(app, make_coop, redis):
+    """The muted member's sockets hear the coop chat with its muted_until
+    (Redis pub/sub on the member's channel, as every socket subscribes)."""
+    import json
+
+    from webapp import realtime
+
+    coop, admin, (member,) = make_coop(members=1)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(realtime.user_channel(member.user_id))
+
+    def next_event():
+        for _ in range(50):
+            msg = pubsub.get_message(timeout=0.1)
+            if msg is not None:
+                return json.loads(msg["data"])
+        raise AssertionError("nothing published")
+
+    row = coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)
+    event = next_event()
+    assert (event["type"], event["event"]) == ("conversation", "muted")
+    assert event["data"]["cooperative_id"] == coop.id
+    assert event["data"]["muted_until"] == row.until.isoformat().replace("+00:00", "Z")
+    coop_moderation.unmute(admin, coop_id=coop.id, user_id=member.user_id)
+    event = next_event()
+    assert (event["event"], event["data"]["muted_until"]) == ("unmuted", None)
+    pubsub.close()
+
+
 def test_unmute_ends_the_mute_and_both_are_audited(client, make_coop, auth_headers):
     coop, admin, (member,) = make_coop(members=1)
     _api(client, "POST", f"/api/coops/{coop.id}/mutes", admin, auth_headers,

@@ -24,10 +24,22 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import SLOW_MODE_MAX, CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, CoopMute, User, iso, utcnow
+from ..models import (
+    SLOW_MODE_MAX,
+    Conversation,
+    ConversationMember,
+    CoopAuditEntry,
+    CoopBan,
+    Cooperative,
+    CooperativeMember,
+    CoopMute,
+    User,
+    iso,
+    utcnow,
+)
 from ..vocabulary import MemberRole, ModerationAction
 from ..vocabulary import NotificationSubtype as S
-from . import coops, inputs, moderation, notifications
+from . import conversations, coops, inputs, moderation, notifications, transactions
 from .errors import CannotModerate, Conflict, NotAdmin, NotFound, ValidationError
 
 ASSIGNABLE_ROLES = (MemberRole.MODERATOR.value, MemberRole.MEMBER.value)
@@ -247,7 +259,28 @@ def mute_locked(coop: Cooperative, actor: CooperativeMember, user_id: str, minut
         row.until, row.muted_by, row.created_at = until, actor.user_id, utcnow()
     moderation.record_action(coop.id, actor.user_id, ModerationAction.MUTED, target_user_id=user_id,
                              data={"minutes": minutes, "until": iso(until)})
+    _announce_mute_on_commit(coop.id, user_id, "muted")
     return row
+
+
+def _announce_mute_on_commit(coop_id: int, user_id: str, event: str) -> None:
+    """After the commit, tell the member's sockets ``{"type":
+    "conversation", "event": "muted"|"unmuted", "data": conversation}`` with
+    the coop chat's ``muted_until`` as it now is, so an open composer
+    follows the mute (read at the commit, published after it)."""
+
+    def prepare() -> None:
+        conversation_id = conversations.coop_conversation_id(coop_id)
+        conversation = db.session.get(Conversation, conversation_id) if conversation_id else None
+        if conversation is None:
+            return
+        member = db.session.get(ConversationMember, (conversation.id, user_id))
+        data = conversations.conversation_dict(conversation, member,
+                                               muted_until=iso(moderation.muted_until(coop_id, user_id)))
+        message = {"type": conversations.CONVERSATION, "event": event, "data": data}
+        transactions.after_commit(lambda: conversations.publish_many([user_id], message))
+
+    transactions.before_commit(prepare)
 
 
 def unmute(user: User, *, coop_id: int, user_id: str) -> None:
@@ -264,6 +297,7 @@ def unmute(user: User, *, coop_id: int, user_id: str) -> None:
         raise NotFound("That miner is not muted.")
     db.session.execute(delete(CoopMute).where(CoopMute.cooperative_id == coop.id, CoopMute.user_id == user_id))
     moderation.record_action(coop.id, user.user_id, ModerationAction.UNMUTED, target_user_id=user_id)
+    _announce_mute_on_commit(coop.id, user_id, "unmuted")
     db.session.commit()
 
 
