@@ -162,6 +162,17 @@ def triage_for_coop(coop_id: int, *, limit: int = 50) -> tuple[list[Report], int
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
+def message_bodies(reports: list[Report]) -> dict[str, str | None]:
+    """``{target_id: body}`` of the messages ``reports`` name (None for a
+    deleted one), so moderators read what was reported."""
+    ids = [int(r.target_id) for r in reports
+           if r.target_type == ReportTarget.MESSAGE and inputs.is_ascii_int(r.target_id) and len(r.target_id) < 19]
+    if not ids:
+        return {}
+    return {str(mid): body for mid, body in db.session.execute(
+        select(Message.id, Message.body).where(Message.id.in_(ids)))}
+
+
 def display_names(reports: list[Report]) -> dict[str, str]:
     """``{user_id: display_name}`` of the reporters and targets of ``reports``."""
     ids = {r.reporter_user_id for r in reports} | {r.target_user_id for r in reports}
