@@ -382,6 +382,8 @@ class Notification(Model):
             sqlite_where=text("is_read = 0"),
         ),
         Index("ix_notifications_created_at", "created_at"),
+        # Grouped listing (API.md ``?grouped=true``): per user, per group, newest first.
+        Index("ix_notifications_user_group_id", "user_id", "group_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -397,6 +399,9 @@ class Notification(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seq: Mapped[int | None] = mapped_column(BigInteger)
     seq_floor: Mapped[int | None] = mapped_column(BigInteger)
+    # ``<subtype>:<subject>`` (``coop_member_joined:12``, ``personal_best:<user>``):
+    # rows with one key show as one expandable group (``notifications.group_key_for``).
+    group_key: Mapped[str | None] = mapped_column(String(200))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -411,6 +416,7 @@ class Notification(Model):
             "is_read": self.is_read,
             "read_at": iso(self.read_at),
             "created_at": iso(self.created_at),
+            "group_key": self.group_key,
         }
 
 
@@ -437,6 +443,9 @@ class NotificationDelivery(Model):
             postgresql_where=text("status IN ('pending', 'sending')"),
             sqlite_where=text("status IN ('pending', 'sending')"),
         ),
+        # Mail waiting for a summary (quiet hours, digest, hourly cap).
+        Index("ix_notification_deliveries_held", "notification_id",
+              postgresql_where=text("status = 'held'"), sqlite_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -452,6 +461,10 @@ class NotificationDelivery(Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    # The summary mail (digest or held mail) that carried this notification.
+    summary_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("email_summaries.id", ondelete="SET NULL")
+    )
 
 
 class IdempotencyKey(Model):
@@ -584,6 +597,10 @@ class WorkerStatus(Model):
     hashrate_1d: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     last_share_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     useragent: Mapped[str | None] = mapped_column(String(255))
+    # When the owner was last told this worker went offline (services/mining/
+    # offline_alerts.py): at most one notice an hour, and "back online" only
+    # after an outage that was announced.
+    offline_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Model):
@@ -636,6 +653,10 @@ class Broadcast(Model):
     sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resuming: the last user_id whose notification committed (the fan-out
+    # walks users in user_id order), and when a fan-out last showed life.
+    cursor: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -913,3 +934,219 @@ class CoopAuditEntry(Model):
             "data": self.data,
             "created_at": iso(self.created_at),
         }
+
+
+# ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
+
+ATTEMPT_STATUSES = ("sent", "failed")
+SUMMARY_KINDS = ("held", "digest")
+SUMMARY_STATUSES = ("sending", "sent", "failed")
+
+
+class PushSubscription(Model):
+    """One browser's Web Push subscription (a W3C ``PushSubscription``):
+    the push service ``endpoint`` and the keys the payload is encrypted to
+    (RFC 8291). One row per endpoint; a 404/410 from the push service
+    deletes it (``services/webpush.py``)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("endpoint", name="uq_push_subscriptions_endpoint"),
+        Index("ix_push_subscriptions_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(String(1024))
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "endpoint": self.endpoint, "user_agent": self.user_agent,
+                "created_at": iso(self.created_at), "last_success_at": iso(self.last_success_at)}
+
+
+class DeliveryAttempt(Model):
+    """One attempt to deliver a notification on one channel: what happened
+    and when (the miner's "e-mailed 10:31", the admin's failures)."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", ATTEMPT_STATUSES), name="status"),
+        Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+        Index("ix_delivery_attempts_channel_status_created", "channel", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notification_deliveries.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailSummary(Model):
+    """One summary mail: the held mail of quiet hours or the hourly cap
+    (``held``), or a daily/weekly ``digest``. The deliveries it carries
+    point at it (``notification_deliveries.summary_id``)."""
+
+    __tablename__ = "email_summaries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUMMARY_KINDS), name="kind"),
+        CheckConstraint(_in("status", SUMMARY_STATUSES), name="status"),
+        Index("ix_email_summaries_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="sending", server_default="sending")
+    item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# ---- Friends, blocks and profiles a miner owns (migration 0008) -----------------------------
+
+FRIEND_REQUEST_STATUSES = ("pending", "accepted", "declined", "cancelled", "expired")
+VISIBILITY_LEVELS = ("public", "connections", "private")
+
+
+class FriendRequest(Model):
+    """A friend request (API.md "Friends and blocks").
+
+    ``user_low`` / ``user_high`` are the two ids in sorted order, so the
+    database holds at most one pending request per unordered pair: two
+    miners asking each other at the same moment cannot both insert one (the
+    second insert fails and is turned into accepting the first;
+    ``services/friends.py``)."""
+
+    __tablename__ = "friend_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", FRIEND_REQUEST_STATUSES), name="status"),
+        CheckConstraint("requester_id <> recipient_id", name="not_self"),
+        CheckConstraint(
+            "user_low < user_high AND ((requester_id = user_low AND recipient_id = user_high)"
+            " OR (requester_id = user_high AND recipient_id = user_low))",
+            name="pair_ordered",
+        ),
+        Index(
+            "uq_friend_requests_pending",
+            "requester_id",
+            "recipient_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "uq_friend_requests_pending_pair",
+            "user_low",
+            "user_high",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_friend_requests_recipient_status_id", "recipient_id", "status", "id"),
+        Index("ix_friend_requests_requester_created", "requester_id", "created_at"),
+        Index("ix_friend_requests_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    recipient_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    user_low: Mapped[str] = mapped_column(String(128))
+    user_high: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    message: Mapped[str | None] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "requester": self.requester_id,
+            "recipient": self.recipient_id,
+            "status": self.status,
+            "message": self.message,
+            "created_at": iso(self.created_at),
+            "responded_at": iso(self.responded_at),
+        }
+
+
+class Friendship(Model):
+    """One direction of a friendship; accepting a request writes both rows
+    in one transaction and unfriending deletes both."""
+
+    __tablename__ = "friendships"
+    __table_args__ = (
+        CheckConstraint("user_id <> friend_id", name="not_self"),
+        Index("ix_friendships_friend_id", "friend_id"),
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    friend_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Block(Model):
+    """``blocker_id`` blocked ``blocked_id``: to the blocked miner the
+    blocker looks like a missing account."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (
+        CheckConstraint("blocker_id <> blocked_id", name="not_self"),
+        Index("ix_blocks_blocked_id", "blocked_id"),
+    )
+
+    blocker_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    blocked_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserProfile(Model):
+    """The profile fields a miner edits beyond ``users`` (API.md
+    "Profiles"): bio, pronouns, location, the stored avatar and banner
+    images, and each field's visibility. ``name_key`` is the display name
+    folded to what it looks like (NFKC, confusables mapped to Latin,
+    casefolded): the search key and the impersonation check
+    (``services/profile_fields.py``); pg_trgm indexes it on PostgreSQL."""
+
+    __tablename__ = "user_profiles"
+    __table_args__ = (
+        Index("ix_user_profiles_name_key", "name_key"),
+        Index(
+            "ix_user_profiles_name_key_trgm",
+            "name_key",
+            postgresql_using="gin",
+            postgresql_ops={"name_key": "gin_trgm_ops"},
+        ),
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    name_key: Mapped[str] = mapped_column(String(160), default="", server_default="")
+    bio: Mapped[str] = mapped_column(String(280), default="", server_default="")
+    pronouns: Mapped[str] = mapped_column(String(30), default="", server_default="")
+    location: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    avatar_key: Mapped[str | None] = mapped_column(String(160))
+    banner_key: Mapped[str | None] = mapped_column(String(160))
+    visibility: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -120,6 +120,9 @@ def is_revoked(message: dict[str, Any], *, session: str | None, token: str | Non
 
 
 COOP_CHANGED = "coop_changed"
+# {"type": "friend_requests", "incoming": n, "outgoing": m}: pending friend
+# request counts after a change (services/friends.py), forwarded as is.
+FRIEND_REQUESTS = "friend_requests"
 
 
 def coop_changed(user_ids: list[str], cooperative_id: int) -> None:

@@ -67,11 +67,13 @@ class NotificationSubtype(StrEnum):
     ADMIN_COOP_RENAMED = "admin_coop_renamed"
     BROADCAST = "broadcast"
     INVITE_CODE_GUESSING = "invite_code_guessing"
-    MENTION = "mention"
-    CHAT_UNREAD = "chat_unread"
+    FRIEND_REQUEST_RECEIVED = "friend_request_received"
+    FRIEND_REQUEST_ACCEPTED = "friend_request_accepted"
     COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"
     REPORT_RESOLVED = "report_resolved"
     REPORTS_ESCALATED = "reports_escalated"
+    MENTION = "mention"
+    CHAT_UNREAD = "chat_unread"
 
 
 class ConversationKind(StrEnum):
@@ -102,19 +104,24 @@ class PresenceStatus(StrEnum):
 
 
 class DeliveryChannel(StrEnum):
-    """``notification_deliveries.channel``."""
+    """``notification_deliveries.channel``: e-mail, and Web Push to the
+    user's subscribed browsers (``services/webpush.py``)."""
 
     EMAIL = "email"
+    PUSH = "push"
 
 
 class DeliveryStatus(StrEnum):
     """``notification_deliveries.status``: pending → sending (leased) → sent,
-    back to pending after a failed attempt, failed after the last one."""
+    back to pending after a failed attempt, failed after the last one;
+    ``held`` waits for a summary mail (quiet hours, a digest, the hourly
+    cap: ``services/summaries.py``) and becomes ``sent`` with it."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    HELD = "held"
 
 
 # ---- Coop moderation (API.md "Coop governance": bans, mutes, reports, audit) ----

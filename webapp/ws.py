@@ -286,6 +286,8 @@ class SocketSession:
             self.resync()
         elif kind == realtime.COOP_CHANGED:
             self.send_coop_changed(message["cooperative_id"])
+        elif kind == realtime.FRIEND_REQUESTS:
+            self.send_friend_requests(message)
         return True
 
     def on_notification(self, data: dict[str, Any]) -> None:
@@ -410,6 +412,16 @@ class SocketSession:
             self.send_json({"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id})
         elif self.page_coop is not None:
             self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage"))
+
+    def send_friend_requests(self, message: dict[str, Any]) -> None:
+        """The pending friend request counts changed: JSON forwards
+        ``{"type": "friend_requests", "incoming", "outgoing"}``; HTML swaps
+        the nav's badge (friends/_badge.html, out of band)."""
+        if self.html:
+            self.ws.send(render_template("friends/_badge.html", count=message.get("incoming", 0), oob=True))
+        else:
+            self.send_json({"type": realtime.FRIEND_REQUESTS, "incoming": message.get("incoming", 0),
+                            "outgoing": message.get("outgoing", 0)})
 
     def send_error(self, code: str, message: str) -> None:
         if not self.html:

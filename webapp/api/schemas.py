@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 
 
 class Out(BaseModel):
@@ -166,6 +166,37 @@ class NotificationPageOut(Out):
     notifications: list[NotificationOut]
     next_cursor: str | None
     unread_count: int
+
+
+class NotificationGroupOut(Out):
+    """One group of ``?grouped=true``: rows sharing a ``group_key``."""
+
+    group_key: str
+    count: int
+    latest: NotificationOut
+    unread_count: int
+
+
+class NotificationGroupsOut(Out):
+    groups: list[NotificationGroupOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class NotificationListOut(RootModel[NotificationPageOut | NotificationGroupsOut]):
+    """``GET /api/notifications``: the flat page, or with ``grouped=true`` the groups."""
+
+
+class PushKeyOut(Out):
+    public_key: str
+
+
+class PushSubscriptionOut(Out):
+    id: int
+    endpoint: str
+    user_agent: str | None
+    created_at: str
+    last_success_at: str | None
 
 
 class UpdatedOut(Out):

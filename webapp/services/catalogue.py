@@ -110,6 +110,9 @@ KINDS: tuple[Kind, ...] = (
     Kind(C.SOCIAL, S.REPORT_RESOLVED, None, "Your report was handled", "{outcome}"),
     Kind(C.SYSTEM, S.REPORTS_ESCALATED, None, "Reports wait for the platform admins",
          "{count} report(s) went unhandled for 24 hours."),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_RECEIVED, None, "Friend request from {member}", "{message}"),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_ACCEPTED, None, "{member} accepted your friend request",
+         "You and {member} are now friends."),
 )
 KIND: dict[str, Kind] = {k.subtype: k for k in KINDS}
 

@@ -41,7 +41,7 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import NotificationCategory
-from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences
+from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences, profile_fields
 from . import ingest as ingest_service
 from .membership import is_active_coop, is_active_member
 
@@ -86,6 +86,8 @@ def create_miners(path: Path = MINERS_FILE) -> int:
                             is_admin=miner["user_id"] == DEMO_PLATFORM_ADMIN))
         db.session.add(UserSettings(user_id=miner["user_id"], privacy=dict(preferences.DEFAULT_PRIVACY),
                                     notifications=preferences.default_notifications()))
+        profile_fields.ensure_row(miner["user_id"],
+                                  miner.get("display_name") or accounts.default_display_name(miner["user_id"]))
     db.session.commit()
     return len(missing)
 

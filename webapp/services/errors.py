@@ -138,3 +138,33 @@ class MessageBlocked(ValidationError):
 class AlreadyReported(Conflict):
     code, message = "already_reported", "You already reported this; the moderators will look at it."
 
+
+# ---- friends, blocks and profiles ----------------------------------------------------
+
+
+class AlreadyFriends(Conflict):
+    code, message = "already_friends", "You are already friends."
+
+
+class RequestPending(Conflict):
+    code, message = "request_pending", "You already asked this miner; wait for an answer or cancel the request."
+
+
+class RequestNotPending(Conflict):
+    code, message = "request_not_pending", "This request was already answered, cancelled or has expired."
+
+
+class YouBlocked(Conflict):
+    code, message = "blocked", "You blocked this miner; unblock them first."
+
+
+class UnsupportedMedia(DomainError):
+    status, code, message = 415, "unsupported_media", "Upload a PNG, JPEG or WebP image."
+
+
+class ImageTooLarge(DomainError):
+    status, code, message = 413, "image_too_large", "The image is too large."
+
+
+class ImageTooSmall(ValidationError):
+    code, message = "image_too_small", "The image is too small."
