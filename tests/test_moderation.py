@@ -268,7 +268,13 @@ def test_slow_mode_answers_429_with_retry_after_and_exempts_moderators(client, m
     assert 29 <= int(slow.value.headers["Retry-After"]) <= 30
     for text in ("one", "two", "three"):
         assert moderation.screen_message(coop.id, admin.user_id, text) == []
-    assert _actions(coop.id) == ["slow_mode_changed"]
+    # A shorter setting applies at once, not after the old window ran out.
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=5)
+    assert moderation.screen_message(coop.id, member.user_id, "third") == []
+    with pytest.raises(DomainError) as slow:
+        moderation.screen_message(coop.id, member.user_id, "fourth")
+    assert int(slow.value.headers["Retry-After"]) <= 5
+    assert _actions(coop.id) == ["slow_mode_changed", "slow_mode_changed"]
 
 
 def test_two_concurrent_posts_under_slow_mode_let_exactly_one_through(app, make_coop):

@@ -41,6 +41,7 @@ from ..vocabulary import MemberRole, ModerationAction
 from ..vocabulary import NotificationSubtype as S
 from . import conversations, coops, inputs, moderation, notifications, transactions
 from .errors import CannotModerate, Conflict, NotAdmin, NotFound, ValidationError
+from .membership import active_member_ids
 
 ASSIGNABLE_ROLES = (MemberRole.MODERATOR.value, MemberRole.MEMBER.value)
 _UNSET: Any = object()
@@ -344,6 +345,9 @@ def update_settings(user: User, *, coop_id: int, slow_mode_seconds: int | None =
         moderation.record_action(coop.id, user.user_id, ModerationAction.SLOW_MODE_CHANGED,
                                  data={"from": coop.slow_mode_seconds, "to": slow_mode_seconds})
         coop.slow_mode_seconds = slow_mode_seconds
+        # A running window was set for the old length: start afresh under the new one.
+        member_ids = list(db.session.scalars(active_member_ids(coop.id)))
+        transactions.after_commit(lambda: moderation.clear_slow_mode(coop_id, member_ids))
     if filters is not _UNSET and filters != (coop.keyword_filters or []):
         moderation.record_action(coop.id, user.user_id, ModerationAction.FILTERS_CHANGED,
                                  data={"filters": filters})

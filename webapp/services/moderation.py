@@ -204,6 +204,13 @@ def _claim_slow_mode(coop_id: int, user_id: str, seconds: int) -> None:
     raise SlowMode(retry_after=max(left_ms, 1) / 1000 if left_ms and left_ms > 0 else 1)
 
 
+def clear_slow_mode(coop_id: int, user_ids: list[str]) -> None:
+    """Forget the members' running slow-mode windows (after the setting
+    changed). A Redis failure is logged by the caller's hook, never raised."""
+    if user_ids:
+        get_redis().delete(*[redis_key("slowmode", coop_id, uid) for uid in user_ids])
+
+
 def screen_message(coop_id: int, user_id: str, body: str) -> list[str]:
     """Check a coop chat message before it is stored.
 
