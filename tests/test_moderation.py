@@ -330,6 +330,9 @@ def test_report_triage_is_per_coop_and_resolution_tells_the_reporter(client, mak
     assert _api(client, "POST", "/api/reports", reporter, auth_headers,
                 json={"target_type": "user", "target_id": troll.user_id,
                       "reason": "spam"}).json["error"]["code"] == "already_reported"
+    for missing in (2**31, 10**30, "12x", ""):
+        assert _api(client, "POST", "/api/reports", reporter, auth_headers,
+                    json={"target_type": "cooperative", "target_id": missing, "reason": "spam"}).status_code == 404
     coop_report = _api(client, "POST", "/api/reports", reporter, auth_headers,
                        json={"target_type": "cooperative", "target_id": other.id, "reason": "other"}).json
 

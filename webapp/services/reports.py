@@ -98,7 +98,7 @@ def create(user: User, *, target_type: str, target_id: str, reason: str, details
             raise NotFound("No such miner.")
         coop_id, target_user_id = _shared_coop(user.user_id, target_id), target_id
     elif target_type == ReportTarget.COOPERATIVE:
-        if not inputs.is_ascii_int(target_id) or db.session.scalar(
+        if not inputs.is_ascii_int(target_id) or not 1 <= int(target_id) <= coops.MAX_COOP_ID or db.session.scalar(
                 select(Cooperative.id).where(Cooperative.id == int(target_id), is_active_coop())) is None:
             raise NotFound("No such cooperative.")
     else:
