@@ -314,18 +314,38 @@ def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
 def delete(user_id: str, message_id: int) -> dict[str, Any]:
     """The author, or the coop's admin or a moderator, deletes a message: it
     stays as a tombstone (``body`` null, ``deleted_at`` set, reactions gone).
-    Idempotent. Raises NotFound (404), NotAMember (403), Forbidden (403)."""
+    A moderator's delete of someone else's message is in the coop's audit
+    log. Idempotent. Raises NotFound (404), NotAMember (403), Forbidden (403)."""
     conversation, row = _member_message(user_id, message_id)
     if row.sender_id != user_id and not can_moderate(conversation, user_id):
         raise Forbidden("Only the author or the cooperative's moderators can delete a message.")
+    if row.deleted_at is None and conversation.cooperative_id is not None:
+        moderation.record_message_deleted(conversation.cooperative_id, user_id, row.id, row.sender_id)
+    tombstone(row)
+    data = conversations.message_dicts([row], user_id)[0]
+    db.session.commit()
+    return data
+
+
+def tombstone(row: Message) -> None:
+    """Make ``row`` a tombstone in the caller's transaction (the caller
+    checked who may, and commits) and push ``message_updated`` after the
+    commit; nothing when it already is one. Shared by ``delete`` and a
+    report's ``delete_message`` resolution (``services/reports.py``)."""
     if row.deleted_at is None:
         row.body, row.mentions, row.deleted_at = None, None, utcnow()
         db.session.execute(sql_delete(MessageReaction).where(MessageReaction.message_id == row.id))
         db.session.flush()
         _publish_updated(row)
-    data = conversations.message_dicts([row], user_id)[0]
-    db.session.commit()
-    return data
+
+
+def message_for_update(message_id: int) -> Message | None:
+    """The message row, locked for the caller's transaction, or None."""
+    if not isinstance(message_id, int) or not 1 <= message_id <= conversations.MAX_MESSAGE_ID:
+        return None
+    return db.session.execute(
+        select(Message).where(Message.id == message_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
 
 
 def react(user_id: str, message_id: int, emoji: object, *, on: bool) -> list[dict[str, Any]]:
