@@ -31,7 +31,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import Block, FriendRequest, Friendship, User, iso, utcnow
 from ..vocabulary import NotificationSubtype
 from . import accounts, inputs, notifications, relations, transactions
@@ -149,12 +149,12 @@ def _accept(row: FriendRequest, *, actor: User) -> FriendRequest:
     """Accept the pending ``row`` (the actor is its recipient) and commit:
     the conditional update wins once, then both friendship rows."""
     now = utcnow()
-    won = db.session.execute(
+    won = execute_dml(
         update(FriendRequest)
         .where(FriendRequest.id == row.id, FriendRequest.status == PENDING)
         .values(status="accepted", responded_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not won:
         db.session.rollback()
         raise RequestNotPending()
@@ -195,12 +195,12 @@ def accept(user: User, request_id: int) -> FriendRequest:
 
 
 def _close(row: FriendRequest, status: str) -> FriendRequest:
-    won = db.session.execute(
+    won = execute_dml(
         update(FriendRequest)
         .where(FriendRequest.id == row.id, FriendRequest.status == PENDING)
         .values(status=status, responded_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not won:
         db.session.rollback()
         raise RequestNotPending()
@@ -224,12 +224,12 @@ def unfriend(user: User, friend_id: object) -> None:
     """End a friendship (both rows) and commit. Raises NotFound when they are not friends."""
     if not accounts.is_user_id(friend_id):
         raise NotFound()
-    gone = db.session.execute(
+    gone = execute_dml(
         delete(Friendship).where(or_(
             and_(Friendship.user_id == user.user_id, Friendship.friend_id == friend_id),
             and_(Friendship.user_id == friend_id, Friendship.friend_id == user.user_id),
         )).execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not gone:
         db.session.rollback()
         raise NotFound()
@@ -248,15 +248,15 @@ def expire_stale(now: datetime | None = None) -> int:
     ).all()
     if not stale:
         return 0
-    count = db.session.execute(
+    count = execute_dml(
         update(FriendRequest)
         .where(FriendRequest.status == PENDING, FriendRequest.created_at < cutoff)
         .values(status="expired", responded_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     _publish_counts_on_commit(*{u for pair in stale for u in pair})
     db.session.commit()
-    return int(count or 0)
+    return count
 
 
 # ---- reading ----------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def block(user: User, target_id: object) -> Block:
         and_(Friendship.user_id == me, Friendship.friend_id == them),
         and_(Friendship.user_id == them, Friendship.friend_id == me),
     )).execution_options(synchronize_session=False))
-    db.session.execute(
+    execute_dml(
         update(FriendRequest)
         .where(FriendRequest.status == PENDING, FriendRequest.user_low == min(me, them),
                FriendRequest.user_high == max(me, them))
@@ -361,10 +361,10 @@ def unblock(user: User, target_id: object) -> None:
     """Lift a block and commit. Raises NotFound when there is none."""
     if not accounts.is_user_id(target_id):
         raise NotFound()
-    gone = db.session.execute(
+    gone = execute_dml(
         delete(Block).where(Block.blocker_id == user.user_id, Block.blocked_id == target_id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not gone:
         db.session.rollback()
         raise NotFound()
