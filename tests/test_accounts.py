@@ -79,7 +79,7 @@ def test_settings_defaults(client, make_user, auth_headers):
     user = make_user()
     body = client.get("/api/settings", headers=auth_headers(user)).get_json()
     assert body["privacy"] == {"publicProfile": True, "showOnLeaderboard": True,
-                               "showCountryFlag": True, "showInCoopRankings": True}
+                               "showCountryFlag": True, "showInCoopRankings": True, "showPresence": True}
     cats = body["notifications"]["categories"]
     assert set(cats) == {"mining", "gamification", "competition", "social", "system"}
     assert all(c == {"enabled": True, "email": False} for c in cats.values())

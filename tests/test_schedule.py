@@ -18,7 +18,7 @@ def test_every_periodic_job_resolves_with_its_interval(app):
                        "purge_old_mining_events": 86400, "trim_mining_streams": 300,
                        "purge_old_notifications": 86400,
                        "purge_dead_sessions": 86400, "sweep_email_deliveries": 60,
-                       "expire_friend_requests": 3600}
+                       "escalate_reports": 900, "expire_friend_requests": 3600}
 
 
 def test_only_one_scheduler_holds_the_lock(app):
@@ -39,7 +39,8 @@ def test_cron_enqueues_the_jobs_and_a_worker_runs_them(app, make_user):
     enqueued = cron.enqueue_jobs()  # interval jobs that never ran are due at once
     assert {job.func_name.rsplit(".", 1)[1] for job in enqueued} == {
         "aggregate_coop_hashrate", "sweep_offline_workers", "purge_old_mining_events", "trim_mining_streams",
-        "purge_old_notifications", "purge_dead_sessions", "sweep_email_deliveries", "expire_friend_requests"}
+        "purge_old_notifications", "purge_dead_sessions", "sweep_email_deliveries", "escalate_reports",
+        "expire_friend_requests"}
     queue = run_jobs(app)
     assert queue.finished_job_registry.count == len(enqueued) == 8
     assert queue.failed_job_registry.count == 0

@@ -11,7 +11,8 @@ from webapp.extensions import db
 from webapp.models import User, UserActivity
 from webapp.services import accounts, preferences
 
-ALL_PRIVACY = {"publicProfile": "on", "showOnLeaderboard": "on", "showCountryFlag": "on", "showInCoopRankings": "on"}
+ALL_PRIVACY = {"publicProfile": "on", "showOnLeaderboard": "on", "showCountryFlag": "on", "showInCoopRankings": "on",
+               "showPresence": "on"}
 
 
 @pytest.fixture
@@ -50,7 +51,8 @@ def test_privacy_toggle_via_htmx_changes_the_public_profile(client, logged_in):
     assert resp.status_code == 200
     assert "Saved ✓" in resp.get_data(as_text=True) and 'data-section="privacy"' in resp.get_data(as_text=True)
     assert _settings(user.user_id)["privacy"] == {"publicProfile": True, "showOnLeaderboard": True,
-                                                  "showCountryFlag": False, "showInCoopRankings": True}
+                                                  "showCountryFlag": False, "showInCoopRankings": True,
+                                                  "showPresence": True}
     body = client.get(f"/api/public/miners/{user.user_id}").get_json()
     assert "country_code" not in body and body["user_id"] == user.user_id
 
@@ -104,7 +106,8 @@ def test_a_settings_change_is_recorded_in_the_feed(client, logged_in):
     client.post("/settings/privacy", headers=hx, data={"publicProfile": "on"})
     row = db.session.scalars(select(UserActivity).where(UserActivity.user_id == user.user_id)).one()
     assert row.activity_type == "settings_updated"
-    assert row.data["changed"] == ["privacy.showCountryFlag", "privacy.showInCoopRankings", "privacy.showOnLeaderboard"]
+    assert row.data["changed"] == ["privacy.showCountryFlag", "privacy.showInCoopRankings", "privacy.showOnLeaderboard",
+                                   "privacy.showPresence"]
 
 
 def test_settings_without_htmx_redirects_with_a_flash(client, logged_in):

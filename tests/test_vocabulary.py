@@ -36,12 +36,15 @@ def test_the_catalogue_gives_the_toggles_and_defaults_of_the_settings_document()
         "badgeEarned": ("gamification", ("badge_earned",), True),
         "coopActivity": ("social", ("coop_member_joined", "coop_member_left", "coop_removed", "coop_new_admin",
                                     "coop_dissolved"), True),
+        "chatMentions": ("social", ("mention",), True),
+        "chatUnread": ("social", ("chat_unread",), True),
     }
     assert preferences.EMAIL_CATEGORIES == ("mining", "competition", "system")
     assert [c.name for c in catalogue.CATEGORIES] == list(NotificationCategory)
     defaults = preferences.default_notifications()
     assert {k: defaults[k] for k in preferences.SUBTYPE_TOGGLES} == {
-        "personalBest": True, "blockFoundAny": False, "workerStatus": True, "badgeEarned": True, "coopActivity": True}
+        "personalBest": True, "blockFoundAny": False, "workerStatus": True, "badgeEarned": True, "coopActivity": True,
+        "chatMentions": True, "chatUnread": True}
 
 
 def test_every_kind_is_consistent():

@@ -132,6 +132,18 @@ class Config:
         self.EMAIL_REQUEUE_AFTER = _int("EMAIL_REQUEUE_AFTER", 300)
         self.EMAIL_SWEEP_INTERVAL = _int("EMAIL_SWEEP_INTERVAL", 60)
         self.EMAIL_MAX_ATTEMPTS = _int("EMAIL_MAX_ATTEMPTS", len(self.EMAIL_RETRY_INTERVALS) + 1)
+        # Summary mails (held mail after quiet hours or the hourly cap, digests): how often the
+        # job looks for due ones (seconds). Worker-offline alerts are checked as often.
+        self.EMAIL_SUMMARY_INTERVAL = _int("EMAIL_SUMMARY_INTERVAL", 60)
+        self.WORKER_ALERT_INTERVAL = _int("WORKER_ALERT_INTERVAL", 60)
+        # Web Push (services/webpush.py): the VAPID key pair (PEM file paths, or generated into
+        # instance/ when unset), the contact the push services see, how long they keep a message.
+        self.VAPID_PRIVATE_KEY_FILE = os.environ.get("VAPID_PRIVATE_KEY_FILE", str(INSTANCE_DIR / "vapid_private.pem"))
+        self.VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:admin@localhost")
+        self.PUSH_TTL = _int("PUSH_TTL", 24 * 3600)  # seconds
+        self.PUSH_TIMEOUT = _int("PUSH_TIMEOUT", 10)  # seconds per push service request
+        # A running broadcast fan-out silent this long is resumed by the sweep (seconds).
+        self.BROADCAST_STALE_AFTER = _int("BROADCAST_STALE_AFTER", 600)
         # Seconds an Idempotency-Key of POST /api/internal/notifications is remembered (at least).
         self.IDEMPOTENCY_KEY_TTL = _int("IDEMPOTENCY_KEY_TTL", 24 * 3600)
         self.BROADCAST_BATCH_SIZE = _int("BROADCAST_BATCH_SIZE", 500)  # users per transaction in a broadcast fan-out

@@ -36,14 +36,21 @@ from sqlalchemy.types import TypeDecorator
 
 from .extensions import Model
 from .vocabulary import (
+    ConversationKind,
+    ConversationRole,
     CoopStatus,
     DeliveryChannel,
     DeliveryStatus,
     MemberRole,
     MemberStatus,
     NotificationCategory,
+    ReportReason,
+    ReportResolution,
+    ReportStatus,
+    ReportTarget,
     values,
 )
+from .vocabulary import ModerationAction as _ModerationAction
 
 MAX_COOP_MEMBERS = 20
 NOTIFICATION_CATEGORIES = values(NotificationCategory)
@@ -69,6 +76,14 @@ MEMBER_ROLES = values(MemberRole)
 MEMBER_STATUSES = values(MemberStatus)
 DELIVERY_CHANNELS = values(DeliveryChannel)
 DELIVERY_STATUSES = values(DeliveryStatus)
+CONVERSATION_KINDS = values(ConversationKind)
+CONVERSATION_ROLES = values(ConversationRole)
+MAX_MESSAGE_LENGTH = 2000  # characters (API.md "Conversations and messages")
+# The reactions a message accepts (API.md: "emoji from a fixed set the API
+# documents"): single code points, so no variation selector can make two
+# spellings of one reaction.
+REACTION_EMOJI = ("👍", "😂", "😮", "😢", "🎉", "🔥", "🚀", "💎")
+SLOW_MODE_MAX = 3600  # seconds (API.md "Coop governance")
 
 
 def utcnow() -> datetime:
@@ -233,6 +248,8 @@ class Cooperative(Model):
             sqlite_where=text("status = 'active'"),
         ),
         Index("ix_cooperatives_status_name", "status", "name"),
+        # Coop moderation: slow mode (seconds between a member's messages).
+        CheckConstraint(f"slow_mode_seconds >= 0 AND slow_mode_seconds <= {SLOW_MODE_MAX}", name="slow_mode_range"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -248,6 +265,10 @@ class Cooperative(Model):
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Coop moderation (services/moderation.py): 0 is off; filters are
+    # ``[{"phrase", "action": "block"|"flag"}]``, None when there are none.
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    keyword_filters: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
 
     def to_dict(self, *, include_invite_code: bool = False) -> dict[str, Any]:
         data = {
@@ -361,6 +382,8 @@ class Notification(Model):
             sqlite_where=text("is_read = 0"),
         ),
         Index("ix_notifications_created_at", "created_at"),
+        # Grouped listing (API.md ``?grouped=true``): per user, per group, newest first.
+        Index("ix_notifications_user_group_id", "user_id", "group_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -376,6 +399,9 @@ class Notification(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seq: Mapped[int | None] = mapped_column(BigInteger)
     seq_floor: Mapped[int | None] = mapped_column(BigInteger)
+    # ``<subtype>:<subject>`` (``coop_member_joined:12``, ``personal_best:<user>``):
+    # rows with one key show as one expandable group (``notifications.group_key_for``).
+    group_key: Mapped[str | None] = mapped_column(String(200))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -390,6 +416,7 @@ class Notification(Model):
             "is_read": self.is_read,
             "read_at": iso(self.read_at),
             "created_at": iso(self.created_at),
+            "group_key": self.group_key,
         }
 
 
@@ -416,6 +443,9 @@ class NotificationDelivery(Model):
             postgresql_where=text("status IN ('pending', 'sending')"),
             sqlite_where=text("status IN ('pending', 'sending')"),
         ),
+        # Mail waiting for a summary (quiet hours, digest, hourly cap).
+        Index("ix_notification_deliveries_held", "notification_id",
+              postgresql_where=text("status = 'held'"), sqlite_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -431,6 +461,10 @@ class NotificationDelivery(Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    # The summary mail (digest or held mail) that carried this notification.
+    summary_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("email_summaries.id", ondelete="SET NULL")
+    )
 
 
 class IdempotencyKey(Model):
@@ -563,6 +597,10 @@ class WorkerStatus(Model):
     hashrate_1d: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     last_share_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     useragent: Mapped[str | None] = mapped_column(String(255))
+    # When the owner was last told this worker went offline (services/mining/
+    # offline_alerts.py): at most one notice an hour, and "back online" only
+    # after an outage that was announced.
+    offline_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Model):
@@ -615,6 +653,10 @@ class Broadcast(Model):
     sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resuming: the last user_id whose notification committed (the fan-out
+    # walks users in user_id order), and when a fan-out last showed life.
+    cursor: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -628,6 +670,353 @@ class Broadcast(Model):
             "created_at": iso(self.created_at),
             "finished_at": iso(self.finished_at),
         }
+
+
+
+# ---- Chat: conversations, members, messages, reactions -------------------------------
+# services/conversations.py (membership, coop sync), services/messages.py.
+
+
+class Conversation(Model):
+    """A conversation: a coop's one chat (``cooperative_id``), two friends
+    (``direct``) or a group. ``last_seq`` is the seq of its newest message:
+    a post takes the next number with ``UPDATE … SET last_seq = last_seq + 1
+    RETURNING`` in its own transaction, so numbers follow commit order with
+    no gaps (the row lock is held to the commit). A dissolved coop's chat is
+    archived (``archived_at``), which frees the one-per-coop index."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CONVERSATION_KINDS), name="kind"),
+        CheckConstraint("(kind = 'coop') = (cooperative_id IS NOT NULL)", name="coop_kind_has_coop"),
+        CheckConstraint("last_seq >= 0", name="last_seq_not_negative"),
+        # One live conversation per coop.
+        Index(
+            "uq_conversations_active_coop",
+            "cooperative_id",
+            unique=True,
+            postgresql_where=text("cooperative_id IS NOT NULL AND archived_at IS NULL"),
+            sqlite_where=text("cooperative_id IS NOT NULL AND archived_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str | None] = mapped_column(String(100))
+    cooperative_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("cooperatives.id", ondelete="CASCADE")
+    )
+    created_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConversationMember(Model):
+    """A participant; the row stays after leaving (``left_at``) and is
+    reopened on rejoining. ``last_read_seq`` never moves backwards;
+    ``unread_notified`` is set when the "new messages" notification went
+    out and cleared by a read, so an absent member gets one per conversation
+    until they read it."""
+
+    __tablename__ = "conversation_members"
+    __table_args__ = (
+        CheckConstraint(_in("role", CONVERSATION_ROLES), name="role"),
+        CheckConstraint("last_read_seq >= 0", name="last_read_seq_not_negative"),
+        # "My conversations": the active rows of one user.
+        Index(
+            "ix_conversation_members_user_active",
+            "user_id",
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
+    )
+
+    conversation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    last_read_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    unread_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Message(Model):
+    """One message. ``seq`` numbers a conversation's messages 1, 2, 3 … in
+    commit order; (conversation_id, seq) is unique and is the paging index.
+    A delete keeps the row as a tombstone (``body`` NULL, ``deleted_at``
+    set) so the numbering has no holes. ``client_id`` (the sender's retry
+    key) is unique per sender. ``sender_id`` is NULL once the account is
+    gone ("deleted miner")."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint(f"body IS NULL OR length(body) BETWEEN 1 AND {MAX_MESSAGE_LENGTH}", name="body_length"),
+        CheckConstraint("(body IS NULL) = (deleted_at IS NOT NULL)", name="tombstone_has_no_body"),
+        Index(
+            "uq_messages_sender_client_id",
+            "sender_id",
+            "client_id",
+            unique=True,
+            postgresql_where=text("client_id IS NOT NULL"),
+            sqlite_where=text("client_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    sender_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    body: Mapped[str | None] = mapped_column(Text)
+    mentions: Mapped[list[str] | None] = mapped_column(JSONType)
+    reply_to: Mapped[int | None] = mapped_column(BigID, ForeignKey("messages.id", ondelete="SET NULL"))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageReaction(Model):
+    """One member's reaction (an emoji of ``REACTION_EMOJI``) to a message."""
+
+    __tablename__ = "message_reactions"
+    __table_args__ = (CheckConstraint(_in("emoji", REACTION_EMOJI), name="emoji"),)
+
+    message_id: Mapped[int] = mapped_column(BigID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+
+# ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------
+# (API.md "Coop governance"; services/moderation.py, services/coop_moderation.py,
+# services/reports.py; migration 0010_moderation)
+
+MODERATION_ACTIONS = values(_ModerationAction)
+REPORT_TARGETS = values(ReportTarget)
+REPORT_REASONS = values(ReportReason)
+REPORT_STATUSES = values(ReportStatus)
+REPORT_RESOLUTIONS = values(ReportResolution)
+
+
+class CoopBan(Model):
+    """A user banned from a coop: their join (code, invite or request) is
+    403 ``banned`` until an admin or moderator lifts the ban (row deleted)."""
+
+    __tablename__ = "coop_bans"
+    __table_args__ = (UniqueConstraint("cooperative_id", "user_id", name="uq_coop_bans_coop_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    banned_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CoopMute(Model):
+    """A member muted in a coop's chat until ``until`` (UTC); a later mute
+    replaces the row, an unmute deletes it, an expired row means nothing."""
+
+    __tablename__ = "coop_mutes"
+    __table_args__ = (UniqueConstraint("cooperative_id", "user_id", name="uq_coop_mutes_coop_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    muted_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Report(Model):
+    """A report on a message, a user or a coop. ``cooperative_id`` is the
+    coop whose admin and moderators triage it (a message of its chat, a
+    member reported by a coop-mate), None when only platform admins do.
+    ``target_id`` has no foreign key: messages live in the chat tables and
+    a report outlives what it names. ``reporter_user_id`` is None for
+    reports filed by a ``flag`` keyword filter (reason ``flagged``)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_in("target_type", REPORT_TARGETS), name="target_type"),
+        CheckConstraint(_in("reason", REPORT_REASONS), name="reason"),
+        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
+        CheckConstraint(f"resolution IS NULL OR {_in('resolution', REPORT_RESOLUTIONS)}", name="resolution"),
+        CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_when_closed"),
+        # One open report per reporter and target; one filter report per message.
+        Index("uq_reports_open_per_reporter", "reporter_user_id", "target_type", "target_id", unique=True,
+              postgresql_where=text("status = 'open' AND reporter_user_id IS NOT NULL"),
+              sqlite_where=text("status = 'open' AND reporter_user_id IS NOT NULL")),
+        Index("uq_reports_flag_per_target", "target_type", "target_id", unique=True,
+              postgresql_where=text("reason = 'flagged'"), sqlite_where=text("reason = 'flagged'")),
+        Index("ix_reports_coop_status_id", "cooperative_id", "status", "id"),
+        Index("ix_reports_status_id", "status", "id"),
+        # The escalation sweep: open reports not yet escalated, oldest first.
+        Index("ix_reports_unescalated", "created_at",
+              postgresql_where=text("status = 'open' AND escalated_at IS NULL"),
+              sqlite_where=text("status = 'open' AND escalated_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    reporter_user_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    cooperative_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(128))
+    target_user_id: Mapped[str | None] = mapped_column(String(128))  # whom it is about, when known
+    reason: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    resolved_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reporter_user_id": self.reporter_user_id,
+            "cooperative_id": self.cooperative_id,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_user_id": self.target_user_id,
+            "reason": self.reason,
+            "details": self.details,
+            "status": self.status,
+            "resolution": self.resolution,
+            "note": self.note,
+            "resolved_by": self.resolved_by,
+            "resolved_at": iso(self.resolved_at),
+            "escalated": self.escalated_at is not None,
+            "escalated_at": iso(self.escalated_at),
+            "created_at": iso(self.created_at),
+        }
+
+
+class CoopAuditEntry(Model):
+    """One moderation action in a coop's audit log (``GET
+    /api/coops/{id}/audit``), newest first by ``id``."""
+
+    __tablename__ = "coop_audit_log"
+    __table_args__ = (
+        CheckConstraint(_in("action", MODERATION_ACTIONS), name="action"),
+        Index("ix_coop_audit_log_coop_id", "cooperative_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    actor_user_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    target_user_id: Mapped[str | None] = mapped_column(String(128))
+    target_id: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cooperative_id": self.cooperative_id,
+            "actor_user_id": self.actor_user_id,
+            "action": self.action,
+            "target_user_id": self.target_user_id,
+            "target_id": self.target_id,
+            "data": self.data,
+            "created_at": iso(self.created_at),
+        }
+
+
+
+# ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
+
+ATTEMPT_STATUSES = ("sent", "failed")
+SUMMARY_KINDS = ("held", "digest")
+SUMMARY_STATUSES = ("sending", "sent", "failed")
+
+
+class PushSubscription(Model):
+    """One browser's Web Push subscription (a W3C ``PushSubscription``):
+    the push service ``endpoint`` and the keys the payload is encrypted to
+    (RFC 8291). One row per endpoint; a 404/410 from the push service
+    deletes it (``services/webpush.py``)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("endpoint", name="uq_push_subscriptions_endpoint"),
+        Index("ix_push_subscriptions_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(String(1024))
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "endpoint": self.endpoint, "user_agent": self.user_agent,
+                "created_at": iso(self.created_at), "last_success_at": iso(self.last_success_at)}
+
+
+class DeliveryAttempt(Model):
+    """One attempt to deliver a notification on one channel: what happened
+    and when (the miner's "e-mailed 10:31", the admin's failures)."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", ATTEMPT_STATUSES), name="status"),
+        Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+        Index("ix_delivery_attempts_channel_status_created", "channel", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notification_deliveries.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailSummary(Model):
+    """One summary mail: the held mail of quiet hours or the hourly cap
+    (``held``), or a daily/weekly ``digest``. The deliveries it carries
+    point at it (``notification_deliveries.summary_id``)."""
+
+    __tablename__ = "email_summaries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUMMARY_KINDS), name="kind"),
+        CheckConstraint(_in("status", SUMMARY_STATUSES), name="status"),
+        Index("ix_email_summaries_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="sending", server_default="sending")
+    item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
 
 
 # ---- Friends, blocks and profiles a miner owns (migration 0008) -----------------------------

@@ -64,6 +64,27 @@ def publish(user_id: str, message: dict[str, Any]) -> None:
     get_redis().publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
 
 
+def publish_many(user_ids: list[str], message: dict[str, Any]) -> None:
+    """Publish one ``message`` to every socket of each of ``user_ids`` (one
+    round trip: a pipeline of PUBLISHes)."""
+    publish_each([(user_id, message) for user_id in user_ids])
+
+
+def publish_each(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish ``(user_id, message)`` pairs in one round trip (a message may
+    differ per recipient, e.g. a reaction's ``me``)."""
+    if not messages:
+        return
+    pipe = get_redis().pipeline(transaction=False)
+    encoded: dict[int, str] = {}
+    for user_id, message in messages:
+        text = encoded.get(id(message))
+        if text is None:
+            text = encoded[id(message)] = json.dumps(message, separators=(",", ":"))
+        pipe.publish(user_channel(user_id), text)
+    pipe.execute()
+
+
 def notification_created(user_id: str, notification: dict[str, Any]) -> None:
     """Push a committed notification (``Notification.to_dict()``, with its
     ``seq``): a socket forwards the next seq with no DB query and counts it

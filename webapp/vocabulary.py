@@ -69,22 +69,111 @@ class NotificationSubtype(StrEnum):
     INVITE_CODE_GUESSING = "invite_code_guessing"
     FRIEND_REQUEST_RECEIVED = "friend_request_received"
     FRIEND_REQUEST_ACCEPTED = "friend_request_accepted"
+    COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"
+    REPORT_RESOLVED = "report_resolved"
+    REPORTS_ESCALATED = "reports_escalated"
+    MENTION = "mention"
+    CHAT_UNREAD = "chat_unread"
+
+
+class ConversationKind(StrEnum):
+    """What a conversation is (API.md "Conversations and messages"): a coop's
+    one chat, two friends, or a group of 3–10."""
+
+    COOP = "coop"
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+class ConversationRole(StrEnum):
+    """A participant's role in a direct or group conversation. A coop
+    conversation's moderators are the coop's admin and moderators
+    (``membership.is_moderating_member``), never a copy of them here."""
+
+    OWNER = "owner"
+    MEMBER = "member"
+
+
+class PresenceStatus(StrEnum):
+    """What others see of a miner's presence (API.md "Socket additions")."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    DND = "dnd"
+    OFFLINE = "offline"
 
 
 class DeliveryChannel(StrEnum):
-    """``notification_deliveries.channel``."""
+    """``notification_deliveries.channel``: e-mail, and Web Push to the
+    user's subscribed browsers (``services/webpush.py``)."""
 
     EMAIL = "email"
+    PUSH = "push"
 
 
 class DeliveryStatus(StrEnum):
     """``notification_deliveries.status``: pending → sending (leased) → sent,
-    back to pending after a failed attempt, failed after the last one."""
+    back to pending after a failed attempt, failed after the last one;
+    ``held`` waits for a summary mail (quiet hours, a digest, the hourly
+    cap: ``services/summaries.py``) and becomes ``sent`` with it."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    HELD = "held"
+
+
+# ---- Coop moderation (API.md "Coop governance": bans, mutes, reports, audit) ----
+
+
+class ModerationAction(StrEnum):
+    """``coop_audit_log.action``: every moderation action a coop records."""
+
+    ROLE_CHANGED = "role_changed"
+    ADMIN_TRANSFERRED = "admin_transferred"
+    MEMBER_REMOVED = "member_removed"
+    BANNED = "banned"
+    UNBANNED = "unbanned"
+    MUTED = "muted"
+    UNMUTED = "unmuted"
+    MESSAGE_DELETED = "message_deleted"
+    SLOW_MODE_CHANGED = "slow_mode_changed"
+    FILTERS_CHANGED = "filters_changed"
+    REPORT_RESOLVED = "report_resolved"
+
+
+class ReportTarget(StrEnum):
+    """``reports.target_type``."""
+
+    MESSAGE = "message"
+    USER = "user"
+    COOPERATIVE = "cooperative"
+
+
+class ReportReason(StrEnum):
+    """``reports.reason`` (``flagged``: filed by a coop's ``flag`` keyword filter)."""
+
+    SPAM = "spam"
+    ABUSE = "abuse"
+    OTHER = "other"
+    FLAGGED = "flagged"
+
+
+class ReportStatus(StrEnum):
+    """``reports.status``."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class ReportResolution(StrEnum):
+    """``reports.resolution``: what the moderator did."""
+
+    DISMISS = "dismiss"
+    DELETE_MESSAGE = "delete_message"
+    MUTE = "mute"
+    BAN = "ban"
 
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ only when the caller is an active member of it.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from flask import Blueprint, current_app, url_for
 from flask_limiter.util import get_remote_address
@@ -15,8 +15,8 @@ from pydantic.config import JsonDict
 
 from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
-from ..models import Cooperative
-from ..services import coops, invites
+from ..models import SLOW_MODE_MAX, Cooperative
+from ..services import coop_moderation, coops, invites, moderation
 from ..services.inputs import MultilineText
 from ..vocabulary import CoopStatus
 from .openapi import endpoint
@@ -70,9 +70,21 @@ class JoinBody(Schema):
     invite_key: str | None = Field(default=None, max_length=64)
 
 
+class KeywordFilter(Schema):
+    phrase: str = Field(min_length=1, max_length=moderation.PHRASE_MAX)
+    action: Literal["block", "flag"]
+
+
 class UpdateBody(Schema):
     name: Name | None = Field(default=None, json_schema_extra=_NAME_DOC)
     description: Description | None = None
+    # Coop moderation (admin and moderators; services/coop_moderation.py).
+    slow_mode_seconds: int | None = Field(default=None, ge=0, le=SLOW_MODE_MAX)
+    keyword_filters: list[KeywordFilter] | None = Field(default=None, max_length=moderation.FILTERS_MAX)
+
+
+_DETAIL_FIELDS = ("name", "description")
+_CHAT_FIELDS = ("slow_mode_seconds", "keyword_filters")
 
 
 def invite_fields(code: str) -> dict:
@@ -83,10 +95,14 @@ def invite_fields(code: str) -> dict:
             "invite_url": url_for("pages_coops.join_link", code=code, k=key, _external=True)}
 
 
-def _coop(coop: Cooperative, *, member: bool) -> dict:
+def _coop(coop: Cooperative, *, member: bool, chat_settings: bool = False) -> dict:
     data = coop.to_dict(include_invite_code=member)
     if member and coop.invite_code:
         data.update(invite_fields(coop.invite_code))
+    if member:
+        data["slow_mode_seconds"] = coop.slow_mode_seconds
+    if chat_settings:  # the filters are for those who set them, not a list to dodge
+        data["keyword_filters"] = coop.keyword_filters or []
     return data
 
 
@@ -122,18 +138,25 @@ def join(json: JoinBody):
 @api_auth_required
 @endpoint(ok={200: CoopOut}, errors=[403, 404], tags=["coops"])
 def get(coop_id: int):
-    """A coop, for its members"""
-    return _coop(coops.get_for_member(api_caller(), coop_id=coop_id), member=True)
+    """A coop, for its members (``keyword_filters`` for its admin and moderators)"""
+    coop = coops.get_for_member(api_caller(), coop_id=coop_id)
+    return _coop(coop, member=True, chat_settings=moderation.is_moderator(coop.id, api_caller().user_id))
 
 
 @bp.patch("/coops/<int:coop_id>")
 @api_auth_required
 @endpoint(ok={200: CoopOut}, errors=[403, 404, 409], tags=["coops"])
 def patch(coop_id: int, json: UpdateBody):
-    """Edit name and description (admin)"""
-    changes = {field: getattr(json, field) for field in json.model_fields_set}
-    coop = coops.update_details(api_caller(), coop_id=coop_id, **changes)
-    return _coop(coop, member=True)
+    """Edit name and description (admin), slow mode and keyword filters (admin, moderators)"""
+    details = {field: getattr(json, field) for field in json.model_fields_set if field in _DETAIL_FIELDS}
+    chat = {field: getattr(json, field) for field in json.model_fields_set if field in _CHAT_FIELDS}
+    if "keyword_filters" in chat and chat["keyword_filters"] is not None:
+        chat["keyword_filters"] = [f.model_dump() for f in chat["keyword_filters"]]
+    if details or not chat:
+        coop = coops.update_details(api_caller(), coop_id=coop_id, **details)
+    if chat:
+        coop = coop_moderation.update_settings(api_caller(), coop_id=coop_id, **chat)
+    return _coop(coop, member=True, chat_settings=True)
 
 
 @bp.delete("/coops/<int:coop_id>")
@@ -165,7 +188,7 @@ def members(coop_id: int):
 @api_auth_required
 @endpoint(ok={200: StatusOut}, errors=[400, 403, 404, 409], tags=["coops"])
 def remove_member(coop_id: int, user_id: str):
-    """Remove a member (admin, endpoint 6)"""
+    """Remove a member (admin or moderator, endpoint 6)"""
     coops.remove_member(api_caller(), coop_id=coop_id, user_id=user_id)
     return {"status": "removed"}
 

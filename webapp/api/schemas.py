@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 
 
 class Out(BaseModel):
@@ -54,6 +54,7 @@ class PrivacyOut(Out):
     showOnLeaderboard: bool
     showCountryFlag: bool
     showInCoopRankings: bool
+    showPresence: bool
 
 
 class NotificationPrefsOut(Out):
@@ -64,6 +65,11 @@ class NotificationPrefsOut(Out):
 class SettingsOut(Out):
     privacy: PrivacyOut
     notifications: NotificationPrefsOut
+
+
+class KeywordFilterOut(Out):
+    phrase: str
+    action: Literal["block", "flag"]
 
 
 class CoopOut(Out):
@@ -81,6 +87,8 @@ class CoopOut(Out):
     total_hashrate: float
     status: Literal["active", "dissolved"]
     created_at: str
+    slow_mode_seconds: int | None = None
+    keyword_filters: list[KeywordFilterOut] | None = None
 
 
 class MineOut(Out):
@@ -98,7 +106,7 @@ class MemberOut(Out):
 
     user_id: str
     display_name: str
-    role: Literal["admin", "member"]
+    role: Literal["admin", "moderator", "member"]
     joined_at: str
     hashrate: float | None
     is_online: bool | None
@@ -165,6 +173,37 @@ class NotificationPageOut(Out):
     unread_count: int
 
 
+class NotificationGroupOut(Out):
+    """One group of ``?grouped=true``: rows sharing a ``group_key``."""
+
+    group_key: str
+    count: int
+    latest: NotificationOut
+    unread_count: int
+
+
+class NotificationGroupsOut(Out):
+    groups: list[NotificationGroupOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class NotificationListOut(RootModel[NotificationPageOut | NotificationGroupsOut]):
+    """``GET /api/notifications``: the flat page, or with ``grouped=true`` the groups."""
+
+
+class PushKeyOut(Out):
+    public_key: str
+
+
+class PushSubscriptionOut(Out):
+    id: int
+    endpoint: str
+    user_agent: str | None
+    created_at: str
+    last_success_at: str | None
+
+
 class UpdatedOut(Out):
     updated: int
 
@@ -208,3 +247,74 @@ class PublicStatsOut(Out):
     hashrate_1h: float
     workers_online: int
     last_share_at: str | None
+
+
+# ---- Coop moderation (API.md "Coop governance") ----
+
+
+class RoleOut(Out):
+    user_id: str
+    role: Literal["admin", "moderator", "member"]
+
+
+class BanOut(Out):
+    user_id: str
+    display_name: str
+    reason: str
+    banned_by: str | None
+    created_at: str
+
+
+class BansOut(Out):
+    bans: list[BanOut]
+
+
+class MuteOut(Out):
+    user_id: str
+    until: str
+
+
+class MutesOut(Out):
+    mutes: list[MuteOut]
+
+
+class AuditEntryOut(Out):
+    id: int
+    cooperative_id: int
+    actor_user_id: str | None
+    actor_display_name: str | None
+    action: str
+    target_user_id: str | None
+    target_display_name: str | None
+    target_id: str | None
+    data: dict[str, Any] | None
+    created_at: str
+
+
+class AuditPageOut(Out):
+    entries: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class ReportOut(Out):
+    id: int
+    reporter_user_id: str | None
+    cooperative_id: int | None
+    target_type: Literal["message", "user", "cooperative"]
+    target_id: str
+    target_user_id: str | None
+    reason: Literal["spam", "abuse", "other", "flagged"]
+    details: str
+    status: Literal["open", "resolved"]
+    resolution: Literal["dismiss", "delete_message", "mute", "ban"] | None
+    note: str
+    resolved_by: str | None
+    resolved_at: str | None
+    escalated: bool
+    escalated_at: str | None
+    created_at: str
+
+
+class ReportPageOut(Out):
+    reports: list[ReportOut]
+    next_cursor: str | None

@@ -9,9 +9,23 @@ from ..models import MAX_COOP_MEMBERS
 
 
 def register(app: Flask) -> None:
-    from . import activity, admin, auth, broadcast, coops, friends, home, media, miners, notifications, settings
+    from . import (
+        activity,
+        admin,
+        auth,
+        broadcast,
+        coops,
+        friends,
+        home,
+        media,
+        miners,
+        moderation,
+        notifications,
+        settings,
+    )
 
-    for module in (home, auth, friends, miners, coops, notifications, activity, settings, admin, broadcast, media):
+    for module in (home, auth, friends, miners, coops, moderation, notifications, activity, settings, admin, broadcast,
+                   media):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"

@@ -20,7 +20,7 @@ from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
 from ..models import utcnow
-from ..services import coop_hashrate, coops, invites
+from ..services import coop_hashrate, coops, invites, moderation
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
 from ..vocabulary import CoopStatus
 from .charts import line_chart
@@ -79,6 +79,7 @@ def coop():
         members=members,
         chart=line_chart(coop_hashrate.history(coop_.id, now=now), start=now - timedelta(hours=24), end=now),
         is_admin=coops.is_admin(current_user, coop_),
+        is_moderator=moderation.is_moderator(coop_.id, current_user.user_id),
         invite_url=_invite_url(coop_.invite_code),
     )
 

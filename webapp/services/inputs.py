@@ -217,6 +217,10 @@ class TextRuleModel(BaseModel):
             return value  # a nested model checks its own fields
         field = cls.model_fields.get(info.field_name or "")
         kind = annotation_kind(field.annotation) if field is not None else None
+        if kind is None and field is not None:
+            # A required ``MultilineText`` field: pydantic moved its metadata
+            # off the annotation into the field.
+            kind = next((m.kind for m in field.metadata if isinstance(m, _Kind)), None)
         if isinstance(value, str):
             return pydantic_check(value, kind or LINE)
         if isinstance(value, (dict, list)):

@@ -19,7 +19,7 @@ from rq.utils import import_attribute
 log = logging.getLogger(__name__)
 
 # Every queue a worker serves by default (``flask worker --queue`` narrows it).
-QUEUES: tuple[str, ...] = ("default", "email")
+QUEUES: tuple[str, ...] = ("default", "email", "push")
 
 
 class PeriodicJob(NamedTuple):
@@ -42,6 +42,9 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("jobs.notifications.purge_old_notifications", 24 * 3600),
     PeriodicJob("jobs.accounts.purge_dead_sessions", 24 * 3600),
     PeriodicJob("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),
+    PeriodicJob("jobs.moderation.escalate_reports", 15 * 60),
+    PeriodicJob("jobs.email.send_email_summaries", "EMAIL_SUMMARY_INTERVAL"),
+    PeriodicJob("jobs.mining.alert_offline_workers", "WORKER_ALERT_INTERVAL"),
     PeriodicJob("jobs.friends.expire_friend_requests", 3600),
 )
 

@@ -9,10 +9,20 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import MAX_COOP_MEMBERS, Cooperative, CooperativeMember, User, utcnow
-from ...vocabulary import CoopStatus, MemberRole, MemberStatus
+from ...vocabulary import CoopStatus, MemberRole, MemberStatus, ModerationAction
 from ...vocabulary import NotificationSubtype as S
-from .. import activity, inputs, invites, notifications
-from ..errors import AlreadyInCoop, CannotRemoveSelf, Conflict, CoopFull, NotAMember, NotFound, ValidationError
+from .. import activity, conversations, inputs, invites, moderation, notifications
+from ..errors import (
+    AlreadyInCoop,
+    Banned,
+    CannotRemoveSelf,
+    Conflict,
+    CoopFull,
+    NotAdmin,
+    NotAMember,
+    NotFound,
+    ValidationError,
+)
 from ..invites import generate_invite_code, normalise_invite_code
 from ..membership import active_member_ids, is_active_coop, is_active_member
 from .lookups import (
@@ -106,6 +116,7 @@ def create(
             CooperativeMember(cooperative_id=coop.id, user_id=user.user_id, role=MemberRole.ADMIN, joined_at=now)
         )
         _or_already_in_coop(db.session.flush)
+        conversations.coop_founded(coop.id, user.user_id)
         activity.record_activity(
             user.user_id, "coop_joined", f"Founded {name}", data={"cooperative_id": coop.id, "role": "admin"},
             link=COOP_LINK,
@@ -133,7 +144,8 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
 
     Raises InvalidInviteCode (400, checked before any lookup), RateLimited
     (429, before any lookup), NotFound (404: unknown code, or one replaced by
-    a regeneration), AlreadyInCoop (409) or CoopFull (409).
+    a regeneration), Banned (403: ``moderation.ensure_not_banned``),
+    AlreadyInCoop (409) or CoopFull (409).
     """
     code, coop_id = invites.lookup(invite_code, find=_active_coop_id_by_code,
                                    caller=invites.Caller(user.user_id, ip), key=invite_key)
@@ -163,8 +175,16 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
         if current is None or current.status != CoopStatus.ACTIVE or current.invite_code != code:
             raise _unknown_code()
         raise CoopFull()
+    # Read under the row lock the UPDATE took: a ban holds the same lock
+    # while it commits, so one that won the race is seen here.
+    try:
+        moderation.ensure_not_banned(coop_id, user.user_id)
+    except Banned:
+        db.session.rollback()
+        raise
     db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role=MemberRole.MEMBER))
     _or_already_in_coop(db.session.flush)
+    conversations.coop_member_joined(coop_id, user.user_id)
     coop = db.session.get_one(Cooperative, coop_id, populate_existing=True)
     activity.record_activity(
         user.user_id, "coop_joined", f"Joined {coop.name}", data={"cooperative_id": coop.id, "role": "member"},
@@ -183,16 +203,20 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
 
 def _end_membership(coop: Cooperative, membership: CooperativeMember, status: str) -> int:
     """Mark ``membership`` left/removed and decrement the coop's count, in the
-    caller's transaction (coop row locked). Returns the members remaining."""
+    caller's transaction (coop row locked); the member leaves the coop's
+    chat at the same commit. Returns the members remaining."""
     membership.status = status
     membership.left_at = utcnow()
     db.session.flush()  # out of the partial unique indexes before any promotion
+    conversations.coop_member_ended(coop.id, membership.user_id, removed=status == MemberStatus.REMOVED)
     coop.member_count = Cooperative.member_count - 1
     db.session.flush()
     return coop.member_count
 
 
 def _mark_dissolved(coop: Cooperative) -> None:
+    """Dissolve in the caller's transaction; the coop's chat is archived."""
+    conversations.coop_dissolved(coop.id)
     coop.status = CoopStatus.DISSOLVED
     coop.member_count = 0
     coop.dissolved_at = utcnow()
@@ -243,17 +267,24 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
 
 
 def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMember:
-    """The admin removes a member (endpoint 6); the member hears "Removed from
-    cooperative" and gets ``coop_left``. Returns the ended membership.
+    """The admin, or a moderator, removes a member (endpoint 6); the member
+    hears "Removed from cooperative" and gets ``coop_left``; the coop's
+    audit log records it. Moderators remove plain members only, never the
+    admin or another moderator (API.md "Coop governance"). Returns the ended
+    membership.
 
     Raises NotFound (404: no such coop, or ``user_id`` is not an active
-    member of it), CoopDissolved (409), NotAdmin (403) or CannotRemoveSelf
-    (400: the admin leaves instead).
+    member of it), CoopDissolved (409), NotAdmin (403: neither admin nor
+    moderator), CannotRemoveSelf (400: the admin leaves instead) or
+    CannotModerate (403: a moderator acting on the admin or a moderator).
     """
     if not isinstance(user_id, str) or inputs.text_problem(user_id):
         raise NotFound("That miner is not a member of this cooperative.")  # no such id can exist
     coop = lock_active_coop(coop_id)
-    _require_admin(coop, user)
+    actor = _membership(coop.id, user.user_id)
+    if actor is None or actor.role not in (MemberRole.ADMIN, MemberRole.MODERATOR):
+        db.session.rollback()
+        raise NotAdmin("Only the cooperative's admin and moderators can remove members.")
     if user_id == user.user_id:
         db.session.rollback()
         raise CannotRemoveSelf()
@@ -261,17 +292,31 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
     if membership is None:
         db.session.rollback()
         raise NotFound("That miner is not a member of this cooperative.")
+    moderation.check_can_act_on(actor, membership.role, user_id)
+    remove_locked(coop, membership, actor_user_id=user.user_id)
+    moderation.record_action(coop.id, user.user_id, ModerationAction.MEMBER_REMOVED, target_user_id=user_id)
+    db.session.commit()
+    return membership
+
+
+def remove_locked(coop: Cooperative, membership: CooperativeMember, *, actor_user_id: str | None,
+                  banned: bool = False) -> None:
+    """End an active membership as a removal, in the caller's transaction
+    (``coop`` locked by the caller, who commits): status ``removed``, the
+    count, the member's ``coop_left`` activity and "Removed from
+    cooperative" notification, and the membership announcement. The one
+    path for a removal and a ban, so whatever follows membership follows both."""
     _end_membership(coop, membership, MemberStatus.REMOVED)
     activity.record_activity(
-        user_id, "coop_left", f"Removed from {coop.name}", data={"cooperative_id": coop.id, "removed": True},
+        membership.user_id, "coop_left", f"Removed from {coop.name}",
+        data={"cooperative_id": coop.id, "removed": True, **({"banned": True} if banned else {})},
         link=COOP_LINK,
     )
     notifications.notify_kind(
-        user_id, S.COOP_REMOVED, link=COOP_LINK, data={"cooperative_id": coop.id}, commit=False, coop=coop.name,
+        membership.user_id, S.COOP_REMOVED, link=COOP_LINK, data={"cooperative_id": coop.id}, commit=False,
+        coop=coop.name,
     )
-    announce_on_commit(coop.id, also=[user_id], actor=user.user_id)
-    db.session.commit()
-    return membership
+    announce_on_commit(coop.id, also=[membership.user_id], actor=actor_user_id)
 
 
 def regenerate_code(user: User, *, coop_id: int, code_factory: CodeFactory = generate_invite_code) -> Cooperative:

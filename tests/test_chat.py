@@ -1,0 +1,310 @@
+"""The messaging core (services/messages.py, services/conversations.py) on
+PostgreSQL: the coop conversation follows the coop's membership in the same
+transaction, seqs are gap-free under concurrency, client_id retries return
+the first message, non-members are refused, tombstones, reactions, reads,
+mentions and the one "new messages" notification per absent member."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.models import Conversation, ConversationMember, Message, Notification
+from webapp.services import conversations, coops, messages
+from webapp.services.errors import AlreadyInCoop, Forbidden, NotAMember, ValidationError
+
+from .builders import make_coop, make_user
+
+
+def chat_of(coop) -> int:
+    conversation_id = conversations.coop_conversation_id(coop.id)
+    assert conversation_id is not None
+    return conversation_id
+
+
+def current_members(conversation_id: int) -> set[str]:
+    db.session.expire_all()
+    return set(conversations.member_ids(conversation_id))
+
+
+def test_coop_conversation_follows_found_join_leave_remove_dissolve(app):
+    coop, admin, (a, b, c) = make_coop(members=3)
+    cid = chat_of(coop)
+    assert current_members(cid) == {admin.user_id, a.user_id, b.user_id, c.user_id}
+    coops.leave(a, coop_id=coop.id)
+    assert current_members(cid) == {admin.user_id, b.user_id, c.user_id}
+    coops.remove_member(admin, coop_id=coop.id, user_id=b.user_id)
+    assert current_members(cid) == {admin.user_id, c.user_id}
+    coops.join(a, invite_code=coop.invite_code)  # rejoining reopens the row
+    assert current_members(cid) == {admin.user_id, c.user_id, a.user_id}
+    coops.dissolve(admin, coop_id=coop.id)
+    assert current_members(cid) == set()
+    assert db.session.get(Conversation, cid, populate_existing=True).archived_at is not None
+    assert conversations.coop_conversation_id(coop.id) is None
+
+
+def test_a_failed_join_leaves_no_chat_membership(app):
+    coop, admin, _ = make_coop()
+    other, _, _ = make_coop(name="Other Crew")
+    newcomer = make_user()
+    coops.join(newcomer, invite_code=other.invite_code)
+    with pytest.raises(AlreadyInCoop):
+        coops.join(newcomer, invite_code=coop.invite_code)  # already in a coop: rolled back
+    assert newcomer.user_id not in current_members(chat_of(coop))
+
+
+def test_the_database_allows_one_live_conversation_per_coop(app):
+    coop, _, _ = make_coop()
+    db.session.add(Conversation(kind="coop", cooperative_id=coop.id))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    db.session.add(Conversation(kind="direct", cooperative_id=coop.id))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_post_numbers_messages_and_history_pages_newest_first(app):
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    for i in range(5):
+        data, created = messages.post(admin.user_id if i % 2 else a.user_id, cid, f"hello {i}")
+        assert created and data["seq"] == i + 1
+    page, cursor = messages.history(a.user_id, cid, limit=2)
+    assert [m["seq"] for m in page] == [5, 4] and cursor == "4"
+    page, cursor = messages.history(a.user_id, cid, limit=2, cursor=cursor)
+    assert [m["seq"] for m in page] == [3, 2]
+    page, cursor = messages.history(a.user_id, cid, limit=2, cursor=cursor)
+    assert [m["seq"] for m in page] == [1] and cursor is None
+    assert [m["body"] for m in messages.after_seq(a.user_id, cid, 3)] == ["hello 3", "hello 4"]
+
+
+def test_client_id_retry_returns_the_first_message(app):
+    coop, admin, _ = make_coop()
+    cid = chat_of(coop)
+    first, created = messages.post(admin.user_id, cid, "once", client_id="abc-1")
+    again, created_again = messages.post(admin.user_id, cid, "once (retry)", client_id="abc-1")
+    assert created and not created_again
+    assert again["id"] == first["id"] and again["body"] == "once"
+    assert db.session.scalar(select(Conversation.last_seq).where(Conversation.id == cid)) == 1
+
+
+def test_non_member_cannot_read_or_post(app):
+    coop, admin, _ = make_coop()
+    stranger = make_user()
+    cid = chat_of(coop)
+    with pytest.raises(NotAMember):
+        messages.post(stranger.user_id, cid, "let me in")
+    with pytest.raises(NotAMember):
+        messages.history(stranger.user_id, cid)
+    with pytest.raises(NotAMember):
+        messages.after_seq(stranger.user_id, cid, 0)
+
+
+def test_removed_member_can_no_longer_post(app):
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    coops.remove_member(admin, coop_id=coop.id, user_id=a.user_id)
+    with pytest.raises(NotAMember):
+        messages.post(a.user_id, cid, "still here?")
+
+
+def test_body_rules(app):
+    coop, admin, _ = make_coop()
+    cid = chat_of(coop)
+    for bad in ("", "   ", "x" * 2001, None, 5):
+        with pytest.raises(ValidationError):
+            messages.post(admin.user_id, cid, bad)
+    data, _ = messages.post(admin.user_id, cid, "x" * 2000)
+    assert len(data["body"]) == 2000
+
+
+def test_edit_delete_tombstone_and_moderator_delete(app):
+    coop, admin, (a, b) = make_coop(members=2)
+    cid = chat_of(coop)
+    data, _ = messages.post(a.user_id, cid, "typo")
+    with pytest.raises(Forbidden):
+        messages.edit(b.user_id, data["id"], "not mine")
+    edited = messages.edit(a.user_id, data["id"], "fixed")
+    assert edited["body"] == "fixed" and edited["edited_at"]
+    with pytest.raises(Forbidden):
+        messages.delete(b.user_id, data["id"])  # a plain member, not the author
+    messages.react(b.user_id, data["id"], "👍", on=True)
+    gone = messages.delete(admin.user_id, data["id"])  # the coop's admin moderates
+    assert gone["body"] is None and gone["deleted_at"] and gone["reactions"] == []
+    second, _ = messages.post(a.user_id, cid, "after")
+    assert second["seq"] == 2  # the tombstone keeps seq 1
+    assert [m["seq"] for m in messages.history(a.user_id, cid)[0]] == [2, 1]
+
+
+def test_reactions_are_a_fixed_set_and_idempotent(app):
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    data, _ = messages.post(a.user_id, cid, "nice block")
+    assert messages.react(admin.user_id, data["id"], "👍", on=True) == [{"emoji": "👍", "count": 1, "me": True}]
+    assert messages.react(admin.user_id, data["id"], "👍", on=True) == [{"emoji": "👍", "count": 1, "me": True}]
+    assert messages.react(a.user_id, data["id"], "👍", on=True) == [{"emoji": "👍", "count": 2, "me": True}]
+    assert messages.react(a.user_id, data["id"], "👍", on=False) == [{"emoji": "👍", "count": 1, "me": False}]
+    with pytest.raises(ValidationError):
+        messages.react(a.user_id, data["id"], "🍕", on=True)
+
+
+def test_read_never_moves_backwards_and_counts_unread(app):
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    for i in range(4):
+        messages.post(admin.user_id, cid, f"m{i}")
+    assert messages.get_conversation(a.user_id, cid)["unread_count"] == 4
+    assert messages.mark_read(a.user_id, cid, 3) == {"last_read_seq": 3, "unread_count": 1}
+    assert messages.mark_read(a.user_id, cid, 1) == {"last_read_seq": 3, "unread_count": 1}
+    assert messages.mark_read(a.user_id, cid, 99) == {"last_read_seq": 4, "unread_count": 0}
+    convs, _ = messages.list_conversations(a.user_id)
+    assert [c["id"] for c in convs] == [cid] and convs[0]["last_message"]["body"] == "m3"
+    assert convs[0]["title"] == coop.name and convs[0]["kind"] == "coop"
+
+
+def test_mentions_notify_members_and_absent_members_get_one_unread_notice(app):
+    coop, admin, (a, b) = make_coop(members=2)
+    cid = chat_of(coop)
+    data, _ = messages.post(admin.user_id, cid, f"hey @{a.user_id} and @nobody_here")
+    assert data["mentions"] == [a.user_id]
+    messages.post(admin.user_id, cid, "second")
+    messages.post(admin.user_id, cid, "third")
+
+    def kinds(user):
+        return [n.subtype for n in db.session.scalars(
+            select(Notification).where(Notification.user_id == user.user_id,
+                                       Notification.subtype.in_(("mention", "chat_unread"))))]
+
+    assert kinds(a) == ["mention"]
+    assert kinds(b) == ["chat_unread"]  # one, not three
+    messages.mark_read(b.user_id, cid, 3)
+    messages.post(admin.user_id, cid, "fourth")
+    assert kinds(b) == ["chat_unread", "chat_unread"]  # read, then one more
+
+
+def test_mention_respects_the_preference(app, client):
+    from webapp.services import accounts, preferences
+
+    coop, admin, (a,) = make_coop(members=1)
+    accounts.update_settings(a, preferences.SettingsPatch.model_validate({"notifications": {"chatMentions": False}}))
+    messages.post(admin.user_id, chat_of(coop), f"@{a.user_id} ping")
+    assert db.session.scalar(select(Notification).where(Notification.subtype == "mention")) is None
+
+
+@pytest.mark.slow
+def test_twenty_members_posting_concurrently_get_gap_free_seqs(app):
+    coop, admin, members = make_coop(members=19)
+    cid = chat_of(coop)
+    users = [admin.user_id, *[m.user_id for m in members]]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(users))
+
+    def write(user_id: str) -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                for i in range(5):
+                    messages.post(user_id, cid, f"{user_id} {i}")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=write, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = db.session.execute(select(Message.seq, Message.sender_id, Message.body)
+                              .where(Message.conversation_id == cid).order_by(Message.seq)).all()
+    assert [r.seq for r in rows] == list(range(1, 101))
+    for user_id in users:  # each writer's own messages in its order
+        assert [r.body for r in rows if r.sender_id == user_id] == [f"{user_id} {i}" for i in range(5)]
+    assert db.session.scalar(select(Conversation.last_seq).where(Conversation.id == cid)) == 100
+    assert db.session.scalar(select(ConversationMember.last_read_seq).where(
+        ConversationMember.conversation_id == cid, ConversationMember.user_id == users[0])) >= 5
+
+
+# ---- the JSON routes ---------------------------------------------------------------
+
+
+def test_api_post_history_edit_delete_react_read(client, app):
+    from urllib.parse import quote
+
+    from .builders import bearer
+
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    found = client.get(f"/api/coops/{coop.id}/conversation", headers=bearer(a)).get_json()
+    assert found["id"] == cid and found["kind"] == "coop" and found["title"] == coop.name
+    assert {m["user_id"]: m["role"] for m in found["members"]} == {admin.user_id: "admin", a.user_id: "member"}
+
+    resp = client.post(f"/api/conversations/{cid}/messages", headers=bearer(a),
+                       json={"body": "line one\n**bold**", "client_id": "c-1"})
+    assert resp.status_code == 201
+    first = resp.get_json()
+    assert first["seq"] == 1 and first["sender"] == {"user_id": a.user_id, "display_name": a.display_name}
+    again = client.post(f"/api/conversations/{cid}/messages", headers=bearer(a),
+                        json={"body": "different", "client_id": "c-1"})
+    assert again.status_code == 200 and again.get_json()["id"] == first["id"]
+
+    resp = client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin),
+                       json={"body": "reply", "reply_to": first["id"]})
+    assert resp.status_code == 201 and resp.get_json()["reply_to"] == first["id"]
+
+    page = client.get(f"/api/conversations/{cid}/messages?limit=1", headers=bearer(a)).get_json()
+    assert [m["seq"] for m in page["messages"]] == [2] and page["next_cursor"] == "2"
+    page = client.get(f"/api/conversations/{cid}/messages?limit=1&cursor=2", headers=bearer(a)).get_json()
+    assert [m["seq"] for m in page["messages"]] == [1]
+    caught = client.get(f"/api/conversations/{cid}/messages?after_seq=0", headers=bearer(a)).get_json()
+    assert [m["seq"] for m in caught["messages"]] == [1, 2]
+
+    resp = client.patch(f"/api/messages/{first['id']}", headers=bearer(a), json={"body": "edited"})
+    assert resp.status_code == 200 and resp.get_json()["edited_at"]
+    assert client.patch(f"/api/messages/{first['id']}", headers=bearer(admin), json={"body": "x"}).status_code == 403
+
+    resp = client.put(f"/api/messages/{first['id']}/reactions/{quote('🎉')}", headers=bearer(admin))
+    assert resp.status_code == 200 and resp.get_json() == {"reactions": [{"emoji": "🎉", "count": 1, "me": True}]}
+    assert client.put(f"/api/messages/{first['id']}/reactions/pizza", headers=bearer(admin)).status_code == 400
+    resp = client.delete(f"/api/messages/{first['id']}/reactions/{quote('🎉')}", headers=bearer(admin))
+    assert resp.get_json() == {"reactions": []}
+
+    resp = client.post(f"/api/conversations/{cid}/read", headers=bearer(a), json={"seq": 2})
+    assert resp.get_json() == {"last_read_seq": 2, "unread_count": 0}
+
+    resp = client.delete(f"/api/messages/{first['id']}", headers=bearer(a))
+    assert resp.status_code == 200 and resp.get_json() == {"status": "deleted"}
+    tomb = client.get(f"/api/conversations/{cid}/messages?after_seq=0", headers=bearer(a)).get_json()["messages"][0]
+    assert tomb["body"] is None and tomb["deleted_at"]
+
+    listed = client.get("/api/conversations", headers=bearer(a)).get_json()
+    assert [c["id"] for c in listed["conversations"]] == [cid] and listed["next_cursor"] is None
+    assert listed["conversations"][0]["last_message"]["seq"] == 2
+
+
+def test_api_non_member_is_403_and_unknown_is_404(client, app):
+    from .builders import bearer
+
+    coop, admin, _ = make_coop()
+    cid = chat_of(coop)
+    stranger = make_user()
+    posted = client.post(f"/api/conversations/{cid}/messages", headers=bearer(stranger), json={"body": "hi"})
+    assert posted.status_code == 403 and posted.get_json()["error"]["code"] == "not_a_member"
+    read = client.get(f"/api/conversations/{cid}/messages", headers=bearer(stranger))
+    assert read.status_code == 403 and read.get_json()["error"]["code"] == "not_a_member"
+    assert client.get(f"/api/conversations/{cid}", headers=bearer(stranger)).status_code == 403
+    data, _ = messages.post(admin.user_id, cid, "members only")
+    assert client.put(f"/api/messages/{data['id']}/reactions/%F0%9F%91%8D", headers=bearer(stranger)).status_code == 403
+    assert client.delete(f"/api/messages/{data['id']}", headers=bearer(stranger)).status_code == 403
+    assert client.get("/api/conversations/999999/messages", headers=bearer(admin)).status_code == 404
+    assert client.patch("/api/messages/999999", headers=bearer(admin), json={"body": "x"}).status_code == 404
+    too_long = client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin), json={"body": "x" * 2001})
+    assert too_long.status_code == 400 and too_long.get_json()["error"]["code"] == "validation_error"
+    assert client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin), json={}).status_code == 400
+    assert client.get(f"/api/conversations/{cid}/messages", headers=None).status_code == 401

@@ -1,0 +1,501 @@
+"""Messages: post, edit, delete, react, read, history and catch-up, the
+caller's conversations (API.md "Conversations and messages"). Every route,
+socket message and page is a thin adapter over these functions.
+
+Numbering: a post takes its ``seq`` with ``UPDATE conversations SET
+last_seq = last_seq + 1 … RETURNING`` in its own transaction; the row lock
+is held to the commit, so seqs follow commit order with no gaps (a rollback
+gives the number back). The same lock serialises posts with membership
+changes (``services/conversations.py``), and the member list a post
+publishes to is read after it, so a removed member never receives a
+message committed after their removal.
+
+Pushes go out after the commit (``transactions.after_commit``), one PUBLISH
+per member on their user channel (``realtime.publish_each``), which every
+web process's hub forwards to that member's sockets.
+
+Coop conversations ask the moderation service before a post
+(``moderation.screen_message``: mute, slow mode, keyword block) and after
+it (``moderation.file_flag_report``); ``muted_until`` fills the
+conversation's field.
+
+Notifications: an ``@user_id`` of a member is a ``mention`` (catalogue,
+toggle ``chatMentions``); a member with no socket open gets one
+``chat_unread`` per conversation until they read it (``unread_notified``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import realtime
+from ..extensions import db, get_redis, redis_key
+from ..models import (
+    MAX_MESSAGE_LENGTH,
+    REACTION_EMOJI,
+    Conversation,
+    ConversationMember,
+    CooperativeMember,
+    Message,
+    MessageReaction,
+    User,
+    iso,
+    utcnow,
+)
+from ..vocabulary import ConversationKind
+from ..vocabulary import NotificationSubtype as S
+from . import conversations, inputs, markup, moderation, notifications, presence, transactions
+from .conversations import MESSAGE, MESSAGE_UPDATED, READ, TYPING
+from .errors import Forbidden, NotAMember, NotFound, ValidationError
+from .membership import is_moderating_member
+
+MAX_CLIENT_ID = 64
+PAGE_DEFAULT, PAGE_MAX = 50, 100
+TYPING_TTL = 6  # seconds a typing line shows (API.md)
+TYPING_THROTTLE = 3  # seconds between two typing pushes of one member
+EXCERPT = 140  # characters of a mention notification's body
+
+
+# ---- checks ------------------------------------------------------------------------
+
+
+def clean_body(body: object) -> str:
+    """1–2,000 characters, not only white space, no control characters
+    (``inputs.MULTILINE``). Raises ValidationError (400)."""
+    if not isinstance(body, str) or not body.strip():
+        raise ValidationError("body must be 1 to 2000 characters.")
+    if len(body) > MAX_MESSAGE_LENGTH:
+        raise ValidationError(f"body can have at most {MAX_MESSAGE_LENGTH} characters.")
+    return inputs.check_text(body, name="body", kind=inputs.MULTILINE)
+
+
+def clean_client_id(client_id: object) -> str | None:
+    """None, or 1–64 characters of one line. Raises ValidationError (400)."""
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID:
+        raise ValidationError(f"client_id must be 1 to {MAX_CLIENT_ID} characters.")
+    return inputs.check_text(client_id, name="client_id")
+
+
+def clean_emoji(emoji: object) -> str:
+    """One of ``REACTION_EMOJI`` (a trailing U+FE0F is ignored)."""
+    if isinstance(emoji, str) and emoji.replace("\ufe0f", "") in REACTION_EMOJI:
+        return emoji.replace("\ufe0f", "")
+    raise ValidationError(f"emoji must be one of {' '.join(REACTION_EMOJI)}.")
+
+
+def _message(message_id: object) -> Message:
+    if not isinstance(message_id, int) or isinstance(message_id, bool) \
+            or not 1 <= message_id <= conversations.MAX_MESSAGE_ID:
+        raise NotFound("No such message.")
+    row = db.session.get(Message, message_id, populate_existing=True)
+    if row is None:
+        raise NotFound("No such message.")
+    return row
+
+
+def _member_message(user_id: str, message_id: object) -> tuple[Conversation, Message]:
+    """A message of a conversation ``user_id`` is in: NotFound (404) or
+    NotAMember (403)."""
+    row = _message(message_id)
+    conversation, _ = conversations.require_member(row.conversation_id, user_id)
+    return conversation, row
+
+
+def can_moderate(conversation: Conversation, user_id: str) -> bool:
+    """Whether ``user_id`` moderates ``conversation``: the coop's active
+    admin or a moderator (``membership.is_moderating_member``)."""
+    if conversation.cooperative_id is None:
+        return False
+    return db.session.scalar(
+        select(func.count()).select_from(CooperativeMember)
+        .where(is_moderating_member(conversation.cooperative_id), CooperativeMember.user_id == user_id)
+    ) > 0
+
+
+# ---- post --------------------------------------------------------------------------
+
+
+def _by_client_id(user_id: str, client_id: str) -> Message | None:
+    return db.session.execute(
+        select(Message).where(Message.sender_id == user_id, Message.client_id == client_id)
+    ).scalar_one_or_none()
+
+
+def _repeat(user_id: str, conversation_id: int, first: Message) -> tuple[dict[str, Any], bool]:
+    if first.conversation_id != conversation_id:
+        db.session.rollback()
+        raise ValidationError("client_id was already used for a message in another conversation.")
+    data = conversations.message_dicts([first], user_id)[0]
+    db.session.rollback()
+    return data, False
+
+
+def post(user_id: str, conversation_id: int, body: object, *, reply_to: object = None,
+         client_id: object = None) -> tuple[dict[str, Any], bool]:
+    """Store a message and push it to every member's sockets after the commit.
+
+    Returns ``(message dict, created)``: ``created`` is False when
+    ``client_id`` repeats an earlier post of this sender (that message,
+    unchanged — API.md: 200 instead of 201). Raises ValidationError (400:
+    body, client_id, reply_to), NotFound (404), NotAMember (403
+    ``not_a_member``), and for coop conversations the moderation errors
+    (403 ``muted``, 429 ``slow_mode``, 400 ``message_blocked``).
+    """
+    body = clean_body(body)
+    client_id = clean_client_id(client_id)
+    conversation_id = conversations.check_id(conversation_id)
+    if client_id is not None:
+        first = _by_client_id(user_id, client_id)
+        if first is not None:
+            return _repeat(user_id, conversation_id, first)
+    conversation, _ = conversations.require_member(conversation_id, user_id)
+    coop_id = conversation.cooperative_id
+    flagged = moderation.screen_message(coop_id, user_id, body) if coop_id is not None else []
+    reply_id = None
+    if reply_to is not None:
+        if not isinstance(reply_to, int) or isinstance(reply_to, bool):
+            raise ValidationError("reply_to must be a message id (a whole number).")
+        reply_id = inputs.parse_int(reply_to, name="reply_to", maximum=conversations.MAX_MESSAGE_ID)
+        parent = db.session.scalar(select(Message.conversation_id).where(Message.id == reply_id))
+        if parent != conversation_id:
+            raise ValidationError("reply_to must be a message of this conversation.")
+    now = utcnow()
+    seq = db.session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.archived_at.is_(None))
+        .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
+        .returning(Conversation.last_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    # Under the conversation's lock: the membership and member list as of now.
+    members = conversations.member_ids(conversation_id)
+    if seq is None or user_id not in members:
+        db.session.rollback()
+        raise NotAMember("Only members of this conversation can post in it.")
+    mentioned = [m for m in markup.mentions(body) if m in members and m != user_id]
+    row = Message(conversation_id=conversation_id, seq=seq, sender_id=user_id, body=body,
+                  mentions=mentioned or None, reply_to=reply_id,
+                  client_id=client_id, created_at=now)
+    db.session.add(row)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()  # the same client_id won a race: its number goes back too
+        first = _by_client_id(user_id, client_id) if client_id is not None else None
+        if first is None:
+            raise
+        return _repeat(user_id, conversation_id, first)
+    db.session.execute(
+        update(ConversationMember)
+        .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
+        .values(last_read_seq=seq, unread_notified=False)
+        .execution_options(synchronize_session=False)
+    )
+    sender_name = db.session.scalar(select(User.display_name).where(User.user_id == user_id)) or user_id
+    title = conversations.title_of(conversation) or "a conversation"
+    _notify(conversation, row, sender_name, title, members, mentioned)
+    data = conversations.message_dict(row, {user_id: sender_name}, None, None)
+    message = {"type": MESSAGE, "data": data}
+    transactions.after_commit(lambda: conversations.publish_many(members, message))
+    db.session.commit()
+    if flagged and coop_id is not None:
+        moderation.file_flag_report(coop_id, data["id"], flagged)
+    presence_touch(user_id)
+    return data, True
+
+
+def _notify(conversation: Conversation, row: Message, sender_name: str, title: str, members: list[str],
+            mentioned: list[str]) -> None:
+    """Mentions, and one "new messages" per absent member until they read."""
+    link = chat_link(conversation)
+    excerpt = (row.body or "")[:EXCERPT]
+    for user_id in mentioned:
+        notifications.notify_kind(
+            user_id, S.MENTION, link=link, commit=False,
+            data={"conversation_id": conversation.id, "message_id": row.id, "seq": row.seq},
+            member=sender_name, conversation=title, excerpt=excerpt,
+        )
+    others = [m for m in members if m != row.sender_id and m not in mentioned]
+    try:
+        online = presence.connected(others)
+    except Exception:  # noqa: BLE001 - Redis down: the message still stands, nobody is told
+        current_app.logger.warning("presence unavailable; no chat_unread notifications for message %s", row.id)
+        return
+    absent = [m for m in others if m not in online]
+    if not absent and not mentioned:
+        return
+    # A mention counts as the member's notice too: no "new messages" after it.
+    newly = db.session.scalars(
+        update(ConversationMember)
+        .where(ConversationMember.conversation_id == conversation.id,
+               ConversationMember.user_id.in_([*absent, *mentioned]),
+               ConversationMember.unread_notified.is_(False), conversations.is_current_member())
+        .values(unread_notified=True)
+        .returning(ConversationMember.user_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for user_id in (u for u in newly if u not in mentioned):
+        notifications.notify_kind(
+            user_id, S.CHAT_UNREAD, link=link, commit=False, data={"conversation_id": conversation.id},
+            member=sender_name, conversation=title,
+        )
+
+
+def chat_link(conversation: Conversation) -> str:
+    """Where a notification about ``conversation`` leads."""
+    return "/coop/chat" if conversation.kind == ConversationKind.COOP else f"/conversations/{conversation.id}"
+
+
+def presence_touch(user_id: str) -> None:
+    """Activity for presence; a Redis failure never fails a post."""
+    try:
+        presence.touch(user_id)
+    except Exception:  # noqa: BLE001
+        current_app.logger.warning("presence update failed for %s", user_id)
+
+
+# ---- edit, delete, reactions -------------------------------------------------------
+
+
+def _publish_updated(row: Message) -> None:
+    """After the commit, ``message_updated`` to every member (``me`` of the
+    reactions per member)."""
+    members = conversations.member_ids(row.conversation_id)
+    names = {}
+    if row.sender_id:
+        names[row.sender_id] = db.session.scalar(select(User.display_name).where(User.user_id == row.sender_id)) or ""
+    reactors = conversations.reactions_of([row.id]).get(row.id)
+    pairs = [(m, {"type": MESSAGE_UPDATED, "data": conversations.message_dict(row, names, reactors, m)})
+             for m in members]
+    transactions.after_commit(lambda: _publish_pairs(pairs))
+
+
+def _publish_pairs(pairs: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        realtime.publish_each(pairs)
+    except Exception:  # noqa: BLE001 - stored; a reload shows it
+        current_app.logger.exception("message_updated push failed")
+
+
+def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
+    """The author edits the body (``edited_at`` set; mentions re-read, not
+    re-notified). Raises ValidationError (400), NotFound (404), NotAMember
+    (403), Forbidden (403: not the author, or a deleted message)."""
+    body = clean_body(body)
+    conversation, row = _member_message(user_id, message_id)
+    if row.sender_id != user_id:
+        raise Forbidden("Only the author can edit a message.")
+    if row.deleted_at is not None:
+        raise Forbidden("A deleted message cannot be edited.")
+    members = conversations.member_ids(conversation.id)
+    row.body = body
+    row.mentions = [m for m in markup.mentions(body) if m in members and m != user_id] or None
+    row.edited_at = utcnow()
+    db.session.flush()
+    _publish_updated(row)
+    data = conversations.message_dicts([row], user_id)[0]
+    db.session.commit()
+    return data
+
+
+def delete(user_id: str, message_id: int) -> dict[str, Any]:
+    """The author, or the coop's admin or a moderator, deletes a message: it
+    stays as a tombstone (``body`` null, ``deleted_at`` set, reactions gone).
+    Idempotent. Raises NotFound (404), NotAMember (403), Forbidden (403)."""
+    conversation, row = _member_message(user_id, message_id)
+    if row.sender_id != user_id and not can_moderate(conversation, user_id):
+        raise Forbidden("Only the author or the cooperative's moderators can delete a message.")
+    if row.deleted_at is None:
+        row.body, row.mentions, row.deleted_at = None, None, utcnow()
+        db.session.execute(sql_delete(MessageReaction).where(MessageReaction.message_id == row.id))
+        db.session.flush()
+        _publish_updated(row)
+    data = conversations.message_dicts([row], user_id)[0]
+    db.session.commit()
+    return data
+
+
+def react(user_id: str, message_id: int, emoji: object, *, on: bool) -> list[dict[str, Any]]:
+    """Add (``on``) or take back a reaction; idempotent either way. Returns
+    the message's reactions as the caller sees them. Raises ValidationError
+    (400: emoji outside the set), NotFound (404), NotAMember (403),
+    Forbidden (403: a deleted message)."""
+    emoji = clean_emoji(emoji)
+    _, row = _member_message(user_id, message_id)
+    if row.deleted_at is not None:
+        raise Forbidden("A deleted message takes no reactions.")
+    key = (row.id, user_id, emoji)
+    existing = db.session.get(MessageReaction, key)
+    changed = False
+    if on and existing is None:
+        db.session.add(MessageReaction(message_id=row.id, user_id=user_id, emoji=emoji, created_at=utcnow()))
+        try:
+            db.session.flush()
+            changed = True
+        except IntegrityError:  # a concurrent identical reaction: same result
+            db.session.rollback()
+            _, row = _member_message(user_id, message_id)
+    elif not on and existing is not None:
+        db.session.delete(existing)
+        db.session.flush()
+        changed = True
+    if changed:
+        _publish_updated(row)
+    reactions = conversations.reaction_list(conversations.reactions_of([row.id]).get(row.id), user_id)
+    db.session.commit()
+    return reactions
+
+
+# ---- reading -----------------------------------------------------------------------
+
+
+def mark_read(user_id: str, conversation_id: int, seq: object) -> dict[str, int]:
+    """Move the caller's read position to ``seq`` (at most the last seq;
+    never backwards), clear the "new messages" notification mark, and tell
+    the members ``read``. Returns ``{"last_read_seq", "unread_count"}``.
+    Raises ValidationError (400), NotFound (404), NotAMember (403)."""
+    seq = inputs.parse_int(seq, name="seq", maximum=conversations.MAX_MESSAGE_ID)
+    conversation, _ = conversations.require_member(conversation_id, user_id)
+    target = min(seq, conversation.last_seq)
+    moved = db.session.execute(
+        update(ConversationMember)
+        .where(ConversationMember.conversation_id == conversation.id, ConversationMember.user_id == user_id,
+               ConversationMember.last_read_seq < target)
+        .values(last_read_seq=target, unread_notified=False)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    row = conversations.membership(conversation.id, user_id)
+    last_read = row.last_read_seq if row is not None else target
+    result = {"last_read_seq": last_read, "unread_count": max(0, conversation.last_seq - last_read)}
+    if moved:
+        members = conversations.member_ids(conversation.id)
+        event = {"type": READ, "conversation_id": conversation.id, "user_id": user_id, "last_read_seq": last_read}
+        transactions.after_commit(lambda: conversations.publish_many(members, event))
+    db.session.commit()
+    presence_touch(user_id)
+    return result
+
+
+def _limit(limit: object) -> int:
+    if limit is None:
+        return PAGE_DEFAULT
+    return inputs.parse_int(limit, name="limit", minimum=1, maximum=PAGE_MAX)
+
+
+def history(user_id: str, conversation_id: int, *, limit: object = None,
+            cursor: object = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, keyset by seq on ``uq_messages_conversation_seq``:
+    ``cursor`` is the ``next_cursor`` of the previous page (the lowest seq
+    it held). Returns ``(messages, next_cursor or None)``. Raises
+    ValidationError (400), NotFound (404), NotAMember (403)."""
+    size = _limit(limit)
+    before = None
+    if cursor not in (None, ""):
+        if not inputs.is_ascii_int(cursor):
+            raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
+        before = inputs.parse_int(cursor, name="cursor", maximum=conversations.MAX_MESSAGE_ID)
+    conversation, _ = conversations.require_member(conversation_id, user_id)
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if before is not None:
+        query = query.where(Message.seq < before)
+    rows = list(db.session.scalars(query.order_by(Message.seq.desc()).limit(size)))
+    next_cursor = str(rows[-1].seq) if len(rows) == size and rows[-1].seq > 1 else None
+    return conversations.message_dicts(rows, user_id), next_cursor
+
+
+def after_seq(user_id: str, conversation_id: int, after: object, *, limit: object = None,
+              up_to: int | None = None) -> list[dict[str, Any]]:
+    """Catch-up: the messages with ``after < seq`` (``<= up_to`` when given),
+    oldest first, at most ``limit``. Raises ValidationError (400), NotFound
+    (404), NotAMember (403)."""
+    after = inputs.parse_int(after, name="after_seq", maximum=conversations.MAX_MESSAGE_ID)
+    size = _limit(limit)
+    conversation, _ = conversations.require_member(conversation_id, user_id)
+    query = select(Message).where(Message.conversation_id == conversation.id, Message.seq > after)
+    if up_to is not None:
+        query = query.where(Message.seq <= up_to)
+    rows = list(db.session.scalars(query.order_by(Message.seq).limit(size)))
+    return conversations.message_dicts(rows, user_id)
+
+
+def get_conversation(user_id: str, conversation_id: int) -> dict[str, Any]:
+    """One conversation as the caller sees it. NotFound (404), NotAMember (403)."""
+    conversation, row = conversations.require_member(conversation_id, user_id)
+    return _conversation_dict(conversation, row)
+
+
+def _conversation_dict(conversation: Conversation, row: ConversationMember) -> dict[str, Any]:
+    muted = None
+    if conversation.cooperative_id is not None:
+        muted = iso(moderation.muted_until(conversation.cooperative_id, row.user_id))
+    return conversations.conversation_dict(conversation, row, muted_until=muted)
+
+
+def list_conversations(user_id: str, *, limit: object = None,
+                       cursor: object = None) -> tuple[list[dict[str, Any]], str | None]:
+    """The caller's current conversations, most recent activity first
+    (``last_message_at``, else creation, then id); ``cursor`` is the previous
+    page's ``next_cursor`` (``<microseconds>.<id>``). Raises ValidationError."""
+    size = _limit(limit)
+    activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
+    query = (
+        select(Conversation, ConversationMember)
+        .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
+        .where(ConversationMember.user_id == user_id, conversations.is_current_member())
+    )
+    if cursor not in (None, ""):
+        micros, _, ident = str(cursor).partition(".")
+        if not (inputs.is_ascii_int(micros) and inputs.is_ascii_int(ident)):
+            raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
+        rows = db.session.execute(query.order_by(activity.desc(), Conversation.id.desc())).all()
+        key = (int(micros), int(ident))
+        # A member is in few conversations: filtering the key in Python keeps
+        # the microsecond cursor exact on SQLite and PostgreSQL alike.
+        rows = [r for r in rows if (_micros(r[0]), r[0].id) < key]
+    else:
+        rows = db.session.execute(query.order_by(activity.desc(), Conversation.id.desc()).limit(size)).all()
+    rows = rows[:size]
+    items = [_conversation_dict(c, m) for c, m in rows]
+    next_cursor = f"{_micros(rows[-1][0])}.{rows[-1][0].id}" if len(rows) == size else None
+    return items, next_cursor
+
+
+def _micros(conversation: Conversation) -> int:
+    when = conversation.last_message_at or conversation.created_at
+    return int(when.timestamp() * 1_000_000)
+
+
+# ---- typing ------------------------------------------------------------------------
+
+
+def typing(user_id: str, conversation_id: int) -> bool:
+    """A member is typing: at most one push per ``TYPING_THROTTLE`` seconds
+    (a Redis ``SET NX EX``), ``{"type": "typing", "conversation_id",
+    "user_id", "expires_in": 6}`` to the other members. No database write.
+    Returns whether a push went out. Raises NotFound (404), NotAMember (403)."""
+    conversation, _ = conversations.require_member(conversation_id, user_id)
+    members = [m for m in conversations.member_ids(conversation.id) if m != user_id]
+    db.session.rollback()
+    key = redis_key("chat", "typing", conversation.id, user_id)
+    if not get_redis().set(key, "1", nx=True, ex=TYPING_THROTTLE):
+        return False
+    conversations.publish_many(members, {"type": TYPING, "conversation_id": conversation.id, "user_id": user_id,
+                                         "expires_in": TYPING_TTL})
+    presence_touch(user_id)
+    return True
+
+
+def conversation_for_coop(user_id: str, coop_id: int) -> dict[str, Any]:
+    """The coop's conversation as a member sees it (the chat page). Raises
+    NotFound (404) or NotAMember (403)."""
+    conversation_id = conversations.coop_conversation_id(coop_id)
+    if conversation_id is None:
+        raise NotFound("This cooperative has no chat.")
+    return get_conversation(user_id, conversation_id)
+

@@ -1,0 +1,202 @@
+"""Presence: online, away, do not disturb, offline, and last activity (API.md
+"Socket additions"; seed 004's PresenceService).
+
+Kept in Redis only, with expiry, so a crashed process cannot leave anyone
+online for ever:
+
+- ``presence:sockets:<user>``: a sorted set of the user's open sockets, each
+  scored by when it expires (``SOCKET_TTL`` seconds after its last sign of
+  life; a socket refreshes it every ``REFRESH_EVERY`` seconds).
+- ``presence:state:<user>``: a hash — ``choice`` (what the client said:
+  online, away or dnd), ``last_active_at`` (ISO time of the last client
+  activity: opening a socket, sending, typing, reading, saying online) and
+  ``published`` (the status last announced). Expires after ``STATE_TTL``.
+
+The status: offline without a live socket; else dnd or away when the client
+chose it; else away after ``IDLE_AWAY`` seconds without activity; else
+online. A change is published as ``{"type": "presence", "user_id",
+"status", "last_active_at"}`` to the miner's audience — coop-mates
+(``audience``; the friends service adds friends) — and only while the
+miner's ``privacy.showPresence`` is true; otherwise others see offline.
+"""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from .. import realtime
+from ..extensions import db, get_redis, redis_key
+from ..models import CooperativeMember, UserSettings, iso
+from ..vocabulary import PresenceStatus
+from . import preferences
+from .errors import ValidationError
+from .membership import is_active_member
+
+SOCKET_TTL = 90  # seconds a socket counts as open without a refresh
+REFRESH_EVERY = 30  # seconds between a socket's refreshes (ws.py)
+IDLE_AWAY = 300  # seconds without activity before "away"
+STATE_TTL = 30 * 24 * 3600  # last activity is remembered this long
+CHOICES = (PresenceStatus.ONLINE.value, PresenceStatus.AWAY.value, PresenceStatus.DND.value)
+PRESENCE = "presence"
+
+
+def _sockets_key(user_id: str) -> str:
+    return redis_key("presence", "sockets", user_id)
+
+
+def _state_key(user_id: str) -> str:
+    return redis_key("presence", "state", user_id)
+
+
+# ---- socket life -------------------------------------------------------------------
+
+
+def socket_opened(user_id: str, socket_id: str) -> None:
+    """A socket of ``user_id`` opened: count it and note activity."""
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zadd(_sockets_key(user_id), {socket_id: now + SOCKET_TTL})
+    pipe.expire(_sockets_key(user_id), SOCKET_TTL * 2)
+    pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
+    pipe.expire(_state_key(user_id), STATE_TTL)
+    pipe.execute()
+    announce_if_changed(user_id)
+
+
+def socket_alive(user_id: str, socket_id: str) -> None:
+    """The periodic refresh of an open socket (and the idle → away check)."""
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zadd(_sockets_key(user_id), {socket_id: now + SOCKET_TTL})
+    pipe.zremrangebyscore(_sockets_key(user_id), "-inf", now)
+    pipe.expire(_sockets_key(user_id), SOCKET_TTL * 2)
+    pipe.execute()
+    announce_if_changed(user_id)
+
+
+def socket_closed(user_id: str, socket_id: str) -> None:
+    """A socket closed; the last one makes the user offline."""
+    get_redis().zrem(_sockets_key(user_id), socket_id)
+    announce_if_changed(user_id)
+
+
+def touch(user_id: str) -> None:
+    """Client activity (send, typing, read): ``last_active_at`` is now; an
+    idle "away" becomes online again."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hset(_state_key(user_id), "last_active_at", _iso(time.time()))
+    pipe.expire(_state_key(user_id), STATE_TTL)
+    pipe.execute()
+    announce_if_changed(user_id)
+
+
+def set_status(user_id: str, status: object) -> str:
+    """The client says online, away or dnd (``{"type": "presence"}``).
+    Returns the resulting status. Raises ValidationError for another word."""
+    if status not in CHOICES:
+        raise ValidationError(f"status must be one of {', '.join(CHOICES)}.")
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hset(_state_key(user_id), "choice", str(status))
+    if status == PresenceStatus.ONLINE:
+        pipe.hset(_state_key(user_id), "last_active_at", _iso(time.time()))
+    pipe.expire(_state_key(user_id), STATE_TTL)
+    pipe.execute()
+    return announce_if_changed(user_id)
+
+
+# ---- reading -----------------------------------------------------------------------
+
+
+def _iso(ts: float) -> str:
+    return iso(datetime.fromtimestamp(ts, UTC))
+
+
+def raw_status(user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``{user_id: {"status", "last_active_at"}}`` as Redis says, without
+    privacy (two commands per user, one round trip)."""
+    if not user_ids:
+        return {}
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    for user_id in user_ids:
+        pipe.zcount(_sockets_key(user_id), now, "+inf")
+        pipe.hmget(_state_key(user_id), "choice", "last_active_at")
+    replies = pipe.execute()
+    found: dict[str, dict[str, Any]] = {}
+    for i, user_id in enumerate(user_ids):
+        live, (choice, last_active) = replies[2 * i], replies[2 * i + 1]
+        found[user_id] = {"status": _status(live, choice, last_active, now), "last_active_at": last_active}
+    return found
+
+
+def _status(live: int, choice: str | None, last_active: str | None, now: float) -> str:
+    if not live:
+        return PresenceStatus.OFFLINE.value
+    if choice in (PresenceStatus.DND, PresenceStatus.AWAY):
+        return str(choice)
+    if last_active:
+        try:
+            idle = now - datetime.fromisoformat(last_active.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            idle = 0.0
+        if idle >= IDLE_AWAY:
+            return PresenceStatus.AWAY.value
+    return PresenceStatus.ONLINE.value
+
+
+def connected(user_ids: list[str]) -> set[str]:
+    """Those of ``user_ids`` with at least one open socket (any process)."""
+    if not user_ids:
+        return set()
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    for user_id in user_ids:
+        pipe.zcount(_sockets_key(user_id), now, "+inf")
+    return {u for u, live in zip(user_ids, pipe.execute(), strict=True) if live}
+
+
+def shows_presence(user_ids: list[str]) -> set[str]:
+    """Those of ``user_ids`` whose ``privacy.showPresence`` is true (default)."""
+    stored = dict(db.session.execute(
+        select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(user_ids))
+    ).all()) if user_ids else {}
+    return {u for u in user_ids if preferences.merged_privacy(stored.get(u)).get("showPresence", True)}
+
+
+def audience(user_id: str) -> list[str]:
+    """Who may see ``user_id``'s presence: their active coop-mates. (The
+    friends service adds friends here when it lands.)"""
+    mine = select(CooperativeMember.cooperative_id).where(CooperativeMember.user_id == user_id, is_active_member())
+    return [u for u in db.session.scalars(
+        select(CooperativeMember.user_id).where(is_active_member(), CooperativeMember.cooperative_id.in_(mine))
+    ) if u != user_id]
+
+
+def visible(viewer_id: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Presence of ``user_ids`` as ``viewer_id`` may see it: the viewer
+    themself, and those in whose ``audience`` the viewer is with
+    ``showPresence`` on; anyone else is offline with no last activity."""
+    allowed = set(shows_presence(user_ids)) & set(audience(viewer_id))
+    allowed.add(viewer_id)
+    raw = raw_status([u for u in user_ids if u in allowed])
+    hidden = {"status": PresenceStatus.OFFLINE.value, "last_active_at": None}
+    return {u: raw.get(u, hidden) for u in user_ids}
+
+
+def announce_if_changed(user_id: str) -> str:
+    """Publish the user's status to their audience when it differs from the
+    last one announced. Returns the current status."""
+    current = raw_status([user_id])[user_id]
+    previous = get_redis().hget(_state_key(user_id), "published")
+    if previous == current["status"]:
+        return current["status"]
+    get_redis().hset(_state_key(user_id), "published", current["status"])
+    if user_id in shows_presence([user_id]):
+        realtime.publish_many([user_id, *audience(user_id)], {
+            "type": PRESENCE, "user_id": user_id, "status": current["status"],
+            "last_active_at": current["last_active_at"],
+        })
+    return current["status"]
