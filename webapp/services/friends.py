@@ -139,7 +139,7 @@ def send_request(requester: User, recipient_id: object, message: str | None = No
             data={"request_id": row.id, "user_id": me},
             member=requester.display_name, message=message or "They would like to be your friend.",
         )
-        _publish_counts_on_commit(me, them)
+        publish_counts_on_commit(me, them)
         db.session.commit()
         return row, True
     raise AssertionError("unreachable")  # pragma: no cover
@@ -167,7 +167,7 @@ def _accept(row: FriendRequest, *, actor: User) -> FriendRequest:
         link=f"/miners/{actor.user_id}", data={"request_id": row.id, "user_id": actor.user_id},
         member=actor.display_name,
     )
-    _publish_counts_on_commit(row.requester_id, row.recipient_id)
+    publish_counts_on_commit(row.requester_id, row.recipient_id)
     try:
         db.session.commit()
     except IntegrityError:  # already friends through another path
@@ -204,7 +204,7 @@ def _close(row: FriendRequest, status: str) -> FriendRequest:
     if not won:
         db.session.rollback()
         raise RequestNotPending()
-    _publish_counts_on_commit(row.requester_id, row.recipient_id)
+    publish_counts_on_commit(row.requester_id, row.recipient_id)
     db.session.commit()
     db.session.refresh(row)
     return row
@@ -254,7 +254,7 @@ def expire_stale(now: datetime | None = None) -> int:
         .values(status="expired", responded_at=now)
         .execution_options(synchronize_session=False)
     )
-    _publish_counts_on_commit(*{u for pair in stale for u in pair})
+    publish_counts_on_commit(*{u for pair in stale for u in pair})
     db.session.commit()
     return count
 
@@ -345,7 +345,7 @@ def block(user: User, target_id: object) -> Block:
         .values(status="cancelled", responded_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    _publish_counts_on_commit(me, them)
+    publish_counts_on_commit(me, them)
     try:
         db.session.commit()
     except IntegrityError:  # blocked twice at once
@@ -385,7 +385,7 @@ def list_blocks(user_id: str) -> list[dict[str, Any]]:
 # ---- live counts --------------------------------------------------------------------------
 
 
-def _publish_counts_on_commit(*user_ids: str) -> None:
+def publish_counts_on_commit(*user_ids: str) -> None:
     """After the commit, publish each user's pending counts on their
     sockets (read in a before-commit hook, while the session can query)."""
     counts: dict[str, dict[str, int]] = {}
