@@ -22,10 +22,11 @@ def register(app: Flask) -> None:
         moderation,
         notifications,
         settings,
+        your_data,
     )
 
     for module in (home, auth, friends, miners, coops, moderation, notifications, activity, settings, admin, broadcast,
-                   media):
+                   media, your_data):
         app.register_blueprint(module.bp)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"
