@@ -672,7 +672,6 @@ class Broadcast(Model):
         }
 
 
-
 # ---- Chat: conversations, members, messages, reactions -------------------------------
 # services/conversations.py (membership, coop sync), services/messages.py.
 
@@ -795,7 +794,6 @@ class MessageReaction(Model):
     )
     emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
 
 
 # ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------
@@ -938,7 +936,6 @@ class CoopAuditEntry(Model):
         }
 
 
-
 # ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
 
 ATTEMPT_STATUSES = ("sent", "failed")
@@ -1016,7 +1013,6 @@ class EmailSummary(Model):
     message_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
 
 
 # ---- Friends, blocks and profiles a miner owns (migration 0008) -----------------------------
