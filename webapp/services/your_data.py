@@ -154,5 +154,7 @@ def delete_account(user: User, password: str) -> None:
             transactions.after_commit(lambda kind=kind, base=base: media.remove(kind, base))
     if others:
         friends.publish_counts_on_commit(*others)
+    # The caller's object stays readable (the request still logs out with it); its row is gone.
+    if user in db.session:
+        db.session.expunge(user)
     db.session.commit()
-    db.session.expunge_all()
