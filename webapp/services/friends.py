@@ -34,7 +34,7 @@ from .. import realtime
 from ..extensions import db, execute_dml
 from ..models import Block, FriendRequest, Friendship, User, iso, utcnow
 from ..vocabulary import NotificationSubtype
-from . import accounts, inputs, notifications, relations, transactions
+from . import accounts, direct_messages, inputs, notifications, relations, transactions
 from .errors import (
     AlreadyFriends,
     NotFound,
@@ -233,6 +233,7 @@ def unfriend(user: User, friend_id: object) -> None:
     if not gone:
         db.session.rollback()
         raise NotFound()
+    direct_messages.relationship_ended(user.user_id, str(friend_id))  # their direct chat turns read-only
     db.session.commit()
 
 
@@ -345,6 +346,7 @@ def block(user: User, target_id: object) -> Block:
         .values(status="cancelled", responded_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    direct_messages.relationship_ended(me, them)
     publish_counts_on_commit(me, them)
     try:
         db.session.commit()
