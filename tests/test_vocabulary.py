@@ -35,7 +35,7 @@ def test_the_catalogue_gives_the_toggles_and_defaults_of_the_settings_document()
         "workerStatus": ("mining", ("worker_offline", "worker_online"), True),
         "badgeEarned": ("gamification", ("badge_earned",), True),
         "coopActivity": ("social", ("coop_member_joined", "coop_member_left", "coop_removed", "coop_new_admin",
-                                    "coop_dissolved"), True),
+                                    "coop_dissolved", "coop_join_request"), True),
         "chatMentions": ("social", ("mention",), True),
         "chatUnread": ("social", ("chat_unread",), True),
     }
