@@ -32,6 +32,7 @@ def _every_view(client, coop_id: int, headers: dict) -> dict[str, str]:
     return {
         "api members": client.get(f"/api/coops/{coop_id}/members", headers=headers).get_data(as_text=True),
         "api hashrate": client.get(f"/api/coops/{coop_id}/hashrate", headers=headers).get_data(as_text=True),
+        "api chart": client.get(f"/api/coops/{coop_id}/hashrate/history", headers=headers).get_data(as_text=True),
         "page coop": client.get("/coop").get_data(as_text=True),
         "page members": client.get("/coop/members").get_data(as_text=True),
         "page manage": client.get("/coop/manage").get_data(as_text=True),
