@@ -43,6 +43,8 @@ class MemberInfo:
     workers_online: int | None
     hidden: bool = False
     linked: bool = True
+    counted_hashrate: float = 0.0  # H/s, hidden or not: only for the coop's combined figure
+
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ def members_of(coop_id: int, now: datetime | None = None, *, viewer_id: str | No
             workers_online=None if hidden else online,
             hidden=hidden,
             linked=bool(public) and not hidden,
+            counted_hashrate=rate,
         ))
     return members
 
