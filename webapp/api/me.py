@@ -16,11 +16,11 @@ from .validation import Schema
 bp = Blueprint("api_me", __name__)
 
 
-class PasswordBody(Schema):
+class DeleteAccountBody(Schema):
     password: str = Field(max_length=passwords.MAX_PASSWORD)
 
 
-class EmailBody(Schema):
+class EmailChangeBody(Schema):
     email: str = Field(max_length=254)
     password: str = Field(max_length=passwords.MAX_PASSWORD)
 
@@ -52,7 +52,7 @@ def export():
 @auth_rate_limit
 @api_auth_required
 @endpoint(ok={200: StatusOut}, errors=[403], tags=["auth"])
-def delete_me(json: PasswordBody):
+def delete_me(json: DeleteAccountBody):
     """Delete the account and its personal data (the password confirms)"""
     your_data.delete_account(api_caller(), json.password)
     if g.auth_mode == "session":
@@ -64,7 +64,7 @@ def delete_me(json: PasswordBody):
 @auth_rate_limit
 @api_auth_required
 @endpoint(ok={202: StatusOut}, errors=[403], tags=["auth"])
-def change_email(json: EmailBody):
+def change_email(json: EmailChangeBody):
     """Change the e-mail address: a confirmation link goes to the new one"""
     email_change.request_change(api_caller(), json.email, json.password)
     return {"status": "confirmation_sent"}, 202
