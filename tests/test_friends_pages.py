@@ -82,3 +82,18 @@ def test_settings_export_and_delete_through_the_page(client, make_user, login_as
     assert gone.status_code == 302 and gone.headers["Location"].endswith("/login")
     db.session.expire_all()
     assert db.session.get(User, user_id) is None
+
+
+def test_messages_page_lists_conversations_with_unread_counts(client, make_user, login_as):
+    from webapp.services import direct_messages, messages
+
+    alice, bob = make_user(display_name="Alice Msg"), make_user(display_name="Bob Msg")
+    row, _ = friends.send_request(alice, bob.user_id)
+    friends.accept(bob, row.id)
+    conversation, _ = direct_messages.start(alice, "direct", [bob.user_id])
+    messages.post(alice.user_id, conversation["id"], "first")
+    messages.post(alice.user_id, conversation["id"], "second")
+    login_as(bob)
+    page = client.get("/messages").get_data(as_text=True)
+    assert f'data-conversation="{conversation["id"]}"' in page and "Alice Msg" in page
+    assert 'aria-label="2 unread"' in page and "second" in page
