@@ -48,7 +48,8 @@ def profile_editor():
 def save_profile():
     """Save the form (htmx on every change: answers the refreshed previews)."""
     form = request.form
-    changes = {key: form[key] for key in ("display_name", "bio", "pronouns", "location") if key in form}
+    changes: dict[str, object] = {key: form[key] for key in ("display_name", "bio", "pronouns", "location")
+                                  if key in form}
     if "country_code" in form:
         changes["country_code"] = form["country_code"].strip().upper() or None
     visibility = {f: form[f"visibility.{f}"] for f in profile_fields.FIELDS if f"visibility.{f}" in form}

@@ -21,6 +21,7 @@ Deleting, in one transaction after the password is checked:
 """
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Any
 
@@ -141,8 +142,9 @@ def delete_account(user: User, password: str) -> None:
     db.session.execute(update(Report).where(Report.target_type == "user", Report.target_id == me)
                        .values(target_id=token).execution_options(synchronize_session=False))
     # The pool's records of the address.
-    for model in (MiningEvent, MinerStats, WorkerStatus):
-        db.session.execute(delete(model).where(model.user_id == me).execution_options(synchronize_session=False))
+    for mining_model in (MiningEvent, MinerStats, WorkerStatus):
+        db.session.execute(delete(mining_model).where(mining_model.user_id == me)
+                           .execution_options(synchronize_session=False))
     # Blocks and requests cascade with the user row; listed here so the counts of the others refresh.
     others = set(db.session.scalars(select(FriendRequest.requester_id).where(
         FriendRequest.recipient_id == me, FriendRequest.status == friends.PENDING)))
@@ -151,7 +153,7 @@ def delete_account(user: User, password: str) -> None:
     db.session.execute(delete(User).where(User.user_id == me).execution_options(synchronize_session=False))
     for kind, base in images:
         if base:
-            transactions.after_commit(lambda kind=kind, base=base: media.remove(kind, base))
+            transactions.after_commit(functools.partial(media.remove, kind, base))
     if others:
         friends.publish_counts_on_commit(*others)
     # The caller's object stays readable (the request still logs out with it); its row is gone.
