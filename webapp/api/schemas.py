@@ -101,12 +101,15 @@ class LeaveOut(Out):
 
 
 class MemberOut(Out):
+    """``hashrate`` and ``is_online`` are null and ``display_name`` is "a
+    member" when the member hides from coop rankings (``hidden``)."""
+
     user_id: str
     display_name: str
     role: Literal["admin", "moderator", "member"]
     joined_at: str
-    hashrate: float
-    is_online: bool
+    hashrate: float | None
+    is_online: bool | None
 
 
 class MembersOut(Out):
@@ -187,9 +190,11 @@ class JoinRequestsOut(Out):
 
 
 class MemberHashrate(Out):
-    user_id: str
+    """A member hidden from coop rankings: ``user_id`` and ``hashrate`` null, ``display_name`` "a member"."""
+
+    user_id: str | None
     display_name: str
-    hashrate: float
+    hashrate: float | None
 
 
 class CoopHashrateOut(Out):

@@ -26,10 +26,11 @@ def register(app: Flask) -> None:
         moderation,
         notifications,
         settings,
+        your_data,
     )
 
     for module in (home, auth, friends, miners, coops, discovery, chat, moderation, notifications, activity, settings,
-                   admin, broadcast, media):
+                   admin, broadcast, media, your_data):
         app.register_blueprint(module.bp)
     localtime.init_app(app)
     app.jinja_env.globals["chart_range_labels"] = charts.RANGE_LABELS

@@ -47,7 +47,7 @@ from ..models import (
 )
 from ..vocabulary import ConversationKind
 from ..vocabulary import NotificationSubtype as S
-from . import conversations, inputs, markup, moderation, notifications, presence, transactions
+from . import conversations, direct_messages, inputs, markup, moderation, notifications, presence, transactions
 from .conversations import MESSAGE, MESSAGE_UPDATED, READ, TYPING
 from .errors import Forbidden, NotAMember, NotFound, ValidationError
 from .membership import is_moderating_member
@@ -185,6 +185,11 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     if seq is None or user_id not in members:
         db.session.rollback()
         raise NotAMember("Only members of this conversation can post in it.")
+    if conversation.kind != ConversationKind.COOP:
+        refusal = direct_messages.post_refusal(conversation, user_id, members)  # 409 read_only
+        if refusal is not None:
+            db.session.rollback()
+            raise refusal
     mentioned = [m for m in markup.mentions(body) if m in members and m != user_id]
     row = Message(conversation_id=conversation_id, seq=seq, sender_id=user_id, body=body,
                   mentions=mentioned or None, reply_to=reply_id,

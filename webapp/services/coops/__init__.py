@@ -38,6 +38,7 @@ from .changes import (
     dissolve_locked,
     join,
     leave,
+    leave_in_transaction,
     regenerate_code,
     remove_locked,
     remove_member,
@@ -98,7 +99,7 @@ from .views import (
 __all__ = [
     "departure",
     "INVITE_CODE_LENGTH", "generate_invite_code", "normalise_invite_code",
-    "create", "dissolve", "dissolve_locked", "join", "leave", "regenerate_code", "remove_locked", "remove_member",
+    "create", "dissolve", "dissolve_locked", "join", "leave", "leave_in_transaction", "regenerate_code", "remove_locked", "remove_member",
     "update_details",
     "COOP_LINK", "DESCRIPTION_MAX", "INVITE_CODE_ATTEMPTS", "MAX_COOP_ID", "NAME_MAX", "NAME_MIN",
     "UQ_ACTIVE_INVITE_CODE", "UQ_ONE_ACTIVE_PER_USER", "UQ_ONE_ADMIN_PER_COOP", "CodeFactory",
