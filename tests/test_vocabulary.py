@@ -20,8 +20,8 @@ def test_enum_values_are_the_stored_strings():
     assert models.COOP_STATUSES == ("active", "dissolved")
     assert models.MEMBER_ROLES == ("admin", "moderator", "member")
     assert models.MEMBER_STATUSES == ("active", "left", "removed")
-    assert models.DELIVERY_STATUSES == ("pending", "sending", "sent", "failed")
-    assert models.DELIVERY_CHANNELS == ("email",)
+    assert models.DELIVERY_STATUSES == ("pending", "sending", "sent", "failed", "held")
+    assert models.DELIVERY_CHANNELS == ("email", "push")
     assert models.NOTIFICATION_CATEGORIES == ("mining", "gamification", "competition", "social", "system")
     assert all(type(v) is str for v in models.COOP_STATUSES + models.NOTIFICATION_CATEGORIES)
     assert CoopStatus.ACTIVE == "active" and MemberRole.ADMIN == "admin" and MemberStatus.LEFT == "left"
