@@ -44,9 +44,9 @@ from urllib.parse import urlsplit
 
 import flask_mail
 from flask import current_app, render_template
-from jinja2 import Template
 from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import Template
 from rq import Retry
 from sqlalchemy import and_, case, func, literal, or_, update
 
