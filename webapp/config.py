@@ -158,6 +158,8 @@ class Config:
         self.VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:admin@localhost")
         self.PUSH_TTL = _int("PUSH_TTL", 24 * 3600)  # seconds
         self.PUSH_TIMEOUT = _int("PUSH_TIMEOUT", 10)  # seconds per push service request
+        # Tests only: accept http:// push endpoints on 127.0.0.1 (a loopback push service).
+        self.PUSH_ALLOW_HTTP_LOOPBACK = _bool("PUSH_ALLOW_HTTP_LOOPBACK", False)
         # A running broadcast fan-out silent this long is resumed by the sweep (seconds).
         self.BROADCAST_STALE_AFTER = _int("BROADCAST_STALE_AFTER", 600)
         # Seconds an Idempotency-Key of POST /api/internal/notifications is remembered (at least).
