@@ -38,12 +38,27 @@ def send_notification_email(notification_id: int) -> str:
 
 @app_job
 def sweep_email_deliveries() -> dict[str, int]:
-    """Reclaim expired e-mail leases and lost jobs (``services.email.sweep``).
-    Returns ``{"requeued": n, "gave_up": n}``."""
-    from webapp.services import email
+    """Reclaim expired e-mail leases and lost jobs (``services.email.sweep``),
+    the same for push deliveries (``services.webpush.sweep``), and resume
+    broadcasts whose fan-out stopped half-way (``services.broadcasts.resume_stalled``).
+    Returns ``{"requeued": n, "gave_up": n, "push_requeued": n, "broadcasts_resumed": n}``."""
+    from webapp.services import broadcasts, email, webpush
 
     result = email.sweep()
     if result.requeued or result.gave_up:
         current_app.logger.info("e-mail sweep: re-enqueued %d, gave up on %d",
                                 len(result.requeued), len(result.gave_up))
-    return {"requeued": len(result.requeued), "gave_up": len(result.gave_up)}
+    pushes = webpush.sweep()
+    resumed = broadcasts.resume_stalled()
+    return {"requeued": len(result.requeued), "gave_up": len(result.gave_up), "push_requeued": len(pushes),
+            "broadcasts_resumed": len(resumed)}
+
+
+@app_job
+def send_email_summaries() -> int:
+    """Send the summary mails that are due: held mail after quiet hours or
+    the hourly cap, daily and weekly digests (``services.summaries.send_due``).
+    Returns how many were sent."""
+    from webapp.services import summaries
+
+    return len(summaries.send_due())

@@ -7,11 +7,20 @@ from .context import app_job
 @app_job
 def sweep_offline_workers() -> int:
     """Mark workers with no sample for WORKER_OFFLINE_AFTER seconds offline
-    and notify their owners (``mining.sweep_offline_workers``). Returns how
-    many were marked."""
+    (``mining.sweep_offline_workers``; the owners hear of it from
+    ``alert_offline_workers``). Returns how many were marked."""
     from webapp.services import mining
 
     return len(mining.sweep_offline_workers())
+
+
+@app_job
+def alert_offline_workers() -> int:
+    """Tell owners about workers offline past their threshold
+    (``mining.alert_offline_workers``). Returns how many workers were announced."""
+    from webapp.services import mining
+
+    return sum(len(w) for w in mining.alert_offline_workers().values())
 
 
 @app_job

@@ -129,10 +129,14 @@ def test_worker_offline_once_on_disconnect_and_online_when_back(app, redis, make
     xadd(redis, "miner_disconnected", {"user": user, "worker": worker, "session_duration": 300.0}, ts=now - 500)
     xadd(redis, "miner_disconnected", {"user": user, "worker": worker}, ts=now - 499)  # a repeat
     drain()
+    assert _notes(user, "worker_offline") == []  # not at once: after the owner's threshold (15 min)
+    assert not _worker(worker).is_online
+    assert mining.alert_offline_workers(datetime.fromtimestamp(now - 499 + 14 * 60, UTC)) == {}
+    assert mining.alert_offline_workers(datetime.fromtimestamp(now - 499 + 15 * 60, UTC)) == {user: [worker]}
+    assert mining.alert_offline_workers(datetime.fromtimestamp(now - 499 + 16 * 60, UTC)) == {}  # once
     offline = _notes(user, "worker_offline")
     assert len(offline) == 1 and offline[0].title == "bitaxe-1 went offline"
-    assert offline[0].data["reason"] == "disconnected" and "5 min" in offline[0].body
-    assert not _worker(worker).is_online
+    assert "15 minutes" in offline[0].body and offline[0].data["workers"] == [worker]
 
     xadd(redis, "miner_connected", {"user": user, "worker": worker}, ts=now - 100)
     drain()
@@ -171,9 +175,11 @@ def test_sweep_marks_silent_workers_offline_once_and_a_fresh_sample_brings_them_
     drain()
     assert mining.sweep_offline_workers() == [silent]
     assert mining.sweep_offline_workers() == []  # once
-    [note] = _notes(user, "worker_offline")
-    assert note.data["reason"] == "no_samples" and "15 minutes" in note.body
     assert not _worker(silent).is_online and _worker(fresh).is_online and _worker(rejoined).is_online
+    went = _worker(silent).state_changed_at
+    assert mining.alert_offline_workers(went + timedelta(minutes=15)) == {user: [silent]}
+    [note] = _notes(user, "worker_offline")
+    assert note.title == "silent went offline"
 
     xadd(redis, "hashrate_update", sample(user, "silent", 1.5e11), ts=time.time())
     drain()
@@ -205,6 +211,7 @@ def test_worker_status_respects_the_worker_status_toggle(app, redis, make_user):
     xadd(redis, "miner_disconnected", {"user": user.user_id, "worker": worker}, ts=time.time())
     drain()
     assert not _worker(worker).is_online
+    mining.alert_offline_workers(utcnow() + timedelta(minutes=20))
     assert _notes(user.user_id, "worker_offline") == []
 
 

@@ -132,6 +132,18 @@ class Config:
         self.EMAIL_REQUEUE_AFTER = _int("EMAIL_REQUEUE_AFTER", 300)
         self.EMAIL_SWEEP_INTERVAL = _int("EMAIL_SWEEP_INTERVAL", 60)
         self.EMAIL_MAX_ATTEMPTS = _int("EMAIL_MAX_ATTEMPTS", len(self.EMAIL_RETRY_INTERVALS) + 1)
+        # Summary mails (held mail after quiet hours or the hourly cap, digests): how often the
+        # job looks for due ones (seconds). Worker-offline alerts are checked as often.
+        self.EMAIL_SUMMARY_INTERVAL = _int("EMAIL_SUMMARY_INTERVAL", 60)
+        self.WORKER_ALERT_INTERVAL = _int("WORKER_ALERT_INTERVAL", 60)
+        # Web Push (services/webpush.py): the VAPID key pair (PEM file paths, or generated into
+        # instance/ when unset), the contact the push services see, how long they keep a message.
+        self.VAPID_PRIVATE_KEY_FILE = os.environ.get("VAPID_PRIVATE_KEY_FILE", str(INSTANCE_DIR / "vapid_private.pem"))
+        self.VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:admin@localhost")
+        self.PUSH_TTL = _int("PUSH_TTL", 24 * 3600)  # seconds
+        self.PUSH_TIMEOUT = _int("PUSH_TIMEOUT", 10)  # seconds per push service request
+        # A running broadcast fan-out silent this long is resumed by the sweep (seconds).
+        self.BROADCAST_STALE_AFTER = _int("BROADCAST_STALE_AFTER", 600)
         # Seconds an Idempotency-Key of POST /api/internal/notifications is remembered (at least).
         self.IDEMPOTENCY_KEY_TTL = _int("IDEMPOTENCY_KEY_TTL", 24 * 3600)
         self.BROADCAST_BATCH_SIZE = _int("BROADCAST_BATCH_SIZE", 500)  # users per transaction in a broadcast fan-out
@@ -139,8 +151,18 @@ class Config:
         self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds
         self.COOP_HASHRATE_INTERVAL = _int("COOP_HASHRATE_INTERVAL", 300)  # seconds
         self.COOP_HASHRATE_CACHE_TTL = _int("COOP_HASHRATE_CACHE_TTL", 300)  # seconds
+        # Open coop pages refresh after mining events at most this often (seconds, per coop).
+        self.COOP_LIVE_PUSH_INTERVAL = _int("COOP_LIVE_PUSH_INTERVAL", 10)
         self.COOP_JOIN_RATE_LIMIT = os.environ.get("COOP_JOIN_RATE_LIMIT", "30 per minute")  # join attempts per IP
         self.ACTIVITY_POLL_SECONDS = _int("ACTIVITY_POLL_SECONDS", 10)  # /activity checks for new entries
+        # Friends and profiles (docs/API.md "Friends and blocks", "Profiles").
+        self.FRIEND_REQUEST_DAILY_CAP = _int("FRIEND_REQUEST_DAILY_CAP", 50)  # requests a miner may send in 24 h
+        self.FRIEND_REQUEST_TTL_DAYS = _int("FRIEND_REQUEST_TTL_DAYS", 30)  # a pending request expires after
+        self.SEARCH_RATE_LIMIT = os.environ.get("SEARCH_RATE_LIMIT", "30 per minute")  # miner searches per IP
+        # Uploaded avatars and banners: where they are stored (services/media.py) and the largest upload.
+        self.MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
+        self.MEDIA_ROOT = os.environ.get("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
+        self.MEDIA_MAX_UPLOAD = _int("MEDIA_MAX_UPLOAD", 2 * 1024 * 1024)
 
         self.INGEST_BATCH_SIZE = _int("INGEST_BATCH_SIZE", 2000)
         self.INGEST_CONSUMER_GROUP = os.environ.get("INGEST_CONSUMER_GROUP", "webapp-ingest")

@@ -39,13 +39,21 @@ from .vocabulary import (
     ConversationKind,
     ConversationRole,
     CoopStatus,
+    CoopVisibility,
     DeliveryChannel,
     DeliveryStatus,
+    JoinMode,
+    JoinRequestStatus,
     MemberRole,
     MemberStatus,
     NotificationCategory,
+    ReportReason,
+    ReportResolution,
+    ReportStatus,
+    ReportTarget,
     values,
 )
+from .vocabulary import ModerationAction as _ModerationAction
 
 MAX_COOP_MEMBERS = 20
 NOTIFICATION_CATEGORIES = values(NotificationCategory)
@@ -69,6 +77,9 @@ ACTIVITY_TYPES = (
 COOP_STATUSES = values(CoopStatus)
 MEMBER_ROLES = values(MemberRole)
 MEMBER_STATUSES = values(MemberStatus)
+COOP_VISIBILITIES = values(CoopVisibility)
+JOIN_MODES = values(JoinMode)
+JOIN_REQUEST_STATUSES = values(JoinRequestStatus)
 DELIVERY_CHANNELS = values(DeliveryChannel)
 DELIVERY_STATUSES = values(DeliveryStatus)
 CONVERSATION_KINDS = values(ConversationKind)
@@ -78,6 +89,7 @@ MAX_MESSAGE_LENGTH = 2000  # characters (API.md "Conversations and messages")
 # documents"): single code points, so no variation selector can make two
 # spellings of one reaction.
 REACTION_EMOJI = ("👍", "😂", "😮", "😢", "🎉", "🔥", "🚀", "💎")
+SLOW_MODE_MAX = 3600  # seconds (API.md "Coop governance")
 
 
 def utcnow() -> datetime:
@@ -242,6 +254,18 @@ class Cooperative(Model):
             sqlite_where=text("status = 'active'"),
         ),
         Index("ix_cooperatives_status_name", "status", "name"),
+        # Coop moderation: slow mode (seconds between a member's messages).
+        CheckConstraint(f"slow_mode_seconds >= 0 AND slow_mode_seconds <= {SLOW_MODE_MAX}", name="slow_mode_range"),
+        CheckConstraint(_in("visibility", COOP_VISIBILITIES), name="visibility"),
+        CheckConstraint(_in("join_mode", JOIN_MODES), name="join_mode"),
+        # The directory's default order (combined hashrate), listed coops only.
+        Index(
+            "ix_cooperatives_listed_hashrate",
+            "total_hashrate",
+            "id",
+            postgresql_where=text("status = 'active' AND visibility = 'listed'"),
+            sqlite_where=text("status = 'active' AND visibility = 'listed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -257,6 +281,14 @@ class Cooperative(Model):
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Coop moderation (services/moderation.py): 0 is off; filters are
+    # ``[{"phrase", "action": "block"|"flag"}]``, None when there are none.
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    keyword_filters: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    # Discovery (migration 0009): listed coops appear in the directory.
+    visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
+    join_mode: Mapped[str] = mapped_column(String(16), default="invite", server_default="invite")
+    country_code: Mapped[str | None] = mapped_column(String(2))
 
     def to_dict(self, *, include_invite_code: bool = False) -> dict[str, Any]:
         data = {
@@ -269,6 +301,9 @@ class Cooperative(Model):
             "hashrate_updated_at": iso(self.hashrate_updated_at),
             "status": self.status,
             "created_at": iso(self.created_at),
+            "visibility": self.visibility,
+            "join_mode": self.join_mode,
+            "country_code": self.country_code,
         }
         if include_invite_code:
             data["invite_code"] = self.invite_code
@@ -370,6 +405,8 @@ class Notification(Model):
             sqlite_where=text("is_read = 0"),
         ),
         Index("ix_notifications_created_at", "created_at"),
+        # Grouped listing (API.md ``?grouped=true``): per user, per group, newest first.
+        Index("ix_notifications_user_group_id", "user_id", "group_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -385,6 +422,9 @@ class Notification(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seq: Mapped[int | None] = mapped_column(BigInteger)
     seq_floor: Mapped[int | None] = mapped_column(BigInteger)
+    # ``<subtype>:<subject>`` (``coop_member_joined:12``, ``personal_best:<user>``):
+    # rows with one key show as one expandable group (``notifications.group_key_for``).
+    group_key: Mapped[str | None] = mapped_column(String(200))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -399,6 +439,7 @@ class Notification(Model):
             "is_read": self.is_read,
             "read_at": iso(self.read_at),
             "created_at": iso(self.created_at),
+            "group_key": self.group_key,
         }
 
 
@@ -425,6 +466,9 @@ class NotificationDelivery(Model):
             postgresql_where=text("status IN ('pending', 'sending')"),
             sqlite_where=text("status IN ('pending', 'sending')"),
         ),
+        # Mail waiting for a summary (quiet hours, digest, hourly cap).
+        Index("ix_notification_deliveries_held", "notification_id",
+              postgresql_where=text("status = 'held'"), sqlite_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -440,6 +484,10 @@ class NotificationDelivery(Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    # The summary mail (digest or held mail) that carried this notification.
+    summary_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("email_summaries.id", ondelete="SET NULL")
+    )
 
 
 class IdempotencyKey(Model):
@@ -572,6 +620,10 @@ class WorkerStatus(Model):
     hashrate_1d: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     last_share_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     useragent: Mapped[str | None] = mapped_column(String(255))
+    # When the owner was last told this worker went offline (services/mining/
+    # offline_alerts.py): at most one notice an hour, and "back online" only
+    # after an outage that was announced.
+    offline_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Model):
@@ -624,6 +676,10 @@ class Broadcast(Model):
     sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resuming: the last user_id whose notification committed (the fan-out
+    # walks users in user_id order), and when a fan-out last showed life.
+    cursor: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -761,3 +817,444 @@ class MessageReaction(Model):
     )
     emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------
+# (API.md "Coop governance"; services/moderation.py, services/coop_moderation.py,
+# services/reports.py; migration 0010_moderation)
+
+MODERATION_ACTIONS = values(_ModerationAction)
+REPORT_TARGETS = values(ReportTarget)
+REPORT_REASONS = values(ReportReason)
+REPORT_STATUSES = values(ReportStatus)
+REPORT_RESOLUTIONS = values(ReportResolution)
+
+
+class CoopBan(Model):
+    """A user banned from a coop: their join (code, invite or request) is
+    403 ``banned`` until an admin or moderator lifts the ban (row deleted)."""
+
+    __tablename__ = "coop_bans"
+    __table_args__ = (UniqueConstraint("cooperative_id", "user_id", name="uq_coop_bans_coop_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    banned_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CoopMute(Model):
+    """A member muted in a coop's chat until ``until`` (UTC); a later mute
+    replaces the row, an unmute deletes it, an expired row means nothing."""
+
+    __tablename__ = "coop_mutes"
+    __table_args__ = (UniqueConstraint("cooperative_id", "user_id", name="uq_coop_mutes_coop_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    muted_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Report(Model):
+    """A report on a message, a user or a coop. ``cooperative_id`` is the
+    coop whose admin and moderators triage it (a message of its chat, a
+    member reported by a coop-mate), None when only platform admins do.
+    ``target_id`` has no foreign key: messages live in the chat tables and
+    a report outlives what it names. ``reporter_user_id`` is None for
+    reports filed by a ``flag`` keyword filter (reason ``flagged``)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_in("target_type", REPORT_TARGETS), name="target_type"),
+        CheckConstraint(_in("reason", REPORT_REASONS), name="reason"),
+        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
+        CheckConstraint(f"resolution IS NULL OR {_in('resolution', REPORT_RESOLUTIONS)}", name="resolution"),
+        CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_when_closed"),
+        # One open report per reporter and target; one filter report per message.
+        Index("uq_reports_open_per_reporter", "reporter_user_id", "target_type", "target_id", unique=True,
+              postgresql_where=text("status = 'open' AND reporter_user_id IS NOT NULL"),
+              sqlite_where=text("status = 'open' AND reporter_user_id IS NOT NULL")),
+        Index("uq_reports_flag_per_target", "target_type", "target_id", unique=True,
+              postgresql_where=text("reason = 'flagged'"), sqlite_where=text("reason = 'flagged'")),
+        Index("ix_reports_coop_status_id", "cooperative_id", "status", "id"),
+        Index("ix_reports_status_id", "status", "id"),
+        # The escalation sweep: open reports not yet escalated, oldest first.
+        Index("ix_reports_unescalated", "created_at",
+              postgresql_where=text("status = 'open' AND escalated_at IS NULL"),
+              sqlite_where=text("status = 'open' AND escalated_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    reporter_user_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    cooperative_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(128))
+    target_user_id: Mapped[str | None] = mapped_column(String(128))  # whom it is about, when known
+    reason: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    resolved_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reporter_user_id": self.reporter_user_id,
+            "cooperative_id": self.cooperative_id,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_user_id": self.target_user_id,
+            "reason": self.reason,
+            "details": self.details,
+            "status": self.status,
+            "resolution": self.resolution,
+            "note": self.note,
+            "resolved_by": self.resolved_by,
+            "resolved_at": iso(self.resolved_at),
+            "escalated": self.escalated_at is not None,
+            "escalated_at": iso(self.escalated_at),
+            "created_at": iso(self.created_at),
+        }
+
+
+class CoopAuditEntry(Model):
+    """One moderation action in a coop's audit log (``GET
+    /api/coops/{id}/audit``), newest first by ``id``."""
+
+    __tablename__ = "coop_audit_log"
+    __table_args__ = (
+        CheckConstraint(_in("action", MODERATION_ACTIONS), name="action"),
+        Index("ix_coop_audit_log_coop_id", "cooperative_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    actor_user_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    target_user_id: Mapped[str | None] = mapped_column(String(128))
+    target_id: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cooperative_id": self.cooperative_id,
+            "actor_user_id": self.actor_user_id,
+            "action": self.action,
+            "target_user_id": self.target_user_id,
+            "target_id": self.target_id,
+            "data": self.data,
+            "created_at": iso(self.created_at),
+        }
+
+
+# ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
+
+ATTEMPT_STATUSES = ("sent", "failed")
+SUMMARY_KINDS = ("held", "digest")
+SUMMARY_STATUSES = ("sending", "sent", "failed")
+
+
+class PushSubscription(Model):
+    """One browser's Web Push subscription (a W3C ``PushSubscription``):
+    the push service ``endpoint`` and the keys the payload is encrypted to
+    (RFC 8291). One row per endpoint; a 404/410 from the push service
+    deletes it (``services/webpush.py``)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("endpoint", name="uq_push_subscriptions_endpoint"),
+        Index("ix_push_subscriptions_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(String(1024))
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "endpoint": self.endpoint, "user_agent": self.user_agent,
+                "created_at": iso(self.created_at), "last_success_at": iso(self.last_success_at)}
+
+
+class DeliveryAttempt(Model):
+    """One attempt to deliver a notification on one channel: what happened
+    and when (the miner's "e-mailed 10:31", the admin's failures)."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", ATTEMPT_STATUSES), name="status"),
+        Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+        Index("ix_delivery_attempts_channel_status_created", "channel", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notification_deliveries.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailSummary(Model):
+    """One summary mail: the held mail of quiet hours or the hourly cap
+    (``held``), or a daily/weekly ``digest``. The deliveries it carries
+    point at it (``notification_deliveries.summary_id``)."""
+
+    __tablename__ = "email_summaries"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUMMARY_KINDS), name="kind"),
+        CheckConstraint(_in("status", SUMMARY_STATUSES), name="status"),
+        Index("ix_email_summaries_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="sending", server_default="sending")
+    item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# ---- Friends, blocks and profiles a miner owns (migration 0008) -----------------------------
+
+FRIEND_REQUEST_STATUSES = ("pending", "accepted", "declined", "cancelled", "expired")
+VISIBILITY_LEVELS = ("public", "connections", "private")
+
+
+class FriendRequest(Model):
+    """A friend request (API.md "Friends and blocks").
+
+    ``user_low`` / ``user_high`` are the two ids in sorted order, so the
+    database holds at most one pending request per unordered pair: two
+    miners asking each other at the same moment cannot both insert one (the
+    second insert fails and is turned into accepting the first;
+    ``services/friends.py``)."""
+
+    __tablename__ = "friend_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", FRIEND_REQUEST_STATUSES), name="status"),
+        CheckConstraint("requester_id <> recipient_id", name="not_self"),
+        CheckConstraint(
+            "user_low < user_high AND ((requester_id = user_low AND recipient_id = user_high)"
+            " OR (requester_id = user_high AND recipient_id = user_low))",
+            name="pair_ordered",
+        ),
+        Index(
+            "uq_friend_requests_pending",
+            "requester_id",
+            "recipient_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "uq_friend_requests_pending_pair",
+            "user_low",
+            "user_high",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_friend_requests_recipient_status_id", "recipient_id", "status", "id"),
+        Index("ix_friend_requests_requester_created", "requester_id", "created_at"),
+        Index("ix_friend_requests_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    recipient_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    user_low: Mapped[str] = mapped_column(String(128))
+    user_high: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    message: Mapped[str | None] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "requester": self.requester_id,
+            "recipient": self.recipient_id,
+            "status": self.status,
+            "message": self.message,
+            "created_at": iso(self.created_at),
+            "responded_at": iso(self.responded_at),
+        }
+
+
+class Friendship(Model):
+    """One direction of a friendship; accepting a request writes both rows
+    in one transaction and unfriending deletes both."""
+
+    __tablename__ = "friendships"
+    __table_args__ = (
+        CheckConstraint("user_id <> friend_id", name="not_self"),
+        Index("ix_friendships_friend_id", "friend_id"),
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    friend_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Block(Model):
+    """``blocker_id`` blocked ``blocked_id``: to the blocked miner the
+    blocker looks like a missing account."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (
+        CheckConstraint("blocker_id <> blocked_id", name="not_self"),
+        Index("ix_blocks_blocked_id", "blocked_id"),
+    )
+
+    blocker_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    blocked_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserProfile(Model):
+    """The profile fields a miner edits beyond ``users`` (API.md
+    "Profiles"): bio, pronouns, location, the stored avatar and banner
+    images, and each field's visibility. ``name_key`` is the display name
+    folded to what it looks like (NFKC, confusables mapped to Latin,
+    casefolded): the search key and the impersonation check
+    (``services/profile_fields.py``); pg_trgm indexes it on PostgreSQL."""
+
+    __tablename__ = "user_profiles"
+    __table_args__ = (
+        Index("ix_user_profiles_name_key", "name_key"),
+        Index(
+            "ix_user_profiles_name_key_trgm",
+            "name_key",
+            postgresql_using="gin",
+            postgresql_ops={"name_key": "gin_trgm_ops"},
+        ),
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    name_key: Mapped[str] = mapped_column(String(160), default="", server_default="")
+    bio: Mapped[str] = mapped_column(String(280), default="", server_default="")
+    pronouns: Mapped[str] = mapped_column(String(30), default="", server_default="")
+    location: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    avatar_key: Mapped[str | None] = mapped_column(String(160))
+    banner_key: Mapped[str | None] = mapped_column(String(160))
+    visibility: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# ---- coop invites, directory and join requests (migration 0009) --------------------------
+
+
+class CoopInvite(Model):
+    """An extra invite of a coop besides its own code (API.md "Coop
+    governance and discovery"): optional expiry and use limit, counted
+    atomically by the join that uses it, revocable. Codes are never reused."""
+
+    __tablename__ = "coop_invites"
+    __table_args__ = (
+        CheckConstraint("length(code) = 8 AND code = upper(code)", name="code_format"),
+        CheckConstraint("max_uses IS NULL OR (max_uses >= 1 AND max_uses <= 100)", name="max_uses_range"),
+        CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_range"),
+        Index("ix_coop_invites_coop_created", "cooperative_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_live(self, now: datetime) -> bool:
+        """Not revoked, not expired at ``now``, not used up."""
+        return (self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+                and (self.max_uses is None or self.uses < self.max_uses))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "uses": self.uses,
+            "max_uses": self.max_uses,
+            "expires_at": iso(self.expires_at),
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "revoked": self.revoked_at is not None,
+        }
+
+
+class CoopJoinRequest(Model):
+    """A miner's request to join a listed coop whose ``join_mode`` is
+    ``request``; the admin or a moderator approves or declines it. One
+    pending request per (coop, user), held by a partial unique index."""
+
+    __tablename__ = "coop_join_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOIN_REQUEST_STATUSES), name="status"),
+        CheckConstraint("length(message) <= 280", name="message_length"),
+        Index(
+            "uq_coop_join_requests_one_pending",
+            "cooperative_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_coop_join_requests_coop_status_created", "cooperative_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(String(280), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cooperative_id": self.cooperative_id,
+            "user_id": self.user_id,
+            "message": self.message,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "decided_at": iso(self.decided_at),
+            "decided_by": self.decided_by,
+        }

@@ -28,6 +28,22 @@ CSP = "; ".join(
 )
 
 
+# Room for the multipart envelope around an upload's file (boundaries, headers, other fields).
+UPLOAD_OVERHEAD = 64 * 1024
+
+
+def allow_large_body(config_key: str):
+    """Decorator for an upload route: its body may be the config value
+    ``config_key`` (bytes) plus ``UPLOAD_OVERHEAD`` instead of
+    ``MAX_CONTENT_LENGTH``; every other route keeps the small limit."""
+
+    def decorator(view):
+        view.max_body_config = config_key
+        return view
+
+    return decorator
+
+
 def init_app(app: Flask) -> None:
     """Add the headers; trust one proxy hop's X-Forwarded-* when PROXY_FIX is set."""
     if app.config.get("PROXY_FIX"):
@@ -38,6 +54,11 @@ def init_app(app: Flask) -> None:
         # Werkzeug only enforces MAX_CONTENT_LENGTH when a view reads the
         # body; refuse early so every route answers 413 alike.
         limit = app.config.get("MAX_CONTENT_LENGTH")
+        view = app.view_functions.get(request.endpoint or "")
+        larger = getattr(view, "max_body_config", None)
+        if larger:  # an upload route (``allow_large_body``): its own limit, for Werkzeug's parser too
+            limit = int(app.config[larger]) + UPLOAD_OVERHEAD
+            request.max_content_length = limit
         if limit and (request.content_length or 0) > limit:
             raise RequestEntityTooLarge()
 

@@ -29,6 +29,30 @@ class MemberRole(StrEnum):
     MEMBER = "member"
 
 
+class CoopVisibility(StrEnum):
+    """``cooperatives.visibility``: listed coops appear in the directory."""
+
+    PRIVATE = "private"
+    LISTED = "listed"
+
+
+class JoinMode(StrEnum):
+    """``cooperatives.join_mode``: by invite only, or also by a request the
+    admin and moderators approve."""
+
+    INVITE = "invite"
+    REQUEST = "request"
+
+
+class JoinRequestStatus(StrEnum):
+    """``coop_join_requests.status``."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
 class MemberStatus(StrEnum):
     """``cooperative_members.status``: ``left`` also when the coop was dissolved."""
 
@@ -67,6 +91,14 @@ class NotificationSubtype(StrEnum):
     ADMIN_COOP_RENAMED = "admin_coop_renamed"
     BROADCAST = "broadcast"
     INVITE_CODE_GUESSING = "invite_code_guessing"
+    COOP_JOIN_REQUEST = "coop_join_request"
+    COOP_JOIN_APPROVED = "coop_join_approved"
+    COOP_JOIN_DECLINED = "coop_join_declined"
+    FRIEND_REQUEST_RECEIVED = "friend_request_received"
+    FRIEND_REQUEST_ACCEPTED = "friend_request_accepted"
+    COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"
+    REPORT_RESOLVED = "report_resolved"
+    REPORTS_ESCALATED = "reports_escalated"
     MENTION = "mention"
     CHAT_UNREAD = "chat_unread"
 
@@ -99,19 +131,76 @@ class PresenceStatus(StrEnum):
 
 
 class DeliveryChannel(StrEnum):
-    """``notification_deliveries.channel``."""
+    """``notification_deliveries.channel``: e-mail, and Web Push to the
+    user's subscribed browsers (``services/webpush.py``)."""
 
     EMAIL = "email"
+    PUSH = "push"
 
 
 class DeliveryStatus(StrEnum):
     """``notification_deliveries.status``: pending → sending (leased) → sent,
-    back to pending after a failed attempt, failed after the last one."""
+    back to pending after a failed attempt, failed after the last one;
+    ``held`` waits for a summary mail (quiet hours, a digest, the hourly
+    cap: ``services/summaries.py``) and becomes ``sent`` with it."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    HELD = "held"
+
+
+# ---- Coop moderation (API.md "Coop governance": bans, mutes, reports, audit) ----
+
+
+class ModerationAction(StrEnum):
+    """``coop_audit_log.action``: every moderation action a coop records."""
+
+    ROLE_CHANGED = "role_changed"
+    ADMIN_TRANSFERRED = "admin_transferred"
+    MEMBER_REMOVED = "member_removed"
+    BANNED = "banned"
+    UNBANNED = "unbanned"
+    MUTED = "muted"
+    UNMUTED = "unmuted"
+    MESSAGE_DELETED = "message_deleted"
+    SLOW_MODE_CHANGED = "slow_mode_changed"
+    FILTERS_CHANGED = "filters_changed"
+    REPORT_RESOLVED = "report_resolved"
+
+
+class ReportTarget(StrEnum):
+    """``reports.target_type``."""
+
+    MESSAGE = "message"
+    USER = "user"
+    COOPERATIVE = "cooperative"
+
+
+class ReportReason(StrEnum):
+    """``reports.reason`` (``flagged``: filed by a coop's ``flag`` keyword filter)."""
+
+    SPAM = "spam"
+    ABUSE = "abuse"
+    OTHER = "other"
+    FLAGGED = "flagged"
+
+
+class ReportStatus(StrEnum):
+    """``reports.status``."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class ReportResolution(StrEnum):
+    """``reports.resolution``: what the moderator did."""
+
+    DISMISS = "dismiss"
+    DELETE_MESSAGE = "delete_message"
+    MUTE = "mute"
+    BAN = "ban"
 
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:

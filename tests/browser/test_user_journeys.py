@@ -11,16 +11,16 @@ the app served on the run's PostgreSQL and Redis, under its CSP:
 - hiding the country flag on /settings hides it from other visitors of the
   public profile and from the public API;
 - a username that is not a Bitcoin address is registered only after the
-  register page's warning is confirmed;
-- a tour of every page over a slice of the demo day, saving the screenshots
-  of docs/SCREENSHOTS.md.
+  register page's warning is confirmed.
+
+The tour of every page over a slice of the demo day, which saves the
+screenshots of docs/SCREENSHOTS.md, is tests/browser/test_mobile_a11y.py.
 
 Every page's console is collected, and none may mention the Content
 Security Policy.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import threading
 import time
@@ -30,10 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from webapp.extensions import db
-from webapp.models import Cooperative, Notification, User
-from webapp.services import admin as admin_service
-from webapp.services import broadcasts, coops, ingest
-from webapp.services import demo as demo_service
+from webapp.models import Notification
+from webapp.services import ingest
 
 from ..builders import PASSWORD
 from .conftest import assert_clean_console, goto_live, login, wait_socket, watch
@@ -226,109 +224,3 @@ def test_register_page_warns_about_a_username_that_is_not_a_bitcoin_address(live
     assert "/register" not in visitor.url  # logged in, sent home (their profile)
     assert context.request.get(f"{base}/api/me").json()["user_id"] == "alice.rig01"
     assert_clean_console(visitor, allow=("400",))  # the warned form answers 400
-
-
-# ---- 5. every page, with the demo world -----------------------------------------------------
-
-DEMO_SLICE_MINERS = (0, 1, 3, 7, 9, 12, 13, 15, 17, 20, 21)  # Satoshi's Hunters and Lisbon Lightning
-SHARE_EVERY = 8  # of those miners' other shares, keep every 8th
-USER_KEY = '"user":"'  # as the shared day spells it (compact JSON)
-
-
-def _demo_slice(path):
-    """The shared day for the miners of two demo coops: every event but
-    share_submitted, each share that raised its miner's best (so bests agree
-    with the personal-best events), and every SHARE_EVERY-th other share —
-    a few seconds to ingest."""
-    miners = json.loads(demo_service.MINERS_FILE.read_text())
-    wanted = {miners[i]["user_id"] for i in DEMO_SLICE_MINERS}
-    shares, best = 0, {}
-    with gzip.open(demo_service.EVENTS_FILE, "rt") as src, open(path, "w") as out:
-        for line in src:
-            at = line.find(USER_KEY)  # cheaper than parsing all 250,000 lines
-            if at >= 0 and line[at + len(USER_KEY):line.find('"', at + len(USER_KEY))] not in wanted:
-                continue
-            envelope = json.loads(line)
-            data = envelope["data"]
-            user_id = data.get("user")
-            if envelope["event"] == "share_submitted":
-                shares += 1
-                raised = data.get("accepted") and data.get("sdiff", 0) > best.get(user_id, 0)
-                if raised:
-                    best[user_id] = data["sdiff"]
-                elif shares % SHARE_EVERY:
-                    continue
-            out.write(line)
-    return path
-
-
-def _admin_world(platform_admin: User) -> None:
-    """A spam coop dissolved and a delivered broadcast, for the admin pages."""
-    spammer = db.session.get(User, json.loads(demo_service.MINERS_FILE.read_text())[45]["user_id"])
-    spam = coops.create(spammer, name="FREE BTC CLICK HERE", description="Totally legit.")
-    admin_service.dissolve_coop(platform_admin, coop_id=spam.id, reason="Spam name and scam link")
-    row = broadcasts.create_broadcast(platform_admin, title="Pool maintenance on Sunday 02:00 UTC",
-                                      body="Stratum will be down for about 10 minutes. Your miners reconnect by "
-                                           "themselves.")
-    broadcasts.fan_out(row.id)
-
-
-def test_screenshot_tour_of_every_page_with_the_demo_world(live_server, browser, make_user, screenshot, tmp_path):
-    result = demo_service.load_demo(events_file=_demo_slice(tmp_path / "slice.jsonl"), progress=False,
-                                    echo=lambda _: None)
-    assert result.published > 5000 and result.ingest.notifications > 0
-    miners = json.loads(demo_service.MINERS_FILE.read_text())
-    satoshi, hashmaster, outsider = (miners[i]["user_id"] for i in (0, 3, 40))
-    platform_admin = make_user(display_name="PoolOps", is_admin=True)
-    _admin_world(platform_admin)
-    lisbon = db.session.scalar(sa.select(Cooperative).where(Cooperative.name == "Lisbon Lightning"))
-    base = live_server.url
-    shots: dict[str, str] = {}
-    pages = []
-
-    def shoot(page, url: str, name: str, ready: str | None = None, status: int = 200) -> None:
-        response = page.goto(f"{base}{url}")
-        assert response.status == status, (url, response.status)
-        if ready:
-            page.wait_for_selector(ready)
-        screenshot(page, name)
-        shots[name] = url
-
-    def new_page(user_id: str | None = None, password: str = demo_service.DEMO_PASSWORD):
-        page = watch(browser.new_context(viewport={"width": 1280, "height": 800}).new_page())
-        pages.append(page)
-        if user_id:
-            login(page, base, user_id, password)
-        return page
-
-    try:
-        anonymous = new_page()
-        shoot(anonymous, "/login", "login", "input[name=user_id]")
-        shoot(anonymous, "/register", "register", "input[name=password]")
-
-        miner = new_page(satoshi)
-        shoot(miner, f"/miners/{satoshi}", "profile-own", "#workers")
-        shoot(miner, f"/miners/{hashmaster}", "profile-other", "#miner-stats")
-        shoot(miner, "/coop", "coop-dashboard", "#coop-chart")
-        shoot(miner, "/coop/manage", "coop-manage", "#coop-dissolve")
-        shoot(miner, "/notifications", "notifications", "#notification-list li")
-        shoot(miner, "/activity", "activity", "li.activity-item")
-        shoot(miner, "/settings", "settings", "#privacy")
-        shoot(miner, "/no-such-page", "404", "h1", status=404)
-        assert miner.inner_text("h1") == "Not found"
-
-        newcomer = new_page(outsider)
-        shoot(newcomer, f"/coop/join/{lisbon.invite_code}", "coop-join", "#coop-join-preview button[type=submit]")
-
-        ops = new_page(platform_admin.user_id, PASSWORD)
-        shoot(ops, "/admin", "admin", "#admin-audit")
-        shoot(ops, "/admin/broadcast", "admin-broadcast")
-
-        assert set(shots) == {"login", "register", "profile-own", "profile-other", "coop-dashboard", "coop-manage",
-                              "notifications", "activity", "settings", "404", "coop-join", "admin",
-                              "admin-broadcast"}
-        for page in pages:  # the 404 page's own status is logged as a failed load
-            assert_clean_console(page, allow=("404 (NOT FOUND)",) if page is miner else ())
-    finally:
-        for page in pages:
-            page.context.close()

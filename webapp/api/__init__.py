@@ -6,7 +6,21 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import accounts, activity, conversations, coops, internal, notifications, openapi, public
+    from . import (
+        accounts,
+        activity,
+        conversations,
+        coops,
+        friends,
+        internal,
+        moderation,
+        notifications,
+        openapi,
+        profiles,
+        public,
+        push,
+    )
 
-    for module in (accounts, coops, conversations, notifications, activity, public, internal, openapi):
+    for module in (accounts, coops, moderation, conversations, notifications, activity, public, friends, profiles,
+                   internal, push, openapi):
         app.register_blueprint(module.bp, url_prefix="/api")

@@ -10,9 +10,9 @@ from pydantic import Field, WithJsonSchema
 
 from ..auth import api_auth_required, api_caller
 from ..models import NOTIFICATION_CATEGORIES
-from ..services import inputs, notifications
+from ..services import inputs, notification_groups, notifications
 from .openapi import endpoint
-from .schemas import CountOut, NotificationOut, NotificationPageOut, Out, UpdatedOut
+from .schemas import CountOut, NotificationListOut, NotificationOut, Out, UpdatedOut
 from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by
 
 bp = Blueprint("api_notifications", __name__)
@@ -35,6 +35,8 @@ class ListQuery(PageQuery):
         WithJsonSchema({"type": "string", "enum": list(NOTIFICATION_CATEGORIES)}),
     ] = None
     unread_only: Flag = False
+    # API.md "Notification settings": groups by group_key instead of rows.
+    grouped: Flag = False
 
 
 class ReadAllQuery(Query):
@@ -48,10 +50,20 @@ class ReadAllQuery(Query):
 
 @bp.get("/notifications")
 @api_auth_required
-@endpoint(ok={200: NotificationPageOut}, tags=["notifications"])
+@endpoint(ok={200: NotificationListOut}, tags=["notifications"])
 def list_notifications(query: ListQuery):
-    """The caller's notifications, newest first (endpoint 10)"""
+    """The caller's notifications, newest first (endpoint 10); with
+    ``grouped=true`` one entry per group_key: {group_key, count, latest, unread_count}"""
     user_id = api_caller().user_id
+    if query.grouped:
+        groups, next_id = notification_groups.list_groups(
+            user_id, limit=query.limit, before_id=query.cursor, category=query.category,
+            unread_only=query.unread_only)
+        return {
+            "groups": [group.to_dict() for group in groups],
+            "next_cursor": encode_cursor(next_id) if next_id else None,
+            "unread_count": notifications.unread_count(user_id),
+        }
     rows, next_id = notifications.list_notifications(
         user_id,
         limit=query.limit,

@@ -1,7 +1,10 @@
 """JSON routes: public miner profiles (API.md endpoints 15 and 16).
 
-No authentication: what is shown is what the miner made public. A private
-profile and a missing one answer the same 404 ``not_found`` body. Limited
+No authentication needed: what is shown is what the miner made public; a
+logged-in caller (bearer or session) also sees the fields the miner shows to
+friends when they are friends, and ``friendship``. A private profile, a
+missing one and one whose miner blocked the caller answer the same 404
+``not_found`` body. Limited
 per client IP (``PUBLIC_RATE_LIMIT``) so the directory can't be scraped fast.
 """
 from __future__ import annotations
@@ -25,7 +28,8 @@ def miner_profile(user_id: str):
 
     Endpoint 15: the public profile (``profiles.public_profile``).
     """
-    return profiles.public_profile(user_id)
+    viewer = g.get("user")
+    return profiles.public_profile(user_id, viewer.user_id if viewer else None)
 
 
 @bp.get("/public/miners/<user_id>/stats")
@@ -36,7 +40,8 @@ def miner_stats(user_id: str):
 
     Endpoint 16: the public mining stats (``profiles.public_stats``).
     """
-    return profiles.public_stats(user_id)
+    viewer = g.get("user")
+    return profiles.public_stats(user_id, viewer.user_id if viewer else None)
 
 
 def _viewer_id() -> str | None:

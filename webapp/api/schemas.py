@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 
 
 class Out(BaseModel):
@@ -67,6 +67,11 @@ class SettingsOut(Out):
     notifications: NotificationPrefsOut
 
 
+class KeywordFilterOut(Out):
+    phrase: str
+    action: Literal["block", "flag"]
+
+
 class CoopOut(Out):
     """``invite_code``, ``invite_key`` and ``invite_url`` (the invite link)
     are present for active members only."""
@@ -82,6 +87,8 @@ class CoopOut(Out):
     total_hashrate: float
     status: Literal["active", "dissolved"]
     created_at: str
+    slow_mode_seconds: int | None = None
+    keyword_filters: list[KeywordFilterOut] | None = None
 
 
 class MineOut(Out):
@@ -96,7 +103,7 @@ class LeaveOut(Out):
 class MemberOut(Out):
     user_id: str
     display_name: str
-    role: Literal["admin", "member"]
+    role: Literal["admin", "moderator", "member"]
     joined_at: str
     hashrate: float
     is_online: bool
@@ -114,6 +121,69 @@ class InviteCodeOut(Out):
     invite_code: str
     invite_key: str
     invite_url: str
+
+
+class InviteOut(Out):
+    """An extra invite (API.md "Coop governance and discovery")."""
+
+    code: str
+    uses: int
+    max_uses: int | None
+    expires_at: str | None
+    created_by: str | None
+    invite_key: str
+    invite_url: str
+
+
+class InvitesOut(Out):
+    invites: list[InviteOut]
+
+
+class InvitePreviewCoop(Out):
+    id: int
+    name: str
+    description: str
+    member_count: int
+    total_hashrate: float
+
+
+class InvitePreviewOut(Out):
+    cooperative: InvitePreviewCoop
+    expires_at: str | None
+
+
+class DirectoryCoopOut(Out):
+    id: int
+    name: str
+    description: str
+    member_count: int
+    max_members: int
+    has_room: bool
+    total_hashrate: float
+    blocks_found: int
+    country_code: str | None
+    join_mode: Literal["invite", "request"]
+    created_at: str
+
+
+class DirectoryOut(Out):
+    cooperatives: list[DirectoryCoopOut]
+    next_cursor: str | None
+
+
+class JoinRequestOut(Out):
+    id: int
+    cooperative_id: int
+    user_id: str
+    message: str
+    status: Literal["pending", "approved", "declined", "cancelled"]
+    created_at: str
+    decided_at: str | None
+    decided_by: str | None
+
+
+class JoinRequestsOut(Out):
+    requests: list[JoinRequestOut]
 
 
 class MemberHashrate(Out):
@@ -161,6 +231,37 @@ class NotificationPageOut(Out):
     unread_count: int
 
 
+class NotificationGroupOut(Out):
+    """One group of ``?grouped=true``: rows sharing a ``group_key``."""
+
+    group_key: str
+    count: int
+    latest: NotificationOut
+    unread_count: int
+
+
+class NotificationGroupsOut(Out):
+    groups: list[NotificationGroupOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class NotificationListOut(RootModel[NotificationPageOut | NotificationGroupsOut]):
+    """``GET /api/notifications``: the flat page, or with ``grouped=true`` the groups."""
+
+
+class PushKeyOut(Out):
+    public_key: str
+
+
+class PushSubscriptionOut(Out):
+    id: int
+    endpoint: str
+    user_agent: str | None
+    created_at: str
+    last_success_at: str | None
+
+
 class UpdatedOut(Out):
     updated: int
 
@@ -204,6 +305,77 @@ class PublicStatsOut(Out):
     hashrate_1h: float
     workers_online: int
     last_share_at: str | None
+
+
+# ---- Coop moderation (API.md "Coop governance") ----
+
+
+class RoleOut(Out):
+    user_id: str
+    role: Literal["admin", "moderator", "member"]
+
+
+class BanOut(Out):
+    user_id: str
+    display_name: str
+    reason: str
+    banned_by: str | None
+    created_at: str
+
+
+class BansOut(Out):
+    bans: list[BanOut]
+
+
+class MuteOut(Out):
+    user_id: str
+    until: str
+
+
+class MutesOut(Out):
+    mutes: list[MuteOut]
+
+
+class AuditEntryOut(Out):
+    id: int
+    cooperative_id: int
+    actor_user_id: str | None
+    actor_display_name: str | None
+    action: str
+    target_user_id: str | None
+    target_display_name: str | None
+    target_id: str | None
+    data: dict[str, Any] | None
+    created_at: str
+
+
+class AuditPageOut(Out):
+    entries: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class ReportOut(Out):
+    id: int
+    reporter_user_id: str | None
+    cooperative_id: int | None
+    target_type: Literal["message", "user", "cooperative"]
+    target_id: str
+    target_user_id: str | None
+    reason: Literal["spam", "abuse", "other", "flagged"]
+    details: str
+    status: Literal["open", "resolved"]
+    resolution: Literal["dismiss", "delete_message", "mute", "ban"] | None
+    note: str
+    resolved_by: str | None
+    resolved_at: str | None
+    escalated: bool
+    escalated_at: str | None
+    created_at: str
+
+
+class ReportPageOut(Out):
+    reports: list[ReportOut]
+    next_cursor: str | None
 
 
 class ChartSeriesOut(Out):

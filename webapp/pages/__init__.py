@@ -9,9 +9,25 @@ from ..models import MAX_COOP_MEMBERS
 
 
 def register(app: Flask) -> None:
-    from . import activity, admin, auth, broadcast, charts, coops, home, localtime, miners, notifications, settings
+    from . import (
+        activity,
+        admin,
+        auth,
+        broadcast,
+        charts,
+        coops,
+        friends,
+        home,
+        localtime,
+        media,
+        miners,
+        moderation,
+        notifications,
+        settings,
+    )
 
-    for module in (home, auth, miners, coops, notifications, activity, settings, admin, broadcast):
+    for module in (home, auth, friends, miners, coops, moderation, notifications, activity, settings, admin, broadcast,
+                   media):
         app.register_blueprint(module.bp)
     localtime.init_app(app)
     app.jinja_env.globals["chart_range_labels"] = charts.RANGE_LABELS

@@ -21,7 +21,7 @@ from ..api.validation import encode_cursor, parse_cursor
 from ..auth import admin_required
 from ..extensions import db
 from ..models import Cooperative
-from ..services import admin, invites
+from ..services import admin, deliveries, invites
 from ..services.errors import DomainError, NotFound, ValidationError
 
 bp = Blueprint("pages_admin", __name__)
@@ -81,7 +81,8 @@ def _fragment_or_page(template: str, title: str, **context):
 @admin_required
 def index():
     q = _q()
-    context = {"counts": admin.counts(), "invite_guard": invites.status()} | _coops_context(q) | _users_context(q) \
+    context = {"counts": admin.counts(), "invite_guard": invites.status(),
+               "delivery_health": deliveries.failures_by_channel()} | _coops_context(q) | _users_context(q) \
         | _audit_context() | _jobs_context()
     return render_template("admin/index.html", **context)
 

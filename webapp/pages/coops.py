@@ -18,8 +18,9 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
-from ..services import coops, invites
-from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
+from ..api.validation import int_arg
+from ..services import coop_hashrate, coops, invites, moderation
+from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
 from .charts import hashrate_view, page_range
 
@@ -56,10 +57,20 @@ def _invite_url(code: str) -> str:
 
 
 def _caller() -> invites.Caller:
-    return invites.Caller(current_user.user_id, client_ip())
+    user_id = current_user.user_id if current_user.is_authenticated else None
+    return invites.Caller(user_id, client_ip())
 
 
 # ---- the dashboard, create and join ------------------------------------------------
+
+
+def _dashboard_context(coop_id: int) -> dict[str, Any]:
+    """What the dashboard's partials need (the page and ``/coop/live`` alike)."""
+    coop_, stats, members = coops.dashboard(current_user, coop_id=coop_id)
+    return {"coop": coop_, "stats": stats, "members": members, "coop_id": coop_.id,
+            "is_admin": coops.is_admin(current_user, coop_),
+            "is_moderator": moderation.is_moderator(coop_.id, current_user.user_id),
+            "invite_url": _invite_url(coop_.invite_code)}
 
 
 @bp.get("/coop")
@@ -68,17 +79,52 @@ def coop():
     mine = coops.get_mine(current_user)
     if mine is None:
         return render_template("coops/start.html")
-    coop_, stats, members = coops.dashboard(current_user, coop_id=mine.id)
-    return render_template(
-        "coops/dashboard.html",
-        coop=coop_,
-        stats=stats,
-        members=members,
-        chart=hashrate_view(coops.hashrate_chart(current_user, coop_id=coop_.id, rng=page_range())),
-        chart_src=url_for("api_coops.hashrate_history", coop_id=coop_.id),
-        is_admin=coops.is_admin(current_user, coop_),
-        invite_url=_invite_url(coop_.invite_code),
-    )
+    context = _dashboard_context(mine.id)
+    chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range()))
+    return render_template("coops/dashboard.html", chart=chart,
+                           chart_src=url_for("api_coops.hashrate_history", coop_id=mine.id), **context)
+
+
+# The fragments /coop/live sends out of band, per page; each is the partial the page includes.
+LIVE_FRAGMENTS = {
+    "dashboard": ("coops/_header.html", "coops/_stats.html", "coops/_invite.html", "coops/_members.html"),
+    "manage": ("coops/_invite.html", "coops/_members.html"),
+}
+
+
+@bp.get("/coop/live")
+@login_required
+def live():
+    """Every live fragment of an open coop page (``view=dashboard|manage``),
+    fetched once by htmx when the socket says the coop ``coop_id`` changed
+    (coops/_refresh.html), each marked ``hx-swap-oob``. A viewer no longer
+    in that coop (removed, dissolved, left in another tab), or no longer its
+    admin on the admin screen, is sent to ``/coop`` (``HX-Redirect``) with
+    a message saying so."""
+    view = request.args.get("view", "dashboard")
+    if view not in LIVE_FRAGMENTS:
+        raise ValidationError("view must be dashboard or manage.")
+    coop_id = int_arg("coop_id", minimum=1)
+    mine = coops.get_mine(current_user)
+    if mine is None or (coop_id is not None and mine.id != coop_id):
+        return _leave_page(coops.departure(current_user, coop_id=coop_id) if coop_id else
+                           "You are no longer a member of this cooperative.")
+    if view == "manage":
+        if not coops.is_admin(current_user, mine):
+            return _leave_page(f"You are no longer the admin of {mine.name}.")
+        context = {"coop": mine, "coop_id": mine.id, "manage": True, "invite_url": _invite_url(mine.invite_code),
+                   "members": coops.list_members(current_user, coop_id=mine.id)}
+    else:
+        context = {**_dashboard_context(mine.id), "manage": False}
+    return "".join(render_template(name, oob=True, **context) for name in LIVE_FRAGMENTS[view])
+
+
+def _leave_page(message: str):
+    """Send an open coop page to ``/coop`` with ``message`` flashed."""
+    flash(message)
+    response = make_response("", 200)
+    response.headers["HX-Redirect"] = url_for("pages_coops.coop")
+    return response
 
 
 @bp.post("/coop/create")
@@ -119,8 +165,10 @@ def join():
 
 @bp.get("/coop/join/<code>")
 @join_rate_limit
-@login_required
 def join_link(code: str):
+    """The invite page: a preview for anyone holding the link; logged-out
+    visitors register (keeping the invite, see ``pages_auth.register``) or
+    log in and come back here."""
     return _join_page(code, request.args.get("k"))
 
 
@@ -146,13 +194,18 @@ def _invalid_link(exc: DomainError):
 def _join_page(code: str, key: str | None, error: str | None = None, status: int = 200):
     """The preview through the guarded lookup (``coops.preview``)."""
     try:
-        coop_ = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
+        coop_, target = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
     except DomainError as exc:
         return _invalid_link(exc)
-    mine = coops.get_mine(current_user)
+    code = invites.normalise_invite_code(code)
+    mine = coops.get_mine(current_user) if current_user.is_authenticated else None
+    here = url_for("pages_coops.join_link", code=code, k=key or None)
     return (
-        render_template("coops/join.html", coop=coop_, code=coop_.invite_code, key=key, mine=mine, error=error,
-                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id)),
+        render_template("coops/join.html", coop=coop_, code=code, key=key, mine=mine, error=error,
+                        expires_at=target.expires_at, total=coop_hashrate.cached_total(coop_.id),
+                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id),
+                        register_url=url_for("pages_auth.register", invite=code, k=key or None),
+                        login_url=url_for("pages_auth.login", next=here)),
         status,
     )
 
@@ -186,7 +239,58 @@ def manage():
         coop=mine,
         members=coops.list_members(current_user, coop_id=mine.id),
         invite_url=_invite_url(mine.invite_code),
+        **_invites_context(mine.id),
     )
+
+
+def _invites_context(coop_id: int) -> dict[str, Any]:
+    live = coops.list_invites(current_user, coop_id=coop_id)
+    return {"invites": live, "invite_urls": {i.code: _invite_url(i.code) for i in live}, "coop_id": coop_id}
+
+
+def _invites_fragment(coop_id: int, *, made=None, error: str | None = None, status: int = 200):
+    try:
+        context = _invites_context(coop_id)
+    except DomainError:
+        context = {"invites": [], "invite_urls": {}, "coop_id": coop_id}
+    return render_template("coops/_invites.html", made=made, error=error, **context), status
+
+
+def _optional_int(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise ValidationError("Pick a value from the list.")
+    return int(raw)
+
+
+@bp.post("/coop/<int:coop_id>/invites")
+@login_required
+def create_invite(coop_id: int):
+    """Make an extra invite (admin, moderators); answers the invites partial."""
+    try:
+        made = coops.create_invite(current_user, coop_id=coop_id,
+                                   max_uses=_optional_int(request.form.get("max_uses")),
+                                   expires_in=_optional_int(request.form.get("expires_in")))
+    except DomainError as exc:
+        error = exc
+        return _answer_manage(lambda: _invites_fragment(coop_id, error=error.message, status=error.status),
+                              error.message)
+    return _answer_manage(lambda: _invites_fragment(coop_id, made=made), f"Invite {made.code} is ready.")
+
+
+@bp.post("/coop/<int:coop_id>/invites/<code>/revoke")
+@login_required
+def revoke_invite(coop_id: int, code: str):
+    """Revoke an extra invite (admin, moderators); answers the invites partial."""
+    try:
+        coops.revoke_invite(current_user, coop_id=coop_id, code=code)
+    except DomainError as exc:
+        error = exc
+        return _answer_manage(lambda: _invites_fragment(coop_id, error=error.message, status=error.status),
+                              error.message)
+    return _answer_manage(lambda: _invites_fragment(coop_id), "Invite revoked.")
 
 
 def _members_fragment(coop_id: int, error: str | None = None, status: int = 200, removed: str | None = None,

@@ -22,7 +22,7 @@ from ..api.validation import encode_cursor, int_arg, parse_cursor
 from ..auth import csrf_exempt
 from ..formatting import group_of, viewer_zone
 from ..models import NOTIFICATION_CATEGORIES, utcnow
-from ..services import accounts, email
+from ..services import accounts, deliveries, email, notification_groups, preferences
 from ..services import notifications as service
 from ..urls import safe_next
 
@@ -52,16 +52,32 @@ def notification_bell() -> dict[str, Any]:
     """The bell's data for the logged-in user: unread count, latest items
     (dicts), the newest id and the page's seq cursor (``page_cursor``)."""
     if not current_user.is_authenticated:
-        return {"count": 0, "items": [], "latest_id": 0, "latest_seq": 0}
+        return {"count": 0, "items": [], "groups": [], "latest_id": 0, "latest_seq": 0}
     user_id = current_user.user_id
     cursor = page_cursor()
-    rows, _ = service.list_notifications(user_id, limit=BELL_ITEMS)
+    groups, _ = notification_groups.list_groups(user_id, limit=BELL_ITEMS, expand=True)
+    titles = notification_groups.titles(groups)
     return {
         "count": service.unread_count(user_id),
-        "items": [row.to_dict() for row in rows],
-        "latest_id": rows[0].id if rows else 0,
+        "items": [g.latest.to_dict() for g in groups],
+        # Grouped rows (issue 11): one expandable entry per group_key.
+        "groups": [{"key": g.group_key, "title": titles[g.group_key], "count": g.count,
+                    "unread": g.unread_count, "latest": g.latest.to_dict(),
+                    "items": [r.to_dict() for r in g.items]} for g in groups],
+        "latest_id": max((g.latest.id for g in groups), default=0),
         "latest_seq": cursor,
     }
+
+
+def _with_deliveries(items: list[dict]) -> list[dict]:
+    """Add ``deliveries`` to each item: the words for its e-mail and push
+    ("e-mailed 10:31", "pushed 10:32"), times in the user's zone."""
+    states = deliveries.status_by_notification([item["id"] for item in items])
+    tz = preferences.user_timezone(current_user.user_id)
+    for item in items:
+        item["deliveries"] = [deliveries.label(channel, info, tz)
+                              for channel, info in sorted(states.get(item["id"], {}).items())]
+    return items
 
 
 def _sections(items: list[dict], *, first_page: bool, prev_group: str | None, live: bool) -> list[dict]:
@@ -88,7 +104,7 @@ def _feed_context(category: str | None, unread_only: bool, before_id: int | None
     rows, next_id = service.list_notifications(
         current_user.user_id, limit=PAGE_SIZE, before_id=before_id, category=category, unread_only=unread_only
     )
-    items = [row.to_dict() for row in rows]
+    items = _with_deliveries([row.to_dict() for row in rows])
     sections = _sections(items, first_page=before_id is None, prev_group=prev_group, live=True)
     last_group = sections[-1]["group"] if sections else prev_group
     next_url = None
@@ -107,11 +123,32 @@ def _filters() -> tuple[str | None, bool]:
     return category, source.get("unread") == "1"
 
 
+def _grouped_context(category: str | None, unread_only: bool, before_id: int | None) -> dict[str, Any]:
+    page_cursor()
+    groups, next_id = notification_groups.list_groups(
+        current_user.user_id, limit=PAGE_SIZE, before_id=before_id, category=category, unread_only=unread_only,
+        expand=True)
+    titles = notification_groups.titles(groups)
+    rows = [{"key": g.group_key, "title": titles[g.group_key], "count": g.count, "unread": g.unread_count,
+             "latest": g.latest.to_dict(), "items": _with_deliveries([r.to_dict() for r in g.items])}
+            for g in groups]
+    next_url = url_for("pages_notifications.notifications", cursor=encode_cursor(next_id), category=category,
+                       unread="1" if unread_only else None, grouped="1") if next_id else None
+    return {"groups": rows, "next_url": next_url, "category": category, "unread_only": unread_only,
+            "grouped": True, "empty": before_id is None and not rows, "sections": [],
+            "watermark": service.latest_id(current_user.user_id) if before_id is None and rows else None}
+
+
 @bp.get("/notifications")
 @login_required
 def notifications():
     category, unread_only = _filters()
     before_id = parse_cursor()
+    if request.args.get("grouped") == "1":
+        context = _grouped_context(category, unread_only, before_id)
+        if _htmx() and before_id is not None:
+            return render_template("notifications/_groups.html", **context)
+        return render_template("notifications/index.html", categories=NOTIFICATION_CATEGORIES, **context)
     prev_group = request.args.get("group") if request.args.get("group") in GROUPS else None
     context = _feed_context(category, unread_only, before_id, prev_group)
     if _htmx() and before_id is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import validate
@@ -43,9 +43,13 @@ def _save(patch: dict[str, Any], section: str):
 
 
 def _page(password_error: str | None = None):
+    current = accounts.get_settings(current_user)
     return render_template(
         "settings/index.html",
-        current=accounts.get_settings(current_user),
+        current=current,
+        # Still the default zone: the page proposes the browser's (static/js/settings.js).
+        timezone_chosen=current["notifications"]["timezone"] != preferences.DEFAULT_TIMEZONE,
+        digest_modes=preferences.DIGEST_MODES,
         privacy_labels=PRIVACY_LABELS,
         category_labels=CATEGORY_LABELS,
         categories=NOTIFICATION_CATEGORIES,
@@ -120,3 +124,48 @@ def save_email():
         return _save({"notifications": {"email": email}}, "email")
     except ValidationError:
         raise ValidationError("That does not look like an e-mail address (name@example.org).") from None
+
+
+def _int_field(name: str) -> int | str | None:
+    """A number field: blank is None; a non-number is passed on as text so
+    the settings schema answers with its own 400."""
+    raw = (request.form.get(name) or "").strip()
+    if not raw:
+        return None
+    return int(raw) if raw.isdigit() else raw
+
+
+@bp.post("/settings/delivery")
+@login_required
+def save_delivery():
+    """Time zone, quiet hours (``quiet`` checkbox + ``quiet_start``/``quiet_end``),
+    digest, hourly limit (blank: none), worker-offline threshold and muted
+    workers (one per line or comma-separated), push per category
+    (``push.<category>`` checkboxes): API.md "Notification settings"."""
+    form = request.form
+    notifications: dict[str, Any] = {
+        "digest": form.get("digest") or "off",
+        "max_per_hour": _int_field("max_per_hour"),
+        "quiet_hours": ({"start": form.get("quiet_start", ""), "end": form.get("quiet_end", "")}
+                        if "quiet" in form else None),
+        "push": {category: f"push.{category}" in form for category in NOTIFICATION_CATEGORIES},
+    }
+    if (form.get("timezone") or "").strip():
+        notifications["timezone"] = form["timezone"].strip()
+    offline: dict[str, Any] = {"muted_workers": [w.strip() for w in (form.get("muted_workers") or "")
+                                                 .replace(",", "\n").splitlines() if w.strip()]}
+    after = _int_field("after_minutes")
+    if after is not None:
+        offline["after_minutes"] = after
+    notifications["worker_offline"] = offline
+    return _save({"notifications": notifications}, "delivery")
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """The Web Push service worker, served from the site's root so its scope
+    covers every page (``static/js/sw.js``)."""
+    response = send_from_directory(current_app.static_folder or "static", "js/sw.js",
+                                   mimetype="application/javascript", max_age=0)
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response

@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
 from ..extensions import db
-from ..models import RevokedToken, User, UserSettings, utcnow
-from . import activity, addresses, email, inputs, passwords, preferences, sessions, transactions
+from ..models import RevokedToken, User, UserProfile, UserSettings, utcnow
+from . import activity, addresses, email, inputs, passwords, preferences, profile_fields, sessions, transactions
 from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
@@ -110,9 +110,12 @@ def register(
     password_hash = passwords.hash_password(password)
     if db.session.get(User, user_id) is not None:
         raise UserExists()
+    name = (display_name or default_display_name(user_id)).strip()
+    # A name spelt with look-alike letters of another miner's name is refused here too.
+    key = profile_fields.check_not_imitating(name, user_id)
     user = User(
         user_id=user_id,
-        display_name=(display_name or default_display_name(user_id)).strip(),
+        display_name=name,
         email=email,
         country_code=country_code,
         password_hash=password_hash,
@@ -126,6 +129,7 @@ def register(
             notifications=preferences.default_notifications(),
         )
     )
+    db.session.add(UserProfile(user_id=user_id, name_key=key, visibility={}))
     try:
         db.session.commit()
     except IntegrityError:

@@ -8,13 +8,22 @@ job) walks the users in ``user_id`` order in batches of
 per batch, and stores the progress (``sent`` = users processed so far, even
 those whose preferences turn system notifications off) on the row after each
 batch, which the page polls.
+
+Resuming: each batch commits, with its notifications, the ``cursor`` (the
+last user_id done) and a ``heartbeat_at``; the update is conditional on the
+cursor it started from, so two fan-outs of one broadcast never both commit
+a batch. A fan-out that died leaves ``running`` with an old heartbeat:
+``resume_stalled`` (in the periodic delivery sweep) re-enqueues it and the
+new job goes on after the cursor — nobody gets it twice.
 """
 from __future__ import annotations
 
-from flask import current_app
-from sqlalchemy import func, select
+from datetime import datetime, timedelta
 
-from ..extensions import db
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+
+from ..extensions import db, execute_dml
 from ..models import AuditLog, Broadcast, User, utcnow
 from ..vocabulary import NotificationCategory, NotificationSubtype
 from . import jobqueue, notifications
@@ -80,17 +89,36 @@ def recent(limit: int = 10) -> list[Broadcast]:
     return list(db.session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)))
 
 
+def _stale(now: datetime) -> datetime:
+    return now - timedelta(seconds=current_app.config["BROADCAST_STALE_AFTER"])
+
+
+def _take(broadcast_id: int, now: datetime) -> bool:
+    """Make this job the broadcast's fan-out: ``queued``, or ``running``
+    with a stale heartbeat (its job died). Commits."""
+    taken = execute_dml(
+        update(Broadcast).where(
+            Broadcast.id == broadcast_id,
+            or_(Broadcast.status == "queued",
+                and_(Broadcast.status == "running",
+                     or_(Broadcast.heartbeat_at.is_(None), Broadcast.heartbeat_at < _stale(now)))))
+        .values(status="running", heartbeat_at=now).execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return bool(taken)
+
+
 def fan_out(broadcast_id: int, *, batch_size: int | None = None) -> Broadcast:
-    """Send the broadcast to every user, batch by batch (see module doc).
+    """Send the broadcast to every user after its ``cursor``, batch by batch
+    (see module doc). Returns at once when another live job is sending it.
     Marks it ``failed`` and re-raises on an error."""
     batch_size = batch_size or current_app.config["BROADCAST_BATCH_SIZE"]
     row = get_broadcast(broadcast_id)
-    if row.status not in ("queued", "running"):
+    if row.status not in ("queued", "running") or not _take(broadcast_id, utcnow()):
         return row
-    row.status = "running"
-    db.session.commit()
+    db.session.refresh(row)
     data = {"broadcast_id": row.id}
-    after = ""
+    after = row.cursor or ""
     try:
         while True:
             user_ids = list(db.session.scalars(
@@ -100,9 +128,17 @@ def fan_out(broadcast_id: int, *, batch_size: int | None = None) -> Broadcast:
                 break
             for user_id in user_ids:
                 notifications.notify(user_id, CATEGORY, SUBTYPE, row.title, row.body, row.link, data, commit=False)
-            row.sent = Broadcast.sent + len(user_ids)
+            moved = execute_dml(
+                update(Broadcast).where(Broadcast.id == row.id,
+                                        (Broadcast.cursor == after) if after else Broadcast.cursor.is_(None))
+                .values(sent=Broadcast.sent + len(user_ids), cursor=user_ids[-1], heartbeat_at=utcnow())
+                .execution_options(synchronize_session=False))
+            if not moved:  # another fan-out took over meanwhile: its batches stand, ours does not
+                db.session.rollback()
+                return row
             db.session.commit()  # pushes and e-mails of this batch go out now
             after = user_ids[-1]
+        db.session.refresh(row)
         row.status, row.finished_at = "done", utcnow()
         db.session.commit()
     except Exception:
@@ -112,3 +148,20 @@ def fan_out(broadcast_id: int, *, batch_size: int | None = None) -> Broadcast:
         raise
     return row
 
+
+def resume_stalled(now: datetime | None = None) -> list[int]:
+    """Re-enqueue broadcasts that stopped half-way (``running`` with a
+    heartbeat older than ``BROADCAST_STALE_AFTER``) or whose job was never
+    run (``queued`` that long). Returns their ids; Redis down is logged."""
+    now = now or utcnow()
+    stale = _stale(now)
+    ids = list(db.session.scalars(select(Broadcast.id).where(or_(
+        and_(Broadcast.status == "running", or_(Broadcast.heartbeat_at.is_(None), Broadcast.heartbeat_at < stale)),
+        and_(Broadcast.status == "queued", Broadcast.created_at < stale)))))
+    db.session.commit()
+    for broadcast_id in ids:
+        try:
+            enqueue_fan_out(broadcast_id)
+        except Exception:  # noqa: BLE001 - the next sweep tries again
+            current_app.logger.exception("could not re-enqueue broadcast %s", broadcast_id)
+    return ids

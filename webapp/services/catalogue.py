@@ -99,12 +99,24 @@ KINDS: tuple[Kind, ...] = (
     Kind(C.SOCIAL, S.MENTION, "chatMentions", "{member} mentioned you in {conversation}", "{excerpt}"),
     Kind(C.SOCIAL, S.CHAT_UNREAD, "chatUnread", "New messages in {conversation}",
          "{member} and others wrote while you were away."),
+    Kind(C.SOCIAL, S.COOP_JOIN_REQUEST, "coopActivity", "Request to join",
+         "{member} asks to join {coop}."),
+    Kind(C.SOCIAL, S.COOP_JOIN_APPROVED, None, "Welcome aboard", "Your request to join {coop} was approved."),
+    Kind(C.SOCIAL, S.COOP_JOIN_DECLINED, None, "Request declined", "Your request to join {coop} was declined."),
     Kind(C.SYSTEM, S.ADMIN_COOP_DISSOLVED, None, "Cooperative dissolved",
          "The platform admins dissolved {coop}."),
     Kind(C.SYSTEM, S.ADMIN_COOP_RENAMED, None, "Cooperative renamed",
          "The platform admins renamed {old} to {new}."),
     Kind(C.SYSTEM, S.BROADCAST, None, None),
     Kind(C.SYSTEM, S.INVITE_CODE_GUESSING, None, "Invite codes are being guessed"),
+    # Coop moderation (services/coop_moderation.py, services/reports.py).
+    Kind(C.SOCIAL, S.COOP_ADMIN_TRANSFERRED, None, "You're the new admin", "{member} handed {coop} over to you."),
+    Kind(C.SOCIAL, S.REPORT_RESOLVED, None, "Your report was handled", "{outcome}"),
+    Kind(C.SYSTEM, S.REPORTS_ESCALATED, None, "Reports wait for the platform admins",
+         "{count} report(s) went unhandled for 24 hours."),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_RECEIVED, None, "Friend request from {member}", "{message}"),
+    Kind(C.SOCIAL, S.FRIEND_REQUEST_ACCEPTED, None, "{member} accepted your friend request",
+         "You and {member} are now friends."),
 )
 KIND: dict[str, Kind] = {k.subtype: k for k in KINDS}
 

@@ -41,7 +41,7 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import NotificationCategory
-from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences
+from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences, profile_fields
 from . import ingest as ingest_service
 from .membership import is_active_coop, is_active_member
 
@@ -86,6 +86,8 @@ def create_miners(path: Path = MINERS_FILE) -> int:
                             is_admin=miner["user_id"] == DEMO_PLATFORM_ADMIN))
         db.session.add(UserSettings(user_id=miner["user_id"], privacy=dict(preferences.DEFAULT_PRIVACY),
                                     notifications=preferences.default_notifications()))
+        profile_fields.ensure_row(miner["user_id"],
+                                  miner.get("display_name") or accounts.default_display_name(miner["user_id"]))
     db.session.commit()
     return len(missing)
 
@@ -194,17 +196,30 @@ def reset_mining_data() -> None:
     db.session.commit()
 
 
-def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24) -> int:
+def demo_coop_ids() -> list[int]:
+    """The ids of the active demo cooperatives (``DEMO_COOPS`` by name)."""
+    return list(db.session.scalars(
+        select(Cooperative.id).where(Cooperative.name.in_([name for name, _, _ in DEMO_COOPS]), is_active_coop())
+    ))
+
+
+def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24,
+                     replace: bool = False) -> int:
     """Demo world only: draw the last ``hours`` of history for coops formed
     just now from the stored ``hashrate_update`` mining events of their current
     members, one point per ``COOP_HASHRATE_INTERVAL``, so the chart has a
     curve on first start. At each point a worker counts with its latest sample
     of the ``WORKER_OFFLINE_AFTER`` seconds before it (connects and
     disconnects are ignored: an approximation of ``services.hashrate``).
-    Coops that already have samples in the window are skipped. Commits;
-    returns the points inserted."""
+    Coops that already have samples in the window are skipped, unless
+    ``replace`` (the day flowed in behind a running server, whose 5-minute
+    job already added a few points): their samples in the window are
+    deleted first. Commits; returns the points inserted."""
     now = now or utcnow()
     start = now - timedelta(hours=hours)
+    if replace and coop_ids:
+        db.session.execute(delete(CoopHashrateSample).where(CoopHashrateSample.cooperative_id.in_(coop_ids),
+                                                            CoopHashrateSample.computed_at >= start))
     step = timedelta(seconds=current_app.config["COOP_HASHRATE_INTERVAL"])
     fresh = timedelta(seconds=current_app.config["WORKER_OFFLINE_AFTER"])
     have = set(db.session.scalars(

@@ -52,8 +52,9 @@ from sqlalchemy import and_, case, func, literal, or_, update
 from ..extensions import db, execute_dml
 from ..models import Notification, NotificationDelivery, User, utcnow
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import jobqueue, preferences
+from . import catalogue, deliveries, jobqueue, preferences
 from .errors import ValidationError
+from .mailformat import PlainHeaderMessage, local_time
 
 log = logging.getLogger(__name__)
 QUEUE = "email"
@@ -121,31 +122,40 @@ def absolute_link(link: str | None) -> str | None:
     return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + link if link.startswith("/") else link
 
 
+def unsubscribe_headers(user: User, category: str) -> tuple[str, dict[str, str]]:
+    """``(unsubscribe url, headers)``: RFC 8058 one-click headers for the category."""
+    url = external_url("pages_notifications.unsubscribe", token=unsubscribe_token(user.user_id, category))
+    return url, {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
 def build_message(notification: Notification, user: User) -> Message:
     """The .txt + .html mail of one notification with the unsubscribe headers.
-    Raises ValueError for a user without an e-mail address (never claimed)."""
+
+    The templates are the kind's own (``emails/kinds/<subtype>.*`` for the
+    catalogue's kinds), else ``emails/notification.*``; the event's time
+    (``data.at``) is shown in the user's zone. Raises ValueError for a user
+    without an e-mail address (never claimed)."""
     if not user.email:
         raise ValueError(f"user {user.user_id} has no e-mail address")
-    unsubscribe_url = external_url(
-        "pages_notifications.unsubscribe", token=unsubscribe_token(user.user_id, notification.category)
-    )
+    unsubscribe_url, headers = unsubscribe_headers(user, notification.category)
+    tz = preferences.user_timezone(user.user_id)
+    data = notification.data if isinstance(notification.data, dict) else {}
     context = {
         "n": notification,
         "user": user,
         "link": absolute_link(notification.link),
         "unsubscribe_url": unsubscribe_url,
         "settings_url": absolute_link("/settings"),
+        "at_local": local_time(data.get("at"), tz),
     }
+    own = [f"emails/kinds/{notification.subtype}"] if notification.subtype in catalogue.KIND else []
     subject = re.sub(r"\s+", " ", notification.title).strip()  # no header injection via newlines
-    return Message(
+    return PlainHeaderMessage(
         subject=subject,
         recipients=[user.email],
-        body=render_template("emails/notification.txt", **context),
-        html=render_template("emails/notification.html", **context),
-        extra_headers={
-            "List-Unsubscribe": f"<{unsubscribe_url}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
+        body=render_template([f"{name}.txt" for name in own] + ["emails/notification.txt"], **context),
+        html=render_template([f"{name}.html" for name in own] + ["emails/notification.html"], **context),
+        extra_headers=headers,
     )
 
 
@@ -290,6 +300,7 @@ def _record_sent(claim: Claim) -> None:
         .values(status=DeliveryStatus.SENT, last_error=None, lease_expires_at=None, updated_at=now, sent_at=now)
         .execution_options(synchronize_session=False)
     )
+    deliveries.record_attempt(claim.delivery_id, DeliveryChannel.EMAIL, claim.attempt, True, at=now)
     if not current:
         log.warning("e-mail of notification %s sent after its lease expired; a resend may follow with the "
                     "same Message-ID %s", claim.notification_id, claim.message_id)
@@ -320,6 +331,7 @@ def _record_failure(claim: Claim, error: str, *, final: bool = False) -> str | N
         .values(status=status, last_error=error[:1000], lease_expires_at=lease, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    deliveries.record_attempt(claim.delivery_id, DeliveryChannel.EMAIL, claim.attempt, False, error, at=now)
     db.session.commit()
     return status if written else None
 
@@ -385,10 +397,12 @@ def sweep(now: datetime | None = None) -> SweepResult:
     """
     now = now or utcnow()
     d = NotificationDelivery
-    abandoned = or_(
+    # Single e-mails only: push deliveries have their own sweep (webpush.sweep), and
+    # summary mails (summary_id set) are reclaimed by summaries.send_due.
+    abandoned = and_(d.channel == DeliveryChannel.EMAIL, d.summary_id.is_(None), or_(
         and_(d.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)), d.lease_expires_at < now),
         and_(d.status == DeliveryStatus.PENDING, d.lease_expires_at.is_(None), d.updated_at < now - _requeue_after()),
-    )
+    ))
     result = SweepResult()
     result.gave_up = list(db.session.scalars(
         update(d).where(abandoned, d.attempts >= _max_attempts())

@@ -98,3 +98,82 @@ class CoopDissolved(Conflict):
 
 class WrongPassword(Forbidden):
     code, message = "wrong_password", "The current password is not right."
+
+
+# ---- Coop moderation (API.md "Coop governance"; services/moderation.py) ----
+
+
+class NotModerator(Forbidden):
+    code, message = "not_moderator", "Only the cooperative's admin and moderators can do that."
+
+
+class CannotModerate(Forbidden):
+    """Moderators act on plain members only: never on the admin, each other or themselves."""
+
+    code, message = "cannot_moderate", "You cannot do that to the admin, a moderator or yourself."
+
+
+class Banned(Forbidden):
+    code, message = "banned", "You are banned from this cooperative."
+
+
+class Muted(Forbidden):
+    """403 ``muted``; ``details.until`` is when the mute ends (ISO 8601 UTC)."""
+
+    code, message = "muted", "You are muted in this cooperative's chat."
+
+    def __init__(self, until: str) -> None:
+        super().__init__(f"You are muted in this cooperative's chat until {until}.", details={"until": until})
+        self.until = until
+
+
+class SlowMode(RateLimited):
+    code, message = "slow_mode", "Slow mode is on: wait a little before your next message."
+
+
+class MessageBlocked(ValidationError):
+    code, message = "message_blocked", "This message contains a phrase the cooperative does not allow."
+
+
+class AlreadyReported(Conflict):
+    code, message = "already_reported", "You already reported this; the moderators will look at it."
+
+
+class ChatUnavailable(Conflict):
+    code, message = "chat_unavailable", "Deleting a message needs the coop chat, which this server does not run yet."
+# ---- friends, blocks and profiles ----------------------------------------------------
+
+
+class AlreadyFriends(Conflict):
+    code, message = "already_friends", "You are already friends."
+
+
+class RequestPending(Conflict):
+    code, message = "request_pending", "You already asked this miner; wait for an answer or cancel the request."
+
+
+class RequestNotPending(Conflict):
+    code, message = "request_not_pending", "This request was already answered, cancelled or has expired."
+
+
+class YouBlocked(Conflict):
+    code, message = "blocked", "You blocked this miner; unblock them first."
+
+
+class UnsupportedMedia(DomainError):
+    status, code, message = 415, "unsupported_media", "Upload a PNG, JPEG or WebP image."
+
+
+class ImageTooLarge(DomainError):
+    status, code, message = 413, "image_too_large", "The image is too large."
+
+
+class ImageTooSmall(ValidationError):
+    code, message = "image_too_small", "The image is too small."
+
+
+class InviteExpired(DomainError):
+    """410: an invite that existed but is past its expiry or its last use
+    (API.md "Coop governance and discovery")."""
+
+    status, code, message = 410, "invite_expired", "This invite has expired or was used up. Ask for a fresh one."

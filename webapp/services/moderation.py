@@ -1,35 +1,232 @@
 """Coop moderation: mutes, bans, slow mode, keyword filters, reports and the
 audit log (API.md "Coop governance"; issue "Coop chat, presence and
-moderation", item 5).
+moderation", item 5). This module holds the checks the other services call;
+the moderators' own actions (roles, transfer, bans, mutes, settings) are in
+``services/coop_moderation.py`` and reports in ``services/reports.py``.
 
 The messaging core (``services/messages.py``) asks this module before it
 stores a coop message and after, so the rules live in one place:
 
 - ``screen_message`` before the insert: raises ``Muted`` (403 ``muted``,
-  ``details.until``), ``SlowMode`` (429 ``slow_mode`` with ``Retry-After``)
-  or ``MessageBlocked`` (400 ``message_blocked``); returns the phrases of
-  ``flag`` keyword filters the body matched.
-- ``file_flag_report`` after the insert, for those phrases.
+  ``details.until``), ``MessageBlocked`` (400 ``message_blocked``) or
+  ``SlowMode`` (429 ``slow_mode`` with ``Retry-After``), in that order;
+  returns the phrases of ``flag`` keyword filters the body matched.
+- ``file_flag_report`` after the message's commit, for those phrases.
 - ``muted_until`` for the conversation object's ``muted_until``.
+
+``services/coops`` calls ``ensure_not_banned`` in a join, after it holds the
+coop's row lock, so a ban committed while the join waited is seen (a ban
+takes the same lock first).
+
+Nothing here imports ``services.coops``: coops imports this module.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db, get_redis, redis_key
+from ..models import CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, CoopMute, Report, iso, utcnow
+from ..vocabulary import MemberRole, ModerationAction, ReportReason, ReportTarget
+from .errors import Banned, CannotModerate, MessageBlocked, Muted, NotModerator, SlowMode, ValidationError
+from .membership import is_active_member, is_moderating_member
+
+# Keyword filters (API.md ``keyword_filters``): at most this many per coop,
+# each phrase 1–60 characters after trimming, with at least one letter or
+# digit, distinct case-insensitively. Matching is case-insensitive and by
+# whole words: "ass" matches "Ass!" but not "class"; a space in a phrase
+# matches any run of white space.
+FILTERS_MAX = 50
+PHRASE_MAX = 60
+FILTER_ACTIONS = ("block", "flag")
+MUTE_MINUTES = (1, 10080)  # 1 minute to 7 days
+REASON_MAX = 500
+
+
+# ---- who may moderate whom ------------------------------------------------------------------
+
+
+def membership_of(coop_id: int, user_id: str) -> CooperativeMember | None:
+    """The active membership of ``user_id`` in ``coop_id`` (fresh), or None."""
+    return db.session.execute(
+        select(CooperativeMember)
+        .where(is_active_member(coop_id), CooperativeMember.user_id == user_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def is_moderator(coop_id: int, user_id: str) -> bool:
+    """Whether ``user_id`` is the active admin or a moderator of ``coop_id``."""
+    return db.session.scalar(
+        select(CooperativeMember.id).where(is_moderating_member(coop_id), CooperativeMember.user_id == user_id)
+    ) is not None
+
+
+def require_moderator(coop_id: int, user_id: str) -> CooperativeMember:
+    """The actor's membership when they moderate ``coop_id``. Raises NotModerator (403)."""
+    membership = membership_of(coop_id, user_id)
+    if membership is None or membership.role not in (MemberRole.ADMIN, MemberRole.MODERATOR):
+        db.session.rollback()
+        raise NotModerator()
+    return membership
+
+
+def check_can_act_on(actor: CooperativeMember, target_role: str | None, target_user_id: str) -> None:
+    """Moderators act on plain members; the admin on anyone but themself
+    (API.md: "not the admin or each other"). ``target_role`` is None for
+    someone who is not an active member (a ban of an outsider). Raises
+    CannotModerate (403)."""
+    if target_user_id == actor.user_id or target_role == MemberRole.ADMIN:
+        db.session.rollback()
+        raise CannotModerate()
+    if actor.role == MemberRole.MODERATOR and target_role == MemberRole.MODERATOR:
+        db.session.rollback()
+        raise CannotModerate()
+
+
+def record_action(coop_id: int, actor_user_id: str | None, action: ModerationAction, *,
+                  target_user_id: str | None = None, target_id: str | None = None,
+                  data: dict[str, Any] | None = None) -> CoopAuditEntry:
+    """Add an entry to the coop's audit log in the caller's transaction
+    (the caller commits it with the action, so neither exists without the other)."""
+    entry = CoopAuditEntry(cooperative_id=coop_id, actor_user_id=actor_user_id, action=action.value,
+                           target_user_id=target_user_id, target_id=target_id, data=data)
+    db.session.add(entry)
+    return entry
+
+
+# ---- bans and mutes, as the other services read them -----------------------------------------
+
+
+def is_banned(coop_id: int, user_id: str) -> bool:
+    """Whether ``user_id`` is banned from ``coop_id``."""
+    return db.session.scalar(
+        select(CoopBan.id).where(CoopBan.cooperative_id == coop_id, CoopBan.user_id == user_id)
+    ) is not None
+
+
+def ensure_not_banned(coop_id: int, user_id: str) -> None:
+    """Refuse a banned user's join, invite or join request. Call it after
+    taking the coop's row lock (``coops.join`` does), so a ban that
+    committed meanwhile is read. Raises Banned (403 ``banned``); the caller
+    rolls back."""
+    if is_banned(coop_id, user_id):
+        raise Banned()
+
+
+def muted_until(coop_id: int, user_id: str) -> datetime | None:
+    """When the member's mute in the coop ends (UTC), None when not muted
+    (no row, or one that has run out)."""
+    until = db.session.scalar(
+        select(CoopMute.until).where(CoopMute.cooperative_id == coop_id, CoopMute.user_id == user_id)
+    )
+    return until if until is not None and until > utcnow() else None
+
+
+# ---- keyword filters ---------------------------------------------------------------------------
+
+
+def clean_filters(raw: object) -> list[dict[str, str]]:
+    """Validate ``[{"phrase", "action": "block"|"flag"}]`` (limits above);
+    phrases are trimmed, inner white space collapsed. Raises ValidationError."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValidationError("keyword_filters must be a list.")
+    if len(raw) > FILTERS_MAX:
+        raise ValidationError(f"At most {FILTERS_MAX} keyword filters.")
+    cleaned: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"phrase", "action"}:
+            raise ValidationError('Each keyword filter is {"phrase", "action"}.')
+        phrase, action = item["phrase"], item["action"]
+        if action not in FILTER_ACTIONS:
+            raise ValidationError('A filter\'s action is "block" or "flag".')
+        if not isinstance(phrase, str):
+            raise ValidationError("A filter's phrase is text.")
+        phrase = " ".join(phrase.split())
+        if not 1 <= len(phrase) <= PHRASE_MAX or not any(ch.isalnum() for ch in phrase):
+            raise ValidationError(f"A filter's phrase has 1 to {PHRASE_MAX} characters, with a letter or digit.")
+        if phrase.casefold() in seen:
+            raise ValidationError(f"The phrase {phrase!r} is listed twice.")
+        seen.add(phrase.casefold())
+        cleaned.append({"phrase": phrase, "action": action})
+    return cleaned
+
+
+@lru_cache(maxsize=512)
+def _pattern(phrase: str) -> re.Pattern[str]:
+    words = r"\s+".join(re.escape(word) for word in phrase.split())
+    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+
+
+def matching_filters(filters: list[dict[str, str]] | None, body: str) -> list[dict[str, str]]:
+    """The filters whose phrase occurs in ``body`` as whole words, any case."""
+    return [f for f in filters or [] if _pattern(f["phrase"]).search(body)]
+
+
+# ---- screening a message -----------------------------------------------------------------------
+
+
+def _claim_slow_mode(coop_id: int, user_id: str, seconds: int) -> None:
+    """Take the member's slot for ``seconds``: ``SET key NX EX`` is atomic,
+    so of two concurrent posts exactly one gets it. Raises SlowMode with the
+    slot's remaining time as ``Retry-After``."""
+    redis = get_redis()
+    key = redis_key("slowmode", coop_id, user_id)
+    if redis.set(key, utcnow().timestamp(), nx=True, ex=seconds):
+        return
+    left_ms = redis.pttl(key)
+    raise SlowMode(retry_after=max(left_ms, 1) / 1000 if left_ms and left_ms > 0 else 1)
 
 
 def screen_message(coop_id: int, user_id: str, body: str) -> list[str]:
     """Check a coop chat message before it is stored.
 
     Returns the ``flag`` filter phrases ``body`` matched (empty: nothing to
-    report). Raises the moderation errors listed in the module docstring.
+    report). Raises, in this order: Muted (403 ``muted``, ``details.until``),
+    MessageBlocked (400 ``message_blocked``, ``details.phrases``) or SlowMode
+    (429 ``slow_mode``, ``Retry-After``). A refused message does not take the
+    slow-mode slot; the admin and moderators are exempt from slow mode (not
+    from mutes, which cannot reach them, nor from filters).
     """
-    return []
+    until = muted_until(coop_id, user_id)
+    if until is not None:
+        raise Muted(iso(until))
+    coop = db.session.execute(
+        select(Cooperative.slow_mode_seconds, Cooperative.keyword_filters).where(Cooperative.id == coop_id)
+    ).first()
+    if coop is None:
+        return []
+    matched = matching_filters(coop.keyword_filters, body)
+    blocked = [f["phrase"] for f in matched if f["action"] == "block"]
+    if blocked:
+        raise MessageBlocked(details={"phrases": blocked})
+    if coop.slow_mode_seconds and not is_moderator(coop_id, user_id):
+        _claim_slow_mode(coop_id, user_id, coop.slow_mode_seconds)
+    return [f["phrase"] for f in matched if f["action"] == "flag"]
 
 
-def file_flag_report(coop_id: int, message_id: int, phrases: list[str]) -> None:
-    """File a system report on a stored message that matched ``flag`` filters."""
-
-
-def muted_until(coop_id: int, user_id: str) -> datetime | None:
-    """When the member's mute in the coop ends (UTC), None when not muted."""
-    return None
+def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_user_id: str | None = None) -> None:
+    """File a system report (reason ``flagged``, no reporter) on a stored
+    message that matched ``flag`` filters, for the coop's moderators.
+    Commits its own transaction: call it after the message's commit. A
+    second call for the same message files nothing (unique per target)."""
+    if not phrases:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(Report(
+                cooperative_id=coop_id, target_type=ReportTarget.MESSAGE.value, target_id=str(message_id),
+                target_user_id=author_user_id, reason=ReportReason.FLAGGED.value,
+                details="Matched: " + ", ".join(phrases)[:980],
+            ))
+    except IntegrityError:
+        pass  # already flagged
+    db.session.commit()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, false, func, inspect, select, update
+from sqlalchemy import delete, false, func, inspect, select, true, update
 
 from .. import realtime
 from ..extensions import db, execute_dml
@@ -36,12 +36,13 @@ from ..models import (
     Notification,
     NotificationDelivery,
     NotificationSequence,
+    PushSubscription,
     User,
     UserSettings,
     utcnow,
 )
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import catalogue, email, inputs, preferences, sequences, transactions
+from . import catalogue, email, inputs, pacing, preferences, sequences, summaries, transactions, webpush
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -63,7 +64,8 @@ class _Pending:
     user_id: str
     row: Notification
     payload: dict[str, Any]  # Notification.to_dict(); "seq" filled in just before the commit
-    wants_email: bool
+    wants_email: bool  # a mail to send now (held mail waits for its summary)
+    wants_push: bool = False
 
 
 def validate_fields(category: str, subtype: str, title: str, body: str, link: str | None, data: Any) -> None:
@@ -88,6 +90,22 @@ def validate_fields(category: str, subtype: str, title: str, body: str, link: st
 
 
 user_preferences = preferences.user_notifications  # the name callers have used
+
+MAX_GROUP_KEY = 200
+
+
+def group_key_for(user_id: str, subtype: str, data: dict[str, Any] | None) -> str:
+    """``<subtype>:<subject>``: what the row is about, so "7 miners joined
+    Satoshi's Hunters" is one group. The subject is the cooperative for coop
+    kinds (``data.cooperative_id``), the broadcast for a broadcast, else the
+    recipient (``personal_best:<user>``, ``worker_offline:<user>``)."""
+    data = data if isinstance(data, dict) else {}
+    subject: Any = user_id
+    for key in ("cooperative_id", "broadcast_id"):
+        if isinstance(data.get(key), (int, str)) and not isinstance(data.get(key), bool):
+            subject = data[key]
+            break
+    return f"{subtype}:{subject}"[:MAX_GROUP_KEY]
 
 
 def notify(
@@ -116,29 +134,27 @@ def notify(
     # One round trip for the address, the preferences and the user's last
     # committed seq (this is the hot path of ingest). That seq is read before
     # the row takes its id: the row's ``seq_floor``.
+    has_push = select(PushSubscription.id).where(PushSubscription.user_id == User.user_id).exists()
     found = db.session.execute(
-        select(User.email, UserSettings.notifications, NotificationSequence.last_seq)
+        select(User.email, UserSettings.notifications, NotificationSequence.last_seq, has_push)
         .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
         .outerjoin(NotificationSequence, NotificationSequence.user_id == User.user_id)
         .where(User.user_id == user_id)
     ).first()
     if found is None:
         return None
-    address, stored_prefs, floor = found
+    address, stored_prefs, floor, subscribed = found
     prefs = preferences.merged_notifications(stored_prefs)
     if not preferences.allows_in_app(prefs, category, subtype):
         return None
     row = Notification(
         user_id=user_id, category=category, subtype=subtype, title=title, body=body, link=link, data=data,
-        seq_floor=floor or 0,
+        seq_floor=floor or 0, group_key=group_key_for(user_id, subtype, data),
     )
     db.session.add(row)
     db.session.flush()  # the id, for the delivery row and the payload; seq comes at commit
-    wants_email = bool(address) and preferences.allows_email(prefs, category)
-    if wants_email:
-        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.EMAIL,
-                                           status=DeliveryStatus.PENDING))
-    _on_commit(row, wants_email)
+    wants_email, wants_push = _outside_channels(row, prefs, bool(address), bool(subscribed))
+    _on_commit(row, wants_email, wants_push)
     if commit:
         db.session.commit()
     return row
@@ -166,15 +182,44 @@ def notify_kind(user_id: str, subtype: str, *, link: str | None = None, data: di
     return notify(user_id, kind.category, kind.subtype, title, body, link, data, commit=commit)
 
 
+def _outside_channels(row: Notification, prefs: dict, has_address: bool, subscribed: bool) -> tuple[bool, bool]:
+    """Add the row's e-mail and push deliveries as the user's settings and
+    ``pacing`` allow. E-mail is ``pending`` (sent after the commit) or
+    ``held`` for a summary (quiet hours, digest, hourly cap). A push is
+    ``pending`` or, inside quiet hours or over the cap, not added at all
+    (the row is in the app). Returns (send e-mail now, push now); the hourly
+    counts are read only when a cap is set."""
+    now = utcnow()
+    wants_email = has_address and preferences.allows_email(prefs, row.category)
+    if wants_email:
+        capped = prefs.get("max_per_hour") is not None and prefs.get("digest") == "off"
+        mails = summaries.sent_last_hour(row.user_id, DeliveryChannel.EMAIL, now) if capped else None
+        reason = pacing.hold_reason(prefs, now, mails)
+        db.session.add(NotificationDelivery(
+            notification_id=row.id, channel=DeliveryChannel.EMAIL,
+            status=DeliveryStatus.HELD if reason else DeliveryStatus.PENDING,
+            last_error=f"held: {reason}" if reason else None))
+        wants_email = reason is None
+    wants_push = subscribed and preferences.allows_push(prefs, row.category)
+    if wants_push:
+        pushes = (summaries.sent_last_hour(row.user_id, DeliveryChannel.PUSH, now)
+                  if prefs.get("max_per_hour") is not None else None)
+        wants_push = pacing.push_allowed(prefs, now, pushes)
+        if wants_push:
+            db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.PUSH,
+                                               status=DeliveryStatus.PENDING))
+    return wants_email, wants_push
+
+
 # ---- at and after commit -------------------------------------------------------
 
 
-def _on_commit(row: Notification, wants_email: bool) -> None:
+def _on_commit(row: Notification, wants_email: bool, wants_push: bool = False) -> None:
     """Tie the row's push (and e-mail job) to the commit of its transaction
     (``transactions``): its seq is copied into the payload at the outermost
     commit, while the session can still read it; the push goes out after
     it. A row deleted again in the same transaction is not sent."""
-    item = _Pending(row.user_id, row, row.to_dict(), wants_email)
+    item = _Pending(row.user_id, row, row.to_dict(), wants_email, wants_push)
 
     def prepare() -> None:
         sequences.assign_pending()  # idempotent; numbers the transaction's rows now
@@ -203,6 +248,11 @@ def dispatch_committed(pending: list[_Pending]) -> None:
                 email.enqueue_delivery(notification_id)
             except Exception:  # noqa: BLE001
                 current_app.logger.exception("e-mail enqueue of notification %s failed", notification_id)
+        if item.wants_push:
+            try:
+                webpush.enqueue_delivery(notification_id)
+            except Exception:  # noqa: BLE001 - the delivery stays pending; the sweep re-enqueues it
+                current_app.logger.exception("push enqueue of notification %s failed", notification_id)
 
 
 # ---- reads ---------------------------------------------------------------------
@@ -269,6 +319,19 @@ def list_notifications(
     return rows[:limit], next_id
 
 
+def read_rows(user_id: str, *, ids: list[int] | None = None, up_to_id: int | None = None,
+              limit: int = 50) -> list[Notification]:
+    """The user's read rows among ``ids``, or the newest ``limit`` read rows
+    with an id up to ``up_to_id`` (after "mark all read"), newest first: what
+    other tabs re-render to show them read."""
+    query = select(Notification).where(Notification.user_id == user_id, Notification.is_read == true())
+    if ids is not None:
+        query = query.where(Notification.id.in_([min(i, MAX_ID) for i in ids]))
+    if up_to_id is not None:
+        query = query.where(Notification.id <= min(up_to_id, MAX_ID))
+    return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
+
+
 def after_seq(user_id: str, after: int, *, up_to: int | None = None, limit: int = 200) -> list[Notification]:
     """Socket catch-up: the user's notifications with ``after < seq <= up_to``
     (no upper bound when None), in seq (= commit) order, at most ``limit``.
@@ -324,11 +387,13 @@ def get_own(user_id: str, notification_id: int) -> Notification:
 # ---- changes (each commits, then syncs the count to every open socket) -------------
 
 
-def _publish_count(user_id: str) -> int:
+def _publish_count(user_id: str, **changed: Any) -> int:
+    """Publish the new unread count and what changed (``read``,
+    ``read_up_to``, ``deleted``: ``realtime.unread_count_changed``)."""
     count = unread_count(user_id)
     db.session.commit()  # end the read transaction before the Redis hop
     try:
-        realtime.unread_count_changed(user_id, count)
+        realtime.unread_count_changed(user_id, count, **changed)
     except Exception:  # noqa: BLE001 - the change is stored; sockets resync on reconnect
         current_app.logger.exception("unread count push for %s failed", user_id)
     return count
@@ -341,7 +406,7 @@ def mark_read(user_id: str, notification_id: int) -> Notification:
     if not row.is_read:
         row.is_read, row.read_at = True, utcnow()
         db.session.commit()
-        _publish_count(user_id)
+        _publish_count(user_id, read=[notification_id])
     return row
 
 
@@ -359,18 +424,17 @@ def mark_all_read(user_id: str, *, up_to_id: int | None = None) -> int:
     db.session.commit()
     if marked:
         db.session.expire_all()
-        _publish_count(user_id)
+        _publish_count(user_id, read_up_to=watermark)
     return marked
 
 
 def delete_notification(user_id: str, notification_id: int) -> None:
     """Delete one of the user's notifications. Raises NotFound."""
     row = get_own(user_id, notification_id)
-    was_unread = not row.is_read
     db.session.delete(row)
     db.session.commit()
-    if was_unread:
-        _publish_count(user_id)
+    # Also when it was read: other tabs drop the item (the count is re-read anyway).
+    _publish_count(user_id, deleted=[notification_id])
 
 
 def purge_older_than(cutoff, *, batch_size: int = 5000) -> int:

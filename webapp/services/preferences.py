@@ -12,7 +12,16 @@ Shape (API.md ``/api/settings``)::
                        "personalBest": bool, "badgeEarned": bool,
                        "blockFoundAny": bool, "coopActivity": bool,
                        "chatMentions": bool, "chatUnread": bool,
-                       "workerStatus": bool}}
+                       "workerStatus": bool,
+                       "quiet_hours": {"start": "HH:MM", "end": "HH:MM"} | None,
+                       "digest": "off" | "daily" | "weekly",
+                       "max_per_hour": int 1..100 | None,
+                       "worker_offline": {"after_minutes": 5..1440, "muted_workers": [str]},
+                       "push": {<category>: bool}}}
+
+The engine settings (quiet hours, digest, cap, worker-offline alerts, push
+per category) are the "Notification settings" of ``../shared/API.md``; the
+rules that read them live in ``services/pacing.py``.
 
 The flat subtype toggles are the frontend's keys; ``SUBTYPE_TOGGLES`` maps
 each to the notification subtypes it silences. Categories, toggles and
@@ -46,6 +55,13 @@ DEFAULT_PRIVACY: dict[str, bool] = {
 }
 
 DEFAULT_TIMEZONE = "UTC"
+DIGEST_MODES = ("off", "daily", "weekly")
+DEFAULT_OFFLINE_AFTER_MINUTES = 15
+MIN_OFFLINE_AFTER_MINUTES, MAX_OFFLINE_AFTER_MINUTES = 5, 1440
+MAX_MUTED_WORKERS = 200
+# Web Push per category: on for what a miner wants on a closed browser,
+# off for the chatty ones (the subscribe switch is the opt-in itself).
+DEFAULT_PUSH: dict[str, bool] = {c: c in ("mining", "competition", "system") for c in NOTIFICATION_CATEGORIES}
 
 # Frontend toggle -> (category, subtypes it governs, the frontend's default).
 SUBTYPE_TOGGLES: Mapping[str, tuple[str, tuple[str, ...], bool]] = catalogue.toggle_subtypes()
@@ -59,6 +75,11 @@ def default_notifications() -> dict[str, Any]:
     prefs: dict[str, Any] = {
         "categories": {c: {"enabled": True, "email": False} for c in NOTIFICATION_CATEGORIES},
         "timezone": DEFAULT_TIMEZONE,
+        "quiet_hours": None,
+        "digest": "off",
+        "max_per_hour": None,
+        "worker_offline": {"after_minutes": DEFAULT_OFFLINE_AFTER_MINUTES, "muted_workers": []},
+        "push": dict(DEFAULT_PUSH),
     }
     for toggle, (_, _, default) in SUBTYPE_TOGGLES.items():
         prefs[toggle] = default
@@ -90,6 +111,55 @@ class CategoriesPatch(_Strict):
     system: CategoryPatch | None = None
 
 
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class QuietHoursPatch(_Strict):
+    """``{"start": "HH:MM", "end": "HH:MM"}`` in the user's zone; start > end
+    crosses midnight (22:00–07:00). Equal times are refused (empty or all day
+    is ambiguous: use null to turn quiet hours off)."""
+
+    start: str = Field(pattern=_HHMM)
+    end: str = Field(pattern=_HHMM)
+
+    @field_validator("end")
+    @classmethod
+    def _not_empty(cls, value: str, info) -> str:
+        if info.data.get("start") == value:
+            raise ValueError("must differ from start")
+        return value
+
+
+class WorkerOfflinePatch(_Strict):
+    """When a worker-offline notice goes out, and for which workers never."""
+
+    after_minutes: int | None = Field(default=None, ge=MIN_OFFLINE_AFTER_MINUTES, le=MAX_OFFLINE_AFTER_MINUTES)
+    # Worker names, either ``user.rig`` or the rig part alone.
+    muted_workers: list[str] | None = Field(default=None, max_length=MAX_MUTED_WORKERS)
+
+    @field_validator("muted_workers")
+    @classmethod
+    def _names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = []
+        for name in value:
+            name = name.strip()
+            if not 1 <= len(name) <= 255 or any(ord(ch) < 32 for ch in name):
+                raise ValueError("each worker name must be 1 to 255 printable characters")
+            if name not in cleaned:
+                cleaned.append(name)
+        return cleaned
+
+
+class PushPatch(_Strict):
+    mining: bool | None = None
+    gamification: bool | None = None
+    competition: bool | None = None
+    social: bool | None = None
+    system: bool | None = None
+
+
 class NotificationsPatch(_Strict):
     categories: CategoriesPatch | None = None
     # None clears the address; a string must look like an address.
@@ -103,6 +173,12 @@ class NotificationsPatch(_Strict):
     chatUnread: bool | None = None
     # An IANA zone name (``Europe/Berlin``); pages and e-mails show times in it.
     timezone: str | None = Field(default=None, max_length=64)
+    # null turns quiet hours / the cap off (so "given as null" differs from absent).
+    quiet_hours: QuietHoursPatch | None = None
+    digest: str | None = Field(default=None, pattern="^(off|daily|weekly)$")
+    max_per_hour: int | None = Field(default=None, ge=1, le=100)
+    worker_offline: WorkerOfflinePatch | None = None
+    push: PushPatch | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -134,6 +210,22 @@ def merged_notifications(stored: dict | None) -> dict[str, Any]:
     prefs.update({k: v for k, v in stored.items() if k in SUBTYPE_TOGGLES})
     if is_timezone(stored.get("timezone")):
         prefs["timezone"] = stored["timezone"]
+    quiet = stored.get("quiet_hours")
+    if isinstance(quiet, dict) and isinstance(quiet.get("start"), str) and isinstance(quiet.get("end"), str):
+        prefs["quiet_hours"] = {"start": quiet["start"], "end": quiet["end"]}
+    if stored.get("digest") in DIGEST_MODES:
+        prefs["digest"] = stored["digest"]
+    if isinstance(stored.get("max_per_hour"), int):
+        prefs["max_per_hour"] = stored["max_per_hour"]
+    offline = stored.get("worker_offline")
+    if isinstance(offline, dict):
+        if isinstance(offline.get("after_minutes"), int):
+            prefs["worker_offline"]["after_minutes"] = offline["after_minutes"]
+        if isinstance(offline.get("muted_workers"), list):
+            prefs["worker_offline"]["muted_workers"] = list(offline["muted_workers"])
+    for category, value in (stored.get("push") or {}).items():
+        if category in prefs["push"] and isinstance(value, bool):
+            prefs["push"][category] = value
     return prefs
 
 
@@ -163,11 +255,29 @@ def apply_patch(privacy: dict, notifications: dict, patch: SettingsPatch) -> tup
                 notifications["categories"][category].update(values)
         if patch.notifications.timezone is not None:
             notifications["timezone"] = patch.notifications.timezone
+        _apply_engine_patch(notifications, patch.notifications)
         for toggle in SUBTYPE_TOGGLES:
             value = getattr(patch.notifications, toggle)
             if value is not None:
                 notifications[toggle] = value
     return privacy, notifications, email_given, email
+
+
+def _apply_engine_patch(notifications: dict, patch: NotificationsPatch) -> None:
+    """The engine settings of API.md "Notification settings": explicit nulls
+    clear quiet hours and the cap; nested objects merge key by key."""
+    given = patch.model_fields_set
+    if "quiet_hours" in given:
+        notifications["quiet_hours"] = patch.quiet_hours.model_dump() if patch.quiet_hours else None
+    if "max_per_hour" in given:
+        notifications["max_per_hour"] = patch.max_per_hour
+    if patch.digest is not None:
+        notifications["digest"] = patch.digest
+    if patch.worker_offline is not None:
+        notifications["worker_offline"] = {
+            **notifications["worker_offline"], **patch.worker_offline.model_dump(exclude_none=True)}
+    if patch.push is not None:
+        notifications["push"] = {**notifications["push"], **patch.push.model_dump(exclude_none=True)}
 
 
 def allows_in_app(notifications: dict, category: str, subtype: str) -> bool:
@@ -184,6 +294,11 @@ def allows_email(notifications: dict, category: str) -> bool:
     return category in EMAIL_CATEGORIES and bool(
         notifications["categories"].get(category, {}).get("email", False)
     )
+
+
+def allows_push(notifications: dict, category: str) -> bool:
+    """Whether the category goes to the user's subscribed browsers."""
+    return bool(notifications.get("push", DEFAULT_PUSH).get(category, False))
 
 
 def is_timezone(name: Any) -> bool:

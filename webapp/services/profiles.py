@@ -27,8 +27,8 @@ from sqlalchemy import func, select, true
 
 from ..extensions import db
 from ..formatting import flag_emoji  # noqa: F401 - its old home
-from ..models import MinerStats, User, UserSettings, iso, utcnow
-from . import accounts, bounds, hashrate, mining, preferences
+from ..models import MinerStats, User, UserProfile, UserSettings, iso, utcnow
+from . import accounts, bounds, hashrate, markup, media, mining, preferences, profile_fields, relations
 from .errors import NotFound
 
 
@@ -43,7 +43,7 @@ def visible_user(user_id: str, *, viewer_id: str | None = None) -> tuple[User, d
     (identical for missing and private, and for an id that cannot exist:
     ``accounts.is_user_id`` is checked before any query)."""
     user = db.session.get(User, user_id) if accounts.is_user_id(user_id) else None
-    if user is None:
+    if user is None or relations.hidden_from(viewer_id, user_id):
         raise NotFound()
     privacy = _privacy(user_id)
     if not privacy["publicProfile"] and viewer_id != user_id:
@@ -71,27 +71,59 @@ def leaderboard_rank(user_id: str) -> int:
     return int(higher or 0) + 1
 
 
-def profile_dict(user: User, privacy: dict[str, bool]) -> dict[str, Any]:
-    """The public profile object (API.md) for a user already checked visible."""
+def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = None) -> dict[str, Any]:
+    """THE profile serialiser (API.md "Profiles"): what ``viewer_id`` may see
+    of a user already checked visible. Every door that shows a profile (the
+    JSON routes, the pages, socket payloads) calls this one function.
+
+    Always ``user_id``, ``display_name`` (the shortened address when the
+    name is hidden), ``avatar_url`` (null when hidden) and ``joined_at``.
+    ``banner_url``, ``bio`` with ``bio_html`` (sanitised Markdown),
+    ``pronouns``, ``location`` and ``country_code`` (also gated by
+    ``showCountryFlag``) only when their level lets the viewer see them:
+    ``public`` everyone, ``connections`` friends, ``private`` the owner.
+    Absent keys, never null. ``leaderboard_rank`` when ``showOnLeaderboard``;
+    ``friendship`` for a logged-in viewer other than the owner.
+    """
+    relation = relations.relation(viewer_id, user.user_id)
+    row = db.session.get(UserProfile, user.user_id)
+    levels = profile_fields.visibility_of(row)
+
+    def shows(field: str) -> bool:
+        return profile_fields.visible(levels[field], relation)
+
     body: dict[str, Any] = {
         "user_id": user.user_id,
-        "display_name": user.display_name,
-        "avatar_url": user.avatar_url,
+        "display_name": user.display_name if shows("display_name") else accounts.default_display_name(user.user_id),
+        "avatar_url": user.avatar_url if shows("avatar") else None,
         "joined_at": iso(user.created_at),
     }
-    if privacy["showCountryFlag"]:
+    if shows("banner"):
+        body["banner_url"] = media.url("banner", row.banner_key if row else None)
+    texts = profile_fields.stored_fields(row)
+    if shows("bio"):
+        body["bio"] = texts["bio"]
+        body["bio_html"] = markup.render(texts["bio"]) if texts["bio"] else ""
+    for field in ("pronouns", "location"):
+        if shows(field):
+            body[field] = texts[field]
+    if privacy["showCountryFlag"] and shows("country_code"):
         body["country_code"] = user.country_code
     if privacy["showOnLeaderboard"]:
         body["leaderboard_rank"] = leaderboard_rank(user.user_id)
+    if viewer_id is not None and viewer_id != user.user_id:
+        body["friendship"] = relations.friendship_state(viewer_id, user.user_id)
     return body
 
 
-def public_profile(user_id: str) -> dict[str, Any]:
+def public_profile(user_id: str, viewer_id: str | None = None) -> dict[str, Any]:
     """Endpoint 15: ``{"user_id", "display_name", "avatar_url", "joined_at"}``
-    plus ``country_code`` / ``leaderboard_rank`` when the miner shows them.
-    Raises NotFound when the user is missing or private."""
-    user, privacy = visible_user(user_id)
-    return profile_dict(user, privacy)
+    plus what ``profile_dict`` lets ``viewer_id`` see. Raises NotFound when
+    the user is missing, private or blocked the viewer."""
+    user, privacy = visible_user(user_id, viewer_id=viewer_id)
+    if viewer_id == user_id and not privacy["publicProfile"]:
+        raise NotFound()  # the public door stays shut for a private profile, even to its owner
+    return profile_dict(user, privacy, viewer_id)
 
 
 def stats_dict(user_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -109,11 +141,13 @@ def stats_dict(user_id: str, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def public_stats(user_id: str) -> dict[str, Any]:
+def public_stats(user_id: str, viewer_id: str | None = None) -> dict[str, Any]:
     """Endpoint 16: ``{"user_id", "total_shares", "best_difficulty",
     "blocks_found", "hashrate_1h", "workers_online", "last_share_at"}``.
-    Raises NotFound when the user is missing or private."""
-    visible_user(user_id)
+    Raises NotFound when the user is missing, private or blocked the viewer."""
+    _, privacy = visible_user(user_id, viewer_id=viewer_id)
+    if viewer_id == user_id and not privacy["publicProfile"]:
+        raise NotFound()
     return stats_dict(user_id)
 
 
@@ -143,7 +177,7 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
     workers.sort(key=lambda w: (not w["online"], w["name"]))
     return {
         "user": user,
-        "profile": profile_dict(user, privacy),
+        "profile": profile_dict(user, privacy, viewer_id),
         "stats": stats_dict(user_id, now),
         "workers": workers,
         "personal_bests": mining.recent_personal_bests(user_id),

@@ -19,7 +19,7 @@ from rq.utils import import_attribute
 log = logging.getLogger(__name__)
 
 # Every queue a worker serves by default (``flask worker --queue`` narrows it).
-QUEUES: tuple[str, ...] = ("default", "email")
+QUEUES: tuple[str, ...] = ("default", "email", "push")
 
 
 class PeriodicJob(NamedTuple):
@@ -42,11 +42,23 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("jobs.notifications.purge_old_notifications", 24 * 3600),
     PeriodicJob("jobs.accounts.purge_dead_sessions", 24 * 3600),
     PeriodicJob("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),
+    PeriodicJob("jobs.moderation.escalate_reports", 15 * 60),
+    PeriodicJob("jobs.email.send_email_summaries", "EMAIL_SUMMARY_INTERVAL"),
+    PeriodicJob("jobs.mining.alert_offline_workers", "WORKER_ALERT_INTERVAL"),
+    PeriodicJob("jobs.friends.expire_friend_requests", 3600),
 )
 
 _embedded_started = threading.Event()
 _embedded_thread: threading.Thread | None = None
 _last_runs: dict[str, datetime] = {}  # dotted job -> when its last embedded run ended (UTC)
+_held: set[str] = set()  # dotted jobs the embedded loop skips for now (``hold``)
+
+
+def hold(name: str, held: bool = True) -> None:
+    """Embedded default: skip (``held``) or resume the periodic job ``name``
+    on the embedded thread. The demo holds the offline sweep while the day
+    flows in, when every worker's newest stored sample is still hours old."""
+    (_held.add if held else _held.discard)(name)
 
 
 def embedded_running() -> bool:
@@ -91,7 +103,8 @@ def start_embedded(app: Flask) -> None:
             for name, interval in jobs:
                 if time.monotonic() >= due[name]:
                     due[name] = time.monotonic() + interval
-                    run_embedded_job(app, name)
+                    if name not in _held:
+                        run_embedded_job(app, name)
             time.sleep(1)
 
     _embedded_thread = threading.Thread(target=loop, name="embedded-scheduler", daemon=True)

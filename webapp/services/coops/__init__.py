@@ -39,8 +39,27 @@ from .changes import (
     join,
     leave,
     regenerate_code,
+    remove_locked,
     remove_member,
     update_details,
+)
+from .coop_invites import (
+    JoinTarget,
+    NotModerator,
+    create_invite,
+    list_invites,
+    preview,
+    revoke_invite,
+)
+from .discovery import (
+    DirectoryEntry,
+    approve_request,
+    decline_request,
+    directory,
+    list_requests,
+    my_pending_request,
+    request_to_join,
+    update_discovery,
 )
 from .lookups import (
     COOP_LINK,
@@ -60,7 +79,6 @@ from .lookups import (
     get_mine,
     is_admin,
     lock_active_coop,
-    preview,
 )
 from .views import (
     ANONYMOUS_MEMBER,
@@ -68,6 +86,7 @@ from .views import (
     CoopStats,
     MemberInfo,
     dashboard,
+    departure,
     hashrate,
     hashrate_chart,
     list_members,
@@ -76,13 +95,17 @@ from .views import (
 )
 
 __all__ = [
+    "departure",
     "INVITE_CODE_LENGTH", "generate_invite_code", "normalise_invite_code",
-    "create", "dissolve", "dissolve_locked", "join", "leave", "regenerate_code", "remove_member",
+    "create", "dissolve", "dissolve_locked", "join", "leave", "regenerate_code", "remove_locked", "remove_member",
     "update_details",
     "COOP_LINK", "DESCRIPTION_MAX", "INVITE_CODE_ATTEMPTS", "MAX_COOP_ID", "NAME_MAX", "NAME_MIN",
     "UQ_ACTIVE_INVITE_CODE", "UQ_ONE_ACTIVE_PER_USER", "UQ_ONE_ADMIN_PER_COOP", "CodeFactory",
     "active_membership", "announce_on_commit", "display_name", "get_for_member", "get_mine", "is_admin",
     "lock_active_coop", "preview",
+    "DirectoryEntry", "approve_request", "decline_request", "directory", "list_requests", "my_pending_request",
+    "request_to_join", "update_discovery",
+    "JoinTarget", "NotModerator", "create_invite", "list_invites", "revoke_invite",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
     "ANONYMOUS_MEMBER", "hashrate_chart",
 ]

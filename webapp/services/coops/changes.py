@@ -9,12 +9,24 @@ from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import MAX_COOP_MEMBERS, Cooperative, CooperativeMember, User, utcnow
-from ...vocabulary import CoopStatus, MemberRole, MemberStatus
+from ...vocabulary import CoopStatus, MemberRole, MemberStatus, ModerationAction
 from ...vocabulary import NotificationSubtype as S
-from .. import activity, conversations, inputs, invites, notifications
-from ..errors import AlreadyInCoop, CannotRemoveSelf, Conflict, CoopFull, NotAMember, NotFound, ValidationError
+from .. import activity, conversations, inputs, invites, moderation, notifications
+from ..errors import (
+    AlreadyInCoop,
+    Banned,
+    CannotRemoveSelf,
+    Conflict,
+    CoopFull,
+    InviteExpired,
+    NotAdmin,
+    NotAMember,
+    NotFound,
+    ValidationError,
+)
 from ..invites import generate_invite_code, normalise_invite_code
 from ..membership import active_member_ids, is_active_coop, is_active_member
+from . import coop_invites
 from .lookups import (
     COOP_LINK,
     DESCRIPTION_MAX,
@@ -116,42 +128,34 @@ def create(
     raise Conflict("Could not pick a free invite code; please try again.")
 
 
-def _active_coop_id_by_code(code: str) -> int | None:
-    coop_id = db.session.scalar(
-        select(Cooperative.id).where(Cooperative.invite_code == code, is_active_coop())
-    )
-    if coop_id is None:
-        db.session.rollback()
-    return coop_id
-
-
 def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str | None = None) -> Cooperative:
-    """Join the active coop whose invite code matches, as a ``member``
-    (endpoint 3). The code is tested by the guarded ``invites.lookup``
-    (failed lookups counted for ``user`` and the client ``ip``; a valid link
-    ``invite_key`` is never limited). The admin hears "New member joined";
-    the member gets a ``coop_joined`` activity.
+    """Join the active coop that a code opens, as a ``member`` (endpoint 3):
+    the coop's own code or one of its extra invites (``coop_invites``). The
+    code is tested by the guarded ``invites.lookup`` (failed lookups counted
+    for ``user`` and the client ``ip``; a valid link ``invite_key`` is never
+    limited). The admin hears "New member joined"; the member gets a
+    ``coop_joined`` activity.
 
     Raises InvalidInviteCode (400, checked before any lookup), RateLimited
     (429, before any lookup), NotFound (404: unknown code, or one replaced by
-    a regeneration), AlreadyInCoop (409) or CoopFull (409).
+    a regeneration or revoked), InviteExpired (410: an extra invite past its
+    expiry or uses), Banned (403: ``moderation.ensure_not_banned``),
+    AlreadyInCoop (409) or CoopFull (409).
     """
-    code, coop_id = invites.lookup(invite_code, find=_active_coop_id_by_code,
-                                   caller=invites.Caller(user.user_id, ip), key=invite_key)
+    code, target = invites.lookup(invite_code, find=coop_invites.find_target,
+                                  caller=invites.Caller(user.user_id, ip), key=invite_key)
+    coop_id = target.coop_id
     if active_membership(user) is not None:
         db.session.rollback()
         raise AlreadyInCoop()
-    # The cap, the status and the code, checked on the newest row version
-    # under the row lock (see the module docstring).
+    # The cap, the status and (for the coop's own code) the code, checked on
+    # the newest row version under the row lock (see the module docstring).
+    seat = update(Cooperative).where(
+        Cooperative.id == coop_id, is_active_coop(), Cooperative.member_count < MAX_COOP_MEMBERS)
+    if target.invite_id is None:
+        seat = seat.where(Cooperative.invite_code == code)
     claimed = db.session.execute(
-        update(Cooperative)
-        .where(
-            Cooperative.id == coop_id,
-            is_active_coop(),
-            Cooperative.invite_code == code,
-            Cooperative.member_count < MAX_COOP_MEMBERS,
-        )
-        .values(member_count=Cooperative.member_count + 1)
+        seat.values(member_count=Cooperative.member_count + 1)
         .returning(Cooperative.id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -161,9 +165,21 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
             select(Cooperative.status, Cooperative.invite_code).where(Cooperative.id == coop_id)
         ).first()
         db.session.rollback()
-        if current is None or current.status != CoopStatus.ACTIVE or current.invite_code != code:
+        if current is None or current.status != CoopStatus.ACTIVE or (
+                target.invite_id is None and current.invite_code != code):
             raise _unknown_code()
         raise CoopFull()
+    # Read under the row lock the UPDATE took: a ban holds the same lock
+    # while it commits, so one that won the race is seen here.
+    try:
+        moderation.ensure_not_banned(coop_id, user.user_id)
+    except Banned:
+        db.session.rollback()
+        raise
+    # Under the coop's row lock taken above: uses can't overshoot max_uses.
+    if target.invite_id is not None and not coop_invites.claim_use(target.invite_id):
+        db.session.rollback()
+        raise InviteExpired()
     db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role=MemberRole.MEMBER))
     _or_already_in_coop(db.session.flush)
     conversations.coop_member_joined(coop_id, user.user_id)
@@ -243,23 +259,30 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
             member=user.display_name, coop=coop.name,
         )
-    announce_on_commit(coop.id, actor=user.user_id)
+    announce_on_commit(coop.id, actor=user.user_id, change="membership" if remaining else "dissolved")
     db.session.commit()
     return coop
 
 
 def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMember:
-    """The admin removes a member (endpoint 6); the member hears "Removed from
-    cooperative" and gets ``coop_left``. Returns the ended membership.
+    """The admin, or a moderator, removes a member (endpoint 6); the member
+    hears "Removed from cooperative" and gets ``coop_left``; the coop's
+    audit log records it. Moderators remove plain members only, never the
+    admin or another moderator (API.md "Coop governance"). Returns the ended
+    membership.
 
     Raises NotFound (404: no such coop, or ``user_id`` is not an active
-    member of it), CoopDissolved (409), NotAdmin (403) or CannotRemoveSelf
-    (400: the admin leaves instead).
+    member of it), CoopDissolved (409), NotAdmin (403: neither admin nor
+    moderator), CannotRemoveSelf (400: the admin leaves instead) or
+    CannotModerate (403: a moderator acting on the admin or a moderator).
     """
     if not isinstance(user_id, str) or inputs.text_problem(user_id):
         raise NotFound("That miner is not a member of this cooperative.")  # no such id can exist
     coop = lock_active_coop(coop_id)
-    _require_admin(coop, user)
+    actor = _membership(coop.id, user.user_id)
+    if actor is None or actor.role not in (MemberRole.ADMIN, MemberRole.MODERATOR):
+        db.session.rollback()
+        raise NotAdmin("Only the cooperative's admin and moderators can remove members.")
     if user_id == user.user_id:
         db.session.rollback()
         raise CannotRemoveSelf()
@@ -267,17 +290,31 @@ def remove_member(user: User, *, coop_id: int, user_id: str) -> CooperativeMembe
     if membership is None:
         db.session.rollback()
         raise NotFound("That miner is not a member of this cooperative.")
+    moderation.check_can_act_on(actor, membership.role, user_id)
+    remove_locked(coop, membership, actor_user_id=user.user_id)
+    moderation.record_action(coop.id, user.user_id, ModerationAction.MEMBER_REMOVED, target_user_id=user_id)
+    db.session.commit()
+    return membership
+
+
+def remove_locked(coop: Cooperative, membership: CooperativeMember, *, actor_user_id: str | None,
+                  banned: bool = False) -> None:
+    """End an active membership as a removal, in the caller's transaction
+    (``coop`` locked by the caller, who commits): status ``removed``, the
+    count, the member's ``coop_left`` activity and "Removed from
+    cooperative" notification, and the membership announcement. The one
+    path for a removal and a ban, so whatever follows membership follows both."""
     _end_membership(coop, membership, MemberStatus.REMOVED)
     activity.record_activity(
-        user_id, "coop_left", f"Removed from {coop.name}", data={"cooperative_id": coop.id, "removed": True},
+        membership.user_id, "coop_left", f"Removed from {coop.name}",
+        data={"cooperative_id": coop.id, "removed": True, **({"banned": True} if banned else {})},
         link=COOP_LINK,
     )
     notifications.notify_kind(
-        user_id, S.COOP_REMOVED, link=COOP_LINK, data={"cooperative_id": coop.id}, commit=False, coop=coop.name,
+        membership.user_id, S.COOP_REMOVED, link=COOP_LINK, data={"cooperative_id": coop.id}, commit=False,
+        coop=coop.name,
     )
-    announce_on_commit(coop.id, also=[user_id], actor=user.user_id)
-    db.session.commit()
-    return membership
+    announce_on_commit(coop.id, also=[membership.user_id], actor=actor_user_id)
 
 
 def regenerate_code(user: User, *, coop_id: int, code_factory: CodeFactory = generate_invite_code) -> Cooperative:
@@ -295,6 +332,7 @@ def regenerate_code(user: User, *, coop_id: int, code_factory: CodeFactory = gen
             db.session.rollback()
             continue
         coop.invite_code = code
+        announce_on_commit(coop.id, actor=user.user_id, change="invite")
         try:
             db.session.commit()
         except IntegrityError as exc:
@@ -321,6 +359,7 @@ def update_details(user: User, *, coop_id: int, name: str = _UNSET, description:
         coop.name = clean_name
     if clean_description is not None:
         coop.description = clean_description
+    announce_on_commit(coop.id, actor=user.user_id, change="details")
     db.session.commit()
     return coop
 
@@ -335,7 +374,7 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
     former = dissolve_locked(
         coop, subtype=S.COOP_DISSOLVED, values={"member": user.display_name}, skip_user_id=user.user_id,
     )
-    announce_on_commit(coop.id, also=former, actor=user.user_id)
+    announce_on_commit(coop.id, also=former, actor=user.user_id, change="dissolved")
     db.session.commit()
     return coop
 

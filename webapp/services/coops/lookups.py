@@ -14,7 +14,7 @@ from ...models import Cooperative, CooperativeMember, User
 from ...vocabulary import CoopStatus, MemberRole
 from .. import coop_hashrate, invites, transactions
 from ..errors import CoopDissolved, NotAdmin, NotAMember, NotFound
-from ..membership import active_member_ids, is_active_coop, is_active_member
+from ..membership import active_member_ids, is_active_member
 
 # 36^8 ≈ 2.8e12 codes: a collision is rare, five in a row means something is wrong.
 INVITE_CODE_ATTEMPTS = 5
@@ -124,20 +124,6 @@ def is_admin(user: User, coop: Cooperative) -> bool:
     return membership is not None and membership.role == MemberRole.ADMIN
 
 
-def _active_coop_by_code(code: str) -> Cooperative | None:
-    return db.session.execute(
-        select(Cooperative).where(Cooperative.invite_code == code, is_active_coop())
-    ).scalar_one_or_none()
-
-
-def preview(*, invite_code: str, caller: invites.Caller | None = None, invite_key: str | None = None) -> Cooperative:
-    """The active coop an invite code opens, for the join page preview,
-    through the guarded ``invites.lookup`` (``caller`` is counted, a valid
-    link ``invite_key`` is not). Raises InvalidInviteCode (400), RateLimited
-    (429) or NotFound (404, unknown or old code)."""
-    return invites.lookup(invite_code, find=_active_coop_by_code, caller=caller, key=invite_key)[1]
-
-
 def display_name(user_id: str) -> str:
     """A miner's display name, or the user id itself when unknown."""
     return db.session.scalar(select(User.display_name).where(User.user_id == user_id)) or user_id
@@ -146,29 +132,33 @@ def display_name(user_id: str) -> str:
 _unknown_code = invites.unknown_code
 
 
-def announce_on_commit(coop_id: int, also: tuple[str, ...] | list[str] = (), actor: str | None = None) -> None:
-    """Once the caller's transaction, which changes ``coop_id``'s membership
-    (join, leave, remove, dissolve), commits: drop the coop's cached total
-    and publish ``coop_changed`` to the sockets of its active members and of
-    ``also`` (members who were removed, or whose coop was dissolved), so
-    their open pages re-fetch the members table (docs/COOPS.md "Live members
-    table"). The ``actor`` is skipped: the page that acted already shows the
-    result. Nothing happens if the transaction rolls back. A Redis failure is
-    logged, never raised: the change is committed and a reload shows it."""
+def announce_on_commit(coop_id: int, also: tuple[str, ...] | list[str] = (), actor: str | None = None,
+                       change: str = "membership") -> None:
+    """Once the caller's transaction, which changes ``coop_id`` (``change``,
+    one of ``realtime.COOP_CHANGES``: a join, leave or removal, a rename, a
+    new invite code, a dissolve), commits: drop the coop's cached total on a
+    membership change and publish ``coop_changed`` to the sockets of its
+    active members and of ``also`` (members who were removed, or whose coop
+    was dissolved), so their open pages re-fetch every fragment or leave
+    (docs/COOPS.md "Live coop pages"). The ``actor`` is skipped: the page
+    that acted already shows the result. Nothing happens if the transaction
+    rolls back. A Redis failure is logged, never raised: the change is
+    committed and a reload shows it."""
 
     def prepare() -> None:  # at the commit, while the session can still read
         active = db.session.scalars(active_member_ids(coop_id)).all()
         user_ids = [u for u in dict.fromkeys([*active, *also]) if u != actor]
-        transactions.after_commit(lambda: _publish_change(coop_id, user_ids))
+        transactions.after_commit(lambda: _publish_change(coop_id, user_ids, change))
 
     transactions.before_commit(prepare)
 
 
-def _publish_change(coop_id: int, user_ids: list[str]) -> None:
-    coop_hashrate.invalidate(coop_id)
+def _publish_change(coop_id: int, user_ids: list[str], change: str) -> None:
+    if change in ("membership", "dissolved"):
+        coop_hashrate.invalidate(coop_id)
     if not user_ids:
         return
     try:
-        realtime.coop_changed(user_ids, coop_id)
+        realtime.coop_changed(user_ids, coop_id, change)
     except Exception:  # noqa: BLE001 - the change is stored; pages catch up on reload
         current_app.logger.exception("coop_changed push for cooperative %s failed", coop_id)

@@ -15,6 +15,8 @@ streams; this package decides what an entry means:
   redelivered entry changes nothing. One transaction, one commit.
 * ``sweep_offline_workers`` marks workers silent for ``WORKER_OFFLINE_AFTER``
   seconds offline (run every minute by the scheduler).
+* ``alert_offline_workers`` tells owners about workers offline for their
+  ``worker_offline.after_minutes`` (``offline_alerts``; every minute).
 
 Rollup definitions (API.md public stats): ``total_shares`` counts accepted
 shares, ``best_difficulty`` is the highest ``sdiff`` of an accepted share,
@@ -48,13 +50,14 @@ from .events import (
     parse_entry,
     stream_name,
 )
+from .offline_alerts import alert_offline_workers
 from .queries import has_events, personal_best_history, recent_personal_bests, workers_of
 from .retention import purge_old_events
 from .rollups import ingest_batch
 from .workers import sweep_offline_workers
 
 __all__ = [
-    "BatchResult", "DEAD_LETTER_STREAM", "EVENTS", "MAX_DATA_CHARS", "MAX_ENTRY_ID", "MAX_FUTURE_SECONDS",
+    "BatchResult", "alert_offline_workers", "DEAD_LETTER_STREAM", "EVENTS", "MAX_DATA_CHARS", "MAX_ENTRY_ID", "MAX_FUTURE_SECONDS",
     "MAX_SOURCE", "MAX_USER", "MAX_USERAGENT", "MAX_WORKER", "MIN_TS", "STREAM_PREFIX", "STREAMS",
     "MalformedEvent", "MiningEventIn", "block_display", "display_hash", "format_difficulty", "format_hashrate",
     "has_events", "ingest_batch", "parse_entry", "personal_best_history", "profile_link", "purge_old_events",

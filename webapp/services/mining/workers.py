@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, or_, select, update
 from ...extensions import db
 from ...models import WorkerStatus, utcnow
 from .alerts import _notify_worker
-from .common import BatchResult, _insert, _registered, _WorkerBatch
+from .common import BatchResult, _insert, _WorkerBatch
 from .events import MAX_USERAGENT, MiningEventIn
 
 log = logging.getLogger("webapp.mining")
@@ -110,9 +110,14 @@ def _apply_worker_event(state: dict, ev: MiningEventIn, known: bool, registered:
 
 def _transition(state: dict, ev: MiningEventIn, online: bool, reason: str, known: bool,
                 registered: set[str], result: BatchResult) -> None:
+    """Going offline raises nothing here: ``offline_alerts`` tells the owner
+    once the worker has stayed offline for their threshold. Coming back is
+    news only after an outage they were told about."""
+    announced = (state.get("offline_notified_at") is not None and state["state_changed_at"] is not None
+                 and state["offline_notified_at"] >= state["state_changed_at"])
     state["is_online"] = online
     state["state_changed_at"] = ev.ts
-    if not known:
+    if not known or not online or not announced:
         return
     if state["user_id"] in registered:
         if _notify_worker(state["user_id"], ev.worker or "", online, reason, ev.ts, ev.data):
@@ -121,8 +126,9 @@ def _transition(state: dict, ev: MiningEventIn, online: bool, reason: str, known
 
 def sweep_offline_workers(now: datetime | None = None) -> list[str]:
     """Mark online workers with no sign of life for ``WORKER_OFFLINE_AFTER``
-    seconds offline and notify their owners (``mining``/``worker_offline``,
-    once: the worker stays offline until a connect or a fresh sample).
+    seconds offline (once: the worker stays offline until a connect or a
+    fresh sample). The owner is told later, by ``offline_alerts``, if the
+    worker stays offline for their threshold.
 
     A sign of life is a hashrate sample or a (re)connect: a worker that just
     reconnected gets the full 15 minutes to send its first sample. The
@@ -146,7 +152,6 @@ def sweep_offline_workers(now: datetime | None = None) -> list[str]:
     ).scalars().all()
     marked = []
     try:
-        registered = _registered(row.user_id for row in rows)
         for row in rows:
             signs = [t for t in (row.last_sample_at, row.connected_at) if t is not None]
             last = max(signs) if signs else (row.last_seen_at or now - limit)
@@ -155,8 +160,6 @@ def sweep_offline_workers(now: datetime | None = None) -> list[str]:
             row.is_online = False
             row.state_changed_at = min(last + limit, now)
             marked.append(row.worker)
-            if row.user_id in registered:
-                _notify_worker(row.user_id, row.worker, False, "no_samples", row.state_changed_at)
         db.session.commit()
     except BaseException:
         db.session.rollback()

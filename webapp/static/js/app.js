@@ -64,3 +64,139 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     return create(target.toString());
   };
 })();
+// ---- The phone menu and the bell: open/close by keyboard, Escape and outside clicks ----
+// The menu button (base.html) shows and hides #site-menu on a phone (CSS reads
+// aria-expanded); from 768 px the button is hidden and the menu is a row.
+(function () {
+  const menuButton = () => document.querySelector(".menu-button");
+  const bell = () => document.getElementById("notification-bell");
+  const setMenu = (open, focusButton) => {
+    const button = menuButton();
+    if (!button) return;
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (focusButton) button.focus();
+  };
+  const closeBell = (focusSummary) => {
+    const details = bell();
+    if (!details || !details.open) return;
+    details.open = false;
+    if (focusSummary) details.querySelector("summary").focus();
+  };
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest(".menu-button");
+    if (button) {
+      setMenu(button.getAttribute("aria-expanded") !== "true", false);
+      closeBell(false);
+      return;
+    }
+    const menu = document.getElementById("site-menu");
+    if (menu && !menu.contains(event.target)) setMenu(false, false);
+    const details = bell();
+    if (details && details.open) {
+      if (!details.contains(event.target)) closeBell(false);
+      else if (event.target.closest(".bell-panel a")) details.open = false;  // the link opens the item
+    }
+    if (details && event.target.closest("#notification-bell > summary")) setMenu(false, false);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const details = bell();
+    if (details && details.open) { closeBell(true); return; }
+    const button = menuButton();
+    if (button && button.getAttribute("aria-expanded") === "true") setMenu(false, true);
+  });
+})();
+
+// ---- Stacked tables on a phone: every cell gets its column's header as data-label ----
+// (app.css shows it before the value under 768 px). A template's own
+// data-label wins; data-label="" shows none.
+function labelTableCells(root) {
+  (root || document).querySelectorAll("table").forEach((table) => {
+    const heads = Array.from(table.querySelectorAll(":scope > thead > tr > th")).map((th) => th.textContent.trim());
+    if (!heads.length) return;
+    table.querySelectorAll(":scope > tbody > tr").forEach((row) => {
+      let column = 0;
+      Array.from(row.children).forEach((cell) => {
+        if (!cell.hasAttribute("data-label") && heads[column] !== undefined) cell.setAttribute("data-label", heads[column]);
+        column += cell.colSpan || 1;
+      });
+    });
+  });
+}
+document.addEventListener("DOMContentLoaded", () => labelTableCells());
+document.addEventListener("htmx:afterSettle", () => labelTableCells());
+document.addEventListener("htmx:oobAfterSwap", () => labelTableCells());
+document.addEventListener("htmx:wsAfterMessage", () => labelTableCells());
+
+// ---- Live notifications are read out: #live-announcer (aria-live) gets the title ----
+document.addEventListener("DOMContentLoaded", () => {
+  const list = document.getElementById("bell-list");
+  const announcer = document.getElementById("live-announcer");
+  if (!list || !announcer || !window.MutationObserver) return;
+  new MutationObserver((records) => {
+    const titles = [];
+    records.forEach((record) => record.addedNodes.forEach((node) => {
+      if (node.nodeType === 1 && node.matches("li.new") && node.isConnected) {
+        const link = node.querySelector("a");
+        titles.push((link || node).textContent.trim());
+      }
+    }));
+    if (titles.length) announcer.textContent = `New notification: ${titles.join("; ")}`;
+  }).observe(list, { childList: true });
+});
+
+// ---- Focus after Mark read / Delete on /notifications ----
+// The item is swapped (mark read) or removed (delete), which would drop the
+// focus to <body>: keep it on the same item's next action, or move it to
+// the neighbouring item (the next, else the previous), else the list heading.
+(function () {
+  let pending = null;
+  const focusable = (item) => item && item.querySelector(".notification-actions a, .notification-actions button, button, a");
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const item = event.target.closest && event.target.closest("li.notification");
+    if (!item) return;
+    const siblings = (el, dir) => { let s = el[dir]; while (s && !s.matches("li.notification")) s = s[dir]; return s; };
+    const next = siblings(item, "nextElementSibling");
+    const prev = siblings(item, "previousElementSibling");
+    pending = { id: item.id, next: next && next.id, prev: prev && prev.id };
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    if (!pending) return;
+    const { id, next, prev } = pending;
+    pending = null;
+    const active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) return;  // focus survived
+    const same = document.getElementById(id);
+    const target = (same && focusable(same))
+      || focusable(next && document.getElementById(next))
+      || focusable(prev && document.getElementById(prev))
+      || document.querySelector("main h1");
+    if (target) {
+      if (target.matches("h1")) target.setAttribute("tabindex", "-1");
+      target.focus();
+    }
+  });
+})();
+
+// Pushed fragments marked data-if-present (notifications/_sync.html: an item
+// read or deleted in another tab) are swapped only where this page shows that
+// element; the others are dropped before htmx looks for their targets. The
+// extension is named on <html>, the socket element's ancestor, so every page
+// has it without a template change.
+(function () {
+  if (!window.htmx || !htmx.defineExtension) return;
+  htmx.defineExtension("present-only", {
+    transformResponse: (text) => {
+      if (text.indexOf("data-if-present") < 0) return text;
+      const holder = document.createElement("template");
+      holder.innerHTML = text;
+      holder.content.querySelectorAll("[data-if-present]").forEach((element) => {
+        if (!element.id || !document.getElementById(element.id)) element.remove();
+      });
+      return holder.innerHTML;
+    },
+  });
+  const root = document.documentElement;
+  const named = (root.getAttribute("hx-ext") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (!named.includes("present-only")) root.setAttribute("hx-ext", named.concat("present-only").join(","));
+})();

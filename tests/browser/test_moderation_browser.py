@@ -1,0 +1,52 @@
+"""The moderation screen in a real browser at 390 px under the app's CSP:
+the admin opens a member's actions, mutes them for an hour (an htmx swap
+announced in the status line), and the screen shows the mute and its audit
+entry, nothing in it wider than the phone."""
+from __future__ import annotations
+
+import pytest
+
+from webapp.extensions import db
+from webapp.services import coops, moderation
+
+from ..builders import PASSWORD
+from .conftest import assert_clean_console, login, watch
+
+pytestmark = pytest.mark.browser
+
+
+def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server, browser, make_user, screenshot):
+    admin = make_user(display_name="CaptainHash")
+    coop = coops.create(admin, name="Phone Crew")
+    talker = make_user(display_name="Chatterbox")
+    coops.join(talker, invite_code=coop.invite_code)
+    coop_id, talker_id = coop.id, talker.user_id
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                                  has_touch=True)
+    page = watch(context.new_page())
+    try:
+        login(page, live_server.url, admin.user_id, PASSWORD)
+        page.goto(f"{live_server.url}/coop/manage")
+        page.click("a:has-text('Moderation')")
+        page.wait_for_selector("#moderation")
+        member = page.locator(f"li.mod-member[data-user-id='{talker_id}']")
+        member.locator("summary").click()
+        member.get_by_label("Mute for").select_option("60")
+        member.get_by_role("button", name="Mute", exact=True).click()
+        page.wait_for_selector("#moderation-status >> text=Chatterbox is muted.")
+        member = page.locator(f"li.mod-member[data-user-id='{talker_id}']")
+        assert "muted until" in member.inner_text()
+        assert "muted Chatterbox for 60 min" in page.locator("#mod-audit").inner_text()
+        # Mobile first: nothing of the moderation screen is wider than the phone
+        # (the site's top bar is another matter; docs/API.md notes it).
+        too_wide = page.evaluate("""[...document.querySelectorAll('main *')]
+            .filter(e => e.getBoundingClientRect().right > 390).map(e => e.tagName + '.' + e.className)""")
+        assert too_wide == []
+        screenshot(page, "coop-moderation-mobile")
+        assert_clean_console(page)
+    finally:
+        context.close()
+
+    db.session.expire_all()
+    assert moderation.muted_until(coop_id, talker_id) is not None

@@ -1,0 +1,75 @@
+"""The moderation screen and the admin's reports, through the pages (htmx
+posts with the page's CSRF token)."""
+from __future__ import annotations
+
+from webapp.services import coop_moderation, moderation, reports
+
+
+def test_the_screen_is_for_the_admin_and_moderators_only(client, make_coop, login_as):
+    coop, admin, (mod, member) = make_coop(members=2)
+    coop_moderation.set_role(admin, coop_id=coop.id, user_id=mod.user_id, role="moderator")
+    login_as(member)
+    assert client.get("/coop/moderation").status_code == 403
+    assert "Moderation" not in client.get("/coop").get_data(as_text=True)
+    client.post("/logout")
+    login_as(mod)
+    page = client.get("/coop/moderation").get_data(as_text=True)
+    assert "Moderate Shelf Miners" in page and f'data-user-id="{member.user_id}"' in page
+    assert "Make moderator" not in page  # roles are the admin's
+    assert 'href="/coop/moderation"' in client.get("/coop").get_data(as_text=True)
+
+
+def test_mute_ban_and_settings_by_htmx_answer_the_panel(client, make_coop, login_as):
+    coop, admin, (member, other) = make_coop(members=2)
+    headers = login_as(admin, csrf_from="/coop/moderation")
+    resp = client.post(f"/coop/{coop.id}/moderation/members/{member.user_id}/mute", data={"minutes": "60"},
+                       headers=headers)
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and f"{member.display_name} is muted." in body and "muted until" in body
+    assert moderation.muted_until(coop.id, member.user_id) is not None
+
+    resp = client.post(f"/coop/{coop.id}/moderation/members/{other.user_id}/ban", data={"reason": "spam"},
+                       headers=headers)
+    assert resp.status_code == 200 and moderation.is_banned(coop.id, other.user_id)
+    assert "Lift ban" in resp.get_data(as_text=True)
+
+    resp = client.post(f"/coop/{coop.id}/moderation/settings",
+                       data={"slow_mode_seconds": "30", "block": "free bitcoin\n", "flag": "scam\nrug pull"},
+                       headers=headers)
+    assert resp.status_code == 200 and "Chat settings saved." in resp.get_data(as_text=True)
+    db_coop = coop_moderation.coops.get_for_member(admin, coop_id=coop.id)
+    assert db_coop.slow_mode_seconds == 30
+    assert db_coop.keyword_filters == [{"phrase": "free bitcoin", "action": "block"},
+                                       {"phrase": "scam", "action": "flag"},
+                                       {"phrase": "rug pull", "action": "flag"}]
+    # A refused action re-renders the panel with the error, never a 500.
+    resp = client.post(f"/coop/{coop.id}/moderation/members/{admin.user_id}/mute", data={"minutes": "60"},
+                       headers=headers)
+    assert resp.status_code == 403 and "You cannot do that" in resp.get_data(as_text=True)
+    resp = client.post(f"/coop/{coop.id}/moderation/members/{member.user_id}/mute", data={"minutes": "x"},
+                       headers=headers)
+    assert resp.status_code == 400
+    audit = client.get("/coop/moderation").get_data(as_text=True)
+    assert "set slow mode to 30 s" in audit and "banned" in audit
+
+
+def test_reports_reach_the_screen_and_escalated_ones_the_admin_page(client, make_user, make_coop, login_as):
+    coop, admin, (reporter, troll) = make_coop(members=2)
+    report = reports.create(reporter, target_type="user", target_id=troll.user_id, reason="abuse",
+                            details="called me <b>names</b>")
+    headers = login_as(admin, csrf_from="/coop/moderation")
+    page = client.get("/coop/moderation").get_data(as_text=True)
+    assert f"#{report.id} abuse" in page and "called me &lt;b&gt;names&lt;/b&gt;" in page
+    resp = client.post(f"/coop/{coop.id}/moderation/reports/{report.id}/resolve",
+                       data={"action": "dismiss", "note": "fine"}, headers=headers)
+    assert resp.status_code == 200 and "No open reports." in resp.get_data(as_text=True)
+
+    client.post("/logout")
+    platform = make_user(is_admin=True)
+    other = reports.create(reporter, target_type="cooperative", target_id=str(coop.id), reason="spam")
+    login_as(platform)
+    assert 'hx-get="/admin/reports"' in client.get("/admin").get_data(as_text=True)
+    section = client.get("/admin/reports", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert f"#{other.id} spam" in section
+    login_as(reporter)
+    assert client.get("/admin/reports").status_code == 403
