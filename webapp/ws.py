@@ -109,13 +109,13 @@ def authenticate_socket() -> None:
     token = request.args.get("token")
     if token:
         try:
-            g.ws_user_id = accounts.verify_token(token).user.user_id
+            g.ws_user_id = accounts.verify_token(token).user_id
             g.ws_credential = Credential(token=token)
         except Unauthorized:
             pass
         return
     if g.get("auth_mode") == "bearer":  # Authorization header, for non-browser clients
-        g.ws_user_id = g.user.user_id
+        g.ws_user_id = g.auth_token.user_id
         g.ws_credential = Credential(token=request.headers["Authorization"].partition(" ")[2].strip())
         return
     origin = request.headers.get("Origin")

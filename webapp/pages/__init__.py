@@ -16,6 +16,7 @@ def register(app: Flask) -> None:
         broadcast,
         charts,
         coops,
+        discovery,
         friends,
         home,
         localtime,
@@ -26,7 +27,7 @@ def register(app: Flask) -> None:
         settings,
     )
 
-    for module in (home, auth, friends, miners, coops, moderation, notifications, activity, settings, admin, broadcast,
+    for module in (home, auth, friends, miners, coops, discovery, moderation, notifications, activity, settings, admin, broadcast,
                    media):
         app.register_blueprint(module.bp)
     localtime.init_app(app)
@@ -36,6 +37,8 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["nav_items"] = [
         ("pages_home.index", "Home"),
         ("pages_coops.coop", "Cooperative"),
+        ("pages_discovery.directory", "Find coops"),
+        ("pages_discovery.leaderboard", "Leaderboard"),
         ("pages_activity.activity", "Activity"),
         ("pages_notifications.notifications", "Notifications"),
     ]
