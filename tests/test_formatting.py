@@ -27,7 +27,7 @@ def test_every_filter_a_template_uses_is_registered_by_init_template_filters():
     parser = Environment()
     used = {node.name for path in _templates() for node in parser.parse(path.read_text()).find_all(nodes.Filter)}
     ours = used - builtin
-    assert ours >= {"hashrate", "difficulty", "flag", "notification_time", "date", "datetime", "thousands"}
+    assert ours >= {"hashrate", "difficulty", "flag", "localtime", "happened_at", "thousands"}
     assert ours <= set(app.jinja_env.filters), ours - set(app.jinja_env.filters)
 
 

@@ -20,8 +20,8 @@ def test_enum_values_are_the_stored_strings():
     assert models.COOP_STATUSES == ("active", "dissolved")
     assert models.MEMBER_ROLES == ("admin", "moderator", "member")
     assert models.MEMBER_STATUSES == ("active", "left", "removed")
-    assert models.DELIVERY_STATUSES == ("pending", "sending", "sent", "failed")
-    assert models.DELIVERY_CHANNELS == ("email",)
+    assert models.DELIVERY_STATUSES == ("pending", "sending", "sent", "failed", "held")
+    assert models.DELIVERY_CHANNELS == ("email", "push")
     assert models.NOTIFICATION_CATEGORIES == ("mining", "gamification", "competition", "social", "system")
     assert all(type(v) is str for v in models.COOP_STATUSES + models.NOTIFICATION_CATEGORIES)
     assert CoopStatus.ACTIVE == "active" and MemberRole.ADMIN == "admin" and MemberStatus.LEFT == "left"
@@ -35,7 +35,7 @@ def test_the_catalogue_gives_the_toggles_and_defaults_of_the_settings_document()
         "workerStatus": ("mining", ("worker_offline", "worker_online"), True),
         "badgeEarned": ("gamification", ("badge_earned",), True),
         "coopActivity": ("social", ("coop_member_joined", "coop_member_left", "coop_removed", "coop_new_admin",
-                                    "coop_dissolved"), True),
+                                    "coop_dissolved", "coop_join_request"), True),
         "chatMentions": ("social", ("mention",), True),
         "chatUnread": ("social", ("chat_unread",), True),
     }

@@ -4,14 +4,19 @@ e-mails show them, and the Jinja filters that expose them
 
 Filters: ``hashrate`` (H/s → ``"576 GH/s"``), ``difficulty`` (→ ``"46.6M"``),
 ``thousands`` (12345 → ``"12,345"``), ``flag`` (country code → emoji),
-``notification_time`` (→ ``"14:05"`` or ``"3 Nov 14:05"``, UTC) and one
-filter per entry of ``TIME_FORMATS`` (``date``, ``datetime``, ``clock``...).
+``notification_time`` (→ ``"14:05"`` or ``"3 Nov 14:05"``), ``localtime``
+(→ ``<time datetime title>`` in the viewer's zone: ``{{ at | localtime("clock") }}``)
+and one filter per entry of ``TIME_FORMATS`` (``date``, ``datetime``,
+``clock``...: plain text as stored, UTC).
 """
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from flask import current_app, g, has_app_context, has_request_context
+from markupsafe import Markup
 
 from .models import utcnow
 from .services import bounds
@@ -126,9 +131,9 @@ def flag_emoji(country_code: str | None) -> str:
     return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in country_code.upper())
 
 
-# ---- times (UTC) ----------------------------------------------------------------
+# ---- times (stored in UTC, shown in the viewer's zone) ------------------------------
 
-# The template filters of stored times (UTC, shown as stored): name -> strftime format.
+# The template filters of stored times: name -> strftime format.
 TIME_FORMATS = {
     "date": "%Y-%m-%d",
     "datetime": "%Y-%m-%d %H:%M",
@@ -137,53 +142,143 @@ TIME_FORMATS = {
     "clock_seconds": "%H:%M:%S",
     "month": "%B %Y",
 }
+# The styles of ``localtime`` beyond TIME_FORMATS (static/js/time.js knows them all).
+EXTRA_STYLES = ("notification", "relative")
+FULL_FORMAT = "%A %d %B %Y, %H:%M:%S %Z"  # a <time>'s title: "Friday 20 November 2026, 13:00:30 CET"
 
 
-def format_time(value: date | datetime, style: str = "datetime") -> str:
+def format_time(value: date | datetime, style: str = "datetime", tz: tzinfo | None = None) -> str:
     """``value`` in the ``TIME_FORMATS`` style named ``style``:
-    ``"2025-11-03 14:05"`` for ``datetime``. Raises KeyError for an unknown style."""
+    ``"2025-11-03 14:05"`` for ``datetime``; an aware datetime is first
+    converted to ``tz`` (default: as stored, UTC). Raises KeyError for an
+    unknown style."""
+    if tz is not None and isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(tz)
     return value.strftime(TIME_FORMATS[style])
 
 
 def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def group_of(created_at: Any, now: datetime) -> str:
-    """``today``, ``yesterday`` or ``earlier`` by UTC calendar day."""
+def happened_at(notification: dict[str, Any]) -> Any:
+    """When what a notification tells of happened: its ``data.at`` (the
+    mining event's time, set by ingest) when that is a readable time, else
+    when it was created. A late ingest thus shows 17:34, not 19:32."""
+    at = (notification.get("data") or {}).get("at") if isinstance(notification.get("data"), dict) else None
+    if isinstance(at, str) and len(at) <= 40:
+        try:
+            if _parse_time(at) is not None:
+                return at
+        except ValueError:
+            pass
+    return notification.get("created_at")
+
+
+def group_of(created_at: Any, now: datetime, tz: tzinfo = UTC) -> str:
+    """``today``, ``yesterday`` or ``earlier`` by calendar day in ``tz`` (the
+    viewer's zone: 23:30 UTC is already "tomorrow" in Berlin)."""
     moment = _parse_time(created_at)
     if moment is None:
         raise ValueError("a notification has a creation time")
-    day = moment.astimezone(UTC).date()
-    today = now.astimezone(UTC).date()
+    day = moment.astimezone(tz).date()
+    today = now.astimezone(tz).date()
     if day >= today:
         return "today"
     return "yesterday" if day == today - timedelta(days=1) else "earlier"
 
 
-def notification_time(value: Any) -> str:
-    """``14:05`` for today and yesterday, ``3 Nov 14:05`` before that (UTC)."""
+def notification_time(value: Any, tz: tzinfo = UTC, now: datetime | None = None) -> str:
+    """``14:05`` for today and yesterday, ``3 Nov 14:05`` before that, in ``tz``."""
     moment = _parse_time(value)
     if moment is None:
         return ""
-    moment = moment.astimezone(UTC)
-    if group_of(moment, utcnow()) == "earlier":
+    moment = moment.astimezone(tz)
+    if group_of(moment, now or utcnow(), tz) == "earlier":
         return f"{moment.day} {moment:%b %H:%M}"
     return f"{moment:%H:%M}"
 
 
-def day_label(day: date) -> str:
-    """``Today``, ``Yesterday`` or ``Mon 03 Nov 2025`` for a UTC day."""
-    today = utcnow().date()
+def relative_time(value: Any, now: datetime | None = None) -> str:
+    """How long ago (or ahead) ``value`` is: ``just now`` (under a minute),
+    ``5 min ago``, ``3 h ago``, ``2 days ago``, ``in 5 min``. Whole units,
+    rounded down, as static/js/time.js writes them while the page stays open."""
+    moment = _parse_time(value)
+    if moment is None:
+        return ""
+    seconds = ((now or utcnow()) - moment).total_seconds()
+    ahead, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        text = f"{int(seconds // 60)} min"
+    elif seconds < 86400:
+        text = f"{int(seconds // 3600)} h"
+    else:
+        days = int(seconds // 86400)
+        text = f"{days} day{'s' if days != 1 else ''}"
+    return f"in {text}" if ahead else f"{text} ago"
+
+
+def time_tag(value: Any, style: str = "datetime", tz: tzinfo = UTC, now: datetime | None = None,
+             cls: str = "") -> Markup:
+    """``<time datetime="ISO UTC" title="full local time" data-style=...>text</time>``:
+    ``text`` in ``style`` (a TIME_FORMATS name, ``notification`` or
+    ``relative``) in the zone ``tz``; "" for no value. static/js/time.js
+    keeps ``relative`` text fresh and, for a viewer whose zone the server
+    does not know, rewrites the text in the browser's zone. Raises KeyError
+    for an unknown style. ``cls``: the element's class attribute."""
+    moment = _parse_time(value)
+    if moment is None:
+        return Markup("")
+    if style == "relative":
+        text = relative_time(moment, now)
+    elif style == "notification":
+        text = notification_time(moment, tz, now)
+    else:
+        text = format_time(moment, style, tz)
+    stamp = moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    full = moment.astimezone(tz).strftime(FULL_FORMAT)
+    attrs = Markup(' class="{}"').format(cls) if cls else Markup("")
+    return Markup('<time{} datetime="{}" title="{}" data-style="{}">{}</time>').format(attrs, stamp, full, style, text)
+
+
+def day_label(day: date, tz: tzinfo = UTC) -> str:
+    """``Today``, ``Yesterday`` or ``Mon 03 Nov 2025`` for a day in ``tz``."""
+    today = utcnow().astimezone(tz).date()
     if day == today:
         return "Today"
     if day == today - timedelta(days=1):
         return "Yesterday"
     return day.strftime("%a %d %b %Y")
+
+
+def viewer_zone() -> tzinfo:
+    """The zone pages show times in: ``g.viewer_zone`` when set, else what
+    the app's ``viewer_zone`` resolver says (``webapp/localtime.py``: the
+    signed-in user's setting), else UTC (outside a request, and for
+    logged-out viewers, whose browser then rewrites the times)."""
+    if not has_app_context():
+        return UTC
+    zone = g.get("viewer_zone")
+    if zone is None:
+        resolver = current_app.extensions.get("viewer_zone")
+        zone = resolver() if resolver and has_request_context() else UTC
+        g.viewer_zone = zone
+    return zone
+
+
+def _local_tag(value: Any, style: str = "datetime", cls: str = "") -> Markup:
+    return time_tag(value, style, viewer_zone(), cls=cls)
+
+
+def _local_notification_time(value: Any) -> str:
+    return notification_time(value, viewer_zone())
 
 
 def init_template_filters(app: Flask) -> None:
@@ -194,7 +289,9 @@ def init_template_filters(app: Flask) -> None:
         difficulty=format_difficulty,
         thousands=format_count,
         flag=flag_emoji,
-        notification_time=notification_time,
+        notification_time=_local_notification_time,
+        localtime=_local_tag,
+        happened_at=happened_at,
     )
     for style in TIME_FORMATS:
         filters[style] = partial(format_time, style=style)

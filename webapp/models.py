@@ -39,8 +39,11 @@ from .vocabulary import (
     ConversationKind,
     ConversationRole,
     CoopStatus,
+    CoopVisibility,
     DeliveryChannel,
     DeliveryStatus,
+    JoinMode,
+    JoinRequestStatus,
     MemberRole,
     MemberStatus,
     NotificationCategory,
@@ -74,6 +77,9 @@ ACTIVITY_TYPES = (
 COOP_STATUSES = values(CoopStatus)
 MEMBER_ROLES = values(MemberRole)
 MEMBER_STATUSES = values(MemberStatus)
+COOP_VISIBILITIES = values(CoopVisibility)
+JOIN_MODES = values(JoinMode)
+JOIN_REQUEST_STATUSES = values(JoinRequestStatus)
 DELIVERY_CHANNELS = values(DeliveryChannel)
 DELIVERY_STATUSES = values(DeliveryStatus)
 CONVERSATION_KINDS = values(ConversationKind)
@@ -250,6 +256,16 @@ class Cooperative(Model):
         Index("ix_cooperatives_status_name", "status", "name"),
         # Coop moderation: slow mode (seconds between a member's messages).
         CheckConstraint(f"slow_mode_seconds >= 0 AND slow_mode_seconds <= {SLOW_MODE_MAX}", name="slow_mode_range"),
+        CheckConstraint(_in("visibility", COOP_VISIBILITIES), name="visibility"),
+        CheckConstraint(_in("join_mode", JOIN_MODES), name="join_mode"),
+        # The directory's default order (combined hashrate), listed coops only.
+        Index(
+            "ix_cooperatives_listed_hashrate",
+            "total_hashrate",
+            "id",
+            postgresql_where=text("status = 'active' AND visibility = 'listed'"),
+            sqlite_where=text("status = 'active' AND visibility = 'listed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -269,6 +285,10 @@ class Cooperative(Model):
     # ``[{"phrase", "action": "block"|"flag"}]``, None when there are none.
     slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     keyword_filters: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    # Discovery (migration 0009): listed coops appear in the directory.
+    visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
+    join_mode: Mapped[str] = mapped_column(String(16), default="invite", server_default="invite")
+    country_code: Mapped[str | None] = mapped_column(String(2))
 
     def to_dict(self, *, include_invite_code: bool = False) -> dict[str, Any]:
         data = {
@@ -281,6 +301,9 @@ class Cooperative(Model):
             "hashrate_updated_at": iso(self.hashrate_updated_at),
             "status": self.status,
             "created_at": iso(self.created_at),
+            "visibility": self.visibility,
+            "join_mode": self.join_mode,
+            "country_code": self.country_code,
         }
         if include_invite_code:
             data["invite_code"] = self.invite_code
@@ -672,7 +695,6 @@ class Broadcast(Model):
         }
 
 
-
 # ---- Chat: conversations, members, messages, reactions -------------------------------
 # services/conversations.py (membership, coop sync), services/messages.py.
 
@@ -795,7 +817,6 @@ class MessageReaction(Model):
     )
     emoji: Mapped[str] = mapped_column(String(8), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
 
 
 # ---- Coop moderation: bans, mutes, reports and the coop audit log ----------------------
@@ -938,7 +959,6 @@ class CoopAuditEntry(Model):
         }
 
 
-
 # ---- Notification engine: Web Push subscriptions, delivery attempts, summary mails ----
 
 ATTEMPT_STATUSES = ("sent", "failed")
@@ -1016,7 +1036,6 @@ class EmailSummary(Model):
     message_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
 
 
 # ---- Friends, blocks and profiles a miner owns (migration 0008) -----------------------------
@@ -1154,3 +1173,88 @@ class UserProfile(Model):
     banner_key: Mapped[str | None] = mapped_column(String(160))
     visibility: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# ---- coop invites, directory and join requests (migration 0009) --------------------------
+
+
+class CoopInvite(Model):
+    """An extra invite of a coop besides its own code (API.md "Coop
+    governance and discovery"): optional expiry and use limit, counted
+    atomically by the join that uses it, revocable. Codes are never reused."""
+
+    __tablename__ = "coop_invites"
+    __table_args__ = (
+        CheckConstraint("length(code) = 8 AND code = upper(code)", name="code_format"),
+        CheckConstraint("max_uses IS NULL OR (max_uses >= 1 AND max_uses <= 100)", name="max_uses_range"),
+        CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_range"),
+        Index("ix_coop_invites_coop_created", "cooperative_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_live(self, now: datetime) -> bool:
+        """Not revoked, not expired at ``now``, not used up."""
+        return (self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+                and (self.max_uses is None or self.uses < self.max_uses))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "uses": self.uses,
+            "max_uses": self.max_uses,
+            "expires_at": iso(self.expires_at),
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "revoked": self.revoked_at is not None,
+        }
+
+
+class CoopJoinRequest(Model):
+    """A miner's request to join a listed coop whose ``join_mode`` is
+    ``request``; the admin or a moderator approves or declines it. One
+    pending request per (coop, user), held by a partial unique index."""
+
+    __tablename__ = "coop_join_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOIN_REQUEST_STATUSES), name="status"),
+        CheckConstraint("length(message) <= 280", name="message_length"),
+        Index(
+            "uq_coop_join_requests_one_pending",
+            "cooperative_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_coop_join_requests_coop_status_created", "cooperative_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(Integer, ForeignKey("cooperatives.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(String(280), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128), ForeignKey("users.user_id", ondelete="SET NULL"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cooperative_id": self.cooperative_id,
+            "user_id": self.user_id,
+            "message": self.message,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "decided_at": iso(self.decided_at),
+            "decided_by": self.decided_by,
+        }

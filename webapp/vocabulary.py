@@ -29,6 +29,30 @@ class MemberRole(StrEnum):
     MEMBER = "member"
 
 
+class CoopVisibility(StrEnum):
+    """``cooperatives.visibility``: listed coops appear in the directory."""
+
+    PRIVATE = "private"
+    LISTED = "listed"
+
+
+class JoinMode(StrEnum):
+    """``cooperatives.join_mode``: by invite only, or also by a request the
+    admin and moderators approve."""
+
+    INVITE = "invite"
+    REQUEST = "request"
+
+
+class JoinRequestStatus(StrEnum):
+    """``coop_join_requests.status``."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
 class MemberStatus(StrEnum):
     """``cooperative_members.status``: ``left`` also when the coop was dissolved."""
 
@@ -67,6 +91,9 @@ class NotificationSubtype(StrEnum):
     ADMIN_COOP_RENAMED = "admin_coop_renamed"
     BROADCAST = "broadcast"
     INVITE_CODE_GUESSING = "invite_code_guessing"
+    COOP_JOIN_REQUEST = "coop_join_request"
+    COOP_JOIN_APPROVED = "coop_join_approved"
+    COOP_JOIN_DECLINED = "coop_join_declined"
     FRIEND_REQUEST_RECEIVED = "friend_request_received"
     FRIEND_REQUEST_ACCEPTED = "friend_request_accepted"
     COOP_ADMIN_TRANSFERRED = "coop_admin_transferred"

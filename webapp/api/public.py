@@ -12,9 +12,10 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from ..extensions import public_rate_limit
-from ..services import profiles
+from ..services import hashrate, profiles
 from .openapi import endpoint
-from .schemas import PublicProfileOut, PublicStatsOut
+from .schemas import ChartOut, PublicProfileOut, PublicStatsOut
+from .validation import ChartQuery
 
 bp = Blueprint("api_public", __name__)
 
@@ -41,3 +42,38 @@ def miner_stats(user_id: str):
     """
     viewer = g.get("user")
     return profiles.public_stats(user_id, viewer.user_id if viewer else None)
+
+
+def _viewer_id() -> str | None:
+    # The owner (session or bearer) sees their own charts while the profile
+    # is private, as on the page; bad credentials count as anonymous here.
+    user = g.get("user")
+    return user.user_id if user is not None else None
+
+
+@bp.get("/public/miners/<user_id>/hashrate")
+@public_rate_limit
+@endpoint(ok={200: ChartOut}, errors=[404], auth="none", tags=["profiles", "charts"])
+def miner_hashrate(user_id: str, query: ChartQuery):
+    """A miner's hashrate over time, total and per worker
+
+    ``?range=1h|24h|7d|30d`` (default 24h): series ``total`` and
+    ``worker:<name>`` in H/s every ``step`` seconds (docs/API.md "Charts").
+    404 as the public profile (private or missing).
+    """
+    rng = hashrate.chart_range(query.range)
+    return profiles.hashrate_chart(user_id, rng, viewer_id=_viewer_id()).to_dict()
+
+
+@bp.get("/public/miners/<user_id>/best-difficulty")
+@public_rate_limit
+@endpoint(ok={200: ChartOut}, errors=[404], auth="none", tags=["profiles", "charts"])
+def miner_best_difficulty(user_id: str, query: ChartQuery):
+    """A miner's all-time best difficulty over time (log scale)
+
+    One point per new record in the range, the standing record at its start
+    and the current one at its end (docs/API.md "Charts"). 404 as the public
+    profile.
+    """
+    rng = hashrate.chart_range(query.range)
+    return profiles.best_difficulty_chart(user_id, rng, viewer_id=_viewer_id()).to_dict()

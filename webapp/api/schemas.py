@@ -123,6 +123,69 @@ class InviteCodeOut(Out):
     invite_url: str
 
 
+class InviteOut(Out):
+    """An extra invite (API.md "Coop governance and discovery")."""
+
+    code: str
+    uses: int
+    max_uses: int | None
+    expires_at: str | None
+    created_by: str | None
+    invite_key: str
+    invite_url: str
+
+
+class InvitesOut(Out):
+    invites: list[InviteOut]
+
+
+class InvitePreviewCoop(Out):
+    id: int
+    name: str
+    description: str
+    member_count: int
+    total_hashrate: float
+
+
+class InvitePreviewOut(Out):
+    cooperative: InvitePreviewCoop
+    expires_at: str | None
+
+
+class DirectoryCoopOut(Out):
+    id: int
+    name: str
+    description: str
+    member_count: int
+    max_members: int
+    has_room: bool
+    total_hashrate: float
+    blocks_found: int
+    country_code: str | None
+    join_mode: Literal["invite", "request"]
+    created_at: str
+
+
+class DirectoryOut(Out):
+    cooperatives: list[DirectoryCoopOut]
+    next_cursor: str | None
+
+
+class JoinRequestOut(Out):
+    id: int
+    cooperative_id: int
+    user_id: str
+    message: str
+    status: Literal["pending", "approved", "declined", "cancelled"]
+    created_at: str
+    decided_at: str | None
+    decided_by: str | None
+
+
+class JoinRequestsOut(Out):
+    requests: list[JoinRequestOut]
+
+
 class MemberHashrate(Out):
     user_id: str
     display_name: str
@@ -313,3 +376,22 @@ class ReportOut(Out):
 class ReportPageOut(Out):
     reports: list[ReportOut]
     next_cursor: str | None
+
+
+class ChartSeriesOut(Out):
+    key: str  # "total", "worker:<name>", "combined", "member:<user_id>", "member-<n>", "best"
+    label: str
+    values: list[float | None]  # aligned with timestamps; null where nothing is known
+
+
+class ChartOut(Out):
+    """A time series chart (docs/API.md "Charts")."""
+
+    range: Literal["1h", "24h", "7d", "30d"]
+    start: str  # ISO 8601 UTC: the range is start..end (end = now)
+    end: str
+    unit: str  # "H/s" for hashrates, "" for share difficulty
+    scale: Literal["linear", "log"]
+    step: int | None  # seconds between points; null: one point per record
+    timestamps: list[int]  # Unix seconds (UTC)
+    series: list[ChartSeriesOut]

@@ -21,7 +21,7 @@ from flask import request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..services import inputs
+from ..services import hashrate, inputs
 from ..services.errors import ValidationError
 
 S = TypeVar("S", bound=BaseModel)
@@ -179,3 +179,14 @@ class PageQuery(Query):
 
     limit: Limit = DEFAULT_LIMIT
     cursor: Cursor = None
+
+
+class ChartQuery(Query):
+    """``?range=1h|24h|7d|30d`` of the chart routes (default 24h); anything
+    else is 400 ``validation_error`` naming ``range``."""
+
+    range: Annotated[
+        str,
+        parsed_by(lambda raw: hashrate.chart_range(raw).name),
+        WithJsonSchema({"type": "string", "enum": list(hashrate.RANGES), "default": hashrate.DEFAULT_RANGE}),
+    ] = hashrate.DEFAULT_RANGE

@@ -14,9 +14,11 @@ def register(app: Flask) -> None:
         admin,
         auth,
         broadcast,
+        charts,
         coops,
         friends,
         home,
+        localtime,
         media,
         miners,
         moderation,
@@ -27,6 +29,8 @@ def register(app: Flask) -> None:
     for module in (home, auth, friends, miners, coops, moderation, notifications, activity, settings, admin, broadcast,
                    media):
         app.register_blueprint(module.bp)
+    localtime.init_app(app)
+    app.jinja_env.globals["chart_range_labels"] = charts.RANGE_LABELS
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"
     app.jinja_env.globals["nav_items"] = [

@@ -1,6 +1,6 @@
 """Pages: the miner's activity timeline (``/activity``).
 
-A timeline grouped by UTC day, newest first by when each entry happened,
+A timeline grouped by the viewer's local day, newest first by when each entry happened,
 with an icon per type and filter chips for the types the miner has. More
 pages load as the reader scrolls (``/activity/page``, htmx ``revealed``);
 new entries arrive by a 10-second poll (``/activity/new``) that prepends
@@ -17,7 +17,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import int_arg
-from ..formatting import day_label
+from ..formatting import day_label, viewer_zone
 from ..models import ACTIVITY_TYPES, UserActivity, iso
 from ..services import activity
 from ..services.errors import ValidationError
@@ -70,8 +70,9 @@ def icon_for(item: UserActivity) -> str:
 
 
 def group_by_day(items: list[UserActivity]) -> list[tuple[date, list[UserActivity]]]:
-    """Consecutive items (newest first) grouped by their UTC day."""
-    return [(day, list(rows)) for day, rows in groupby(items, key=lambda i: i.created_at.date())]
+    """Consecutive items (newest first) grouped by their day in the viewer's zone."""
+    zone = viewer_zone()
+    return [(day, list(rows)) for day, rows in groupby(items, key=lambda i: i.created_at.astimezone(zone).date())]
 
 
 def section_key(day: date, items: list[UserActivity]) -> str:
@@ -113,7 +114,9 @@ def _type_param(types: tuple[str, ...]) -> str | None:
 
 
 def _render(template: str, **context):
-    return render_template(template, icon_for=icon_for, day_label=day_label, iso=iso, **context)
+    zone = viewer_zone()
+    return render_template(template, icon_for=icon_for, day_label=lambda day: day_label(day, zone), iso=iso,
+                           **context)
 
 
 def _more_url(next_id: int | None, last_section: str | None, types: tuple[str, ...]) -> str | None:

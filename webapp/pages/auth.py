@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..api.coops import client_ip
 from ..auth import log_in, log_out
 from ..extensions import auth_rate_limit
-from ..services import accounts
+from ..services import accounts, coops, invites
 from ..services.errors import DomainError, NotAnAddress
 from ..urls import safe_next
 
@@ -27,7 +28,11 @@ def _next() -> str:
 def register():
     """A user id that is not a Bitcoin address is refused with a warning
     until the visitor ticks ``not_an_address`` (``accounts.register``'s
-    ``require_address``)."""
+    ``require_address``). ``?invite=<code>&k=<link key>`` (from the invite
+    page) is kept through the form; once the account exists it joins that
+    coop (``coops.join``) and lands on its dashboard, or on the invite page
+    with the reason when the join is refused (full, expired...)."""
+    invite, invite_key = request.values.get("invite") or None, request.values.get("k") or None
     error: str | None = None
     warning: str | None = None
     form: Mapping[str, str] = {}
@@ -49,9 +54,26 @@ def register():
         else:
             log_in(user)
             flash(f"Welcome, {user.display_name}!")
+            if invite:
+                return _join_after_register(user, invite, invite_key)
             return redirect(_next())
-    return (render_template("auth/register.html", error=error, warning=warning, form=form),
+    return (render_template("auth/register.html", error=error, warning=warning, form=form, invite=invite,
+                            invite_key=invite_key),
             (400 if error or warning else 200))
+
+
+def _join_after_register(user, invite: str, invite_key: str | None):
+    try:
+        coop = coops.join(user, invite_code=invite, ip=client_ip(), invite_key=invite_key)
+    except DomainError as exc:
+        flash(f"Your account is ready, but joining did not work: {exc.message}")
+        try:
+            return redirect(url_for("pages_coops.join_link", code=invites.normalise_invite_code(invite),
+                                    k=invite_key))
+        except DomainError:
+            return redirect(url_for("pages_coops.coop"))
+    flash(f"Welcome to {coop.name}!")
+    return redirect(url_for("pages_coops.coop"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,53 +1,63 @@
-"""Server-rendered SVG line charts (no chart library, nothing inline that the
-CSP forbids): geometry for ``templates/_chart.html``."""
+"""The charts' text: what a chart's ``<figure>`` says without JavaScript
+(a table of figures and a one-sentence summary for its ``aria-label``).
+The drawing is static/js/charts.js (uPlot) from the same service's JSON."""
 from __future__ import annotations
 
-import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-WIDTH, HEIGHT, TOP = 600, 160, 12  # SVG user units; TOP keeps the peak off the edge
+from flask import request
+
+from ..formatting import format_difficulty, format_hashrate
+from ..services import hashrate
+from ..services.errors import ValidationError
+
+RANGE_WORDS = {"1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days", "30d": "the last 30 days"}
+RANGE_LABELS = {"1h": "1 h", "24h": "24 h", "7d": "7 d", "30d": "30 d"}
 
 
-def line_chart(
-    points: list[tuple[datetime, float]], *, start: datetime, end: datetime,
-    log_scale: bool = False, step: bool = False,
-) -> dict[str, Any] | None:
-    """Geometry of a chart of ``points`` (time, value ≥ 0) between ``start``
-    and ``end``: ``{"line", "area", "max", "min", "width", "height"}`` in a
-    WIDTH × HEIGHT view box. ``step`` holds each value until the next point
-    and to ``end`` (a record that stands until it is beaten); ``log_scale``
-    spaces values by order of magnitude. None with fewer than two points
-    (one for a step chart)."""
-    points = [(at, value) for at, value in points if value is not None and (value > 0 or not log_scale)]
-    if len(points) < (1 if step else 2):
-        return None
-    if step:
-        stepped = []
-        for i, (at, value) in enumerate(points):
-            if i:
-                stepped.append((at, points[i - 1][1]))
-            stepped.append((at, value))
-        stepped.append((end, points[-1][1]))
-        points = stepped
-    span = max((end - start).total_seconds(), 1.0)
-    scale = math.log10 if log_scale else (lambda v: v)
-    low = scale(min(v for _, v in points)) if log_scale else 0.0
-    high = scale(max(v for _, v in points))
-    if high <= low:
-        high = low + 1.0
-    coords = []
-    for at, value in points:
-        x = max(0.0, min(WIDTH, (at - start).total_seconds() / span * WIDTH))
-        y = HEIGHT - (scale(value) - low) / (high - low) * (HEIGHT - TOP)
-        coords.append(f"{x:.1f},{y:.1f}")
-    line = " ".join(coords)
-    first_x, last_x = coords[0].split(",")[0], coords[-1].split(",")[0]
-    return {
-        "line": line,
-        "area": f"{first_x},{HEIGHT} {line} {last_x},{HEIGHT}",
-        "max": max(v for _, v in points),
-        "min": min(v for _, v in points),
-        "width": WIDTH,
-        "height": HEIGHT,
-    }
+def page_range() -> hashrate.ChartRange:
+    """The ``?range=`` of a page with charts; a missing or unknown one is
+    24 h (a page never fails on it; the JSON routes answer 400)."""
+    try:
+        return hashrate.chart_range(request.args.get("range"))
+    except ValidationError:
+        return hashrate.RANGES[hashrate.DEFAULT_RANGE]
+
+
+def hashrate_view(chart: hashrate.Chart) -> dict[str, Any]:
+    """``{"chart", "rows": [{"label", "now", "mean", "peak"}], "summary"}``
+    of a hashrate chart, values formatted ("1.2 TH/s"; "—" when unknown);
+    the summary names the first series (the total)."""
+    rows = []
+    for series in chart.series:
+        figures = series.summary()
+        rows.append({"label": series.label, **{
+            key: "—" if figures[key] is None else format_hashrate(figures[key])
+            for key in ("last", "mean", "peak")}})
+    words = RANGE_WORDS[chart.range.name]
+    if rows and rows[0]["peak"] != "—":
+        first = rows[0]
+        summary = (f"{first['label']} over {words}: now {first['last']}, average {first['mean']}, "
+                   f"peak {first['peak']}.")
+    else:
+        summary = f"No hashrate recorded over {words}."
+    return {"chart": chart, "rows": rows, "summary": summary}
+
+
+def best_view(chart: hashrate.Chart) -> dict[str, Any]:
+    """``{"chart", "rows": [{"at", "best"}], "summary"}`` of the best
+    difficulty chart: the records set in the range, newest first."""
+    values = chart.series[0].values if chart.series else []
+    points = list(zip(chart.timestamps, values, strict=True))
+    records = points[1:-1] if points and points[0][0] == int(chart.start.timestamp()) else points[:-1]
+    rows = [{"at": datetime.fromtimestamp(at, UTC), "best": format_difficulty(best)} for at, best in reversed(records)]
+    words = RANGE_WORDS[chart.range.name]
+    if not points:
+        summary = "No best difficulty recorded yet."
+    elif len({v for _, v in points}) > 1:
+        summary = (f"Best difficulty over {words} rose from {format_difficulty(points[0][1])} "
+                   f"to {format_difficulty(points[-1][1])}, log scale.")
+    else:
+        summary = f"No new record over {words}; the best stands at {format_difficulty(points[-1][1])}."
+    return {"chart": chart, "rows": rows, "summary": summary}

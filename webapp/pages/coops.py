@@ -11,7 +11,6 @@ with the error inline; a plain (non-htmx) form post is redirected instead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,11 +18,10 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
-from ..models import utcnow
 from ..services import coop_hashrate, coops, invites, moderation
-from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited
+from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
-from .charts import line_chart
+from .charts import hashrate_view, page_range
 
 bp = Blueprint("pages_coops", __name__)
 
@@ -58,7 +56,8 @@ def _invite_url(code: str) -> str:
 
 
 def _caller() -> invites.Caller:
-    return invites.Caller(current_user.user_id, client_ip())
+    user_id = current_user.user_id if current_user.is_authenticated else None
+    return invites.Caller(user_id, client_ip())
 
 
 # ---- the dashboard, create and join ------------------------------------------------
@@ -71,13 +70,13 @@ def coop():
     if mine is None:
         return render_template("coops/start.html")
     coop_, stats, members = coops.dashboard(current_user, coop_id=mine.id)
-    now = utcnow()
     return render_template(
         "coops/dashboard.html",
         coop=coop_,
         stats=stats,
         members=members,
-        chart=line_chart(coop_hashrate.history(coop_.id, now=now), start=now - timedelta(hours=24), end=now),
+        chart=hashrate_view(coops.hashrate_chart(current_user, coop_id=coop_.id, rng=page_range())),
+        chart_src=url_for("api_coops.hashrate_history", coop_id=coop_.id),
         is_admin=coops.is_admin(current_user, coop_),
         is_moderator=moderation.is_moderator(coop_.id, current_user.user_id),
         invite_url=_invite_url(coop_.invite_code),
@@ -122,8 +121,10 @@ def join():
 
 @bp.get("/coop/join/<code>")
 @join_rate_limit
-@login_required
 def join_link(code: str):
+    """The invite page: a preview for anyone holding the link; logged-out
+    visitors register (keeping the invite, see ``pages_auth.register``) or
+    log in and come back here."""
     return _join_page(code, request.args.get("k"))
 
 
@@ -149,13 +150,18 @@ def _invalid_link(exc: DomainError):
 def _join_page(code: str, key: str | None, error: str | None = None, status: int = 200):
     """The preview through the guarded lookup (``coops.preview``)."""
     try:
-        coop_ = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
+        coop_, target = coops.preview(invite_code=code, caller=_caller(), invite_key=key)
     except DomainError as exc:
         return _invalid_link(exc)
-    mine = coops.get_mine(current_user)
+    code = invites.normalise_invite_code(code)
+    mine = coops.get_mine(current_user) if current_user.is_authenticated else None
+    here = url_for("pages_coops.join_link", code=code, k=key or None)
     return (
-        render_template("coops/join.html", coop=coop_, code=coop_.invite_code, key=key, mine=mine, error=error,
-                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id)),
+        render_template("coops/join.html", coop=coop_, code=code, key=key, mine=mine, error=error,
+                        expires_at=target.expires_at, total=coop_hashrate.cached_total(coop_.id),
+                        admin=coop_.admin_user_id and coops.display_name(coop_.admin_user_id),
+                        register_url=url_for("pages_auth.register", invite=code, k=key or None),
+                        login_url=url_for("pages_auth.login", next=here)),
         status,
     )
 
@@ -189,7 +195,58 @@ def manage():
         coop=mine,
         members=coops.list_members(current_user, coop_id=mine.id),
         invite_url=_invite_url(mine.invite_code),
+        **_invites_context(mine.id),
     )
+
+
+def _invites_context(coop_id: int) -> dict[str, Any]:
+    live = coops.list_invites(current_user, coop_id=coop_id)
+    return {"invites": live, "invite_urls": {i.code: _invite_url(i.code) for i in live}, "coop_id": coop_id}
+
+
+def _invites_fragment(coop_id: int, *, made=None, error: str | None = None, status: int = 200):
+    try:
+        context = _invites_context(coop_id)
+    except DomainError:
+        context = {"invites": [], "invite_urls": {}, "coop_id": coop_id}
+    return render_template("coops/_invites.html", made=made, error=error, **context), status
+
+
+def _optional_int(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise ValidationError("Pick a value from the list.")
+    return int(raw)
+
+
+@bp.post("/coop/<int:coop_id>/invites")
+@login_required
+def create_invite(coop_id: int):
+    """Make an extra invite (admin, moderators); answers the invites partial."""
+    try:
+        made = coops.create_invite(current_user, coop_id=coop_id,
+                                   max_uses=_optional_int(request.form.get("max_uses")),
+                                   expires_in=_optional_int(request.form.get("expires_in")))
+    except DomainError as exc:
+        error = exc
+        return _answer_manage(lambda: _invites_fragment(coop_id, error=error.message, status=error.status),
+                              error.message)
+    return _answer_manage(lambda: _invites_fragment(coop_id, made=made), f"Invite {made.code} is ready.")
+
+
+@bp.post("/coop/<int:coop_id>/invites/<code>/revoke")
+@login_required
+def revoke_invite(coop_id: int, code: str):
+    """Revoke an extra invite (admin, moderators); answers the invites partial."""
+    try:
+        coops.revoke_invite(current_user, coop_id=coop_id, code=code)
+    except DomainError as exc:
+        error = exc
+        return _answer_manage(lambda: _invites_fragment(coop_id, error=error.message, status=error.status),
+                              error.message)
+    return _answer_manage(lambda: _invites_fragment(coop_id), "Invite revoked.")
 
 
 def _members_fragment(coop_id: int, error: str | None = None, status: int = 200, removed: str | None = None,

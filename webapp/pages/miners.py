@@ -2,12 +2,11 @@
 they use are registered by ``webapp.formatting.init_template_filters``."""
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, g, render_template, url_for
 
 from ..extensions import public_rate_limit
-from ..models import utcnow
 from ..services import profiles
-from .charts import line_chart
+from .charts import best_view, hashrate_view, page_range
 
 bp = Blueprint("pages_miners", __name__)
 
@@ -21,9 +20,9 @@ def profile(user_id: str):
     viewer = g.get("user")  # the caller as every route reads it (auth.resolve_caller)
     viewer_id = viewer.user_id if viewer else None
     context = profiles.profile_page(user_id, viewer_id=viewer_id)
-    history = context["best_history"]
-    # Best difficulty grows by orders of magnitude: a log scale, held as steps.
-    context["best_chart"] = history and line_chart(
-        history, start=history[0][0], end=utcnow(), log_scale=True, step=True
-    )
+    rng = page_range()
+    context["hashrate_view"] = hashrate_view(profiles.hashrate_chart(user_id, rng, viewer_id=viewer_id))
+    context["best_view"] = best_view(profiles.best_difficulty_chart(user_id, rng, viewer_id=viewer_id))
+    context["hashrate_src"] = url_for("api_public.miner_hashrate", user_id=user_id)
+    context["best_src"] = url_for("api_public.miner_best_difficulty", user_id=user_id)
     return render_template("miners/profile.html", **context)

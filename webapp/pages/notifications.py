@@ -20,7 +20,7 @@ from flask_login import current_user, login_required
 
 from ..api.validation import encode_cursor, int_arg, parse_cursor
 from ..auth import csrf_exempt
-from ..formatting import group_of
+from ..formatting import group_of, viewer_zone
 from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import accounts, deliveries, email, notification_groups, preferences
 from ..services import notifications as service
@@ -84,13 +84,13 @@ def _sections(items: list[dict], *, first_page: bool, prev_group: str | None, li
     """Split items into consecutive groups. The first page always starts with
     Today (the live list, ``#notification-list``, even when empty); a later
     page continues the previous page's group without repeating its heading."""
-    now = utcnow()
+    now, zone = utcnow(), viewer_zone()  # days as the viewer's calendar has them
     sections: list[dict] = []
     if first_page:
         sections.append({"group": "today", "heading": GROUPS["today"], "items": [], "live": live})
         prev_group = "today"
     for item in items:
-        group = group_of(item["created_at"], now)
+        group = group_of(item["created_at"], now, zone)
         if not sections or sections[-1]["group"] != group:
             heading = None if (not sections and group == prev_group) else GROUPS[group]
             sections.append({"group": group, "heading": heading, "items": [], "live": False})

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, extract, func, insert, literal, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..extensions import db, get_redis, redis_key
@@ -30,11 +30,16 @@ from ..models import (
     iso,
     utcnow,
 )
-from .hashrate import online_condition, worker_hashrate
+from .hashrate import ChartRange, bucket_sql, hold, online_condition, time_grid, worker_hashrate
 from .membership import is_active_coop, is_active_member
 
-# Samples are kept this long (the chart shows 24 h); purged at most hourly.
-HISTORY_KEEP = timedelta(hours=48)
+# Every sample is kept for FULL_DETAIL_KEEP (the 1 h and 24 h charts), then
+# only the first of each hour (minute < THIN_MINUTE; one run of the 5-minute
+# job) up to HISTORY_KEEP (the 7 d and 30 d charts plot hourly or coarser
+# points): ~1,300 rows a coop instead of 8,900. Purged at most hourly.
+FULL_DETAIL_KEEP = timedelta(hours=48)
+HISTORY_KEEP = timedelta(days=31)
+THIN_MINUTE = 5
 PURGE_EVERY = 3600  # seconds
 
 
@@ -197,10 +202,16 @@ def _aggregate_one_by_one(now: datetime) -> list[tuple[int, float, int]]:
 
 
 def _purge_history(now: datetime) -> None:
-    """Delete samples older than HISTORY_KEEP, at most once per PURGE_EVERY
-    seconds across all processes (a Redis NX key)."""
+    """Delete samples older than HISTORY_KEEP, and thin those older than
+    FULL_DETAIL_KEEP (the last day of them, so each row is looked at once
+    or twice) to one an hour; at most once per PURGE_EVERY seconds across
+    all processes (a Redis NX key)."""
     if get_redis().set(redis_key("coop", "history", "purged"), iso(now), nx=True, ex=PURGE_EVERY):
-        db.session.execute(delete(CoopHashrateSample).where(CoopHashrateSample.computed_at < now - HISTORY_KEEP))
+        at = CoopHashrateSample.computed_at
+        db.session.execute(delete(CoopHashrateSample).where(at < now - HISTORY_KEEP))
+        db.session.execute(delete(CoopHashrateSample).where(
+            at < now - FULL_DETAIL_KEEP, at >= now - FULL_DETAIL_KEEP - timedelta(days=1),
+            extract("minute", at) >= THIN_MINUTE))
 
 
 def compute_one(coop_id: int, now: datetime | None = None) -> Total:
@@ -261,3 +272,22 @@ def history(coop_id: int, *, hours: int = 24, now: datetime | None = None) -> li
         .order_by(CoopHashrateSample.computed_at)
     ).all()
     return [(at, float(total)) for at, total in rows]
+
+
+def combined_values(coop_id: int, rng: ChartRange, now: datetime | None = None) -> list[float | None]:
+    """A coop's combined hashrate (H/s) on ``time_grid(rng, now)``: the
+    aggregation's samples averaged per point, a sample held until the next
+    for up to ``WORKER_OFFLINE_AFTER`` seconds; None where no sample was
+    taken (before the coop existed, or while the job did not run)."""
+    now = now or utcnow()
+    grid = time_grid(rng, now)
+    carry = int(current_app.config["WORKER_OFFLINE_AFTER"])
+    since = datetime.fromtimestamp(grid[0] - max(carry, rng.step), UTC)
+    bucket = bucket_sql(CoopHashrateSample.computed_at, rng.step)
+    rows = db.session.execute(
+        select(bucket, func.avg(CoopHashrateSample.total_hashrate))
+        .where(CoopHashrateSample.cooperative_id == coop_id, CoopHashrateSample.computed_at >= since,
+               CoopHashrateSample.computed_at <= now)
+        .group_by(bucket)
+    ).all()
+    return hold({int(index): float(value or 0.0) for index, value in rows}, grid, rng.step, carry)

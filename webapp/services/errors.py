@@ -170,3 +170,10 @@ class ImageTooLarge(DomainError):
 
 class ImageTooSmall(ValidationError):
     code, message = "image_too_small", "The image is too small."
+
+
+class InviteExpired(DomainError):
+    """410: an invite that existed but is past its expiry or its last use
+    (API.md "Coop governance and discovery")."""
+
+    status, code, message = 410, "invite_expired", "This invite has expired or was used up. Ask for a fresh one."

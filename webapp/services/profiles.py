@@ -157,8 +157,8 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
     anyone else gets NotFound for a private or missing one.
 
     Returns ``{"user", "profile", "stats", "workers": [{"worker", "name",
-    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "best_history":
-    [(at, difficulty)] oldest first, "is_owner", "is_private"}``.
+    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "is_owner", "is_private"}``
+    (the charts come from ``hashrate_chart`` and ``best_difficulty_chart``).
     """
     user, privacy = visible_user(user_id, viewer_id=viewer_id)
     now = utcnow()
@@ -181,7 +181,38 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
         "stats": stats_dict(user_id, now),
         "workers": workers,
         "personal_bests": mining.recent_personal_bests(user_id),
-        "best_history": mining.personal_best_history(user_id),
         "is_owner": viewer_id == user_id,
         "is_private": not privacy["publicProfile"],
     }
+
+
+def hashrate_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: str | None = None,
+                   now: datetime | None = None) -> hashrate.Chart:
+    """The miner's hashrate chart, total and per worker
+    (``hashrate.miner_chart``; ``GET /api/public/miners/{id}/hashrate``).
+    Raises NotFound as ``visible_user`` does (private or missing)."""
+    visible_user(user_id, viewer_id=viewer_id)
+    return hashrate.miner_chart(user_id, rng, now)
+
+
+def best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: str | None = None,
+                          now: datetime | None = None) -> hashrate.Chart:
+    """The miner's all-time best difficulty over the range, for a log axis
+    (``GET /api/public/miners/{id}/best-difficulty``): one point per new
+    record (``share_best_diff`` events), the record standing at the start
+    of the range first and the current one repeated at ``now``, so a
+    stepped line holds each best until it is beaten. Series ``best``;
+    empty timestamps when the miner has no record yet. Raises NotFound as
+    ``visible_user`` does."""
+    visible_user(user_id, viewer_id=viewer_id)
+    now = now or utcnow()
+    start = now - rng.span
+    history = [(at, best) for at, best in mining.personal_best_history(user_id)
+               if at <= now and bounds.within(best, bounds.MAX_DIFFICULTY) and best > 0]  # a log axis
+    before = [best for at, best in history if at < start]
+    points = [(start, before[-1])] if before else []
+    points += [(at, best) for at, best in history if at >= start]
+    if points:
+        points.append((now, points[-1][1]))
+    return hashrate.Chart(rng, start, now, "", "log", None, [int(at.timestamp()) for at, _ in points],
+                          [hashrate.Series("best", "Best difficulty", [best for _, best in points])])

@@ -43,6 +43,24 @@ from .changes import (
     remove_member,
     update_details,
 )
+from .coop_invites import (
+    JoinTarget,
+    NotModerator,
+    create_invite,
+    list_invites,
+    preview,
+    revoke_invite,
+)
+from .discovery import (
+    DirectoryEntry,
+    approve_request,
+    decline_request,
+    directory,
+    list_requests,
+    my_pending_request,
+    request_to_join,
+    update_discovery,
+)
 from .lookups import (
     COOP_LINK,
     DESCRIPTION_MAX,
@@ -61,14 +79,15 @@ from .lookups import (
     get_mine,
     is_admin,
     lock_active_coop,
-    preview,
 )
 from .views import (
+    ANONYMOUS_MEMBER,
     CoopHashrate,
     CoopStats,
     MemberInfo,
     dashboard,
     hashrate,
+    hashrate_chart,
     list_members,
     members_of,
     stats,
@@ -82,5 +101,9 @@ __all__ = [
     "UQ_ACTIVE_INVITE_CODE", "UQ_ONE_ACTIVE_PER_USER", "UQ_ONE_ADMIN_PER_COOP", "CodeFactory",
     "active_membership", "announce_on_commit", "display_name", "get_for_member", "get_mine", "is_admin",
     "lock_active_coop", "preview",
+    "DirectoryEntry", "approve_request", "decline_request", "directory", "list_requests", "my_pending_request",
+    "request_to_join", "update_discovery",
+    "JoinTarget", "NotModerator", "create_invite", "list_invites", "revoke_invite",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
+    "ANONYMOUS_MEMBER", "hashrate_chart",
 ]

@@ -18,6 +18,7 @@ from ..errors import (
     CannotRemoveSelf,
     Conflict,
     CoopFull,
+    InviteExpired,
     NotAdmin,
     NotAMember,
     NotFound,
@@ -25,6 +26,7 @@ from ..errors import (
 )
 from ..invites import generate_invite_code, normalise_invite_code
 from ..membership import active_member_ids, is_active_coop, is_active_member
+from . import coop_invites
 from .lookups import (
     COOP_LINK,
     DESCRIPTION_MAX,
@@ -126,43 +128,34 @@ def create(
     raise Conflict("Could not pick a free invite code; please try again.")
 
 
-def _active_coop_id_by_code(code: str) -> int | None:
-    coop_id = db.session.scalar(
-        select(Cooperative.id).where(Cooperative.invite_code == code, is_active_coop())
-    )
-    if coop_id is None:
-        db.session.rollback()
-    return coop_id
-
-
 def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str | None = None) -> Cooperative:
-    """Join the active coop whose invite code matches, as a ``member``
-    (endpoint 3). The code is tested by the guarded ``invites.lookup``
-    (failed lookups counted for ``user`` and the client ``ip``; a valid link
-    ``invite_key`` is never limited). The admin hears "New member joined";
-    the member gets a ``coop_joined`` activity.
+    """Join the active coop that a code opens, as a ``member`` (endpoint 3):
+    the coop's own code or one of its extra invites (``coop_invites``). The
+    code is tested by the guarded ``invites.lookup`` (failed lookups counted
+    for ``user`` and the client ``ip``; a valid link ``invite_key`` is never
+    limited). The admin hears "New member joined"; the member gets a
+    ``coop_joined`` activity.
 
     Raises InvalidInviteCode (400, checked before any lookup), RateLimited
     (429, before any lookup), NotFound (404: unknown code, or one replaced by
-    a regeneration), Banned (403: ``moderation.ensure_not_banned``),
+    a regeneration or revoked), InviteExpired (410: an extra invite past its
+    expiry or uses), Banned (403: ``moderation.ensure_not_banned``),
     AlreadyInCoop (409) or CoopFull (409).
     """
-    code, coop_id = invites.lookup(invite_code, find=_active_coop_id_by_code,
-                                   caller=invites.Caller(user.user_id, ip), key=invite_key)
+    code, target = invites.lookup(invite_code, find=coop_invites.find_target,
+                                  caller=invites.Caller(user.user_id, ip), key=invite_key)
+    coop_id = target.coop_id
     if active_membership(user) is not None:
         db.session.rollback()
         raise AlreadyInCoop()
-    # The cap, the status and the code, checked on the newest row version
-    # under the row lock (see the module docstring).
+    # The cap, the status and (for the coop's own code) the code, checked on
+    # the newest row version under the row lock (see the module docstring).
+    seat = update(Cooperative).where(
+        Cooperative.id == coop_id, is_active_coop(), Cooperative.member_count < MAX_COOP_MEMBERS)
+    if target.invite_id is None:
+        seat = seat.where(Cooperative.invite_code == code)
     claimed = db.session.execute(
-        update(Cooperative)
-        .where(
-            Cooperative.id == coop_id,
-            is_active_coop(),
-            Cooperative.invite_code == code,
-            Cooperative.member_count < MAX_COOP_MEMBERS,
-        )
-        .values(member_count=Cooperative.member_count + 1)
+        seat.values(member_count=Cooperative.member_count + 1)
         .returning(Cooperative.id)
         .execution_options(synchronize_session=False)
     ).first()
@@ -172,7 +165,8 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
             select(Cooperative.status, Cooperative.invite_code).where(Cooperative.id == coop_id)
         ).first()
         db.session.rollback()
-        if current is None or current.status != CoopStatus.ACTIVE or current.invite_code != code:
+        if current is None or current.status != CoopStatus.ACTIVE or (
+                target.invite_id is None and current.invite_code != code):
             raise _unknown_code()
         raise CoopFull()
     # Read under the row lock the UPDATE took: a ban holds the same lock
@@ -182,6 +176,10 @@ def join(user: User, *, invite_code: str, ip: str | None = None, invite_key: str
     except Banned:
         db.session.rollback()
         raise
+    # Under the coop's row lock taken above: uses can't overshoot max_uses.
+    if target.invite_id is not None and not coop_invites.claim_use(target.invite_id):
+        db.session.rollback()
+        raise InviteExpired()
     db.session.add(CooperativeMember(cooperative_id=coop_id, user_id=user.user_id, role=MemberRole.MEMBER))
     _or_already_in_coop(db.session.flush)
     conversations.coop_member_joined(coop_id, user.user_id)

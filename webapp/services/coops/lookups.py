@@ -14,7 +14,7 @@ from ...models import Cooperative, CooperativeMember, User
 from ...vocabulary import CoopStatus, MemberRole
 from .. import coop_hashrate, invites, transactions
 from ..errors import CoopDissolved, NotAdmin, NotAMember, NotFound
-from ..membership import active_member_ids, is_active_coop, is_active_member
+from ..membership import active_member_ids, is_active_member
 
 # 36^8 ≈ 2.8e12 codes: a collision is rare, five in a row means something is wrong.
 INVITE_CODE_ATTEMPTS = 5
@@ -122,20 +122,6 @@ def is_admin(user: User, coop: Cooperative) -> bool:
     """Whether ``user`` is the active admin of ``coop``."""
     membership = _membership(coop.id, user.user_id)
     return membership is not None and membership.role == MemberRole.ADMIN
-
-
-def _active_coop_by_code(code: str) -> Cooperative | None:
-    return db.session.execute(
-        select(Cooperative).where(Cooperative.invite_code == code, is_active_coop())
-    ).scalar_one_or_none()
-
-
-def preview(*, invite_code: str, caller: invites.Caller | None = None, invite_key: str | None = None) -> Cooperative:
-    """The active coop an invite code opens, for the join page preview,
-    through the guarded ``invites.lookup`` (``caller`` is counted, a valid
-    link ``invite_key`` is not). Raises InvalidInviteCode (400), RateLimited
-    (429) or NotFound (404, unknown or old code)."""
-    return invites.lookup(invite_code, find=_active_coop_by_code, caller=caller, key=invite_key)[1]
 
 
 def display_name(user_id: str) -> str:

@@ -9,14 +9,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, User, iso, utcnow
-from .. import coop_hashrate
+from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, User, UserSettings, iso, utcnow
+from .. import coop_hashrate, preferences
 from ..bounds import MAX_DIFFICULTY, usable_sql
-from ..hashrate import hashrate_by_user
+from ..hashrate import Chart, ChartRange, Series, hashrate_by_user, sum_series, time_grid, worker_history
 from ..membership import active_member_ids, is_active_member
 from .lookups import get_for_member
 
 # ---- views for members --------------------------------------------------------------
+
+ANONYMOUS_MEMBER = "a member"  # how a member with showInCoopRankings false is named to others
 
 
 @dataclass
@@ -177,3 +179,39 @@ def dashboard(user: User, *, coop_id: int) -> tuple[Cooperative, CoopStats, list
     coop = get_for_member(user, coop_id=coop_id)
     now = utcnow()
     return coop, _stats(coop, now), members_of(coop.id, now)
+
+
+def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime | None = None) -> Chart:
+    """The coop's hashrate chart (``GET /api/coops/{id}/hashrate/history``):
+    ``combined`` from the aggregation's samples (``coop_hashrate.
+    combined_values``; None before any sample) and one series per active
+    member, their workers summed (``hashrate.worker_history``).
+
+    Privacy (API.md v2): a member whose ``showInCoopRankings`` is false is
+    shown to the others as "a member" (key ``member-<n>``), listed after the
+    named members by peak hashrate so neither name nor join order leaks; the
+    viewer always sees their own name. Raises NotFound (404) or NotAMember (403).
+    """
+    coop = get_for_member(user, coop_id=coop_id)
+    now = now or utcnow()
+    grid = time_grid(rng, now)
+    members = members_of(coop.id, now)
+    ids = [m.user_id for m in members]
+    stored: dict[str, dict | None] = {
+        user_id: privacy for user_id, privacy in db.session.execute(
+            select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids)))
+    } if ids else {}
+    history = worker_history(ids, rng, now)
+    named, hidden = [], []
+    for member in members:
+        values = sum_series(history[member.user_id].values(), len(grid))
+        shown = preferences.merged_privacy(stored.get(member.user_id))["showInCoopRankings"]
+        if shown or member.user_id == user.user_id:
+            named.append(Series(f"member:{member.user_id}", member.display_name, values))
+        else:
+            hidden.append(values)
+    hidden.sort(key=lambda values: max((v or 0.0) for v in values) if values else 0.0, reverse=True)
+    series = [Series("combined", "Coop combined", coop_hashrate.combined_values(coop.id, rng, now))]
+    series += named
+    series += [Series(f"member-{i}", ANONYMOUS_MEMBER, values) for i, values in enumerate(hidden, 1)]
+    return Chart(rng, now - rng.span, now, "H/s", "linear", rng.step, grid, series)
