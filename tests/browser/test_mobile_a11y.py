@@ -74,6 +74,7 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/login", "login", "input[name=user_id]"),
         Visit("/register", "register", "input[name=password]"),
         Visit("/unsubscribe/{unsubscribe_token}"),
+        Visit("/coop/join/{invite_code}"),  # the invite's preview for a visitor
     ],
     "newcomer": [  # a miner in no coop
         Visit("/"),
