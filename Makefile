@@ -26,10 +26,11 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# Serves at once; the demo day flows in behind the server (a bar here, a
+# banner on the pages), then a real-time replay keeps the world alive.
 run: install
 	$(BIN)/flask db upgrade
-	$(BIN)/flask demo
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT) --with-threads
+	$(BIN)/flask demo --serve --host 127.0.0.1 --port $(PORT)
 
 services:
 	@scripts/ensure-services.sh

@@ -74,4 +74,4 @@ def test_make_run_takes_the_port_from_port():
     root = Path(__file__).resolve().parent.parent
     for args, port in (([], "5000"), (["PORT=5001"], "5001")):
         plan = subprocess.run(["make", "-n", "run", *args], cwd=root, capture_output=True, text=True, check=True).stdout
-        assert f"flask run --host 127.0.0.1 --port {port} " in plan
+        assert f"flask demo --serve --host 127.0.0.1 --port {port}\n" in plan

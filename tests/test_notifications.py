@@ -270,7 +270,7 @@ def test_delete_removes_and_syncs_the_count(client, redis, make_user, auth_heade
     resp = client.delete(f"/api/notifications/{ids[0]}", headers=headers)
     assert resp.status_code == 200 and resp.get_json() == {"status": "deleted", "id": ids[0]}
     assert client.delete(f"/api/notifications/{ids[0]}", headers=headers).status_code == 404
-    assert channel.messages() == [{"type": "unread_count", "count": 1}]
+    assert channel.messages() == [{"type": "unread_count", "count": 1, "deleted": [ids[0]]}]
     body = client.get("/api/notifications", headers=headers).get_json()
     assert [n["id"] for n in body["notifications"]] == [ids[1]]
 

@@ -1,8 +1,8 @@
-"""Live coop membership over /ws against a real threaded server: a join,
-leave, removal or dissolve publishes ``coop_changed`` to the other members'
-sockets (JSON: forwarded; HTML: a #coop-refresh element for pages showing
-#coop-members, nothing for other pages), and ``GET /coop/members`` serves the
-table htmx re-fetches."""
+"""Live coop pages over /ws against a real threaded server: a join, leave,
+removal, rename, new code or dissolve publishes ``coop_changed`` to the other
+members' sockets (JSON: forwarded with its ``change``; HTML: a #coop-refresh
+element for coop pages, nothing for other pages), and ``GET /coop/live``
+serves every fragment htmx swaps in, or sends a former member away."""
 from __future__ import annotations
 
 from webapp.services import admin as admin_service
@@ -35,7 +35,7 @@ def test_join_leave_remove_push_coop_changed_to_the_others_in_json(live, make_us
 
     newcomer = make_user()
     coops.join(newcomer, invite_code=coop.invite_code)
-    changed = {"type": "coop_changed", "cooperative_id": coop.id}
+    changed = {"type": "coop_changed", "cooperative_id": coop.id, "change": "membership"}
     assert admin_sock.recv_until(lambda m: m["type"] == "coop_changed") == changed
     assert member_sock.recv_until(lambda m: m["type"] == "coop_changed") == changed
 
@@ -62,9 +62,10 @@ def test_html_mode_sends_the_refresh_element_only_to_coop_pages(live, make_user)
     coops.join(make_user(), invite_code=coop.invite_code)
     html = dashboard.recv_text()
     assert html.strip().startswith('<div id="coop-refresh" data-coop="members" hx-swap-oob="true" hidden')
-    assert 'hx-get="/coop/members"' in html and 'hx-trigger="load"' in html
-    assert 'hx-target="#coop-members" hx-swap="outerHTML"' in html
-    assert 'hx-get="/coop/members?manage=1"' in refresh_frame(manage)  # after "New member joined"
+    assert f'hx-get="/coop/live?view=dashboard&amp;coop_id={coop.id}"' in html and 'hx-trigger="load"' in html
+    assert 'hx-swap="none"' in html
+    manage_url = f'hx-get="/coop/live?view=manage&amp;coop_id={coop.id}"'
+    assert manage_url in refresh_frame(manage)  # after "New member joined"
     # A page without the members table gets nothing: the next frame is a notification's.
     notifications.notify(member.user_id, "system", "announcement", "marker")
     assert "coop-refresh" not in elsewhere.recv_text()
@@ -72,7 +73,7 @@ def test_html_mode_sends_the_refresh_element_only_to_coop_pages(live, make_user)
     # A platform admin's dissolve reaches the former members.
     platform = make_user(is_admin=True)
     admin_service.dissolve_coop(platform, coop_id=coop.id, reason="Test dissolve")
-    assert 'hx-get="/coop/members?manage=1"' in refresh_frame(manage)
+    assert manage_url in refresh_frame(manage)
     for sock in (dashboard, manage, elsewhere):
         sock.close()
 

@@ -151,6 +151,8 @@ class Config:
         self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds
         self.COOP_HASHRATE_INTERVAL = _int("COOP_HASHRATE_INTERVAL", 300)  # seconds
         self.COOP_HASHRATE_CACHE_TTL = _int("COOP_HASHRATE_CACHE_TTL", 300)  # seconds
+        # Open coop pages refresh after mining events at most this often (seconds, per coop).
+        self.COOP_LIVE_PUSH_INTERVAL = _int("COOP_LIVE_PUSH_INTERVAL", 10)
         self.COOP_JOIN_RATE_LIMIT = os.environ.get("COOP_JOIN_RATE_LIMIT", "30 per minute")  # join attempts per IP
         self.ACTIVITY_POLL_SECONDS = _int("ACTIVITY_POLL_SECONDS", 10)  # /activity checks for new entries
         # Friends and profiles (docs/API.md "Friends and blocks", "Profiles").

@@ -89,9 +89,34 @@ def execute_dml(statement: Executable) -> int:
     return result.rowcount or 0
 
 
+def sqlite_for_threads(app: Flask) -> None:
+    """Embedded default (SQLite): write-ahead logging, so pages keep reading
+    while the consumer thread stores the demo day, and a 30 s busy timeout,
+    so a writer waits for the lock instead of failing at once."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
 def init_redis(app: Flask) -> None:
-    """Bind the Redis clients: real ones for ``REDIS_URL``, else fakeredis."""
+    """Bind the Redis clients: real ones for ``REDIS_URL``, else fakeredis —
+    the serving process's own, shared on a loopback port, when one runs
+    (``embedded_redis``: a CLI command's pushes then reach its sockets), else
+    one in this process."""
     url = app.config["REDIS_URL"]
+    if not url and not app.testing:
+        from . import embedded_redis
+
+        url = embedded_redis.attached_url()
+        app.config["EMBEDDED_REDIS_ATTACHED"] = url
     if url:
         # Blocking pools: a burst of work (thousands of sockets opening or
         # closing at once under gevent) waits for a connection instead of
@@ -105,6 +130,7 @@ def init_redis(app: Flask) -> None:
         import fakeredis
 
         server = fakeredis.FakeServer()
+        app.extensions["fake_redis_server"] = server  # embedded_redis.serve shares it
         raw = fakeredis.FakeRedis(server=server)
         text = fakeredis.FakeRedis(server=server, decode_responses=True)
     app.extensions["redis"] = text

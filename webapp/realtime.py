@@ -92,12 +92,22 @@ def notification_created(user_id: str, notification: dict[str, Any]) -> None:
     publish(user_id, {"type": "notification", "data": notification})
 
 
-def unread_count_changed(user_id: str, count: int) -> None:
+def unread_count_changed(user_id: str, count: int, *, read: list[int] | None = None,
+                         read_up_to: int | None = None, deleted: list[int] | None = None) -> None:
     """Tell every socket of the user that the unread count changed (cross-tab
     sync). Sockets re-read the count with their watermark rather than trust
     ``count``: changes published by different processes can arrive out of
-    order."""
-    publish(user_id, {"type": "unread_count", "count": count})
+    order. What changed rides along for pages (HTML mode) to show it in
+    every tab: ``read`` (ids marked read), ``read_up_to`` (mark all read:
+    every id up to it) and ``deleted`` (ids)."""
+    message: dict[str, Any] = {"type": "unread_count", "count": count}
+    if read:
+        message["read"] = read
+    if read_up_to is not None:
+        message["read_up_to"] = read_up_to
+    if deleted:
+        message["deleted"] = deleted
+    publish(user_id, message)
 
 
 def auth_revoked(user_id: str, *, everything: bool = False, keep_session: str | None = None,
@@ -124,12 +134,19 @@ COOP_CHANGED = "coop_changed"
 # request counts after a change (services/friends.py), forwarded as is.
 FRIEND_REQUESTS = "friend_requests"
 
+# What changed (the ``change`` field): who is in it, its name or description,
+# its invite code, its numbers (the 5-minute hashrate job, mining events), or
+# it was dissolved. Pages refresh every fragment whatever the reason.
+COOP_CHANGES = ("membership", "details", "invite", "numbers", "dissolved")
 
-def coop_changed(user_ids: list[str], cooperative_id: int) -> None:
-    """Tell every socket of ``user_ids`` that the membership of
-    ``cooperative_id`` changed (``{"type": "coop_changed", "cooperative_id": N}``;
-    pages re-fetch their members table). One round trip for all users."""
-    message = json.dumps({"type": COOP_CHANGED, "cooperative_id": cooperative_id}, separators=(",", ":"))
+
+def coop_changed(user_ids: list[str], cooperative_id: int, change: str = "membership") -> None:
+    """Tell every socket of ``user_ids`` that ``cooperative_id`` changed
+    (``{"type": "coop_changed", "cooperative_id": N, "change": one of
+    COOP_CHANGES}``); open coop pages re-fetch their fragments. One round
+    trip for all users."""
+    message = json.dumps({"type": COOP_CHANGED, "cooperative_id": cooperative_id, "change": change},
+                         separators=(",", ":"))
     pipe = get_redis().pipeline(transaction=False)
     for user_id in user_ids:
         pipe.publish(user_channel(user_id), message)

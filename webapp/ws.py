@@ -284,8 +284,10 @@ class SocketSession:
             self.on_notification(message["data"])
         elif kind == "unread_count":
             self.resync()
+            if self.html:
+                self.send_read_state(message)
         elif kind == realtime.COOP_CHANGED:
-            self.send_coop_changed(message["cooperative_id"])
+            self.send_coop_changed(message["cooperative_id"], message.get("change"))
         elif kind == realtime.FRIEND_REQUESTS:
             self.send_friend_requests(message)
         return True
@@ -404,14 +406,42 @@ class SocketSession:
         else:
             self.send_json({"type": "unread_count", "count": count})
 
-    def send_coop_changed(self, cooperative_id: int) -> None:
-        """JSON: forward the message. HTML: only to a page showing a coop's
-        members table (``coop=`` in the URL), coops/_refresh.html, which makes
-        htmx re-fetch that table (the page does the DB work, not this handler)."""
+    def send_read_state(self, message: dict[str, Any]) -> None:
+        """HTML mode, after a read, "mark all read" or delete in any tab:
+        the changed items re-rendered by their own partials
+        (notifications/_sync.html), or removed, each swapped only where the
+        page shows it (``data-if-present``, static/js/app.js)."""
+        read = message.get("read")
+        up_to = message.get("read_up_to")
+        deleted = [i for i in message.get("deleted") or [] if isinstance(i, int)]
+        rows: list[dict[str, Any]] = []
+        if isinstance(read, list) or isinstance(up_to, int):
+            try:
+                ids = [i for i in read if isinstance(i, int)] if isinstance(read, list) else None
+                rows = [row.to_dict() for row in notifications.read_rows(
+                    self.user_id, ids=ids, up_to_id=up_to if isinstance(up_to, int) else None)]
+            finally:
+                db.session.remove()
+        if rows or deleted:
+            self.ws.send(render_template("notifications/_sync.html", rows=rows, deleted=deleted,
+                                         in_list=self.page_list))
+
+    def send_coop_changed(self, cooperative_id: int, change: str | None = None) -> None:
+        """JSON: forward the message. HTML: only to a page showing a coop
+        (``coop=members`` the dashboard, ``coop=manage`` the admin screen, in
+        the URL), coops/_refresh.html, which makes htmx fetch
+        ``/coop/live`` once: every fragment of that page, rendered by the
+        partials the page is made of, or a redirect with a message when the
+        viewer is no longer in that coop (the page does the DB work, not
+        this handler)."""
         if not self.html:
-            self.send_json({"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id})
+            message: dict[str, Any] = {"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id}
+            if change:
+                message["change"] = change
+            self.send_json(message)
         elif self.page_coop is not None:
-            self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage"))
+            self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage",
+                                         coop_id=cooperative_id))
 
     def send_friend_requests(self, message: dict[str, Any]) -> None:
         """The pending friend request counts changed: JSON forwards

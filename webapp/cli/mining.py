@@ -19,9 +19,10 @@ from . import WholeNumber
               help="Entries per stream per read (default: INGEST_BATCH_SIZE).")
 def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> None:
     """Read the mining:* streams with the consumer group and store the events."""
-    if current_app.config["EMBEDDED"]:
-        click.echo("ingest: embedded default (no REDIS_URL): this process's Redis stand-in has no publisher; "
-                   "use `flask replay FILE --ingest` or `flask demo`, or set REDIS_URL.", err=True)
+    if current_app.config["EMBEDDED"] and not current_app.config.get("EMBEDDED_REDIS_ATTACHED"):
+        click.echo("ingest: embedded default (no REDIS_URL) and no `make run` serving: this process's Redis "
+                   "stand-in has no publisher; use `flask replay FILE --ingest` or `flask demo`, or set REDIS_URL.",
+                   err=True)
     consumer = ingest_service.Consumer(name=consumer_name, batch_size=batch_size)
 
     def stop(signum, frame):  # finish the current batch, then exit
@@ -44,7 +45,8 @@ def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> No
 @click.option("--limit", type=WholeNumber(1), default=None, help="Only the first N lines.")
 @click.option("--ingest", "then_ingest", is_flag=True,
               help="Then ingest in this process until the streams are drained (needed in the embedded "
-                   "default, whose Redis stand-in lives only as long as this process).")
+                   "default without a `make run` serving: this process's Redis stand-in lives only as long as "
+                   "it does; beside `make run` its consumer ingests them).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Publish at N times the log's own pace (by ts) instead of as fast as possible; with "
@@ -53,9 +55,9 @@ def ingest(consumer_name: str | None, drain: bool, batch_size: int | None) -> No
 def replay(file: str, shift_to_now: bool, limit: int | None, then_ingest: bool, quiet: bool,
            speed: float | None) -> None:
     """Publish a .jsonl / .jsonl.gz envelope log into the mining:* streams."""
-    if current_app.config["EMBEDDED"] and not then_ingest:
-        click.echo("replay: embedded default (no REDIS_URL): the streams vanish when this command exits; "
-                   "add --ingest to store the events now.", err=True)
+    if current_app.config["EMBEDDED"] and not then_ingest and not current_app.config.get("EMBEDDED_REDIS_ATTACHED"):
+        click.echo("replay: embedded default (no REDIS_URL) and no `make run` serving: the streams vanish when "
+                   "this command exits; add --ingest to store the events now.", err=True)
     stop = threading.Event()
     previous = {}
     if speed is not None:  # a paced replay runs for a long time: stop between two events

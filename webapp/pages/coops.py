@@ -18,6 +18,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
+from ..api.validation import int_arg
 from ..services import coop_hashrate, coops, invites, moderation
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
@@ -63,24 +64,67 @@ def _caller() -> invites.Caller:
 # ---- the dashboard, create and join ------------------------------------------------
 
 
+def _dashboard_context(coop_id: int) -> dict[str, Any]:
+    """What the dashboard's partials need (the page and ``/coop/live`` alike)."""
+    coop_, stats, members = coops.dashboard(current_user, coop_id=coop_id)
+    return {"coop": coop_, "stats": stats, "members": members, "coop_id": coop_.id,
+            "is_admin": coops.is_admin(current_user, coop_),
+            "is_moderator": moderation.is_moderator(coop_.id, current_user.user_id),
+            "invite_url": _invite_url(coop_.invite_code)}
+
+
 @bp.get("/coop")
 @login_required
 def coop():
     mine = coops.get_mine(current_user)
     if mine is None:
         return render_template("coops/start.html")
-    coop_, stats, members = coops.dashboard(current_user, coop_id=mine.id)
-    return render_template(
-        "coops/dashboard.html",
-        coop=coop_,
-        stats=stats,
-        members=members,
-        chart=hashrate_view(coops.hashrate_chart(current_user, coop_id=coop_.id, rng=page_range())),
-        chart_src=url_for("api_coops.hashrate_history", coop_id=coop_.id),
-        is_admin=coops.is_admin(current_user, coop_),
-        is_moderator=moderation.is_moderator(coop_.id, current_user.user_id),
-        invite_url=_invite_url(coop_.invite_code),
-    )
+    context = _dashboard_context(mine.id)
+    chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range()))
+    return render_template("coops/dashboard.html", chart=chart,
+                           chart_src=url_for("api_coops.hashrate_history", coop_id=mine.id), **context)
+
+
+# The fragments /coop/live sends out of band, per page; each is the partial the page includes.
+LIVE_FRAGMENTS = {
+    "dashboard": ("coops/_header.html", "coops/_stats.html", "coops/_invite.html", "coops/_members.html"),
+    "manage": ("coops/_invite.html", "coops/_members.html"),
+}
+
+
+@bp.get("/coop/live")
+@login_required
+def live():
+    """Every live fragment of an open coop page (``view=dashboard|manage``),
+    fetched once by htmx when the socket says the coop ``coop_id`` changed
+    (coops/_refresh.html), each marked ``hx-swap-oob``. A viewer no longer
+    in that coop (removed, dissolved, left in another tab), or no longer its
+    admin on the admin screen, is sent to ``/coop`` (``HX-Redirect``) with
+    a message saying so."""
+    view = request.args.get("view", "dashboard")
+    if view not in LIVE_FRAGMENTS:
+        raise ValidationError("view must be dashboard or manage.")
+    coop_id = int_arg("coop_id", minimum=1)
+    mine = coops.get_mine(current_user)
+    if mine is None or (coop_id is not None and mine.id != coop_id):
+        return _leave_page(coops.departure(current_user, coop_id=coop_id) if coop_id else
+                           "You are no longer a member of this cooperative.")
+    if view == "manage":
+        if not coops.is_admin(current_user, mine):
+            return _leave_page(f"You are no longer the admin of {mine.name}.")
+        context = {"coop": mine, "coop_id": mine.id, "manage": True, "invite_url": _invite_url(mine.invite_code),
+                   "members": coops.list_members(current_user, coop_id=mine.id)}
+    else:
+        context = {**_dashboard_context(mine.id), "manage": False}
+    return "".join(render_template(name, oob=True, **context) for name in LIVE_FRAGMENTS[view])
+
+
+def _leave_page(message: str):
+    """Send an open coop page to ``/coop`` with ``message`` flashed."""
+    flash(message)
+    response = make_response("", 200)
+    response.headers["HX-Redirect"] = url_for("pages_coops.coop")
+    return response
 
 
 @bp.post("/coop/create")

@@ -198,7 +198,7 @@ def dissolve_coop(actor: User, *, coop_id: int, reason: str) -> Cooperative:
     )
     _audit(actor, "coop.dissolve", "cooperative", coop.id, reason,
            {"name": coop.name, "members": member_ids})
-    coops.announce_on_commit(coop.id, also=member_ids)
+    coops.announce_on_commit(coop.id, also=member_ids, change="dissolved")
     db.session.commit()
     return coop
 

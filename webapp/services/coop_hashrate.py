@@ -12,6 +12,7 @@ computes a single coop on a cache miss.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, extract, func, insert, literal, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from .. import realtime
 from ..extensions import db, get_redis, redis_key
 from ..models import (
     Cooperative,
@@ -31,7 +33,7 @@ from ..models import (
     utcnow,
 )
 from .hashrate import ChartRange, bucket_sql, hold, online_condition, time_grid, worker_hashrate
-from .membership import is_active_coop, is_active_member
+from .membership import active_member_ids, is_active_coop, is_active_member
 
 # Every sample is kept for FULL_DETAIL_KEEP (the 1 h and 24 h charts), then
 # only the first of each hour (minute < THIN_MINUTE; one run of the 5-minute
@@ -132,6 +134,7 @@ def aggregate_all(now: datetime | None = None) -> int:
         for cid, total, online in rows:  # cache_key(cid), inlined: 10,000 calls add up
             pipe.set(f"{prefix}:{cid}:hashrate", _cache_value(total, online, stamp), ex=ttl)
         pipe.execute()
+        announce_numbers([cid for cid, _, _ in rows])
     return len(rows)
 
 
@@ -291,3 +294,56 @@ def combined_values(coop_id: int, rng: ChartRange, now: datetime | None = None) 
         .group_by(bucket)
     ).all()
     return hold({int(index): float(value or 0.0) for index, value in rows}, grid, rng.step, carry)
+
+
+# ---- live coop pages: "the numbers changed" ------------------------------------------
+
+
+def coops_of_users(user_ids: Iterable[str]) -> list[int]:
+    """The active coops that have any of ``user_ids`` as an active member."""
+    ids = list(set(user_ids))
+    if not ids:
+        return []
+    return list(db.session.scalars(
+        select(CooperativeMember.cooperative_id).distinct()
+        .join(Cooperative, Cooperative.id == CooperativeMember.cooperative_id)
+        .where(CooperativeMember.user_id.in_(ids), is_active_member(), is_active_coop())
+    ))
+
+
+def announce_numbers(coop_ids: Iterable[int], *, throttle: int | None = None) -> int:
+    """Tell the open pages of every active member of ``coop_ids`` that the
+    coop's numbers changed (``coop_changed`` with ``change="numbers"``): the
+    5-minute aggregation (unthrottled) and stored mining events (``throttle``
+    seconds: a coop announced within that many seconds, by any process, is
+    skipped — a Redis NX key — so a stream of shares costs one page refresh
+    per coop and interval). Returns how many coops were announced. Call it
+    after a commit: it ends the session's (read) transaction. A Redis
+    failure is logged, never raised: the numbers are stored and a reload
+    shows them."""
+    announced = 0
+    try:
+        redis = get_redis()
+        for coop_id in sorted(set(coop_ids)):
+            if throttle and not redis.set(redis_key("coop", coop_id, "numbers-pushed"), "1", nx=True, ex=throttle):
+                continue
+            members = list(db.session.scalars(active_member_ids(coop_id)))
+            if members:
+                realtime.coop_changed(members, coop_id, "numbers")
+                announced += 1
+    except RedisError:
+        current_app.logger.exception("coop numbers push failed")
+    finally:
+        db.session.commit()  # hold no read transaction (SQLite: no lock) after this
+    return announced
+
+
+def announce_mining(user_ids: Iterable[str]) -> int:
+    """After a committed batch of mining events of ``user_ids``: announce the
+    numbers of their coops, at most once per ``COOP_LIVE_PUSH_INTERVAL``
+    seconds per coop (``announce_numbers``). Returns the coops announced."""
+    coop_ids = coops_of_users(user_ids)
+    if not coop_ids:
+        db.session.commit()
+        return 0
+    return announce_numbers(coop_ids, throttle=current_app.config["COOP_LIVE_PUSH_INTERVAL"])

@@ -196,17 +196,30 @@ def reset_mining_data() -> None:
     db.session.commit()
 
 
-def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24) -> int:
+def demo_coop_ids() -> list[int]:
+    """The ids of the active demo cooperatives (``DEMO_COOPS`` by name)."""
+    return list(db.session.scalars(
+        select(Cooperative.id).where(Cooperative.name.in_([name for name, _, _ in DEMO_COOPS]), is_active_coop())
+    ))
+
+
+def backfill_history(coop_ids: list[int], *, now: datetime | None = None, hours: int = 24,
+                     replace: bool = False) -> int:
     """Demo world only: draw the last ``hours`` of history for coops formed
     just now from the stored ``hashrate_update`` mining events of their current
     members, one point per ``COOP_HASHRATE_INTERVAL``, so the chart has a
     curve on first start. At each point a worker counts with its latest sample
     of the ``WORKER_OFFLINE_AFTER`` seconds before it (connects and
     disconnects are ignored: an approximation of ``services.hashrate``).
-    Coops that already have samples in the window are skipped. Commits;
-    returns the points inserted."""
+    Coops that already have samples in the window are skipped, unless
+    ``replace`` (the day flowed in behind a running server, whose 5-minute
+    job already added a few points): their samples in the window are
+    deleted first. Commits; returns the points inserted."""
     now = now or utcnow()
     start = now - timedelta(hours=hours)
+    if replace and coop_ids:
+        db.session.execute(delete(CoopHashrateSample).where(CoopHashrateSample.cooperative_id.in_(coop_ids),
+                                                            CoopHashrateSample.computed_at >= start))
     step = timedelta(seconds=current_app.config["COOP_HASHRATE_INTERVAL"])
     fresh = timedelta(seconds=current_app.config["WORKER_OFFLINE_AFTER"])
     have = set(db.session.scalars(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, false, func, inspect, select, update
+from sqlalchemy import delete, false, func, inspect, select, true, update
 
 from .. import realtime
 from ..extensions import db, execute_dml
@@ -319,6 +319,19 @@ def list_notifications(
     return rows[:limit], next_id
 
 
+def read_rows(user_id: str, *, ids: list[int] | None = None, up_to_id: int | None = None,
+              limit: int = 50) -> list[Notification]:
+    """The user's read rows among ``ids``, or the newest ``limit`` read rows
+    with an id up to ``up_to_id`` (after "mark all read"), newest first: what
+    other tabs re-render to show them read."""
+    query = select(Notification).where(Notification.user_id == user_id, Notification.is_read == true())
+    if ids is not None:
+        query = query.where(Notification.id.in_([min(i, MAX_ID) for i in ids]))
+    if up_to_id is not None:
+        query = query.where(Notification.id <= min(up_to_id, MAX_ID))
+    return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
+
+
 def after_seq(user_id: str, after: int, *, up_to: int | None = None, limit: int = 200) -> list[Notification]:
     """Socket catch-up: the user's notifications with ``after < seq <= up_to``
     (no upper bound when None), in seq (= commit) order, at most ``limit``.
@@ -374,11 +387,13 @@ def get_own(user_id: str, notification_id: int) -> Notification:
 # ---- changes (each commits, then syncs the count to every open socket) -------------
 
 
-def _publish_count(user_id: str) -> int:
+def _publish_count(user_id: str, **changed: Any) -> int:
+    """Publish the new unread count and what changed (``read``,
+    ``read_up_to``, ``deleted``: ``realtime.unread_count_changed``)."""
     count = unread_count(user_id)
     db.session.commit()  # end the read transaction before the Redis hop
     try:
-        realtime.unread_count_changed(user_id, count)
+        realtime.unread_count_changed(user_id, count, **changed)
     except Exception:  # noqa: BLE001 - the change is stored; sockets resync on reconnect
         current_app.logger.exception("unread count push for %s failed", user_id)
     return count
@@ -391,7 +406,7 @@ def mark_read(user_id: str, notification_id: int) -> Notification:
     if not row.is_read:
         row.is_read, row.read_at = True, utcnow()
         db.session.commit()
-        _publish_count(user_id)
+        _publish_count(user_id, read=[notification_id])
     return row
 
 
@@ -409,18 +424,17 @@ def mark_all_read(user_id: str, *, up_to_id: int | None = None) -> int:
     db.session.commit()
     if marked:
         db.session.expire_all()
-        _publish_count(user_id)
+        _publish_count(user_id, read_up_to=watermark)
     return marked
 
 
 def delete_notification(user_id: str, notification_id: int) -> None:
     """Delete one of the user's notifications. Raises NotFound."""
     row = get_own(user_id, notification_id)
-    was_unread = not row.is_read
     db.session.delete(row)
     db.session.commit()
-    if was_unread:
-        _publish_count(user_id)
+    # Also when it was read: other tabs drop the item (the count is re-read anyway).
+    _publish_count(user_id, deleted=[notification_id])
 
 
 def purge_older_than(cutoff, *, batch_size: int = 5000) -> int:

@@ -51,6 +51,14 @@ PERIODIC: tuple[PeriodicJob, ...] = (
 _embedded_started = threading.Event()
 _embedded_thread: threading.Thread | None = None
 _last_runs: dict[str, datetime] = {}  # dotted job -> when its last embedded run ended (UTC)
+_held: set[str] = set()  # dotted jobs the embedded loop skips for now (``hold``)
+
+
+def hold(name: str, held: bool = True) -> None:
+    """Embedded default: skip (``held``) or resume the periodic job ``name``
+    on the embedded thread. The demo holds the offline sweep while the day
+    flows in, when every worker's newest stored sample is still hours old."""
+    (_held.add if held else _held.discard)(name)
 
 
 def embedded_running() -> bool:
@@ -95,7 +103,8 @@ def start_embedded(app: Flask) -> None:
             for name, interval in jobs:
                 if time.monotonic() >= due[name]:
                     due[name] = time.monotonic() + interval
-                    run_embedded_job(app, name)
+                    if name not in _held:
+                        run_embedded_job(app, name)
             time.sleep(1)
 
     _embedded_thread = threading.Thread(target=loop, name="embedded-scheduler", daemon=True)

@@ -86,6 +86,7 @@ from .views import (
     CoopStats,
     MemberInfo,
     dashboard,
+    departure,
     hashrate,
     hashrate_chart,
     list_members,
@@ -94,6 +95,7 @@ from .views import (
 )
 
 __all__ = [
+    "departure",
     "INVITE_CODE_LENGTH", "generate_invite_code", "normalise_invite_code",
     "create", "dissolve", "dissolve_locked", "join", "leave", "regenerate_code", "remove_locked", "remove_member",
     "update_details",

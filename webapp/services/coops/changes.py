@@ -259,7 +259,7 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
             data={"cooperative_id": coop.id, "user_id": user.user_id}, commit=False,
             member=user.display_name, coop=coop.name,
         )
-    announce_on_commit(coop.id, actor=user.user_id)
+    announce_on_commit(coop.id, actor=user.user_id, change="membership" if remaining else "dissolved")
     db.session.commit()
     return coop
 
@@ -332,6 +332,7 @@ def regenerate_code(user: User, *, coop_id: int, code_factory: CodeFactory = gen
             db.session.rollback()
             continue
         coop.invite_code = code
+        announce_on_commit(coop.id, actor=user.user_id, change="invite")
         try:
             db.session.commit()
         except IntegrityError as exc:
@@ -358,6 +359,7 @@ def update_details(user: User, *, coop_id: int, name: str = _UNSET, description:
         coop.name = clean_name
     if clean_description is not None:
         coop.description = clean_description
+    announce_on_commit(coop.id, actor=user.user_id, change="details")
     db.session.commit()
     return coop
 
@@ -372,7 +374,7 @@ def dissolve(user: User, *, coop_id: int) -> Cooperative:
     former = dissolve_locked(
         coop, subtype=S.COOP_DISSOLVED, values={"member": user.display_name}, skip_user_id=user.user_id,
     )
-    announce_on_commit(coop.id, also=former, actor=user.user_id)
+    announce_on_commit(coop.id, also=former, actor=user.user_id, change="dissolved")
     db.session.commit()
     return coop
 

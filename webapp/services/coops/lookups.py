@@ -132,29 +132,33 @@ def display_name(user_id: str) -> str:
 _unknown_code = invites.unknown_code
 
 
-def announce_on_commit(coop_id: int, also: tuple[str, ...] | list[str] = (), actor: str | None = None) -> None:
-    """Once the caller's transaction, which changes ``coop_id``'s membership
-    (join, leave, remove, dissolve), commits: drop the coop's cached total
-    and publish ``coop_changed`` to the sockets of its active members and of
-    ``also`` (members who were removed, or whose coop was dissolved), so
-    their open pages re-fetch the members table (docs/COOPS.md "Live members
-    table"). The ``actor`` is skipped: the page that acted already shows the
-    result. Nothing happens if the transaction rolls back. A Redis failure is
-    logged, never raised: the change is committed and a reload shows it."""
+def announce_on_commit(coop_id: int, also: tuple[str, ...] | list[str] = (), actor: str | None = None,
+                       change: str = "membership") -> None:
+    """Once the caller's transaction, which changes ``coop_id`` (``change``,
+    one of ``realtime.COOP_CHANGES``: a join, leave or removal, a rename, a
+    new invite code, a dissolve), commits: drop the coop's cached total on a
+    membership change and publish ``coop_changed`` to the sockets of its
+    active members and of ``also`` (members who were removed, or whose coop
+    was dissolved), so their open pages re-fetch every fragment or leave
+    (docs/COOPS.md "Live coop pages"). The ``actor`` is skipped: the page
+    that acted already shows the result. Nothing happens if the transaction
+    rolls back. A Redis failure is logged, never raised: the change is
+    committed and a reload shows it."""
 
     def prepare() -> None:  # at the commit, while the session can still read
         active = db.session.scalars(active_member_ids(coop_id)).all()
         user_ids = [u for u in dict.fromkeys([*active, *also]) if u != actor]
-        transactions.after_commit(lambda: _publish_change(coop_id, user_ids))
+        transactions.after_commit(lambda: _publish_change(coop_id, user_ids, change))
 
     transactions.before_commit(prepare)
 
 
-def _publish_change(coop_id: int, user_ids: list[str]) -> None:
-    coop_hashrate.invalidate(coop_id)
+def _publish_change(coop_id: int, user_ids: list[str], change: str) -> None:
+    if change in ("membership", "dissolved"):
+        coop_hashrate.invalidate(coop_id)
     if not user_ids:
         return
     try:
-        realtime.coop_changed(user_ids, coop_id)
+        realtime.coop_changed(user_ids, coop_id, change)
     except Exception:  # noqa: BLE001 - the change is stored; pages catch up on reload
         current_app.logger.exception("coop_changed push for cooperative %s failed", coop_id)

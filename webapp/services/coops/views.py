@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from ...extensions import db
 from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, User, UserSettings, iso, utcnow
+from ...vocabulary import CoopStatus, MemberStatus
 from .. import coop_hashrate, preferences
 from ..bounds import MAX_DIFFICULTY, usable_sql
 from ..hashrate import Chart, ChartRange, Series, hashrate_by_user, sum_series, time_grid, worker_history
@@ -215,3 +216,25 @@ def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime |
     series += named
     series += [Series(f"member-{i}", ANONYMOUS_MEMBER, values) for i, values in enumerate(hidden, 1)]
     return Chart(rng, now - rng.span, now, "H/s", "linear", rng.step, grid, series)
+
+
+def departure(user: User, *, coop_id: int) -> str:
+    """Why ``user`` no longer sees ``coop_id`` (they are not an active member
+    of it), as a sentence for the page they had open: the coop was
+    dissolved, they were removed, they left (in another tab), or they were
+    never in it."""
+    coop = db.session.get(Cooperative, coop_id) if isinstance(coop_id, int) else None
+    if coop is None:
+        return "That cooperative no longer exists."
+    if coop.status != CoopStatus.ACTIVE:
+        return f"{coop.name} was dissolved."
+    last = db.session.scalar(
+        select(CooperativeMember.status)
+        .where(CooperativeMember.cooperative_id == coop.id, CooperativeMember.user_id == user.user_id)
+        .order_by(CooperativeMember.id.desc()).limit(1)
+    )
+    if last == MemberStatus.REMOVED:
+        return f"You were removed from {coop.name}."
+    if last == MemberStatus.LEFT:
+        return f"You left {coop.name}."
+    return f"You are not a member of {coop.name}."

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from ...extensions import db
 from ...models import iso, utcnow
-from .. import mining
+from .. import coop_hashrate, mining
 
 log = logging.getLogger("webapp.ingest")
 
@@ -255,6 +255,9 @@ class Consumer:
         database or Redis is unreachable: nothing is acknowledged then.
         """
         result = self._store(batch)
+        if result.inserted:
+            # Open coop pages of these miners show new numbers (throttled per coop).
+            coop_hashrate.announce_mining(ev.user for ev in batch.parsed if ev.user)
         if batch.dead:
             self._dead_letter(batch.dead)
         self._ack(batch.entries)

@@ -54,6 +54,11 @@ def _last_ts(path: Path, limit: int | None) -> tuple[float | None, int]:
     return latest, count
 
 
+def count_lines(path: str | Path, limit: int | None = None) -> int:
+    """How many non-empty lines (events) the log at ``path`` has (a quick pass)."""
+    return _last_ts(Path(path), limit)[1]
+
+
 @dataclass
 class ReplayStats:
     """What ``publish_file`` did: entries published, lines skipped, the shift (s)."""
@@ -117,6 +122,56 @@ def publish_file(path: str | Path, *, shift_to_now: bool = False, limit: int | N
     return stats
 
 
+def entries_of_file(path: str | Path, *, shift_to_now: bool = False, limit: int | None = None,
+                    batch_size: int = 5000, now: float | None = None,
+                    stats: ReplayStats | None = None) -> Iterator[list[tuple[str, str, dict[str, str]]]]:
+    """The envelope log as the stream entries ``publish_file`` would create
+    — ``(stream, entry id, fields)`` with the same fields and an id as Redis
+    gives one (``<ms>-<n>``, from the event's own shifted ``ts``, rising per
+    stream) — in lists of ``batch_size``, for ``Consumer.process`` to store
+    without a round trip through the stream (the demo day behind a running
+    server: ``services/demo_live.py``). ``shift_to_now`` as in
+    ``publish_file``. Lines that are not an envelope of a known event are
+    skipped and counted in ``stats.skipped``."""
+    path = Path(path)
+    stats = stats if stats is not None else ReplayStats()
+    if shift_to_now:
+        latest, _ = _last_ts(path, limit)
+        if latest is not None:
+            stats.shift = (time.time() if now is None else now) - latest
+    last: dict[str, tuple[int, int]] = {}  # stream -> (ms, seq) of its last id
+    batch: list[tuple[str, str, dict[str, str]]] = []
+    for event, ts, source, data in _envelopes(path, limit, _Counter(stats)):
+        ts += stats.shift
+        stream = mining.stream_name(event)
+        ms, seq = int(ts * 1000), 0
+        previous = last.get(stream)
+        if previous is not None and ms <= previous[0]:
+            ms, seq = previous[0], previous[1] + 1
+        last[stream] = (ms, seq)
+        fields = {"event": event, "ts": f"{ts:.6f}"}
+        if source is not None:
+            fields["source"] = source
+        fields["data"] = data
+        batch.append((stream, f"{ms}-{seq}", fields))
+        stats.published += 1
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Counter:
+    """What ``_envelopes`` needs of a publisher when nothing is published: count skips."""
+
+    def __init__(self, stats: ReplayStats) -> None:
+        self.stats = stats
+
+    def skip(self) -> None:
+        self.stats.skipped += 1
+
+
 class _Publisher:
     """XADDs in a pipeline sent every ``size`` entries (and on ``flush``),
     counted in ``stats`` and on a tqdm progress bar."""
@@ -161,7 +216,7 @@ class _Publisher:
             self.queued = 0
 
 
-def _envelopes(path: Path, limit: int | None, out: _Publisher) -> Iterator[tuple[str, float, str | None, str]]:
+def _envelopes(path: Path, limit: int | None, out: _Publisher | _Counter) -> Iterator[tuple[str, float, str | None, str]]:
     """``(event, ts, source, data JSON text)`` of each envelope line; lines
     that are not an envelope of a known event are skipped and counted."""
     for line in _lines(path, limit):

@@ -177,3 +177,26 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 })();
+
+// Pushed fragments marked data-if-present (notifications/_sync.html: an item
+// read or deleted in another tab) are swapped only where this page shows that
+// element; the others are dropped before htmx looks for their targets. The
+// extension is named on <html>, the socket element's ancestor, so every page
+// has it without a template change.
+(function () {
+  if (!window.htmx || !htmx.defineExtension) return;
+  htmx.defineExtension("present-only", {
+    transformResponse: (text) => {
+      if (text.indexOf("data-if-present") < 0) return text;
+      const holder = document.createElement("template");
+      holder.innerHTML = text;
+      holder.content.querySelectorAll("[data-if-present]").forEach((element) => {
+        if (!element.id || !document.getElementById(element.id)) element.remove();
+      });
+      return holder.innerHTML;
+    },
+  });
+  const root = document.documentElement;
+  const named = (root.getAttribute("hx-ext") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (!named.includes("present-only")) root.setAttribute("hx-ext", named.concat("present-only").join(","));
+})();

@@ -1,0 +1,80 @@
+"""Open pages stay true in a real browser: two members' coop dashboards see
+a rename and a join live (header, count, members table), a removed member's
+page leaves with a message, and a read in one tab shows in the other tab's
+bell and list items."""
+from __future__ import annotations
+
+import pytest
+
+from webapp.services import coops, notifications
+
+from ..builders import PASSWORD
+from .conftest import login, wait_socket, watch
+
+pytestmark = pytest.mark.browser
+
+
+def _open_dashboard(browser, base_url: str, user):
+    context = browser.new_context()
+    page = watch(context.new_page())
+    login(page, base_url, user.user_id, PASSWORD)
+    page.goto(f"{base_url}/coop")
+    page.wait_for_selector("#coop-members")
+    wait_socket(page, 0)
+    return context, page
+
+
+def test_two_members_see_a_rename_and_a_join_live(live_server, browser, make_user):
+    admin = make_user(display_name="Chief")
+    coop = coops.create(admin, name="Before Crew", description="old words")
+    first, second = make_user(display_name="Ann"), make_user(display_name="Ben")
+    for user in (first, second):
+        coops.join(user, invite_code=coop.invite_code)
+    pages = [_open_dashboard(browser, live_server.url, user) for user in (first, second)]
+    try:
+        coops.update_details(admin, coop_id=coop.id, name="After Crew", description="new words")
+        coops.join(make_user(display_name="Cleo"), invite_code=coop.invite_code)
+        for _, page in pages:
+            page.wait_for_selector("#coop-header h1:has-text('After Crew')", timeout=10_000)
+            page.wait_for_selector("#coop-members tr.member:has-text('Cleo')", timeout=10_000)
+            assert page.locator("#coop-header").inner_text().count("new words") == 1
+            assert "4/20 members" in page.locator("#coop-header").inner_text()
+            assert "Members (4/20)" in page.locator("#coop-members h2").inner_text()
+            assert page.locator("tr.member").count() == 4
+            assert page.csp_errors == []
+
+        # The second member is removed: their page says so and leaves for /coop.
+        _, removed = pages[1]
+        coops.remove_member(admin, coop_id=coop.id, user_id=second.user_id)
+        removed.wait_for_url(f"{live_server.url}/coop", timeout=10_000)
+        removed.wait_for_selector(".flash:has-text('You were removed from After Crew.')")
+        _, stays = pages[0]
+        stays.wait_for_selector("#coop-header:has-text('3/20 members')", timeout=10_000)
+    finally:
+        for context, _ in pages:
+            context.close()
+
+
+def test_a_read_in_one_tab_shows_in_the_other_tabs_items(live_server, browser, make_user):
+    user = make_user()
+    row = notifications.notify(user.user_id, "social", "coop_member_joined", "Dora joined")
+    context = browser.new_context()
+    try:
+        tabs = []
+        for _ in range(2):
+            tab = watch(context.new_page())
+            if not tabs:
+                login(tab, live_server.url, user.user_id, PASSWORD)
+            tab.goto(f"{live_server.url}/notifications")
+            wait_socket(tab, 0)
+            tabs.append(tab)
+        reader, other = tabs
+        assert other.locator(f"#notification-{row.id}.unread").count() == 1
+        reader.locator(f"#notification-{row.id} button", has_text="Mark read").click()
+        other.wait_for_selector(f"#notification-{row.id}:not(.unread)", timeout=10_000)
+        other.wait_for_selector(f"#bell-item-{row.id}:not(.unread)", state="attached", timeout=10_000)
+        assert other.locator(f"#notification-{row.id} button", has_text="Mark read").count() == 0
+        assert other.locator("#notification-badge").inner_text().strip() == ""
+        assert not [text for kind, text in other.console if kind == "error"]
+    finally:
+        context.close()
