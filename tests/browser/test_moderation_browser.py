@@ -45,7 +45,7 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
         too_wide = page.evaluate("""[...document.querySelectorAll('main *')]
             .filter(e => e.getBoundingClientRect().right > 390).map(e => e.tagName + '.' + e.className)""")
         assert too_wide == []
-        screenshot(page, "coop-moderation-mobile")
+        screenshot(page, "coop-moderation-muted-390")
         assert_clean_console(page)
     finally:
         context.close()
