@@ -20,10 +20,11 @@
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, true
+from sqlalchemy import String, bindparam, case, func, select, true
 
 from ..extensions import db
 from ..formatting import flag_emoji  # noqa: F401 - its old home
@@ -86,7 +87,7 @@ def profile_dict(user: User, privacy: dict[str, bool]) -> dict[str, Any]:
     return body
 
 
-def _rank_sql(user_id: str):
+def _rank_sql(user_id: Any):
     """SQL for ``leaderboard_rank(user_id)`` as a scalar subquery (Core, on
     aliases so that it can sit in a statement about the user)."""
     users, stats, settings = User.__table__.alias(), MinerStats.__table__.alias(), UserSettings.__table__.alias()
@@ -105,6 +106,21 @@ def _rank_sql(user_id: str):
     return higher + 1
 
 
+@functools.cache
+def _public_profile_statement() -> Any:
+    """The statement of ``public_profile``, built once (building it, aliases
+    and all, cost more than running it); the user id is its ``uid`` parameter."""
+    uid = bindparam("uid", type_=String)
+    users, settings = User.__table__.c, UserSettings.__table__.c
+    shown = func.coalesce(settings.privacy["showOnLeaderboard"].as_boolean(), true())
+    return (
+        select(users.user_id, users.display_name, users.avatar_url, users.created_at, users.country_code,
+               settings.privacy, case((shown, _rank_sql(uid)), else_=None))
+        .select_from(User.__table__.outerjoin(UserSettings.__table__, settings.user_id == users.user_id))
+        .where(users.user_id == uid)
+    )
+
+
 def public_profile(user_id: str) -> dict[str, Any]:
     """Endpoint 15: ``{"user_id", "display_name", "avatar_url", "joined_at"}``
     plus ``country_code`` / ``leaderboard_rank`` when the miner shows them.
@@ -114,14 +130,7 @@ def public_profile(user_id: str) -> dict[str, Any]:
     their rank: ``visible_user`` + ``profile_dict`` in one round trip)."""
     if not accounts.is_user_id(user_id):
         raise NotFound()
-    users, settings = User.__table__.c, UserSettings.__table__.c
-    shown = func.coalesce(settings.privacy["showOnLeaderboard"].as_boolean(), true())
-    row = db.session.connection().execute(
-        select(users.user_id, users.display_name, users.avatar_url, users.created_at, users.country_code,
-               settings.privacy, case((shown, _rank_sql(user_id)), else_=None))
-        .select_from(User.__table__.outerjoin(UserSettings.__table__, settings.user_id == users.user_id))
-        .where(users.user_id == user_id)
-    ).first()
+    row = db.session.connection().execute(_public_profile_statement(), {"uid": user_id}).first()
     if row is None:
         raise NotFound()
     privacy = preferences.merged_privacy(row[5])
