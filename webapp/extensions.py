@@ -86,7 +86,7 @@ return {current, redis.call("ttl", KEYS[1])}
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
-        self.lua_incr_expire_ttl = self.get_connection().register_script(self.SCRIPT_INCR_EXPIRE_TTL)
+        self.lua_incr_expire_ttl = self.get_connection().register_script(self.SCRIPT_INCR_EXPIRE_TTL.encode())
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         count, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])

@@ -14,11 +14,11 @@ keys of mixed types) is encoded by Flask's provider.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from flask import Response
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.sansio.response import Response
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -53,4 +53,4 @@ class OrjsonProvider(DefaultJSONProvider):
         body = self._encode(obj, _OPTIONS | orjson.OPT_APPEND_NEWLINE)
         if body is None:
             return super().response(obj)
-        return self._app.response_class(body, mimetype=self.mimetype)
+        return cast(Response, cast(Any, self._app).response_class(body, mimetype=self.mimetype))

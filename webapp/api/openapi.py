@@ -190,7 +190,7 @@ def conditional_response(response: FlaskResponse, *, private: bool) -> FlaskResp
     response.headers["Cache-Control"] = "private, no-cache" if private else "no-cache"
     if private:
         response.vary.update(("Authorization", "Cookie"))
-    return response.make_conditional(request)
+    return cast(FlaskResponse, response.make_conditional(request))
 
 
 def service_token_required(view: Callable) -> Callable:

@@ -23,11 +23,12 @@ inside that callback.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, false, func, inspect, select, true, update
+from sqlalchemy import BigInteger, Integer, String, bindparam, delete, false, func, inspect, select, true, update
 
 from .. import realtime
 from ..extensions import db, execute_dml
@@ -265,26 +266,34 @@ def _unread(user_id: str):
     return (Notification.user_id == user_id, Notification.is_read == false())
 
 
-def _unread_core(user_id: str):
+def _unread_core(user_id: Any):
     # _unread on the table's columns: SQLAlchemy Core, no ORM compile step.
     table = Notification.__table__.c
     return (table.user_id == user_id, table.is_read == false())
+
+
+_UID = bindparam("uid", type_=String)
+
+
+@functools.cache
+def _unread_count_statement() -> Any:
+    # Built once: building a statement costs more than running a cached one.
+    return select(func.count()).select_from(Notification.__table__).where(*_unread_core(_UID))
 
 
 def unread_count(user_id: str) -> int:
     """The number of unread notifications: an index-only count over the
     partial index ``ix_notifications_unread`` (docs/NOTIFICATIONS.md).
     One Core statement on the session's connection (no ORM step)."""
-    statement = select(func.count()).select_from(Notification.__table__).where(*_unread_core(user_id))
-    return _core(statement).scalar() or 0
+    return _core(_unread_count_statement(), {"uid": user_id}).scalar() or 0
 
 
-def _core(statement: Any) -> Any:
+def _core(statement: Any, parameters: dict[str, Any] | None = None) -> Any:
     """Run a Core statement on the session's connection (its transaction),
     flushing pending ORM changes first as the ORM's autoflush would."""
     if db.session.new or db.session.dirty or db.session.deleted:
         db.session.flush()
-    return db.session.connection().execute(statement)
+    return db.session.connection().execute(statement, parameters)
 
 
 def latest_seq(user_id: str) -> int:
@@ -353,6 +362,22 @@ _PAGE_COLUMNS = ("id", "seq", "category", "subtype", "title", "body", "link", "d
                  "read_at", "created_at", "group_key")
 
 
+@functools.cache
+def _page_statement(by_category: bool, unread_only: bool, before: bool) -> Any:
+    """The statement of ``notification_page`` for one combination of filters,
+    built once; parameters ``uid``, ``category``, ``before_id``, ``limit``."""
+    table = Notification.__table__.c
+    count = select(func.count()).select_from(Notification.__table__).where(*_unread_core(_UID)).scalar_subquery()
+    query = select(*(table[name] for name in _PAGE_COLUMNS), count.label("unread")).where(table.user_id == _UID)
+    if by_category:
+        query = query.where(table.category == bindparam("category", type_=String))
+    if unread_only:
+        query = query.where(table.is_read == false())
+    if before:
+        query = query.where(table.id < bindparam("before_id", type_=BigInteger))
+    return query.order_by(table.id.desc()).limit(bindparam("limit", type_=Integer))
+
+
 def notification_page(
     user_id: str, *, limit: int, before_id: int | None = None, category: str | None = None,
     unread_only: bool = False,
@@ -363,16 +388,8 @@ def notification_page(
     unread count as a scalar subquery of the same statement (one snapshot).
     Raises ValidationError for an unknown category."""
     check_category(category)
-    table = Notification.__table__.c
-    count = select(func.count()).select_from(Notification.__table__).where(*_unread_core(user_id)).scalar_subquery()
-    query = select(*(table[name] for name in _PAGE_COLUMNS), count.label("unread")).where(table.user_id == user_id)
-    if category:
-        query = query.where(table.category == category)
-    if unread_only:
-        query = query.where(table.is_read == false())
-    if before_id is not None:
-        query = query.where(table.id < before_id)
-    rows = _core(query.order_by(table.id.desc()).limit(limit + 1)).all()
+    rows = _core(_page_statement(bool(category), unread_only, before_id is not None),
+                 {"uid": user_id, "category": category, "before_id": before_id, "limit": limit + 1}).all()
     if not rows:
         return [], None, unread_count(user_id)
     items = [
