@@ -184,3 +184,41 @@ def test_a_failed_send_is_retried_by_the_next_run(mail_app):  # noqa: F811
             assert coop_digest.send_weekly() == [coop.id]
             assert coop_digest.send_weekly() == []
         assert recorder.attempts == 2 and len(recorder.messages) == 1
+
+
+def test_two_schedulers_at_the_same_moment_send_one_mail(mail_app):  # noqa: F811
+    import threading
+
+    app, recorder = mail_app()
+    with app.app_context():
+        coop_id = _coop_with_a_week()[0].id
+    results: list[list[int]] = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        with app.app_context():
+            start.wait()
+            results.append(coop_digest.send_weekly(MONDAY))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [[], [coop_id]]
+    assert len(recorder.messages) == 1
+
+
+def test_the_trend_sentence():
+    assert coop_digest.Trend(2e12, 4e12, -50.0).sentence() == (
+        "2 TH/s on average this week, down 50.0% from 4 TH/s last week.")
+    assert coop_digest.Trend(1e12, None, None).sentence() == "1 TH/s on average this week (no figure for last week)."
+    assert coop_digest.Trend(None, 1e12, None).sentence() == "No hashrate was recorded this week."
+    assert coop_digest.Trend(0.0, 0.0, None).sentence() == "0 H/s on average this week, as last week."
+
+
+def test_the_settings_page_shows_the_toggle(app, client, login_as):
+    user = make_user()
+    login_as(user)
+    page = client.get("/settings").get_data(as_text=True)
+    assert 'name="coopDigest"' in page and "A weekly e-mail about the cooperative I run" in page

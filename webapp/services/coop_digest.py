@@ -79,7 +79,9 @@ class Trend:
         now = format_hashrate(self.this_week)
         if self.last_week is None:
             return f"{now} on average this week (no figure for last week)."
-        if self.change_percent is None:
+        if self.change_percent is None:  # last week was 0 H/s
+            if not self.this_week:
+                return "0 H/s on average this week, as last week."
             return f"{now} on average this week, up from 0 H/s last week."
         direction = "up" if self.change_percent > 0 else "down" if self.change_percent < 0 else "unchanged"
         if direction == "unchanged":
