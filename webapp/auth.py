@@ -125,6 +125,18 @@ def caller_or_none() -> User | None:
     return user
 
 
+def caller_id_or_none() -> str | None:
+    """The authenticated caller's user id, or None for an anonymous caller
+    or bad credentials (routes open to everyone that show more to some
+    viewers). Never loads the user row for a bearer token."""
+    if g.get("auth_error") is not None:
+        return None
+    if g.get("auth_mode") == "bearer":
+        return g.auth_token.user_id
+    user = g.get("user")
+    return user.user_id if user is not None else None
+
+
 def _require_caller() -> None:
     if g.get("auth_error") is not None:
         raise g.auth_error

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, g
+from flask import Blueprint
 from pydantic import Field
 
+from ..auth import caller_id_or_none
 from ..extensions import public_rate_limit
 from ..services import hashrate, profiles, rankings
 from .openapi import endpoint
@@ -31,8 +32,7 @@ def miner_profile(user_id: str):
 
     Endpoint 15: the public profile (``profiles.public_profile``).
     """
-    viewer = g.get("user")
-    return profiles.public_profile(user_id, viewer.user_id if viewer else None)
+    return profiles.public_profile(user_id, caller_id_or_none())
 
 
 @bp.get("/public/miners/<user_id>/stats")
@@ -43,15 +43,13 @@ def miner_stats(user_id: str):
 
     Endpoint 16: the public mining stats (``profiles.public_stats``).
     """
-    viewer = g.get("user")
-    return profiles.public_stats(user_id, viewer.user_id if viewer else None)
+    return profiles.public_stats(user_id, caller_id_or_none())
 
 
 def _viewer_id() -> str | None:
     # The owner (session or bearer) sees their own charts while the profile
     # is private, as on the page; bad credentials count as anonymous here.
-    user = g.get("user")
-    return user.user_id if user is not None else None
+    return caller_id_or_none()
 
 
 @bp.get("/public/miners/<user_id>/hashrate")
@@ -94,9 +92,8 @@ class LeaderboardQuery(Query):
 @endpoint(ok={200: LeaderboardOut}, auth="none", tags=["profiles"])
 def leaderboard(query: LeaderboardQuery):
     """Miners shown on the leaderboard by best share difficulty, all time or this week"""
-    viewer = g.get("user")
     entries, next_cursor, total = rankings.public_leaderboard(
         metric=query.metric, period=query.period, cursor=query.cursor, limit=query.limit,
-        viewer_id=viewer.user_id if viewer else None)
+        viewer_id=caller_id_or_none())
     return {"metric": query.metric, "period": query.period, "total": total,
             "entries": [e.to_dict() for e in entries], "next_cursor": next_cursor}

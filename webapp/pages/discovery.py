@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import decode_cursor, encode_cursor
+from ..auth import caller_id_or_none
 from ..services import coops, rankings
 from ..services.errors import DomainError, ValidationError
 from .coops import _answer_manage
@@ -70,8 +71,7 @@ def request_to_join(coop_id: int):
 def leaderboard():
     """The public leaderboard; a logged-in miner on it sees "Rank #n of N"."""
     period = request.args.get("period", "all")
-    viewer = g.get("user")
-    viewer_id = viewer.user_id if viewer else None
+    viewer_id = caller_id_or_none()
     try:
         entries, next_cursor, total = rankings.public_leaderboard(
             period=period, cursor=request.args.get("cursor"), viewer_id=viewer_id)
