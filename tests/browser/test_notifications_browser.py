@@ -48,7 +48,7 @@ def test_live_bell_and_list(live_server, page, make_user, screenshot):
     assert "<script>alert('x')</script> New best 1.2T" in item.inner_text()
     page.wait_for_function("() => document.querySelector('#notification-badge').dataset.count === '4'")
     assert page.locator(f"#bell-item-{row_id}").count() == 1
-    screenshot(page, "notifications-live")
+    screenshot(page, "notifications-live-1280")
 
     item.locator("button.notification-title").click()
     page.wait_for_function(

@@ -400,3 +400,40 @@ class ChartOut(Out):
     step: int | None  # seconds between points; null: one point per record
     timestamps: list[int]  # Unix seconds (UTC)
     series: list[ChartSeriesOut]
+
+
+# ---- Rankings (API.md "Coop governance and discovery") ----
+
+
+class LeaderboardEntryOut(Out):
+    rank: int
+    user_id: str | None  # null for a member who hides from coop rankings ("a member")
+    display_name: str
+    value: float
+    me: bool
+
+
+class CoopLeaderboardOut(Out):
+    metric: Literal["hashrate", "best_difficulty", "shares_24h"]
+    entries: list[LeaderboardEntryOut]
+
+
+class LeaderboardOut(Out):
+    metric: Literal["best_difficulty"]
+    period: Literal["all", "week"]
+    total: int
+    entries: list[LeaderboardEntryOut]
+    next_cursor: str | None
+
+
+class TimelineEntryOut(Out):
+    at: str
+    kind: Literal["joined", "left", "removed", "role_changed", "admin_transferred", "invite_created",
+                  "personal_best", "block_found"]
+    user_id: str | None
+    text: str
+
+
+class TimelineOut(Out):
+    entries: list[TimelineEntryOut]
+    next_cursor: str | None

@@ -81,6 +81,7 @@ from .lookups import (
     is_admin,
     lock_active_coop,
 )
+from .timeline import TimelineEntry, timeline
 from .views import (
     ANONYMOUS_MEMBER,
     CoopHashrate,
@@ -106,6 +107,7 @@ __all__ = [
     "lock_active_coop", "preview",
     "DirectoryEntry", "approve_request", "decline_request", "directory", "list_requests", "my_pending_request",
     "request_to_join", "update_discovery",
+    "TimelineEntry", "timeline",
     "JoinTarget", "NotModerator", "create_invite", "list_invites", "revoke_invite",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
     "ANONYMOUS_MEMBER", "hashrate_chart",

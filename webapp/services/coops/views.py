@@ -234,7 +234,7 @@ def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime |
     history = worker_history(ids, rng, now)
     named, hidden = [], []
     for member in members:
-        values = sum_series(history[member.user_id].values(), len(grid))
+        values = sum_series(history.get(member.user_id, {}).values(), len(grid))
         shown = preferences.merged_privacy(stored.get(member.user_id))["showInCoopRankings"]
         if shown or member.user_id == user.user_id:
             named.append(Series(f"member:{member.user_id}", member.display_name, values))
