@@ -3,10 +3,10 @@
 ``profiles.profile_dict`` (``GET /api/public/miners/{user_id}``)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, request
 from pydantic import Field
 
-from ..auth import api_auth_required, api_caller
+from ..auth import api_auth_required, api_caller, caller_or_none
 from ..extensions import limiter
 from ..security import allow_large_body
 from ..services import profile_edit, search
@@ -110,5 +110,5 @@ def delete_image(kind: str):
 @endpoint(ok={200: SearchOut}, auth="none", tags=["profiles"])
 def search_miners(query: SearchQuery):
     """Miners with a public profile by display name or address prefix (at least 2 characters)"""
-    viewer = g.get("user")
+    viewer = caller_or_none()
     return {"miners": search.search(query.q, viewer_id=viewer.user_id if viewer else None)}

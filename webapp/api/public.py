@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, g
+from flask import Blueprint
 from pydantic import Field
 
+from ..auth import caller_or_none
 from ..extensions import public_rate_limit
 from ..services import hashrate, profiles, rankings
 from .openapi import endpoint
@@ -31,7 +32,7 @@ def miner_profile(user_id: str):
 
     Endpoint 15: the public profile (``profiles.public_profile``).
     """
-    viewer = g.get("user")
+    viewer = caller_or_none()
     return profiles.public_profile(user_id, viewer.user_id if viewer else None)
 
 
@@ -43,14 +44,14 @@ def miner_stats(user_id: str):
 
     Endpoint 16: the public mining stats (``profiles.public_stats``).
     """
-    viewer = g.get("user")
+    viewer = caller_or_none()
     return profiles.public_stats(user_id, viewer.user_id if viewer else None)
 
 
 def _viewer_id() -> str | None:
     # The owner (session or bearer) sees their own charts while the profile
     # is private, as on the page; bad credentials count as anonymous here.
-    user = g.get("user")
+    user = caller_or_none()
     return user.user_id if user is not None else None
 
 
@@ -94,7 +95,7 @@ class LeaderboardQuery(Query):
 @endpoint(ok={200: LeaderboardOut}, auth="none", tags=["profiles"])
 def leaderboard(query: LeaderboardQuery):
     """Miners shown on the leaderboard by best share difficulty, all time or this week"""
-    viewer = g.get("user")
+    viewer = caller_or_none()
     entries, next_cursor, total = rankings.public_leaderboard(
         metric=query.metric, period=query.period, cursor=query.cursor, limit=query.limit,
         viewer_id=viewer.user_id if viewer else None)
