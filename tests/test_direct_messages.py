@@ -145,3 +145,37 @@ def test_unfriending_removes_from_the_creators_groups_and_direct_turns_read_only
     resp = client.post(f"/api/conversations/{direct_id}/messages", json={"body": "hey"}, headers=auth_headers(pal))
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "read_only"
     pubsub.close()
+
+
+def test_blocking_mid_conversation_stops_delivery_on_open_sockets(live, make_user):
+    import time
+
+    import websocket
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    from webapp.services import direct_messages
+
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    sock = Client(live.ws_url(f"token={token_of(alice)}"))
+    sock.recv_until(lambda m: m["type"] == "unread_count")
+    messages.post(bob.user_id, conv_id, "live before")
+    assert sock.recv_until(lambda m: m["type"] == "message")["data"]["body"] == "live before"
+    friends.block(alice, bob.user_id)
+    try:
+        messages.post(bob.user_id, conv_id, "live after")
+        raise AssertionError("a blocked miner could still post")
+    except direct_messages.ReadOnly:
+        pass
+    got = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv_json(max(0.05, deadline - time.monotonic())))
+        except websocket.WebSocketTimeoutException:
+            break
+    assert [m for m in got if m["type"] == "message"] == []
+    sock.close()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..auth import caller_or_none
 from ..extensions import limiter
 from ..services import email_change, friends, messages, search
 from ..services.errors import DomainError
@@ -114,7 +115,7 @@ def unblock(user_id: str):
 def search_page():
     """Results of the nav's search box (public profiles only)."""
     q = (request.args.get("q") or "").strip()
-    viewer = g.get("user")
+    viewer = caller_or_none()
     results, error = [], None
     if q:
         try:

@@ -2,8 +2,9 @@
 they use are registered by ``webapp.formatting.init_template_filters``."""
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template, url_for
+from flask import Blueprint, render_template, url_for
 
+from ..auth import caller_or_none
 from ..extensions import public_rate_limit
 from ..services import onboarding, profiles
 from .charts import best_view, hashrate_view, page_range
@@ -17,7 +18,7 @@ def profile(user_id: str):
     """The profile page; a private or missing profile is the plain 404 page
     (the owner always sees their own). Limited per client IP with the JSON
     twin's budget (``PUBLIC_RATE_LIMIT``); past it, the friendly 429 page."""
-    viewer = g.get("user")  # the caller as every route reads it (auth.resolve_caller)
+    viewer = caller_or_none()  # the caller as every route reads it (auth.resolve_caller)
     viewer_id = viewer.user_id if viewer else None
     context = profiles.profile_page(user_id, viewer_id=viewer_id)
     rng = page_range()
