@@ -13,7 +13,8 @@
    ``GET /api/public/miners/{heavy}/hashrate``,
    ``GET /api/public/miners/{heavy}/best-difficulty`` and
    ``GET /api/coops/{id}/hashrate/history`` (as a member);
-3. prints p50/p95 in milliseconds per route and range.
+3. prints p50/p95 in milliseconds per route and range, cold (the per-miner
+   history cache emptied before each request) and warm (served from it).
 
 Settings: BENCH_PG_URL and BENCH_REDIS_URL (see support.py).
 """
@@ -110,6 +111,15 @@ def measure(args, st) -> None:
         coop_id = coop.id
         assert coop_hashrate  # the job's module: samples above follow its HISTORY_KEEP rules
     client = app.test_client()
+    from webapp.extensions import get_redis
+
+    def flush() -> None:
+        with app.app_context():
+            redis = get_redis()
+            keys = redis.keys(f"{st.namespace}:chart:*")
+            if keys:
+                redis.delete(*keys)
+
     headers = {"Authorization": f"Bearer {token}"}
     routes = [
         ("miner hashrate (3 workers, 1/min)", f"/api/public/miners/{HEAVY}/hashrate", {}),
@@ -118,17 +128,20 @@ def measure(args, st) -> None:
     ]
     for label, path, extra in routes:
         for rng in ("1h", "24h", "7d", "30d"):
-            samples = []
-            for run in range(args.runs + 2):
-                began = time.perf_counter()
-                resp = client.get(path, query_string={"range": rng}, headers=extra)
-                elapsed = time.perf_counter() - began
-                assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
-                if run >= 2:  # warm-up
-                    samples.append(elapsed)
-            points = len(resp.get_json()["timestamps"])
-            print(f"{label:38s} {rng:>4s}: {_stats(samples)} ({points} points, "
-                  f"{len(resp.get_json()['series'])} series)")
+            for mode in ("cold", "warm"):
+                samples = []
+                for run in range(args.runs + 2):
+                    if mode == "cold":
+                        flush()
+                    began = time.perf_counter()
+                    resp = client.get(path, query_string={"range": rng}, headers=extra)
+                    elapsed = time.perf_counter() - began
+                    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+                    if run >= 2:  # warm-up
+                        samples.append(elapsed)
+                points = len(resp.get_json()["timestamps"])
+                print(f"{label:38s} {rng:>4s} {mode}: {_stats(samples)} ({points} points, "
+                      f"{len(resp.get_json()['series'])} series)")
 
 
 if __name__ == "__main__":

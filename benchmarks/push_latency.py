@@ -24,6 +24,12 @@ What it does, on loopback only, bounded in time (a few minutes at most):
 
 ``--deflate`` lets the server accept permessage-deflate (WS_PERMESSAGE_DEFLATE),
 to compare the memory per socket.
+
+``--engine-settings`` gives every user the notification engine's per-user
+checks in the path of ``notify()`` (issue 11): quiet hours (a window that
+does not cover the run, so pushes go out), ``max_per_hour`` (so the hourly
+count query runs) and e-mail on for mining with an address (so a delivery
+row is written and its job enqueued; no worker runs, the jobs stay queued).
 """
 from __future__ import annotations
 
@@ -165,6 +171,30 @@ async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.
     }
 
 
+def apply_engine_settings(user_ids: list[str]) -> None:
+    """Quiet hours away from now, an hourly cap and mining e-mail for every user."""
+    from datetime import UTC, datetime, timedelta
+
+    from webapp import create_app
+    from webapp.extensions import db
+    from webapp.models import User, UserSettings
+    from webapp.services import preferences
+
+    later = datetime.now(UTC) + timedelta(hours=6)
+    quiet = {"start": later.strftime("%H:%M"), "end": (later + timedelta(hours=1)).strftime("%H:%M")}
+    app = create_app()
+    with app.app_context():
+        prefs = preferences.default_notifications()
+        prefs.update(quiet_hours=quiet, max_per_hour=100, timezone="Europe/Berlin")
+        prefs["categories"]["mining"]["email"] = True
+        db.session.execute(UserSettings.__table__.update().where(UserSettings.user_id.in_(user_ids))
+                           .values(notifications=prefs))
+        db.session.execute(User.__table__.update().where(User.user_id.in_(user_ids))
+                           .values(email=User.user_id + "@bench.example"))
+        db.session.commit()
+        db.engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sockets", type=int, default=1000)
@@ -173,6 +203,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--deflate", action="store_true",
                         help="let the server accept permessage-deflate (WS_PERMESSAGE_DEFLATE=1), for comparison")
+    parser.add_argument("--engine-settings", action="store_true",
+                        help="quiet hours, an hourly cap and mining e-mail for every user (the per-user checks)")
     args = parser.parse_args()
     raise_open_files_limit()
 
@@ -184,6 +216,8 @@ def main() -> None:
         master = None
         try:
             pairs = migrate_and_create_users(env, args.sockets)
+            if args.engine_settings:
+                apply_engine_settings([user_id for user_id, _ in pairs])
             master = start_gunicorn(env, port, args.workers)
             result = asyncio.run(run(args, env, pairs, master, port))
             print(json.dumps(result, indent=2))

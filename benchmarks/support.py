@@ -168,16 +168,20 @@ def migrate_and_create_users(env: dict, count: int, prefix: str = "bc1qbench") -
     return pairs
 
 
-def start_gunicorn(env: dict, port: int, workers: int, **popen) -> subprocess.Popen:
-    """gunicorn with gunicorn.conf.py on ``port`` in its own process group;
-    returns once it accepts. ``popen``: e.g. ``stdout``/``stderr`` files.
-    Stop it with ``stop_process``."""
+def start_gunicorn(env: dict, port: int, workers: int, *, app: str = "wsgi:app",
+                   extra_args: tuple[str, ...] = (), cwd: Path = ROOT, start_timeout: float = 30,
+                   **popen) -> subprocess.Popen:
+    """gunicorn with gunicorn.conf.py serving ``app`` on ``port`` in its own
+    process group; returns once it accepts. ``extra_args``: more gunicorn
+    options (``--pythonpath benchmarks``); ``cwd``: the source tree to serve
+    (another version's, for a before/after run); ``popen``: e.g.
+    ``stdout``/``stderr`` files. Stop it with ``stop_process``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *extra_args, app], cwd=cwd,
         env=dict(env, BIND=f"{HOST}:{port}", WEB_CONCURRENCY=str(workers), LOG_LEVEL="warning"),
         start_new_session=True, **popen,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_timeout
     while True:
         try:
             socket.create_connection((HOST, port), timeout=0.2).close()

@@ -194,3 +194,20 @@ def test_coop_history_is_full_for_two_days_then_hourly_for_a_month(app, make_coo
     older = [at for at in kept if at < now - timedelta(hours=2)]
     assert len(recent) == 12 + 1  # every sample of the last hour, and this run's
     assert [at.minute for at in older] == [2]  # 50 h ago: the first run of that hour only; 32 days: gone
+
+
+def test_history_is_cached_for_the_current_point(client, make_user, frozen, redis):
+    user = make_user()
+    sample(user, "a", NOW - timedelta(minutes=3), 1e12)
+    db.session.commit()
+    first = series(client.get(f"/api/public/miners/{user.user_id}/hashrate?range=1h").get_json(), "total")
+    assert first[-1] == 1e12
+    keys = redis.keys("*chart:hashrate:1h:*" + user.user_id)
+    assert len(keys) == 1 and 0 < redis.ttl(keys[0]) <= 60  # at most one step (60 s)
+    sample(user, "b", NOW - timedelta(minutes=2), 2e12)
+    db.session.commit()
+    cached = series(client.get(f"/api/public/miners/{user.user_id}/hashrate?range=1h").get_json(), "total")
+    assert cached == first  # served from the cache
+    redis.delete(*keys)
+    fresh = series(client.get(f"/api/public/miners/{user.user_id}/hashrate?range=1h").get_json(), "total")
+    assert fresh[-1] == 3e12

@@ -308,3 +308,135 @@ def test_api_non_member_is_403_and_unknown_is_404(client, app):
     assert too_long.status_code == 400 and too_long.get_json()["error"]["code"] == "validation_error"
     assert client.post(f"/api/conversations/{cid}/messages", headers=bearer(admin), json={}).status_code == 400
     assert client.get(f"/api/conversations/{cid}/messages", headers=None).status_code == 401
+
+
+# ---- the chat page -----------------------------------------------------------------
+
+XSS = '<script>alert(1)</script><img src=x onerror=alert(2)>[x](javascript:alert(3))'
+
+
+def tags_of(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Every element a browser would build from ``html`` (tag, attributes)."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, dict[str, str | None]]] = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, dict(attrs)))
+
+    Collect().feed(html)
+    return found
+
+
+def assert_inert(html: str) -> None:
+    """No script element but the page's own files, no event handler
+    attribute, no javascript: link, no image."""
+    for tag, attrs in tags_of(html):
+        assert not (tag == "script" and not (attrs.get("src") or "").startswith("/static/")), (tag, attrs)
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        assert "javascript:" not in (attrs.get("href") or ""), (tag, attrs)
+        assert tag != "img", (tag, attrs)
+
+
+def test_chat_page_shows_history_members_and_escapes_everything(client, app, login_as):
+    coop, admin, (a,) = make_coop(members=1, name="<script>alert('coop')</script>")
+    a.display_name = '<img src=x onerror=alert("name")>'
+    db.session.commit()
+    cid = chat_of(coop)
+    messages.post(a.user_id, cid, XSS + " **bold** `code`")
+    messages.post(a.user_id, cid, "second")
+    login_as(admin)
+    html = client.get("/coop/chat").get_data(as_text=True)
+    assert_inert(html)
+    assert "<strong>bold</strong>" in html and "<code>code</code>" in html
+    assert "&lt;script&gt;alert(&#39;coop&#39;)&lt;/script&gt;" in html
+    assert 'id="unread-divider"' in html  # two unread messages from a
+    assert html.index("New messages") < html.index("second")
+    assert 'class="presence presence-offline"' in html
+    assert "Members online now" in html and 'role="log"' in html and 'aria-live="polite"' in html
+    # The pushed fragment goes through the same template.
+    from flask import render_template
+
+    data = messages.history(admin.user_id, cid)[0][-1]
+    with app.test_request_context():
+        fragment = render_template("chat/_push.html", kind="message", m=data, me=admin.user_id)
+    assert_inert(fragment)
+    assert "&lt;img src=x onerror" in fragment  # the name, as text
+    assert 'hx-swap-oob="beforeend"' in fragment
+
+
+def test_chat_page_needs_a_coop_and_older_pages_load(client, app, login_as):
+    loner = make_user()
+    login_as(loner)
+    assert client.get("/coop/chat").status_code == 302
+    coop, admin, _ = make_coop()
+    cid = chat_of(coop)
+    for i in range(55):
+        messages.post(admin.user_id, cid, f"n{i}")
+    client.get("/logout")
+    login_as(admin)
+    html = client.get("/coop/chat").get_data(as_text=True)
+    assert 'id="chat-older"' in html and "n54" in html and ">n4<" not in html
+    older = client.get("/coop/chat/older?cursor=6").get_data(as_text=True)
+    assert "n4" in older and "This is the start of the conversation." in older
+
+
+# ---- moderation through the messaging core, presence privacy ----------------------
+
+
+def test_moderation_refusals_reach_the_poster_and_a_ban_ends_the_chat(client, app):
+    from webapp.services import coop_moderation
+
+    from .builders import bearer
+
+    coop, admin, (a, b) = make_coop(members=2)
+    cid = chat_of(coop)
+    coop_moderation.mute(admin, coop_id=coop.id, user_id=a.user_id, minutes=5)
+    muted = client.post(f"/api/conversations/{cid}/messages", headers=bearer(a), json={"body": "hello?"})
+    assert muted.status_code == 403 and muted.get_json()["error"]["code"] == "muted"
+    assert client.get(f"/api/conversations/{cid}", headers=bearer(a)).get_json()["muted_until"]
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=60,
+                                    keyword_filters=[{"phrase": "shitcoin", "action": "block"},
+                                                     {"phrase": "pump", "action": "flag"}])
+    blocked = client.post(f"/api/conversations/{cid}/messages", headers=bearer(b), json={"body": "a SHITCOIN!"})
+    assert blocked.status_code == 400 and blocked.get_json()["error"]["code"] == "message_blocked"
+    flagged = client.post(f"/api/conversations/{cid}/messages", headers=bearer(b), json={"body": "pump it"})
+    assert flagged.status_code == 201
+    slow = client.post(f"/api/conversations/{cid}/messages", headers=bearer(b), json={"body": "again"})
+    assert slow.status_code == 429 and slow.get_json()["error"]["code"] == "slow_mode"
+    assert int(slow.headers["Retry-After"]) >= 1
+    coop_moderation.ban(admin, coop_id=coop.id, user_id=b.user_id)
+    assert b.user_id not in current_members(cid)
+    assert client.get(f"/api/conversations/{cid}/messages", headers=bearer(b)).status_code == 403
+    assert [m["seq"] for m in messages.history(admin.user_id, cid)[0]] == [1]  # refused posts took no number
+
+
+def test_presence_is_shown_to_coop_mates_only_and_only_with_show_presence(app, redis):
+    from webapp.services import accounts, preferences, presence
+
+    coop, admin, (a,) = make_coop(members=1)
+    stranger = make_user()
+    presence.socket_opened(a.user_id, "sock-1")
+    assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "online"
+    assert presence.visible(stranger.user_id, [a.user_id])[a.user_id] == {"status": "offline", "last_active_at": None}
+    presence.set_status(a.user_id, "dnd")
+    assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "dnd"
+    accounts.update_settings(a, preferences.SettingsPatch.model_validate({"privacy": {"showPresence": False}}))
+    assert presence.visible(admin.user_id, [a.user_id])[a.user_id]["status"] == "offline"
+    presence.socket_closed(a.user_id, "sock-1")
+    assert presence.raw_status([a.user_id])[a.user_id]["status"] == "offline"
+
+
+def test_friends_see_presence_too(app, redis):
+    from webapp.extensions import db as _db
+    from webapp.models import Friendship
+    from webapp.services import presence
+
+    a, b, c = make_user(), make_user(), make_user()
+    _db.session.add_all([Friendship(user_id=a.user_id, friend_id=b.user_id),
+                         Friendship(user_id=b.user_id, friend_id=a.user_id)])
+    _db.session.commit()
+    presence.socket_opened(a.user_id, "sock-f")
+    assert presence.visible(b.user_id, [a.user_id])[a.user_id]["status"] == "online"
+    assert presence.visible(c.user_id, [a.user_id])[a.user_id]["status"] == "offline"

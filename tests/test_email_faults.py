@@ -102,7 +102,8 @@ def _kill_mid_delivery_then_recover(migrated, make_app, make_user, tmp_path, smt
 
         # The dead worker's lease runs out; then the sweep hands the delivery to a new job.
         wait_for(lambda: utcnow() > delivery(row_id).lease_expires_at, 30, "the lease to expire")
-        assert sweep_email_deliveries() == {"requeued": 1, "gave_up": 0}
+        assert sweep_email_deliveries() == {"requeued": 1, "gave_up": 0, "push_requeued": 0,
+                                            "broadcasts_resumed": 0}
         reclaimed = delivery(row_id)
         assert (reclaimed.status, reclaimed.attempts) == ("pending", 1)
         assert reclaimed.last_error == email_service.LEASE_EXPIRED

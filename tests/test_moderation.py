@@ -12,8 +12,18 @@ import time_machine
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, Notification, Report, User
-from webapp.services import coop_moderation, coops, moderation, reports
+from webapp.models import (
+    Conversation,
+    CoopAuditEntry,
+    CoopBan,
+    Cooperative,
+    CooperativeMember,
+    Message,
+    Notification,
+    Report,
+    User,
+)
+from webapp.services import coop_moderation, coops, messages, moderation, reports
 from webapp.services.errors import DomainError
 
 from .test_coops_concurrency import _in_thread, _run_together, _wait_for_lock_waiters
@@ -196,6 +206,35 @@ def test_a_muted_member_is_refused_until_the_mute_runs_out(client, make_coop, au
                 json={"user_id": member.user_id, "minutes": 0}).status_code == 400
 
 
+def test_mute_and_unmute_reach_the_members_open_sockets_after_the_commit(app, make_coop, redis):
+    """The muted member's sockets hear the coop chat with its muted_until
+    (Redis pub/sub on the member's channel, as every socket subscribes)."""
+    import json
+
+    from webapp import realtime
+
+    coop, admin, (member,) = make_coop(members=1)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(realtime.user_channel(member.user_id))
+
+    def next_event():
+        for _ in range(50):
+            msg = pubsub.get_message(timeout=0.1)
+            if msg is not None:
+                return json.loads(msg["data"])
+        raise AssertionError("nothing published")
+
+    row = coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)
+    event = next_event()
+    assert (event["type"], event["event"]) == ("conversation", "muted")
+    assert event["data"]["cooperative_id"] == coop.id
+    assert event["data"]["muted_until"] == row.until.isoformat().replace("+00:00", "Z")
+    coop_moderation.unmute(admin, coop_id=coop.id, user_id=member.user_id)
+    event = next_event()
+    assert (event["event"], event["data"]["muted_until"]) == ("unmuted", None)
+    pubsub.close()
+
+
 def test_unmute_ends_the_mute_and_both_are_audited(client, make_coop, auth_headers):
     coop, admin, (member,) = make_coop(members=1)
     _api(client, "POST", f"/api/coops/{coop.id}/mutes", admin, auth_headers,
@@ -229,7 +268,13 @@ def test_slow_mode_answers_429_with_retry_after_and_exempts_moderators(client, m
     assert 29 <= int(slow.value.headers["Retry-After"]) <= 30
     for text in ("one", "two", "three"):
         assert moderation.screen_message(coop.id, admin.user_id, text) == []
-    assert _actions(coop.id) == ["slow_mode_changed"]
+    # A shorter setting applies at once, not after the old window ran out.
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=5)
+    assert moderation.screen_message(coop.id, member.user_id, "third") == []
+    with pytest.raises(DomainError) as slow:
+        moderation.screen_message(coop.id, member.user_id, "fourth")
+    assert int(slow.value.headers["Retry-After"]) <= 5
+    assert _actions(coop.id) == ["slow_mode_changed", "slow_mode_changed"]
 
 
 def test_two_concurrent_posts_under_slow_mode_let_exactly_one_through(app, make_coop):
@@ -285,6 +330,9 @@ def test_report_triage_is_per_coop_and_resolution_tells_the_reporter(client, mak
     assert _api(client, "POST", "/api/reports", reporter, auth_headers,
                 json={"target_type": "user", "target_id": troll.user_id,
                       "reason": "spam"}).json["error"]["code"] == "already_reported"
+    for missing in (2**31, 10**30, "12x", ""):
+        assert _api(client, "POST", "/api/reports", reporter, auth_headers,
+                    json={"target_type": "cooperative", "target_id": missing, "reason": "spam"}).status_code == 404
     coop_report = _api(client, "POST", "/api/reports", reporter, auth_headers,
                        json={"target_type": "cooperative", "target_id": other.id, "reason": "other"}).json
 
@@ -295,8 +343,11 @@ def test_report_triage_is_per_coop_and_resolution_tells_the_reporter(client, mak
     assert seen(other_admin) == []  # a moderator of another coop sees nothing
     assert seen(reporter) == []
     assert seen(platform) == [coop_report["id"], report_id]
-    assert _api(client, "POST", f"/api/reports/{report_id}/resolve", other_admin, auth_headers,
-                json={"action": "dismiss"}).status_code == 404
+    for outsider in (other_admin, reporter):
+        assert _api(client, "POST", f"/api/reports/{report_id}/resolve", outsider, auth_headers,
+                    json={"action": "dismiss"}).status_code == 404
+    assert _api(client, "POST", f"/api/reports/{coop_report['id']}/resolve", reporter, auth_headers,
+                json={"action": "dismiss"}).status_code == 404  # a report no coop triages: platform admins only
 
     resp = _api(client, "POST", f"/api/reports/{report_id}/resolve", admin, auth_headers,
                 json={"action": "mute", "minutes": 15, "note": "cool down"})
@@ -319,14 +370,54 @@ def test_resolving_with_a_ban_removes_the_member(client, make_coop, auth_headers
     assert _actions(coop.id) == ["banned", "report_resolved"]
 
 
-def test_delete_message_without_the_chat_is_409(client, make_coop, auth_headers):
+def _chat(coop_id: int) -> int:
+    return db.session.scalar(select(Conversation.id).where(Conversation.cooperative_id == coop_id))
+
+
+def test_the_chat_posts_through_screen_message(client, make_coop, auth_headers):
+    """The messaging core calls screen_message: a muted member's POST is
+    403 muted with until, a blocked phrase 400, a flagged one is stored and
+    reported with its author."""
     coop, admin, (member,) = make_coop(members=1)
-    moderation.file_flag_report(coop.id, 7, ["scam"], member.user_id)
-    report_id = db.session.scalar(select(Report.id))
-    resp = _api(client, "POST", f"/api/reports/{report_id}/resolve", admin, auth_headers,
+    cid = _chat(coop.id)
+    coop_moderation.update_settings(admin, coop_id=coop.id, keyword_filters=[
+        {"phrase": "rug pull", "action": "block"}, {"phrase": "scam", "action": "flag"}])
+    url = f"/api/conversations/{cid}/messages"
+    assert _api(client, "POST", url, member, auth_headers,
+                json={"body": "a RUG  pull!"}).json["error"]["code"] == "message_blocked"
+    flagged = _api(client, "POST", url, member, auth_headers, json={"body": "scam alert"})
+    assert flagged.status_code == 201
+    report = db.session.scalar(select(Report).where(Report.target_id == str(flagged.json["id"])))
+    assert (report.reason, report.target_user_id, report.cooperative_id) == ("flagged", member.user_id, coop.id)
+    coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)
+    muted = _api(client, "POST", url, member, auth_headers, json={"body": "hello?"})
+    assert muted.status_code == 403 and muted.json["error"]["code"] == "muted"
+    assert muted.json["error"]["details"]["until"].endswith("Z")
+
+
+def test_delete_message_resolution_and_moderator_deletes_are_audited(client, make_coop, auth_headers):
+    coop, admin, (reporter, troll, mod) = make_coop(members=3)
+    coop_moderation.set_role(admin, coop_id=coop.id, user_id=mod.user_id, role="moderator")
+    cid = _chat(coop.id)
+    bad, _ = messages.post(troll.user_id, cid, "buy my coin")
+    worse, _ = messages.post(troll.user_id, cid, "buy it now")
+    own, _ = messages.post(mod.user_id, cid, "my own words")
+    resp = _api(client, "POST", "/api/reports", reporter, auth_headers,
+                json={"target_type": "message", "target_id": bad["id"], "reason": "spam"})
+    assert resp.status_code == 201
+    assert (resp.json["cooperative_id"], resp.json["target_user_id"]) == (coop.id, troll.user_id)
+    assert _api(client, "POST", "/api/reports", reporter, auth_headers,
+                json={"target_type": "message", "target_id": 999999, "reason": "spam"}).status_code == 404
+    resp = _api(client, "POST", f"/api/reports/{resp.json['id']}/resolve", mod, auth_headers,
                 json={"action": "delete_message"})
-    assert resp.status_code == 409 and resp.json["error"]["code"] == "chat_unavailable"
-    assert db.session.get(Report, report_id, populate_existing=True).status == "open"
+    assert resp.status_code == 200 and resp.json["resolution"] == "delete_message"
+    db.session.expire_all()
+    assert db.session.get(Message, bad["id"]).deleted_at is not None
+    assert db.session.get(Message, bad["id"]).body is None
+    # A moderator's delete through the chat is audited; an author's own is not.
+    assert _api(client, "DELETE", f"/api/messages/{worse['id']}", mod, auth_headers).status_code == 200
+    assert _api(client, "DELETE", f"/api/messages/{own['id']}", mod, auth_headers).status_code == 200
+    assert _actions(coop.id) == ["role_changed", "message_deleted", "report_resolved", "message_deleted"]
 
 
 def test_reports_open_for_24_hours_escalate_to_platform_admins(client, make_user, make_coop, auth_headers):

@@ -73,3 +73,20 @@ def test_reports_reach_the_screen_and_escalated_ones_the_admin_page(client, make
     assert f"#{other.id} spam" in section
     login_as(reporter)
     assert client.get("/admin/reports").status_code == 403
+
+
+def test_a_reported_message_is_quoted_escaped_on_the_screen(client, make_coop, login_as):
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import Conversation
+    from webapp.services import messages
+
+    coop, admin, (reporter, troll) = make_coop(members=2)
+    cid = db.session.scalar(select(Conversation.id).where(Conversation.cooperative_id == coop.id))
+    posted, _ = messages.post(troll.user_id, cid, "<script>alert(1)</script> buy my coin")
+    reports.create(reporter, target_type="message", target_id=str(posted["id"]), reason="spam")
+    login_as(admin)
+    page = client.get("/coop/moderation").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; buy my coin" in page and "<script>alert" not in page
+    assert '<option value="delete_message">' in page

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import current_app
 
 from webapp.services import notifications
 
 from .builders import token_of
-from .wshelpers import Client
+from .wshelpers import Client, Gunicorn
 
 
 def page(live, token: str, query: str = "format=html") -> Client:
@@ -23,7 +24,7 @@ def page(live, token: str, query: str = "format=html") -> Client:
 def sync_frame(sock: Client) -> str:
     """The next frame with item updates (the badge frame comes first)."""
     for _ in range(4):
-        html = sock.recv_text()
+        html = sock.recv_text(10)
         if "data-if-present" in html:
             return html
     raise AssertionError("no item sync frame")
@@ -64,3 +65,32 @@ def test_a_read_in_one_tab_re_renders_the_item_in_the_others(live, make_user):
     assert json_tab.recv_json() == {"type": "unread_count", "count": 0}
     for sock in (list_tab, other_tab, json_tab):
         sock.close()
+
+
+# ---- the production server: tabs spread over two gevent worker processes -------------
+
+
+@pytest.fixture(scope="module")
+def gunicorn(migrated):
+    server = Gunicorn(migrated).wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_read_sync_reaches_tabs_on_both_workers(gunicorn, app, make_user):
+    from .test_coop_live import warm_up
+
+    warm_up(gunicorn)
+    user = make_user()
+    row = notifications.notify(user.user_id, "social", "coop_member_joined", "Eve joined")
+    token = token_of(user)
+    tabs = [Client(gunicorn.ws_url(f"format=html&list=1&token={token}"), timeout=10) for _ in range(4)]
+    for tab in tabs:
+        assert 'id="notification-badge"' in tab.recv_text(10)
+    notifications.mark_read(user.user_id, row.id)
+    for tab in tabs:
+        html = sync_frame(tab)
+        assert f'<li id="notification-{row.id}" class="notification"' in html
+        assert f'id="bell-item-{row.id}" class=""' in html
+        tab.close()

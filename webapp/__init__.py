@@ -15,6 +15,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``instance/`` and an in-process Redis stand-in, with RQ jobs inline.
     """
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
+    from .jsonprovider import OrjsonProvider
+
+    app.json = OrjsonProvider(app)
     app.config.from_object(Config())
     if test_config:
         app.config.update(test_config)

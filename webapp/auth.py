@@ -1,7 +1,9 @@
 """Who is calling: a bearer token or the page session cookie (Flask-Login).
 
-``resolve_caller`` runs before every request and sets ``g.user`` and
-``g.auth_mode`` (``"bearer"``, ``"session"`` or None), plus what was
+``resolve_caller`` runs before every request and sets ``g.auth_mode``
+(``"bearer"``, ``"session"`` or None) and ``g.user`` (for a session; for a
+bearer token ``caller_or_none`` / ``api_caller`` load it on first use and
+``api_caller_id`` never does), plus what was
 presented: ``g.auth_token`` (``accounts.TokenClaims``) or
 ``g.auth_session_secret`` (the server-side session's secret, see
 ``services.sessions``). A state-changing
@@ -90,8 +92,10 @@ def resolve_caller() -> None:
         try:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Use 'Authorization: Bearer <token>'.")
+            # The user row is loaded only when a view asks for it (api_caller);
+            # api_caller_id answers from the verified token.
             g.auth_token = accounts.verify_token(token.strip())
-            g.user, g.auth_mode = g.auth_token.user, "bearer"
+            g.auth_mode = "bearer"
         except Unauthorized as exc:
             g.auth_error = exc
     elif current_user.is_authenticated:
@@ -112,13 +116,39 @@ def is_api_request() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def api_caller() -> User:
-    """The authenticated caller of a JSON route. Raises Unauthorized (401)."""
+def caller_or_none() -> User | None:
+    """The authenticated caller's user row, or None. For a bearer token it
+    is loaded on first use (Unauthorized if the user no longer exists)."""
+    user = g.get("user")
+    if user is None and g.get("auth_mode") == "bearer":
+        user = g.user = g.auth_token.user
+    return user
+
+
+def _require_caller() -> None:
     if g.get("auth_error") is not None:
         raise g.auth_error
-    if g.get("user") is None:
+    if g.get("auth_mode") is None or (g.get("auth_mode") == "session" and g.get("user") is None):
         raise Unauthorized()
-    return g.user
+
+
+def api_caller() -> User:
+    """The authenticated caller of a JSON route. Raises Unauthorized (401)."""
+    _require_caller()
+    user = caller_or_none()
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+def api_caller_id() -> str:
+    """The authenticated caller's user id, without loading the user row for
+    a bearer token (its revocation was checked in ``resolve_caller``).
+    Raises Unauthorized (401)."""
+    _require_caller()
+    if g.auth_mode == "bearer":
+        return g.auth_token.user_id
+    return g.user.user_id
 
 
 def checked_first(check: Callable[[], object]) -> Callable[[Callable], Callable]:
@@ -138,7 +168,7 @@ def checked_first(check: Callable[[], object]) -> Callable[[Callable], Callable]
 
 def api_auth_required(view: Callable) -> Callable:
     """Decorator for JSON routes: 401 ``unauthorized`` without a caller."""
-    return checked_first(api_caller)(view)
+    return checked_first(_require_caller)(view)
 
 
 def admin_required(view: Callable) -> Callable:
@@ -146,7 +176,7 @@ def admin_required(view: Callable) -> Callable:
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        user = g.get("user")
+        user = caller_or_none()
         if user is None:
             if is_api_request():
                 raise Unauthorized()

@@ -57,6 +57,8 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url) or (
             f"sqlite:///{INSTANCE_DIR / 'webapp.db'}"
         )
+        # Where miners point their hardware (the onboarding card on the home page).
+        self.POOL_STRATUM_URL = os.environ.get("POOL_STRATUM_URL", "stratum+tcp://solo.pool.example:3333")
         # Empty REDIS_URL selects the in-process stand-in (embedded default).
         self.REDIS_URL = os.environ.get("REDIS_URL", "")
         # Prefix for pub/sub channels and cache keys, so that several
@@ -89,15 +91,29 @@ class Config:
         self.AUTH_SESSION_IDLE_DAYS = _int("AUTH_SESSION_IDLE_DAYS", 30)
         self.AUTH_SESSION_MAX_DAYS = _int("AUTH_SESSION_MAX_DAYS", 365)
         self.REMEMBER_COOKIE_DURATION = timedelta(days=self.AUTH_SESSION_MAX_DAYS)
+        # Seconds a user's bearer-token revocation state (epoch, denylisted
+        # token ids) stays cached in Redis before it is read again from the
+        # database (services/accounts.py); revocations update it at once.
+        self.AUTH_CACHE_TTL = _int("AUTH_CACHE_TTL", 300)
         # CSRF is checked in a before_request hook for cookie-authenticated
         # requests only; bearer-token requests are not CSRF-prone.
         self.WTF_CSRF_CHECK_DEFAULT = False
         self.WTF_CSRF_TIME_LIMIT = None
 
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip (SELECT 1) on every checkout,
+        # i.e. every request (docs/PERFORMANCE.md). Connections are replaced
+        # after DB_POOL_RECYCLE seconds instead (below idle timeouts of
+        # proxies and firewalls); a connection the server closed fails one
+        # request and the pool drops it (and, on a disconnect, every older one).
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
+            "pool_recycle": _int("DB_POOL_RECYCLE", 1800),
+        }
 
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
-        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # webapp+redis: extensions.OneTripRedisStorage (one round trip per limited request).
+        self.RATELIMIT_STORAGE_URI = f"webapp+{self.REDIS_URL}" if self.REDIS_URL.startswith("redis") else (
+            self.REDIS_URL or "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
         # Per client IP on register / token / login (flood and guessing guard).
         self.AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
@@ -142,6 +158,8 @@ class Config:
         self.VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:admin@localhost")
         self.PUSH_TTL = _int("PUSH_TTL", 24 * 3600)  # seconds
         self.PUSH_TIMEOUT = _int("PUSH_TIMEOUT", 10)  # seconds per push service request
+        # Tests only: accept http:// push endpoints on 127.0.0.1 (a loopback push service).
+        self.PUSH_ALLOW_HTTP_LOOPBACK = _bool("PUSH_ALLOW_HTTP_LOOPBACK", False)
         # A running broadcast fan-out silent this long is resumed by the sweep (seconds).
         self.BROADCAST_STALE_AFTER = _int("BROADCAST_STALE_AFTER", 600)
         # Seconds an Idempotency-Key of POST /api/internal/notifications is remembered (at least).

@@ -6,6 +6,8 @@ own blocking pool, or one in-process fake server in the embedded default.
 """
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 import redis as redis_lib
@@ -18,6 +20,7 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from limits.storage import RedisStorage
 from rq import Queue
 from sqlalchemy import CursorResult, Executable, MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -51,6 +54,61 @@ if TYPE_CHECKING:
 else:
     Model = db.Model
 migrate = Migrate()
+
+
+class OneTripRedisStorage(RedisStorage):
+    """Flask-Limiter's Redis storage (``limits``), with the hit and the
+    window read for the ``X-RateLimit-*`` headers in ONE round trip.
+
+    The stock storage increments with one script, then reads the count and
+    the TTL back for the headers: three round trips per limited request.
+    Here the increment script also returns the TTL; ``get`` and
+    ``get_expiry`` right after a hit of the same key in the same greenlet
+    (the same request: ``RequestLimit.window`` asks once) answer from it, once
+    each, within a second. Every other read goes to Redis as before, so the
+    counting itself (one INCRBY + EXPIRE in a script) is unchanged.
+    Selected by ``RATELIMIT_STORAGE_URI = "webapp+redis://…"`` (config.py).
+    """
+
+    STORAGE_SCHEME = ["webapp+redis", "webapp+rediss"]
+    SCRIPT_INCR_EXPIRE_TTL = """
+local amount = tonumber(ARGV[2])
+local current = redis.call("incrby", KEYS[1], amount)
+if tonumber(current) == amount then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("ttl", KEYS[1])}
+"""
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri.replace("webapp+", "", 1), **options)
+        self._last = threading.local()  # per greenlet under gevent (monkey-patched)
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self.lua_incr_expire_ttl = self.get_connection().register_script(self.SCRIPT_INCR_EXPIRE_TTL.encode())
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        count, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
+        now = time.time()
+        self._last.hit = {"key": key, "count": int(count), "expiry": max(int(ttl), 0) + now, "at": now}
+        return int(count)
+
+    def _fresh(self, key: str, field: str) -> Any:
+        hit = getattr(self._last, "hit", None)
+        if hit is None or hit["key"] != key or field not in hit or time.time() - hit["at"] > 1:
+            return None
+        return hit.pop(field)
+
+    def get(self, key: str) -> int:
+        count = self._fresh(key, "count")
+        return count if count is not None else super().get(key)
+
+    def get_expiry(self, key: str) -> float:
+        expiry = self._fresh(key, "expiry")
+        return expiry if expiry is not None else super().get_expiry(key)
+
+
 login_manager = LoginManager()
 mail = Mail()
 sock = Sock()

@@ -19,7 +19,7 @@ from flask import current_app, g, has_app_context, has_request_context
 from markupsafe import Markup
 
 from .models import utcnow
-from .services import bounds
+from .services import bounds, markup
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -281,6 +281,12 @@ def _local_notification_time(value: Any) -> str:
     return notification_time(value, viewer_zone())
 
 
+def chat_markup(text: str | None) -> Markup:
+    """A message body (user Markdown) as sanitised HTML (``markup.render``:
+    markdown-it-py, then nh3), safe to insert."""
+    return Markup(markup.render(text or ""))
+
+
 def init_template_filters(app: Flask) -> None:
     """Register every Jinja filter of the app (CTFd's ``init_template_filters``)."""
     filters = app.jinja_env.filters
@@ -292,6 +298,7 @@ def init_template_filters(app: Flask) -> None:
         notification_time=_local_notification_time,
         localtime=_local_tag,
         happened_at=happened_at,
+        chat_markup=chat_markup,
     )
     for style in TIME_FORMATS:
         filters[style] = partial(format_time, style=style)

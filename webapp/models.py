@@ -1175,6 +1175,26 @@ class UserProfile(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class DirectPair(Model):
+    """The one ``direct`` conversation of two miners (ids in sorted order):
+    the primary key makes two concurrent "start a conversation" calls end
+    with one conversation (``services/direct_messages.py``)."""
+
+    __tablename__ = "direct_pairs"
+    __table_args__ = (
+        CheckConstraint("user_low < user_high", name="pair_ordered"),
+        UniqueConstraint("conversation_id", name="uq_direct_pairs_conversation_id"),
+    )
+
+    user_low: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    user_high: Mapped[str] = mapped_column(
+        String(128), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"))
+
+
 # ---- coop invites, directory and join requests (migration 0009) --------------------------
 
 

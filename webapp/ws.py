@@ -52,8 +52,9 @@ from simple_websocket import ConnectionClosed
 from . import realtime
 from .extensions import db, sock
 from .models import NOTIFICATION_CATEGORIES
-from .services import accounts, inputs, notifications, sessions
+from .services import accounts, inputs, notifications, presence, sessions
 from .services.errors import DomainError, Forbidden, Unauthorized, ValidationError
+from .ws_chat import ChatSocket
 
 bp = Blueprint("ws", __name__)
 
@@ -63,6 +64,7 @@ CLOSE_RESTART = 1012  # this process lost Redis: reconnect with since
 CLOSE_TRY_AGAIN = 1013
 CLOSE_INTERNAL_ERROR = 1011
 CATCH_UP_PAGE = 200  # rows per catch-up query
+REFRESH_EVERY = presence.REFRESH_EVERY  # seconds: a waiting socket wakes to keep its presence
 
 
 def init_app(app: Flask) -> None:
@@ -109,13 +111,13 @@ def authenticate_socket() -> None:
     token = request.args.get("token")
     if token:
         try:
-            g.ws_user_id = accounts.verify_token(token).user.user_id
+            g.ws_user_id = accounts.verify_token(token).user_id
             g.ws_credential = Credential(token=token)
         except Unauthorized:
             pass
         return
     if g.get("auth_mode") == "bearer":  # Authorization header, for non-browser clients
-        g.ws_user_id = g.user.user_id
+        g.ws_user_id = g.auth_token.user_id
         g.ws_credential = Credential(token=request.headers["Authorization"].partition(" ")[2].strip())
         return
     origin = request.headers.get("Origin")
@@ -148,6 +150,9 @@ def socket(ws) -> None:
         page_category=list_category if list_category in NOTIFICATION_CATEGORIES else None,
         # HTML mode: does the page show a coop members table (#coop-refresh: dashboard or admin screen)?
         page_coop=request.args.get("coop") if request.args.get("coop") in ("members", "manage") else None,
+        # HTML mode: the chat page of one conversation (its id).
+        page_chat=int(request.args["chat"]) if inputs.is_ascii_int(request.args.get("chat"))
+        and 0 < len(request.args["chat"]) <= 10 else None,
     ).run()
 
 
@@ -177,12 +182,14 @@ class Credential:
         return realtime.is_revoked(message, session=self.session_id, token=self.token_id)
 
 
-class SocketSession:
-    """One open socket of one user (JSON or HTML mode)."""
+class SocketSession(ChatSocket):
+    """One open socket of one user (JSON or HTML mode); the chat messages
+    are handled by ``ws_chat.ChatSocket``."""
 
     def __init__(self, ws, user_id: str, *, html: bool, since: int | None, since_seq: int | None = None,
                  credential: Credential | None = None,
-                 page_list: bool = False, page_category: str | None = None, page_coop: str | None = None) -> None:
+                 page_list: bool = False, page_category: str | None = None, page_coop: str | None = None,
+                 page_chat: int | None = None) -> None:
         self.ws = ws
         self.user_id = user_id
         self.credential = credential
@@ -200,6 +207,7 @@ class SocketSession:
         # The unread count as this socket knows it: exact at its last snapshot,
         # plus one per unread row sent above that snapshot's watermark.
         self.count = 0
+        self.init_chat(page_chat)
 
     def run(self) -> None:
         # The app itself, not the proxy (it outlives this context); Flask types
@@ -228,6 +236,7 @@ class SocketSession:
                 self.send_range(cursor, self.seq)
             self.send_count(count)
             db.session.remove()  # hold no DB connection while waiting
+            self.presence_open()
             self.loop()
         except ConnectionClosed:
             pass
@@ -239,6 +248,7 @@ class SocketSession:
                 pass
         finally:
             hub.detach(channel, self.socket_id)
+            self.presence_close()
             try:
                 realtime.unregister_socket(self.user_id, self.socket_id)
             except Exception as exc:  # noqa: BLE001 - Redis down; the entry ages out
@@ -248,8 +258,9 @@ class SocketSession:
     def loop(self) -> None:
         inbox = self.inbox
         while True:
-            inbox.wait()
+            inbox.wait(REFRESH_EVERY)
             inbox.clear()
+            self.presence_tick()
             while True:
                 try:
                     text = self.ws.receive(timeout=0)
@@ -290,6 +301,8 @@ class SocketSession:
             self.send_coop_changed(message["cooperative_id"], message.get("change"))
         elif kind == realtime.FRIEND_REQUESTS:
             self.send_friend_requests(message)
+        else:
+            self.on_chat_push(message)
         return True
 
     def on_notification(self, data: dict[str, Any]) -> None:
@@ -345,6 +358,8 @@ class SocketSession:
             elif kind == "mark_read":
                 # The service pushes the new count to every socket, this one included.
                 notifications.mark_read(self.user_id, _message_id(message, "id"))
+            elif isinstance(kind, str) and self.on_chat_client(kind, message):
+                pass
             elif kind == "resume":
                 since = _message_id(message, "since") if "since" in message else None
                 since_seq = _message_id(message, "since_seq") if "since_seq" in message else None
@@ -353,7 +368,8 @@ class SocketSession:
                     raise ValidationError("resume needs since (a notification id) or since_seq.")
                 self.send_range(after, self.seq)
             else:
-                self.send_error("validation_error", "type must be ping, mark_read or resume.")
+                self.send_error("validation_error",
+                                "type must be ping, mark_read, resume, send, typing, read or presence.")
         except DomainError as exc:
             self.send_error(exc.code, exc.message)
         finally:

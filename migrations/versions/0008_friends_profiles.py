@@ -107,6 +107,21 @@ def upgrade():
         batch_op.create_index('ix_user_profiles_name_key', ['name_key'], unique=False)
         batch_op.create_index('ix_user_profiles_name_key_trgm', ['name_key'], unique=False,
                               postgresql_using='gin', postgresql_ops={'name_key': 'gin_trgm_ops'})
+    op.create_table(
+        'direct_pairs',
+        sa.Column('user_low', sa.String(length=128), nullable=False),
+        sa.Column('user_high', sa.String(length=128), nullable=False),
+        sa.Column('conversation_id', sa.Integer(), nullable=False),
+        sa.CheckConstraint('user_low < user_high', name=op.f('ck_direct_pairs_pair_ordered')),
+        sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'],
+                                name=op.f('fk_direct_pairs_conversation_id_conversations'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['user_high'], ['users.user_id'], name=op.f('fk_direct_pairs_user_high_users'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['user_low'], ['users.user_id'], name=op.f('fk_direct_pairs_user_low_users'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('user_low', 'user_high', name=op.f('pk_direct_pairs')),
+        sa.UniqueConstraint('conversation_id', name='uq_direct_pairs_conversation_id'),
+    )
     op.execute(
         "INSERT INTO user_profiles (user_id, name_key, bio, pronouns, location, visibility, updated_at) "
         "SELECT user_id, lower(display_name), '', '', '', '{}', created_at FROM users"
@@ -114,6 +129,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table('direct_pairs')
     with op.batch_alter_table('user_profiles', schema=None) as batch_op:
         batch_op.drop_index('ix_user_profiles_name_key_trgm', postgresql_using='gin',
                             postgresql_ops={'name_key': 'gin_trgm_ops'})

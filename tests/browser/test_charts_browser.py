@@ -172,3 +172,25 @@ def test_a_miner_is_offered_the_browser_zone_once(browser, live_server, make_use
         assert_clean_console(page)
     finally:
         context.close()
+
+
+def test_keep_utc_dismisses_the_offer_in_this_browser(browser, live_server, make_user):
+    user = make_user()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Kolkata")
+    page = watch(context.new_page())
+    try:
+        login(page, live_server.url, user.user_id, PASSWORD)
+        page.goto(f"{live_server.url}/activity")
+        page.locator("#timezone-banner").wait_for(state="visible")
+        page.click("[data-timezone-keep]")
+        assert page.locator("#timezone-banner").is_hidden()
+        page.reload()
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(200)  # time.js has run
+        assert page.locator("#timezone-banner").is_hidden()
+        assert page.get_attribute("html", "data-tz") == "UTC"
+        db.session.expire_all()
+        assert str(preferences.user_timezone(user.user_id)) == "UTC"
+        assert_clean_console(page)
+    finally:
+        context.close()

@@ -35,6 +35,8 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
         member.get_by_label("Mute for").select_option("60")
         member.get_by_role("button", name="Mute", exact=True).click()
         page.wait_for_selector("#moderation-status >> text=Chatterbox is muted.")
+        # The outcome takes the focus, so a keyboard or screen reader user lands on it.
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'moderation-status'")
         member = page.locator(f"li.mod-member[data-user-id='{talker_id}']")
         assert "muted until" in member.inner_text()
         assert "muted Chatterbox for 60 min" in page.locator("#mod-audit").inner_text()

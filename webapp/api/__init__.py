@@ -13,6 +13,7 @@ def register(app: Flask) -> None:
         coops,
         friends,
         internal,
+        me,
         moderation,
         notifications,
         openapi,
@@ -22,5 +23,5 @@ def register(app: Flask) -> None:
     )
 
     for module in (accounts, coops, moderation, conversations, notifications, activity, public, friends, profiles,
-                   internal, push, openapi):
+                   me, internal, push, openapi):
         app.register_blueprint(module.bp, url_prefix="/api")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from flask import Blueprint
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from ..auth import api_auth_required, api_caller, csrf_exempt
+from ..auth import api_auth_required, api_caller_id, csrf_exempt
 from ..services import accounts, activity, notifications
 from ..services.errors import ValidationError
 from ..services.fields import MAX_LINK
@@ -61,14 +61,14 @@ class ActivityQuery(PageQuery):
 
 @bp.get("/activity")
 @api_auth_required
-@endpoint(ok={200: ActivityPageOut}, tags=["activity"])
+@endpoint(ok={200: ActivityPageOut}, tags=["activity"], conditional=True)
 def list_activity(query: ActivityQuery):
     """The caller's activity feed, newest first (endpoint 14)
 
     ``?limit&cursor&type&before&after`` → ``{"activities", "next_cursor"}``.
     """
     rows, next_id = activity.list_activities(
-        api_caller().user_id, limit=query.limit, before_id=query.cursor, types=tuple(query.type),
+        api_caller_id(), limit=query.limit, before_id=query.cursor, types=tuple(query.type),
         before=query.before, after=query.after,
     )
     return {

@@ -17,7 +17,7 @@ from pydantic.config import JsonDict
 from ..auth import api_auth_required, api_caller
 from ..extensions import limiter
 from ..models import SLOW_MODE_MAX, Cooperative, CoopInvite, iso
-from ..services import coop_hashrate, coop_moderation, coops, invites, moderation
+from ..services import coop_hashrate, coop_moderation, coops, invites, moderation, rankings
 from ..services import hashrate as hashrates
 from ..services.errors import ValidationError
 from ..services.inputs import MultilineText
@@ -26,6 +26,7 @@ from .openapi import endpoint
 from .schemas import (
     ChartOut,
     CoopHashrateOut,
+    CoopLeaderboardOut,
     CoopOut,
     CoopStatsOut,
     DirectoryOut,
@@ -39,8 +40,9 @@ from .schemas import (
     MembersOut,
     MineOut,
     StatusOut,
+    TimelineOut,
 )
-from .validation import ChartQuery, Flag, PageQuery, Schema, encode_cursor, parsed_by_name, trimmed_max_length
+from .validation import ChartQuery, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by_name, trimmed_max_length
 
 bp = Blueprint("api_coops", __name__)
 
@@ -136,6 +138,15 @@ class DirectoryQuery(PageQuery):
     min_hashrate: Hashrate = None
     max_hashrate: Hashrate = None
     sort: Literal["hashrate", "members", "new"] = "hashrate"
+
+
+class LeaderboardQuery(Query):
+    metric: Literal["hashrate", "best_difficulty", "shares_24h"] = "hashrate"
+
+
+class TimelineQuery(Query):
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=50)
 
 
 class JoinRequestBody(Schema):
@@ -380,3 +391,21 @@ def approve_request(coop_id: int, request_id: int):
 def decline_request(coop_id: int, request_id: int):
     """Decline a join request (admin, moderators)"""
     return coops.decline_request(api_caller(), coop_id=coop_id, request_id=request_id).to_dict()
+
+
+@bp.get("/coops/<int:coop_id>/leaderboard")
+@api_auth_required
+@endpoint(ok={200: CoopLeaderboardOut}, errors=[403, 404], tags=["coops"])
+def leaderboard(coop_id: int, query: LeaderboardQuery):
+    """The coop's members ranked by hashrate, best difficulty or shares in 24 h (members)"""
+    entries = rankings.coop_leaderboard(api_caller(), coop_id=coop_id, metric=query.metric)
+    return {"metric": query.metric, "entries": [e.to_dict() for e in entries]}
+
+
+@bp.get("/coops/<int:coop_id>/timeline")
+@api_auth_required
+@endpoint(ok={200: TimelineOut}, errors=[403, 404], tags=["coops"])
+def timeline(coop_id: int, query: TimelineQuery):
+    """What happened in the coop, newest first, keyset pages (members)"""
+    entries, next_cursor = coops.timeline(api_caller(), coop_id=coop_id, cursor=query.cursor, limit=query.limit)
+    return {"entries": [e.to_dict() for e in entries], "next_cursor": next_cursor}

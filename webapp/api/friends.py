@@ -9,7 +9,8 @@ from flask import Blueprint
 from pydantic import Field, WithJsonSchema
 
 from ..auth import api_auth_required, api_caller
-from ..services import admin, friends
+from ..services import admin, direct_messages, friends
+from .conversations import ConversationOut
 from .openapi import endpoint
 from .schemas import Out, StatusOut
 from .validation import Limit, PageQuery, Query, Schema, encode_cursor, parsed_by
@@ -176,3 +177,18 @@ def unblock(user_id: str):
     """Lift a block"""
     friends.unblock(api_caller(), user_id)
     return {"status": "unblocked"}
+
+
+class StartBody(Schema):
+    kind: Literal["direct", "group"]
+    user_ids: list[str] = Field(min_length=1, max_length=20)
+    title: str | None = Field(default=None, max_length=direct_messages.TITLE_MAX)
+
+
+@bp.post("/conversations")
+@api_auth_required
+@endpoint(ok={201: ConversationOut, 200: ConversationOut}, errors=[404, 409], tags=["conversations"])
+def start_conversation(json: StartBody):
+    """Start a direct conversation with a friend (200 with the existing one) or a group of 3-10 friends"""
+    conversation, created = direct_messages.start(api_caller(), json.kind, json.user_ids, json.title)
+    return conversation, 201 if created else 200

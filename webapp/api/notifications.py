@@ -8,7 +8,7 @@ from typing import Annotated
 from flask import Blueprint
 from pydantic import Field, WithJsonSchema
 
-from ..auth import api_auth_required, api_caller
+from ..auth import api_auth_required, api_caller_id
 from ..models import NOTIFICATION_CATEGORIES
 from ..services import inputs, notification_groups, notifications
 from .openapi import endpoint
@@ -50,11 +50,11 @@ class ReadAllQuery(Query):
 
 @bp.get("/notifications")
 @api_auth_required
-@endpoint(ok={200: NotificationListOut}, tags=["notifications"])
+@endpoint(ok={200: NotificationListOut}, tags=["notifications"], conditional=True)
 def list_notifications(query: ListQuery):
     """The caller's notifications, newest first (endpoint 10); with
     ``grouped=true`` one entry per group_key: {group_key, count, latest, unread_count}"""
-    user_id = api_caller().user_id
+    user_id = api_caller_id()
     if query.grouped:
         groups, next_id = notification_groups.list_groups(
             user_id, limit=query.limit, before_id=query.cursor, category=query.category,
@@ -64,7 +64,7 @@ def list_notifications(query: ListQuery):
             "next_cursor": encode_cursor(next_id) if next_id else None,
             "unread_count": notifications.unread_count(user_id),
         }
-    rows, next_id = notifications.list_notifications(
+    items, next_id, unread = notifications.notification_page(
         user_id,
         limit=query.limit,
         before_id=query.cursor,
@@ -72,18 +72,18 @@ def list_notifications(query: ListQuery):
         unread_only=query.unread_only,
     )
     return {
-        "notifications": [row.to_dict() for row in rows],
+        "notifications": items,
         "next_cursor": encode_cursor(next_id) if next_id else None,
-        "unread_count": notifications.unread_count(user_id),
+        "unread_count": unread,
     }
 
 
 @bp.get("/notifications/unread-count")
 @api_auth_required
-@endpoint(ok={200: CountOut}, tags=["notifications"])
+@endpoint(ok={200: CountOut}, tags=["notifications"], conditional=True)
 def unread_count():
     """The caller's unread count (endpoint 13)"""
-    return {"count": notifications.unread_count(api_caller().user_id)}
+    return {"count": notifications.unread_count(api_caller_id())}
 
 
 @bp.post("/notifications/<int:notification_id>/read")
@@ -91,7 +91,7 @@ def unread_count():
 @endpoint(ok={200: NotificationOut}, errors=[404], tags=["notifications"])
 def mark_read(notification_id: int):
     """Mark one notification read (endpoint 11)"""
-    return notifications.mark_read(api_caller().user_id, notification_id).to_dict()
+    return notifications.mark_read(api_caller_id(), notification_id).to_dict()
 
 
 @bp.post("/notifications/read-all")
@@ -102,7 +102,7 @@ def read_all(query: ReadAllQuery, json: ReadAllBody):
     up_to_id = json.up_to_id
     if query.up_to_id is not None:
         up_to_id = query.up_to_id if up_to_id is None else min(up_to_id, query.up_to_id)
-    return {"updated": notifications.mark_all_read(api_caller().user_id, up_to_id=up_to_id)}
+    return {"updated": notifications.mark_all_read(api_caller_id(), up_to_id=up_to_id)}
 
 
 @bp.delete("/notifications/<int:notification_id>")
@@ -110,5 +110,5 @@ def read_all(query: ReadAllQuery, json: ReadAllBody):
 @endpoint(ok={200: DeletedOut}, errors=[404], tags=["notifications"])
 def delete(notification_id: int):
     """Delete one notification"""
-    notifications.delete_notification(api_caller().user_id, notification_id)
+    notifications.delete_notification(api_caller_id(), notification_id)
     return {"status": "deleted", "id": notification_id}

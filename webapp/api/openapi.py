@@ -20,10 +20,13 @@ before any 400.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from functools import wraps
 from typing import Any, cast
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, make_response, request
+from flask import Response as FlaskResponse
 from pydantic import BaseModel
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.model_adapter import ModelAdapterType
@@ -140,6 +143,7 @@ def endpoint(
     errors: Iterable[int] = (),
     auth: str = "user",
     tags: Sequence[str] = (),
+    conditional: bool = False,
 ) -> Callable:
     """Validate and document one JSON route (the view's docstring is its summary).
 
@@ -148,12 +152,45 @@ def endpoint(
     (400, 413, 429, and 401 unless ``auth`` is "none"), each with the error
     body. ``auth``: "user" (bearer or session), "service" (service token)
     or "none". Request models come from the view's ``json``, ``query`` and
-    ``headers`` parameters.
+    ``headers`` parameters. ``conditional``: a read that clients poll,
+    answered with an ETag and 304 on a matching ``If-None-Match``
+    (``conditional_response``).
     """
     statuses: dict[str, Any] = {f"HTTP_{code}": model for code, model in ok.items()}
     for code in {*errors, 400, 413, 429, *((401,) if auth != "none" else ())}:
         statuses[f"HTTP_{code}"] = ErrorBody
-    return api.validate(resp=Response(**statuses), tags=tags, security=_SECURITY[auth], force_resp_serialize=True)
+    if conditional:
+        statuses["HTTP_304"] = None
+    validate = api.validate(resp=Response(**statuses), tags=tags, security=_SECURITY[auth], force_resp_serialize=True)
+    if not conditional:
+        return validate
+
+    def decorator(view: Callable) -> Callable:
+        validated = validate(view)
+
+        @wraps(validated)
+        def wrapper(*args: Any, **kwargs: Any) -> FlaskResponse:
+            return conditional_response(make_response(validated(*args, **kwargs)), private=auth != "none")
+
+        return wrapper
+
+    return decorator
+
+
+def conditional_response(response: FlaskResponse, *, private: bool) -> FlaskResponse:
+    """Give a 200 answer to GET a weak ETag (a hash of its body) and answer
+    304 Not Modified, without the body, when the request's
+    ``If-None-Match`` names it (API.md "Conditional requests").
+    ``Cache-Control: no-cache``: caches keep it but ask again every time;
+    ``private`` (the caller's own data) keeps shared caches out, and
+    ``Vary`` names the credentials the answer depends on."""
+    if request.method not in ("GET", "HEAD") or response.status_code != 200:
+        return response
+    response.set_etag(hashlib.blake2b(response.get_data(), digest_size=12).hexdigest(), weak=True)
+    response.headers["Cache-Control"] = "private, no-cache" if private else "no-cache"
+    if private:
+        response.vary.update(("Authorization", "Cookie"))
+    return cast(FlaskResponse, response.make_conditional(request))
 
 
 def service_token_required(view: Callable) -> Callable:

@@ -9,20 +9,23 @@ per client IP (``PUBLIC_RATE_LIMIT``) so the directory can't be scraped fast.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, g
+from pydantic import Field
 
 from ..extensions import public_rate_limit
-from ..services import hashrate, profiles
+from ..services import hashrate, profiles, rankings
 from .openapi import endpoint
-from .schemas import ChartOut, PublicProfileOut, PublicStatsOut
-from .validation import ChartQuery
+from .schemas import ChartOut, LeaderboardOut, PublicProfileOut, PublicStatsOut
+from .validation import ChartQuery, Limit, Query
 
 bp = Blueprint("api_public", __name__)
 
 
 @bp.get("/public/miners/<user_id>")
 @public_rate_limit
-@endpoint(ok={200: PublicProfileOut}, errors=[404], auth="none", tags=["profiles"])
+@endpoint(ok={200: PublicProfileOut}, errors=[404], auth="none", tags=["profiles"], conditional=True)
 def miner_profile(user_id: str):
     """A miner's public profile
 
@@ -34,7 +37,7 @@ def miner_profile(user_id: str):
 
 @bp.get("/public/miners/<user_id>/stats")
 @public_rate_limit
-@endpoint(ok={200: PublicStatsOut}, errors=[404], auth="none", tags=["profiles"])
+@endpoint(ok={200: PublicStatsOut}, errors=[404], auth="none", tags=["profiles"], conditional=True)
 def miner_stats(user_id: str):
     """A miner's public mining stats
 
@@ -77,3 +80,23 @@ def miner_best_difficulty(user_id: str, query: ChartQuery):
     """
     rng = hashrate.chart_range(query.range)
     return profiles.best_difficulty_chart(user_id, rng, viewer_id=_viewer_id()).to_dict()
+
+
+class LeaderboardQuery(Query):
+    metric: Literal["best_difficulty"] = "best_difficulty"
+    period: Literal["all", "week"] = "all"
+    cursor: str | None = Field(default=None, max_length=400)
+    limit: Limit = 50
+
+
+@bp.get("/leaderboard")
+@public_rate_limit
+@endpoint(ok={200: LeaderboardOut}, auth="none", tags=["profiles"])
+def leaderboard(query: LeaderboardQuery):
+    """Miners shown on the leaderboard by best share difficulty, all time or this week"""
+    viewer = g.get("user")
+    entries, next_cursor, total = rankings.public_leaderboard(
+        metric=query.metric, period=query.period, cursor=query.cursor, limit=query.limit,
+        viewer_id=viewer.user_id if viewer else None)
+    return {"metric": query.metric, "period": query.period, "total": total,
+            "entries": [e.to_dict() for e in entries], "next_cursor": next_cursor}

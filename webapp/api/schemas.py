@@ -101,12 +101,15 @@ class LeaveOut(Out):
 
 
 class MemberOut(Out):
+    """``hashrate`` and ``is_online`` are null and ``display_name`` is "a
+    member" when the member hides from coop rankings (``hidden``)."""
+
     user_id: str
     display_name: str
     role: Literal["admin", "moderator", "member"]
     joined_at: str
-    hashrate: float
-    is_online: bool
+    hashrate: float | None
+    is_online: bool | None
 
 
 class MembersOut(Out):
@@ -187,9 +190,11 @@ class JoinRequestsOut(Out):
 
 
 class MemberHashrate(Out):
-    user_id: str
+    """A member hidden from coop rankings: ``user_id`` and ``hashrate`` null, ``display_name`` "a member"."""
+
+    user_id: str | None
     display_name: str
-    hashrate: float
+    hashrate: float | None
 
 
 class CoopHashrateOut(Out):
@@ -395,3 +400,40 @@ class ChartOut(Out):
     step: int | None  # seconds between points; null: one point per record
     timestamps: list[int]  # Unix seconds (UTC)
     series: list[ChartSeriesOut]
+
+
+# ---- Rankings (API.md "Coop governance and discovery") ----
+
+
+class LeaderboardEntryOut(Out):
+    rank: int
+    user_id: str | None  # null for a member who hides from coop rankings ("a member")
+    display_name: str
+    value: float
+    me: bool
+
+
+class CoopLeaderboardOut(Out):
+    metric: Literal["hashrate", "best_difficulty", "shares_24h"]
+    entries: list[LeaderboardEntryOut]
+
+
+class LeaderboardOut(Out):
+    metric: Literal["best_difficulty"]
+    period: Literal["all", "week"]
+    total: int
+    entries: list[LeaderboardEntryOut]
+    next_cursor: str | None
+
+
+class TimelineEntryOut(Out):
+    at: str
+    kind: Literal["joined", "left", "removed", "role_changed", "admin_transferred", "invite_created",
+                  "personal_best", "block_found"]
+    user_id: str | None
+    text: str
+
+
+class TimelineOut(Out):
+    entries: list[TimelineEntryOut]
+    next_cursor: str | None

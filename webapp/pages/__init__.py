@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ..models import MAX_COOP_MEMBERS
+from ..models import MAX_COOP_MEMBERS, REACTION_EMOJI
 
 
 def register(app: Flask) -> None:
@@ -15,7 +15,9 @@ def register(app: Flask) -> None:
         auth,
         broadcast,
         charts,
+        chat,
         coops,
+        discovery,
         friends,
         home,
         localtime,
@@ -24,18 +26,22 @@ def register(app: Flask) -> None:
         moderation,
         notifications,
         settings,
+        your_data,
     )
 
-    for module in (home, auth, friends, miners, coops, moderation, notifications, activity, settings, admin, broadcast,
-                   media):
+    for module in (home, auth, friends, miners, coops, discovery, chat, moderation, notifications, activity, settings,
+                   admin, broadcast, media, your_data):
         app.register_blueprint(module.bp)
     localtime.init_app(app)
     app.jinja_env.globals["chart_range_labels"] = charts.RANGE_LABELS
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
     app.jinja_env.globals["MAX_COOP_MEMBERS"] = MAX_COOP_MEMBERS  # the coop templates' "of 20"
+    app.jinja_env.globals["REACTION_EMOJI"] = REACTION_EMOJI  # the chat's reaction picker
     app.jinja_env.globals["nav_items"] = [
         ("pages_home.index", "Home"),
         ("pages_coops.coop", "Cooperative"),
+        ("pages_discovery.directory", "Find coops"),
+        ("pages_discovery.leaderboard", "Leaderboard"),
         ("pages_activity.activity", "Activity"),
         ("pages_notifications.notifications", "Notifications"),
     ]

@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 
 from ..api.coops import client_ip, join_rate_limit
 from ..api.validation import int_arg
-from ..services import coop_hashrate, coops, invites, moderation
+from ..services import coop_hashrate, coops, invites, moderation, rankings
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
 from .charts import hashrate_view, page_range
@@ -80,6 +80,8 @@ def coop():
     if mine is None:
         return render_template("coops/start.html")
     context = _dashboard_context(mine.id)
+    context["leaderboard"] = rankings.coop_leaderboard(current_user, coop_id=mine.id)
+    context["timeline"], context["timeline_next"] = coops.timeline(current_user, coop_id=mine.id)
     chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range()))
     return render_template("coops/dashboard.html", chart=chart,
                            chart_src=url_for("api_coops.hashrate_history", coop_id=mine.id), **context)
@@ -239,6 +241,8 @@ def manage():
         coop=mine,
         members=coops.list_members(current_user, coop_id=mine.id),
         invite_url=_invite_url(mine.invite_code),
+        join_requests=(pending := coops.list_requests(current_user, coop_id=mine.id)),
+        names={r.user_id: coops.display_name(r.user_id) for r in pending},
         **_invites_context(mine.id),
     )
 

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from flask_login import current_user, login_required
 
 from ..extensions import limiter
-from ..services import friends, search
+from ..services import email_change, friends, messages, search
 from ..services.errors import DomainError
 
 bp = Blueprint("pages_friends", __name__)
@@ -122,3 +122,24 @@ def search_page():
         except DomainError as exc:
             error = exc.message
     return render_template("friends/search.html", q=q, results=results, error=error)
+
+
+@bp.get("/settings/email/confirm/<token>")
+def confirm_email(token: str):
+    """The link of the confirmation e-mail: the new address takes effect."""
+    try:
+        email_change.confirm(token)
+    except DomainError as exc:
+        flash(exc.message)
+    else:
+        flash("Your e-mail address is changed.")
+    return redirect(url_for("pages_settings.settings") if current_user.is_authenticated else url_for("pages_auth.login"))
+
+
+@bp.get("/messages")
+@login_required
+def messages_page():
+    """The caller's conversations (coop, direct, group), most recent first,
+    with unread counts (``messages.list_conversations``)."""
+    items, _ = messages.list_conversations(current_user.user_id, limit=100)
+    return render_template("friends/messages.html", conversations=items)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, render_template, url_for
 
 from ..extensions import public_rate_limit
-from ..services import profiles
+from ..services import onboarding, profiles
 from .charts import best_view, hashrate_view, page_range
 
 bp = Blueprint("pages_miners", __name__)
@@ -25,4 +25,7 @@ def profile(user_id: str):
     context["best_view"] = best_view(profiles.best_difficulty_chart(user_id, rng, viewer_id=viewer_id))
     context["hashrate_src"] = url_for("api_public.miner_hashrate", user_id=user_id)
     context["best_src"] = url_for("api_public.miner_best_difficulty", user_id=user_id)
+    if context["is_owner"] and viewer is not None:
+        card = onboarding.onboarding(viewer)
+        context["onboarding"] = None if card.complete else card
     return render_template("miners/profile.html", **context)

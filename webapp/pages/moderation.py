@@ -43,6 +43,7 @@ def _panel_context(coop_id: int) -> dict[str, Any]:
         "coop": coop, "actor": actor, "members": members, "mutes": coop_moderation.mutes_of(coop.id),
         "bans": coop_moderation.list_bans(current_user, coop_id=coop.id),
         "reports": open_reports, "names": reports.display_names(open_reports),
+        "bodies": reports.message_bodies(open_reports),
         "audit": audit, "audit_next": _audit_url(last),
         "filters": coop.keyword_filters or [], "mute_choices": MUTE_CHOICES,
         "slow_mode_choices": sorted({*SLOW_MODE_CHOICES, coop.slow_mode_seconds}),
@@ -200,7 +201,8 @@ def escalated():
     ones; a section of ``/admin`` (htmx) or a page of its own."""
     rows, _ = reports.triage(current_user, status="open", limit=100)
     rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
-    context = {"reports": rows, "names": reports.display_names(rows), "message": None, "error": None}
+    context = {"reports": rows, "names": reports.display_names(rows), "bodies": reports.message_bodies(rows),
+               "message": None, "error": None}
     if _htmx():
         return render_template("moderation/_admin_reports.html", **context)
     return render_template("admin/section.html", title="Reports", section_template="moderation/_admin_reports.html",
@@ -220,12 +222,13 @@ def admin_resolve(report_id: int):
     except DomainError as exc:
         error = exc
     if not _htmx():
-        flash(error.message if error else message)
+        flash(error.message if error else message or "Done.")
         return redirect(url_for("pages_moderation.escalated"))
     rows, _ = reports.triage(current_user, status="open", limit=100)
     rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
     response = make_response(render_template("moderation/_admin_reports.html", reports=rows,
-                                             names=reports.display_names(rows), message=message,
+                                             names=reports.display_names(rows), bodies=reports.message_bodies(rows),
+                                             message=message,
                                              error=error and error.message))
     response.status_code = error.status if error else 200
     return response

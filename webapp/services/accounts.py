@@ -6,8 +6,19 @@ random token id, and expire after ``API_TOKEN_TTL`` seconds. "Log out
 everywhere" and a password change bump the epoch, which ends every token of
 the user at once; ``POST /api/auth/logout`` ends one token by denylisting its
 id until it would have expired. Whether a token is still good is decided in
-one function, ``_token_user``. Page logins are server-side sessions
+one function, ``_token_ok``. Page logins are server-side sessions
 (``services.sessions``), ended by the same calls.
+
+The revocation state is read from Redis, not from the ``users`` row, so a
+request with a bearer token loads no user (docs/PERFORMANCE.md): the hash
+``{ns}:auth:<user_id>`` holds ``e`` (the user's epoch) and ``r:<token id>``
+for each denylisted token, filled from the database on a miss and kept for
+``AUTH_CACHE_TTL`` seconds. Writers keep it true: a revocation drops ``e``
+before its commit (so a Redis that cannot be written fails the revocation
+instead of leaving it half done), then writes the new epoch (never lowering
+it) or the token id after the commit, before the caller gets its answer.
+A reader filling a miss never overwrites a writer (``HSETNX``). If Redis
+cannot be read, the check falls back to the database.
 
 Every revocation is published on the user's channel after the commit
 (``realtime.auth_revoked``) so that open sockets of what was revoked close.
@@ -22,11 +33,12 @@ from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from redis.exceptions import RedisError
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db
+from ..extensions import db, get_redis, redis_key
 from ..models import RevokedToken, User, UserProfile, UserSettings, utcnow
 from . import activity, addresses, email, inputs, passwords, preferences, profile_fields, sessions, transactions
 from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
@@ -159,11 +171,16 @@ def authenticate(*, user_id: str, password: str) -> User:
 
 def _revoke_everything(user: User, *, keep_session_secret: str | None) -> int:
     """Bump the token epoch and revoke every session but the kept one, in
-    the caller's transaction. Returns how many sessions were revoked."""
-    db.session.execute(
-        update(User).where(User.user_id == user.user_id).values(auth_epoch=User.auth_epoch + 1)
-        .execution_options(synchronize_session=False)
+    the caller's transaction (the cached epoch follows at its commit).
+    Returns how many sessions were revoked."""
+    user_id = user.user_id
+    epoch = db.session.scalar(
+        update(User).where(User.user_id == user_id).values(auth_epoch=User.auth_epoch + 1)
+        .returning(User.auth_epoch).execution_options(synchronize_session=False)
     )
+    if epoch is not None:
+        transactions.before_commit(lambda: _forget_epoch(user_id))
+        transactions.after_commit(lambda: _raise_cached_epoch(user_id, epoch))
     keep_id = sessions.session_id(keep_session_secret) if keep_session_secret else None
     return sessions.revoke_all(user.user_id, keep_id=keep_id)
 
@@ -224,11 +241,22 @@ def _serializer() -> URLSafeTimedSerializer:
 
 @dataclass
 class TokenClaims:
-    """A verified bearer token: its user, its id and when it expires."""
+    """A verified bearer token: whose it is, its id and when it expires.
+    ``user`` loads the user row on first use (most JSON routes need only
+    the id)."""
 
-    user: User
+    user_id: str
     token_id: str
     expires_at: datetime
+
+    @property
+    def user(self) -> User:
+        """The token's user (one primary-key load, then the session's
+        identity map). Raises Unauthorized when the user no longer exists."""
+        user = db.session.get(User, self.user_id)
+        if user is None:
+            raise Unauthorized(_BAD_TOKEN)
+        return user
 
 
 def issue_token(user: User) -> tuple[str, datetime]:
@@ -238,23 +266,99 @@ def issue_token(user: User) -> tuple[str, datetime]:
     return token, expires_at
 
 
-def _token_user(user_id: str, epoch: int, token_id: str) -> User | None:
+def _auth_key(user_id: str) -> str:
+    return redis_key("auth", user_id)
+
+
+def _revocation_state_in_db(user_id: str) -> tuple[int | None, list[str]]:
+    """(the user's epoch or None when there is no such user, the ids of
+    their denylisted tokens that have not expired yet)."""
+    epoch = db.session.scalar(select(User.auth_epoch).where(User.user_id == user_id))
+    if epoch is None:
+        return None, []
+    revoked = db.session.scalars(
+        select(RevokedToken.jti).where(RevokedToken.user_id == user_id, RevokedToken.expires_at > utcnow())
+    ).all()
+    return epoch, list(revoked)
+
+
+def _fill_cache(user_id: str, field: str) -> tuple[str | None, str | None]:
+    """Cache the user's revocation state from the database (a miss); returns
+    what Redis then holds for ``e`` and ``field``. ``HSETNX``: an epoch a
+    revocation wrote meanwhile wins over the one read here."""
+    epoch, revoked = _revocation_state_in_db(user_id)
+    if epoch is None:
+        return None, None  # no such user: nothing to cache
+    key = _auth_key(user_id)
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.hsetnx(key, "e", epoch)
+    if revoked:
+        pipe.hset(key, mapping={f"r:{jti}": 1 for jti in revoked})
+    pipe.expire(key, current_app.config["AUTH_CACHE_TTL"])
+    pipe.hmget(key, ["e", field])
+    cached, denied = pipe.execute()[-1]
+    return cached, denied
+
+
+def _forget_epoch(user_id: str) -> None:
+    """Before a revocation commits: drop the cached epoch (raises RedisError,
+    which fails the revocation, when Redis cannot be written)."""
+    get_redis().hdel(_auth_key(user_id), "e")
+
+
+def _raise_cached_epoch(user_id: str, epoch: int) -> None:
+    """After a revocation committed: cache its epoch unless a higher one is
+    there already (concurrent revocations commit in any order)."""
+    key = _auth_key(user_id)
+
+    def raise_epoch(pipe: Any) -> None:
+        current = pipe.hget(key, "e")
+        pipe.multi()
+        if current is None or int(current) < epoch:
+            pipe.hset(key, "e", epoch)
+        pipe.expire(key, current_app.config["AUTH_CACHE_TTL"])
+
+    try:
+        get_redis().transaction(raise_epoch, key)
+    except RedisError:  # the epoch was dropped before the commit: the next check reads the database
+        current_app.logger.exception("could not cache the token epoch of %s", user_id)
+
+
+def _deny_cached_token(user_id: str, token_id: str) -> None:
+    """After a token's revocation committed: add it to the cached denylist."""
+    key = _auth_key(user_id)
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.hset(key, f"r:{token_id}", 1)
+        pipe.expire(key, current_app.config["AUTH_CACHE_TTL"])
+        pipe.execute()
+    except RedisError:  # the key was dropped before the commit: the next check reads the database
+        current_app.logger.exception("could not cache the revoked token of %s", user_id)
+
+
+def _token_ok(user_id: str, epoch: int, token_id: str) -> bool:
     """THE revocation check of a bearer token (keep it the only one): the
     user exists, its epoch is the token's and the token's id is not
-    denylisted. One query."""
-    user = db.session.scalars(
-        select(User).where(User.user_id == user_id, ~exists().where(RevokedToken.jti == token_id))
-    ).first()
-    if user is None or user.auth_epoch != epoch:
-        return None
-    return user
+    denylisted. One Redis round trip (``HMGET``); the database on a miss,
+    and when Redis cannot be read."""
+    field = f"r:{token_id}"
+    try:
+        cached, denied = get_redis().hmget(_auth_key(user_id), ["e", field])
+        if cached is None:
+            cached, denied = _fill_cache(user_id, field)
+    except RedisError:
+        current_app.logger.warning("token check from the database: Redis cannot be read")
+        return db.session.scalar(
+            select(User.auth_epoch).where(User.user_id == user_id, ~exists().where(RevokedToken.jti == token_id))
+        ) == epoch
+    return cached is not None and int(cached) == epoch and not denied
 
 
 def verify_token(token: str) -> TokenClaims:
     """Check a bearer token. Raises Unauthorized (401) when it is malformed,
     forged, expired, or revoked (logout, log out everywhere, password
     change). Tokens from before revocation existed carry no id and are
-    refused."""
+    refused. Loads no user row (``TokenClaims.user`` does, when asked)."""
     ttl = current_app.config["API_TOKEN_TTL"]
     try:
         payload, issued = _serializer().loads(token, max_age=ttl, return_timestamp=True)
@@ -265,12 +369,11 @@ def verify_token(token: str) -> TokenClaims:
     user_id, epoch, token_id = payload.get("u"), payload.get("e"), payload.get("j")
     if not (isinstance(user_id, str) and isinstance(epoch, int) and isinstance(token_id, str)):
         raise Unauthorized(_BAD_TOKEN)
-    user = _token_user(user_id, epoch, token_id)
-    if user is None:
+    if not _token_ok(user_id, epoch, token_id):
         raise Unauthorized(_BAD_TOKEN)
     if issued.tzinfo is None:
         issued = issued.replace(tzinfo=UTC)
-    return TokenClaims(user, token_id, issued + timedelta(seconds=ttl))
+    return TokenClaims(user_id, token_id, issued + timedelta(seconds=ttl))
 
 
 def user_from_token(token: str) -> User:
@@ -281,13 +384,16 @@ def user_from_token(token: str) -> User:
 def revoke_token(claims: TokenClaims) -> None:
     """End one bearer token (denylist its id until it expires) and commit;
     sockets opened with it close. Idempotent."""
-    db.session.add(RevokedToken(jti=claims.token_id, user_id=claims.user.user_id, expires_at=claims.expires_at))
+    user_id, token_id = claims.user_id, claims.token_id
+    db.session.add(RevokedToken(jti=token_id, user_id=user_id, expires_at=claims.expires_at))
+    transactions.before_commit(lambda: _forget_epoch(user_id))
+    transactions.after_commit(lambda: _deny_cached_token(user_id, token_id))
     try:
         db.session.commit()
     except IntegrityError:  # revoked concurrently
         db.session.rollback()
         return
-    _publish_revoked(claims.user.user_id, token=claims.token_id)
+    _publish_revoked(user_id, token=token_id)
 
 
 def get_settings_row(user_id: str) -> UserSettings:

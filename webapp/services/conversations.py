@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import and_, func, select, update
 
 from .. import realtime
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import (
     Conversation,
     ConversationMember,
@@ -111,6 +111,14 @@ def member_ids(conversation_id: int) -> list[str]:
         select(ConversationMember.user_id)
         .where(ConversationMember.conversation_id == conversation_id, is_current_member())
     ))
+
+
+def read_positions(conversation_id: int) -> dict[str, int]:
+    """``{user_id: last_read_seq}`` of the current members (read receipts)."""
+    return dict(db.session.execute(
+        select(ConversationMember.user_id, ConversationMember.last_read_seq)
+        .where(ConversationMember.conversation_id == conversation_id, is_current_member())
+    ).all())
 
 
 def coop_conversation_id(coop_id: int) -> int | None:
@@ -279,13 +287,13 @@ def remove_member(conversation_id: int, user_id: str, *, reason: str = LEFT) -> 
     set to ``reason`` and drop the conversation. Returns whether they were
     a member."""
     lock(conversation_id)
-    ended = db.session.execute(
+    ended = execute_dml(
         update(ConversationMember)
         .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id,
                is_current_member())
         .values(left_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if ended:
         announce_member_on_commit(conversation_id, user_id, reason)
     return bool(ended)

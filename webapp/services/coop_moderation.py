@@ -24,11 +24,24 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import SLOW_MODE_MAX, CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, CoopMute, User, iso, utcnow
+from ..models import (
+    SLOW_MODE_MAX,
+    Conversation,
+    ConversationMember,
+    CoopAuditEntry,
+    CoopBan,
+    Cooperative,
+    CooperativeMember,
+    CoopMute,
+    User,
+    iso,
+    utcnow,
+)
 from ..vocabulary import MemberRole, ModerationAction
 from ..vocabulary import NotificationSubtype as S
-from . import coops, inputs, moderation, notifications
+from . import conversations, coops, inputs, moderation, notifications, transactions
 from .errors import CannotModerate, Conflict, NotAdmin, NotFound, ValidationError
+from .membership import active_member_ids
 
 ASSIGNABLE_ROLES = (MemberRole.MODERATOR.value, MemberRole.MEMBER.value)
 _UNSET: Any = object()
@@ -247,7 +260,28 @@ def mute_locked(coop: Cooperative, actor: CooperativeMember, user_id: str, minut
         row.until, row.muted_by, row.created_at = until, actor.user_id, utcnow()
     moderation.record_action(coop.id, actor.user_id, ModerationAction.MUTED, target_user_id=user_id,
                              data={"minutes": minutes, "until": iso(until)})
+    _announce_mute_on_commit(coop.id, user_id, "muted")
     return row
+
+
+def _announce_mute_on_commit(coop_id: int, user_id: str, event: str) -> None:
+    """After the commit, tell the member's sockets ``{"type":
+    "conversation", "event": "muted"|"unmuted", "data": conversation}`` with
+    the coop chat's ``muted_until`` as it now is, so an open composer
+    follows the mute (read at the commit, published after it)."""
+
+    def prepare() -> None:
+        conversation_id = conversations.coop_conversation_id(coop_id)
+        conversation = db.session.get(Conversation, conversation_id) if conversation_id else None
+        if conversation is None:
+            return
+        member = db.session.get(ConversationMember, (conversation.id, user_id))
+        data = conversations.conversation_dict(conversation, member,
+                                               muted_until=iso(moderation.muted_until(coop_id, user_id)))
+        message = {"type": conversations.CONVERSATION, "event": event, "data": data}
+        transactions.after_commit(lambda: conversations.publish_many([user_id], message))
+
+    transactions.before_commit(prepare)
 
 
 def unmute(user: User, *, coop_id: int, user_id: str) -> None:
@@ -264,6 +298,7 @@ def unmute(user: User, *, coop_id: int, user_id: str) -> None:
         raise NotFound("That miner is not muted.")
     db.session.execute(delete(CoopMute).where(CoopMute.cooperative_id == coop.id, CoopMute.user_id == user_id))
     moderation.record_action(coop.id, user.user_id, ModerationAction.UNMUTED, target_user_id=user_id)
+    _announce_mute_on_commit(coop.id, user_id, "unmuted")
     db.session.commit()
 
 
@@ -310,6 +345,9 @@ def update_settings(user: User, *, coop_id: int, slow_mode_seconds: int | None =
         moderation.record_action(coop.id, user.user_id, ModerationAction.SLOW_MODE_CHANGED,
                                  data={"from": coop.slow_mode_seconds, "to": slow_mode_seconds})
         coop.slow_mode_seconds = slow_mode_seconds
+        # A running window was set for the old length: start afresh under the new one.
+        member_ids = list(db.session.scalars(active_member_ids(coop.id)))
+        transactions.after_commit(lambda: moderation.clear_slow_mode(coop_id, member_ids))
     if filters is not _UNSET and filters != (coop.keyword_filters or []):
         moderation.record_action(coop.id, user.user_id, ModerationAction.FILTERS_CHANGED,
                                  data={"filters": filters})

@@ -48,8 +48,8 @@ def status_by_notification(notification_ids: list[int]) -> dict[int, dict[str, d
 def label(channel: str, info: dict[str, Any], tz) -> str | None:
     """The words beside a notification: "e-mailed 10:31", "pushed 10:31",
     "e-mail held for your summary", "e-mail failed" (times in ``tz``)."""
-    verb = {DeliveryChannel.EMAIL: "e-mailed", DeliveryChannel.PUSH: "pushed"}.get(channel, channel)
-    noun = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.PUSH: "push"}.get(channel, channel)
+    verb = {"email": "e-mailed", "push": "pushed"}.get(channel, channel)
+    noun = {"email": "e-mail", "push": "push"}.get(channel, channel)
     status = info["status"]
     if status == DeliveryStatus.SENT:
         at = info.get("sent_at")

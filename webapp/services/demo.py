@@ -41,7 +41,18 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import NotificationCategory
-from . import accounts, coop_hashrate, coops, errors, mining, passwords, preferences, profile_fields
+from . import (
+    accounts,
+    conversations,
+    coop_hashrate,
+    coops,
+    errors,
+    messages,
+    mining,
+    passwords,
+    preferences,
+    profile_fields,
+)
 from . import ingest as ingest_service
 from .membership import is_active_coop, is_active_member
 
@@ -132,16 +143,37 @@ def form_demo_coops() -> list[Cooperative]:
         if not users:
             continue
         coop = coops.create(users[0], name=name, description=description)
+        joined = [users[0]]
         for member in users[1:]:
             try:
                 coops.join(member, invite_code=coop.invite_code)
             except (errors.AlreadyInCoop, errors.CoopFull):
                 continue
+            joined.append(member)
+        _demo_chat(coop.id, [u.user_id for u in joined])
         formed.append(coop)
     if formed:
         backfill_history([c.id for c in formed])
     current_app.logger.info("demo: formed %d cooperative(s)", len(formed))
     return formed
+
+
+# The demo coops' first words (the chat page is not empty on a fresh demo).
+DEMO_CHAT = (
+    "gm miners! Welcome to the coop :)",
+    "My Bitaxe just hit a new **best difficulty**, fingers crossed",
+    "Anyone else running the fans at 60% overnight? The office is *loud*.",
+    "One block and we all buy the pizza. Or 200 pizzas.",
+)
+
+
+def _demo_chat(coop_id: int, member_ids: list[str]) -> None:
+    """A few messages from the members, in turn, in the coop's conversation."""
+    conversation_id = conversations.coop_conversation_id(coop_id)
+    if conversation_id is None or not member_ids:
+        return
+    for i, body in enumerate(DEMO_CHAT):
+        messages.post(member_ids[i % len(member_ids)], conversation_id, body, client_id=f"demo-{coop_id}-{i}")
 
 
 def load_demo(*, limit: int | None = None, reset: bool = False, progress: bool = True,

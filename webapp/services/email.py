@@ -46,6 +46,7 @@ import flask_mail
 from flask import current_app, render_template
 from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import Template
 from rq import Retry
 from sqlalchemy import and_, case, func, literal, or_, update
 
@@ -128,6 +129,12 @@ def unsubscribe_headers(user: User, category: str) -> tuple[str, dict[str, str]]
     return url, {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
+def _templates(own: list[str], fallback: str) -> list[str | Template]:
+    """The kind's own template first, then the generic one (Jinja picks the first that exists)."""
+    suffix = fallback.rsplit(".", 1)[1]
+    return [*(f"{name}.{suffix}" for name in own), fallback]
+
+
 def build_message(notification: Notification, user: User) -> Message:
     """The .txt + .html mail of one notification with the unsubscribe headers.
 
@@ -153,8 +160,8 @@ def build_message(notification: Notification, user: User) -> Message:
     return PlainHeaderMessage(
         subject=subject,
         recipients=[user.email],
-        body=render_template([f"{name}.txt" for name in own] + ["emails/notification.txt"], **context),
-        html=render_template([f"{name}.html" for name in own] + ["emails/notification.html"], **context),
+        body=render_template(_templates(own, "emails/notification.txt"), **context),
+        html=render_template(_templates(own, "emails/notification.html"), **context),
         extra_headers=headers,
     )
 

@@ -139,8 +139,6 @@ class AlreadyReported(Conflict):
     code, message = "already_reported", "You already reported this; the moderators will look at it."
 
 
-class ChatUnavailable(Conflict):
-    code, message = "chat_unavailable", "Deleting a message needs the coop chat, which this server does not run yet."
 # ---- friends, blocks and profiles ----------------------------------------------------
 
 

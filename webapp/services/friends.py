@@ -31,10 +31,10 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db
+from ..extensions import db, execute_dml
 from ..models import Block, FriendRequest, Friendship, User, iso, utcnow
 from ..vocabulary import NotificationSubtype
-from . import accounts, inputs, notifications, relations, transactions
+from . import accounts, direct_messages, inputs, notifications, relations, transactions
 from .errors import (
     AlreadyFriends,
     NotFound,
@@ -139,7 +139,7 @@ def send_request(requester: User, recipient_id: object, message: str | None = No
             data={"request_id": row.id, "user_id": me},
             member=requester.display_name, message=message or "They would like to be your friend.",
         )
-        _publish_counts_on_commit(me, them)
+        publish_counts_on_commit(me, them)
         db.session.commit()
         return row, True
     raise AssertionError("unreachable")  # pragma: no cover
@@ -149,12 +149,12 @@ def _accept(row: FriendRequest, *, actor: User) -> FriendRequest:
     """Accept the pending ``row`` (the actor is its recipient) and commit:
     the conditional update wins once, then both friendship rows."""
     now = utcnow()
-    won = db.session.execute(
+    won = execute_dml(
         update(FriendRequest)
         .where(FriendRequest.id == row.id, FriendRequest.status == PENDING)
         .values(status="accepted", responded_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not won:
         db.session.rollback()
         raise RequestNotPending()
@@ -167,7 +167,7 @@ def _accept(row: FriendRequest, *, actor: User) -> FriendRequest:
         link=f"/miners/{actor.user_id}", data={"request_id": row.id, "user_id": actor.user_id},
         member=actor.display_name,
     )
-    _publish_counts_on_commit(row.requester_id, row.recipient_id)
+    publish_counts_on_commit(row.requester_id, row.recipient_id)
     try:
         db.session.commit()
     except IntegrityError:  # already friends through another path
@@ -195,16 +195,16 @@ def accept(user: User, request_id: int) -> FriendRequest:
 
 
 def _close(row: FriendRequest, status: str) -> FriendRequest:
-    won = db.session.execute(
+    won = execute_dml(
         update(FriendRequest)
         .where(FriendRequest.id == row.id, FriendRequest.status == PENDING)
         .values(status=status, responded_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not won:
         db.session.rollback()
         raise RequestNotPending()
-    _publish_counts_on_commit(row.requester_id, row.recipient_id)
+    publish_counts_on_commit(row.requester_id, row.recipient_id)
     db.session.commit()
     db.session.refresh(row)
     return row
@@ -224,15 +224,16 @@ def unfriend(user: User, friend_id: object) -> None:
     """End a friendship (both rows) and commit. Raises NotFound when they are not friends."""
     if not accounts.is_user_id(friend_id):
         raise NotFound()
-    gone = db.session.execute(
+    gone = execute_dml(
         delete(Friendship).where(or_(
             and_(Friendship.user_id == user.user_id, Friendship.friend_id == friend_id),
             and_(Friendship.user_id == friend_id, Friendship.friend_id == user.user_id),
         )).execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not gone:
         db.session.rollback()
         raise NotFound()
+    direct_messages.relationship_ended(user.user_id, str(friend_id))  # their direct chat turns read-only
     db.session.commit()
 
 
@@ -248,15 +249,15 @@ def expire_stale(now: datetime | None = None) -> int:
     ).all()
     if not stale:
         return 0
-    count = db.session.execute(
+    count = execute_dml(
         update(FriendRequest)
         .where(FriendRequest.status == PENDING, FriendRequest.created_at < cutoff)
         .values(status="expired", responded_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    _publish_counts_on_commit(*{u for pair in stale for u in pair})
+    )
+    publish_counts_on_commit(*{u for pair in stale for u in pair})
     db.session.commit()
-    return int(count or 0)
+    return count
 
 
 # ---- reading ----------------------------------------------------------------------------
@@ -338,14 +339,15 @@ def block(user: User, target_id: object) -> Block:
         and_(Friendship.user_id == me, Friendship.friend_id == them),
         and_(Friendship.user_id == them, Friendship.friend_id == me),
     )).execution_options(synchronize_session=False))
-    db.session.execute(
+    execute_dml(
         update(FriendRequest)
         .where(FriendRequest.status == PENDING, FriendRequest.user_low == min(me, them),
                FriendRequest.user_high == max(me, them))
         .values(status="cancelled", responded_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    _publish_counts_on_commit(me, them)
+    direct_messages.relationship_ended(me, them)
+    publish_counts_on_commit(me, them)
     try:
         db.session.commit()
     except IntegrityError:  # blocked twice at once
@@ -361,10 +363,10 @@ def unblock(user: User, target_id: object) -> None:
     """Lift a block and commit. Raises NotFound when there is none."""
     if not accounts.is_user_id(target_id):
         raise NotFound()
-    gone = db.session.execute(
+    gone = execute_dml(
         delete(Block).where(Block.blocker_id == user.user_id, Block.blocked_id == target_id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not gone:
         db.session.rollback()
         raise NotFound()
@@ -385,7 +387,7 @@ def list_blocks(user_id: str) -> list[dict[str, Any]]:
 # ---- live counts --------------------------------------------------------------------------
 
 
-def _publish_counts_on_commit(*user_ids: str) -> None:
+def publish_counts_on_commit(*user_ids: str) -> None:
     """After the commit, publish each user's pending counts on their
     sockets (read in a before-commit hook, while the session can query)."""
     counts: dict[str, dict[str, int]] = {}

@@ -10,15 +10,17 @@ row never overflows ``SUM()`` nor puts a non-number into an answer.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import extract, func, literal_column, select
 
-from ..extensions import db
+from ..extensions import db, get_redis, redis_key
 from ..models import MiningEvent, WorkerStatus, iso, utcnow
 from .bounds import MAX_HASHRATE, usable_sql
 from .errors import ValidationError
@@ -169,19 +171,63 @@ def hold(buckets: dict[int, float], grid: list[int], step: int, carry: int) -> l
     return out
 
 
+# Each miner's per-point history is cached in Redis for the current point
+# (the key names the grid's last point, so it rolls over at each step) and
+# at most CACHE_TTL seconds: a profile view, its range switches and every
+# coop dashboard that shows the miner share one computation. A month of
+# minute samples is a six-figure row scan (docs/PERFORMANCE.md "Charts").
+CACHE_TTL = 300
+
+
+def _cache_key(user_id: str, rng: ChartRange, last_point: int) -> str:
+    return redis_key("chart", "hashrate", rng.name, last_point, user_id)
+
+
 def worker_history(user_ids: Iterable[str], rng: ChartRange, now: datetime | None = None
                    ) -> dict[str, dict[str, list[float | None]]]:
     """``{user_id: {worker: values}}``: each worker's ``hashrate_1h`` (H/s)
     from the stored ``hashrate_update`` events, averaged per point of
     ``time_grid(rng, now)`` and held up to ``WORKER_OFFLINE_AFTER`` seconds
-    while no sample comes (None afterwards: offline). One grouped query on
-    the (user_id, event, ts) index; a value outside 0..1e21 counts as 0."""
+    while no sample comes (None afterwards: offline). Read from the Redis
+    cache (``CACHE_TTL``), the misses computed with one grouped query on the
+    (user_id, event, ts) index; a value outside 0..1e21 counts as 0. With
+    Redis unreachable everything is computed."""
     now = now or utcnow()
-    ids = list(set(user_ids))
-    result: dict[str, dict[str, list[float | None]]] = {user_id: {} for user_id in ids}
+    ids = sorted(set(user_ids))
     if not ids:
-        return result
+        return {}
     grid = time_grid(rng, now)
+    keys = [_cache_key(user_id, rng, grid[-1]) for user_id in ids]
+    redis = get_redis()
+    try:
+        cached = redis.mget(keys)
+    except RedisError:
+        cached = [None] * len(ids)
+    result: dict[str, dict[str, list[float | None]]] = {}
+    for user_id, raw in zip(ids, cached, strict=True):
+        if raw:
+            try:
+                result[user_id] = json.loads(raw)
+            except ValueError:
+                pass
+    misses = [user_id for user_id in ids if user_id not in result]
+    if misses:
+        computed = _query_history(misses, rng, now, grid)
+        result.update(computed)
+        try:
+            pipe = redis.pipeline(transaction=False)
+            for user_id in misses:
+                pipe.set(_cache_key(user_id, rng, grid[-1]), json.dumps(computed[user_id]),
+                         ex=min(CACHE_TTL, rng.step))
+            pipe.execute()
+        except RedisError:
+            current_app.logger.warning("could not cache chart history")
+    return result
+
+
+def _query_history(ids: list[str], rng: ChartRange, now: datetime, grid: list[int]
+                   ) -> dict[str, dict[str, list[float | None]]]:
+    result: dict[str, dict[str, list[float | None]]] = {user_id: {} for user_id in ids}
     carry = int(current_app.config["WORKER_OFFLINE_AFTER"])
     since = datetime.fromtimestamp(grid[0] - max(carry, rng.step), UTC)
     bucket = bucket_sql(MiningEvent.ts, rng.step)
@@ -217,7 +263,7 @@ def miner_chart(user_id: str, rng: ChartRange, now: datetime | None = None) -> C
     worker (key ``worker:<full name>``, label the rig part)."""
     now = now or utcnow()
     grid = time_grid(rng, now)
-    workers = worker_history([user_id], rng, now)[user_id]
+    workers = worker_history([user_id], rng, now).get(user_id, {})
     series = [Series("total", "All workers", sum_series(workers.values(), len(grid)))]
     series += [Series(f"worker:{worker}", worker.split(".", 1)[1] if "." in worker else worker, values)
                for worker, values in workers.items()]

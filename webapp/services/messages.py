@@ -33,7 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db, get_redis, redis_key
+from ..extensions import db, execute_dml, get_redis, redis_key
 from ..models import (
     MAX_MESSAGE_LENGTH,
     REACTION_EMOJI,
@@ -43,18 +43,25 @@ from ..models import (
     Message,
     MessageReaction,
     User,
-    iso,
     utcnow,
 )
 from ..vocabulary import ConversationKind
 from ..vocabulary import NotificationSubtype as S
-from . import conversations, inputs, markup, moderation, notifications, presence, transactions
+from . import conversations, direct_messages, inputs, markup, moderation, notifications, presence, transactions
 from .conversations import MESSAGE, MESSAGE_UPDATED, READ, TYPING
 from .errors import Forbidden, NotAMember, NotFound, ValidationError
 from .membership import is_moderating_member
+from .message_history import (  # noqa: F401 - re-exported: the read side of this module's API
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    after_seq,
+    conversation_for_coop,
+    get_conversation,
+    history,
+    list_conversations,
+)
 
 MAX_CLIENT_ID = 64
-PAGE_DEFAULT, PAGE_MAX = 50, 100
 TYPING_TTL = 6  # seconds a typing line shows (API.md)
 TYPING_THROTTLE = 3  # seconds between two typing pushes of one member
 EXCERPT = 140  # characters of a mention notification's body
@@ -112,10 +119,10 @@ def can_moderate(conversation: Conversation, user_id: str) -> bool:
     admin or a moderator (``membership.is_moderating_member``)."""
     if conversation.cooperative_id is None:
         return False
-    return db.session.scalar(
+    return (db.session.scalar(
         select(func.count()).select_from(CooperativeMember)
         .where(is_moderating_member(conversation.cooperative_id), CooperativeMember.user_id == user_id)
-    ) > 0
+    ) or 0) > 0
 
 
 # ---- post --------------------------------------------------------------------------
@@ -178,6 +185,11 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     if seq is None or user_id not in members:
         db.session.rollback()
         raise NotAMember("Only members of this conversation can post in it.")
+    if conversation.kind != ConversationKind.COOP:
+        refusal = direct_messages.post_refusal(conversation, user_id, members)  # 409 read_only
+        if refusal is not None:
+            db.session.rollback()
+            raise refusal
     mentioned = [m for m in markup.mentions(body) if m in members and m != user_id]
     row = Message(conversation_id=conversation_id, seq=seq, sender_id=user_id, body=body,
                   mentions=mentioned or None, reply_to=reply_id,
@@ -205,7 +217,7 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     transactions.after_commit(lambda: conversations.publish_many(members, message))
     db.session.commit()
     if flagged and coop_id is not None:
-        moderation.file_flag_report(coop_id, data["id"], flagged)
+        moderation.file_flag_report(coop_id, data["id"], flagged, author_user_id=user_id)
     presence_touch(user_id)
     return data, True
 
@@ -307,18 +319,38 @@ def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
 def delete(user_id: str, message_id: int) -> dict[str, Any]:
     """The author, or the coop's admin or a moderator, deletes a message: it
     stays as a tombstone (``body`` null, ``deleted_at`` set, reactions gone).
-    Idempotent. Raises NotFound (404), NotAMember (403), Forbidden (403)."""
+    A moderator's delete of someone else's message is in the coop's audit
+    log. Idempotent. Raises NotFound (404), NotAMember (403), Forbidden (403)."""
     conversation, row = _member_message(user_id, message_id)
     if row.sender_id != user_id and not can_moderate(conversation, user_id):
         raise Forbidden("Only the author or the cooperative's moderators can delete a message.")
+    if row.deleted_at is None and conversation.cooperative_id is not None:
+        moderation.record_message_deleted(conversation.cooperative_id, user_id, row.id, row.sender_id)
+    tombstone(row)
+    data = conversations.message_dicts([row], user_id)[0]
+    db.session.commit()
+    return data
+
+
+def tombstone(row: Message) -> None:
+    """Make ``row`` a tombstone in the caller's transaction (the caller
+    checked who may, and commits) and push ``message_updated`` after the
+    commit; nothing when it already is one. Shared by ``delete`` and a
+    report's ``delete_message`` resolution (``services/reports.py``)."""
     if row.deleted_at is None:
         row.body, row.mentions, row.deleted_at = None, None, utcnow()
         db.session.execute(sql_delete(MessageReaction).where(MessageReaction.message_id == row.id))
         db.session.flush()
         _publish_updated(row)
-    data = conversations.message_dicts([row], user_id)[0]
-    db.session.commit()
-    return data
+
+
+def message_for_update(message_id: int) -> Message | None:
+    """The message row, locked for the caller's transaction, or None."""
+    if not isinstance(message_id, int) or not 1 <= message_id <= conversations.MAX_MESSAGE_ID:
+        return None
+    return db.session.execute(
+        select(Message).where(Message.id == message_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
 
 
 def react(user_id: str, message_id: int, emoji: object, *, on: bool) -> list[dict[str, Any]]:
@@ -363,13 +395,13 @@ def mark_read(user_id: str, conversation_id: int, seq: object) -> dict[str, int]
     seq = inputs.parse_int(seq, name="seq", maximum=conversations.MAX_MESSAGE_ID)
     conversation, _ = conversations.require_member(conversation_id, user_id)
     target = min(seq, conversation.last_seq)
-    moved = db.session.execute(
+    moved = execute_dml(
         update(ConversationMember)
         .where(ConversationMember.conversation_id == conversation.id, ConversationMember.user_id == user_id,
                ConversationMember.last_read_seq < target)
         .values(last_read_seq=target, unread_notified=False)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     row = conversations.membership(conversation.id, user_id)
     last_read = row.last_read_seq if row is not None else target
     result = {"last_read_seq": last_read, "unread_count": max(0, conversation.last_seq - last_read)}
@@ -380,95 +412,6 @@ def mark_read(user_id: str, conversation_id: int, seq: object) -> dict[str, int]
     db.session.commit()
     presence_touch(user_id)
     return result
-
-
-def _limit(limit: object) -> int:
-    if limit is None:
-        return PAGE_DEFAULT
-    return inputs.parse_int(limit, name="limit", minimum=1, maximum=PAGE_MAX)
-
-
-def history(user_id: str, conversation_id: int, *, limit: object = None,
-            cursor: object = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, keyset by seq on ``uq_messages_conversation_seq``:
-    ``cursor`` is the ``next_cursor`` of the previous page (the lowest seq
-    it held). Returns ``(messages, next_cursor or None)``. Raises
-    ValidationError (400), NotFound (404), NotAMember (403)."""
-    size = _limit(limit)
-    before = None
-    if cursor not in (None, ""):
-        if not inputs.is_ascii_int(cursor):
-            raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
-        before = inputs.parse_int(cursor, name="cursor", maximum=conversations.MAX_MESSAGE_ID)
-    conversation, _ = conversations.require_member(conversation_id, user_id)
-    query = select(Message).where(Message.conversation_id == conversation.id)
-    if before is not None:
-        query = query.where(Message.seq < before)
-    rows = list(db.session.scalars(query.order_by(Message.seq.desc()).limit(size)))
-    next_cursor = str(rows[-1].seq) if len(rows) == size and rows[-1].seq > 1 else None
-    return conversations.message_dicts(rows, user_id), next_cursor
-
-
-def after_seq(user_id: str, conversation_id: int, after: object, *, limit: object = None,
-              up_to: int | None = None) -> list[dict[str, Any]]:
-    """Catch-up: the messages with ``after < seq`` (``<= up_to`` when given),
-    oldest first, at most ``limit``. Raises ValidationError (400), NotFound
-    (404), NotAMember (403)."""
-    after = inputs.parse_int(after, name="after_seq", maximum=conversations.MAX_MESSAGE_ID)
-    size = _limit(limit)
-    conversation, _ = conversations.require_member(conversation_id, user_id)
-    query = select(Message).where(Message.conversation_id == conversation.id, Message.seq > after)
-    if up_to is not None:
-        query = query.where(Message.seq <= up_to)
-    rows = list(db.session.scalars(query.order_by(Message.seq).limit(size)))
-    return conversations.message_dicts(rows, user_id)
-
-
-def get_conversation(user_id: str, conversation_id: int) -> dict[str, Any]:
-    """One conversation as the caller sees it. NotFound (404), NotAMember (403)."""
-    conversation, row = conversations.require_member(conversation_id, user_id)
-    return _conversation_dict(conversation, row)
-
-
-def _conversation_dict(conversation: Conversation, row: ConversationMember) -> dict[str, Any]:
-    muted = None
-    if conversation.cooperative_id is not None:
-        muted = iso(moderation.muted_until(conversation.cooperative_id, row.user_id))
-    return conversations.conversation_dict(conversation, row, muted_until=muted)
-
-
-def list_conversations(user_id: str, *, limit: object = None,
-                       cursor: object = None) -> tuple[list[dict[str, Any]], str | None]:
-    """The caller's current conversations, most recent activity first
-    (``last_message_at``, else creation, then id); ``cursor`` is the previous
-    page's ``next_cursor`` (``<microseconds>.<id>``). Raises ValidationError."""
-    size = _limit(limit)
-    activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
-    query = (
-        select(Conversation, ConversationMember)
-        .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
-        .where(ConversationMember.user_id == user_id, conversations.is_current_member())
-    )
-    if cursor not in (None, ""):
-        micros, _, ident = str(cursor).partition(".")
-        if not (inputs.is_ascii_int(micros) and inputs.is_ascii_int(ident)):
-            raise ValidationError("cursor is not valid; use next_cursor from the previous page.")
-        rows = db.session.execute(query.order_by(activity.desc(), Conversation.id.desc())).all()
-        key = (int(micros), int(ident))
-        # A member is in few conversations: filtering the key in Python keeps
-        # the microsecond cursor exact on SQLite and PostgreSQL alike.
-        rows = [r for r in rows if (_micros(r[0]), r[0].id) < key]
-    else:
-        rows = db.session.execute(query.order_by(activity.desc(), Conversation.id.desc()).limit(size)).all()
-    rows = rows[:size]
-    items = [_conversation_dict(c, m) for c, m in rows]
-    next_cursor = f"{_micros(rows[-1][0])}.{rows[-1][0].id}" if len(rows) == size else None
-    return items, next_cursor
-
-
-def _micros(conversation: Conversation) -> int:
-    when = conversation.last_message_at or conversation.created_at
-    return int(when.timestamp() * 1_000_000)
 
 
 # ---- typing ------------------------------------------------------------------------
@@ -489,13 +432,3 @@ def typing(user_id: str, conversation_id: int) -> bool:
                                          "expires_in": TYPING_TTL})
     presence_touch(user_id)
     return True
-
-
-def conversation_for_coop(user_id: str, coop_id: int) -> dict[str, Any]:
-    """The coop's conversation as a member sees it (the chat page). Raises
-    NotFound (404) or NotAMember (403)."""
-    conversation_id = conversations.coop_conversation_id(coop_id)
-    if conversation_id is None:
-        raise NotFound("This cooperative has no chat.")
-    return get_conversation(user_id, conversation_id)
-

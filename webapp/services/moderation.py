@@ -31,7 +31,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db, get_redis, redis_key
-from ..models import CoopAuditEntry, CoopBan, Cooperative, CooperativeMember, CoopMute, Report, iso, utcnow
+from ..models import (
+    CoopAuditEntry,
+    CoopBan,
+    Cooperative,
+    CooperativeMember,
+    CoopMute,
+    Message,
+    Report,
+    iso,
+    utcnow,
+)
 from ..vocabulary import MemberRole, ModerationAction, ReportReason, ReportTarget
 from .errors import Banned, CannotModerate, MessageBlocked, Muted, NotModerator, SlowMode, ValidationError
 from .membership import is_active_member, is_moderating_member
@@ -98,6 +108,14 @@ def record_action(coop_id: int, actor_user_id: str | None, action: ModerationAct
                            target_user_id=target_user_id, target_id=target_id, data=data)
     db.session.add(entry)
     return entry
+
+
+def record_message_deleted(coop_id: int, actor_user_id: str, message_id: int, author_user_id: str | None) -> None:
+    """Audit a coop message deleted by its admin or a moderator (not by its
+    author), in the deleting transaction (the messaging core's delete)."""
+    if actor_user_id != author_user_id:
+        record_action(coop_id, actor_user_id, ModerationAction.MESSAGE_DELETED, target_user_id=author_user_id,
+                      target_id=str(message_id))
 
 
 # ---- bans and mutes, as the other services read them -----------------------------------------
@@ -186,6 +204,13 @@ def _claim_slow_mode(coop_id: int, user_id: str, seconds: int) -> None:
     raise SlowMode(retry_after=max(left_ms, 1) / 1000 if left_ms and left_ms > 0 else 1)
 
 
+def clear_slow_mode(coop_id: int, user_ids: list[str]) -> None:
+    """Forget the members' running slow-mode windows (after the setting
+    changed). A Redis failure is logged by the caller's hook, never raised."""
+    if user_ids:
+        get_redis().delete(*[redis_key("slowmode", coop_id, uid) for uid in user_ids])
+
+
 def screen_message(coop_id: int, user_id: str, body: str) -> list[str]:
     """Check a coop chat message before it is stored.
 
@@ -220,6 +245,8 @@ def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_u
     second call for the same message files nothing (unique per target)."""
     if not phrases:
         return
+    if author_user_id is None:
+        author_user_id = db.session.scalar(select(Message.sender_id).where(Message.id == message_id))
     try:
         with db.session.begin_nested():
             db.session.add(Report(

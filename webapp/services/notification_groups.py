@@ -58,7 +58,7 @@ def list_groups(user_id: str, *, limit: int, before_id: int | None = None, categ
     n = Notification
     key = _key().label("key")
     newest = func.max(n.id).label("newest")
-    query = (select(key, func.count().label("count"), newest,
+    query = (select(key, func.count().label("size"), newest,
                     func.sum(case((n.is_read == false(), 1), else_=0)).label("unread"))
              .where(n.user_id == user_id).group_by(key))
     if category:
@@ -71,7 +71,7 @@ def list_groups(user_id: str, *, limit: int, before_id: int | None = None, categ
     more = len(rows) > limit
     rows = rows[:limit]
     latest = {r.id: r for r in db.session.scalars(select(n).where(n.id.in_([row.newest for row in rows])))}
-    groups = [Group(row.key, row.count, int(row.unread or 0), latest[row.newest]) for row in rows]
+    groups = [Group(row.key, row.size, int(row.unread or 0), latest[row.newest]) for row in rows]
     if expand and groups:
         _expand(user_id, groups, category, unread_only)
     return groups, (rows[-1].newest if more else None)
@@ -109,8 +109,9 @@ def titles(groups: list[Group]) -> dict[str, str]:
             out[g.group_key] = g.latest.title
             continue
         data = g.latest.data if isinstance(g.latest.data, dict) else {}
-        coop = names.get(data.get("cooperative_id"), "your cooperative")
-        out[g.group_key] = {
+        coop = names.get(data["cooperative_id"], "your cooperative") if isinstance(data.get("cooperative_id"), int) \
+            else "your cooperative"
+        phrases: dict[str, str] = {
             S.COOP_MEMBER_JOINED: f"{g.count} miners joined {coop}",
             S.COOP_MEMBER_LEFT: f"{g.count} miners left {coop}",
             S.PERSONAL_BEST: f"{g.count} new personal bests",
@@ -118,5 +119,6 @@ def titles(groups: list[Group]) -> dict[str, str]:
             S.WORKER_ONLINE: f"{g.count} workers back online",
             S.BADGE_EARNED: f"{g.count} badges earned",
             S.BLOCK_FOUND_ANY: f"{g.count} blocks found on the pool",
-        }.get(g.latest.subtype, f"{g.latest.title} and {g.count - 1} more")
+        }
+        out[g.group_key] = phrases.get(g.latest.subtype, f"{g.latest.title} and {g.count - 1} more")
     return out

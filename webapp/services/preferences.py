@@ -320,7 +320,7 @@ _ZONES: frozenset[str] | None = None
 def zone(name: str | None) -> ZoneInfo:
     """The ``ZoneInfo`` for a stored zone name; UTC for None or an unknown name."""
     try:
-        return ZoneInfo(name) if is_timezone(name) else ZoneInfo(DEFAULT_TIMEZONE)
+        return ZoneInfo(name) if name is not None and is_timezone(name) else ZoneInfo(DEFAULT_TIMEZONE)
     except ZoneInfoNotFoundError:
         return ZoneInfo(DEFAULT_TIMEZONE)
 

@@ -15,8 +15,8 @@ online for ever:
 The status: offline without a live socket; else dnd or away when the client
 chose it; else away after ``IDLE_AWAY`` seconds without activity; else
 online. A change is published as ``{"type": "presence", "user_id",
-"status", "last_active_at"}`` to the miner's audience — coop-mates
-(``audience``; the friends service adds friends) — and only while the
+"status", "last_active_at"}`` to the miner's audience — coop-mates and
+friends (``audience``) — and only while the
 miner's ``privacy.showPresence`` is true; otherwise others see offline.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .. import realtime
 from ..extensions import db, get_redis, redis_key
 from ..models import CooperativeMember, UserSettings, iso
 from ..vocabulary import PresenceStatus
-from . import preferences
+from . import preferences, relations
 from .errors import ValidationError
 from .membership import is_active_member
 
@@ -160,19 +160,19 @@ def connected(user_ids: list[str]) -> set[str]:
 
 def shows_presence(user_ids: list[str]) -> set[str]:
     """Those of ``user_ids`` whose ``privacy.showPresence`` is true (default)."""
-    stored = dict(db.session.execute(
+    stored: dict[str, Any] = dict(db.session.execute(
         select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(user_ids))
     ).all()) if user_ids else {}
     return {u for u in user_ids if preferences.merged_privacy(stored.get(u)).get("showPresence", True)}
 
 
 def audience(user_id: str) -> list[str]:
-    """Who may see ``user_id``'s presence: their active coop-mates. (The
-    friends service adds friends here when it lands.)"""
+    """Who may see ``user_id``'s presence: their active coop-mates and their
+    friends (``relations.friend_ids``)."""
     mine = select(CooperativeMember.cooperative_id).where(CooperativeMember.user_id == user_id, is_active_member())
-    return [u for u in db.session.scalars(
-        select(CooperativeMember.user_id).where(is_active_member(), CooperativeMember.cooperative_id.in_(mine))
-    ) if u != user_id]
+    mates = db.session.scalars(
+        select(CooperativeMember.user_id).where(is_active_member(), CooperativeMember.cooperative_id.in_(mine)))
+    return [u for u in dict.fromkeys([*mates, *relations.friend_ids(user_id)]) if u != user_id]
 
 
 def visible(viewer_id: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:

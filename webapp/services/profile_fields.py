@@ -22,7 +22,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from confusable_homoglyphs import confusables
+from confusable_homoglyphs import confusables  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from ..extensions import db

@@ -71,7 +71,8 @@ def leaderboard_rank(user_id: str) -> int:
     return int(higher or 0) + 1
 
 
-def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = None) -> dict[str, Any]:
+def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = None, *,
+                 as_relation: relations.Relation | None = None) -> dict[str, Any]:
     """THE profile serialiser (API.md "Profiles"): what ``viewer_id`` may see
     of a user already checked visible. Every door that shows a profile (the
     JSON routes, the pages, socket payloads) calls this one function.
@@ -84,8 +85,10 @@ def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = N
     ``public`` everyone, ``connections`` friends, ``private`` the owner.
     Absent keys, never null. ``leaderboard_rank`` when ``showOnLeaderboard``;
     ``friendship`` for a logged-in viewer other than the owner.
+    ``as_relation`` forces the viewer's standing (the editor's previews of
+    what a stranger and a friend see).
     """
-    relation = relations.relation(viewer_id, user.user_id)
+    relation = as_relation or relations.relation(viewer_id, user.user_id)
     row = db.session.get(UserProfile, user.user_id)
     levels = profile_fields.visibility_of(row)
 
@@ -184,6 +187,13 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
         "is_owner": viewer_id == user_id,
         "is_private": not privacy["publicProfile"],
     }
+
+
+def previews(user: User) -> dict[str, dict[str, Any]]:
+    """What a ``stranger`` and a ``friend`` see of ``user``'s profile now
+    (``profile_dict``), for the profile editor."""
+    privacy = _privacy(user.user_id)
+    return {relation: profile_dict(user, privacy, as_relation=relation) for relation in ("stranger", "friend")}
 
 
 def hashrate_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: str | None = None,

@@ -22,11 +22,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Cooperative, CooperativeMember, Report, User, utcnow
+from ..models import Conversation, ConversationMember, Cooperative, CooperativeMember, Message, Report, User, utcnow
 from ..vocabulary import MemberRole, ModerationAction, ReportResolution, ReportStatus, ReportTarget
 from ..vocabulary import NotificationSubtype as S
-from . import coop_moderation, coops, inputs, moderation, notifications
-from .errors import AlreadyReported, ChatUnavailable, Conflict, NotFound, NotModerator, ValidationError
+from . import coop_moderation, coops, inputs, messages, moderation, notifications
+from .errors import AlreadyReported, Conflict, NotFound, NotModerator, ValidationError
 from .membership import is_active_coop, is_active_member
 
 DETAILS_MAX = 1000
@@ -47,13 +47,23 @@ def _text(value: str | None, limit: int, name: str) -> str:
     return inputs.check_text(value, name=name, kind=inputs.MULTILINE) if value else ""
 
 
-def _message_context(message_id: str) -> tuple[int | None, str | None]:
-    """(coop whose chat holds the message, its author) for a message report.
-    The chat tables are not part of this tree yet: the message cannot be
-    placed, so its report goes to the platform admins."""
-    if not inputs.is_ascii_int(message_id):
+def _message_context(message_id: str, reporter_id: str) -> tuple[int | None, str | None]:
+    """(coop whose chat holds the message or None for a direct or group
+    conversation, its author) for a message report. Only a participant of
+    the conversation may report it: anyone else gets the same 404 as for a
+    missing message."""
+    if not inputs.is_ascii_int(message_id) or len(message_id) > 18:
         raise NotFound("No such message.")
-    return None, None
+    row = db.session.execute(
+        select(Conversation.cooperative_id, Message.sender_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(ConversationMember, (ConversationMember.conversation_id == Message.conversation_id)
+              & (ConversationMember.user_id == reporter_id) & ConversationMember.left_at.is_(None))
+        .where(Message.id == int(message_id), Message.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        raise NotFound("No such message.")
+    return row.cooperative_id, row.sender_id
 
 
 def _shared_coop(reporter_id: str, target_id: str) -> int | None:
@@ -88,11 +98,13 @@ def create(user: User, *, target_type: str, target_id: str, reason: str, details
             raise NotFound("No such miner.")
         coop_id, target_user_id = _shared_coop(user.user_id, target_id), target_id
     elif target_type == ReportTarget.COOPERATIVE:
-        if not inputs.is_ascii_int(target_id) or db.session.scalar(
+        if not inputs.is_ascii_int(target_id) or not 1 <= int(target_id) <= coops.MAX_COOP_ID or db.session.scalar(
                 select(Cooperative.id).where(Cooperative.id == int(target_id), is_active_coop())) is None:
             raise NotFound("No such cooperative.")
     else:
-        coop_id, target_user_id = _message_context(target_id)
+        coop_id, target_user_id = _message_context(target_id, user.user_id)
+        if target_user_id == user.user_id:
+            raise ValidationError("You cannot report your own message.")
     report = Report(reporter_user_id=user.user_id, cooperative_id=coop_id, target_type=target_type,
                     target_id=target_id, target_user_id=target_user_id, reason=reason, details=details)
     db.session.add(report)
@@ -150,6 +162,17 @@ def triage_for_coop(coop_id: int, *, limit: int = 50) -> tuple[list[Report], int
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
+def message_bodies(reports: list[Report]) -> dict[str, str | None]:
+    """``{target_id: body}`` of the messages ``reports`` name (None for a
+    deleted one), so moderators read what was reported."""
+    ids = [int(r.target_id) for r in reports
+           if r.target_type == ReportTarget.MESSAGE and inputs.is_ascii_int(r.target_id) and len(r.target_id) < 19]
+    if not ids:
+        return {}
+    return {str(mid): body for mid, body in db.session.execute(
+        select(Message.id, Message.body).where(Message.id.in_(ids)))}
+
+
 def display_names(reports: list[Report]) -> dict[str, str]:
     """``{user_id: display_name}`` of the reporters and targets of ``reports``."""
     ids = {r.reporter_user_id for r in reports} | {r.target_user_id for r in reports}
@@ -190,8 +213,7 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
     the report's coop. The action, the audit entry and the reporter's
     ``report_resolved`` notification commit together. Raises
     ValidationError (400), NotFound (404), NotModerator / CannotModerate
-    (403), ReportClosed (409), ChatUnavailable (409: deleting a message needs
-    the chat) or the action's own errors."""
+    (403), ReportClosed (409) or the action's own errors."""
     if action not in {a.value for a in ReportResolution}:
         raise ValidationError('action is "dismiss", "delete_message", "mute" or "ban".')
     note = _text(note, NOTE_MAX, "The note")
@@ -203,7 +225,8 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
     report = db.session.execute(
         select(Report).where(Report.id == report_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if report is None or (not user.is_admin and report.cooperative_id != moderated_coop_id(user)):
+    if report is None or (not user.is_admin and (report.cooperative_id is None
+                                                 or report.cooperative_id != moderated_coop_id(user))):
         db.session.rollback()
         raise NotFound("No such report.")
     if report.status != ReportStatus.OPEN:
@@ -211,10 +234,14 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
         raise ReportClosed()
     actor = _acting_moderator(report, user)
     if action == ReportResolution.DELETE_MESSAGE:
-        db.session.rollback()
         if report.target_type != ReportTarget.MESSAGE:
+            db.session.rollback()
             raise ValidationError("Only a message report can delete a message.")
-        raise ChatUnavailable()
+        message = messages.message_for_update(int(report.target_id))
+        if message is not None:  # already gone entirely: nothing left to delete
+            if report.cooperative_id is not None and message.deleted_at is None:
+                moderation.record_message_deleted(report.cooperative_id, user.user_id, message.id, message.sender_id)
+            messages.tombstone(message)
     if action in (ReportResolution.MUTE, ReportResolution.BAN):
         if actor is None or report.cooperative_id is None or not report.target_user_id:
             db.session.rollback()

@@ -213,7 +213,7 @@ def build_summary(user: User, rows: list[Notification], kind: str, prefs: dict) 
                "unsubscribe_url": unsubscribe_url, "settings_url": email.absolute_link("/settings"),
                "notifications_url": email.absolute_link("/notifications"), "category": first_category}
     return PlainHeaderMessage(
-        subject=subject, recipients=[user.email],
+        subject=subject, recipients=[user.email or ""],
         body=render_template("emails/summary.txt", **context),
         html=render_template("emails/summary.html", **context),
         extra_headers=headers,

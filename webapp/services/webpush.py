@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
 from py_vapid import Vapid, b64urlencode
-from pywebpush import WebPushException, webpush
 from rq import Retry
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -45,6 +44,10 @@ JOB_TIMEOUT = 60
 MAX_RETRIES = 3
 MAX_PAYLOAD_BODY = 600  # characters of the body in the payload (push services take ~4 KB)
 _key_lock = threading.Lock()
+
+
+class PushFailed(Exception):
+    """No push service accepted a notification this attempt (RQ retries)."""
 
 
 # ---- keys ---------------------------------------------------------------------------
@@ -178,8 +181,12 @@ def deliver(notification_id: int) -> str:
 
     Returns ``"sent"`` (at least one push service accepted it, or every
     subscription was gone), ``"nothing to send"`` (no pending delivery).
-    Raises ``WebPushException`` after recording the failure when no
-    subscription took it (RQ retries; the last attempt ends ``failed``)."""
+    Raises ``PushFailed`` after recording the failure when no subscription
+    took it (RQ retries; the last attempt ends ``failed``)."""
+    # pywebpush pulls in requests and aiohttp (~22 MiB): imported where pushes
+    # are sent (the RQ worker), not in every web process.
+    from pywebpush import WebPushException, webpush
+
     now = utcnow()
     claim = _claim(notification_id, now)
     if claim is None:
@@ -230,7 +237,7 @@ def _record(delivery_id: int, attempt: int, ok: list[int], gone: list[int], erro
     deliveries.record_attempt(delivery_id, DeliveryChannel.PUSH, attempt, success, error, at=now)
     db.session.commit()
     if not success:
-        raise WebPushException(f"push failed: {error}")
+        raise PushFailed(f"push failed: {error}")
     return "sent"
 
 

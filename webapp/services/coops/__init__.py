@@ -38,6 +38,7 @@ from .changes import (
     dissolve_locked,
     join,
     leave,
+    leave_in_transaction,
     regenerate_code,
     remove_locked,
     remove_member,
@@ -80,6 +81,7 @@ from .lookups import (
     is_admin,
     lock_active_coop,
 )
+from .timeline import TimelineEntry, timeline
 from .views import (
     ANONYMOUS_MEMBER,
     CoopHashrate,
@@ -97,7 +99,7 @@ from .views import (
 __all__ = [
     "departure",
     "INVITE_CODE_LENGTH", "generate_invite_code", "normalise_invite_code",
-    "create", "dissolve", "dissolve_locked", "join", "leave", "regenerate_code", "remove_locked", "remove_member",
+    "create", "dissolve", "dissolve_locked", "join", "leave", "leave_in_transaction", "regenerate_code", "remove_locked", "remove_member",
     "update_details",
     "COOP_LINK", "DESCRIPTION_MAX", "INVITE_CODE_ATTEMPTS", "MAX_COOP_ID", "NAME_MAX", "NAME_MIN",
     "UQ_ACTIVE_INVITE_CODE", "UQ_ONE_ACTIVE_PER_USER", "UQ_ONE_ADMIN_PER_COOP", "CodeFactory",
@@ -105,6 +107,7 @@ __all__ = [
     "lock_active_coop", "preview",
     "DirectoryEntry", "approve_request", "decline_request", "directory", "list_requests", "my_pending_request",
     "request_to_join", "update_discovery",
+    "TimelineEntry", "timeline",
     "JoinTarget", "NotModerator", "create_invite", "list_invites", "revoke_invite",
     "CoopHashrate", "CoopStats", "MemberInfo", "dashboard", "hashrate", "list_members", "members_of", "stats",
     "ANONYMOUS_MEMBER", "hashrate_chart",

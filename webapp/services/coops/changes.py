@@ -229,6 +229,14 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
     Returns the coop as it is afterwards (``status`` tells whether it was
     dissolved). Raises NotFound (404), CoopDissolved (409) or NotAMember (403).
     """
+    coop = leave_in_transaction(user, coop_id=coop_id)
+    db.session.commit()
+    return coop
+
+
+def leave_in_transaction(user: User, *, coop_id: int) -> Cooperative:
+    """``leave`` without the commit: the caller's transaction commits it
+    (deleting an account leaves its coop by the same rules, atomically)."""
     coop = lock_active_coop(coop_id)
     membership = _membership(coop.id, user.user_id)
     if membership is None:
@@ -260,7 +268,6 @@ def leave(user: User, *, coop_id: int) -> Cooperative:
             member=user.display_name, coop=coop.name,
         )
     announce_on_commit(coop.id, actor=user.user_id, change="membership" if remaining else "dissolved")
-    db.session.commit()
     return coop
 
 

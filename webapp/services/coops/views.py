@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from ...extensions import db
 from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, User, UserSettings, iso, utcnow
@@ -22,17 +22,29 @@ from .lookups import get_for_member
 ANONYMOUS_MEMBER = "a member"  # how a member with showInCoopRankings false is named to others
 
 
+HIDDEN_MEMBER_NAME = ANONYMOUS_MEMBER  # API.md: a miner hidden from rankings appears as "a member"
+
+
 @dataclass
 class MemberInfo:
-    """An active member with live hashrate (API.md member object)."""
+    """An active member with live hashrate (API.md member object).
+
+    ``hidden``: the member turned ``showInCoopRankings`` off and the viewer
+    is someone else: the name reads "a member" and the hashrate, online
+    state and worker count are None (the coop's total still counts them).
+    ``linked``: their profile page may be linked (``publicProfile`` on)."""
 
     user_id: str
     display_name: str
     role: str
     joined_at: datetime
-    hashrate: float  # H/s, sum of the latest hashrate_1h of online workers
-    is_online: bool  # at least one worker online
-    workers_online: int
+    hashrate: float | None  # H/s, sum of the latest hashrate_1h of online workers; None when hidden
+    is_online: bool | None  # at least one worker online; None when hidden
+    workers_online: int | None
+    hidden: bool = False
+    linked: bool = True
+    counted_hashrate: float = 0.0  # H/s, hidden or not: only for the coop's combined figure
+
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,38 +55,52 @@ class MemberInfo:
             "hashrate": self.hashrate,
             "is_online": self.is_online,
             "workers_online": self.workers_online,
+            "hidden": self.hidden,
         }
 
 
-def members_of(coop_id: int, now: datetime | None = None) -> list[MemberInfo]:
+def _flag(name: str):
+    """SQL: a privacy switch of the member, true when unset (the default)."""
+    return func.coalesce(UserSettings.privacy[name].as_boolean(), true())
+
+
+def members_of(coop_id: int, now: datetime | None = None, *, viewer_id: str | None = None) -> list[MemberInfo]:
     """Active members of a coop, longest-standing first, with live hashrate
-    (no access check: callers have done it, or are the CLI)."""
+    (no access check: callers have done it, or are the CLI). With a
+    ``viewer_id``, members who hide from coop rankings are ``hidden`` to
+    everyone but themselves; without one (the CLI) nothing is hidden."""
     rows = db.session.execute(
-        select(CooperativeMember, User.display_name)
+        select(CooperativeMember, User.display_name, _flag("showInCoopRankings"), _flag("publicProfile"))
         .join(User, User.user_id == CooperativeMember.user_id)
+        .outerjoin(UserSettings, UserSettings.user_id == CooperativeMember.user_id)
         .where(is_active_member(coop_id))
         .order_by(CooperativeMember.joined_at, CooperativeMember.id)
     ).all()
-    rates = hashrate_by_user([m.user_id for m, _ in rows], now)
-    return [
-        MemberInfo(
+    rates = hashrate_by_user([m.user_id for m, *_ in rows], now)
+    members = []
+    for m, name, in_rankings, public in rows:
+        hidden = viewer_id is not None and not in_rankings and m.user_id != viewer_id
+        rate, online = rates[m.user_id]
+        members.append(MemberInfo(
             user_id=m.user_id,
-            display_name=name,
+            display_name=HIDDEN_MEMBER_NAME if hidden else name,
             role=m.role,
             joined_at=m.joined_at,
-            hashrate=rates[m.user_id][0],
-            is_online=rates[m.user_id][1] > 0,
-            workers_online=rates[m.user_id][1],
-        )
-        for m, name in rows
-    ]
+            hashrate=None if hidden else rate,
+            is_online=None if hidden else online > 0,
+            workers_online=None if hidden else online,
+            hidden=hidden,
+            linked=bool(public) and not hidden,
+            counted_hashrate=rate,
+        ))
+    return members
 
 
 def list_members(user: User, *, coop_id: int) -> list[MemberInfo]:
-    """Active members, longest-standing first (endpoint 5). Raises NotFound
-    (404) or NotAMember (403)."""
+    """Active members, longest-standing first (endpoint 5), as ``user``
+    may see them (``members_of``). Raises NotFound (404) or NotAMember (403)."""
     coop = get_for_member(user, coop_id=coop_id)
-    return members_of(coop.id)
+    return members_of(coop.id, viewer_id=user.user_id)
 
 
 @dataclass
@@ -92,8 +118,10 @@ class CoopHashrate:
             "cooperative_id": self.cooperative_id,
             "total_hashrate": self.total_hashrate,
             "online_count": self.online_count,
+            # A member hidden from rankings: no id, no name, no hashrate (API.md "a member").
             "members": [
-                {"user_id": m.user_id, "display_name": m.display_name, "hashrate": m.hashrate, "is_online": m.is_online}
+                {"user_id": None if m.hidden else m.user_id, "display_name": m.display_name,
+                 "hashrate": m.hashrate, "is_online": m.is_online}
                 for m in self.members
             ],
             "updated_at": iso(self.updated_at),
@@ -106,7 +134,8 @@ def hashrate(user: User, *, coop_id: int) -> CoopHashrate:
     members' hashrates are live. Raises NotFound (404) or NotAMember (403)."""
     coop = get_for_member(user, coop_id=coop_id)
     total = coop_hashrate.cached_total(coop.id)
-    return CoopHashrate(coop.id, total.total_hashrate, total.online_count, total.updated_at, members_of(coop.id))
+    return CoopHashrate(coop.id, total.total_hashrate, total.online_count, total.updated_at,
+                        members_of(coop.id, viewer_id=user.user_id))
 
 
 @dataclass
@@ -179,7 +208,7 @@ def dashboard(user: User, *, coop_id: int) -> tuple[Cooperative, CoopStats, list
     """Everything the ``/coop`` page shows, for an active member."""
     coop = get_for_member(user, coop_id=coop_id)
     now = utcnow()
-    return coop, _stats(coop, now), members_of(coop.id, now)
+    return coop, _stats(coop, now), members_of(coop.id, now, viewer_id=user.user_id)
 
 
 def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime | None = None) -> Chart:
@@ -205,7 +234,7 @@ def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime |
     history = worker_history(ids, rng, now)
     named, hidden = [], []
     for member in members:
-        values = sum_series(history[member.user_id].values(), len(grid))
+        values = sum_series(history.get(member.user_id, {}).values(), len(grid))
         shown = preferences.merged_privacy(stored.get(member.user_id))["showInCoopRankings"]
         if shown or member.user_id == user.user_id:
             named.append(Series(f"member:{member.user_id}", member.display_name, values))

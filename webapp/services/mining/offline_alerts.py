@@ -86,7 +86,7 @@ def alert_offline_workers(now: datetime | None = None) -> dict[str, list[str]]:
 
 
 def _notify(user_id: str, workers: list[WorkerStatus], now: datetime) -> None:
-    since = min(w.state_changed_at for w in workers)
+    since = min(w.state_changed_at or now for w in workers)
     minutes = int((now - since).total_seconds() // 60)
     labels = [worker_label(w.worker) for w in workers]
     if len(workers) == 1:

@@ -60,6 +60,9 @@ document.addEventListener("htmx:beforeSwap", (event) => {
       // when the membership changes.
       const refresh = document.getElementById("coop-refresh");
       if (refresh && refresh.dataset.coop) target.searchParams.set("coop", refresh.dataset.coop);
+      // The chat page: the socket pushes this conversation's fragments (chat.js).
+      const chat = document.getElementById("chat");
+      if (chat && chat.dataset.conversationId) target.searchParams.set("chat", chat.dataset.conversationId);
     }
     return create(target.toString());
   };

@@ -3,7 +3,8 @@
 // of templates/_chart.html becomes a chart: hashrate axes in H/s scaled to
 // kH/s … PH/s, best difficulty on a log axis, time ticks in the viewer's
 // zone (SoloTime from time.js), a tooltip and a live legend on hover, and
-// the 1 h / 24 h / 7 d / 30 d links switch the range in place. Without JS
+// the 1 h / 24 h / 7 d / 30 d links switch the range in place; the data is
+// fetched again every minute (1 h) or five (longer ranges). Without JS
 // (or if the data cannot be loaded) the figure's table stays the answer.
 (function () {
   "use strict";
@@ -256,6 +257,7 @@
           if (a.dataset.range === data.range) a.setAttribute("aria-current", "true");
           else a.removeAttribute("aria-current");
         });
+        figure._loadedAt = Date.now();
         draw(figure, data);
         const details = figure.querySelector(".chart-figures");
         if (details && figure._plot) details.open = false;
@@ -275,6 +277,16 @@
         load(figure, link.dataset.range);
       });
       load(figure, figure.dataset.range || "24h");
+      // Stay current while the page is open (new samples every minute or
+      // five), but never redraw under a reader's cursor or in a hidden tab.
+      figure.addEventListener("pointerenter", () => { figure._hover = true; });
+      figure.addEventListener("pointerleave", () => { figure._hover = false; });
+      setInterval(() => {
+        if (document.hidden || figure._hover || !document.body.contains(figure)) return;
+        const range = figure.dataset.range || "24h";
+        const due = range === "1h" ? 60000 : 300000;
+        if (Date.now() - (figure._loadedAt || 0) >= due) load(figure, range);
+      }, 30000);
       if (window.ResizeObserver) {
         let last = 0;
         new ResizeObserver(() => {

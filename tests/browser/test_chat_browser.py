@@ -1,0 +1,73 @@
+"""The coop chat in two browser contexts under the app's CSP: two members
+chat live — the typing line, a message sent with Enter, a reaction, the read
+receipt — and a message body, a display name and a coop name that carry
+markup stay text in the page and in the pushed fragments."""
+from __future__ import annotations
+
+import pytest
+
+from webapp.extensions import db
+from webapp.services import conversations, coops, messages
+
+from ..builders import PASSWORD
+from .conftest import assert_clean_console, goto_live, login, watch
+
+pytestmark = pytest.mark.browser
+
+XSS_NAME = '<img src=x onerror="window.__pwned=1">'
+
+
+def test_two_members_chat_live(live_server, page, browser, make_user, screenshot):
+    alice = make_user(display_name="Alice")
+    bob = make_user(display_name=XSS_NAME)
+    coop = coops.create(alice, name='<script>window.__pwned=2</script>Crew')
+    coops.join(bob, invite_code=coop.invite_code)
+    cid = conversations.coop_conversation_id(coop.id)
+    messages.post(alice.user_id, cid, "welcome **aboard**")
+    alice_id, bob_id = alice.user_id, bob.user_id
+    db.session.remove()
+
+    login(page, live_server.url, alice_id, PASSWORD)
+    goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
+    bob_context = browser.new_context(viewport={"width": 360, "height": 740})
+    bob_page = watch(bob_context.new_page())
+    try:
+        login(bob_page, live_server.url, bob_id, PASSWORD)
+        goto_live(bob_page, f"{live_server.url}/coop/chat", timeout=15)
+        bob_page.wait_for_selector("#chat-log li.msg >> text=welcome")
+        assert bob_page.locator("#chat-log strong", has_text="aboard").count() == 1
+
+        # Alice sees Bob online.
+        page.wait_for_selector(f"#presence-{bob_id}.presence-online", timeout=15000)
+
+        # Bob types: Alice sees the typing line with his name as text.
+        bob_page.fill("#chat-body", "")
+        bob_page.type("#chat-body", "gm <b>alice</b> <img src=x onerror=window.__pwned=3>")
+        page.wait_for_selector("#chat-typing:has-text('is typing')", timeout=15000)
+        assert XSS_NAME in page.locator("#chat-typing").inner_text()
+
+        # Enter sends; Alice gets the message live, as text.
+        bob_page.press("#chat-body", "Enter")
+        page.wait_for_selector("#chat-log li.msg >> text=gm", timeout=15000)
+        last = page.locator("#chat-log li.msg").last
+        assert "<b>alice</b>" in last.inner_text() and last.locator("img, b").count() == 0
+        assert bob_page.input_value("#chat-body") == ""
+        page.wait_for_function("document.getElementById('chat-typing').textContent === ''", timeout=15000)
+
+        # Alice reacts; Bob sees the reaction, marked as not his.
+        last.locator("details.react-picker summary").click()
+        last.locator("details.react-picker button", has_text="🔥").click()
+        bob_reaction = bob_page.locator("#chat-log li.msg").last.locator(".msg-reactions .reaction")
+        bob_reaction.wait_for(timeout=15000)
+        assert bob_reaction.inner_text().strip() == "🔥 1"
+        assert bob_reaction.get_attribute("aria-pressed") == "false"
+
+        # Alice read Bob's message (her page is visible): Bob sees "Seen by Alice".
+        bob_page.wait_for_selector("#chat-seen:has-text('Seen by Alice')", timeout=15000)
+
+        screenshot(bob_page, "chat-mobile")
+        for p in (page, bob_page):
+            assert p.evaluate("window.__pwned === undefined")
+            assert_clean_console(p)
+    finally:
+        bob_context.close()

@@ -1,0 +1,99 @@
+"""The pages of friends and profiles: the nav's search box and request
+badge, /friends and its forms, the profile page's friend buttons, the
+profile editor's live preview (stranger and friend), export and delete."""
+from __future__ import annotations
+
+import re
+
+from webapp.extensions import db
+from webapp.models import User
+from webapp.services import friends
+
+from .builders import PASSWORD
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def test_nav_has_search_and_live_badge_and_friends_page_forms(client, make_user, login_as):
+    alice, bob = make_user(display_name="Alice Page"), make_user(display_name="Bob Page")
+    friends.send_request(bob, alice.user_id, "hello there")
+    login_as(alice)
+    page = client.get("/friends").get_data(as_text=True)
+    assert 'role="search"' in page and 'id="nav-search-q"' in page
+    assert 'id="friend-requests-badge"' in page and 'data-count="1"' in page
+    assert "Bob Page" in page and "hello there" in page
+    request_id = int(re.search(r'data-request="(\d+)"', page).group(1))
+    token = _csrf(page)
+    resp = client.post(f"/friends/requests/{request_id}/accept", data={"csrf_token": token})
+    assert resp.status_code == 302
+    assert friends.relations.are_friends(alice.user_id, bob.user_id)
+    page = client.get("/friends").get_data(as_text=True)
+    assert 'data-count="0"' in page and "Your friends (1)" in page
+    # The profile page shows the friendship and the buttons.
+    profile = client.get(f"/miners/{bob.user_id}").get_data(as_text=True)
+    assert 'id="friend-actions"' in profile and "Remove friend" in profile
+
+
+def test_search_page_lists_public_profiles(client, make_user, login_as):
+    make_user("bc1qsearchpage001", display_name="Findable Fred")
+    me = make_user()
+    login_as(me)
+    page = client.get("/miners/search?q=findable").get_data(as_text=True)
+    assert "Findable Fred" in page and 'href="/miners/bc1qsearchpage001"' in page
+    assert "at least" not in page
+    short = client.get("/miners/search?q=f").get_data(as_text=True)
+    assert "q must be 2 to 100 characters." in short
+
+
+def test_profile_editor_previews_what_a_stranger_and_a_friend_see(client, make_user, login_as):
+    user = make_user(display_name="Editor Ed")
+    headers = login_as(user, csrf_from="/settings/profile")
+    page = client.get("/settings/profile").get_data(as_text=True)
+    assert 'data-viewer="stranger"' in page and 'data-viewer="friend"' in page
+    resp = client.post("/settings/profile", headers=headers, data={
+        "display_name": "Editor Ed", "pronouns": "he/him", "location": "Lisbon", "bio": "Hello *world*",
+        "country_code": "pt", "visibility.location": "public", "visibility.bio": "connections",
+        "visibility.pronouns": "private"})
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    stranger, friend = html.split('data-viewer="friend"')
+    assert "Lisbon" in stranger and "Lisbon" in friend
+    assert "<em>world</em>" not in stranger and "<em>world</em>" in friend
+    assert "he/him" not in html  # private: neither sees it
+    bad = client.post("/settings/profile", headers=headers, data={"display_name": "x"})
+    assert bad.status_code == 400 and "3 to 40" in bad.get_data(as_text=True)
+
+
+def test_settings_export_and_delete_through_the_page(client, make_user, login_as):
+    user = make_user()
+    user_id = user.user_id
+    login_as(user)
+    settings = client.get("/settings").get_data(as_text=True)
+    assert 'href="/settings/export"' in settings and 'action="/settings/delete"' in settings
+    export = client.get("/settings/export")
+    assert export.status_code == 200 and "attachment" in export.headers["Content-Disposition"]
+    assert export.get_json()["account"]["user_id"] == user_id
+    token = _csrf(settings)
+    wrong = client.post("/settings/delete", data={"csrf_token": token, "password": "wrong"})
+    assert wrong.status_code == 302 and db.session.get(User, user_id) is not None
+    gone = client.post("/settings/delete", data={"csrf_token": token, "password": PASSWORD})
+    assert gone.status_code == 302 and gone.headers["Location"].endswith("/login")
+    db.session.expire_all()
+    assert db.session.get(User, user_id) is None
+
+
+def test_messages_page_lists_conversations_with_unread_counts(client, make_user, login_as):
+    from webapp.services import direct_messages, messages
+
+    alice, bob = make_user(display_name="Alice Msg"), make_user(display_name="Bob Msg")
+    row, _ = friends.send_request(alice, bob.user_id)
+    friends.accept(bob, row.id)
+    conversation, _ = direct_messages.start(alice, "direct", [bob.user_id])
+    messages.post(alice.user_id, conversation["id"], "first")
+    messages.post(alice.user_id, conversation["id"], "second")
+    login_as(bob)
+    page = client.get("/messages").get_data(as_text=True)
+    assert f'data-conversation="{conversation["id"]}"' in page and "Alice Msg" in page
+    assert 'aria-label="2 unread"' in page and "second" in page

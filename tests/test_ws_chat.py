@@ -1,0 +1,225 @@
+"""Chat over /ws against the production server (gunicorn, two gevent worker
+processes): send over the socket as over POST, fan-out to every member's
+sockets in both processes, typing, read receipts, presence, resume by seq
+with no loss and no duplicates, and a removed member's socket hearing
+nothing after the removal commits."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+import websocket
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import Conversation
+from webapp.services import conversations, coops, messages
+
+from .builders import bearer, make_coop, make_user, token_of
+from .wshelpers import Client, Gunicorn
+
+pytestmark = pytest.mark.slow  # the production server, two gevent worker processes
+
+
+@pytest.fixture(scope="module")
+def server(migrated):
+    gunicorn = Gunicorn(migrated).wait_ready()
+    for _ in range(4):  # warm both workers up (imports, first connections) on a loaded machine
+        requests.get(f"http://127.0.0.1:{gunicorn.port}/api/openapi.json", timeout=120)
+    yield gunicorn
+    print(gunicorn.log_tail(20000))  # shown with -s or on failure
+    gunicorn.stop()
+
+
+def connect(server, user) -> Client:
+    sock = Client(server.ws_url(f"token={token_of(user)}"), timeout=30)
+    assert sock.recv_until(lambda m: m["type"] == "unread_count", 30)  # subscribed
+    return sock
+
+
+def chat_messages(sock: Client, count: int, timeout: float = 60) -> list[dict]:
+    """The next ``count`` chat ``message`` events (other types skipped)."""
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < count:
+        message = sock.recv_until(lambda m: m["type"] == "message", max(0.1, deadline - time.monotonic()))
+        found.append(message["data"])
+    return found
+
+
+def nothing_of(sock: Client, types: set[str], wait: float) -> list[dict]:
+    """Every message of ``types`` received within ``wait`` seconds."""
+    got: list[dict] = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            message = sock.recv_json(max(0.05, deadline - time.monotonic()))
+        except websocket.WebSocketTimeoutException:
+            break
+        if message["type"] in types:
+            got.append(message)
+    return got
+
+
+def test_send_typing_read_and_presence_reach_every_socket(server, app):
+    coop, admin, (a,) = make_coop(members=1)
+    cid = conversations.coop_conversation_id(coop.id)
+    admin_tabs = [connect(server, admin) for _ in range(3)]  # spread over both workers
+    a_sock = connect(server, a)
+    # The admin's tabs hear that a came online (coop-mates see presence).
+    online = admin_tabs[0].recv_until(lambda m: m["type"] == "presence" and m["user_id"] == a.user_id, 30)
+    assert online["status"] == "online" and online["last_active_at"]
+
+    a_sock.send_json({"type": "send", "conversation_id": cid, "body": "gm **miners**", "client_id": "k1"})
+    sent = a_sock.recv_until(lambda m: m["type"] == "sent", 30)
+    assert sent["client_id"] == "k1" and sent["data"]["seq"] == 1 and sent["data"]["body"] == "gm **miners**"
+    for tab in admin_tabs:
+        assert chat_messages(tab, 1)[0]["id"] == sent["data"]["id"]
+    a_sock.send_json({"type": "send", "conversation_id": cid, "body": "retry", "client_id": "k1"})
+    again = a_sock.recv_until(lambda m: m["type"] == "sent", 30)
+    assert again["data"]["id"] == sent["data"]["id"] and again["data"]["body"] == "gm **miners**"
+
+    a_sock.send_json({"type": "typing", "conversation_id": cid})
+    for tab in admin_tabs:
+        typing = tab.recv_until(lambda m: m["type"] == "typing", 30)
+        assert typing == {"type": "typing", "conversation_id": cid, "user_id": a.user_id, "expires_in": 6}
+
+    admin_tabs[1].send_json({"type": "read", "conversation_id": cid, "seq": 1})
+    read = a_sock.recv_until(lambda m: m["type"] == "read", 30)
+    assert read == {"type": "read", "conversation_id": cid, "user_id": admin.user_id, "last_read_seq": 1}
+
+    a_sock.send_json({"type": "presence", "status": "dnd"})
+    dnd = admin_tabs[2].recv_until(lambda m: m["type"] == "presence" and m["user_id"] == a.user_id, 30)
+    assert dnd["status"] == "dnd"
+
+    # An edit and a reaction over HTTP (either worker) arrive as message_updated.
+    resp = requests.put(f"http://127.0.0.1:{server.port}/api/messages/{sent['data']['id']}/reactions/%F0%9F%94%A5",
+                        headers=bearer(admin), timeout=10)
+    assert resp.status_code == 200
+    mine = admin_tabs[0].recv_until(lambda m: m["type"] == "message_updated", 30)["data"]["reactions"]
+    theirs = a_sock.recv_until(lambda m: m["type"] == "message_updated", 30)["data"]["reactions"]
+    assert mine == [{"emoji": "🔥", "count": 1, "me": True}] and theirs == [{"emoji": "🔥", "count": 1, "me": False}]
+
+    a_sock.close()
+    offline = admin_tabs[0].recv_until(lambda m: m["type"] == "presence" and m["user_id"] == a.user_id, 30)
+    assert offline["status"] == "offline"
+    for tab in admin_tabs:
+        tab.close()
+
+
+def test_socket_errors_carry_the_client_id(server, app):
+    coop, admin, _ = make_coop()
+    cid = conversations.coop_conversation_id(coop.id)
+    stranger = make_user()
+    sock = connect(server, stranger)
+    sock.send_json({"type": "send", "conversation_id": cid, "body": "let me in", "client_id": "z9"})
+    error = sock.recv_until(lambda m: m["type"] == "error", 30)
+    assert error["client_id"] == "z9" and error["error"]["code"] == "not_a_member"
+    sock.send_json({"type": "resume", "conversations": {str(cid): 0}})
+    assert sock.recv_until(lambda m: m["type"] == "error", 30)["code"] == "not_a_member"
+    member = connect(server, admin)
+    member.send_json({"type": "send", "conversation_id": cid, "body": "", "client_id": "z10"})
+    error = member.recv_until(lambda m: m["type"] == "error", 30)
+    assert error["client_id"] == "z10" and error["error"]["code"] == "validation_error"
+    sock.close()
+    member.close()
+
+
+def _post(server, user, cid: int, body: str, headers: dict | None = None) -> int:
+    resp = requests.post(f"http://127.0.0.1:{server.port}/api/conversations/{cid}/messages",
+                         headers=headers or bearer(user), json={"body": body}, timeout=60)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["seq"]
+
+
+def test_a_dropped_socket_resumes_with_exactly_the_missed_messages(server, app):
+    coop, admin, (w1, w2, reader) = make_coop(members=3)
+    cid = conversations.coop_conversation_id(coop.id)
+    for i in range(3):
+        _post(server, admin, cid, f"before {i}")
+    sock = connect(server, reader)
+    sock.send_json({"type": "resume", "conversations": {str(cid): 0}})
+    seen = chat_messages(sock, 3)
+    assert [m["seq"] for m in seen] == [1, 2, 3]
+
+    # 50 messages by 3 writers over HTTP (gunicorn spreads them over both
+    # workers); the reader's socket drops after the first few arrive.
+    writers = [(admin, bearer(admin), 17), (w1, bearer(w1), 17), (w2, bearer(w2), 16)]
+    errors: list[BaseException] = []
+
+    def write(user, headers, count):  # no app context here: headers made before
+        try:
+            for i in range(count):
+                _post(server, user, cid, f"{user.user_id[-6:]} {i}", headers)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=w) for w in writers]
+    for t in threads:
+        t.start()
+    seen += chat_messages(sock, 4)
+    sock.close()
+    for t in threads:
+        t.join()
+    assert errors == []
+    last_seen = seen[-1]["seq"]
+
+    again = connect(server, reader)
+    again.send_json({"type": "resume", "conversations": {str(cid): last_seen}})
+    missed = chat_messages(again, 53 - last_seen)
+    _post(server, admin, cid, "live after resume")
+    live = chat_messages(again, 1)
+    seqs = [m["seq"] for m in seen + missed + live]
+    assert seqs == list(range(1, 55))  # in order, no gap, no duplicate
+    assert len({m["id"] for m in seen + missed}) == 53
+    assert nothing_of(again, {"message"}, 1.0) == []
+    again.close()
+
+
+def test_a_removed_member_hears_nothing_after_the_removal_commits(server, app):
+    coop, admin, (writer, removed) = make_coop(members=2)
+    cid = conversations.coop_conversation_id(coop.id)
+    tabs = [connect(server, removed) for _ in range(2)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    headers = bearer(writer)
+
+    def write():
+        i = 0
+        try:
+            while not stop.is_set():
+                _post(server, writer, cid, f"busy {i}", headers)
+                i += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    chat_messages(tabs[0], 3)
+    # Hold the conversation's lock (as a post does) to read the last seq
+    # before the removal in the removal's own transaction.
+    before = db.session.execute(
+        select(Conversation.last_seq).where(Conversation.id == cid).with_for_update()).scalar_one()
+    coops.remove_member(admin, coop_id=coop.id, user_id=removed.user_id)
+    time.sleep(1.0)
+    stop.set()
+    thread.join()
+    assert errors == []
+    for tab in tabs:
+        got = nothing_of(tab, {"message", "conversation", "message_updated", "typing"}, 2.0)
+        late = [m for m in got if m["type"] == "message" and m["data"]["seq"] > before]
+        assert late == []
+        after_removal = False
+        for message in got:
+            if message["type"] == "conversation":
+                assert message["event"] == "removed" and message["data"]["id"] == cid
+                after_removal = True
+            else:
+                assert not after_removal, "a chat event after the removal"
+    # And nothing later either.
+    messages.post(admin.user_id, cid, "after you left")
+    for tab in tabs:
+        assert nothing_of(tab, {"message"}, 1.0) == []
+        tab.close()

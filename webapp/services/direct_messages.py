@@ -1,0 +1,149 @@
+"""Direct and group conversations between friends (API.md "Conversations
+and messages": ``POST /api/conversations``; seed 001 §3.1) on the coop
+chat's messaging core (``services/conversations.py``, ``services/messages.py``):
+the same messages, live events, catch-up, read receipts, typing and
+notification batching.
+
+* ``direct``: the caller and one friend. One per pair, held by the
+  ``direct_pairs`` primary key: asking again (or both at once) returns the
+  existing conversation.
+* ``group``: the caller and 2–9 friends of the caller (3–10 members), with a
+  title of 1–100 characters.
+* Anyone who is not a friend: 409 ``not_friends`` naming them. A miner who
+  blocked the caller is a missing account (404).
+* Read-only (``post_refusal``): a direct conversation once the two are no
+  longer friends or one blocked the other; in a group, a member who is no
+  longer the creator's friend. Blocking or unfriending also removes the
+  other miner from the groups the actor created, so their open sockets stop
+  receiving those conversations at once (``conversations.remove_member``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Conversation, ConversationMember, DirectPair, User
+from ..vocabulary import ConversationKind
+from . import accounts, conversations, inputs, relations
+from .errors import Conflict, NotFound, ValidationError
+
+GROUP_MIN, GROUP_MAX = 3, 10  # members, the creator included
+TITLE_MAX = 100
+
+
+class NotFriends(Conflict):
+    code = "not_friends"
+    message = "You can write only to friends: send a friend request first."
+
+
+class ReadOnly(Conflict):
+    code = "read_only"
+    message = "This conversation is read-only: you are no longer friends."
+
+
+def _other_users(creator: User, user_ids: object) -> list[str]:
+    if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
+        raise ValidationError("user_ids must be a list of user ids.")
+    others = [u for u in dict.fromkeys(user_ids) if u != creator.user_id]
+    for user_id in others:
+        if not accounts.is_user_id(user_id) or db.session.get(User, user_id) is None \
+                or relations.hidden_from(creator.user_id, user_id):
+            raise NotFound()
+    return others
+
+
+def _require_friends(creator: User, others: list[str]) -> None:
+    strangers = [u for u in others
+                 if not relations.are_friends(creator.user_id, u) or relations.blocked_between(creator.user_id, u)]
+    if strangers:
+        names = ", ".join(sorted(strangers))
+        raise NotFriends(f"You can write only to friends; not friends yet: {names}. Send a friend request first.",
+                         details={"user_ids": strangers})
+
+
+def _existing_direct(a: str, b: str) -> Conversation | None:
+    pair = db.session.get(DirectPair, (min(a, b), max(a, b)))
+    return db.session.get(Conversation, pair.conversation_id) if pair else None
+
+
+def start(creator: User, kind: object, user_ids: object, title: object = None) -> tuple[dict[str, Any], bool]:
+    """Start a ``direct`` or ``group`` conversation, or return the pair's
+    existing direct one. Returns ``(conversation dict as the creator sees
+    it, created)``. Raises ValidationError, NotFound, NotFriends (409)."""
+    if kind not in (ConversationKind.DIRECT, ConversationKind.GROUP):
+        raise ValidationError("kind must be direct or group.")
+    others = _other_users(creator, user_ids)
+    me = creator.user_id
+    if kind == ConversationKind.DIRECT:
+        if len(others) != 1:
+            raise ValidationError("A direct conversation is you and one friend: give one other user_id.")
+        them = others[0]
+        _require_friends(creator, others)
+        existing = _existing_direct(me, them)
+        if existing is not None:
+            return _view(existing, me), False
+        conversation = conversations.create(ConversationKind.DIRECT, member_ids=[me, them], created_by=me)
+        db.session.add(DirectPair(user_low=min(me, them), user_high=max(me, them), conversation_id=conversation.id))
+        try:
+            db.session.commit()
+        except IntegrityError:  # both started it at once: the other one won
+            db.session.rollback()
+            existing = _existing_direct(me, them)
+            if existing is None:
+                raise
+            return _view(existing, me), False
+        return _view(conversation, me), True
+    if not GROUP_MIN <= len(others) + 1 <= GROUP_MAX:
+        raise ValidationError(f"A group has {GROUP_MIN} to {GROUP_MAX} members, you included.")
+    if not isinstance(title, str):
+        raise ValidationError("A group needs a title (1 to 100 characters).")
+    inputs.check_text(title, name="title")
+    title = title.strip()
+    if not 1 <= len(title) <= TITLE_MAX:
+        raise ValidationError("A group needs a title (1 to 100 characters).")
+    _require_friends(creator, others)
+    conversation = conversations.create(ConversationKind.GROUP, member_ids=[me, *others], created_by=me, title=title)
+    db.session.commit()
+    return _view(conversation, me), True
+
+
+def _view(conversation: Conversation, user_id: str) -> dict[str, Any]:
+    return conversations.conversation_dict(conversation, conversations.membership(conversation.id, user_id))
+
+
+def post_refusal(conversation: Conversation, sender_id: str, member_ids: list[str]) -> Conflict | None:
+    """Why ``sender_id`` may not post in a direct or group conversation
+    now (a ReadOnly error to raise), or None. Coop conversations: None."""
+    if conversation.kind == ConversationKind.DIRECT:
+        others = [m for m in member_ids if m != sender_id]
+        if not others:
+            return ReadOnly("The other miner has left: this conversation is read-only.")
+        other = others[0]
+        if not relations.are_friends(sender_id, other) or relations.blocked_between(sender_id, other):
+            return ReadOnly()
+    elif conversation.kind == ConversationKind.GROUP:
+        creator = conversation.created_by
+        if creator is None:
+            return ReadOnly("The group's creator has left: this conversation is read-only.")
+        if sender_id != creator and (not relations.are_friends(sender_id, creator)
+                                     or relations.blocked_between(sender_id, creator)):
+            return ReadOnly("You are no longer friends with the group's creator: this conversation is read-only.")
+    return None
+
+
+def relationship_ended(actor_id: str, other_id: str) -> None:
+    """Unfriend or block, in the caller's transaction: ``other_id`` leaves
+    every group ``actor_id`` created and ``actor_id`` every group
+    ``other_id`` created (removed: their sockets drop it after the commit)."""
+    rows = db.session.execute(
+        select(Conversation.id, ConversationMember.user_id)
+        .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
+        .where(Conversation.kind == ConversationKind.GROUP, conversations.is_current_member(),
+               ((Conversation.created_by == actor_id) & (ConversationMember.user_id == other_id))
+               | ((Conversation.created_by == other_id) & (ConversationMember.user_id == actor_id)))
+    ).all()
+    for conversation_id, user_id in rows:
+        conversations.remove_member(conversation_id, user_id, reason=conversations.REMOVED)

@@ -1,0 +1,223 @@
+// The coop chat page (templates/chat/page.html). The page's socket is the
+// one htmx opens on <body> (/ws?format=html&chat=<id>, app.js adds chat=);
+// its fragments (messages, edits, presence) are swapped by htmx out of band.
+// This script: resumes by seq on every (re)connect, sends over the socket
+// (Enter sends, Shift+Enter is a newline), typing (throttled) and read
+// positions, turns #chat-signal pushes (typing, read) into the typing line
+// and "Seen by", calls the JSON routes for reactions, edits and deletes, and
+// keeps the scroll where the reader is. Only textContent is written: names
+// and bodies never become markup here.
+(function () {
+  const chat = document.getElementById("chat");
+  if (!chat) return;
+  const cid = parseInt(chat.dataset.conversationId, 10);
+  const me = chat.dataset.me;
+  const log = document.getElementById("chat-log");
+  const scroller = document.getElementById("chat-scroll");
+  const form = document.getElementById("chat-composer");
+  const input = document.getElementById("chat-body");
+  const typingLine = document.getElementById("chat-typing");
+  const seenLine = document.getElementById("chat-seen");
+  const replying = document.getElementById("chat-replying");
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  let socket = null;
+  let replyTo = null;
+  let lastTypingSent = 0;
+  let readSent = parseInt(chat.dataset.lastReadSeq || "0", 10);
+  const typers = new Map(); // user id -> timer
+  const reads = new Map(); // user id -> last read seq
+
+  const members = () => document.querySelectorAll("#chat-members > li[data-user-id]");
+  const nameOf = (userId) => {
+    for (const li of members()) if (li.dataset.userId === userId) return li.dataset.name;
+    return "Someone";
+  };
+  members().forEach((li) => reads.set(li.dataset.userId, parseInt(li.dataset.readSeq || "0", 10)));
+
+  const lastSeq = () => {
+    let seq = 0;
+    log.querySelectorAll("li.msg[data-seq]").forEach((li) => {
+      seq = Math.max(seq, parseInt(li.dataset.seq, 10));
+    });
+    return seq;
+  };
+  const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  const toBottom = () => { scroller.scrollTop = scroller.scrollHeight; };
+  const send = (message) => {
+    if (!socket) return false;
+    socket.send(JSON.stringify(message));
+    return true;
+  };
+  const api = (method, path, body) => fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+    body: body ? JSON.stringify(body) : undefined,
+  }).then((resp) => resp.json().then((data) => {
+    if (!resp.ok) showError(data.error ? data.error.message : "That did not work.");
+    return data;
+  }));
+  const showError = (text) => {
+    const el = document.getElementById("chat-error");
+    el.textContent = text;
+    el.hidden = false;
+    setTimeout(() => { el.hidden = true; }, 6000);
+  };
+  const clientId = () => (window.crypto && crypto.randomUUID
+    ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
+
+  const markRead = () => {
+    const seq = lastSeq();
+    if (seq > readSent && document.visibilityState === "visible" && send({ type: "read", conversation_id: cid, seq })) {
+      readSent = seq;
+    }
+  };
+
+  const renderTyping = () => {
+    const names = [...typers.keys()].map(nameOf);
+    typingLine.textContent = names.length === 0 ? ""
+      : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+  };
+  const renderSeen = () => {
+    const seq = lastSeq();
+    const mineLast = [...log.querySelectorAll("li.msg.mine[data-seq]")].pop();
+    if (!mineLast || parseInt(mineLast.dataset.seq, 10) !== seq) { seenLine.textContent = ""; return; }
+    const names = [...reads.entries()].filter(([u, s]) => u !== me && s >= seq).map(([u]) => nameOf(u));
+    seenLine.textContent = names.length ? `Seen by ${names.join(", ")}` : "";
+  };
+
+  // The socket htmx opened: resume after the newest message on the page.
+  document.body.addEventListener("htmx:wsOpen", (event) => {
+    socket = event.detail.socketWrapper;
+    send({ type: "resume", conversations: { [cid]: lastSeq() } });
+    if (document.visibilityState === "visible") send({ type: "presence", status: "online" });
+  });
+  document.body.addEventListener("htmx:wsClose", () => { socket = null; });
+
+  let stick = true;
+  document.body.addEventListener("htmx:wsBeforeMessage", () => { stick = nearBottom(); });
+  document.body.addEventListener("htmx:wsAfterMessage", () => {
+    // A message sent twice (page render and catch-up) keeps its first copy.
+    log.querySelectorAll("li.msg[id]").forEach((li) => {
+      const copies = document.querySelectorAll(`[id="${li.id}"]`);
+      if (copies.length > 1) copies[copies.length - 1].remove();
+    });
+    const empty = log.querySelector(".chat-empty");
+    if (empty && log.querySelector("li.msg")) empty.remove();
+    const signal = document.getElementById("chat-signal");
+    if (signal && signal.dataset.kind) {
+      const kind = signal.dataset.kind;
+      const userId = signal.dataset.userId;
+      if (kind === "typing" && userId && userId !== me) {
+        clearTimeout(typers.get(userId));
+        typers.set(userId, setTimeout(() => { typers.delete(userId); renderTyping(); },
+          1000 * parseInt(signal.dataset.expiresIn || "6", 10)));
+        renderTyping();
+      } else if (kind === "read" && userId) {
+        reads.set(userId, Math.max(reads.get(userId) || 0, parseInt(signal.dataset.seq || "0", 10)));
+      } else if (kind === "conversation" && ["removed", "left", "archived"].includes(signal.dataset.event)) {
+        showError("You are no longer a member of this chat.");
+        form.querySelectorAll("textarea, button").forEach((el) => { el.disabled = true; });
+      }
+      signal.dataset.kind = "";
+    }
+    // Whoever just posted stops typing.
+    const newest = [...log.querySelectorAll("li.msg")].pop();
+    if (newest && newest.dataset.sender && typers.has(newest.dataset.sender)) {
+      clearTimeout(typers.get(newest.dataset.sender));
+      typers.delete(newest.dataset.sender);
+      renderTyping();
+    }
+    if (stick) toBottom();
+    renderSeen();
+    markRead();
+  });
+
+  // Older messages loaded above: keep the reader's place.
+  let heightBefore = 0;
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "chat-older") heightBefore = scroller.scrollHeight;
+  });
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (heightBefore && event.detail.target && event.detail.target.id === "chat-older") {
+      scroller.scrollTop += scroller.scrollHeight - heightBefore;
+      heightBefore = 0;
+    }
+  });
+
+  // The composer.
+  const submit = () => {
+    const body = input.value;
+    if (!body.trim()) return;
+    const message = { type: "send", conversation_id: cid, body, client_id: clientId() };
+    if (replyTo) message.reply_to = replyTo;
+    if (!send(message)) {
+      api("POST", `/api/conversations/${cid}/messages`, { body, client_id: message.client_id, reply_to: replyTo || undefined });
+    }
+    input.value = "";
+    setReply(null);
+    stick = true;
+  };
+  form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  input.addEventListener("input", () => {
+    const now = Date.now();
+    if (input.value && now - lastTypingSent > 3000 && send({ type: "typing", conversation_id: cid })) {
+      lastTypingSent = now;
+    }
+  });
+
+  const setReply = (id) => {
+    replyTo = id;
+    replying.hidden = !id;
+    if (id) {
+      const author = document.querySelector(`#msg-${id} .msg-author`);
+      replying.querySelector("span").textContent = `Replying to ${author ? author.textContent : "a message"}`;
+      input.focus();
+    }
+  };
+
+  // Message actions: reply, react, edit, delete.
+  log.addEventListener("click", (event) => {
+    const li = event.target.closest("li.msg");
+    if (!li) return;
+    const id = li.dataset.id;
+    const react = event.target.closest("[data-react]");
+    if (react) {
+      const emoji = react.dataset.react;
+      const mine = react.classList.contains("me");
+      api(mine ? "DELETE" : "PUT", `/api/messages/${id}/reactions/${encodeURIComponent(emoji)}`);
+      const picker = react.closest("details");
+      if (picker) picker.open = false;
+      return;
+    }
+    const action = event.target.closest("[data-action]");
+    if (!action) return;
+    if (action.dataset.action === "reply") setReply(id);
+    if (action.dataset.action === "edit") {
+      const current = li.querySelector(".msg-body");
+      const text = window.prompt("Edit your message", current ? current.textContent.trim() : "");
+      if (text !== null && text.trim()) api("PATCH", `/api/messages/${id}`, { body: text });
+    }
+    if (action.dataset.action === "delete" && window.confirm("Delete this message?")) {
+      api("DELETE", `/api/messages/${id}`);
+    }
+  });
+  replying.addEventListener("click", (event) => {
+    if (event.target.closest("[data-action=cancel-reply]")) setReply(null);
+  });
+
+  // Presence: away while the tab is hidden, online when it is back.
+  document.addEventListener("visibilitychange", () => {
+    send({ type: "presence", status: document.visibilityState === "visible" ? "online" : "away" });
+    markRead();
+  });
+
+  toBottom();
+  renderSeen();
+})();

@@ -1,0 +1,229 @@
+"""The chat half of a ``/ws`` socket (API.md "Socket additions"), mixed
+into ``ws.SocketSession``: live messages, edits, typing, reads, presence and
+conversation changes from Redis; ``send``, ``typing``, ``read``,
+``presence`` and ``resume`` (with ``conversations``) from the client.
+
+Order and completeness per conversation, as for notifications: the socket
+remembers the highest ``seq`` it sent of each conversation it follows (from
+a ``resume``, or from the first message it forwards) and sends strictly in
+seq order: a push at or below it is dropped (a duplicate), a push that skips
+numbers first reads the missing ones from the database (pushes from two
+processes can overtake each other; pub/sub may drop one). A ``resume``
+reads everything after the client's seq with the channel already
+subscribed, so nothing committed meanwhile is missed.
+
+A member removed from a conversation (``conversation`` with ``event``
+``removed``, ``left`` or ``archived``) is dropped from it on this socket; the
+message service never publishes to them again after the removal commits,
+and reading a gap would be refused (403), so nothing more of it is sent.
+
+HTML mode (the chat page, ``?chat=<conversation id>``) gets fragments of
+that conversation only (``templates/chat/_push.html``); other pages get no
+chat frames.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app, render_template
+
+from .extensions import db
+from .services import conversations, inputs, messages, presence
+from .services.conversations import ARCHIVED, LEFT, REMOVED
+from .services.errors import DomainError, NotAMember, ValidationError
+
+MAX_RESUME_CONVERSATIONS = 100
+FILL_PAGE = 100
+
+
+class ChatSocket:
+    """Chat state and handlers of one socket (see the module docstring)."""
+
+    user_id: str
+    html: bool
+    page_chat: int | None
+
+    def init_chat(self, page_chat: int | None) -> None:
+        self.page_chat = page_chat
+        self.chat_seq: dict[int, int] = {}  # conversation -> highest seq sent
+        self.chat_closed: set[int] = set()  # conversations this user was removed from
+        self.presence_at = 0.0
+        # The chat page shows Delete on others' messages to the coop's moderators.
+        self.chat_moderator = False
+        if self.html and page_chat is not None:
+            try:
+                self.chat_moderator = messages.can_moderate(conversations.get(page_chat), self.user_id)
+            except DomainError:
+                pass
+            finally:
+                db.session.remove()
+
+    # ---- presence life ----
+
+    def presence_open(self) -> None:
+        self._presence(presence.socket_opened)
+
+    def presence_close(self) -> None:
+        self._presence(presence.socket_closed)
+
+    def presence_tick(self) -> None:
+        """Every ``presence.REFRESH_EVERY`` seconds: keep this socket counted
+        (and let an idle user turn away)."""
+        if time.monotonic() - self.presence_at >= presence.REFRESH_EVERY:
+            self._presence(presence.socket_alive)
+
+    def _presence(self, action) -> None:
+        self.presence_at = time.monotonic()
+        try:
+            action(self.user_id, self.socket_id)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - presence is best effort; the socket stays
+            current_app.logger.warning("presence update failed for %s: %r", self.user_id, exc)
+        finally:
+            db.session.remove()
+
+    # ---- from Redis ----
+
+    def on_chat_push(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == conversations.MESSAGE:
+            self.on_chat_message(message["data"])
+        elif kind == conversations.MESSAGE_UPDATED:
+            data = message["data"]
+            if self._follows(data["conversation_id"]):
+                self.send_chat(message, "message_updated", m=data)
+        elif kind in (conversations.TYPING, conversations.READ):
+            if self._follows(message["conversation_id"]):
+                self.send_chat(message, kind, signal=message)
+        elif kind == presence.PRESENCE:
+            self.send_chat(message, "presence", signal=message)
+        elif kind == conversations.CONVERSATION:
+            self.on_conversation(message)
+
+    def _follows(self, conversation_id: int) -> bool:
+        if conversation_id in self.chat_closed:
+            return False
+        return not self.html or conversation_id == self.page_chat
+
+    def on_chat_message(self, data: dict[str, Any]) -> None:
+        cid, seq = data["conversation_id"], data["seq"]
+        if not self._follows(cid):
+            return
+        last = self.chat_seq.get(cid)
+        if last is not None:
+            if seq <= last:
+                return
+            if seq > last + 1:
+                self.chat_fill(cid, last, seq - 1)
+                if cid in self.chat_closed or self.chat_seq.get(cid, 0) >= seq:
+                    return
+        self.chat_seq[cid] = seq
+        self.send_chat({"type": conversations.MESSAGE, "data": data}, "message", m=data)
+
+    def on_conversation(self, message: dict[str, Any]) -> None:
+        cid = message["data"]["id"]
+        if message.get("event") in (REMOVED, LEFT, ARCHIVED):
+            self.chat_closed.add(cid)
+            self.chat_seq.pop(cid, None)
+        else:
+            self.chat_closed.discard(cid)
+        if not self.html or cid == self.page_chat:
+            self.send_chat(message, "conversation", signal=message)
+
+    def chat_fill(self, cid: int, after: int, up_to: int | None) -> None:
+        """Send the messages of ``cid`` with ``after < seq <= up_to`` (no bound:
+        up to the newest), in seq order, from the database."""
+        try:
+            while True:
+                try:
+                    rows = messages.after_seq(self.user_id, cid, after, limit=FILL_PAGE, up_to=up_to)
+                except NotAMember:
+                    self.chat_closed.add(cid)
+                    self.chat_seq.pop(cid, None)
+                    return
+                finally:
+                    db.session.remove()  # hold no transaction while sending
+                for data in rows:
+                    self.chat_seq[cid] = data["seq"]
+                    self.send_chat({"type": conversations.MESSAGE, "data": data}, "message", m=data)
+                if len(rows) < FILL_PAGE:
+                    self.chat_seq.setdefault(cid, after)
+                    return
+                after = rows[-1]["seq"]
+        finally:
+            db.session.remove()
+
+    # ---- from the client ----
+
+    def on_chat_client(self, kind: str, message: dict[str, Any]) -> bool:
+        """Handle a chat message type; False when ``kind`` is not one."""
+        if kind == "send":
+            self.client_send(message)
+        elif kind == "typing":
+            messages.typing(self.user_id, _conversation_id(message))
+        elif kind == "read":
+            messages.mark_read(self.user_id, _conversation_id(message), message.get("seq"))
+        elif kind == "presence":
+            presence.set_status(self.user_id, message.get("status"))
+        elif kind == "resume" and "conversations" in message:
+            self.client_resume(message["conversations"])
+        else:
+            return False
+        return True
+
+    def client_send(self, message: dict[str, Any]) -> None:
+        """``send``: the same as ``POST …/messages``; answered ``sent`` (with
+        the message) or ``error`` (with the client_id) on this socket."""
+        client_id = message.get("client_id")
+        try:
+            data, _ = messages.post(self.user_id, _conversation_id(message), message.get("body"),
+                                    reply_to=message.get("reply_to"), client_id=client_id)
+        except DomainError as exc:
+            db.session.rollback()
+            error = exc.to_dict()["error"]
+            if self.html:
+                self.ws.send(render_template("chat/_push.html", kind="error", error=error))  # type: ignore[attr-defined]
+            else:
+                self.send_json({"type": "error", "client_id": client_id, "error": error})  # type: ignore[attr-defined]
+            return
+        if not self.html:
+            self.send_json({"type": "sent", "client_id": client_id, "data": data})  # type: ignore[attr-defined]
+
+    def client_resume(self, wanted: object) -> None:
+        """``resume`` with ``{"<conversation id>": <last seq seen>}``: every
+        message after each, in seq order; then live ones."""
+        if not isinstance(wanted, dict) or len(wanted) > MAX_RESUME_CONVERSATIONS:
+            raise ValidationError(
+                f"conversations must be an object of at most {MAX_RESUME_CONVERSATIONS} ids and seqs.")
+        for key, seq in wanted.items():
+            if not inputs.is_ascii_int(key) or not isinstance(seq, int) or isinstance(seq, bool):
+                raise ValidationError("conversations maps conversation ids to the last seq seen (whole numbers).")
+            cid = conversations.check_id(int(key))
+            if self.html and cid != self.page_chat:
+                continue
+            after = inputs.parse_int(seq, name="seq", maximum=conversations.MAX_MESSAGE_ID)
+            self.chat_closed.discard(cid)
+            self.chat_seq.pop(cid, None)
+            self.chat_fill(cid, after, None)
+            if cid in self.chat_closed:
+                self.send_error("not_a_member", f"You are not a member of conversation {cid}.")  # type: ignore[attr-defined]
+
+    # ---- sending ----
+
+    def send_chat(self, payload: dict[str, Any], kind: str, **context: Any) -> None:
+        """JSON: ``message`` as it is (a reaction's ``me`` is already the
+        recipient's). HTML: the fragment of ``kind`` for the chat page."""
+        if not self.html:
+            self.send_json(payload)  # type: ignore[attr-defined]
+            return
+        if self.page_chat is None:
+            return
+        self.ws.send(render_template("chat/_push.html", kind=kind, me=self.user_id,
+                                     can_moderate=self.chat_moderator, **context))  # type: ignore[attr-defined]
+
+
+def _conversation_id(message: dict[str, Any]) -> int:
+    value = message.get("conversation_id")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError("conversation_id must be a conversation id (a whole number).")
+    return conversations.check_id(value)
