@@ -53,7 +53,7 @@ TAP = 44  # px, the smallest touch target (WCAG 2.5.5, Apple and Material guidel
 # GET routes of the pages blueprints that are not pages: htmx fragments, files.
 NOT_PAGES = {"pages_activity.page", "pages_activity.new", "pages_coops.members", "pages_broadcast.status",
              "pages_moderation.audit", "pages_coops.live", "pages_home.progress", "pages_settings.service_worker",
-             "pages_media.media_file"}
+             "pages_media.media_file", "pages_chat.older", "pages_discovery.coop_timeline", "pages_your_data.export"}
 
 
 @dataclass
@@ -76,6 +76,7 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/register", "register", "input[name=password]"),
         Visit("/unsubscribe/{unsubscribe_token}"),
         Visit("/coop/join/{invite_code}"),  # the invite's preview for a visitor
+        Visit("/settings/email/confirm/not-a-token"),  # refused, back to the log-in page with a message
     ],
     "newcomer": [  # a miner in no coop
         Visit("/"),
@@ -84,11 +85,17 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/settings", "settings", "#privacy"),
         Visit("/friends"),
         Visit("/miners/search?q=sat"),
+        Visit("/coops", "coop-directory", "#main h1"),
+        Visit("/leaderboard", "leaderboard", "#main h1"),
+        Visit("/messages"),
+        Visit("/settings/profile"),
     ],
     "member": [  # a member of Satoshi's coop
         Visit("/miners/{member}", "profile-other", "#miner-stats"),
         Visit("/coop"),
         Visit("/activity"),
+        Visit("/coop/chat", "coop-chat", "#main h1"),
+        Visit("/coop/leaderboard"),
     ],
     "coop_admin": [  # the founder of Satoshi's Hunters
         Visit("/miners/{coop_admin}", "profile-own", "#workers"),
@@ -313,7 +320,7 @@ def test_every_page_fits_a_phone_has_big_targets_and_no_serious_axe_violation(li
     assert problems == [], "\n".join(problems)
     assert shots == {"login", "register", "profile-own", "profile-other", "coop-dashboard", "coop-manage",
                      "notifications", "activity", "settings", "404", "coop-join", "admin", "admin-broadcast",
-                     "coop-moderation"}
+                     "coop-moderation", "coop-directory", "leaderboard", "coop-chat"}
 
 
 def test_every_page_route_is_visited(app):
