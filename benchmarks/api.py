@@ -19,14 +19,19 @@ Two servers run at once on the same database, both with ``gunicorn.conf.py``
 - **floor**: ``benchmarks/floor_app.py``, the least a Flask app must do for
   each route (one indexed token lookup plus the route's own query).
 
-Each round runs every route on both servers, alternating which goes first,
-so both see the same machine load: ``wrk -t2 -c10 -d<duration>s --latency``
-with a random miner's bearer token per request (and that miner's public
-profile). Per run it reports requests/s, p50/p99, the server CPU per request
-(user + system ticks of the worker processes from ``/proc/<pid>/stat``
-over the run, divided by the requests) and the 1-minute load average
-before and after, then the ratio ours/floor per round. Results and their
-reading: docs/PERFORMANCE.md.
+``--before GIT_REF`` adds a third server, **before**: that version of the
+app (``git archive``, the repository untouched) with the same settings, to
+measure a change against the floor and the old code in the same rounds.
+
+Each round runs every route on every server, rotating which goes first, so
+they see the same machine load: ``wrk -t2 -c10 -d<duration>s --latency
+--timeout 10s`` with a random miner's bearer token per request (and that
+miner's public profile). Per run it reports requests/s, p50/p99, the server
+CPU per request (user + system ticks of the worker processes from
+``/proc/<pid>/stat`` over the run, divided by the requests) and the
+1-minute load average before and after, then each server's ratio to the
+floor per round, and the answers by status from the access logs. Results
+and their reading: docs/PERFORMANCE.md.
 """
 from __future__ import annotations
 

@@ -16,3 +16,13 @@ def aggregate_coop_hashrate() -> int:
     from webapp.services import coop_hashrate
 
     return coop_hashrate.aggregate_all()
+
+
+@app_job
+def send_coop_digests() -> int:
+    """Send the weekly e-mails to coop admins that are due, once per coop
+    and ISO week (``webapp.services.coop_digest.send_weekly``). Returns how
+    many were sent."""
+    from webapp.services import coop_digest
+
+    return len(coop_digest.send_weekly())

@@ -157,10 +157,21 @@ def migrated(services):
 
 
 def _truncate(app) -> None:
+    """Empty every table. A reader left over from the previous test (a
+    socket server thread finishing a request) can meet TRUNCATE's table
+    locks in the other order; PostgreSQL then aborts one side with a
+    deadlock, and we try again."""
     with app.app_context():
         tables = [t.name for t in db.metadata.sorted_tables]
-        with db.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for attempt in range(5):
+            try:
+                with db.engine.begin() as conn:
+                    conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                break
+            except sa.exc.OperationalError as exc:
+                if "deadlock" not in str(exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     app.extensions["redis_raw"].flushdb()
 
 

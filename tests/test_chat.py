@@ -440,3 +440,9 @@ def test_friends_see_presence_too(app, redis):
     presence.socket_opened(a.user_id, "sock-f")
     assert presence.visible(b.user_id, [a.user_id])[a.user_id]["status"] == "online"
     assert presence.visible(c.user_id, [a.user_id])[a.user_id]["status"] == "offline"
+
+
+def test_a_coop_id_beyond_the_column_is_404_not_a_database_error(client, make_user, auth_headers):
+    """Found by the API fuzz: an id past the 32-bit column answered 500."""
+    answer = client.get("/api/coops/9223372036854775806/conversation", headers=auth_headers(make_user()))
+    assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"

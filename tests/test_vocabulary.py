@@ -38,13 +38,14 @@ def test_the_catalogue_gives_the_toggles_and_defaults_of_the_settings_document()
                                     "coop_dissolved", "coop_join_request"), True),
         "chatMentions": ("social", ("mention",), True),
         "chatUnread": ("social", ("chat_unread",), True),
+        "coopDigest": ("social", (), True),
     }
     assert preferences.EMAIL_CATEGORIES == ("mining", "competition", "system")
     assert [c.name for c in catalogue.CATEGORIES] == list(NotificationCategory)
     defaults = preferences.default_notifications()
     assert {k: defaults[k] for k in preferences.SUBTYPE_TOGGLES} == {
         "personalBest": True, "blockFoundAny": False, "workerStatus": True, "badgeEarned": True, "coopActivity": True,
-        "chatMentions": True, "chatUnread": True}
+        "chatMentions": True, "chatUnread": True, "coopDigest": True}
 
 
 def test_every_kind_is_consistent():

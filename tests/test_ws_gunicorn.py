@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import websocket
 
 from webapp.services import notifications
@@ -22,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def gunicorn(migrated):
     server = Gunicorn(migrated, WS_PING_INTERVAL="1").wait_ready()
+    # The master listens before its workers have imported the app: on a busy
+    # machine the first requests wait for that, longer than a test's timeout.
+    for _ in range(4):
+        requests.get(f"http://127.0.0.1:{server.port}/api/openapi.json", timeout=120)
     yield server.ws_url()
     server.stop()
 

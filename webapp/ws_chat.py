@@ -43,6 +43,7 @@ class ChatSocket:
     user_id: str
     html: bool
     page_chat: int | None
+    ws: Any  # the flask-sock socket, set by ws.SocketSession
 
     def init_chat(self, page_chat: int | None) -> None:
         self.page_chat = page_chat
@@ -182,7 +183,7 @@ class ChatSocket:
             db.session.rollback()
             error = exc.to_dict()["error"]
             if self.html:
-                self.ws.send(render_template("chat/_push.html", kind="error", error=error))  # type: ignore[attr-defined]
+                self.ws.send(render_template("chat/_push.html", kind="error", error=error))
             else:
                 self.send_json({"type": "error", "client_id": client_id, "error": error})  # type: ignore[attr-defined]
             return
@@ -219,7 +220,7 @@ class ChatSocket:
         if self.page_chat is None:
             return
         self.ws.send(render_template("chat/_push.html", kind=kind, me=self.user_id,
-                                     can_moderate=self.chat_moderator, **context))  # type: ignore[attr-defined]
+                                     can_moderate=self.chat_moderator, **context))
 
 
 def _conversation_id(message: dict[str, Any]) -> int:

@@ -447,10 +447,15 @@ def _on_settings_changed(user: User, before: dict, after: dict) -> None:
 
 
 def unsubscribe(token: str) -> tuple[User, str]:
-    """Turn off e-mail for the token's user and category (idempotent),
+    """Turn off e-mail for the token's user and category, or the mail toggle
+    it names (``coopDigest``: the weekly coop digest) (idempotent),
     through the same settings service as ``PATCH /api/settings``. Raises
     ValidationError for a token that is not valid (``email.read_unsubscribe_token``)."""
     user, category = email.read_unsubscribe_token(token)
-    patch = preferences.SettingsPatch.model_validate({"notifications": {"categories": {category: {"email": False}}}})
+    if category in preferences.EMAIL_CATEGORIES:
+        change: dict = {"categories": {category: {"email": False}}}
+    else:  # a mail toggle (catalogue.MAIL_TOGGLES): the mail it governs stops
+        change = {category: False}
+    patch = preferences.SettingsPatch.model_validate({"notifications": change})
     update_settings(user, patch)
     return user, category

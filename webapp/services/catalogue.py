@@ -80,7 +80,13 @@ TOGGLES: tuple[Toggle, ...] = (
     Toggle("chatMentions", "Someone mentions me in a chat", C.SOCIAL, True),
     Toggle("chatUnread", "New chat messages while I am not connected (one per conversation until I read it)",
            C.SOCIAL, True),
+    # A mail of its own, not a notification kind (services/coop_digest.py).
+    Toggle("coopDigest", "A weekly e-mail about the cooperative I run: new members, top miners, open reports, "
+           "hashrate trend", C.SOCIAL, True),
 )
+# Toggles that govern a mail of their own rather than notification kinds; the
+# unsubscribe link of that mail turns the toggle off (``email.unsubscribe_token``).
+MAIL_TOGGLES: tuple[str, ...] = ("coopDigest",)
 
 KINDS: tuple[Kind, ...] = (
     Kind(C.MINING, S.PERSONAL_BEST, "personalBest", "New personal best: {difficulty}"),

@@ -88,20 +88,22 @@ def _serializer() -> URLSafeSerializer:
 
 
 def unsubscribe_token(user_id: str, category: str) -> str:
-    """A signed token that turns off e-mail for one user and category."""
+    """A signed token that turns off e-mail for one user and category, or
+    for one mail toggle (``catalogue.MAIL_TOGGLES``, e.g. ``coopDigest``)."""
     return _serializer().dumps({"u": user_id, "c": category})
 
 
 def read_unsubscribe_token(token: str) -> tuple[User, str]:
-    """The (user, category) a token names. Raises ValidationError (400) when
-    it is forged, malformed or names a user who no longer exists."""
+    """The (user, category or mail toggle) a token names. Raises
+    ValidationError (400) when it is forged, malformed or names a user who
+    no longer exists."""
     try:
         payload = _serializer().loads(token)
     except BadSignature:
         raise ValidationError("This unsubscribe link is not valid.") from None
     user = db.session.get(User, payload.get("u")) if isinstance(payload, dict) else None
     category = payload.get("c") if isinstance(payload, dict) else None
-    if user is None or category not in preferences.EMAIL_CATEGORIES:
+    if user is None or (category not in preferences.EMAIL_CATEGORIES and category not in catalogue.MAIL_TOGGLES):
         raise ValidationError("This unsubscribe link is not valid.")
     return user, category
 

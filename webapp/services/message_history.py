@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Conversation, ConversationMember, Message, iso
 from . import conversations, inputs, moderation
+from .coops import MAX_COOP_ID
 from .errors import NotFound, ValidationError
 
 PAGE_DEFAULT, PAGE_MAX = 50, 100
@@ -108,6 +109,8 @@ def _micros(conversation: Conversation) -> int:
 def conversation_for_coop(user_id: str, coop_id: int) -> dict[str, Any]:
     """The coop's conversation as a member sees it (the chat page). Raises
     NotFound (404) or NotAMember (403)."""
+    if not 1 <= coop_id <= MAX_COOP_ID:  # beyond the 32-bit column: no such coop, not a database error
+        raise NotFound("No such cooperative.")
     conversation_id = conversations.coop_conversation_id(coop_id)
     if conversation_id is None:
         raise NotFound("This cooperative has no chat.")

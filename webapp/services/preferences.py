@@ -12,7 +12,7 @@ Shape (API.md ``/api/settings``)::
                        "personalBest": bool, "badgeEarned": bool,
                        "blockFoundAny": bool, "coopActivity": bool,
                        "chatMentions": bool, "chatUnread": bool,
-                       "workerStatus": bool,
+                       "workerStatus": bool, "coopDigest": bool,
                        "quiet_hours": {"start": "HH:MM", "end": "HH:MM"} | None,
                        "digest": "off" | "daily" | "weekly",
                        "max_per_hour": int 1..100 | None,
@@ -171,6 +171,7 @@ class NotificationsPatch(_Strict):
     coopActivity: bool | None = None
     chatMentions: bool | None = None
     chatUnread: bool | None = None
+    coopDigest: bool | None = None
     # An IANA zone name (``Europe/Berlin``); pages and e-mails show times in it.
     timezone: str | None = Field(default=None, max_length=64)
     # null turns quiet hours / the cap off (so "given as null" differs from absent).

@@ -166,13 +166,18 @@ def shows_presence(user_ids: list[str]) -> set[str]:
     return {u for u in user_ids if preferences.merged_privacy(stored.get(u)).get("showPresence", True)}
 
 
+def coop_mates(user_id: str) -> list[str]:
+    """The other active members of ``user_id``'s coop."""
+    mine = select(CooperativeMember.cooperative_id).where(CooperativeMember.user_id == user_id, is_active_member())
+    return [u for u in db.session.scalars(
+        select(CooperativeMember.user_id).where(is_active_member(), CooperativeMember.cooperative_id.in_(mine))
+    ) if u != user_id]
+
+
 def audience(user_id: str) -> list[str]:
     """Who may see ``user_id``'s presence: their active coop-mates and their
     friends (``relations.friend_ids``)."""
-    mine = select(CooperativeMember.cooperative_id).where(CooperativeMember.user_id == user_id, is_active_member())
-    mates = db.session.scalars(
-        select(CooperativeMember.user_id).where(is_active_member(), CooperativeMember.cooperative_id.in_(mine)))
-    return [u for u in dict.fromkeys([*mates, *relations.friend_ids(user_id)]) if u != user_id]
+    return list(dict.fromkeys([*coop_mates(user_id), *relations.friend_ids(user_id)]))
 
 
 def visible(viewer_id: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -187,16 +192,29 @@ def visible(viewer_id: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def announce_if_changed(user_id: str) -> str:
-    """Publish the user's status to their audience when it differs from the
-    last one announced. Returns the current status."""
+    """Publish the user's status to their audience (not to themself) when it
+    differs from the last one announced. Returns the current status.
+
+    Called outside any transaction (socket life, and after a post's, read's
+    or typing's own transaction ended): each read below is its own short
+    transaction, so a socket closing while a migration or TRUNCATE waits
+    for its tables never holds one table's lock while waiting for another's.
+    """
     current = raw_status([user_id])[user_id]
     previous = get_redis().hget(_state_key(user_id), "published")
     if previous == current["status"]:
         return current["status"]
     get_redis().hset(_state_key(user_id), "published", current["status"])
-    if user_id in shows_presence([user_id]):
-        realtime.publish_many([user_id, *audience(user_id)], {
-            "type": PRESENCE, "user_id": user_id, "status": current["status"],
-            "last_active_at": current["last_active_at"],
-        })
+    shown = user_id in shows_presence([user_id])
+    db.session.commit()
+    if not shown:
+        return current["status"]
+    people = coop_mates(user_id)
+    db.session.commit()
+    people += relations.friend_ids(user_id)
+    db.session.commit()
+    realtime.publish_many(list(dict.fromkeys(people)), {
+        "type": PRESENCE, "user_id": user_id, "status": current["status"],
+        "last_active_at": current["last_active_at"],
+    })
     return current["status"]

@@ -46,6 +46,8 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("jobs.email.send_email_summaries", "EMAIL_SUMMARY_INTERVAL"),
     PeriodicJob("jobs.mining.alert_offline_workers", "WORKER_ALERT_INTERVAL"),
     PeriodicJob("jobs.friends.expire_friend_requests", 3600),
+    # Hourly: each admin's digest is due at Monday 08:00 in their zone; sent once a week.
+    PeriodicJob("jobs.coops.send_coop_digests", 3600),
 )
 
 _embedded_started = threading.Event()
