@@ -52,7 +52,9 @@ TAP = 44  # px, the smallest touch target (WCAG 2.5.5, Apple and Material guidel
 
 # GET routes of the pages blueprints that are not pages: htmx fragments, files.
 NOT_PAGES = {"pages_activity.page", "pages_activity.new", "pages_coops.members", "pages_broadcast.status",
-             "pages_moderation.audit", "pages_settings.service_worker", "pages_media.media_file"}
+             "pages_moderation.audit", "pages_coops.live", "pages_home.progress", "pages_settings.service_worker",
+             "pages_media.media_file", "pages_chat.older", "pages_discovery.coop_timeline", "pages_your_data.export",
+             "pages_discovery.coop_leaderboard"}
 
 
 @dataclass
@@ -75,6 +77,7 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/register", "register", "input[name=password]"),
         Visit("/unsubscribe/{unsubscribe_token}"),
         Visit("/coop/join/{invite_code}"),  # the invite's preview for a visitor
+        Visit("/settings/email/confirm/not-a-token"),  # refused, back to the log-in page with a message
     ],
     "newcomer": [  # a miner in no coop
         Visit("/"),
@@ -83,11 +86,16 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/settings", "settings", "#privacy"),
         Visit("/friends"),
         Visit("/miners/search?q=sat"),
+        Visit("/coops", "coop-directory", "#main h1"),
+        Visit("/leaderboard", "leaderboard", "#main h1"),
+        Visit("/messages"),
+        Visit("/settings/profile"),
     ],
     "member": [  # a member of Satoshi's coop
         Visit("/miners/{member}", "profile-other", "#miner-stats"),
         Visit("/coop"),
         Visit("/activity"),
+        Visit("/coop/chat", "coop-chat", "#main h1"),
     ],
     "coop_admin": [  # the founder of Satoshi's Hunters
         Visit("/miners/{coop_admin}", "profile-own", "#workers"),
@@ -312,7 +320,7 @@ def test_every_page_fits_a_phone_has_big_targets_and_no_serious_axe_violation(li
     assert problems == [], "\n".join(problems)
     assert shots == {"login", "register", "profile-own", "profile-other", "coop-dashboard", "coop-manage",
                      "notifications", "activity", "settings", "404", "coop-join", "admin", "admin-broadcast",
-                     "coop-moderation"}
+                     "coop-moderation", "coop-directory", "leaderboard", "coop-chat"}
 
 
 def test_every_page_route_is_visited(app):
@@ -378,7 +386,9 @@ def test_skip_link_menu_button_and_bell_work_from_the_keyboard(live_server, phon
     assert page.evaluate("() => document.activeElement.classList.contains('menu-button')")
     # ... and a tap outside closes it.
     menu.click()
-    page.mouse.click(200, 600)
+    menu_bottom = page.evaluate("() => document.getElementById('site-menu').getBoundingClientRect().bottom")
+    assert menu_bottom < PHONE["height"] - 10, menu_bottom  # the open menu leaves room to tap outside it
+    page.mouse.click(200, PHONE["height"] - 5)
     assert menu.get_attribute("aria-expanded") == "false"
 
     # The bell: Escape closes it and gives the focus back to it; so does a click outside.

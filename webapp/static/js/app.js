@@ -149,35 +149,42 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 
 // ---- Focus after Mark read / Delete on /notifications ----
-// The item is swapped (mark read) or removed (delete), which would drop the
-// focus to <body>: keep it on the same item's next action, or move it to
-// the neighbouring item (the next, else the previous), else the list heading.
+// The item is swapped (mark read) or removed (delete), here by the request or
+// by the socket's sync push (notifications/_sync.html), which would drop the
+// focus to <body>: keep it on the same item (the control with the same
+// label, else its first action), or move it to the neighbouring item (the
+// next, else the previous), else the page's heading.
 (function () {
-  let pending = null;
   const focusable = (item) => item && item.querySelector(".notification-actions a, .notification-actions button, button, a");
-  document.addEventListener("htmx:beforeRequest", (event) => {
-    const item = event.target.closest && event.target.closest("li.notification");
-    if (!item) return;
-    const siblings = (el, dir) => { let s = el[dir]; while (s && !s.matches("li.notification")) s = s[dir]; return s; };
-    const next = siblings(item, "nextElementSibling");
-    const prev = siblings(item, "previousElementSibling");
-    pending = { id: item.id, next: next && next.id, prev: prev && prev.id };
-  });
-  document.addEventListener("htmx:afterSettle", () => {
-    if (!pending) return;
-    const { id, next, prev } = pending;
-    pending = null;
+  const remember = (el) => {
+    const item = el && el.closest && el.closest("li.notification");
+    if (!item) return null;
+    const sibling = (dir) => { let s = item[dir]; while (s && !s.matches("li.notification")) s = s[dir]; return s && s.id; };
+    return { elt: el, id: item.id, next: sibling("nextElementSibling"), prev: sibling("previousElementSibling"),
+             label: (el.textContent || "").trim() };
+  };
+  const restore = (memo) => {  // memo: what remember() saw
     const active = document.activeElement;
-    if (active && active !== document.body && active.isConnected) return;  // focus survived
-    const same = document.getElementById(id);
-    const target = (same && focusable(same))
-      || focusable(next && document.getElementById(next))
-      || focusable(prev && document.getElementById(prev))
-      || document.querySelector("main h1");
-    if (target) {
-      if (target.matches("h1")) target.setAttribute("tabindex", "-1");
-      target.focus();
-    }
+    if (active && active !== document.body && active.isConnected) return;  // focus survived, or moved on
+    const same = document.getElementById(memo.id);
+    const byId = (id) => id && document.getElementById(id);
+    const target = (same && (Array.from(same.querySelectorAll("a, button")).find((e) => e.textContent.trim() === memo.label)
+                             || focusable(same)))
+      || focusable(byId(memo.next)) || focusable(byId(memo.prev)) || document.querySelector("main h1");
+    if (!target) return;
+    if (target.matches("h1")) target.setAttribute("tabindex", "-1");
+    target.focus();
+  };
+  // Whatever swaps the item (the request's answer, a socket push), the list
+  // mutates: if the focused control went with it, put the focus back.
+  let memo = null;  // the last focused control of an item
+  document.addEventListener("focusin", (event) => { memo = remember(event.target) || memo; });
+  document.addEventListener("DOMContentLoaded", () => {
+    const feed = document.getElementById("notification-feed");
+    if (!feed || !window.MutationObserver) return;
+    new MutationObserver(() => {
+      if (memo && !memo.elt.isConnected) restore(memo);
+    }).observe(feed, { childList: true, subtree: true });
   });
 })();
 
