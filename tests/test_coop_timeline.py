@@ -71,3 +71,16 @@ def test_a_member_hidden_from_rankings_is_a_member_in_the_timeline(client, make_
                           "text": "A member found block 900,001!"}
     page = client.get(f"/api/coops/{coop.id}/timeline", headers=auth_headers(admin))
     assert shy.display_name not in page.get_data(as_text=True).split("joined")[0]
+
+
+def test_a_hidden_member_joins_as_a_member(client, make_coop, make_user, auth_headers):
+    coop, admin, _ = make_coop()
+    shy = make_user(display_name="Shy Sam")
+    accounts.update_settings(shy, preferences.SettingsPatch.model_validate(
+        {"privacy": {"showInCoopRankings": False}}))
+    coops.join(shy, invite_code=coop.invite_code)
+    seen_by_admin = client.get(f"/api/coops/{coop.id}/timeline", headers=auth_headers(admin)).get_json()
+    assert seen_by_admin["entries"][0]["text"] == "A member joined"
+    assert "Shy Sam" not in str(seen_by_admin)
+    seen_by_sam = client.get(f"/api/coops/{coop.id}/timeline", headers=auth_headers(shy)).get_json()
+    assert seen_by_sam["entries"][0]["text"] == "Shy Sam joined"

@@ -35,8 +35,11 @@ def test_the_coop_leaderboard_ranks_members_and_hides_those_who_ask(client, make
     answer = client.get(f"/api/coops/{coop.id}/leaderboard?metric=best_difficulty", headers=auth_headers(bold))
     assert answer.status_code == 200
     entries = answer.get_json()["entries"]
-    assert entries[0] == {"rank": 1, "user_id": None, "display_name": "a member", "value": 9e9, "me": False}
-    assert {(e["rank"], e["user_id"]) for e in entries[1:]} == {(2, admin.user_id), (2, bold.user_id)}
+    # The hidden member is counted but neither ranked nor measured: 9e9 would name them.
+    assert entries[-1] == {"rank": None, "user_id": None, "display_name": "a member", "value": None, "me": False}
+    assert {(e["rank"], e["user_id"], e["value"]) for e in entries[:2]} == {(1, admin.user_id, 5e9),
+                                                                             (1, bold.user_id, 5e9)}
+    assert "9000000000" not in answer.get_data(as_text=True)
     assert [e["me"] for e in entries if e["user_id"] == bold.user_id] == [True]
     # The hidden member sees their own name.
     own = client.get(f"/api/coops/{coop.id}/leaderboard?metric=best_difficulty", headers=auth_headers(shy))

@@ -406,10 +406,10 @@ class ChartOut(Out):
 
 
 class LeaderboardEntryOut(Out):
-    rank: int
-    user_id: str | None  # null for a member who hides from coop rankings ("a member")
+    rank: int | None  # null, like user_id and value, for a member who hides from coop rankings
+    user_id: str | None
     display_name: str
-    value: float
+    value: float | None
     me: bool
 
 

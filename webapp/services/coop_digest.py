@@ -128,7 +128,8 @@ def trend(coop_id: int, now: datetime) -> Trend:
 def _top(admin: User, coop_id: int, metric: str, now: datetime) -> list[Miner]:
     fmt = format_hashrate if metric == "hashrate" else format_difficulty
     entries = rankings.coop_leaderboard(admin, coop_id=coop_id, metric=metric, now=now)
-    return [Miner(e.rank, e.display_name, e.value, fmt(e.value)) for e in entries if e.value > 0][:TOP]
+    return [Miner(e.rank, e.display_name, e.value, fmt(e.value)) for e in entries
+            if e.rank is not None and e.value is not None and e.value > 0][:TOP]
 
 
 def build(coop_id: int, now: datetime | None = None) -> Digest | None:

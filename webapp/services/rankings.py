@@ -36,12 +36,13 @@ PAGE_MAX = 100
 @dataclass(frozen=True)
 class Entry:
     """One leaderboard row: ``value`` in the metric's unit (H/s, share
-    difficulty, or a count); ``user_id`` None for a hidden member."""
+    difficulty, or a count). A hidden member has ``user_id``, ``rank`` and
+    ``value`` None: neither name nor figure reaches the others."""
 
-    rank: int
+    rank: int | None
     user_id: str | None
     display_name: str
-    value: float
+    value: float | None
     me: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +66,9 @@ def coop_leaderboard(user: User, *, coop_id: int, metric: str = "hashrate",
                      now: datetime | None = None) -> list[Entry]:
     """The coop's active members ranked by ``metric``: ``hashrate`` (H/s,
     live), ``best_difficulty`` (all-time best share difficulty) or
-    ``shares_24h`` (accepted shares in the last 24 h). Raises
+    ``shares_24h`` (accepted shares in the last 24 h). Members whose
+    ``showInCoopRankings`` is false come last as "a member" with no rank
+    and no value (API.md v2 privacy); the viewer always sees their own row. Raises
     ValidationError (400: unknown metric), NotFound (404) or NotAMember (403)."""
     if metric not in COOP_METRICS:
         raise ValidationError(f"metric must be one of {', '.join(COOP_METRICS)}.")
@@ -88,13 +91,13 @@ def coop_leaderboard(user: User, *, coop_id: int, metric: str = "hashrate",
         select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids))).all()) if ids else {}
     names = {m.user_id: m.display_name for m in members}
     entries = []
-    for rank, user_id, value in _ranked([(uid, float(values.get(uid) or 0.0)) for uid in ids]):
-        shown = preferences.merged_privacy(privacy.get(user_id))["showInCoopRankings"]
-        me = user_id == user.user_id
-        if shown or me:
-            entries.append(Entry(rank, user_id, names[user_id], value, me))
-        else:
-            entries.append(Entry(rank, None, ANONYMOUS_MEMBER, value))
+    shown = [uid for uid in ids if uid == user.user_id
+             or preferences.merged_privacy(privacy.get(uid))["showInCoopRankings"]]
+    for rank, user_id, value in _ranked([(uid, float(values.get(uid) or 0.0)) for uid in shown]):
+        entries.append(Entry(rank, user_id, names[user_id], value, user_id == user.user_id))
+    # Hidden members are counted ("a member") but neither ranked nor measured:
+    # a rank or a figure would name them in a small coop.
+    entries += [Entry(None, None, ANONYMOUS_MEMBER, None) for uid in ids if uid not in shown]
     return entries
 
 
@@ -173,7 +176,7 @@ def public_leaderboard(*, metric: str = "best_difficulty", period: str = "all", 
             rank = 1 + (db.session.scalar(select(func.count()).select_from(ranked).where(ranked.c.value > value))
                         or 0)
         entries.append(Entry(rank, user_id, name, value, user_id == viewer_id))
-    next_cursor = encode_cursor(entries[-1].value, entries[-1].user_id or "") if more and entries else None
+    next_cursor = encode_cursor(entries[-1].value or 0.0, entries[-1].user_id or "") if more and entries else None
     return entries, next_cursor, int(total)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -87,10 +87,17 @@ def timeline(user: User, *, coop_id: int, cursor: str | None = None,
     names: dict[str, str] = {}
 
     def name(user_id: str | None) -> str:
+        """The member's display name, or "a member" when they hide from coop
+        rankings (as in the members table); the viewer always sees their own."""
         if user_id is None:
             return "someone"
         if user_id not in names:
-            names[user_id] = db.session.scalar(select(User.display_name).where(User.user_id == user_id)) or user_id
+            row = db.session.execute(
+                select(User.display_name, UserSettings.privacy).outerjoin(UserSettings, UserSettings.user_id == User.user_id)
+                .where(User.user_id == user_id)).first()
+            hidden = row is not None and not preferences.merged_privacy(row[1])["showInCoopRankings"]
+            names[user_id] = (ANONYMOUS_MEMBER if hidden and user_id != user.user_id
+                              else (row[0] if row is not None else user_id))
         return names[user_id]
 
     founder_row = _first_id(coop.id)
@@ -130,7 +137,8 @@ def timeline(user: User, *, coop_id: int, cursor: str | None = None,
     if before is not None:
         found = [e for e in found if (e.at, e.key) < before]
     found.sort(key=lambda e: (e.at, e.key), reverse=True)
-    page = found[:limit]
+    # A sentence may start with "a member": capitalise its first letter only.
+    page = [replace(e, text=e.text[:1].upper() + e.text[1:]) for e in found[:limit]]
     db.session.commit()
     return page, (encode_cursor(page[-1]) if len(found) > limit else None)
 
