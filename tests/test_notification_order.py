@@ -540,7 +540,8 @@ def test_migration_numbers_existing_rows_per_user_in_id_order(services):
                 ("bc1qmiga", 1, 0), ("bc1qmigb", 1, 0), ("bc1qmiga", 2, 1), ("bc1qmiga", 3, 2), ("bc1qmigb", 2, 1)]
             counters = dict(db.session.execute(sa.text("SELECT user_id, last_seq FROM notification_sequences")).all())
             assert counters == {"bc1qmiga": 3, "bc1qmigb": 2}
-            upgrade()  # today's code reads the later tables too
+            db.session.commit()  # release the reads' locks: the later revisions ALTER notifications
+            upgrade()  # today's notify() writes the later revisions' columns too
             assert notifications.notify("bc1qmigb", "mining", "block_found", "after").seq == 3
             db.session.remove()
             db.engine.dispose()

@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
 from flask import current_app
-from py_vapid import Vapid, b64urlencode
 from rq import Retry
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -57,11 +55,15 @@ def _key_path() -> Path:
     return Path(current_app.config["VAPID_PRIVATE_KEY_FILE"])
 
 
-def vapid() -> Vapid:
+def vapid() -> Any:
     """The VAPID key pair, generated into ``VAPID_PRIVATE_KEY_FILE`` (mode
     0600) the first time it is needed. Two processes racing to create it
     both write a whole file (write to a temporary name, then rename) and the
-    loser re-reads the winner's, so every process signs with one key."""
+    loser re-reads the winner's, so every process signs with one key.
+    Returns a ``py_vapid.Vapid`` (imported here: web processes that never
+    push do not load it)."""
+    from py_vapid import Vapid
+
     path = _key_path()
     with _key_lock:
         if not path.exists():
@@ -83,6 +85,9 @@ def vapid() -> Vapid:
 def public_key() -> str:
     """The application server key (base64url of the uncompressed P-256
     point, 65 bytes) for ``PushManager.subscribe``."""
+    from cryptography.hazmat.primitives import serialization
+    from py_vapid import b64urlencode
+
     raw = vapid().public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     return b64urlencode(raw)
 
