@@ -169,3 +169,14 @@ def test_approval_racing_an_invite_join_for_the_last_seat(app, make_coop, make_u
         CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == "active")) == 20
     statuses = db.session.scalars(select(CoopJoinRequest.status)).all()
     assert statuses in (["approved"], ["pending"])
+
+
+def test_ids_beyond_the_columns_are_404_not_database_errors(client, make_coop, make_user, auth_headers):
+    """Found by the API fuzz: ids past the 32-bit columns answered 500."""
+    coop, admin, _ = make_coop()
+    huge = 9223372036854775806
+    asked = client.post(f"/api/coops/{huge}/join-requests", json={}, headers=auth_headers(make_user()))
+    assert asked.status_code == 404
+    for action in ("approve", "decline"):
+        answer = client.post(f"/api/coops/{coop.id}/join-requests/{huge}/{action}", headers=auth_headers(admin))
+        assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"

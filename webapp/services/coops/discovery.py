@@ -28,7 +28,7 @@ from ..errors import AlreadyInCoop, Banned, Conflict, CoopFull, Forbidden, NotFo
 from ..membership import MODERATING_ROLES, is_active_coop, is_active_member
 from .changes import _or_already_in_coop
 from .coop_invites import _require_moderator
-from .lookups import COOP_LINK, _require_admin, active_membership, announce_on_commit, lock_active_coop
+from .lookups import COOP_LINK, MAX_COOP_ID, _require_admin, active_membership, announce_on_commit, lock_active_coop
 
 SORTS = ("hashrate", "members", "new")
 DIRECTORY_PAGE_MAX = 50
@@ -170,7 +170,7 @@ def request_to_join(user: User, *, coop_id: int, message: str | None = None) -> 
     message = (message or "").strip()
     if len(message) > REQUEST_MESSAGE_MAX:
         raise ValidationError(f"The message can have at most {REQUEST_MESSAGE_MAX} characters.")
-    coop = db.session.get(Cooperative, coop_id) if isinstance(coop_id, int) else None
+    coop = db.session.get(Cooperative, coop_id) if isinstance(coop_id, int) and 1 <= coop_id <= MAX_COOP_ID else None
     if coop is None or coop.status != "active" or coop.visibility != CoopVisibility.LISTED.value:
         db.session.rollback()
         raise NotFound("No such cooperative.")
@@ -232,6 +232,9 @@ def list_requests(user: User, *, coop_id: int) -> list[CoopJoinRequest]:
 def _locked_request(user: User, coop_id: int, request_id: int) -> tuple[Cooperative, CoopJoinRequest]:
     coop = lock_active_coop(coop_id)
     _require_moderator(coop, user)
+    if not 1 <= request_id <= MAX_COOP_ID:  # beyond the 32-bit column: no such request
+        db.session.rollback()
+        raise NotFound("No such join request.")
     request = db.session.scalar(select(CoopJoinRequest).where(
         CoopJoinRequest.id == request_id, CoopJoinRequest.cooperative_id == coop.id).with_for_update())
     if request is None:
