@@ -181,3 +181,12 @@ def test_the_manage_screen_makes_and_revokes_invites_through_htmx(client, make_c
     assert revoked.status_code == 200 and f'id="invite-{invite.code}"' not in revoked.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(CoopInvite, invite.id).revoked_at is not None
+
+
+def test_the_manage_form_refuses_digits_int_cannot_read(client, make_coop, login_as):
+    """Found by the page fuzz: "²" passed str.isdigit and made int() fail (500)."""
+    coop, admin, _ = make_coop()
+    headers = login_as(admin, csrf_from="/coop/manage")
+    for raw in ("²", "٣", "1e3", "-5"):
+        answer = client.post(f"/coop/{coop.id}/invites", data={"expires_in": raw}, headers=headers)
+        assert answer.status_code == 400, raw

@@ -39,11 +39,13 @@ def _stamps(redis) -> list[float]:
     return [float(fields[b"ts"]) for _, fields in redis.xrange(mining.stream_name("hashrate_update"))]
 
 
-def test_the_live_replay_loops_with_shifted_stamps_and_keeps_workers_online(app, make_user, tmp_path):
+def test_the_live_replay_loops_with_shifted_stamps_and_keeps_workers_online(app, make_user, tmp_path, monkeypatch):
     user = make_user()
     day = tmp_path / "day.jsonl"
     _write_day(day, user.user_id)
-    app.config["WORKER_OFFLINE_AFTER"] = 2  # seconds: without new samples the worker would drop at once
+    # Seconds: without new samples the worker would drop at once. Restored after
+    # the test: the app is the session's, and later tests read this setting.
+    monkeypatch.setitem(app.config, "WORKER_OFFLINE_AFTER", 2)
     stop, loops = threading.Event(), []
     started = time.time()
     done = demo_live.live_replay(day, speed=20, stop=stop, loops=3, on_loop=lambda k, s: loops.append(s.published))

@@ -264,7 +264,7 @@ def _optional_int(raw: str | None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # "²" is a digit to str.isdigit
         raise ValidationError("Pick a value from the list.")
     return int(raw)
 
