@@ -171,8 +171,9 @@ async def run(args, env: dict, pairs: list[tuple[str, str]], master: subprocess.
     }
 
 
-def apply_engine_settings(user_ids: list[str]) -> None:
-    """Quiet hours away from now, an hourly cap and mining e-mail for every user."""
+def apply_engine_settings(user_ids: list[str], checks: bool = True) -> None:
+    """Quiet hours away from now, an hourly cap and mining e-mail for every
+    user; with ``checks=False`` only the e-mail (address and mining switch)."""
     from datetime import UTC, datetime, timedelta
 
     from webapp import create_app
@@ -185,7 +186,8 @@ def apply_engine_settings(user_ids: list[str]) -> None:
     app = create_app()
     with app.app_context():
         prefs = preferences.default_notifications()
-        prefs.update(quiet_hours=quiet, max_per_hour=100, timezone="Europe/Berlin")
+        if checks:
+            prefs.update(quiet_hours=quiet, max_per_hour=100, timezone="Europe/Berlin")
         prefs["categories"]["mining"]["email"] = True
         db.session.execute(UserSettings.__table__.update().where(UserSettings.user_id.in_(user_ids))
                            .values(notifications=prefs))
@@ -205,6 +207,8 @@ def main() -> None:
                         help="let the server accept permessage-deflate (WS_PERMESSAGE_DEFLATE=1), for comparison")
     parser.add_argument("--engine-settings", action="store_true",
                         help="quiet hours, an hourly cap and mining e-mail for every user (the per-user checks)")
+    parser.add_argument("--email-only", action="store_true",
+                        help="mining e-mail with an address and nothing else (the pre-engine e-mail path, for comparison)")
     args = parser.parse_args()
     raise_open_files_limit()
 
@@ -216,8 +220,8 @@ def main() -> None:
         master = None
         try:
             pairs = migrate_and_create_users(env, args.sockets)
-            if args.engine_settings:
-                apply_engine_settings([user_id for user_id, _ in pairs])
+            if args.engine_settings or args.email_only:
+                apply_engine_settings([user_id for user_id, _ in pairs], checks=not args.email_only)
             master = start_gunicorn(env, port, args.workers)
             result = asyncio.run(run(args, env, pairs, master, port))
             print(json.dumps(result, indent=2))

@@ -136,13 +136,7 @@ def notify(
     # One round trip for the address, the preferences and the user's last
     # committed seq (this is the hot path of ingest). That seq is read before
     # the row takes its id: the row's ``seq_floor``.
-    has_push = select(PushSubscription.id).where(PushSubscription.user_id == User.user_id).exists()
-    found = db.session.execute(
-        select(User.email, UserSettings.notifications, NotificationSequence.last_seq, has_push)
-        .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
-        .outerjoin(NotificationSequence, NotificationSequence.user_id == User.user_id)
-        .where(User.user_id == user_id)
-    ).first()
+    found = db.session.execute(_recipient_statement(), {"user_id": user_id}).first()
     if found is None:
         return None
     address, stored_prefs, floor, subscribed = found
@@ -160,6 +154,18 @@ def notify(
     if commit:
         db.session.commit()
     return row
+
+
+@functools.cache
+def _recipient_statement():
+    """The address, stored preferences, last seq and "has a push
+    subscription" of ``:user_id``, built once (building it cost as much as
+    running it)."""
+    has_push = select(PushSubscription.id).where(PushSubscription.user_id == User.user_id).exists()
+    return (select(User.email, UserSettings.notifications, NotificationSequence.last_seq, has_push)
+            .outerjoin(UserSettings, UserSettings.user_id == User.user_id)
+            .outerjoin(NotificationSequence, NotificationSequence.user_id == User.user_id)
+            .where(User.user_id == bindparam("user_id")))
 
 
 def notify_known_user(user_id: str, category: str, subtype: str, title: str, body: str = "",

@@ -17,13 +17,14 @@ lease expires.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 
 from ..extensions import db, execute_dml
 from ..models import EmailSummary, Notification, NotificationDelivery, User, utcnow
@@ -40,19 +41,34 @@ def sent_last_hour(user_id: str, channel: str, now: datetime) -> int:
     """How many mails (or pushes) the user was sent or is being sent in the
     hour before ``now``: single deliveries of that channel, plus summary
     mails for e-mail. Held and failed ones do not count (the hourly cap)."""
+    params = {"user_id": user_id, "since": now - HOUR, "channel": str(channel)}
+    statement = _count_email() if channel == DeliveryChannel.EMAIL else _count_singles()
+    return db.session.scalar(statement, params) or 0
+
+
+# Built once with bound parameters: building the statement per call cost
+# more than running it (notify() runs this on the hot path when a cap is set).
+@functools.cache
+def _singles_count():
     n, d = Notification, NotificationDelivery
-    since = now - HOUR
-    singles = (select(func.count()).select_from(d).join(n, n.id == d.notification_id)
-               .where(n.user_id == user_id, n.created_at >= since, d.channel == channel,
-                      d.status.in_(_COUNTED), d.summary_id.is_(None))
-               .scalar_subquery())
-    if channel != DeliveryChannel.EMAIL:
-        return db.session.scalar(select(singles)) or 0
+    return (select(func.count()).select_from(d).join(n, n.id == d.notification_id)
+            .where(n.user_id == bindparam("user_id"), n.created_at >= bindparam("since"),
+                   d.channel == bindparam("channel"), d.status.in_(_COUNTED), d.summary_id.is_(None))
+            .scalar_subquery())
+
+
+@functools.cache
+def _count_singles():
+    return select(_singles_count())
+
+
+@functools.cache
+def _count_email():
     mails = (select(func.count()).select_from(EmailSummary)
-             .where(EmailSummary.user_id == user_id, EmailSummary.created_at >= since,
+             .where(EmailSummary.user_id == bindparam("user_id"), EmailSummary.created_at >= bindparam("since"),
                     EmailSummary.status != "failed")
              .scalar_subquery())
-    return db.session.scalar(select(singles + mails)) or 0
+    return select(_singles_count() + mails)
 
 
 def _held_rows():
