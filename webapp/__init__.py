@@ -27,6 +27,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import observability
 
     observability.configure_logging(app.config["LOG_FORMAT"])
+    from .services import media
+
+    # Before any extension is set up: a wrong upload store stops here, leaving nothing half-initialised.
+    media.init_app(app)
 
     from . import auth, errors, extensions, input_gate, security
     from .extensions import csrf, db, limiter, login_manager, mail, migrate, sock

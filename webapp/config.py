@@ -178,8 +178,15 @@ class Config:
         self.FRIEND_REQUEST_TTL_DAYS = _int("FRIEND_REQUEST_TTL_DAYS", 30)  # a pending request expires after
         self.SEARCH_RATE_LIMIT = os.environ.get("SEARCH_RATE_LIMIT", "30 per minute")  # miner searches per IP
         # Uploaded avatars and banners: where they are stored (services/media.py) and the largest upload.
+        # MEDIA_STORAGE: local | s3 | a dotted factory path; checked at app creation.
         self.MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
         self.MEDIA_ROOT = os.environ.get("MEDIA_ROOT", str(INSTANCE_DIR / "media"))
+        # MEDIA_STORAGE=s3 (docs/DEPLOYMENT.md "Uploaded images"); credentials from boto3's chain (AWS_*).
+        self.MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "")  # required with s3
+        self.MEDIA_S3_PREFIX = os.environ.get("MEDIA_S3_PREFIX", "")  # e.g. "media/": keys become media/avatars/...
+        self.MEDIA_S3_ENDPOINT_URL = os.environ.get("MEDIA_S3_ENDPOINT_URL", "")  # MinIO, R2, ...; empty: AWS
+        self.MEDIA_S3_REGION = os.environ.get("MEDIA_S3_REGION", "")  # empty: boto3's (AWS_DEFAULT_REGION, ...)
+        self.MEDIA_S3_ADDRESSING_STYLE = os.environ.get("MEDIA_S3_ADDRESSING_STYLE", "auto")  # auto | path | virtual
         self.MEDIA_MAX_UPLOAD = _int("MEDIA_MAX_UPLOAD", 2 * 1024 * 1024)
 
         self.INGEST_BATCH_SIZE = _int("INGEST_BATCH_SIZE", 2000)

@@ -19,10 +19,14 @@ bytes of a polyglot survive. Files are named by a hash of their owner and
 content (``avatars/<hash>-512.webp``), so a URL never changes meaning and is
 served with a one-year immutable cache.
 
-Storage is a small interface (``Storage``) chosen by ``MEDIA_STORAGE``:
-``local`` (files under ``MEDIA_ROOT``, ``instance/media`` by default) or a
-dotted path to a factory ``f(app) -> Storage`` (an S3-compatible store in
-production: put/get/delete by key).
+Storage is a small interface (``Storage``: put/get/delete by key) chosen
+when the app is created (``init_app``) by ``MEDIA_STORAGE``: ``local``
+(files under ``MEDIA_ROOT``, ``instance/media`` by default), ``s3`` (objects
+in the S3-compatible bucket ``MEDIA_S3_BUCKET``: AWS S3, MinIO, R2, ...) or a
+dotted path to a factory ``f(app) -> Storage``. Whatever the store, images
+are served by the app at ``/media/<key>`` (pages/media.py), so the URLs in
+pages and JSON are the same for every store (docs/DEPLOYMENT.md "Uploaded
+images").
 """
 from __future__ import annotations
 
@@ -31,11 +35,12 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
-from flask import current_app
+from flask import Flask, current_app
 from PIL import Image, ImageOps
 from rq.utils import import_attribute
 
@@ -43,6 +48,8 @@ from .errors import ImageTooLarge, ImageTooSmall, UnsupportedMedia
 
 MAX_PIXELS = 24_000_000
 CONTENT_TYPE = "image/webp"
+# A key names its content (a hash): whoever holds a copy may keep it for a year.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
 KEY_RE = re.compile(r"(avatars|banners)/[0-9a-f]{40}-[0-9]{2,4}\.webp")
 
 
@@ -103,14 +110,135 @@ class LocalStorage:
             pass
 
 
+AddressingStyle = Literal["auto", "path", "virtual"]
+ADDRESSING_STYLES: dict[str, AddressingStyle] = {"auto": "auto", "path": "path", "virtual": "virtual"}
+
+
+class S3Storage:
+    """Objects in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, ...),
+    named ``<prefix><key>``. Each is written with its content type and
+    ``CACHE_CONTROL`` (the key carries a hash of the content, so an object
+    never changes). ``get`` of a missing object is None and ``delete`` of one
+    is a no-op (idempotent); any other failure of the store (unreachable,
+    access denied, after botocore's retries) raises ``botocore``'s error.
+
+    Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or task role);
+    ``endpoint_url`` points at a store other than AWS; ``addressing_style``
+    is ``auto``, ``path`` (MinIO and most self-hosted stores) or ``virtual``.
+    The boto3 client is thread-safe and made once per app.
+    """
+
+    def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None,
+                 region: str | None = None, addressing_style: AddressingStyle = "auto") -> None:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        config = BotoConfig(
+            connect_timeout=5, read_timeout=15, retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": addressing_style},
+            # Checksums only where S3 requires them: several S3-compatible
+            # stores refuse the newer default (aws-chunked CRC trailers).
+            request_checksum_calculation="when_required", response_checksum_validation="when_required",
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config)
+
+    def _key(self, key: str) -> str:
+        if not KEY_RE.fullmatch(key):
+            raise ValueError("not a media key")
+        return self.prefix + key
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        """Whether a botocore ClientError says the object does not exist."""
+        error = getattr(exc, "response", None) or {}
+        return str(error.get("Error", {}).get("Code")) in {"NoSuchKey", "404", "NotFound"}
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Write one object (a whole PUT: readers never see half of it)."""
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                               ContentType=content_type, CacheControl=CACHE_CONTROL)
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it (or a key of that shape) does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            name = self._key(key)
+        except ValueError:
+            return None
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            if self._missing(exc):
+                return None
+            raise
+        body = response["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+
+    def delete(self, key: str) -> None:
+        """Remove one object; nothing happens when it is already gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            name = self._key(key)
+        except ValueError:
+            return
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            if not self._missing(exc):  # S3 answers 204 either way; some compatible stores 404
+                raise
+
+
+def build_storage(app: Flask) -> Storage:
+    """The store the app's config asks for (``MEDIA_STORAGE`` and its
+    settings; see the module doc). Raises RuntimeError naming the setting
+    when one is missing or wrong, so that a misconfigured process stops at
+    start-up instead of failing its first upload."""
+    config: Mapping[str, Any] = app.config
+    name = (config.get("MEDIA_STORAGE") or "local").strip()
+    if name == "local":
+        return LocalStorage(config["MEDIA_ROOT"])
+    if name == "s3":
+        bucket = (config.get("MEDIA_S3_BUCKET") or "").strip()
+        if not bucket:
+            raise RuntimeError("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET: the name of the bucket that holds "
+                               "avatars and banners (docs/DEPLOYMENT.md \"Uploaded images\").")
+        raw_style = (config.get("MEDIA_S3_ADDRESSING_STYLE") or "auto").strip()
+        style = ADDRESSING_STYLES.get(raw_style)
+        if style is None:
+            raise RuntimeError(f"MEDIA_S3_ADDRESSING_STYLE must be one of {', '.join(ADDRESSING_STYLES)}, "
+                               f"not {raw_style!r}.")
+        return S3Storage(bucket, prefix=config.get("MEDIA_S3_PREFIX") or "",
+                         endpoint_url=config.get("MEDIA_S3_ENDPOINT_URL") or None,
+                         region=config.get("MEDIA_S3_REGION") or None, addressing_style=style)
+    try:
+        factory = import_attribute(name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise RuntimeError(f"MEDIA_STORAGE must be 'local', 's3' or the dotted path of a factory "
+                           f"f(app) -> store; {name!r} cannot be imported ({exc}).") from None
+    return factory(app)
+
+
+def init_app(app: Flask) -> None:
+    """Choose the store at app creation (``app.extensions["media_storage"]``).
+    Raises RuntimeError for a missing or wrong setting (``build_storage``)."""
+    app.extensions["media_storage"] = build_storage(app)
+
+
 def storage() -> Storage:
-    """The configured store (``MEDIA_STORAGE``)."""
+    """The store chosen at app creation (``init_app``)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     store = app.extensions.get("media_storage")
-    if store is None:
-        name = app.config.get("MEDIA_STORAGE", "local")
-        store = LocalStorage(app.config["MEDIA_ROOT"]) if name == "local" else import_attribute(name)(app)
-        app.extensions["media_storage"] = store
+    if store is None:  # an app built without create_app
+        store = app.extensions["media_storage"] = build_storage(app)
     return store
 
 
