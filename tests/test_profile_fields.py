@@ -306,3 +306,21 @@ def test_blocked_viewer_sees_a_missing_account_everywhere(client, make_user, aut
     anonymous = client.application.test_client()
     assert anonymous.get(f"/api/public/miners/{alice.user_id}").status_code == 200
     assert len(anonymous.get("/api/miners/search?q=Alice Blocker").get_json()["miners"]) == 1
+
+
+def test_removing_an_image_tries_every_size_when_one_delete_fails(app):
+    from webapp.services import media
+
+    with app.app_context():
+        store = media.storage()
+        base = "avatars/" + "ab" * 20
+        store.put(f"{base}-128.webp", b"small", "image/webp")
+        # A directory where the large size should be: unlink fails for real.
+        big = store._path(f"{base}-512.webp")
+        big.mkdir(parents=True, exist_ok=True)
+        (big / "keep").write_bytes(b"x")
+        with pytest.raises(OSError):
+            media.remove("avatar", base)
+        assert store.get(f"{base}-128.webp") is None
+        (big / "keep").unlink()
+        big.rmdir()

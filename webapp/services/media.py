@@ -320,11 +320,19 @@ def store(user_id: str, kind: str, data: bytes) -> str:
 
 
 def remove(kind: str, base: str | None) -> None:
-    """Delete every stored size of ``base`` (no error when absent)."""
+    """Delete every stored size of ``base`` (no error when absent). Every
+    size is tried even when one delete fails (a store outage mid-way must
+    not strand the others); the first failure is raised afterwards."""
     if not base:
         return
+    failures: list[Exception] = []
     for width in KINDS[kind].widths:
-        storage().delete(f"{base}-{width}.webp")
+        try:
+            storage().delete(f"{base}-{width}.webp")
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other sizes
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 def url(kind: str, base: str | None, width: int | None = None) -> str | None:
