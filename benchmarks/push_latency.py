@@ -27,9 +27,10 @@ to compare the memory per socket.
 
 ``--engine-settings`` gives every user the notification engine's per-user
 checks in the path of ``notify()`` (issue 11): quiet hours (a window that
-does not cover the run, so pushes go out), ``max_per_hour`` (so the hourly
-count query runs) and e-mail on for mining with an address (so a delivery
-row is written and its job enqueued; no worker runs, the jobs stay queued).
+does not cover the run, so pushes go out), ``max_per_hour`` (counted by
+the e-mail and push jobs when they claim, not by ``notify()``) and e-mail on
+for mining with an address (so a delivery row is written and its job
+enqueued; no worker runs, the jobs stay queued).
 """
 from __future__ import annotations
 

@@ -179,6 +179,9 @@ def test_weekly_digest_waits_for_monday(mail, make_user):
 
 
 def test_hourly_cap_holds_the_rest_for_the_next_summary(mail, make_user):
+    """notify() leaves every mail pending (it counts nothing); the e-mail job
+    applies the cap when it claims: the third mail of the hour and later are
+    held and go out in the next summary, which counts as one mail."""
     app, smtp = mail
     user = make_user(email="cap@example.org")
     settings(user, max_per_hour=2)
@@ -186,18 +189,127 @@ def test_hourly_cap_holds_the_rest_for_the_next_summary(mail, make_user):
     with time_machine.travel(start, tick=True):
         for i in range(5):
             notifications.notify(user.user_id, "mining", "block_found", f"Block {i}")
-        assert [d.status for d in deliveries_of(user)] == ["pending", "pending", "held", "held", "held"]
+        assert [d.status for d in deliveries_of(user)] == ["pending"] * 5
         run_jobs(app, "email", scheduler=True)
-        assert len(smtp.raw) == 2
+        assert [m["Subject"] for m in smtp.messages] == ["Block 0", "Block 1"]
+        rows = deliveries_of(user)
+        assert [d.status for d in rows] == ["sent", "sent", "held", "held", "held"]
+        assert [d.last_error for d in rows[2:]] == ["held: hourly_cap"] * 3
+        assert [d.attempts for d in rows[2:]] == [0, 0, 0]  # held, never sent: no attempt used
         assert summaries.send_due() == []  # two mails in the last hour already
     with time_machine.travel(start + timedelta(minutes=61), tick=True):
         assert len(summaries.send_due()) == 1
         notifications.notify(user.user_id, "mining", "block_found", "Block 5")  # summary + 1 = 2 this hour
-        notifications.notify(user.user_id, "mining", "block_found", "Block 6")  # over the cap: held
-    assert len(smtp.raw) == 3
-    text = text_of(smtp.messages[2])
-    assert all(f"Block {i}" in text for i in (2, 3, 4)) and "Block 0" not in text
-    assert [d.status for d in deliveries_of(user)][-2:] == ["pending", "held"]
+        notifications.notify(user.user_id, "mining", "block_found", "Block 6")  # over the cap: held by its job
+        assert [d.status for d in deliveries_of(user)][-2:] == ["pending", "pending"]
+        run_jobs(app, "email", scheduler=True)
+    assert len(smtp.raw) == 4
+    summary = smtp.messages[2]
+    assert summary["Subject"] == "While notifications were paused: 3 notifications"
+    text = text_of(summary)
+    assert all(f"Block {i}" in text for i in (2, 3, 4)) and "Block 0" not in text and "Block 1" not in text
+    assert smtp.messages[3]["Subject"] == "Block 5"
+    rows = deliveries_of(user)
+    assert [d.status for d in rows] == ["sent"] * 6 + ["held"]
+    assert len({d.summary_id for d in rows[2:5]}) == 1 and rows[2].summary_id is not None
+    assert rows[6].last_error == "held: hourly_cap"
+    # The held mail goes out with the next summary, once the hour has room again.
+    with time_machine.travel(start + timedelta(minutes=125), tick=True):
+        assert len(summaries.send_due()) == 1
+    assert "Block 6" in text_of(smtp.messages[4]) and [d.status for d in deliveries_of(user)] == ["sent"] * 7
+
+
+def _notify_statements(user_id: str, title: str) -> list[str]:
+    """The SQL statements one notify() runs (SQLAlchemy's before_cursor_execute,
+    as benchmarks/notify_cost.py counts them)."""
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert notifications.notify(user_id, "mining", "personal_best", title) is not None
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+    return seen
+
+
+def test_notify_counts_nothing_for_the_hourly_cap(mail, make_user):
+    """The cap is the e-mail job's business: with quiet hours (not now), a cap
+    and mining e-mail on, notify() runs one statement more than with default
+    settings (the e-mail delivery row), never a count of the hour's mails."""
+    plain = make_user()
+    capped = make_user(email="capped@example.org")
+    quiet_start = (datetime.now(UTC) + timedelta(hours=6)).strftime("%H:%M")
+    quiet_end = (datetime.now(UTC) + timedelta(hours=7)).strftime("%H:%M")
+    settings(capped, max_per_hour=3, timezone="UTC", quiet_hours={"start": quiet_start, "end": quiet_end})
+    for user in (plain, capped):  # warm-up: the user's first row also creates its seq counter
+        notifications.notify(user.user_id, "mining", "personal_best", "warm-up")
+    default = _notify_statements(plain.user_id, "New best")
+    engine = _notify_statements(capped.user_id, "New best")
+    assert len(default) == 4, default
+    assert len(engine) == 5, engine
+    assert not [s for s in engine if "count(" in s.lower()]
+    assert [d.status for d in deliveries_of(capped)] == ["pending", "pending"]
+
+
+def test_a_retried_mail_is_not_held_by_the_cap_that_admitted_it(mail, make_user):
+    """A mail whose first attempt failed was admitted: its retry is sent even
+    at the cap, and it counts against the cap meanwhile (the next mail is held)."""
+    app, smtp = mail
+    user = make_user(email="retry-cap@example.org")
+    settings(user, max_per_hour=1)
+    smtp.refuse = 1
+    first = notifications.notify(user.user_id, "mining", "block_found", "Block A").id
+    run_jobs(app, "email", scheduler=True)
+    assert [(d.status, d.attempts) for d in deliveries_of(user)] == [("pending", 1)]  # 451: waits for its retry
+    notifications.notify(user.user_id, "mining", "block_found", "Block B")
+    run_jobs(app, "email", scheduler=True)
+    import time as _time
+
+    _time.sleep(1.2)  # the 1 s back-off
+    run_jobs(app, "email", scheduler=True)
+    rows = deliveries_of(user)
+    assert [(d.notification_id, d.status, d.attempts) for d in rows] == [(first, "sent", 2), (rows[1].notification_id,
+                                                                                               "held", 0)]
+    assert rows[1].last_error == "held: hourly_cap"
+    assert [m["Subject"] for m in smtp.messages] == ["Block A"]
+
+
+def test_two_senders_of_one_user_count_one_after_the_other(mail, make_user):
+    """The cap count runs under the user's lock, held until the claim commits:
+    a second sender waits, then sees the first one's claim and holds its mail
+    (without the lock it would count 0 and send a second mail over a cap of 1)."""
+    import threading
+
+    from webapp.models import utcnow
+    from webapp.services import email as email_service
+    from webapp.services import hourly_cap
+
+    app, smtp = mail
+    user = make_user(email="race@example.org")
+    settings(user, max_per_hour=1)
+    first = notifications.notify(user.user_id, "mining", "block_found", "Block A").id
+    second = notifications.notify(user.user_id, "mining", "block_found", "Block B").id
+    # Sender A: counts under the lock and claims, not committed yet.
+    assert hourly_cap.over_cap(first, "email", utcnow()) is False
+    db.session.execute(sa.update(NotificationDelivery).where(NotificationDelivery.notification_id == first)
+                       .values(status="sending", attempts=1, lease_expires_at=utcnow() + timedelta(minutes=5)))
+    outcome: list[str] = []
+
+    def sender_b() -> None:
+        with app.app_context():
+            outcome.append(email_service.deliver(second))
+
+    thread = threading.Thread(target=sender_b)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive() and outcome == []  # waiting for A's lock
+    db.session.commit()  # A's claim commits, the lock is released
+    thread.join(10)
+    assert outcome == ["held"] and smtp.raw == []
+    assert [d.status for d in deliveries_of(user)] == ["sending", "held"]
 
 
 def test_a_failed_summary_is_retried_and_sent_once(mail, make_user):

@@ -190,6 +190,33 @@ def test_quiet_hours_and_category_switches_keep_pushes_back(push, make_user):
     assert [browser.decrypt(r["body"])["title"] for r in service.received] == ["Daytime block"]
 
 
+def test_the_push_job_drops_pushes_over_the_hourly_cap(push, make_user):
+    """notify() queues every push (it counts nothing); the push job applies
+    ``max_per_hour`` when it claims: the third push of the hour is not sent
+    and leaves no delivery row, while its notification stays in the app."""
+    app, service = push
+    client = app.test_client()
+    user = make_user()
+    accounts.update_settings(user, preferences.SettingsPatch.model_validate({"notifications": {"max_per_hour": 2}}))
+    browser = Browser(f"{service.url}/push/capped")
+    client.post("/api/push/subscriptions", json=browser.subscription(), headers=bearer(user))
+    ids = [notifications.notify(user.user_id, "mining", "block_found", f"Block {i}").id for i in range(3)]
+    db.session.expire_all()
+    pushes = sa.select(NotificationDelivery.notification_id, NotificationDelivery.status).where(
+        NotificationDelivery.channel == "push").order_by(NotificationDelivery.notification_id)
+    assert db.session.execute(pushes).all() == [(i, "pending") for i in ids]
+    run_jobs(app, "push", scheduler=True)
+    assert [browser.decrypt(r["body"])["title"] for r in service.received] == ["Block 0", "Block 1"]
+    db.session.expire_all()
+    assert db.session.execute(pushes).all() == [(ids[0], "sent"), (ids[1], "sent")]
+    listed = client.get("/api/notifications", headers=bearer(user)).get_json()
+    assert sorted(n["id"] for n in listed["notifications"]) == sorted(ids)
+    # A job for the dropped push run again (the sweep, a retry) finds nothing to send.
+    from webapp.services import webpush
+
+    assert webpush.deliver(ids[2]) == "nothing to send" and len(service.received) == 2
+
+
 def test_subscriptions_must_be_https_push_services(client, make_user):
     user = make_user()
     browser = Browser("http://127.0.0.1:9/push/x")

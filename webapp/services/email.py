@@ -9,6 +9,10 @@ the commit, enqueues ``jobs.email.send_notification_email`` by name
 
 Delivery is at-least-once with a stable ``Message-ID`` (docs/NOTIFICATIONS.md):
 
+- The hourly cap (``max_per_hour``) is decided here, not in ``notify``: the
+  first claim counts the user's mails of the last hour under the claim's
+  transaction (``services/hourly_cap.py``) and, at the cap, turns the row
+  ``held`` for the next summary instead of sending it.
 - ``deliver`` claims the row with one conditional UPDATE — ``pending``, or
   ``sending`` whose lease has expired, with attempts left → ``sending``,
   attempts + 1, leased for ``EMAIL_LEASE_SECONDS``. Whoever holds an
@@ -53,7 +57,7 @@ from sqlalchemy import and_, case, func, literal, or_, update
 from ..extensions import db, execute_dml
 from ..models import Notification, NotificationDelivery, User, utcnow
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import catalogue, deliveries, jobqueue, preferences
+from . import catalogue, deliveries, hourly_cap, jobqueue, pacing, preferences
 from .errors import ValidationError
 from .mailformat import PlainHeaderMessage, local_time
 
@@ -65,6 +69,7 @@ MAX_RETRIES = 3
 # EMAIL_LEASE_SECONDS must stay well above both (a live sender is never reclaimed).
 JOB_TIMEOUT = 60
 _UNSUBSCRIBE_SALT = "unsubscribe"
+HELD_BY_CAP = "held"  # what deliver() returns for a mail held by the hourly cap
 LEASE_EXPIRED = "lease expired: the sender stopped mid-send; whether the server accepted the mail is unknown"
 
 
@@ -259,12 +264,30 @@ def retry_wait(attempt: int) -> timedelta:
     return timedelta(seconds=intervals[min(attempt, len(intervals)) - 1])
 
 
-def _claim(notification_id: int) -> Claim | None:
+def _claim(notification_id: int) -> Claim | str | None:
     """Lease the e-mail delivery to this sender; None when there is nothing
     to claim (sent, failed, leased to a live sender, out of attempts, or
-    no row). Commits."""
+    no row), ``HELD_BY_CAP`` when its first claim finds the user at their
+    hourly cap: the row is then ``held`` (``last_error`` "held: hourly_cap")
+    and goes out in the next summary (``summaries.send_due``). The count
+    and the claim share one transaction under the user's cap lock
+    (``hourly_cap.over_cap``). Commits."""
     now = utcnow()
     d = NotificationDelivery
+    if hourly_cap.over_cap(notification_id, DeliveryChannel.EMAIL, now):
+        # Only a first claim is held: a retry was admitted (and counted) by its first attempt.
+        held = db.session.execute(
+            update(d)
+            .where(d.notification_id == notification_id, d.channel == DeliveryChannel.EMAIL,
+                   d.status == DeliveryStatus.PENDING, d.attempts == 0)
+            .values(status=DeliveryStatus.HELD, last_error=f"held: {pacing.HOLD_CAP}", lease_expires_at=None,
+                    updated_at=now)
+            .returning(d.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if held is not None:
+            db.session.commit()
+            return HELD_BY_CAP
     row = db.session.execute(
         update(d)
         .where(
@@ -350,14 +373,17 @@ def deliver(notification_id: int) -> str:
     every attempt with the delivery's one Message-ID.
 
     Returns ``"sent"``, ``"nothing to send"`` (already sent, being sent by a
-    live sender, given up, or no delivery row) or ``"skipped"`` (the user
-    turned e-mail off or removed the address since; recorded as ``failed``
-    with the reason, not retried). Raises the send error after recording it
+    live sender, given up, or no delivery row), ``"held"`` (the user's
+    hourly cap is reached: the mail waits for the next summary, see
+    ``_claim``) or ``"skipped"`` (the user turned e-mail off or removed the
+    address since; recorded as ``failed`` with the reason, not retried). Raises the send error after recording it
     (``pending`` again, or ``failed`` on the last attempt), so RQ retries.
     """
     claim = _claim(notification_id)
     if claim is None:
         return "nothing to send"
+    if isinstance(claim, str):  # HELD_BY_CAP
+        return claim
     notification = db.session.get(Notification, notification_id)
     user = db.session.get(User, notification.user_id) if notification else None
     if notification is None or user is None:

@@ -3,9 +3,12 @@ notifications (API.md endpoints 10–13, ``DELETE /api/notifications/{id}``).
 
 ``notify`` validates, applies the user's preferences (a disabled category or
 frontend subtype toggle stores nothing: no row, no push, no mail), stores the
-row (plus a pending e-mail delivery when the user opted in), and once the
-transaction commits publishes it to Redis for the sockets and enqueues the
-e-mail job. Callable from any process: web, RQ worker, ingest.
+row (plus its e-mail and push deliveries: ``pending``, or a mail ``held``
+by quiet hours or a digest), and once the transaction commits publishes it
+to Redis for the sockets and enqueues the e-mail and push jobs. It counts
+nothing: the hourly cap is applied by those jobs when they claim a delivery
+(``services/hourly_cap.py``). Callable from any process: web, RQ worker,
+ingest.
 
 Order: every row gets ``seq``, the user's next number in **commit order**,
 at the outermost commit of its transaction (services/sequences.py; the
@@ -44,7 +47,7 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import catalogue, email, inputs, pacing, preferences, sequences, summaries, transactions, webpush
+from . import catalogue, email, inputs, pacing, preferences, sequences, transactions, webpush
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -192,30 +195,27 @@ def notify_kind(user_id: str, subtype: str, *, link: str | None = None, data: di
 
 def _outside_channels(row: Notification, prefs: dict, has_address: bool, subscribed: bool) -> tuple[bool, bool]:
     """Add the row's e-mail and push deliveries as the user's settings and
-    ``pacing`` allow. E-mail is ``pending`` (sent after the commit) or
-    ``held`` for a summary (quiet hours, digest, hourly cap). A push is
-    ``pending`` or, inside quiet hours or over the cap, not added at all
-    (the row is in the app). Returns (send e-mail now, push now); the hourly
-    counts are read only when a cap is set."""
+    ``pacing`` allow, from the preferences already read: no statement beyond
+    the delivery rows' inserts. E-mail is ``pending`` (its job sends it after
+    the commit) or ``held`` for a summary (quiet hours, digest). A push is
+    ``pending`` or, inside quiet hours, not added at all (the row is in the
+    app). The hourly cap is not counted here: the e-mail and push jobs apply
+    it when they claim the delivery (``services/hourly_cap.py``), holding the
+    mail for the next summary or dropping the push. Returns (enqueue the
+    e-mail job, enqueue the push job)."""
     now = utcnow()
     wants_email = has_address and preferences.allows_email(prefs, row.category)
     if wants_email:
-        capped = prefs.get("max_per_hour") is not None and prefs.get("digest") == "off"
-        mails = summaries.sent_last_hour(row.user_id, DeliveryChannel.EMAIL, now) if capped else None
-        reason = pacing.hold_reason(prefs, now, mails)
+        reason = pacing.hold_reason(prefs, now)
         db.session.add(NotificationDelivery(
             notification_id=row.id, channel=DeliveryChannel.EMAIL,
             status=DeliveryStatus.HELD if reason else DeliveryStatus.PENDING,
             last_error=f"held: {reason}" if reason else None))
         wants_email = reason is None
-    wants_push = subscribed and preferences.allows_push(prefs, row.category)
+    wants_push = subscribed and preferences.allows_push(prefs, row.category) and pacing.push_allowed(prefs, now)
     if wants_push:
-        pushes = (summaries.sent_last_hour(row.user_id, DeliveryChannel.PUSH, now)
-                  if prefs.get("max_per_hour") is not None else None)
-        wants_push = pacing.push_allowed(prefs, now, pushes)
-        if wants_push:
-            db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.PUSH,
-                                               status=DeliveryStatus.PENDING))
+        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.PUSH,
+                                           status=DeliveryStatus.PENDING))
     return wants_email, wants_push
 
 

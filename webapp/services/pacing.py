@@ -2,8 +2,11 @@
 cap (API.md "Notification settings"; issue 11).
 
 Pure rules over a user's merged preferences (``preferences.merged_notifications``)
-and a time; the dispatcher (``notifications.notify``) and the summary job
-(``summaries.send_due``) apply them. In-app rows and open sockets never wait.
+and a time. The dispatcher (``notifications.notify``) applies quiet hours and
+digests from the preferences it already read, and counts nothing; the cap is
+applied by the senders when they claim a delivery (``services/hourly_cap.py``:
+``email.deliver``, ``webpush.deliver``) and by the summary job
+(``summaries.send_due``). In-app rows and open sockets never wait.
 
 - **Quiet hours** ``{"start": "HH:MM", "end": "HH:MM"}`` in the user's zone,
   start inclusive, end exclusive; ``start > end`` crosses midnight
@@ -13,8 +16,9 @@ and a time; the dispatcher (``notifications.notify``) and the summary job
   summary at ``DIGEST_HOUR`` local time (weekly: on Mondays) — or at the
   end of quiet hours if they cover that hour.
 - **Cap** ``max_per_hour``: at most that many mails (summaries included)
-  and as many pushes in any rolling hour; further mail is held for the next
-  summary, further pushes are not sent (the row is in the app).
+  and as many pushes in any rolling hour; a further mail is held for the
+  next summary when its e-mail job claims it, a further push is dropped when
+  its push job claims it (the row is in the app).
 """
 from __future__ import annotations
 
@@ -44,26 +48,29 @@ def in_quiet_hours(prefs: dict, now: datetime) -> bool:
     return local >= start or local < end  # crosses midnight
 
 
-def hold_reason(prefs: dict, now: datetime, mails_last_hour: int | None) -> str | None:
-    """Why an e-mail due now must wait for a summary (``HOLD_*``), or None
-    to send it at once. ``mails_last_hour`` is what the user was mailed in
-    the last hour (None when no cap is set: not counted)."""
+def hold_reason(prefs: dict, now: datetime) -> str | None:
+    """Why an e-mail of a notification made now must wait for a summary
+    (``HOLD_DIGEST`` or ``HOLD_QUIET``), or None to queue it for sending.
+    The cap is not decided here but by the e-mail job (``cap_reached``,
+    ``HOLD_CAP``), so ``notify`` needs no count."""
     if prefs.get("digest", "off") != "off":
         return HOLD_DIGEST
     if in_quiet_hours(prefs, now):
         return HOLD_QUIET
-    cap = prefs.get("max_per_hour")
-    if cap is not None and mails_last_hour is not None and mails_last_hour >= cap:
-        return HOLD_CAP
     return None
 
 
-def push_allowed(prefs: dict, now: datetime, pushes_last_hour: int | None) -> bool:
-    """Whether a device push may go out now (outside quiet hours, under the cap)."""
-    if in_quiet_hours(prefs, now):
-        return False
+def push_allowed(prefs: dict, now: datetime) -> bool:
+    """Whether a device push of a notification made now is queued (outside
+    quiet hours); the push job applies the cap (``cap_reached``)."""
+    return not in_quiet_hours(prefs, now)
+
+
+def cap_reached(prefs: dict, sent_last_hour: int) -> bool:
+    """Whether one more mail (or push) would exceed ``max_per_hour``, given
+    what the user was sent in the last hour (False without a cap)."""
     cap = prefs.get("max_per_hour")
-    return cap is None or pushes_last_hour is None or pushes_last_hour < cap
+    return cap is not None and sent_last_hour >= cap
 
 
 def last_digest_instant(prefs: dict, now: datetime) -> datetime | None:
@@ -99,7 +106,4 @@ def summary_due(prefs: dict, now: datetime, *, oldest_held_at: datetime, mails_l
     if prefs.get("digest", "off") != "off":
         due = last_digest_instant(prefs, now)
         return "digest" if due is not None and due >= oldest_held_at else None
-    cap = prefs.get("max_per_hour")
-    if cap is not None and mails_last_hour >= cap:
-        return None
-    return "held"
+    return None if cap_reached(prefs, mails_last_hour) else "held"

@@ -2,7 +2,9 @@
 and the daily/weekly digests (API.md "Notification settings"; rules in
 ``services/pacing.py``).
 
-``notify`` stores a held mail as an e-mail delivery with status ``held``.
+``notify`` stores a mail held by quiet hours or a digest as an e-mail
+delivery with status ``held``; the e-mail job (``email.deliver``) holds the
+same way a mail over the hourly cap (``last_error`` "held: hourly_cap").
 ``send_due`` (the periodic job ``jobs.email.send_email_summaries``, every
 ``EMAIL_SUMMARY_INTERVAL`` s) finds the users with held mail, asks
 ``pacing.summary_due`` whether their summary is due, and sends ONE mail
@@ -17,58 +19,21 @@ lease expires.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, func, select, update
 
 from ..extensions import db, execute_dml
 from ..models import EmailSummary, Notification, NotificationDelivery, User, utcnow
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import catalogue, deliveries, email, pacing, preferences
+from . import catalogue, deliveries, email, hourly_cap, pacing, preferences
 from .mailformat import PlainHeaderMessage, local_time
 
 log = logging.getLogger(__name__)
-HOUR = timedelta(hours=1)
-_COUNTED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT)
-
-
-def sent_last_hour(user_id: str, channel: str, now: datetime) -> int:
-    """How many mails (or pushes) the user was sent or is being sent in the
-    hour before ``now``: single deliveries of that channel, plus summary
-    mails for e-mail. Held and failed ones do not count (the hourly cap)."""
-    params = {"user_id": user_id, "since": now - HOUR, "channel": str(channel)}
-    statement = _count_email() if channel == DeliveryChannel.EMAIL else _count_singles()
-    return db.session.scalar(statement, params) or 0
-
-
-# Built once with bound parameters: building the statement per call cost
-# more than running it (notify() runs this on the hot path when a cap is set).
-@functools.cache
-def _singles_count():
-    n, d = Notification, NotificationDelivery
-    return (select(func.count()).select_from(d).join(n, n.id == d.notification_id)
-            .where(n.user_id == bindparam("user_id"), n.created_at >= bindparam("since"),
-                   d.channel == bindparam("channel"), d.status.in_(_COUNTED), d.summary_id.is_(None))
-            .scalar_subquery())
-
-
-@functools.cache
-def _count_singles():
-    return select(_singles_count())
-
-
-@functools.cache
-def _count_email():
-    mails = (select(func.count()).select_from(EmailSummary)
-             .where(EmailSummary.user_id == bindparam("user_id"), EmailSummary.created_at >= bindparam("since"),
-                    EmailSummary.status != "failed")
-             .scalar_subquery())
-    return select(_singles_count() + mails)
 
 
 def _held_rows():
@@ -129,8 +94,12 @@ def send_for_user(user_id: str, oldest_held_at: datetime, now: datetime) -> int 
     if user is None:
         return None
     prefs = preferences.user_notifications(user_id)
+    if prefs.get("max_per_hour") is not None:
+        # Counted under the user's e-mail cap lock, held until the claim below commits:
+        # a single mail's job counting at the same time sees this summary (hourly_cap).
+        hourly_cap.lock(user_id, DeliveryChannel.EMAIL)
     kind = pacing.summary_due(prefs, now, oldest_held_at=oldest_held_at,
-                              mails_last_hour=sent_last_hour(user_id, DeliveryChannel.EMAIL, now))
+                              mails_last_hour=hourly_cap.sent_last_hour(user_id, DeliveryChannel.EMAIL, now))
     if kind is None:
         db.session.commit()
         return None

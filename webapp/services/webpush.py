@@ -7,12 +7,13 @@ encryption, RFC 8292 VAPID), through pywebpush.
 - **Subscriptions**: one row per browser endpoint (``push_subscriptions``);
   subscribing again from the same browser updates it, also when another
   user logs in on that browser (the endpoint moves to them).
-- **Delivery**: ``notify`` adds a ``push`` delivery (per-category toggle
-  on, outside quiet hours, under the hourly cap) and enqueues
-  ``jobs.webpush.send_push`` after the commit. ``deliver`` claims it with a
-  conditional update (as e-mail does), sends to every subscription of the
-  user, deletes a subscription the push service answers 404/410 for, and
-  records the attempt. A failure is retried by RQ and the sweep.
+- **Delivery**: ``notify`` adds a ``pending`` push delivery (per-category
+  toggle on, outside quiet hours) and enqueues ``jobs.webpush.send_push``
+  after the commit. ``deliver`` claims it with a conditional update (as
+  e-mail does) — at the user's hourly cap its first claim drops it instead
+  (``services/hourly_cap.py``) — sends to every subscription of the user,
+  deletes a subscription the push service answers 404/410 for, and records
+  the attempt. A failure is retried by RQ and the sweep.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from ..extensions import db, execute_dml
 from ..models import Notification, NotificationDelivery, PushSubscription, User, utcnow
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import deliveries, jobqueue
+from . import deliveries, hourly_cap, jobqueue
 from .errors import NotFound, ValidationError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ QUEUE = "push"
 DELIVER_JOB = "jobs.webpush.send_push"
 JOB_TIMEOUT = 60
 MAX_RETRIES = 3
+DROPPED_BY_CAP = "skipped: hourly cap"  # what deliver() returns for a push over the hourly cap
 MAX_PAYLOAD_BODY = 600  # characters of the body in the payload (push services take ~4 KB)
 _key_lock = threading.Lock()
 
@@ -166,8 +168,25 @@ def payload(notification: Notification) -> dict[str, Any]:
             "tag": notification.group_key or f"n{notification.id}"}
 
 
-def _claim(notification_id: int, now: datetime) -> tuple[int, int] | None:
+def _claim(notification_id: int, now: datetime) -> tuple[int, int] | str | None:
+    """Lease the push delivery to this sender: ``(delivery id, attempt)``,
+    None when there is nothing to claim, or ``DROPPED_BY_CAP`` when its first
+    claim finds the user at their hourly cap: the pending row is deleted,
+    as an over-cap push has always left no delivery row (the notification
+    is in the app, nothing shows "pushed"). The count and the claim share
+    one transaction under the user's cap lock (``hourly_cap.over_cap``).
+    Commits."""
     d = NotificationDelivery
+    if hourly_cap.over_cap(notification_id, DeliveryChannel.PUSH, now):
+        # Only a first claim is dropped: a retry was admitted (and counted) by its first attempt.
+        dropped = db.session.execute(
+            delete(d).where(d.notification_id == notification_id, d.channel == DeliveryChannel.PUSH,
+                            d.status == DeliveryStatus.PENDING, d.attempts == 0)
+            .returning(d.id).execution_options(synchronize_session=False)
+        ).first()
+        if dropped is not None:
+            db.session.commit()
+            return DROPPED_BY_CAP
     lease = timedelta(seconds=current_app.config["EMAIL_LEASE_SECONDS"])
     row = db.session.execute(
         update(d).where(d.notification_id == notification_id, d.channel == DeliveryChannel.PUSH,
@@ -185,7 +204,9 @@ def deliver(notification_id: int) -> str:
     """Push one notification to every browser its user subscribed.
 
     Returns ``"sent"`` (at least one push service accepted it, or every
-    subscription was gone), ``"nothing to send"`` (no pending delivery).
+    subscription was gone), ``"nothing to send"`` (no pending delivery),
+    ``"skipped: hourly cap"`` (the user's hourly cap is reached: not sent,
+    see ``_claim``).
     Raises ``PushFailed`` after recording the failure when no subscription
     took it (RQ retries; the last attempt ends ``failed``)."""
     # pywebpush pulls in requests and aiohttp (~22 MiB): imported where pushes
@@ -196,6 +217,8 @@ def deliver(notification_id: int) -> str:
     claim = _claim(notification_id, now)
     if claim is None:
         return "nothing to send"
+    if isinstance(claim, str):  # DROPPED_BY_CAP
+        return claim
     delivery_id, attempt = claim
     notification = db.session.get(Notification, notification_id)
     if notification is None:
