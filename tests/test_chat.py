@@ -382,6 +382,56 @@ def test_chat_page_needs_a_coop_and_older_pages_load(client, app, login_as):
     assert "n4" in older and "This is the start of the conversation." in older
 
 
+def test_chat_page_edits_inline_and_screens_the_edit_like_a_post(client, app, login_as):
+    """The inline edit: Edit answers the form (labelled, the text in it,
+    the keys explained); Save goes through messages.edit, so a blocked
+    phrase comes back in the form with the error and the text kept, and a
+    flagged one is saved and reported; Cancel answers the message."""
+    from webapp.models import Report
+    from webapp.services import coop_moderation
+
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    coop_moderation.update_settings(admin, coop_id=coop.id, keyword_filters=[
+        {"phrase": "rug pull", "action": "block"}, {"phrase": "scam", "action": "flag"}])
+    mine, _ = messages.post(a.user_id, cid, "gm <all>")
+    theirs, _ = messages.post(admin.user_id, cid, "gm")
+    headers = login_as(a, csrf_from="/coop/chat")
+    url = f"/coop/chat/messages/{mine['id']}/edit"
+
+    form = client.get(url, headers=headers)
+    html = form.get_data(as_text=True)
+    assert form.status_code == 200 and f'id="msg-{mine["id"]}"' in html and 'class="msg mine editing"' in html
+    assert f'<label for="msg-edit-{mine["id"]}"' in html and "gm &lt;all&gt;</textarea>" in html
+    assert "Enter saves, Shift+Enter for a new line, Escape cancels." in html and "autofocus" in html
+    assert client.get(f"/coop/chat/messages/{theirs['id']}/edit", headers=headers).status_code == 403
+    assert client.get("/coop/chat/messages/999999/edit", headers=headers).status_code == 404
+
+    blocked = client.post(url, data={"body": "a rug pull <b>x</b>"}, headers=headers)
+    html = blocked.get_data(as_text=True)
+    assert blocked.status_code == 400 and 'role="alert"' in html and 'aria-invalid="true"' in html
+    assert "does not allow" in html and "a rug pull &lt;b&gt;x&lt;/b&gt;</textarea>" in html
+    db.session.expire_all()
+    assert db.session.get(Message, mine["id"]).body == "gm <all>"
+
+    saved = client.post(url, data={"body": "scam\nalert"}, headers=headers)
+    html = saved.get_data(as_text=True)
+    assert saved.status_code == 200 and "editing" not in html and "(edited)" in html and "scam" in html
+    assert 'data-action="edit"' in html and "autofocus" in html  # the focus goes back to Edit
+    db.session.expire_all()
+    assert db.session.get(Message, mine["id"]).body == "scam\nalert"
+    report = db.session.scalar(select(Report).where(Report.target_id == str(mine["id"])))
+    assert (report.reason, report.status, report.details) == ("flagged", "open", "Matched after an edit: scam")
+
+    cancel = client.get(f"/coop/chat/messages/{mine['id']}", headers=headers)
+    assert cancel.status_code == 200 and "editing" not in cancel.get_data(as_text=True)
+    # Without htmx the form posts and comes back to the chat.
+    plain = client.post(url, data={"body": "gm again", "csrf_token": headers["X-CSRFToken"]})
+    assert plain.status_code == 302 and plain.headers["Location"].endswith("/coop/chat")
+    db.session.expire_all()
+    assert db.session.get(Message, mine["id"]).body == "gm again"
+
+
 # ---- moderation through the messaging core, presence privacy ----------------------
 
 

@@ -395,6 +395,50 @@ def test_the_chat_posts_through_screen_message(client, make_coop, auth_headers):
     assert muted.json["error"]["details"]["until"].endswith("Z")
 
 
+def test_an_edit_is_screened_like_a_post(client, make_coop, auth_headers):
+    """PATCH /api/messages/{id} goes through screen_message: a blocked
+    phrase is 400 message_blocked and the body stays; a flagged one is
+    stored and reported (again after a moderator dismissed the first
+    report); a muted author cannot edit; slow mode does not pace edits."""
+    coop, admin, (member,) = make_coop(members=1)
+    cid = _chat(coop.id)
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=60, keyword_filters=[
+        {"phrase": "rug pull", "action": "block"}, {"phrase": "scam", "action": "flag"},
+        {"phrase": "ponzi", "action": "flag"}])
+    posted = _api(client, "POST", f"/api/conversations/{cid}/messages", member, auth_headers,
+                  json={"body": "gm all"})
+    assert posted.status_code == 201
+    url = f"/api/messages/{posted.json['id']}"
+
+    blocked = _api(client, "PATCH", url, member, auth_headers, json={"body": "gm, a RUG  pull!"})
+    assert blocked.status_code == 400 and blocked.json["error"]["code"] == "message_blocked"
+    assert blocked.json["error"]["details"] == {"phrases": ["rug pull"]}
+    db.session.expire_all()
+    row = db.session.get(Message, posted.json["id"])
+    assert (row.body, row.edited_at) == ("gm all", None)
+
+    flagged = _api(client, "PATCH", url, member, auth_headers, json={"body": "gm, scam inbound"})
+    assert flagged.status_code == 200 and flagged.json["body"] == "gm, scam inbound"
+    report = db.session.scalar(select(Report).where(Report.target_id == str(posted.json["id"])))
+    assert (report.reason, report.status, report.target_user_id, report.cooperative_id, report.details) == (
+        "flagged", "open", member.user_id, coop.id, "Matched after an edit: scam")
+
+    # Dismissed, then edited again into a flagged phrase: the report is open again.
+    reports.resolve(admin, report_id=report.id, action="dismiss")
+    again = _api(client, "PATCH", url, member, auth_headers, json={"body": "gm, a ponzi"})
+    assert again.status_code == 200
+    db.session.expire_all()
+    rows = db.session.scalars(select(Report).where(Report.target_id == str(posted.json["id"]))).all()
+    assert [(r.id, r.status, r.resolution, r.details) for r in rows] == [
+        (report.id, "open", None, "Matched after an edit: ponzi")]
+
+    coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)
+    muted = _api(client, "PATCH", url, member, auth_headers, json={"body": "gm again"})
+    assert muted.status_code == 403 and muted.json["error"]["code"] == "muted"
+    db.session.expire_all()
+    assert db.session.get(Message, posted.json["id"]).body == "gm, a ponzi"
+
+
 def test_delete_message_resolution_and_moderator_deletes_are_audited(client, make_coop, auth_headers):
     coop, admin, (reporter, troll, mod) = make_coop(members=3)
     coop_moderation.set_role(admin, coop_id=coop.id, user_id=mod.user_id, role="moderator")

@@ -166,6 +166,9 @@ class Config:
         self.IDEMPOTENCY_KEY_TTL = _int("IDEMPOTENCY_KEY_TTL", 24 * 3600)
         self.BROADCAST_BATCH_SIZE = _int("BROADCAST_BATCH_SIZE", 500)  # users per transaction in a broadcast fan-out
         self.MINING_EVENT_RETENTION_DAYS = _int("MINING_EVENT_RETENTION_DAYS", 90)
+        # Days an archived conversation (a dissolved coop's chat, a direct or group one
+        # nobody is in) is kept before the daily purge deletes it (services/chat_retention.py).
+        self.CHAT_ARCHIVE_RETENTION_DAYS = _int("CHAT_ARCHIVE_RETENTION_DAYS", 90)
         self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds
         self.COOP_HASHRATE_INTERVAL = _int("COOP_HASHRATE_INTERVAL", 300)  # seconds
         self.COOP_HASHRATE_CACHE_TTL = _int("COOP_HASHRATE_CACHE_TTL", 300)  # seconds

@@ -720,6 +720,13 @@ class Conversation(Model):
             postgresql_where=text("cooperative_id IS NOT NULL AND archived_at IS NULL"),
             sqlite_where=text("cooperative_id IS NOT NULL AND archived_at IS NULL"),
         ),
+        # The daily purge of archived conversations (services/chat_retention.py).
+        Index(
+            "ix_conversations_archived_at",
+            "archived_at",
+            postgresql_where=text("archived_at IS NOT NULL"),
+            sqlite_where=text("archived_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -789,6 +796,14 @@ class Message(Model):
             unique=True,
             postgresql_where=text("client_id IS NOT NULL"),
             sqlite_where=text("client_id IS NOT NULL"),
+        ),
+        # The ON DELETE SET NULL of reply_to looks replies up here when a
+        # purge deletes messages (without it: a scan of the table per row).
+        Index(
+            "ix_messages_reply_to",
+            "reply_to",
+            postgresql_where=text("reply_to IS NOT NULL"),
+            sqlite_where=text("reply_to IS NOT NULL"),
         ),
     )
 

@@ -1,6 +1,7 @@
 """The coop chat in two browser contexts under the app's CSP: two members
 chat live — the typing line, a message sent with Enter, a reaction, the read
-receipt — and a message body, a display name and a coop name that carry
+receipt, an inline edit by keyboard on a 360 px phone that the other member
+sees live — and a message body, a display name and a coop name that carry
 markup stay text in the page and in the pushed fragments."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from webapp.services import conversations, coops, messages
 
 from ..builders import PASSWORD
 from .conftest import assert_clean_console, goto_live, login, watch
+from .test_mobile_a11y import axe_violations
 
 pytestmark = pytest.mark.browser
 
@@ -66,6 +68,46 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         bob_page.wait_for_selector("#chat-seen:has-text('Seen by Alice')", timeout=15000)
 
         screenshot(bob_page, "chat-mobile")
+
+        # Bob edits his message inline, by keyboard, on his 360 px phone.
+        mid = bob_page.locator("#chat-log li.msg.mine").last.get_attribute("data-id")
+        bob_msg = f"#msg-{mid}"
+        bob_page.locator(f"{bob_msg} [data-action=edit]").click()
+        field = bob_page.locator(f"{bob_msg}.editing form.msg-edit textarea")
+        field.wait_for(timeout=15000)
+        assert bob_page.evaluate("document.activeElement.id") == f"msg-edit-{mid}"
+        assert field.input_value().startswith("gm <b>alice</b>")
+        label = bob_page.locator(f"label[for=msg-edit-{mid}]")
+        assert label.inner_text() == "Edit your message"
+        assert "Escape cancels" in bob_page.locator(f"#{field.get_attribute('aria-describedby')}").inner_text()
+        assert bob_page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert axe_violations(bob_page) == []
+        # Escape cancels: the message is back, the focus on its Edit button.
+        bob_page.keyboard.press("Escape")
+        bob_page.wait_for_selector(f"{bob_msg}:not(.editing) [data-action=edit]", timeout=15000)
+        bob_page.wait_for_function(
+            f"document.activeElement.dataset.action === 'edit' && document.activeElement.closest('li').id === 'msg-{mid}'",
+            timeout=15000)
+        # Enter opens it again (a button); Shift+Enter is a new line, Enter saves.
+        bob_page.keyboard.press("Enter")
+        field.wait_for(timeout=15000)
+        field.fill("")
+        bob_page.keyboard.type("gm edited")
+        bob_page.keyboard.press("Shift+Enter")
+        bob_page.keyboard.type("second line")
+        assert field.input_value() == "gm edited\nsecond line"
+        bob_page.keyboard.press("Enter")
+        bob_page.wait_for_selector(f"{bob_msg}:not(.editing) .msg-body:has-text('second line')", timeout=15000)
+        bob_page.wait_for_function(
+            f"document.activeElement.dataset.action === 'edit' && document.activeElement.closest('li').id === 'msg-{mid}'",
+            timeout=15000)
+        # Alice sees the new text and "edited", live; the reaction stays.
+        alice_msg = page.locator(bob_msg)
+        page.wait_for_selector(f"{bob_msg} .msg-body:has-text('second line')", timeout=15000)
+        assert "gm edited" in alice_msg.locator(".msg-body").inner_text()
+        assert "(edited)" in alice_msg.locator(".msg-head").inner_text()
+        assert alice_msg.locator(".msg-reactions .reaction").inner_text().strip() == "🔥 1"
+        assert "(edited)" in bob_page.locator(f"{bob_msg} .msg-head").inner_text()
         for p in (page, bob_page):
             assert p.evaluate("window.__pwned === undefined")
             assert_clean_console(p)

@@ -6,14 +6,24 @@ htmx fragment with the next sentinel). Live messages, edits, reactions,
 typing, reads and presence arrive over the page's ``/ws?format=html&chat=<id>``
 as fragments (``chat/_push.html``); ``static/js/chat.js`` sends over the
 same socket (Enter sends, Shift+Enter is a newline) and calls the JSON
-routes for reactions, edits and deletes. Without JavaScript the composer
-posts to ``/coop/chat/send``.
+routes for reactions and deletes. Without JavaScript the composer posts to
+``/coop/chat/send``.
+
+Editing is inline (htmx): Edit swaps the message for its edit form
+(``/coop/chat/messages/<id>/edit``, ``chat/_edit.html``); Save posts it
+there (``messages.edit``: screened like a post, so a blocked phrase comes
+back in the form with the error and the text kept); Cancel swaps the
+message back (``/coop/chat/messages/<id>``). The other members' pages get
+the edit over their sockets as before.
 """
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..extensions import db
 from ..services import conversations, coops, messages, presence
 from ..services.errors import DomainError
 
@@ -81,3 +91,79 @@ def send():
     except DomainError as exc:
         flash(exc.message)
     return redirect(url_for("pages_chat.chat"))
+
+
+# ---- inline edit (htmx fragments) ---------------------------------------------------
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _chat_message(message_id: int) -> tuple[int, dict[str, Any]]:
+    """(conversation id, message dict) of a message of the viewer's coop
+    chat; 404 for any other message (or none)."""
+    coop, conversation = _my_chat()
+    if coop is None or conversation is None:
+        abort(404)
+    try:
+        message_ = messages.get_message(current_user.user_id, message_id)
+    except DomainError:
+        abort(404)
+    if message_["conversation_id"] != conversation["id"]:
+        abort(404)
+    return conversation["id"], message_
+
+
+def _message_fragment(cid: int, message_: dict[str, Any], *, focus_edit: bool = False) -> str:
+    return render_template("chat/_message.html", m=message_, me=current_user.user_id, oob=False,
+                           focus_edit=focus_edit,
+                           can_moderate=messages.can_moderate(conversations.get(cid), current_user.user_id))
+
+
+@bp.get("/coop/chat/messages/<int:message_id>")
+@login_required
+def message(message_id: int):
+    """One message of the viewer's coop chat (Cancel of the inline edit:
+    back to the message, the focus on its Edit button)."""
+    cid, message_ = _chat_message(message_id)
+    return _message_fragment(cid, message_, focus_edit=True)
+
+
+@bp.get("/coop/chat/messages/<int:message_id>/edit")
+@login_required
+def edit_form(message_id: int):
+    """The inline edit form of one of the viewer's own messages; a message
+    deleted meanwhile comes back as its tombstone. 403 for someone else's."""
+    cid, message_ = _chat_message(message_id)
+    if message_["sender"]["user_id"] != current_user.user_id:
+        abort(403)
+    if message_["deleted_at"] is not None:
+        return _message_fragment(cid, message_)
+    return render_template("chat/_edit.html", m=message_, body=message_["body"], error=None)
+
+
+@bp.post("/coop/chat/messages/<int:message_id>/edit")
+@login_required
+def edit(message_id: int):
+    """Save the inline edit (``messages.edit``): the edited message (htmx),
+    or the form again with the error and the refused text (its status:
+    400 ``message_blocked``, 403 ``muted`` …). Without htmx: back to the
+    chat, the error flashed."""
+    cid, message_ = _chat_message(message_id)
+    if message_["sender"]["user_id"] != current_user.user_id:
+        abort(403)
+    # A browser's own form post sends line breaks as CRLF; the field counted them as one.
+    body = request.form.get("body", "").replace("\r\n", "\n")
+    try:
+        saved = messages.edit(current_user.user_id, message_id, body)
+    except DomainError as exc:
+        db.session.rollback()
+        if not _is_htmx():
+            flash(exc.message)
+            return redirect(url_for("pages_chat.chat"))
+        _, current = _chat_message(message_id)
+        return render_template("chat/_edit.html", m=current, body=body, error=exc.message), exc.status
+    if not _is_htmx():
+        return redirect(url_for("pages_chat.chat"))
+    return _message_fragment(cid, saved, focus_edit=True)

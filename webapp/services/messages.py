@@ -14,9 +14,9 @@ Pushes go out after the commit (``transactions.after_commit``), one PUBLISH
 per member on their user channel (``realtime.publish_each``), which every
 web process's hub forwards to that member's sockets.
 
-Coop conversations ask the moderation service before a post
-(``moderation.screen_message``: mute, slow mode, keyword block) and after
-it (``moderation.file_flag_report``); ``muted_until`` fills the
+Coop conversations ask the moderation service before a post or an edit
+(``moderation.screen_message``: mute, slow mode for posts, keyword block)
+and after it (``moderation.file_flag_report``); ``muted_until`` fills the
 conversation's field.
 
 Notifications: an ``@user_id`` of a member is a ``mention`` (catalogue,
@@ -112,6 +112,13 @@ def _member_message(user_id: str, message_id: object) -> tuple[Conversation, Mes
     row = _message(message_id)
     conversation, _ = conversations.require_member(row.conversation_id, user_id)
     return conversation, row
+
+
+def get_message(user_id: str, message_id: object) -> dict[str, Any]:
+    """One message as a member of its conversation sees it (API.md
+    "message"). Raises NotFound (404), NotAMember (403)."""
+    _, row = _member_message(user_id, message_id)
+    return conversations.message_dicts([row], user_id)[0]
 
 
 def can_moderate(conversation: Conversation, user_id: str) -> bool:
@@ -297,14 +304,22 @@ def _publish_pairs(pairs: list[tuple[str, dict[str, Any]]]) -> None:
 
 def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
     """The author edits the body (``edited_at`` set; mentions re-read, not
-    re-notified). Raises ValidationError (400), NotFound (404), NotAMember
-    (403), Forbidden (403: not the author, or a deleted message)."""
+    re-notified). In a coop conversation the new body is screened as a post
+    is (``moderation.screen_message``): a muted author or a ``block``
+    filter's phrase refuses the edit, a ``flag`` filter's phrase files a
+    report after the commit (``moderation.file_flag_report``). Slow mode
+    paces new messages only: an edit neither waits for nor takes the slot.
+    Raises ValidationError (400), NotFound (404), NotAMember (403),
+    Forbidden (403: not the author, or a deleted message), Muted (403
+    ``muted``), MessageBlocked (400 ``message_blocked``)."""
     body = clean_body(body)
     conversation, row = _member_message(user_id, message_id)
     if row.sender_id != user_id:
         raise Forbidden("Only the author can edit a message.")
     if row.deleted_at is not None:
         raise Forbidden("A deleted message cannot be edited.")
+    coop_id = conversation.cooperative_id
+    flagged = moderation.screen_message(coop_id, user_id, body, slow_mode=False) if coop_id is not None else []
     members = conversations.member_ids(conversation.id)
     row.body = body
     row.mentions = [m for m in markup.mentions(body) if m in members and m != user_id] or None
@@ -313,6 +328,8 @@ def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
     _publish_updated(row)
     data = conversations.message_dicts([row], user_id)[0]
     db.session.commit()
+    if flagged and coop_id is not None:
+        moderation.file_flag_report(coop_id, row.id, flagged, author_user_id=user_id, edited=True)
     return data
 
 

@@ -5,12 +5,14 @@ the moderators' own actions (roles, transfer, bans, mutes, settings) are in
 ``services/coop_moderation.py`` and reports in ``services/reports.py``.
 
 The messaging core (``services/messages.py``) asks this module before it
-stores a coop message and after, so the rules live in one place:
+stores a coop message or an edit of one and after, so the rules live in one
+place:
 
-- ``screen_message`` before the insert: raises ``Muted`` (403 ``muted``,
+- ``screen_message`` before the insert or the edit: raises ``Muted`` (403 ``muted``,
   ``details.until``), ``MessageBlocked`` (400 ``message_blocked``) or
-  ``SlowMode`` (429 ``slow_mode`` with ``Retry-After``), in that order;
-  returns the phrases of ``flag`` keyword filters the body matched.
+  ``SlowMode`` (429 ``slow_mode`` with ``Retry-After``; new messages only),
+  in that order; returns the phrases of ``flag`` keyword filters the body
+  matched.
 - ``file_flag_report`` after the message's commit, for those phrases.
 - ``muted_until`` for the conversation object's ``muted_until``.
 
@@ -42,7 +44,7 @@ from ..models import (
     iso,
     utcnow,
 )
-from ..vocabulary import MemberRole, ModerationAction, ReportReason, ReportTarget
+from ..vocabulary import MemberRole, ModerationAction, ReportReason, ReportStatus, ReportTarget
 from .errors import Banned, CannotModerate, MessageBlocked, Muted, NotModerator, SlowMode, ValidationError
 from .membership import is_active_member, is_moderating_member
 
@@ -211,8 +213,10 @@ def clear_slow_mode(coop_id: int, user_ids: list[str]) -> None:
         get_redis().delete(*[redis_key("slowmode", coop_id, uid) for uid in user_ids])
 
 
-def screen_message(coop_id: int, user_id: str, body: str) -> list[str]:
-    """Check a coop chat message before it is stored.
+def screen_message(coop_id: int, user_id: str, body: str, *, slow_mode: bool = True) -> list[str]:
+    """Check a coop chat message before it is stored: a new message, or the
+    new body of an edited one (``slow_mode=False``: an edit is screened by
+    the same mute and filters, but slow mode paces new messages only).
 
     Returns the ``flag`` filter phrases ``body`` matched (empty: nothing to
     report). Raises, in this order: Muted (403 ``muted``, ``details.until``),
@@ -233,27 +237,48 @@ def screen_message(coop_id: int, user_id: str, body: str) -> list[str]:
     blocked = [f["phrase"] for f in matched if f["action"] == "block"]
     if blocked:
         raise MessageBlocked(details={"phrases": blocked})
-    if coop.slow_mode_seconds and not is_moderator(coop_id, user_id):
+    if slow_mode and coop.slow_mode_seconds and not is_moderator(coop_id, user_id):
         _claim_slow_mode(coop_id, user_id, coop.slow_mode_seconds)
     return [f["phrase"] for f in matched if f["action"] == "flag"]
 
 
-def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_user_id: str | None = None) -> None:
+def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_user_id: str | None = None,
+                     *, edited: bool = False) -> None:
     """File a system report (reason ``flagged``, no reporter) on a stored
     message that matched ``flag`` filters, for the coop's moderators.
-    Commits its own transaction: call it after the message's commit. A
-    second call for the same message files nothing (unique per target)."""
+    Commits its own transaction: call it after the message's commit.
+
+    A message has one filter report (``uq_reports_flag_per_target``): while
+    it is open, a second call files nothing. After an edit (``edited``)
+    whose new body matched, a report the moderators already closed is
+    opened again with the new phrases, so an edit cannot slip a flagged
+    phrase past them once the first report was dismissed."""
     if not phrases:
         return
     if author_user_id is None:
         author_user_id = db.session.scalar(select(Message.sender_id).where(Message.id == message_id))
+    details = ("Matched after an edit: " if edited else "Matched: ") + ", ".join(phrases)
     try:
         with db.session.begin_nested():
             db.session.add(Report(
                 cooperative_id=coop_id, target_type=ReportTarget.MESSAGE.value, target_id=str(message_id),
-                target_user_id=author_user_id, reason=ReportReason.FLAGGED.value,
-                details="Matched: " + ", ".join(phrases)[:980],
+                target_user_id=author_user_id, reason=ReportReason.FLAGGED.value, details=details[:1000],
             ))
-    except IntegrityError:
-        pass  # already flagged
+    except IntegrityError:  # already flagged once
+        if edited:
+            _reopen_flag_report(message_id, details[:1000])
     db.session.commit()
+
+
+def _reopen_flag_report(message_id: int, details: str) -> None:
+    """Open the message's closed filter report again (a new filing as far
+    as triage and the 24-hour escalation go: ``created_at`` is now)."""
+    report = db.session.execute(
+        select(Report).where(Report.target_type == ReportTarget.MESSAGE.value, Report.target_id == str(message_id),
+                             Report.reason == ReportReason.FLAGGED.value).with_for_update()
+    ).scalar_one_or_none()
+    if report is None or report.status == ReportStatus.OPEN.value:
+        return
+    report.status, report.resolution, report.note = ReportStatus.OPEN.value, None, ""
+    report.resolved_by = report.resolved_at = report.escalated_at = None
+    report.details, report.created_at = details, utcnow()

@@ -41,6 +41,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("jobs.mining.trim_mining_streams", "MINING_STREAM_TRIM_INTERVAL"),
     PeriodicJob("jobs.notifications.purge_old_notifications", 24 * 3600),
     PeriodicJob("jobs.accounts.purge_dead_sessions", 24 * 3600),
+    PeriodicJob("jobs.chat.purge_archived_conversations", 24 * 3600),
     PeriodicJob("jobs.email.sweep_email_deliveries", "EMAIL_SWEEP_INTERVAL"),
     PeriodicJob("jobs.moderation.escalate_reports", 15 * 60),
     PeriodicJob("jobs.email.send_email_summaries", "EMAIL_SUMMARY_INTERVAL"),

@@ -4,9 +4,13 @@
 // This script: resumes by seq on every (re)connect, sends over the socket
 // (Enter sends, Shift+Enter is a newline), typing (throttled) and read
 // positions, turns #chat-signal pushes (typing, read) into the typing line
-// and "Seen by", calls the JSON routes for reactions, edits and deletes, and
+// and "Seen by", calls the JSON routes for reactions and deletes, and
 // keeps the scroll where the reader is. Only textContent is written: names
 // and bodies never become markup here.
+// Editing is inline: htmx swaps a message for its edit form (chat/_edit.html)
+// and back; this script gives the form its keys (Enter saves, Shift+Enter is
+// a new line, Escape cancels), keeps live pushes off a message being edited,
+// and keeps the focus on a message that a push re-renders.
 (function () {
   const chat = document.getElementById("chat");
   if (!chat) return;
@@ -95,8 +99,26 @@
   document.body.addEventListener("htmx:wsClose", () => { socket = null; });
 
   let stick = true;
-  document.body.addEventListener("htmx:wsBeforeMessage", () => { stick = nearBottom(); });
+  let refocus = null; // {id, action} of the focused control of a message a push may replace
+  document.body.addEventListener("htmx:wsBeforeMessage", () => {
+    stick = nearBottom();
+    const focused = document.activeElement;
+    const li = focused && focused.closest ? focused.closest("li.msg[id]") : null;
+    refocus = li ? { id: li.id, action: focused.dataset ? focused.dataset.action : undefined } : null;
+  });
+  // A message being edited keeps its form: a push about it (a reaction, the
+  // edit's own echo) waits; Save or Cancel brings the current message back.
+  document.body.addEventListener("htmx:oobBeforeSwap", (event) => {
+    const target = event.detail.target;
+    if (target && target.matches && target.matches("li.msg.editing")) event.preventDefault();
+  });
   document.body.addEventListener("htmx:wsAfterMessage", () => {
+    if (refocus && (!document.activeElement || document.activeElement === document.body)) {
+      const li = document.getElementById(refocus.id);
+      const control = li && refocus.action ? li.querySelector(`[data-action="${refocus.action}"]`) : null;
+      if (control || li) (control || li).focus({ preventScroll: true });
+    }
+    refocus = null;
     // A message sent twice (page render and catch-up) keeps its first copy.
     log.querySelectorAll("li.msg[id]").forEach((li) => {
       const copies = document.querySelectorAll(`[id="${li.id}"]`);
@@ -199,13 +221,32 @@
     const action = event.target.closest("[data-action]");
     if (!action) return;
     if (action.dataset.action === "reply") setReply(id);
-    if (action.dataset.action === "edit") {
-      const current = li.querySelector(".msg-body");
-      const text = window.prompt("Edit your message", current ? current.textContent.trim() : "");
-      if (text !== null && text.trim()) api("PATCH", `/api/messages/${id}`, { body: text });
-    }
     if (action.dataset.action === "delete" && window.confirm("Delete this message?")) {
       api("DELETE", `/api/messages/${id}`);
+    }
+  });
+  // The inline edit form: Enter saves, Shift+Enter is a new line, Escape
+  // cancels (htmx answers with the message, its Edit button focused).
+  log.addEventListener("keydown", (event) => {
+    const field = event.target.closest("form.msg-edit textarea");
+    if (!field) return;
+    const editForm = field.form;
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (field.value.trim()) editForm.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation(); // not the page's own Escape (menus)
+      editForm.querySelector("[data-action=cancel-edit]").click();
+    }
+  });
+  // The form arrived (autofocus put the focus in it): the caret after the
+  // text, once per form, never while someone types.
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const field = document.activeElement;
+    if (field && field.matches && field.matches("form.msg-edit textarea") && !field.dataset.caretSet) {
+      field.dataset.caretSet = "1";
+      field.setSelectionRange(field.value.length, field.value.length);
     }
   });
   replying.addEventListener("click", (event) => {
