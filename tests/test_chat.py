@@ -496,3 +496,14 @@ def test_a_coop_id_beyond_the_column_is_404_not_a_database_error(client, make_us
     """Found by the API fuzz: an id past the 32-bit column answered 500."""
     answer = client.get("/api/coops/9223372036854775806/conversation", headers=auth_headers(make_user()))
     assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_form_line_break_counts_one_character(app):
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    # 1,000 lines as a browser form sends them (CRLF): 1,999 characters once normalised.
+    body = "\r\n".join(["x"] * 1000)
+    data, _ = messages.post(a.user_id, cid, body)
+    assert data["body"] == "\n".join(["x"] * 1000)
+    with pytest.raises(ValidationError):
+        messages.post(a.user_id, cid, body + "\r\nxx")

@@ -72,7 +72,11 @@ EXCERPT = 140  # characters of a mention notification's body
 
 def clean_body(body: object) -> str:
     """1–2,000 characters, not only white space, no control characters
-    (``inputs.MULTILINE``). Raises ValidationError (400)."""
+    (``inputs.MULTILINE``); a form's CRLF line breaks become LF first, so a
+    line break counts one character whichever client sent it. Raises
+    ValidationError (400)."""
+    if isinstance(body, str):
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
     if not isinstance(body, str) or not body.strip():
         raise ValidationError("body must be 1 to 2000 characters.")
     if len(body) > MAX_MESSAGE_LENGTH:
