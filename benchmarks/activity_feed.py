@@ -29,7 +29,7 @@ import statistics
 import time
 
 import sqlalchemy as sa
-from support import psycopg_url, stores
+from support import in_process_app, run_on_stores
 
 
 def _stats(samples: list[float]) -> str:
@@ -69,30 +69,17 @@ def main() -> None:
     parser.add_argument("--per-user", type=int, default=100)
     parser.add_argument("--heavy", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=2_000)
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
-
-    with stores("webapp_bench_activity", keep=args.keep) as st:
-        measure(args, st)
+    run_on_stores(parser, "webapp_bench_activity", measure)
 
 
 def measure(args, st) -> None:
     """Fill, then time (see the module docstring)."""
-    from flask_migrate import upgrade
-
-    from webapp import create_app
     from webapp.extensions import db, get_redis, redis_key
     from webapp.models import User
     from webapp.services import accounts, activity
 
-    app = create_app({
-        "TESTING": False, "SECRET_KEY": "bench", "EMBEDDED_SCHEDULER": False, "RATELIMIT_ENABLED": False,
-        "SQLALCHEMY_DATABASE_URI": psycopg_url(st.database_url),
-        "REDIS_URL": st.redis_url, "REDIS_NAMESPACE": st.namespace, "RATELIMIT_STORAGE_URI": st.redis_url,
-        "SERVER_NAME": "localhost",
-    })
+    app = in_process_app(st, SERVER_NAME="localhost")
     with app.app_context():
-        upgrade()
         started = time.perf_counter()
         _fill(db.engine, args.users, args.per_user, args.heavy)
         total = db.session.scalar(sa.text("SELECT count(*) FROM user_activity"))

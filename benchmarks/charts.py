@@ -25,7 +25,7 @@ import statistics
 import time
 
 import sqlalchemy as sa
-from support import psycopg_url, stores
+from support import in_process_app, run_on_stores
 
 HEAVY = "bc1qbenchheavy"
 MEMBERS = [f"bc1qbenchmember{i:02d}" for i in range(20)]
@@ -69,26 +69,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--noise", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
-    with stores("webapp_bench_charts", keep=args.keep) as st:
-        measure(args, st)
+    run_on_stores(parser, "webapp_bench_charts", measure)
 
 
 def measure(args, st) -> None:
-    from flask_migrate import upgrade
-
-    from webapp import create_app
     from webapp.extensions import db
     from webapp.services import accounts, coop_hashrate, coops
 
-    app = create_app({
-        "TESTING": False, "SECRET_KEY": "bench", "EMBEDDED_SCHEDULER": False, "RATELIMIT_ENABLED": False,
-        "SQLALCHEMY_DATABASE_URI": psycopg_url(st.database_url),
-        "REDIS_URL": st.redis_url, "REDIS_NAMESPACE": st.namespace, "RATELIMIT_STORAGE_URI": st.redis_url,
-    })
+    app = in_process_app(st)
     with app.app_context():
-        upgrade()
         users = [accounts.register(user_id=u, password="bench-password-1") for u in [HEAVY, *MEMBERS]]
         coop = coops.create(users[1], name="Bench Coop", description="")
         for member in users[2:]:

@@ -28,7 +28,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from support import psycopg_url, stores
+from support import in_process_app, run_on_stores
 
 
 def _copy(conn, table: str, columns: tuple[str, ...], rows) -> None:
@@ -79,32 +79,18 @@ def main() -> int:
     parser.add_argument("--coops", type=int, default=10_000)
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--no-vacuum", action="store_true",
                         help="no VACUUM between runs (back-to-back runs without autovacuum: worst case)")
-    args = parser.parse_args()
-
-    with stores("coopbench", keep=args.keep) as st:
-        measure(args, st)
+    run_on_stores(parser, "coopbench", measure)
     return 0
 
 
 def measure(args, st) -> None:
     """Load, then time the job (see the module docstring)."""
-    from flask_migrate import upgrade
-
-    from webapp import create_app
     from webapp.extensions import db
 
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": psycopg_url(st.database_url),
-        "REDIS_URL": st.redis_url,
-        "REDIS_NAMESPACE": st.namespace,
-        "RATELIMIT_STORAGE_URI": st.redis_url,
-        "EMBEDDED_SCHEDULER": False,
-    })
+    app = in_process_app(st)
     with app.app_context():
-        upgrade()
         now = datetime.now(UTC)
         t0 = time.perf_counter()
         load(db.engine, args.coops, args.members, now)

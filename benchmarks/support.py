@@ -1,7 +1,9 @@
 """Shared set-up for the benchmarks: a fresh PostgreSQL database, a claimed
 Redis logical database (the test suite's lock convention, so a concurrent
 test run is safe), users with tokens, gunicorn with the production
-configuration, process clean-up, RSS, and the browser-like socket client.
+configuration or the app in this process (``in_process_app``), the command
+line of a benchmark that measures on such stores (``run_on_stores``),
+process clean-up, RSS, and the browser-like socket client.
 
 Everything runs on loopback; ``stores()`` and ``stop_process()`` clean up
 even when a benchmark fails.
@@ -12,6 +14,7 @@ redis://127.0.0.1:6379).
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -23,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +142,38 @@ def stores(prefix: str, *, keep: bool = False) -> Iterator[Stores]:
             print(f"kept database {name}")
         else:
             drop_database(name)
+
+
+def run_on_stores(parser: argparse.ArgumentParser, prefix: str,
+                  measure: Callable[[argparse.Namespace, Stores], None]) -> None:
+    """A benchmark's ``main``: parse the command line (``parser`` with
+    ``--keep`` added), then ``measure(args, stores)`` on fresh stores
+    (``stores(prefix)``; the database is dropped afterwards unless ``--keep``)."""
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    with stores(prefix, keep=args.keep) as st:
+        measure(args, st)
+
+
+def in_process_app(st: Stores, **config: Any):
+    """The app in this process on ``st``'s database and Redis, migrated, for
+    a benchmark that times the services or whole requests through the WSGI
+    app (``app.test_client()``) without gunicorn: not TESTING, no rate limits,
+    no embedded scheduler; ``config`` adds or overrides settings (e.g.
+    ``SERVER_NAME``)."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    app = create_app({
+        "TESTING": False, "SECRET_KEY": "bench", "EMBEDDED_SCHEDULER": False, "RATELIMIT_ENABLED": False,
+        "SQLALCHEMY_DATABASE_URI": psycopg_url(st.database_url),
+        "REDIS_URL": st.redis_url, "REDIS_NAMESPACE": st.namespace, "RATELIMIT_STORAGE_URI": st.redis_url,
+        **config,
+    })
+    with app.app_context():
+        upgrade()
+    return app
 
 
 def migrate_and_create_users(env: dict, count: int, prefix: str = "bc1qbench") -> list[tuple[str, str]]:

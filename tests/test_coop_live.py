@@ -6,7 +6,6 @@ removed member's or a dissolved coop's page is sent away with a message."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -150,20 +149,6 @@ def gunicorn(migrated):
     server.stop()
 
 
-def warm_up(server: Gunicorn, timeout: float = 90) -> None:
-    """Wait until both workers answer (they boot slowly on a busy machine)."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    answered = set()
-    while len(answered) < 2 and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/login", timeout=30) as response:
-                answered.add(response.headers.get("X-Worker-Pid", len(answered)))
-        except OSError:
-            time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_coop_changes_reach_pages_on_both_workers(gunicorn, app, make_user):
     admin, member, leaver = make_user(), make_user(), make_user()
@@ -171,7 +156,7 @@ def test_coop_changes_reach_pages_on_both_workers(gunicorn, app, make_user):
     for user in (member, leaver):
         coops.join(user, invite_code=coop.invite_code)
     # Four tabs each: the sockets spread over both worker processes.
-    warm_up(gunicorn)
+    gunicorn.warm_up()
     tabs = [connect(gunicorn.ws_url, member) for _ in range(4)]
     leaver_tabs = [connect(gunicorn.ws_url, leaver) for _ in range(4)]
     expected = f"/coop/live?view=dashboard&coop_id={coop.id}"

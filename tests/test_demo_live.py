@@ -5,10 +5,7 @@ the embedded default's Redis stand-in is shared with CLI processes, so
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,11 +17,9 @@ from webapp.models import utcnow
 from webapp.services import demo_live, mining
 
 from .builders import free_port
+from .embedded_support import FLASK, clean_env, copy_source_tree, run_flask, stop_server
 from .mining_support import SATOSHI, drain, sample, share
 from .wshelpers import Client
-
-ROOT = Path(__file__).resolve().parent.parent
-FLASK = str(Path(sys.executable).with_name("flask"))
 
 
 def _write_day(path: Path, user: str, base: float = 1763078400.0) -> None:
@@ -81,32 +76,19 @@ def test_the_live_replay_stops_on_its_event(app, make_user, tmp_path):
 # ---- the served demo, and CLI senders beside it -------------------------------------
 
 
-def _clean_env() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
-    return {name: os.environ[name] for name in keep if name in os.environ} | {"FLASK_APP": "wsgi"}
-
-
-def _flask(tree: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([FLASK, *args], cwd=tree, env=_clean_env(), capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.slow
 def test_flask_notify_reaches_an_open_socket_of_make_run(tmp_path):
     import socket as socket_lib
     import urllib.request
 
-    tree = tmp_path / "app"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("webapp", "jobs", "migrations"):
-        shutil.copytree(ROOT / folder, tree / folder, ignore=ignore)
-    shutil.copy(ROOT / "wsgi.py", tree / "wsgi.py")
-    assert _flask(tree, "db", "upgrade").returncode == 0
+    tree = copy_source_tree(tmp_path)
+    assert run_flask(tree, "db", "upgrade").returncode == 0
 
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([FLASK, "demo", "--serve", "--port", str(port), "--limit", "300", "--quiet",
-                                   "--no-live"], cwd=tree, env=_clean_env(), stdout=out, stderr=subprocess.STDOUT,
+                                   "--no-live"], cwd=tree, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -127,19 +109,14 @@ def test_flask_notify_reaches_an_open_socket_of_make_run(tmp_path):
         sock = Client(f"ws://127.0.0.1:{port}/ws?token={token}", timeout=30)
         assert sock.recv_json(30)["type"] == "unread_count"
 
-        sent = _flask(tree, "notify", SATOSHI, "--category", "system", "--subtype", "announcement",
+        sent = run_flask(tree, "notify", SATOSHI, "--category", "system", "--subtype", "announcement",
                       "--title", "Hello from the CLI")
         assert sent.returncode == 0, sent.stderr[-3000:]
         message = sock.recv_until(lambda m: m["type"] == "notification", 30)
         assert message["data"]["title"] == "Hello from the CLI"
         sock.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server, timeout=20)
     # The port file goes with the server; a later CLI command uses its own stand-in again.
     assert not (tree / "instance" / "embedded-redis.json").exists()
 

@@ -1,19 +1,14 @@
 """The embedded default that ``make run`` depends on: no DATABASE_URL and no
 REDIS_URL, so SQLite under ``instance/`` and the in-process Redis stand-in.
 
-The source tree is copied to a temporary folder (``instance/`` sits next to
-``webapp/``, so the developer's own database is never touched) and driven
-as ``make run`` drives it, each step its own process with a clean
-environment: ``flask db upgrade``, ``flask demo``, ``flask run``. A page
-and JSON routes then answer with the demo world's data.
+The source tree is copied to a temporary folder and driven as ``make run``
+drives it (``embedded_support``): ``flask db upgrade``, ``flask demo``,
+``flask run``. A page and JSON routes then answer with the demo world's data.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,21 +16,14 @@ from pathlib import Path
 import pytest
 
 from .builders import free_port
+from .embedded_support import FLASK, ROOT, clean_env, copy_source_tree, run_flask, stop_server
 from .mining_support import SATOSHI
 
-ROOT = Path(__file__).resolve().parent.parent
-FLASK = str(Path(sys.executable).with_name("flask"))
 DEMO_LINES = 4000  # a slice of the day: the same code path as the full replay, in seconds
 
 
-def _clean_env() -> dict[str, str]:
-    """The caller's environment without any of the app's settings."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
-    return {name: os.environ[name] for name in keep if name in os.environ} | {"FLASK_APP": "wsgi"}
-
-
 def _flask(tree: Path, *args: str) -> str:
-    done = subprocess.run([FLASK, *args], cwd=tree, env=_clean_env(), capture_output=True, text=True, timeout=300)
+    done = run_flask(tree, *args)
     assert done.returncode == 0, f"flask {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
     return done.stdout
 
@@ -69,12 +57,7 @@ def _wait_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float
 
 @pytest.mark.slow
 def test_make_run_serves_the_demo_world_on_sqlite_and_the_redis_stand_in(tmp_path):
-    tree = tmp_path / "app"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("webapp", "jobs", "migrations"):
-        shutil.copytree(ROOT / folder, tree / folder, ignore=ignore)
-    shutil.copy(ROOT / "wsgi.py", tree / "wsgi.py")
-
+    tree = copy_source_tree(tmp_path)
     _flask(tree, "db", "upgrade")
     assert (tree / "instance" / "webapp.db").exists()  # SQLite, beside the copied tree
     output = _flask(tree, "demo", "--limit", str(DEMO_LINES), "--quiet")
@@ -84,7 +67,7 @@ def test_make_run_serves_the_demo_world_on_sqlite_and_the_redis_stand_in(tmp_pat
     log = tmp_path / "flask-run.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([FLASK, "run", "--host", "127.0.0.1", "--port", str(port), "--with-threads"],
-                                  cwd=tree, env=_clean_env(), stdout=out, stderr=subprocess.STDOUT,
+                                  cwd=tree, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
         _wait_listening(server, port, log)
@@ -100,12 +83,7 @@ def test_make_run_serves_the_demo_world_on_sqlite_and_the_redis_stand_in(tmp_pat
         status, body = _get(f"{base}/api/notifications/unread-count", Authorization=f"Bearer {token}")
         assert status == 200 and json.loads(body)["count"] > 0  # the replay's personal bests
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server, timeout=10)
 
 
 def test_the_factory_without_urls_picks_sqlite_and_the_redis_stand_in(monkeypatch):

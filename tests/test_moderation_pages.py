@@ -75,6 +75,45 @@ def test_reports_reach_the_screen_and_escalated_ones_the_admin_page(client, make
     assert client.get("/admin/reports").status_code == 403
 
 
+def test_the_platform_admin_resolves_reports_by_htmx_or_a_plain_form(client, make_user, make_coop, login_as):
+    coop, admin, (reporter, troll) = make_coop(members=2)
+    first = reports.create(reporter, target_type="user", target_id=troll.user_id, reason="abuse")
+    second = reports.create(reporter, target_type="cooperative", target_id=str(coop.id), reason="spam")
+    headers = login_as(make_user(is_admin=True), csrf_from="/admin")
+    resolve = f"/admin/reports/{first.id}/resolve"
+
+    refused = client.post(resolve, data={"action": "mute", "minutes": "soon"}, headers=headers)
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and 'class="mod-status error"' in html and "minutes" in html
+    assert f"#{first.id} abuse" in html and f"#{second.id} spam" in html  # nothing resolved
+
+    done = client.post(resolve, data={"action": "dismiss", "note": "fine"}, headers=headers)
+    html = done.get_data(as_text=True)
+    assert done.status_code == 200 and "Report resolved." in html and 'class="mod-status ok"' in html
+    assert f"#{first.id} abuse" not in html and f"#{second.id} spam" in html
+    again = client.post(resolve, data={"action": "dismiss"}, headers=headers)
+    assert again.status_code == 409 and "This report has already been resolved." in again.get_data(as_text=True)
+
+    # Without htmx: back to the section as a page of its own, the outcome flashed.
+    plain = client.post(f"/admin/reports/{second.id}/resolve", data={"action": "dismiss"},
+                        headers={"X-CSRFToken": headers["X-CSRFToken"]})
+    assert plain.status_code == 302 and plain.headers["Location"].endswith("/admin/reports")
+    page = client.get("/admin/reports").get_data(as_text=True)
+    assert "Report resolved." in page and "<html" in page and 'id="reports"' in page
+    assert "No open reports." in page
+
+
+def test_a_bad_mute_length_answers_the_panel_with_the_error(client, make_coop, login_as):
+    coop, admin, (reporter, troll) = make_coop(members=2)
+    report = reports.create(reporter, target_type="user", target_id=troll.user_id, reason="abuse")
+    headers = login_as(admin, csrf_from="/coop/moderation")
+    resp = client.post(f"/coop/{coop.id}/moderation/reports/{report.id}/resolve",
+                       data={"action": "mute", "minutes": "soon"}, headers=headers)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "minutes" in html and f"#{report.id} abuse" in html
+    assert moderation.muted_until(coop.id, troll.user_id) is None
+
+
 def test_a_reported_message_is_quoted_escaped_on_the_screen(client, make_coop, login_as):
     from sqlalchemy import select
 

@@ -74,6 +74,21 @@ def test_show_in_coop_rankings_off_hides_name_and_hashrate_from_other_members(
     assert "Shy Hasher" in own["api members"] and "Shy Hasher" in own["page coop"] and figure in own["page coop"]
 
 
+def test_hidden_from_rankings_is_the_switch_turned_off_and_nothing_else(app, make_user):
+    """The one lookup every coop ranking, chart and timeline reads: only a
+    stored ``false`` hides; on, unset, unknown miners and repeats do not."""
+    shy, keen, plain = make_user(), make_user(), make_user()
+    _privacy(shy, showInCoopRankings=False)
+    _privacy(keen, showInCoopRankings=True)
+    _privacy(plain, showCountryFlag=False)  # other switches stored, this one left at its default
+    ids = [shy.user_id, keen.user_id, plain.user_id, "bc1qnobodyregisteredthis", shy.user_id]
+    assert preferences.hidden_from_rankings(ids) == {shy.user_id}
+    assert preferences.hidden_from_rankings(iter(ids)) == {shy.user_id}  # any iterable, read once
+    assert preferences.hidden_from_rankings([]) == set()
+    _privacy(shy, showInCoopRankings=True)
+    assert preferences.hidden_from_rankings(ids) == set()
+
+
 def test_a_private_profile_is_not_linked_from_coop_tables(app, make_user, make_coop, auth_headers):
     private = make_user(display_name="Private Pat")
     coop, admin, _ = make_coop(members=[private])

@@ -79,9 +79,7 @@ def gunicorn(migrated):
 
 @pytest.mark.slow
 def test_read_sync_reaches_tabs_on_both_workers(gunicorn, app, make_user):
-    from .test_coop_live import warm_up
-
-    warm_up(gunicorn)
+    gunicorn.warm_up()
     user = make_user()
     row = notifications.notify(user.user_id, "social", "coop_member_joined", "Eve joined")
     token = token_of(user)

@@ -121,6 +121,19 @@ class Gunicorn:
                     raise RuntimeError(f"gunicorn did not start: {self.log_tail()}") from exc
                 time.sleep(0.1)
 
+    def warm_up(self, timeout: float = 90) -> None:
+        """Wait until both workers answer (they boot slowly on a busy machine)."""
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        answered = set()
+        while len(answered) < 2 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login", timeout=30) as response:
+                    answered.add(response.headers.get("X-Worker-Pid", len(answered)))
+            except OSError:
+                time.sleep(0.5)
+
     def ws_url(self, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}/ws" + (f"?{query}" if query else "")
 

@@ -21,6 +21,7 @@ from ..formatting import day_label, viewer_zone
 from ..models import ACTIVITY_TYPES, UserActivity, iso
 from ..services import activity
 from ..services.errors import ValidationError
+from .fragments import is_htmx
 
 bp = Blueprint("pages_activity", __name__)
 
@@ -162,7 +163,7 @@ def page():
     types = _types()
     before_id = _int_arg("before_id")
     last = _section_arg("last_section")
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("pages_activity.activity", before_id=before_id or None, type=_type_param(types)))
     items, next_id = activity.list_activities(
         current_user.user_id, limit=PAGE_SIZE, before_id=before_id or None, types=types

@@ -23,6 +23,7 @@ from ..extensions import db
 from ..models import Cooperative
 from ..services import admin, deliveries, invites
 from ..services.errors import DomainError, NotFound, ValidationError
+from .fragments import admin_section, is_htmx
 
 bp = Blueprint("pages_admin", __name__)
 
@@ -39,10 +40,6 @@ def _id_cursor(max_id: int) -> int | None:
     if cursor is not None and cursor > max_id:
         raise ValidationError("cursor is not valid; use the link of the previous page.")
     return cursor
-
-
-def _htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 def _q() -> str:
@@ -71,12 +68,6 @@ def _jobs_context(error: str | None = None, message: str | None = None) -> dict:
     return {"jobs": admin.job_health(current_app.extensions["redis_raw"]), "jobs_error": error, "jobs_message": message}
 
 
-def _fragment_or_page(template: str, title: str, **context):
-    if _htmx():
-        return render_template(template, **context)
-    return render_template("admin/section.html", section_template=template, title=title, **context)
-
-
 @bp.get("/admin")
 @admin_required
 def index():
@@ -90,26 +81,26 @@ def index():
 @bp.get("/admin/coops")
 @admin_required
 def coops():
-    return _fragment_or_page("admin/_coops.html", "Cooperatives", **_coops_context(_q(), _id_cursor(MAX_COOP_ID)))
+    return admin_section("admin/_coops.html", "Cooperatives", **_coops_context(_q(), _id_cursor(MAX_COOP_ID)))
 
 
 @bp.get("/admin/users")
 @admin_required
 def users():
     after = admin.parse_key_cursor(request.args.get("cursor"))
-    return _fragment_or_page("admin/_users.html", "Users", **_users_context(_q(), after))
+    return admin_section("admin/_users.html", "Users", **_users_context(_q(), after))
 
 
 @bp.get("/admin/audit")
 @admin_required
 def audit():
-    return _fragment_or_page("admin/_audit.html", "Audit log", **_audit_context(_id_cursor(2**63 - 1)))
+    return admin_section("admin/_audit.html", "Audit log", **_audit_context(_id_cursor(2**63 - 1)))
 
 
 @bp.get("/admin/jobs")
 @admin_required
 def jobs():
-    return _fragment_or_page("admin/_jobs.html", "Job health", **_jobs_context())
+    return admin_section("admin/_jobs.html", "Job health", **_jobs_context())
 
 
 def _coop_action(coop_id: int, action, done: str):
@@ -122,10 +113,10 @@ def _coop_action(coop_id: int, action, done: str):
     except DomainError as exc:
         db.session.rollback()
         coop = None if isinstance(exc, NotFound) else db.session.get(Cooperative, coop_id)
-        if not _htmx() or coop is None:
+        if not is_htmx() or coop is None:
             raise
         return render_template("admin/_coop_row.html", coop=coop, error=exc.message), exc.status
-    if not _htmx():
+    if not is_htmx():
         flash(done)
         return redirect(url_for("pages_admin.index"))
     coop = db.session.get(Cooperative, coop_id)
@@ -159,11 +150,11 @@ def retry_job(job_id: str):
     try:
         job = admin.retry_failed_job(current_user, current_app.extensions["redis_raw"], job_id=job_id)
     except DomainError as exc:
-        if not _htmx():
+        if not is_htmx():
             raise
         return render_template("admin/_jobs.html", **_jobs_context(error=exc.message)), exc.status
     done = f"Job {job.id} is queued again."
-    if not _htmx():
+    if not is_htmx():
         flash(done)
         return redirect(url_for("pages_admin.index"))
     return render_template("admin/_jobs.html", **_jobs_context(message=done)), 200, AUDIT_CHANGED

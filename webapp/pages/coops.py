@@ -23,19 +23,18 @@ from ..services import coop_hashrate, coops, invites, moderation, rankings
 from ..services.errors import DomainError, InvalidInviteCode, NotAdmin, NotFound, RateLimited, ValidationError
 from ..vocabulary import CoopStatus
 from .charts import hashrate_view, page_range
+from .fragments import is_htmx
 
 bp = Blueprint("pages_coops", __name__)
 
 # Numbers are formatted with the shared ``hashrate`` / ``difficulty`` filters
 # (webapp/pages/miners.py).
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _answer_manage(fragment: Callable[[], Any], message: str):
     """An admin action's answer: the re-rendered ``fragment()`` for htmx,
     otherwise back to the admin screen with ``message`` flashed."""
-    return fragment() if _is_htmx() else _go("pages_coops.manage", message)
+    return fragment() if is_htmx() else _go("pages_coops.manage", message)
 
 
 def _go(endpoint: str, message: str | None = None):
@@ -43,7 +42,7 @@ def _go(endpoint: str, message: str | None = None):
     if message:
         flash(message)
     target = url_for(endpoint)
-    if _is_htmx():
+    if is_htmx():
         response = make_response("", 204)
         response.headers["HX-Redirect"] = target
         return response

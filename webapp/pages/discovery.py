@@ -14,6 +14,7 @@ from ..auth import caller_id_or_none
 from ..services import coops, rankings
 from ..services.errors import DomainError, ValidationError
 from .coops import _answer_manage
+from .fragments import fragment_or_page
 
 bp = Blueprint("pages_discovery", __name__)
 
@@ -52,8 +53,7 @@ def directory():
     next_url = url_for("pages_discovery.directory", cursor=encode_cursor(next_id), **kept) if next_id else None
     context = {"entries": entries, "next_url": next_url, "filters": filters,
                "min_ths": args.get("min_ths", ""), "mine": mine, "pending": pending, "error": error}
-    template = "coops/_directory_list.html" if request.headers.get("HX-Request") == "true" else "coops/directory.html"
-    return render_template(template, **context), (400 if error else 200)
+    return fragment_or_page("coops/_directory_list.html", "coops/directory.html", **context), (400 if error else 200)
 
 
 @bp.post("/coops/<int:coop_id>/request")

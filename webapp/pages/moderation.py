@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import decode_cursor, encode_cursor
@@ -21,16 +21,13 @@ from ..auth import admin_required
 from ..models import SLOW_MODE_MAX
 from ..services import coop_moderation, coops, inputs, moderation, reports
 from ..services.errors import DomainError, NotModerator, ValidationError
+from .fragments import admin_section, is_htmx
 
 bp = Blueprint("pages_moderation", __name__)
 
 AUDIT_PAGE = 20
 MUTE_CHOICES = ((10, "10 minutes"), (60, "1 hour"), (24 * 60, "1 day"), (7 * 24 * 60, "7 days"))
 SLOW_MODE_CHOICES = (0, 5, 10, 30, 60, 300, 900, 3600)
-
-
-def _htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _panel_context(coop_id: int) -> dict[str, Any]:
@@ -57,7 +54,7 @@ def _audit_url(last: int | None) -> str | None:
 
 def _panel(coop_id: int, *, message: str | None = None, error: DomainError | None = None):
     """The re-rendered panel (htmx) or a redirect to the screen."""
-    if not _htmx():
+    if not is_htmx():
         flash(error.message if error else message or "Done.")
         return redirect(url_for("pages_moderation.screen"))
     try:
@@ -79,6 +76,15 @@ def _act(coop_id: int, action, message: str):
 def _minutes(raw: str | None) -> int:
     return inputs.parse_int(raw or "", name="minutes", minimum=moderation.MUTE_MINUTES[0],
                             maximum=moderation.MUTE_MINUTES[1])
+
+
+def _resolve_report(report_id: int) -> None:
+    """Resolve the report with the posted action, note and mute ``minutes``
+    (optional). Raises DomainError, ValidationError included."""
+    form = request.form
+    minutes = _minutes(form.get("minutes")) if form.get("minutes") else None
+    reports.resolve(current_user, report_id=report_id, action=form.get("action", ""), note=form.get("note"),
+                    minutes=minutes)
 
 
 # ---- the screen -------------------------------------------------------------------------------
@@ -182,16 +188,19 @@ def settings(coop_id: int):
 @bp.post("/coop/<int:coop_id>/moderation/reports/<int:report_id>/resolve")
 @login_required
 def resolve(coop_id: int, report_id: int):
-    form = request.form
-    try:
-        minutes = _minutes(form.get("minutes")) if form.get("minutes") else None
-    except ValidationError as exc:
-        return _panel(coop_id, error=exc)
-    return _act(coop_id, lambda: reports.resolve(current_user, report_id=report_id, action=form.get("action", ""),
-                                                 note=form.get("note"), minutes=minutes), "Report resolved.")
+    return _act(coop_id, lambda: _resolve_report(report_id), "Report resolved.")
 
 
 # ---- platform admins ---------------------------------------------------------------------------------
+
+
+def _escalated_context(message: str | None = None, error: DomainError | None = None) -> dict[str, Any]:
+    """The open reports, escalated first (open 24 hours or more), then newest
+    first, for ``moderation/_admin_reports.html`` with the outcome of an action."""
+    rows, _ = reports.triage(current_user, status="open", limit=100)
+    rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
+    return {"reports": rows, "names": reports.display_names(rows), "bodies": reports.message_bodies(rows),
+            "message": message, "error": error and error.message}
 
 
 @bp.get("/admin/reports")
@@ -199,36 +208,20 @@ def resolve(coop_id: int, report_id: int):
 def escalated():
     """Reports open for 24 hours or more (escalated), then the other open
     ones; a section of ``/admin`` (htmx) or a page of its own."""
-    rows, _ = reports.triage(current_user, status="open", limit=100)
-    rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
-    context = {"reports": rows, "names": reports.display_names(rows), "bodies": reports.message_bodies(rows),
-               "message": None, "error": None}
-    if _htmx():
-        return render_template("moderation/_admin_reports.html", **context)
-    return render_template("admin/section.html", title="Reports", section_template="moderation/_admin_reports.html",
-                           **context)
+    return admin_section("moderation/_admin_reports.html", "Reports", **_escalated_context())
 
 
 @bp.post("/admin/reports/<int:report_id>/resolve")
 @admin_required
 def admin_resolve(report_id: int):
-    form = request.form
     message, error = None, None
     try:
-        minutes = _minutes(form.get("minutes")) if form.get("minutes") else None
-        reports.resolve(current_user, report_id=report_id, action=form.get("action", ""), note=form.get("note"),
-                        minutes=minutes)
+        _resolve_report(report_id)
         message = "Report resolved."
     except DomainError as exc:
         error = exc
-    if not _htmx():
+    if not is_htmx():
         flash(error.message if error else message or "Done.")
         return redirect(url_for("pages_moderation.escalated"))
-    rows, _ = reports.triage(current_user, status="open", limit=100)
-    rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
-    response = make_response(render_template("moderation/_admin_reports.html", reports=rows,
-                                             names=reports.display_names(rows), bodies=reports.message_bodies(rows),
-                                             message=message,
-                                             error=error and error.message))
-    response.status_code = error.status if error else 200
-    return response
+    return (render_template("moderation/_admin_reports.html", **_escalated_context(message, error)),
+            error.status if error else 200)

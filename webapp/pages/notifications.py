@@ -25,16 +25,13 @@ from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import accounts, deliveries, email, notification_groups, preferences
 from ..services import notifications as service
 from ..urls import safe_next
+from .fragments import is_htmx
 
 bp = Blueprint("pages_notifications", __name__)
 
 PAGE_SIZE = 20
 BELL_ITEMS = 5
 GROUPS = {"today": "Today", "yesterday": "Yesterday", "earlier": "Earlier"}
-
-
-def _htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 def page_cursor() -> int:
@@ -146,12 +143,12 @@ def notifications():
     before_id = parse_cursor()
     if request.args.get("grouped") == "1":
         context = _grouped_context(category, unread_only, before_id)
-        if _htmx() and before_id is not None:
+        if is_htmx() and before_id is not None:
             return render_template("notifications/_groups.html", **context)
         return render_template("notifications/index.html", categories=NOTIFICATION_CATEGORIES, **context)
     prev_group = request.args.get("group") if request.args.get("group") in GROUPS else None
     context = _feed_context(category, unread_only, before_id, prev_group)
-    if _htmx() and before_id is not None:
+    if is_htmx() and before_id is not None:
         return render_template("notifications/_feed.html", **context)
     return render_template("notifications/index.html", categories=NOTIFICATION_CATEGORIES, **context)
 
@@ -172,7 +169,7 @@ def _badge() -> str:
 @login_required
 def read(notification_id: int):
     row = service.mark_read(current_user.user_id, notification_id)
-    if not _htmx():
+    if not is_htmx():
         return _back()
     return render_template("notifications/_item.html", n=row.to_dict()) + _badge()
 
@@ -187,7 +184,7 @@ def open_link(notification_id: int):
     # An http(s) link from the platform's services goes where it says; a path
     # must pass the same-site check (rows stored before it was enforced too).
     target = link if link and link.startswith(("https://", "http://")) else safe_next(link, default)
-    if _htmx():
+    if is_htmx():
         return "", 200, {"HX-Redirect": target}
     return redirect(target, 303)
 
@@ -196,7 +193,7 @@ def open_link(notification_id: int):
 @login_required
 def delete(notification_id: int):
     service.delete_notification(current_user.user_id, notification_id)
-    if not _htmx():
+    if not is_htmx():
         return _back()
     return _badge()
 
@@ -207,7 +204,7 @@ def read_all():
     """Mark read what the page showed: ids up to the form's ``up_to_id``."""
     category, unread_only = _filters()
     service.mark_all_read(current_user.user_id, up_to_id=int_arg("up_to_id", source="form"))
-    if not _htmx():
+    if not is_htmx():
         return _back()
     return render_template("notifications/_feed.html", **_feed_context(category, unread_only)) + _badge()
 

@@ -19,6 +19,7 @@ from ..extensions import auth_rate_limit
 from ..models import NOTIFICATION_CATEGORIES, utcnow
 from ..services import accounts, catalogue, preferences, sessions
 from ..services.errors import DomainError, ValidationError
+from .fragments import is_htmx
 
 bp = Blueprint("pages_settings", __name__)
 
@@ -36,7 +37,7 @@ TOGGLE_LABELS = {t.key: t.label for t in catalogue.TOGGLES}
 def _save(patch: dict[str, Any], section: str):
     """Apply ``patch`` through the settings service and confirm."""
     accounts.update_settings(current_user, validate(preferences.SettingsPatch, patch))
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("settings/_saved.html", section=section, at=utcnow())
     flash("Settings saved.")
     return redirect(url_for("pages_settings.settings"))

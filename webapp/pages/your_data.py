@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth import log_out
@@ -15,6 +15,7 @@ from ..extensions import auth_rate_limit
 from ..security import allow_large_body
 from ..services import email_change, profile_edit, profile_fields, profiles, your_data
 from ..services.errors import DomainError
+from .fragments import fragment_or_page, is_htmx
 
 bp = Blueprint("pages_your_data", __name__)
 
@@ -32,8 +33,7 @@ def _editor(error: str | None = None, status: int = 200):
         "fields": profile_fields.FIELDS,
         "error": error,
     }
-    template = "settings/_profile_preview.html" if request.headers.get("HX-Request") else "settings/profile.html"
-    return render_template(template, **context), status
+    return fragment_or_page("settings/_profile_preview.html", "settings/profile.html", **context), status
 
 
 @bp.get("/settings/profile")
@@ -59,7 +59,7 @@ def save_profile():
         profile_edit.update(current_user, changes)
     except DomainError as exc:
         return _editor(error=exc.message, status=exc.status)
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return _editor()
     flash("Profile saved.")
     return redirect(url_for("pages_your_data.profile_editor"))

@@ -30,11 +30,12 @@ their defaults come from the catalogue (``services/catalogue.py``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import ConfigDict, Field, field_validator
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import NOTIFICATION_CATEGORIES, UserSettings
@@ -199,6 +200,24 @@ class SettingsPatch(_Strict):
 def merged_privacy(stored: dict | None) -> dict[str, bool]:
     """Stored privacy over the defaults (new keys get their default)."""
     return {**DEFAULT_PRIVACY, **(stored or {})}
+
+
+def hidden_from_rankings(user_ids: Iterable[str]) -> set[str]:
+    """Those of ``user_ids`` whose ``privacy.showInCoopRankings`` is false
+    (default true; a user without stored settings is shown), in one query.
+
+    Every coop view that names members by their mining figures reads it
+    here: the coop leaderboard (and the admin's weekly digest built on it),
+    the coop hashrate chart and the personal bests and blocks of the coop
+    timeline name such a member "a member" to the others (API.md v2
+    privacy). Whether the viewer sees their own name is the caller's rule.
+    """
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return set()
+    stored = db.session.execute(select(UserSettings.user_id, UserSettings.privacy)
+                                .where(UserSettings.user_id.in_(ids))).all()
+    return {user_id for user_id, privacy in stored if not merged_privacy(privacy)["showInCoopRankings"]}
 
 
 def merged_notifications(stored: dict | None) -> dict[str, Any]:

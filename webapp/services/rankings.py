@@ -87,12 +87,10 @@ def coop_leaderboard(user: User, *, coop_id: int, metric: str = "hashrate",
                 MiningEvent.user_id.in_(active_member_ids(coop.id)), MiningEvent.event == "share_submitted",
                 MiningEvent.ts >= now - timedelta(hours=24), MiningEvent.accepted.is_(True))
             .group_by(MiningEvent.user_id)).all())
-    privacy: dict[str, Any] = dict(db.session.execute(
-        select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids))).all()) if ids else {}
+    hidden = preferences.hidden_from_rankings(ids)
     names = {m.user_id: m.display_name for m in members}
     entries = []
-    shown = [uid for uid in ids if uid == user.user_id
-             or preferences.merged_privacy(privacy.get(uid))["showInCoopRankings"]]
+    shown = [uid for uid in ids if uid == user.user_id or uid not in hidden]
     for rank, user_id, value in _ranked([(uid, float(values.get(uid) or 0.0)) for uid in shown]):
         entries.append(Entry(rank, user_id, names[user_id], value, user_id == user.user_id))
     # Hidden members are counted ("a member") but neither ranked nor measured:

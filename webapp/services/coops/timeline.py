@@ -24,7 +24,7 @@ from sqlalchemy import and_, or_, select
 
 from ...extensions import db
 from ...formatting import format_difficulty
-from ...models import CoopAuditEntry, CooperativeMember, CoopInvite, User, UserActivity, UserSettings, iso
+from ...models import CoopAuditEntry, CooperativeMember, CoopInvite, User, UserActivity, iso
 from ...vocabulary import MemberStatus, ModerationAction
 from .. import preferences
 from ..errors import ValidationError
@@ -92,12 +92,11 @@ def timeline(user: User, *, coop_id: int, cursor: str | None = None,
         if user_id is None:
             return "someone"
         if user_id not in names:
-            row = db.session.execute(
-                select(User.display_name, UserSettings.privacy).outerjoin(UserSettings, UserSettings.user_id == User.user_id)
-                .where(User.user_id == user_id)).first()
-            hidden = row is not None and not preferences.merged_privacy(row[1])["showInCoopRankings"]
-            names[user_id] = (ANONYMOUS_MEMBER if hidden and user_id != user.user_id
-                              else (row[0] if row is not None else user_id))
+            if user_id != user.user_id and preferences.hidden_from_rankings([user_id]):
+                names[user_id] = ANONYMOUS_MEMBER
+            else:
+                display_name = db.session.scalar(select(User.display_name).where(User.user_id == user_id))
+                names[user_id] = user_id if display_name is None else display_name
         return names[user_id]
 
     founder_row = _first_id(coop.id)
@@ -155,8 +154,7 @@ def _mining_entries(coop_id: int, before, take: int, name) -> list[TimelineEntry
             CooperativeMember.cooperative_id == coop_id, CooperativeMember.status == MemberStatus.ACTIVE.value)))
     if not members:
         return []
-    privacy: dict[str, Any] = dict(db.session.execute(select(UserSettings.user_id, UserSettings.privacy).where(
-        UserSettings.user_id.in_([m.user_id for m in members]))).all())
+    hidden = preferences.hidden_from_rankings(m.user_id for m in members)
     act = UserActivity
     since_joined = or_(*(and_(act.user_id == m.user_id, act.created_at >= m.joined_at) for m in members))
     wanted = or_(act.activity_type == "block_found",
@@ -165,7 +163,7 @@ def _mining_entries(coop_id: int, before, take: int, name) -> list[TimelineEntry
                               .order_by(act.created_at.desc(), act.id.desc()).limit(take))
     entries = []
     for row in rows:
-        shown = preferences.merged_privacy(privacy.get(row.user_id))["showInCoopRankings"]
+        shown = row.user_id not in hidden
         who = name(row.user_id) if shown else ANONYMOUS_MEMBER.capitalize()
         if row.activity_type == "block_found":
             height = (row.data or {}).get("height")

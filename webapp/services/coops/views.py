@@ -227,16 +227,12 @@ def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime |
     grid = time_grid(rng, now)
     members = members_of(coop.id, now)
     ids = [m.user_id for m in members]
-    stored: dict[str, dict | None] = {
-        user_id: privacy for user_id, privacy in db.session.execute(
-            select(UserSettings.user_id, UserSettings.privacy).where(UserSettings.user_id.in_(ids)))
-    } if ids else {}
+    hidden_ids = preferences.hidden_from_rankings(ids)
     history = worker_history(ids, rng, now)
     named, hidden = [], []
     for member in members:
         values = sum_series(history.get(member.user_id, {}).values(), len(grid))
-        shown = preferences.merged_privacy(stored.get(member.user_id))["showInCoopRankings"]
-        if shown or member.user_id == user.user_id:
+        if member.user_id not in hidden_ids or member.user_id == user.user_id:
             named.append(Series(f"member:{member.user_id}", member.display_name, values))
         else:
             hidden.append(values)
