@@ -26,6 +26,7 @@ from flask_login import current_user, login_required
 from ..extensions import db
 from ..services import conversations, coops, messages, presence
 from ..services.errors import DomainError
+from .fragments import is_htmx
 
 bp = Blueprint("pages_chat", __name__)
 
@@ -96,10 +97,6 @@ def send():
 # ---- inline edit (htmx fragments) ---------------------------------------------------
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _chat_message(message_id: int) -> tuple[int, dict[str, Any]]:
     """(conversation id, message dict) of a message of the viewer's coop
     chat; 404 for any other message (or none)."""
@@ -159,11 +156,11 @@ def edit(message_id: int):
         saved = messages.edit(current_user.user_id, message_id, body)
     except DomainError as exc:
         db.session.rollback()
-        if not _is_htmx():
+        if not is_htmx():
             flash(exc.message)
             return redirect(url_for("pages_chat.chat"))
         _, current = _chat_message(message_id)
         return render_template("chat/_edit.html", m=current, body=body, error=exc.message), exc.status
-    if not _is_htmx():
+    if not is_htmx():
         return redirect(url_for("pages_chat.chat"))
     return _message_fragment(cid, saved, focus_edit=True)
