@@ -149,12 +149,40 @@ def test_email_change_needs_the_confirmation_link(client, make_app, make_user, a
     link = re.search(r"http://localhost(/settings/email/confirm/\S+)", text).group(1)
     assert mailing.get(link).status_code == 302
     assert client.get("/api/me", headers=auth_headers(user)).get_json()["email"] == "new@example.org"
+    [notice] = list(tmp_path.glob("email-changed-*.eml"))
+    warning = email_lib.message_from_bytes(notice.read_bytes())
+    assert warning["To"] == "old@example.org" and warning["Subject"] == "Your e-mail address was changed"
+    assert "n***@example.org" in warning.get_payload(decode=True).decode()
     # Used once: the address changed, so the same link is dead.
     follow = mailing.get(link, follow_redirects=False)
     assert follow.status_code == 302
     db.session.expire_all()
     assert client.get("/api/me", headers=auth_headers(user)).get_json()["email"] == "new@example.org"
     assert mailing.get("/settings/email/confirm/forged.token").status_code == 302
+
+
+def test_an_address_set_through_the_settings_is_announced_to_the_previous_one(make_app, make_user, auth_headers,
+                                                                             tmp_path):
+    mailing = make_app(MAIL_SERVER="", MAIL_OUTBOX_DIR=str(tmp_path)).test_client()
+    fresh = make_user()
+    # No previous address: nobody to warn.
+    assert mailing.patch("/api/settings", json={"notifications": {"email": "first@example.org"}},
+                         headers=auth_headers(fresh)).status_code == 200
+    assert list(tmp_path.glob("email-changed-*.eml")) == []
+    # The same address again: nothing changed, nothing sent.
+    mailing.patch("/api/settings", json={"notifications": {"email": "first@example.org"}}, headers=auth_headers(fresh))
+    assert list(tmp_path.glob("email-changed-*.eml")) == []
+    resp = mailing.patch("/api/settings", json={"notifications": {"email": "second@example.org"}},
+                         headers=auth_headers(fresh))
+    assert resp.get_json()["notifications"]["email"] == "second@example.org"  # the v1 contract: set at once
+    [notice] = list(tmp_path.glob("email-changed-*.eml"))
+    warning = email_lib.message_from_bytes(notice.read_bytes())
+    assert warning["To"] == "first@example.org"
+    assert "s***@example.org" in warning.get_payload(decode=True).decode()
+    # A refused change (bad address) warns nobody.
+    assert mailing.patch("/api/settings", json={"notifications": {"email": "nope"}},
+                         headers=auth_headers(fresh)).status_code == 400
+    assert len(list(tmp_path.glob("email-changed-*.eml"))) == 1
 
 
 def test_password_change_revokes_other_tokens(client, make_user, auth_headers):

@@ -42,6 +42,7 @@ from ..extensions import db, get_redis, redis_key
 from ..models import RevokedToken, User, UserProfile, UserSettings, utcnow
 from . import activity, addresses, email, inputs, passwords, preferences, profile_fields, sessions, transactions
 from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
+from .mailformat import PlainHeaderMessage
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
 USER_ID_RE = re.compile(rf"[A-Za-z0-9._-]{{{USER_ID_MIN},{USER_ID_MAX}}}", re.ASCII)  # fullmatch: "$" would let a final newline through
@@ -433,13 +434,49 @@ def update_settings(user: User, patch: preferences.SettingsPatch) -> dict[str, A
     row.privacy = privacy
     row.notifications = notifications
     if email_given:
+        previous = user.email
         user.email = check_email(email)
+        address_changed(user, previous)
     after = get_settings(user) | {"privacy": privacy}
     after["notifications"] = {**notifications, "email": user.email}
     if after != before:
         _on_settings_changed(user, before, after)
     db.session.commit()
     return get_settings(user)
+
+
+def address_changed(user: User, previous: str | None) -> None:
+    """Once the caller's transaction commits, tell ``previous`` that the
+    account's e-mail address changed (the usual account-takeover warning;
+    ``PATCH /api/settings`` may set the address without a confirmation link,
+    API.md v1). Nothing is sent when there was no previous address or it did
+    not change; the new address is not named in full. A failed send is
+    logged, never raised: the change is already committed."""
+    if not previous or previous == user.email:
+        return
+    user_id, name, new = user.user_id, user.display_name, user.email
+
+    def send() -> None:
+        shown = _masked(new) if new else "no address"
+        message = PlainHeaderMessage(
+            subject="Your e-mail address was changed",
+            recipients=[previous],
+            body=(f"Hello {name},\n\nThe e-mail address of your Solo Mining account was changed to {shown}. "
+                  "Notifications go there from now on.\n\nIf you did not do this, sign in and change your "
+                  "password at once: that ends every other session.\n"),
+        )
+        try:
+            email.send(message, f"email-changed-{user_id}-{secrets.token_hex(4)}")
+        except Exception:  # noqa: BLE001 - the change stands; the warning is best effort
+            current_app.logger.exception("could not tell %s's previous address of the change", user_id)
+
+    transactions.after_commit(send)
+
+
+def _masked(address: str) -> str:
+    """``m***@example.org``: enough for the owner to recognise it."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 def _on_settings_changed(user: User, before: dict, after: dict) -> None:

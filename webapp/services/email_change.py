@@ -68,6 +68,8 @@ def confirm(token: object) -> User:
     user = db.session.get(User, payload.get("u")) if accounts.is_user_id(payload.get("u")) else None
     if user is None or (user.email or "") != payload.get("o") or not isinstance(payload.get("e"), str):
         raise ValidationError(_BAD_LINK)
+    previous = user.email
     user.email = accounts.check_email(payload["e"])
+    accounts.address_changed(user, previous)
     db.session.commit()
     return user
