@@ -15,7 +15,9 @@ notification batching.
   longer friends or one blocked the other; in a group, a member who is no
   longer the creator's friend. Blocking or unfriending also removes the
   other miner from the groups the actor created, so their open sockets stop
-  receiving those conversations at once (``conversations.remove_member``).
+  receiving those conversations at once (``conversations.remove_member``),
+  and their direct conversation is announced to both as a ``conversation``
+  event ``read_only`` (open pages put the composer away).
 """
 from __future__ import annotations
 
@@ -137,7 +139,8 @@ def post_refusal(conversation: Conversation, sender_id: str, member_ids: list[st
 def relationship_ended(actor_id: str, other_id: str) -> None:
     """Unfriend or block, in the caller's transaction: ``other_id`` leaves
     every group ``actor_id`` created and ``actor_id`` every group
-    ``other_id`` created (removed: their sockets drop it after the commit)."""
+    ``other_id`` created (removed: their sockets drop it after the commit);
+    their direct conversation, if any, is announced ``read_only`` to both."""
     rows = db.session.execute(
         select(Conversation.id, ConversationMember.user_id)
         .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
@@ -147,3 +150,9 @@ def relationship_ended(actor_id: str, other_id: str) -> None:
     ).all()
     for conversation_id, user_id in rows:
         conversations.remove_member(conversation_id, user_id, reason=conversations.REMOVED)
+    # Their direct conversation stays (history) but turns read-only: both
+    # members' open pages hear it after the commit and put the composer away.
+    direct = _existing_direct(actor_id, other_id)
+    if direct is not None:
+        for user_id in conversations.member_ids(direct.id):
+            conversations.announce_member_on_commit(direct.id, user_id, conversations.READ_ONLY)
