@@ -29,9 +29,10 @@ from typing import Any
 from flask import current_app, render_template
 
 from .extensions import db
-from .services import conversations, inputs, messages, presence
+from .services import conversations, inputs, messages, presence, relations
 from .services.conversations import ARCHIVED, LEFT, REMOVED
 from .services.errors import DomainError, NotAMember, ValidationError
+from .vocabulary import ConversationKind
 
 MAX_RESUME_CONVERSATIONS = 100
 FILL_PAGE = 100
@@ -133,8 +134,11 @@ class ChatSocket:
 
     def chat_fill(self, cid: int, after: int, up_to: int | None) -> None:
         """Send the messages of ``cid`` with ``after < seq <= up_to`` (no bound:
-        up to the newest), in seq order, from the database."""
+        up to the newest), in seq order, from the database. In a group, the
+        messages of members this user blocked are skipped (counted as sent):
+        ``messages.post`` does not push them to this user either."""
         try:
+            skip = self._blocked_senders(cid)
             while True:
                 try:
                     rows = messages.after_seq(self.user_id, cid, after, limit=FILL_PAGE, up_to=up_to)
@@ -146,6 +150,8 @@ class ChatSocket:
                     db.session.remove()  # hold no transaction while sending
                 for data in rows:
                     self.chat_seq[cid] = data["seq"]
+                    if skip and (data.get("sender") or {}).get("user_id") in skip:
+                        continue
                     self.send_chat({"type": conversations.MESSAGE, "data": data}, "message", m=data)
                 if len(rows) < FILL_PAGE:
                     self.chat_seq.setdefault(cid, after)
@@ -153,6 +159,15 @@ class ChatSocket:
                 after = rows[-1]["seq"]
         finally:
             db.session.remove()
+
+    def _blocked_senders(self, cid: int) -> set[str]:
+        """Whom this user blocked, for a group conversation; else nobody."""
+        try:
+            if conversations.get(cid).kind != ConversationKind.GROUP:
+                return set()
+            return relations.blocked_ids(self.user_id)
+        except DomainError:
+            return set()
 
     # ---- from the client ----
 

@@ -10,7 +10,14 @@ notification batching.
 * ``group``: the caller and 2–9 friends of the caller (3–10 members), with a
   title of 1–100 characters.
 * Anyone who is not a friend: 409 ``not_friends`` naming them. A miner who
-  blocked the caller is a missing account (404).
+  blocked the caller is a missing account (404). Two other members with a
+  block between them: 409 ``blocked_participants`` naming the pair without
+  saying who blocked whom.
+* A block between two members of an existing group: the blocker's sockets
+  no longer get the blocked member's messages live (``messages.post``
+  leaves them out of the push and of the notifications; the socket's
+  catch-up skips them, ``ws_chat.ChatSocket.chat_fill``); the others still
+  do, and the history keeps every message.
 * Read-only (``post_refusal``): a direct conversation once the two are no
   longer friends or one blocked the other; in a group, a member who is no
   longer the creator's friend. Blocking or unfriending also removes the
@@ -41,6 +48,11 @@ class NotFriends(Conflict):
     message = "You can write only to friends: send a friend request first."
 
 
+class BlockedParticipants(Conflict):
+    code = "blocked_participants"
+    message = "Some of these miners cannot be in a group together: leave one of each pair out."
+
+
 class ReadOnly(Conflict):
     code = "read_only"
     message = "This conversation is read-only: you are no longer friends."
@@ -66,6 +78,22 @@ def _require_friends(creator: User, others: list[str]) -> None:
                          details={"user_ids": strangers})
 
 
+def _require_no_blocks(creator: User, others: list[str]) -> None:
+    """No two of ``others`` may have a block between them (the creator's own
+    blocks are already refused as ``not_friends`` or a missing account).
+    The refusal names each pair, never who blocked whom: the creator is
+    outside the pair, and the pair's members learn nothing from it."""
+    pairs = relations.blocked_pairs(others)
+    if not pairs:
+        return
+    names = dict(db.session.execute(select(User.user_id, User.display_name).where(
+        User.user_id.in_({u for pair in pairs for u in pair}))).all())
+    described = "; ".join(f"{names.get(a, a)} and {names.get(b, b)}" for a, b in pairs)
+    raise BlockedParticipants(
+        f"These miners cannot be in a group together: {described}. Leave one of each pair out.",
+        details={"pairs": [list(pair) for pair in pairs]})
+
+
 def _existing_direct(a: str, b: str) -> Conversation | None:
     pair = db.session.get(DirectPair, (min(a, b), max(a, b)))
     return db.session.get(Conversation, pair.conversation_id) if pair else None
@@ -74,7 +102,9 @@ def _existing_direct(a: str, b: str) -> Conversation | None:
 def start(creator: User, kind: object, user_ids: object, title: object = None) -> tuple[dict[str, Any], bool]:
     """Start a ``direct`` or ``group`` conversation, or return the pair's
     existing direct one. Returns ``(conversation dict as the creator sees
-    it, created)``. Raises ValidationError, NotFound, NotFriends (409)."""
+    it, created)``. Raises ValidationError, NotFound, NotFriends (409),
+    BlockedParticipants (409: two of the group's other members have a
+    block between them)."""
     if kind not in (ConversationKind.DIRECT, ConversationKind.GROUP):
         raise ValidationError("kind must be direct or group.")
     others = _other_users(creator, user_ids)
@@ -107,6 +137,7 @@ def start(creator: User, kind: object, user_ids: object, title: object = None) -
     if not 1 <= len(title) <= TITLE_MAX:
         raise ValidationError("A group needs a title (1 to 100 characters).")
     _require_friends(creator, others)
+    _require_no_blocks(creator, others)
     conversation = conversations.create(ConversationKind.GROUP, member_ids=[me, *others], created_by=me, title=title)
     db.session.commit()
     return _view(conversation, me), True
