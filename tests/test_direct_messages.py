@@ -286,3 +286,54 @@ def test_a_blockers_open_socket_skips_the_blocked_members_group_messages_in_catc
     resumed = [sock.recv_until(lambda m: m["type"] == "message")["data"]["body"] for _ in range(2)]
     assert resumed == ["one", "three"]
     sock.close()
+
+
+def test_adding_to_a_group_checks_friends_size_and_blocks(client, make_user, auth_headers):
+    owner = make_user(display_name="Group Owner")
+    pal, foe, newcomer, stranger = (make_user(display_name=n) for n in ("Pal Miner", "Foe Miner", "New Miner",
+                                                                        "Strange Miner"))
+    for friend in (pal, foe, newcomer):
+        _befriend(owner, friend)
+    group_id = _start(client, auth_headers, owner, "group", [pal, newcomer], "Trio").get_json()["id"]
+    url = f"/api/conversations/{group_id}/members"
+
+    # A friend who blocked a member (or was blocked by one): 409, the pair named, no direction.
+    _befriend(foe, pal)
+    friends.block(foe, pal.user_id)
+    refused = client.post(url, json={"user_id": foe.user_id}, headers=auth_headers(owner))
+    assert refused.status_code == 409
+    error = refused.get_json()["error"]
+    pair = sorted([pal.user_id, foe.user_id])
+    names = {pal.user_id: "Pal Miner", foe.user_id: "Foe Miner"}
+    assert error["code"] == "blocked_participants" and error["details"] == {"pairs": [pair]}
+    assert error["message"] == (f"These miners cannot be in a group together: {names[pair[0]]} and "
+                                f"{names[pair[1]]}. Leave one of each pair out.")
+    assert {m["user_id"] for m in messages.get_conversation(owner.user_id, group_id)["members"]} == \
+        {owner.user_id, pal.user_id, newcomer.user_id}
+
+    # Not a friend: 409 not_friends; only the creator adds; a member again: 200, unchanged.
+    assert client.post(url, json={"user_id": stranger.user_id},
+                       headers=auth_headers(owner)).get_json()["error"]["code"] == "not_friends"
+    as_member = client.post(url, json={"user_id": owner.user_id}, headers=auth_headers(pal))
+    assert as_member.status_code == 403 and as_member.get_json()["error"]["code"] == "forbidden"
+    again = client.post(url, json={"user_id": pal.user_id}, headers=auth_headers(owner))
+    assert again.status_code == 200 and len(again.get_json()["members"]) == 3
+
+    # Once unblocked, foe joins and can write there.
+    friends.unblock(foe, pal.user_id)
+    added = client.post(url, json={"user_id": foe.user_id}, headers=auth_headers(owner))
+    assert added.status_code == 200
+    assert {m["user_id"] for m in added.get_json()["members"]} == {owner.user_id, pal.user_id, newcomer.user_id,
+                                                                    foe.user_id}
+    assert client.post(f"/api/conversations/{group_id}/messages", json={"body": "hi all"},
+                       headers=auth_headers(foe)).status_code == 201
+
+    # Full at ten.
+    more = [make_user() for _ in range(7)]
+    for friend in more:
+        _befriend(owner, friend)
+    for friend in more[:6]:
+        assert client.post(url, json={"user_id": friend.user_id}, headers=auth_headers(owner)).status_code == 200
+    full = client.post(url, json={"user_id": more[6].user_id}, headers=auth_headers(owner))
+    assert full.status_code == 400 and full.get_json()["error"]["message"] == "A group has at most 10 members."
+    assert len(messages.get_conversation(owner.user_id, group_id)["members"]) == 10

@@ -9,10 +9,11 @@ notification batching.
   existing conversation.
 * ``group``: the caller and 2–9 friends of the caller (3–10 members), with a
   title of 1–100 characters.
+* ``add_to_group``: the creator adds a friend to their group (up to 10).
 * Anyone who is not a friend: 409 ``not_friends`` naming them. A miner who
   blocked the caller is a missing account (404). Two other members with a
-  block between them: 409 ``blocked_participants`` naming the pair without
-  saying who blocked whom.
+  block between them (at the start, or the one added and a member): 409
+  ``blocked_participants`` naming the pair without saying who blocked whom.
 * A block between two members of an existing group: the blocker's sockets
   no longer get the blocked member's messages live (``messages.post``
   leaves them out of the push and of the notifications; the socket's
@@ -37,7 +38,7 @@ from ..extensions import db
 from ..models import Conversation, ConversationMember, DirectPair, User
 from ..vocabulary import ConversationKind
 from . import accounts, conversations, inputs, relations
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, Forbidden, NotFound, ValidationError
 
 GROUP_MIN, GROUP_MAX = 3, 10  # members, the creator included
 TITLE_MAX = 100
@@ -78,12 +79,13 @@ def _require_friends(creator: User, others: list[str]) -> None:
                          details={"user_ids": strangers})
 
 
-def _require_no_blocks(creator: User, others: list[str]) -> None:
-    """No two of ``others`` may have a block between them (the creator's own
-    blocks are already refused as ``not_friends`` or a missing account).
-    The refusal names each pair, never who blocked whom: the creator is
-    outside the pair, and the pair's members learn nothing from it."""
-    pairs = relations.blocked_pairs(others)
+def _require_no_blocks(creator: User, others: list[str], *, of: str | None = None) -> None:
+    """No two of ``others`` may have a block between them (only the pairs
+    with ``of`` when given); the creator's own blocks are already refused as
+    ``not_friends`` or a missing account. The refusal names each pair, never
+    who blocked whom: the creator is outside the pair, and the pair's
+    members learn nothing from it."""
+    pairs = [p for p in relations.blocked_pairs(others) if of is None or of in p]
     if not pairs:
         return
     names = dict(db.session.execute(select(User.user_id, User.display_name).where(
@@ -141,6 +143,44 @@ def start(creator: User, kind: object, user_ids: object, title: object = None) -
     conversation = conversations.create(ConversationKind.GROUP, member_ids=[me, *others], created_by=me, title=title)
     db.session.commit()
     return _view(conversation, me), True
+
+
+def add_to_group(caller: User, conversation_id: int, user_id: object) -> tuple[dict[str, Any], bool]:
+    """The group's creator adds a friend, and commits. Returns ``(the
+    conversation as the caller sees it, added)``; someone already in it is
+    not added again (``added`` False). Under the conversation's lock, so two
+    adds at once cannot pass 10 members. Raises NotFound (no such group, a
+    missing miner or one who blocked the caller), NotAMember / Forbidden
+    (403: not in it, not its creator), ValidationError (not a group, full),
+    NotFriends, BlockedParticipants (409: they and a member have a block
+    between them)."""
+    conversation = conversations.get(conversation_id)
+    if conversation.kind != ConversationKind.GROUP:
+        raise ValidationError("Only a group takes new members.")
+    conversations.require_member(conversation.id, caller.user_id)
+    if conversation.created_by != caller.user_id:
+        raise Forbidden("Only the group's creator can add members.")
+    others = _other_users(caller, [user_id])
+    if not others:
+        raise ValidationError("You are already in this group.")
+    them = others[0]
+    _require_friends(caller, others)
+    conversations.lock(conversation.id)
+    members = conversations.member_ids(conversation.id)
+    if them in members:
+        db.session.rollback()
+        return _view(conversations.get(conversation.id), caller.user_id), False
+    if len(members) + 1 > GROUP_MAX:
+        db.session.rollback()
+        raise ValidationError(f"A group has at most {GROUP_MAX} members.")
+    try:
+        _require_no_blocks(caller, [them, *[m for m in members if m != caller.user_id]], of=them)
+    except BlockedParticipants:
+        db.session.rollback()
+        raise
+    conversations.add_member(conversation.id, them)
+    db.session.commit()
+    return _view(conversations.get(conversation.id), caller.user_id), True
 
 
 def _view(conversation: Conversation, user_id: str) -> dict[str, Any]:
