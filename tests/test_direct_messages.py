@@ -337,3 +337,55 @@ def test_adding_to_a_group_checks_friends_size_and_blocks(client, make_user, aut
     full = client.post(url, json={"user_id": more[6].user_id}, headers=auth_headers(owner))
     assert full.status_code == 400 and full.get_json()["error"]["message"] == "A group has at most 10 members."
     assert len(messages.get_conversation(owner.user_id, group_id)["members"]) == 10
+
+
+def test_a_conversation_page_gets_presence_only_of_its_members(live, make_user):
+    """A friend outside the conversation going online used to reach the
+    page as a presence fragment with no target (an htmx console error)."""
+    import time
+
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob, carol = make_user(), make_user(), make_user()
+    _befriend(alice, bob)
+    _befriend(alice, carol)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    page = Client(live.ws_url(f"format=html&chat={conv_id}&token={token_of(alice)}"))
+    page.recv_text()  # the first frame: the unread count, sent once subscribed
+    carol_socket = Client(live.ws_url(f"token={token_of(carol)}"))
+    carol_socket.recv_until(lambda m: m["type"] == "unread_count")
+    bob_socket = Client(live.ws_url(f"token={token_of(bob)}"))
+    bob_socket.recv_until(lambda m: m["type"] == "unread_count")
+    frames = []
+    deadline = time.monotonic() + 5
+    while not any(f'id="presence-{bob.user_id}"' in f for f in frames) and time.monotonic() < deadline:
+        frames.append(page.recv_text(max(0.05, deadline - time.monotonic())))
+    assert any(f'id="presence-{bob.user_id}"' in f and "presence-online" in f for f in frames), frames
+    assert not any(f"presence-{carol.user_id}" in f for f in frames), frames
+    for sock in (page, carol_socket, bob_socket):
+        sock.close()
+
+
+def test_blocking_announces_the_direct_conversation_read_only_to_both(app, client, make_user, auth_headers):
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
+    messages.post(bob.user_id, conv_id, "hi")
+    channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
+    for user_id, pubsub in channels.items():
+        pubsub.subscribe(realtime.user_channel(user_id))
+        _published(pubsub)
+    friends.block(bob, alice.user_id)
+    for user in (alice, bob):
+        events = [e for e in _published(channels[user.user_id]) if e["type"] == "conversation"]
+        assert [(e["event"], e["data"]["id"]) for e in events] == [("read_only", conv_id)]
+        # Each member's own view: Alice has one unread message, Bob none.
+        assert events[0]["data"]["unread_count"] == (1 if user is alice else 0)
+    # Both stay members; the history stays.
+    assert {m["user_id"] for m in messages.get_conversation(alice.user_id, conv_id)["members"]} == \
+        {alice.user_id, bob.user_id}
+    for pubsub in channels.values():
+        pubsub.close()

@@ -97,3 +97,47 @@ def test_messages_page_lists_conversations_with_unread_counts(client, make_user,
     page = client.get("/messages").get_data(as_text=True)
     assert f'data-conversation="{conversation["id"]}"' in page and "Alice Msg" in page
     assert 'aria-label="2 unread"' in page and "second" in page
+
+
+def test_conversation_page_opens_from_a_profile_posts_without_script_and_turns_read_only(client, make_user,
+                                                                                          login_as):
+    from webapp.services import messages
+
+    alice, bob, carol = (make_user(display_name=n) for n in ("Alice Conv", "Bob Conv", "Carol Conv"))
+    row, _ = friends.send_request(alice, bob.user_id)
+    friends.accept(bob, row.id)
+    alice_id, bob_id, carol_id = alice.user_id, bob.user_id, carol.user_id
+    login_as(alice)
+    profile = client.get(f"/miners/{bob_id}").get_data(as_text=True)
+    assert 'id="message-friend"' in profile
+    token = _csrf(profile)
+    # Message on the profile: the pair's conversation, the same one twice.
+    first = client.post("/conversations/direct", data={"csrf_token": token, "user_id": bob_id})
+    assert first.status_code == 302 and first.headers["Location"].startswith("/conversations/")
+    again = client.post("/conversations/direct", data={"csrf_token": token, "user_id": bob_id})
+    assert again.headers["Location"] == first.headers["Location"]
+    cid = int(first.headers["Location"].rsplit("/", 1)[1])
+    page = client.get(f"/conversations/{cid}").get_data(as_text=True)
+    assert f'data-conversation-id="{cid}"' in page and "Bob Conv" in page and 'id="chat-body"' in page
+    assert 'id="chat-read-only" class="flash" role="status" hidden' in page
+    # The composer without JavaScript.
+    sent = client.post(f"/conversations/{cid}/send", data={"csrf_token": token, "body": "no script **here**"})
+    assert sent.status_code == 302 and sent.headers["Location"] == f"/conversations/{cid}"
+    assert "no script <strong>here</strong>" in client.get(f"/conversations/{cid}").get_data(as_text=True)
+    # Not a friend: back with why.
+    refused = client.post("/conversations/direct", data={"csrf_token": token, "user_id": carol_id,
+                                                         "next": f"/miners/{carol_id}"}, follow_redirects=True)
+    assert "not friends yet" in refused.get_data(as_text=True)
+    # Bob blocks Alice: the page is read-only, with why instead of the composer.
+    friends.block(db.session.get(User, bob_id), alice_id)
+    page = client.get(f"/conversations/{cid}").get_data(as_text=True)
+    assert "This conversation is read-only: you are no longer friends." in page
+    assert 'id="chat-body" name="body"' in page and "disabled" in page.split('id="chat-body"')[1].split(">")[0]
+    refused = client.post(f"/conversations/{cid}/send", data={"csrf_token": token, "body": "still there?"},
+                          follow_redirects=True)
+    assert "read-only" in refused.get_data(as_text=True)
+    assert [m["body"] for m in messages.history(alice_id, cid, limit=10)[0]] == ["no script **here**"]
+    # Someone outside it: 403; no such conversation: 404.
+    login_as(carol)
+    assert client.get(f"/conversations/{cid}").status_code == 403
+    assert client.get("/conversations/99999999").status_code == 404

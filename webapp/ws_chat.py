@@ -51,6 +51,7 @@ class ChatSocket:
         self.chat_seq: dict[int, int] = {}  # conversation -> highest seq sent
         self.chat_closed: set[int] = set()  # conversations this user was removed from
         self.presence_at = 0.0
+        self.page_members: set[str] = set()  # of page_chat, read again on a miss (``_on_page``)
         # The chat page shows Delete on others' messages to the coop's moderators.
         self.chat_moderator = False
         if self.html and page_chat is not None:
@@ -98,9 +99,28 @@ class ChatSocket:
             if self._follows(message["conversation_id"]):
                 self.send_chat(message, kind, signal=message)
         elif kind == presence.PRESENCE:
-            self.send_chat(message, "presence", signal=message)
+            if self._on_page(message.get("user_id")):
+                self.send_chat(message, "presence", signal=message)
         elif kind == conversations.CONVERSATION:
             self.on_conversation(message)
+
+    def _on_page(self, user_id: object) -> bool:
+        """Whether the chat page shows ``user_id`` (a presence fragment for
+        anyone else would be an out-of-band swap without a target: a friend
+        outside the conversation, a coop-mate on a direct one). JSON sockets
+        get every presence."""
+        if not self.html:
+            return True
+        if self.page_chat is None or not isinstance(user_id, str):
+            return False
+        if user_id not in self.page_members:
+            try:
+                self.page_members = set(conversations.member_ids(self.page_chat))
+            except Exception:  # noqa: BLE001 - a database hiccup drops one presence dot, never the socket
+                return False
+            finally:
+                db.session.remove()
+        return user_id in self.page_members
 
     def _follows(self, conversation_id: int) -> bool:
         if conversation_id in self.chat_closed:
