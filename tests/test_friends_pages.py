@@ -141,3 +141,32 @@ def test_conversation_page_opens_from_a_profile_posts_without_script_and_turns_r
     login_as(carol)
     assert client.get(f"/conversations/{cid}").status_code == 403
     assert client.get("/conversations/99999999").status_code == 404
+
+
+def test_messages_page_starts_a_group_and_says_why_not(client, make_user, login_as):
+    owner = make_user(display_name="Owner Grp")
+    pal, foe, other = (make_user(display_name=n) for n in ("Pal Grp", "Foe Grp", "Other Grp"))
+    for friend in (pal, foe, other):
+        row, _ = friends.send_request(owner, friend.user_id)
+        friends.accept(friend, row.id)
+    row, _ = friends.send_request(pal, foe.user_id)
+    friends.accept(foe, row.id)
+    friends.block(foe, pal.user_id)
+    ids = {u.display_name: u.user_id for u in (pal, foe, other)}
+    login_as(owner)
+    page = client.get("/messages").get_data(as_text=True)
+    assert 'id="new-group"' in page and page.count('name="user_ids"') == 3
+    token = _csrf(page)
+    refused = client.post("/conversations/group", data={"csrf_token": token, "title": "Quartet",
+                                                        "user_ids": [ids["Pal Grp"], ids["Foe Grp"], ids["Other Grp"]]},
+                          follow_redirects=True)
+    html = refused.get_data(as_text=True)
+    assert "cannot be in a group together" in html and "Leave one of each pair out." in html
+    one = client.post("/conversations/group", data={"csrf_token": token, "title": "Duo", "user_ids": [ids["Pal Grp"]]},
+                      follow_redirects=True)
+    assert "A group has 3 to 10 members, you included." in one.get_data(as_text=True)
+    made = client.post("/conversations/group", data={"csrf_token": token, "title": "Trio",
+                                                     "user_ids": [ids["Pal Grp"], ids["Other Grp"]]})
+    assert made.status_code == 302 and made.headers["Location"].startswith("/conversations/")
+    group = client.get(made.headers["Location"]).get_data(as_text=True)
+    assert "Trio" in group and "Pal Grp" in group and "Other Grp" in group and 'id="chat-body"' in group

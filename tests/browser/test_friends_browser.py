@@ -420,7 +420,11 @@ def test_friends_messages_conversation_and_editor_pass_axe_and_keep_markup_as_te
     conversation, _ = direct_messages.start(alice, ConversationKind.DIRECT, [mallory.user_id])
     cid = conversation["id"]
     messages.post(mallory.user_id, cid, '<img src=x onerror="window.__pwned=6"> **gm**')
-    alice_id, mallory_id = alice.user_id, mallory.user_id
+    carol = make_user(display_name="Carol Calm")
+    befriend(alice, carol)
+    group, _ = direct_messages.start(alice, ConversationKind.GROUP, [mallory.user_id, carol.user_id],
+                                     '<b onmouseover="window.__pwned=8">Crew</b>')
+    alice_id, mallory_id, carol_id = alice.user_id, mallory.user_id, carol.user_id
     db.session.remove()
     page, mal = phones(), phones()
     login(page, live_server.url, alice_id, PASSWORD)
@@ -433,10 +437,15 @@ def test_friends_messages_conversation_and_editor_pass_axe_and_keep_markup_as_te
         (page, f"/conversations/{cid}", '<img src=x onerror="window.__pwned=6"> gm'),
         (page, f"/miners/{mallory_id}", "<script>window.__pwned=2</script>"),
         (mal, "/settings/profile", "<script>window.__pwned=2</script>"),
+        (page, f"/conversations/{group['id']}", '<b onmouseover="window.__pwned=8">Crew</b>'),
     ):
         goto_live(p, f"{live_server.url}{path}", timeout=15)
+        if path == "/messages":  # the group form open too
+            p.locator("#new-group summary").click()
+            assert [t.strip() for t in p.locator("#new-group label.check").all_inner_texts()] == sorted(
+                ["Carol Calm", XSS_NAME], key=lambda n: {"Carol Calm": carol_id, XSS_NAME: mallory_id}[n])
         assert shows in p.locator("#main").inner_text(), path
-        assert p.locator("#main img[src=x], #main script:not([src])").count() == 0, path
+        assert p.locator("#main img[src=x], #main script:not([src]), #main b[onmouseover]").count() == 0, path
         problems += [f"{path}: {v}" for v in axe_violations(p)]
     assert problems == [], "\n".join(problems)
     # The request's message and the asker's name are text too.

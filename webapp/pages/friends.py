@@ -185,6 +185,21 @@ def start_direct():
     return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation["id"]))
 
 
+@bp.post("/conversations/group")
+@login_required
+def start_group():
+    """The group form of /messages: a title and 2–9 friends ticked; the new
+    group, or back to /messages with why not (too few or many, a block
+    between two of them, ...)."""
+    try:
+        conversation, _ = direct_messages.start(current_user, ConversationKind.GROUP,
+                                                request.form.getlist("user_ids"), request.form.get("title", ""))
+    except DomainError as exc:
+        flash(exc.message)
+        return redirect(url_for("pages_friends.messages_page"))
+    return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation["id"]))
+
+
 @bp.get("/conversations/<int:conversation_id>")
 @login_required
 def conversation_page(conversation_id: int):
