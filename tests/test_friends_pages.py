@@ -170,3 +170,33 @@ def test_messages_page_starts_a_group_and_says_why_not(client, make_user, login_
     assert made.status_code == 302 and made.headers["Location"].startswith("/conversations/")
     group = client.get(made.headers["Location"]).get_data(as_text=True)
     assert "Trio" in group and "Pal Grp" in group and "Other Grp" in group and 'id="chat-body"' in group
+
+
+def test_the_groups_creator_adds_a_friend_from_its_page(client, make_user, login_as):
+    from webapp.services import direct_messages
+
+    owner = make_user(display_name="Owner Add")
+    pal, foe, other = (make_user(display_name=n) for n in ("Pal Add", "Foe Add", "Other Add"))
+    for friend in (pal, foe, other):
+        row, _ = friends.send_request(owner, friend.user_id)
+        friends.accept(friend, row.id)
+    group_id = direct_messages.start(owner, "group", [pal.user_id, other.user_id], "Trio")[0]["id"]
+    row, _ = friends.send_request(pal, foe.user_id)
+    friends.accept(foe, row.id)
+    friends.block(pal, foe.user_id)
+    foe_id, other_id = foe.user_id, other.user_id
+    login_as(other)
+    assert 'id="group-add"' not in client.get(f"/conversations/{group_id}").get_data(as_text=True)  # not the creator
+    login_as(owner)
+    page = client.get(f"/conversations/{group_id}").get_data(as_text=True)
+    assert 'id="group-add"' in page and f'<option value="{foe_id}">Foe Add</option>' in page
+    assert f'<option value="{other_id}">' not in page  # already in it
+    refused = client.post(f"/conversations/{group_id}/members", data={"csrf_token": _csrf(page), "user_id": foe_id},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "cannot be in a group together" in refused and "Foe Add" in refused and "Pal Add" in refused
+    assert 'id="group-add"' in refused
+    friends.unblock(db.session.get(User, pal.user_id), foe_id)
+    added = client.post(f"/conversations/{group_id}/members", data={"csrf_token": _csrf(page), "user_id": foe_id},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "Added to the group." in added and f'data-user-id="{foe_id}"' in added
+    assert 'id="group-add"' not in added  # every friend is in it now

@@ -215,13 +215,31 @@ def conversation_page(conversation_id: int):
         seen = presence.visible(me, [m["user_id"] for m in conversation["members"]])
     except Exception:  # noqa: BLE001 - Redis down: everyone shows offline, the conversation still works
         seen = {}
+    addable = []
+    if conversation["kind"] == ConversationKind.GROUP and conversations.get(conversation_id).created_by == me \
+            and len(conversation["members"]) < direct_messages.GROUP_MAX:
+        inside = {m["user_id"] for m in conversation["members"]}
+        addable = [f for f in friends.list_friends(me, limit=100, after=None)[0] if f["user_id"] not in inside]
     return render_template(
-        "friends/conversation.html", conversation=conversation, messages=list(reversed(newest)), cursor=cursor,
+        "friends/conversation.html", conversation=conversation, addable=addable, messages=list(reversed(newest)), cursor=cursor,
         reads=conversations.read_positions(conversation_id), me=me, can_moderate=False,
         presence=seen, title=conversation["title"] or ", ".join(others) or "Just you",
         read_only=_read_only_note(conversation_id),
         older_url=lambda c: url_for("pages_friends.conversation_older", conversation_id=conversation_id, cursor=c),
     )
+
+
+@bp.post("/conversations/<int:conversation_id>/members")
+@login_required
+def conversation_add(conversation_id: int):
+    """The group's creator adds a friend (``direct_messages.add_to_group``)."""
+    try:
+        _, added = direct_messages.add_to_group(current_user, conversation_id, request.form.get("user_id", ""))
+    except DomainError as exc:
+        flash(exc.message)
+    else:
+        flash("Added to the group." if added else "Already in the group.")
+    return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation_id))
 
 
 @bp.get("/conversations/<int:conversation_id>/older")
