@@ -255,9 +255,20 @@ def test_a_block_inside_a_group_stops_live_pushes_to_the_blocker_only(app, clien
     # Everyone else's messages still reach the blocker; the history keeps all.
     messages.post(owner.user_id, group_id, "from the owner")
     assert bodies(foe) == ["from the owner"]
+    # An edit by the blocked member is new words too: not to the blocker.
+    first = messages.history(pal.user_id, group_id, limit=10)[0][-1]
+    messages.edit(pal.user_id, first["id"], "before the block (edited)")
+
+    def updates(user) -> list[str]:
+        return [m["data"]["body"] for m in _published(channels[user.user_id]) if m["type"] == "message_updated"]
+
+    assert updates(owner) == ["before the block (edited)"]
+    assert updates(foe) == []
+    messages.edit(owner.user_id, messages.history(owner.user_id, group_id, limit=1)[0][0]["id"], "from the owner!")
+    assert updates(foe) == ["from the owner!"]
     history = client.get(f"/api/conversations/{group_id}/messages", headers=auth_headers(foe)).get_json()
     assert [m["body"] for m in reversed(history["messages"])] == [
-        "before the block", f"after the block @{foe.user_id}", "from the owner"]
+        "before the block (edited)", f"after the block @{foe.user_id}", "from the owner!"]
     for pubsub in channels.values():
         pubsub.close()
 

@@ -15,7 +15,7 @@ notification batching.
   block between them (at the start, or the one added and a member): 409
   ``blocked_participants`` naming the pair without saying who blocked whom.
 * A block between two members of an existing group: the blocker's sockets
-  no longer get the blocked member's messages live (``messages.post``
+  no longer get the blocked member's messages (and edits) live (``messages.post``
   leaves them out of the push and of the notifications; the socket's
   catch-up skips them, ``ws_chat.ChatSocket.chat_fill``); the others still
   do, and the history keeps every message.

@@ -291,10 +291,16 @@ def presence_touch(user_id: str) -> None:
 # ---- edit, delete, reactions -------------------------------------------------------
 
 
-def _publish_updated(row: Message) -> None:
+def _publish_updated(row: Message, *, new_words: bool = False) -> None:
     """After the commit, ``message_updated`` to every member (``me`` of the
-    reactions per member)."""
+    reactions per member). ``new_words`` (an edit): in a group, not to the
+    members who blocked the author, as for a new message (``post``)."""
     members = conversations.member_ids(row.conversation_id)
+    if new_words and row.sender_id:
+        conversation = db.session.get(Conversation, row.conversation_id)
+        if conversation is not None and conversation.kind == ConversationKind.GROUP:
+            blockers = relations.blockers_of(row.sender_id, members)
+            members = [m for m in members if m not in blockers]
     names = {}
     if row.sender_id:
         names[row.sender_id] = db.session.scalar(select(User.display_name).where(User.user_id == row.sender_id)) or ""
@@ -326,7 +332,7 @@ def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
     row.mentions = [m for m in markup.mentions(body) if m in members and m != user_id] or None
     row.edited_at = utcnow()
     db.session.flush()
-    _publish_updated(row)
+    _publish_updated(row, new_words=True)
     data = conversations.message_dicts([row], user_id)[0]
     db.session.commit()
     return data
