@@ -179,3 +179,224 @@ def test_blocking_mid_conversation_stops_delivery_on_open_sockets(live, make_use
             break
     assert [m for m in got if m["type"] == "message"] == []
     sock.close()
+
+
+# ---- groups and blocks ---------------------------------------------------------------------
+
+
+def test_a_group_with_two_members_who_block_each_other_is_refused(client, make_user, auth_headers):
+    owner = make_user(display_name="Group Owner")
+    pal, foe, other = (make_user(display_name=n) for n in ("Pal Miner", "Foe Miner", "Other Miner"))
+    for friend in (pal, foe, other):
+        _befriend(owner, friend)
+    _befriend(pal, foe)
+    friends.block(foe, pal.user_id)
+    refused = _start(client, auth_headers, owner, "group", [pal, foe, other], "Quartet")
+    assert refused.status_code == 409
+    error = refused.get_json()["error"]
+    pair = sorted([pal.user_id, foe.user_id])
+    assert error["code"] == "blocked_participants"
+    names = {pal.user_id: "Pal Miner", foe.user_id: "Foe Miner"}
+    assert error["message"] == (f"These miners cannot be in a group together: {names[pair[0]]} and "
+                                f"{names[pair[1]]}. Leave one of each pair out.")
+    assert error["details"] == {"pairs": [pair]}
+    assert db.session.scalar(select(func.count()).select_from(Conversation).where(Conversation.kind == "group")) == 0
+    # Without one of the pair: created.
+    assert _start(client, auth_headers, owner, "group", [pal, other], "Trio").status_code == 201
+
+    # The blocked miner learns nothing: the blocker is a missing account to them,
+    # exactly as one that does not exist.
+    _befriend(pal, other)
+    as_pal = _start(client, auth_headers, pal, "group", [foe, other], "Pals")
+    missing = client.post("/api/conversations", json={"kind": "group", "user_ids": ["bc1qnosuchminer", other.user_id],
+                                                       "title": "Pals"}, headers=auth_headers(pal))
+    assert as_pal.status_code == missing.status_code == 404
+    assert as_pal.get_json() == missing.get_json()
+    # The blocker is told they are not friends (they ended it), not who blocked whom.
+    _befriend(foe, other)
+    as_foe = _start(client, auth_headers, foe, "group", [pal, other], "Foes")
+    assert as_foe.status_code == 409 and as_foe.get_json()["error"]["code"] == "not_friends"
+
+
+def test_a_block_inside_a_group_stops_live_pushes_to_the_blocker_only(app, client, make_user, auth_headers):
+    from webapp.models import Notification
+    from webapp.vocabulary import NotificationSubtype
+
+    owner, pal, foe = make_user(), make_user(), make_user()
+    for friend in (pal, foe):
+        _befriend(owner, friend)
+    group_id = _start(client, auth_headers, owner, "group", [pal, foe], "Trio").get_json()["id"]
+    channels = {u.user_id: app.extensions["redis"].pubsub() for u in (owner, foe)}
+    for user_id, pubsub in channels.items():
+        pubsub.subscribe(realtime.user_channel(user_id))
+        _published(pubsub)
+
+    def bodies(user) -> list[str]:
+        return [m["data"]["body"] for m in _published(channels[user.user_id]) if m["type"] == "message"]
+
+    messages.post(pal.user_id, group_id, "before the block")
+    assert bodies(owner) == bodies(foe) == ["before the block"]
+
+    friends.block(foe, pal.user_id)  # inside the owner's group: both stay members
+    assert {m["user_id"] for m in messages.get_conversation(owner.user_id, group_id)["members"]} == \
+        {owner.user_id, pal.user_id, foe.user_id}
+    _published(channels[owner.user_id]), _published(channels[foe.user_id])
+
+    def notices() -> list[str]:
+        return list(db.session.scalars(select(Notification.subtype).where(
+            Notification.user_id == foe.user_id,
+            Notification.subtype.in_([NotificationSubtype.MENTION, NotificationSubtype.CHAT_UNREAD]))))
+
+    before = notices()
+    messages.post(pal.user_id, group_id, f"after the block @{foe.user_id}")
+    assert bodies(owner) == [f"after the block @{foe.user_id}"]
+    assert bodies(foe) == []
+    assert notices() == before  # no mention, no "new messages" either
+    # Everyone else's messages still reach the blocker; the history keeps all.
+    messages.post(owner.user_id, group_id, "from the owner")
+    assert bodies(foe) == ["from the owner"]
+    # An edit by the blocked member is new words too: not to the blocker.
+    first = messages.history(pal.user_id, group_id, limit=10)[0][-1]
+    messages.edit(pal.user_id, first["id"], "before the block (edited)")
+
+    def updates(user) -> list[str]:
+        return [m["data"]["body"] for m in _published(channels[user.user_id]) if m["type"] == "message_updated"]
+
+    assert updates(owner) == ["before the block (edited)"]
+    assert updates(foe) == []
+    messages.edit(owner.user_id, messages.history(owner.user_id, group_id, limit=1)[0][0]["id"], "from the owner!")
+    assert updates(foe) == ["from the owner!"]
+    history = client.get(f"/api/conversations/{group_id}/messages", headers=auth_headers(foe)).get_json()
+    assert [m["body"] for m in reversed(history["messages"])] == [
+        "before the block (edited)", f"after the block @{foe.user_id}", "from the owner!"]
+    for pubsub in channels.values():
+        pubsub.close()
+
+
+def test_a_blockers_open_socket_skips_the_blocked_members_group_messages_in_catch_up(live, make_user):
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    owner, pal, foe = make_user(), make_user(), make_user()
+    for friend in (pal, foe):
+        _befriend(owner, friend)
+    group_id = direct_messages.start(owner, "group", [pal.user_id, foe.user_id], "Trio")[0]["id"]
+    friends.block(foe, pal.user_id)
+    sock = Client(live.ws_url(f"token={token_of(foe)}"))
+    sock.recv_until(lambda m: m["type"] == "unread_count")
+    messages.post(owner.user_id, group_id, "one")  # seq 1: the socket follows from here
+    assert sock.recv_until(lambda m: m["type"] == "message")["data"]["body"] == "one"
+    messages.post(pal.user_id, group_id, "hidden")  # seq 2: not pushed to foe
+    messages.post(owner.user_id, group_id, "three")  # seq 3: the socket reads the gap, skips seq 2
+    got = sock.recv_until(lambda m: m["type"] == "message")
+    assert (got["data"]["body"], got["data"]["seq"]) == ("three", 3)
+    # A resume from the start skips it as well.
+    sock.send_json({"type": "resume", "conversations": {str(group_id): 0}})
+    resumed = [sock.recv_until(lambda m: m["type"] == "message")["data"]["body"] for _ in range(2)]
+    assert resumed == ["one", "three"]
+    sock.close()
+
+
+def test_adding_to_a_group_checks_friends_size_and_blocks(client, make_user, auth_headers):
+    owner = make_user(display_name="Group Owner")
+    pal, foe, newcomer, stranger = (make_user(display_name=n) for n in ("Pal Miner", "Foe Miner", "New Miner",
+                                                                        "Strange Miner"))
+    for friend in (pal, foe, newcomer):
+        _befriend(owner, friend)
+    group_id = _start(client, auth_headers, owner, "group", [pal, newcomer], "Trio").get_json()["id"]
+    url = f"/api/conversations/{group_id}/members"
+
+    # A friend who blocked a member (or was blocked by one): 409, the pair named, no direction.
+    _befriend(foe, pal)
+    friends.block(foe, pal.user_id)
+    refused = client.post(url, json={"user_id": foe.user_id}, headers=auth_headers(owner))
+    assert refused.status_code == 409
+    error = refused.get_json()["error"]
+    pair = sorted([pal.user_id, foe.user_id])
+    names = {pal.user_id: "Pal Miner", foe.user_id: "Foe Miner"}
+    assert error["code"] == "blocked_participants" and error["details"] == {"pairs": [pair]}
+    assert error["message"] == (f"These miners cannot be in a group together: {names[pair[0]]} and "
+                                f"{names[pair[1]]}. Leave one of each pair out.")
+    assert {m["user_id"] for m in messages.get_conversation(owner.user_id, group_id)["members"]} == \
+        {owner.user_id, pal.user_id, newcomer.user_id}
+
+    # Not a friend: 409 not_friends; only the creator adds; a member again: 200, unchanged.
+    assert client.post(url, json={"user_id": stranger.user_id},
+                       headers=auth_headers(owner)).get_json()["error"]["code"] == "not_friends"
+    as_member = client.post(url, json={"user_id": owner.user_id}, headers=auth_headers(pal))
+    assert as_member.status_code == 403 and as_member.get_json()["error"]["code"] == "forbidden"
+    again = client.post(url, json={"user_id": pal.user_id}, headers=auth_headers(owner))
+    assert again.status_code == 200 and len(again.get_json()["members"]) == 3
+
+    # Once unblocked, foe joins and can write there.
+    friends.unblock(foe, pal.user_id)
+    added = client.post(url, json={"user_id": foe.user_id}, headers=auth_headers(owner))
+    assert added.status_code == 200
+    assert {m["user_id"] for m in added.get_json()["members"]} == {owner.user_id, pal.user_id, newcomer.user_id,
+                                                                    foe.user_id}
+    assert client.post(f"/api/conversations/{group_id}/messages", json={"body": "hi all"},
+                       headers=auth_headers(foe)).status_code == 201
+
+    # Full at ten.
+    more = [make_user() for _ in range(7)]
+    for friend in more:
+        _befriend(owner, friend)
+    for friend in more[:6]:
+        assert client.post(url, json={"user_id": friend.user_id}, headers=auth_headers(owner)).status_code == 200
+    full = client.post(url, json={"user_id": more[6].user_id}, headers=auth_headers(owner))
+    assert full.status_code == 400 and full.get_json()["error"]["message"] == "A group has at most 10 members."
+    assert len(messages.get_conversation(owner.user_id, group_id)["members"]) == 10
+
+
+def test_a_conversation_page_gets_presence_only_of_its_members(live, make_user):
+    """A friend outside the conversation going online used to reach the
+    page as a presence fragment with no target (an htmx console error)."""
+    import time
+
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob, carol = make_user(), make_user(), make_user()
+    _befriend(alice, bob)
+    _befriend(alice, carol)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    page = Client(live.ws_url(f"format=html&chat={conv_id}&token={token_of(alice)}"))
+    page.recv_text()  # the first frame: the unread count, sent once subscribed
+    carol_socket = Client(live.ws_url(f"token={token_of(carol)}"))
+    carol_socket.recv_until(lambda m: m["type"] == "unread_count")
+    bob_socket = Client(live.ws_url(f"token={token_of(bob)}"))
+    bob_socket.recv_until(lambda m: m["type"] == "unread_count")
+    frames = []
+    deadline = time.monotonic() + 5
+    while not any(f'id="presence-{bob.user_id}"' in f for f in frames) and time.monotonic() < deadline:
+        frames.append(page.recv_text(max(0.05, deadline - time.monotonic())))
+    assert any(f'id="presence-{bob.user_id}"' in f and "presence-online" in f for f in frames), frames
+    assert not any(f"presence-{carol.user_id}" in f for f in frames), frames
+    for sock in (page, carol_socket, bob_socket):
+        sock.close()
+
+
+def test_blocking_announces_the_direct_conversation_read_only_to_both(app, client, make_user, auth_headers):
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
+    messages.post(bob.user_id, conv_id, "hi")
+    channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
+    for user_id, pubsub in channels.items():
+        pubsub.subscribe(realtime.user_channel(user_id))
+        _published(pubsub)
+    friends.block(bob, alice.user_id)
+    for user in (alice, bob):
+        events = [e for e in _published(channels[user.user_id]) if e["type"] == "conversation"]
+        assert [(e["event"], e["data"]["id"]) for e in events] == [("read_only", conv_id)]
+        # Each member's own view: Alice has one unread message, Bob none.
+        assert events[0]["data"]["unread_count"] == (1 if user is alice else 0)
+    # Both stay members; the history stays.
+    assert {m["user_id"] for m in messages.get_conversation(alice.user_id, conv_id)["members"]} == \
+        {alice.user_id, bob.user_id}
+    for pubsub in channels.values():
+        pubsub.close()

@@ -97,3 +97,106 @@ def test_messages_page_lists_conversations_with_unread_counts(client, make_user,
     page = client.get("/messages").get_data(as_text=True)
     assert f'data-conversation="{conversation["id"]}"' in page and "Alice Msg" in page
     assert 'aria-label="2 unread"' in page and "second" in page
+
+
+def test_conversation_page_opens_from_a_profile_posts_without_script_and_turns_read_only(client, make_user,
+                                                                                          login_as):
+    from webapp.services import messages
+
+    alice, bob, carol = (make_user(display_name=n) for n in ("Alice Conv", "Bob Conv", "Carol Conv"))
+    row, _ = friends.send_request(alice, bob.user_id)
+    friends.accept(bob, row.id)
+    alice_id, bob_id, carol_id = alice.user_id, bob.user_id, carol.user_id
+    login_as(alice)
+    profile = client.get(f"/miners/{bob_id}").get_data(as_text=True)
+    assert 'id="message-friend"' in profile
+    token = _csrf(profile)
+    # Message on the profile: the pair's conversation, the same one twice.
+    first = client.post("/conversations/direct", data={"csrf_token": token, "user_id": bob_id})
+    assert first.status_code == 302 and first.headers["Location"].startswith("/conversations/")
+    again = client.post("/conversations/direct", data={"csrf_token": token, "user_id": bob_id})
+    assert again.headers["Location"] == first.headers["Location"]
+    cid = int(first.headers["Location"].rsplit("/", 1)[1])
+    page = client.get(f"/conversations/{cid}").get_data(as_text=True)
+    assert f'data-conversation-id="{cid}"' in page and "Bob Conv" in page and 'id="chat-body"' in page
+    assert 'id="chat-read-only" class="flash" role="status" hidden' in page
+    # The composer without JavaScript.
+    sent = client.post(f"/conversations/{cid}/send", data={"csrf_token": token, "body": "no script **here**"})
+    assert sent.status_code == 302 and sent.headers["Location"] == f"/conversations/{cid}"
+    assert "no script <strong>here</strong>" in client.get(f"/conversations/{cid}").get_data(as_text=True)
+    # Not a friend: back with why.
+    refused = client.post("/conversations/direct", data={"csrf_token": token, "user_id": carol_id,
+                                                         "next": f"/miners/{carol_id}"}, follow_redirects=True)
+    assert "not friends yet" in refused.get_data(as_text=True)
+    # Bob blocks Alice: the page is read-only, with why instead of the composer.
+    friends.block(db.session.get(User, bob_id), alice_id)
+    page = client.get(f"/conversations/{cid}").get_data(as_text=True)
+    assert "This conversation is read-only: you are no longer friends." in page
+    assert 'id="chat-body" name="body"' in page and "disabled" in page.split('id="chat-body"')[1].split(">")[0]
+    refused = client.post(f"/conversations/{cid}/send", data={"csrf_token": token, "body": "still there?"},
+                          follow_redirects=True)
+    assert "read-only" in refused.get_data(as_text=True)
+    assert [m["body"] for m in messages.history(alice_id, cid, limit=10)[0]] == ["no script **here**"]
+    # Someone outside it: 403; no such conversation: 404.
+    login_as(carol)
+    assert client.get(f"/conversations/{cid}").status_code == 403
+    assert client.get("/conversations/99999999").status_code == 404
+
+
+def test_messages_page_starts_a_group_and_says_why_not(client, make_user, login_as):
+    owner = make_user(display_name="Owner Grp")
+    pal, foe, other = (make_user(display_name=n) for n in ("Pal Grp", "Foe Grp", "Other Grp"))
+    for friend in (pal, foe, other):
+        row, _ = friends.send_request(owner, friend.user_id)
+        friends.accept(friend, row.id)
+    row, _ = friends.send_request(pal, foe.user_id)
+    friends.accept(foe, row.id)
+    friends.block(foe, pal.user_id)
+    ids = {u.display_name: u.user_id for u in (pal, foe, other)}
+    login_as(owner)
+    page = client.get("/messages").get_data(as_text=True)
+    assert 'id="new-group"' in page and page.count('name="user_ids"') == 3
+    token = _csrf(page)
+    refused = client.post("/conversations/group", data={"csrf_token": token, "title": "Quartet",
+                                                        "user_ids": [ids["Pal Grp"], ids["Foe Grp"], ids["Other Grp"]]},
+                          follow_redirects=True)
+    html = refused.get_data(as_text=True)
+    assert "cannot be in a group together" in html and "Leave one of each pair out." in html
+    one = client.post("/conversations/group", data={"csrf_token": token, "title": "Duo", "user_ids": [ids["Pal Grp"]]},
+                      follow_redirects=True)
+    assert "A group has 3 to 10 members, you included." in one.get_data(as_text=True)
+    made = client.post("/conversations/group", data={"csrf_token": token, "title": "Trio",
+                                                     "user_ids": [ids["Pal Grp"], ids["Other Grp"]]})
+    assert made.status_code == 302 and made.headers["Location"].startswith("/conversations/")
+    group = client.get(made.headers["Location"]).get_data(as_text=True)
+    assert "Trio" in group and "Pal Grp" in group and "Other Grp" in group and 'id="chat-body"' in group
+
+
+def test_the_groups_creator_adds_a_friend_from_its_page(client, make_user, login_as):
+    from webapp.services import direct_messages
+
+    owner = make_user(display_name="Owner Add")
+    pal, foe, other = (make_user(display_name=n) for n in ("Pal Add", "Foe Add", "Other Add"))
+    for friend in (pal, foe, other):
+        row, _ = friends.send_request(owner, friend.user_id)
+        friends.accept(friend, row.id)
+    group_id = direct_messages.start(owner, "group", [pal.user_id, other.user_id], "Trio")[0]["id"]
+    row, _ = friends.send_request(pal, foe.user_id)
+    friends.accept(foe, row.id)
+    friends.block(pal, foe.user_id)
+    foe_id, other_id = foe.user_id, other.user_id
+    login_as(other)
+    assert 'id="group-add"' not in client.get(f"/conversations/{group_id}").get_data(as_text=True)  # not the creator
+    login_as(owner)
+    page = client.get(f"/conversations/{group_id}").get_data(as_text=True)
+    assert 'id="group-add"' in page and f'<option value="{foe_id}">Foe Add</option>' in page
+    assert f'<option value="{other_id}">' not in page  # already in it
+    refused = client.post(f"/conversations/{group_id}/members", data={"csrf_token": _csrf(page), "user_id": foe_id},
+                          follow_redirects=True).get_data(as_text=True)
+    assert "cannot be in a group together" in refused and "Foe Add" in refused and "Pal Add" in refused
+    assert 'id="group-add"' in refused
+    friends.unblock(db.session.get(User, pal.user_id), foe_id)
+    added = client.post(f"/conversations/{group_id}/members", data={"csrf_token": _csrf(page), "user_id": foe_id},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "Added to the group." in added and f'data-user-id="{foe_id}"' in added
+    assert 'id="group-add"' not in added  # every friend is in it now

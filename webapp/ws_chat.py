@@ -29,9 +29,10 @@ from typing import Any
 from flask import current_app, render_template
 
 from .extensions import db
-from .services import conversations, inputs, messages, presence
+from .services import conversations, inputs, messages, presence, relations
 from .services.conversations import ARCHIVED, LEFT, REMOVED
 from .services.errors import DomainError, NotAMember, ValidationError
+from .vocabulary import ConversationKind
 
 MAX_RESUME_CONVERSATIONS = 100
 FILL_PAGE = 100
@@ -50,6 +51,7 @@ class ChatSocket:
         self.chat_seq: dict[int, int] = {}  # conversation -> highest seq sent
         self.chat_closed: set[int] = set()  # conversations this user was removed from
         self.presence_at = 0.0
+        self.page_members: set[str] = set()  # of page_chat, read again on a miss (``_on_page``)
         # The chat page shows Delete on others' messages to the coop's moderators.
         self.chat_moderator = False
         if self.html and page_chat is not None:
@@ -97,9 +99,28 @@ class ChatSocket:
             if self._follows(message["conversation_id"]):
                 self.send_chat(message, kind, signal=message)
         elif kind == presence.PRESENCE:
-            self.send_chat(message, "presence", signal=message)
+            if self._on_page(message.get("user_id")):
+                self.send_chat(message, "presence", signal=message)
         elif kind == conversations.CONVERSATION:
             self.on_conversation(message)
+
+    def _on_page(self, user_id: object) -> bool:
+        """Whether the chat page shows ``user_id`` (a presence fragment for
+        anyone else would be an out-of-band swap without a target: a friend
+        outside the conversation, a coop-mate on a direct one). JSON sockets
+        get every presence."""
+        if not self.html:
+            return True
+        if self.page_chat is None or not isinstance(user_id, str):
+            return False
+        if user_id not in self.page_members:
+            try:
+                self.page_members = set(conversations.member_ids(self.page_chat))
+            except Exception:  # noqa: BLE001 - a database hiccup drops one presence dot, never the socket
+                return False
+            finally:
+                db.session.remove()
+        return user_id in self.page_members
 
     def _follows(self, conversation_id: int) -> bool:
         if conversation_id in self.chat_closed:
@@ -133,8 +154,11 @@ class ChatSocket:
 
     def chat_fill(self, cid: int, after: int, up_to: int | None) -> None:
         """Send the messages of ``cid`` with ``after < seq <= up_to`` (no bound:
-        up to the newest), in seq order, from the database."""
+        up to the newest), in seq order, from the database. In a group, the
+        messages of members this user blocked are skipped (counted as sent):
+        ``messages.post`` does not push them to this user either."""
         try:
+            skip = self._blocked_senders(cid)
             while True:
                 try:
                     rows = messages.after_seq(self.user_id, cid, after, limit=FILL_PAGE, up_to=up_to)
@@ -146,6 +170,8 @@ class ChatSocket:
                     db.session.remove()  # hold no transaction while sending
                 for data in rows:
                     self.chat_seq[cid] = data["seq"]
+                    if skip and (data.get("sender") or {}).get("user_id") in skip:
+                        continue
                     self.send_chat({"type": conversations.MESSAGE, "data": data}, "message", m=data)
                 if len(rows) < FILL_PAGE:
                     self.chat_seq.setdefault(cid, after)
@@ -153,6 +179,15 @@ class ChatSocket:
                 after = rows[-1]["seq"]
         finally:
             db.session.remove()
+
+    def _blocked_senders(self, cid: int) -> set[str]:
+        """Whom this user blocked, for a group conversation; else nobody."""
+        try:
+            if conversations.get(cid).kind != ConversationKind.GROUP:
+                return set()
+            return relations.blocked_ids(self.user_id)
+        except DomainError:
+            return set()
 
     # ---- from the client ----
 

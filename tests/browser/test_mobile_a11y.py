@@ -34,9 +34,10 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import Cooperative, User
 from webapp.services import admin as admin_service
-from webapp.services import broadcasts, coops, notifications
+from webapp.services import broadcasts, coops, direct_messages, friends, messages, notifications, relations
 from webapp.services import demo as demo_service
 from webapp.services import email as email_service
+from webapp.vocabulary import ConversationKind
 
 from ..builders import PASSWORD
 from .conftest import SCREENSHOTS, assert_clean_console, goto_live, login, watch
@@ -54,7 +55,8 @@ TAP = 44  # px, the smallest touch target (WCAG 2.5.5, Apple and Material guidel
 NOT_PAGES = {"pages_activity.page", "pages_activity.new", "pages_coops.members", "pages_broadcast.status",
              "pages_moderation.audit", "pages_coops.live", "pages_home.progress", "pages_settings.service_worker",
              "pages_media.media_file", "pages_chat.older", "pages_discovery.coop_timeline", "pages_your_data.export",
-             "pages_discovery.coop_leaderboard", "pages_chat.message", "pages_chat.edit_form"}
+             "pages_discovery.coop_leaderboard", "pages_chat.message", "pages_chat.edit_form",
+             "pages_friends.conversation_older"}
 
 
 @dataclass
@@ -96,6 +98,7 @@ VISITS: dict[str, list[Visit]] = {
         Visit("/coop"),
         Visit("/activity"),
         Visit("/coop/chat", "coop-chat", "#main h1"),
+        Visit("/conversations/{direct}", None, "#chat-log"),  # a direct conversation with the coop's founder
     ],
     "coop_admin": [  # the founder of Satoshi's Hunters
         Visit("/miners/{coop_admin}", "profile-own", "#workers"),
@@ -176,7 +179,15 @@ def world(live_server, make_user, tmp_path) -> dict[str, str]:
     platform_admin = make_user(display_name="PoolOps", is_admin=True)
     admin_world(platform_admin)
     lisbon = db.session.scalar(sa.select(Cooperative).where(Cooperative.name == "Lisbon Lightning"))
+    founder, member = db.session.get(User, satoshi), db.session.get(User, hashmaster)
+    if not relations.are_friends(satoshi, hashmaster):
+        request, _ = friends.send_request(member, satoshi, "gm from the coop")
+        if request.status == "pending":
+            friends.accept(founder, request.id)
+    direct, _ = direct_messages.start(member, ConversationKind.DIRECT, [satoshi])
+    messages.post(satoshi, direct["id"], "Welcome to the **coop** — ask me anything.")
     values = {"invite_code": lisbon.invite_code, "coop_admin": satoshi, "member": hashmaster,
+              "direct": str(direct["id"]),
               "unsubscribe_token": email_service.unsubscribe_token(satoshi, "mining")}
     logins = {"anonymous": None, "newcomer": (outsider, demo_service.DEMO_PASSWORD),
               "member": (hashmaster, demo_service.DEMO_PASSWORD), "coop_admin": (satoshi, demo_service.DEMO_PASSWORD),
@@ -343,7 +354,7 @@ def test_every_page_route_is_visited(app):
 
 class _Anything(dict):
     def __missing__(self, key: str) -> str:
-        return "x1234567"
+        return "1234567"  # digits: matches string and int path parts alike
 
 
 # ---- keyboard and screen readers ----------------------------------------------------------

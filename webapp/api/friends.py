@@ -192,3 +192,16 @@ def start_conversation(json: StartBody):
     """Start a direct conversation with a friend (200 with the existing one) or a group of 3-10 friends"""
     conversation, created = direct_messages.start(api_caller(), json.kind, json.user_ids, json.title)
     return conversation, 201 if created else 200
+
+
+class AddMemberBody(Schema):
+    user_id: str = Field(min_length=1, max_length=128)
+
+
+@bp.post("/conversations/<int:conversation_id>/members")
+@api_auth_required
+@endpoint(ok={200: ConversationOut}, errors=[400, 403, 404, 409], tags=["conversations"])
+def add_group_member(conversation_id: int, json: AddMemberBody):
+    """The group's creator adds a friend (200 also when already a member)"""
+    conversation, _ = direct_messages.add_to_group(api_caller(), conversation_id, json.user_id)
+    return conversation

@@ -1,7 +1,8 @@
 """Pages: ``/friends`` (requests in and out, friends, blocks), the friend
-buttons of a miner's profile page, and ``/miners/search`` (the nav's search
-box). Plain forms that post and redirect back (no script needed); the nav's
-pending-request badge is kept live by the socket (friends/_badge.html)."""
+buttons of a miner's profile page, ``/miners/search`` (the nav's search
+box), ``/messages`` (the caller's conversations) and ``/conversations/<id>``
+(a direct or group conversation, live like the coop chat). Plain forms
+that post and redirect back (no script needed); the nav's pending-request badge is kept live by the socket (friends/_badge.html)."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,10 +12,13 @@ from flask_login import current_user, login_required
 
 from ..auth import caller_or_none
 from ..extensions import limiter
-from ..services import email_change, friends, messages, search
+from ..services import conversations, direct_messages, email_change, friends, messages, presence, search
 from ..services.errors import DomainError
+from ..vocabulary import ConversationKind
 
 bp = Blueprint("pages_friends", __name__)
+
+CONVERSATION_PAGE = 50  # messages per page of a conversation
 
 _search_limit = limiter.limit(
     lambda: current_app.config["SEARCH_RATE_LIMIT"], scope="miner-search",
@@ -143,4 +147,123 @@ def messages_page():
     """The caller's conversations (coop, direct, group), most recent first,
     with unread counts (``messages.list_conversations``)."""
     items, _ = messages.list_conversations(current_user.user_id, limit=100)
-    return render_template("friends/messages.html", conversations=items)
+    listed, _ = friends.list_friends(current_user.user_id, limit=100, after=None)
+    return render_template("friends/messages.html", conversations=items, friends=listed)
+
+
+# ---- direct and group conversations ---------------------------------------------------
+# The chat page's parts (chat/_message.html, chat.js, the page's socket with
+# ``chat=<id>``) for a direct or group conversation: /conversations/<id>.
+
+
+def _conversation_or_chat(conversation_id: int):
+    """The conversation as the caller sees it; a coop's goes to /coop/chat
+    (None). Raises NotFound (404 page), NotAMember (403 page)."""
+    conversation = messages.get_conversation(current_user.user_id, conversation_id)
+    return None if conversation["kind"] == ConversationKind.COOP else conversation
+
+
+def _read_only_note(conversation_id: int) -> str | None:
+    """Why the caller may not post here now (the page shows it instead of
+    the composer), or None (``direct_messages.post_refusal``)."""
+    row = conversations.get(conversation_id)
+    refusal = direct_messages.post_refusal(row, current_user.user_id, conversations.member_ids(conversation_id))
+    return refusal.message if refusal is not None else None
+
+
+@bp.post("/conversations/direct")
+@login_required
+def start_direct():
+    """"Message" on a friend's profile: their direct conversation (started
+    or the existing one), or back to the profile with why not."""
+    user_id = request.form.get("user_id", "")
+    try:
+        conversation, _ = direct_messages.start(current_user, ConversationKind.DIRECT, [user_id])
+    except DomainError as exc:
+        flash(exc.message)
+        return _back("pages_friends.messages_page")
+    return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation["id"]))
+
+
+@bp.post("/conversations/group")
+@login_required
+def start_group():
+    """The group form of /messages: a title and 2–9 friends ticked; the new
+    group, or back to /messages with why not (too few or many, a block
+    between two of them, ...)."""
+    try:
+        conversation, _ = direct_messages.start(current_user, ConversationKind.GROUP,
+                                                request.form.getlist("user_ids"), request.form.get("title", ""))
+    except DomainError as exc:
+        flash(exc.message)
+        return redirect(url_for("pages_friends.messages_page"))
+    return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation["id"]))
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@login_required
+def conversation_page(conversation_id: int):
+    """A direct or group conversation: the newest messages, the members,
+    the composer (or why it is read-only); live over the page's socket."""
+    conversation = _conversation_or_chat(conversation_id)
+    if conversation is None:
+        return redirect(url_for("pages_chat.chat"))
+    me = current_user.user_id
+    newest, cursor = messages.history(me, conversation_id, limit=CONVERSATION_PAGE)
+    others = [m["display_name"] for m in conversation["members"] if m["user_id"] != me]
+    try:
+        seen = presence.visible(me, [m["user_id"] for m in conversation["members"]])
+    except Exception:  # noqa: BLE001 - Redis down: everyone shows offline, the conversation still works
+        seen = {}
+    addable = []
+    if conversation["kind"] == ConversationKind.GROUP and conversations.get(conversation_id).created_by == me \
+            and len(conversation["members"]) < direct_messages.GROUP_MAX:
+        inside = {m["user_id"] for m in conversation["members"]}
+        addable = [f for f in friends.list_friends(me, limit=100, after=None)[0] if f["user_id"] not in inside]
+    return render_template(
+        "friends/conversation.html", conversation=conversation, addable=addable, messages=list(reversed(newest)), cursor=cursor,
+        reads=conversations.read_positions(conversation_id), me=me, can_moderate=False,
+        presence=seen, title=conversation["title"] or ", ".join(others) or "Just you",
+        read_only=_read_only_note(conversation_id),
+        older_url=lambda c: url_for("pages_friends.conversation_older", conversation_id=conversation_id, cursor=c),
+    )
+
+
+@bp.post("/conversations/<int:conversation_id>/members")
+@login_required
+def conversation_add(conversation_id: int):
+    """The group's creator adds a friend (``direct_messages.add_to_group``)."""
+    try:
+        _, added = direct_messages.add_to_group(current_user, conversation_id, request.form.get("user_id", ""))
+    except DomainError as exc:
+        flash(exc.message)
+    else:
+        flash("Added to the group." if added else "Already in the group.")
+    return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation_id))
+
+
+@bp.get("/conversations/<int:conversation_id>/older")
+@login_required
+def conversation_older(conversation_id: int):
+    """The page of messages before ``cursor`` and the next sentinel (htmx)."""
+    if _conversation_or_chat(conversation_id) is None:
+        return "", 204
+    rows, cursor = messages.history(current_user.user_id, conversation_id, limit=CONVERSATION_PAGE,
+                                    cursor=request.args.get("cursor"))
+    return render_template(
+        "chat/_older.html", messages=list(reversed(rows)), cursor=cursor, me=current_user.user_id,
+        can_moderate=False,
+        older_url=lambda c: url_for("pages_friends.conversation_older", conversation_id=conversation_id, cursor=c),
+    )
+
+
+@bp.post("/conversations/<int:conversation_id>/send")
+@login_required
+def conversation_send(conversation_id: int):
+    """The composer without JavaScript: post, then back to the conversation."""
+    try:
+        messages.post(current_user.user_id, conversation_id, request.form.get("body", ""),
+                      client_id=request.form.get("client_id") or None)
+    except DomainError as exc:
+        flash(exc.message)
+    return redirect(url_for("pages_friends.conversation_page", conversation_id=conversation_id))

@@ -9,13 +9,23 @@ notification batching.
   existing conversation.
 * ``group``: the caller and 2–9 friends of the caller (3–10 members), with a
   title of 1–100 characters.
+* ``add_to_group``: the creator adds a friend to their group (up to 10).
 * Anyone who is not a friend: 409 ``not_friends`` naming them. A miner who
-  blocked the caller is a missing account (404).
+  blocked the caller is a missing account (404). Two other members with a
+  block between them (at the start, or the one added and a member): 409
+  ``blocked_participants`` naming the pair without saying who blocked whom.
+* A block between two members of an existing group: the blocker's sockets
+  no longer get the blocked member's messages (and edits) live (``messages.post``
+  leaves them out of the push and of the notifications; the socket's
+  catch-up skips them, ``ws_chat.ChatSocket.chat_fill``); the others still
+  do, and the history keeps every message.
 * Read-only (``post_refusal``): a direct conversation once the two are no
   longer friends or one blocked the other; in a group, a member who is no
   longer the creator's friend. Blocking or unfriending also removes the
   other miner from the groups the actor created, so their open sockets stop
-  receiving those conversations at once (``conversations.remove_member``).
+  receiving those conversations at once (``conversations.remove_member``),
+  and their direct conversation is announced to both as a ``conversation``
+  event ``read_only`` (open pages put the composer away).
 """
 from __future__ import annotations
 
@@ -28,7 +38,7 @@ from ..extensions import db
 from ..models import Conversation, ConversationMember, DirectPair, User
 from ..vocabulary import ConversationKind
 from . import accounts, conversations, inputs, relations
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, Forbidden, NotFound, ValidationError
 
 GROUP_MIN, GROUP_MAX = 3, 10  # members, the creator included
 TITLE_MAX = 100
@@ -37,6 +47,11 @@ TITLE_MAX = 100
 class NotFriends(Conflict):
     code = "not_friends"
     message = "You can write only to friends: send a friend request first."
+
+
+class BlockedParticipants(Conflict):
+    code = "blocked_participants"
+    message = "Some of these miners cannot be in a group together: leave one of each pair out."
 
 
 class ReadOnly(Conflict):
@@ -64,6 +79,23 @@ def _require_friends(creator: User, others: list[str]) -> None:
                          details={"user_ids": strangers})
 
 
+def _require_no_blocks(creator: User, others: list[str], *, of: str | None = None) -> None:
+    """No two of ``others`` may have a block between them (only the pairs
+    with ``of`` when given); the creator's own blocks are already refused as
+    ``not_friends`` or a missing account. The refusal names each pair, never
+    who blocked whom: the creator is outside the pair, and the pair's
+    members learn nothing from it."""
+    pairs = [p for p in relations.blocked_pairs(others) if of is None or of in p]
+    if not pairs:
+        return
+    names = dict(db.session.execute(select(User.user_id, User.display_name).where(
+        User.user_id.in_({u for pair in pairs for u in pair}))).all())
+    described = "; ".join(f"{names.get(a, a)} and {names.get(b, b)}" for a, b in pairs)
+    raise BlockedParticipants(
+        f"These miners cannot be in a group together: {described}. Leave one of each pair out.",
+        details={"pairs": [list(pair) for pair in pairs]})
+
+
 def _existing_direct(a: str, b: str) -> Conversation | None:
     pair = db.session.get(DirectPair, (min(a, b), max(a, b)))
     return db.session.get(Conversation, pair.conversation_id) if pair else None
@@ -72,7 +104,9 @@ def _existing_direct(a: str, b: str) -> Conversation | None:
 def start(creator: User, kind: object, user_ids: object, title: object = None) -> tuple[dict[str, Any], bool]:
     """Start a ``direct`` or ``group`` conversation, or return the pair's
     existing direct one. Returns ``(conversation dict as the creator sees
-    it, created)``. Raises ValidationError, NotFound, NotFriends (409)."""
+    it, created)``. Raises ValidationError, NotFound, NotFriends (409),
+    BlockedParticipants (409: two of the group's other members have a
+    block between them)."""
     if kind not in (ConversationKind.DIRECT, ConversationKind.GROUP):
         raise ValidationError("kind must be direct or group.")
     others = _other_users(creator, user_ids)
@@ -105,9 +139,48 @@ def start(creator: User, kind: object, user_ids: object, title: object = None) -
     if not 1 <= len(title) <= TITLE_MAX:
         raise ValidationError("A group needs a title (1 to 100 characters).")
     _require_friends(creator, others)
+    _require_no_blocks(creator, others)
     conversation = conversations.create(ConversationKind.GROUP, member_ids=[me, *others], created_by=me, title=title)
     db.session.commit()
     return _view(conversation, me), True
+
+
+def add_to_group(caller: User, conversation_id: int, user_id: object) -> tuple[dict[str, Any], bool]:
+    """The group's creator adds a friend, and commits. Returns ``(the
+    conversation as the caller sees it, added)``; someone already in it is
+    not added again (``added`` False). Under the conversation's lock, so two
+    adds at once cannot pass 10 members. Raises NotFound (no such group, a
+    missing miner or one who blocked the caller), NotAMember / Forbidden
+    (403: not in it, not its creator), ValidationError (not a group, full),
+    NotFriends, BlockedParticipants (409: they and a member have a block
+    between them)."""
+    conversation = conversations.get(conversation_id)
+    if conversation.kind != ConversationKind.GROUP:
+        raise ValidationError("Only a group takes new members.")
+    conversations.require_member(conversation.id, caller.user_id)
+    if conversation.created_by != caller.user_id:
+        raise Forbidden("Only the group's creator can add members.")
+    others = _other_users(caller, [user_id])
+    if not others:
+        raise ValidationError("You are already in this group.")
+    them = others[0]
+    _require_friends(caller, others)
+    conversations.lock(conversation.id)
+    members = conversations.member_ids(conversation.id)
+    if them in members:
+        db.session.rollback()
+        return _view(conversations.get(conversation.id), caller.user_id), False
+    if len(members) + 1 > GROUP_MAX:
+        db.session.rollback()
+        raise ValidationError(f"A group has at most {GROUP_MAX} members.")
+    try:
+        _require_no_blocks(caller, [them, *[m for m in members if m != caller.user_id]], of=them)
+    except BlockedParticipants:
+        db.session.rollback()
+        raise
+    conversations.add_member(conversation.id, them)
+    db.session.commit()
+    return _view(conversations.get(conversation.id), caller.user_id), True
 
 
 def _view(conversation: Conversation, user_id: str) -> dict[str, Any]:
@@ -137,7 +210,8 @@ def post_refusal(conversation: Conversation, sender_id: str, member_ids: list[st
 def relationship_ended(actor_id: str, other_id: str) -> None:
     """Unfriend or block, in the caller's transaction: ``other_id`` leaves
     every group ``actor_id`` created and ``actor_id`` every group
-    ``other_id`` created (removed: their sockets drop it after the commit)."""
+    ``other_id`` created (removed: their sockets drop it after the commit);
+    their direct conversation, if any, is announced ``read_only`` to both."""
     rows = db.session.execute(
         select(Conversation.id, ConversationMember.user_id)
         .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
@@ -147,3 +221,9 @@ def relationship_ended(actor_id: str, other_id: str) -> None:
     ).all()
     for conversation_id, user_id in rows:
         conversations.remove_member(conversation_id, user_id, reason=conversations.REMOVED)
+    # Their direct conversation stays (history) but turns read-only: both
+    # members' open pages hear it after the commit and put the composer away.
+    direct = _existing_direct(actor_id, other_id)
+    if direct is not None:
+        for user_id in conversations.member_ids(direct.id):
+            conversations.announce_member_on_commit(direct.id, user_id, conversations.READ_ONLY)

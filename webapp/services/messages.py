@@ -47,7 +47,17 @@ from ..models import (
 )
 from ..vocabulary import ConversationKind
 from ..vocabulary import NotificationSubtype as S
-from . import conversations, direct_messages, inputs, markup, moderation, notifications, presence, transactions
+from . import (
+    conversations,
+    direct_messages,
+    inputs,
+    markup,
+    moderation,
+    notifications,
+    presence,
+    relations,
+    transactions,
+)
 from .conversations import MESSAGE, MESSAGE_UPDATED, READ, TYPING
 from .errors import Forbidden, NotAMember, NotFound, ValidationError
 from .membership import is_moderating_member
@@ -222,10 +232,16 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     )
     sender_name = db.session.scalar(select(User.display_name).where(User.user_id == user_id)) or user_id
     title = conversations.title_of(conversation) or "a conversation"
-    _notify(conversation, row, sender_name, title, members, mentioned)
+    # In a group, members who blocked the sender hear nothing of it live
+    # (neither push nor notification); the history keeps it.
+    recipients = members
+    if conversation.kind == ConversationKind.GROUP:
+        blockers = relations.blockers_of(user_id, members)
+        recipients = [m for m in members if m not in blockers]
+    _notify(conversation, row, sender_name, title, recipients, [m for m in mentioned if m in recipients])
     data = conversations.message_dict(row, {user_id: sender_name}, None, None)
     message = {"type": MESSAGE, "data": data}
-    transactions.after_commit(lambda: conversations.publish_many(members, message))
+    transactions.after_commit(lambda: conversations.publish_many(recipients, message))
     db.session.commit()
     if flagged and coop_id is not None:
         moderation.file_flag_report(coop_id, data["id"], flagged, author_user_id=user_id)
@@ -286,10 +302,16 @@ def presence_touch(user_id: str) -> None:
 # ---- edit, delete, reactions -------------------------------------------------------
 
 
-def _publish_updated(row: Message) -> None:
+def _publish_updated(row: Message, *, new_words: bool = False) -> None:
     """After the commit, ``message_updated`` to every member (``me`` of the
-    reactions per member)."""
+    reactions per member). ``new_words`` (an edit): in a group, not to the
+    members who blocked the author, as for a new message (``post``)."""
     members = conversations.member_ids(row.conversation_id)
+    if new_words and row.sender_id:
+        conversation = db.session.get(Conversation, row.conversation_id)
+        if conversation is not None and conversation.kind == ConversationKind.GROUP:
+            blockers = relations.blockers_of(row.sender_id, members)
+            members = [m for m in members if m not in blockers]
     names = {}
     if row.sender_id:
         names[row.sender_id] = db.session.scalar(select(User.display_name).where(User.user_id == row.sender_id)) or ""
@@ -329,7 +351,7 @@ def edit(user_id: str, message_id: int, body: object) -> dict[str, Any]:
     row.mentions = [m for m in markup.mentions(body) if m in members and m != user_id] or None
     row.edited_at = utcnow()
     db.session.flush()
-    _publish_updated(row)
+    _publish_updated(row, new_words=True)
     data = conversations.message_dicts([row], user_id)[0]
     db.session.commit()
     if flagged and coop_id is not None:

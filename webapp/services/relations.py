@@ -54,6 +54,31 @@ def blocked_between(a: str, b: str) -> bool:
     )))))
 
 
+def blockers_of(user_id: str, among: list[str]) -> set[str]:
+    """Those of ``among`` who blocked ``user_id`` (a group's live pushes skip them)."""
+    if not among:
+        return set()
+    return set(db.session.scalars(
+        select(Block.blocker_id).where(Block.blocked_id == user_id, Block.blocker_id.in_(among))))
+
+
+def blocked_ids(user_id: str) -> set[str]:
+    """The ids of the miners ``user_id`` blocked."""
+    return set(db.session.scalars(select(Block.blocked_id).where(Block.blocker_id == user_id)))
+
+
+def blocked_pairs(user_ids: list[str]) -> list[tuple[str, str]]:
+    """The pairs of ``user_ids`` with a block either way, each as
+    ``(lower id, higher id)`` (no direction), sorted."""
+    if len(user_ids) < 2:
+        return []
+    rows = db.session.execute(
+        select(Block.blocker_id, Block.blocked_id)
+        .where(Block.blocker_id.in_(user_ids), Block.blocked_id.in_(user_ids))
+    ).all()
+    return sorted({(min(a, b), max(a, b)) for a, b in rows})
+
+
 def blocked_either_way_sql(viewer_id: str, column):
     """SQL: ``column`` (a user id column) names someone the viewer blocked
     or who blocked the viewer (for filtering lists and search)."""

@@ -140,6 +140,17 @@
       } else if (kind === "conversation" && ["removed", "left", "archived"].includes(signal.dataset.event)) {
         showError("You are no longer a member of this chat.");
         form.querySelectorAll("textarea, button").forEach((el) => { el.disabled = true; });
+      } else if (kind === "conversation" && signal.dataset.event === "read_only") {
+        // A block or an unfriend: the history stays, the composer goes.
+        const note = document.getElementById("chat-read-only");
+        if (note) {
+          note.textContent = "This conversation is read-only: you are no longer friends.";
+          note.hidden = false;
+        }
+        form.querySelectorAll("textarea, button").forEach((el) => { el.disabled = true; });
+        form.hidden = true;
+        typers.clear();
+        renderTyping();
       }
       signal.dataset.kind = "";
     }
