@@ -176,6 +176,8 @@ class Config:
         self.COOP_LIVE_PUSH_INTERVAL = _int("COOP_LIVE_PUSH_INTERVAL", 10)
         self.COOP_JOIN_RATE_LIMIT = os.environ.get("COOP_JOIN_RATE_LIMIT", "30 per minute")  # join attempts per IP
         self.ACTIVITY_POLL_SECONDS = _int("ACTIVITY_POLL_SECONDS", 10)  # /activity checks for new entries
+        # An open /leaderboard refreshes its table this often while its tab is visible (seconds).
+        self.LEADERBOARD_REFRESH_SECONDS = _int("LEADERBOARD_REFRESH_SECONDS", 60)
         # Friends and profiles (docs/API.md "Friends and blocks", "Profiles").
         self.FRIEND_REQUEST_DAILY_CAP = _int("FRIEND_REQUEST_DAILY_CAP", 50)  # requests a miner may send in 24 h
         self.FRIEND_REQUEST_TTL_DAYS = _int("FRIEND_REQUEST_TTL_DAYS", 30)  # a pending request expires after

@@ -78,3 +78,43 @@ def test_a_read_in_one_tab_shows_in_the_other_tabs_items(live_server, browser, m
         assert not [text for kind, text in other.console if kind == "error"]
     finally:
         context.close()
+
+
+def test_an_open_leaderboard_follows_new_best_difficulties_and_rests_while_hidden(make_app, browser, make_user):
+    from webapp.extensions import db
+    from webapp.models import MinerStats
+
+    from ..builders import serve_own_origin
+
+    def best(user, value: float) -> None:
+        db.session.merge(MinerStats(user_id=user.user_id, best_difficulty=value, total_shares=1))
+        db.session.commit()
+
+    server = serve_own_origin(make_app, LEADERBOARD_REFRESH_SECONDS=1)
+    first, second = make_user(display_name="Ada Hash"), make_user(display_name="Bo Shares")
+    best(first, 5_000_000)
+    best(second, 1_000_000)
+    context = browser.new_context()
+    try:
+        page = watch(context.new_page())
+        page.goto(f"{server.url}/leaderboard")
+        rows = page.locator("#leaderboard tbody tr")
+        assert rows.nth(0).inner_text().startswith("#1\tAda Hash")
+        best(second, 9_000_000_000)  # Bo's new personal best overtakes Ada
+        page.wait_for_selector("#leaderboard tbody tr:first-child:has-text('Bo Shares')", timeout=10_000)
+        assert rows.nth(0).inner_text().split("\t")[:2] == ["#1", "Bo Shares"]
+        assert rows.nth(1).inner_text().split("\t")[:2] == ["#2", "Ada Hash"]
+        assert page.locator("#leaderboard-board").count() == 1  # swapped in place, not nested
+        # A hidden tab asks nothing: no request while the page says it is hidden.
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url) if "/leaderboard" in r.url else None)
+        page.evaluate("Object.defineProperty(document, 'hidden', {value: true, configurable: true})")
+        page.wait_for_timeout(2500)
+        assert requests == []
+        page.evaluate("Object.defineProperty(document, 'hidden', {value: false, configurable: true})")
+        page.wait_for_timeout(2500)
+        assert requests, "the board refreshes again once visible"
+        assert page.csp_errors == []
+    finally:
+        context.close()
+        server.stop()

@@ -210,3 +210,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const named = (root.getAttribute("hx-ext") || "").split(",").map((s) => s.trim()).filter(Boolean);
   if (!named.includes("present-only")) root.setAttribute("hx-ext", named.concat("present-only").join(","));
 })();
+
+// A part that re-reads itself on a timer (data-refresh-while-visible) skips
+// the rounds while its tab is hidden: no requests from a tab nobody sees.
+// (htmx trigger filters would need eval, which the CSP forbids.)
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (document.hidden && event.detail.elt.hasAttribute("data-refresh-while-visible")) event.preventDefault();
+});
