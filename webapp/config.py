@@ -178,6 +178,8 @@ class Config:
         self.ACTIVITY_POLL_SECONDS = _int("ACTIVITY_POLL_SECONDS", 10)  # /activity checks for new entries
         # An open /leaderboard refreshes its table this often while its tab is visible (seconds).
         self.LEADERBOARD_REFRESH_SECONDS = _int("LEADERBOARD_REFRESH_SECONDS", 60)
+        # An open miner profile re-reads its figures, workers and personal bests this often (seconds).
+        self.PROFILE_REFRESH_SECONDS = _int("PROFILE_REFRESH_SECONDS", 30)
         # Friends and profiles (docs/API.md "Friends and blocks", "Profiles").
         self.FRIEND_REQUEST_DAILY_CAP = _int("FRIEND_REQUEST_DAILY_CAP", 50)  # requests a miner may send in 24 h
         self.FRIEND_REQUEST_TTL_DAYS = _int("FRIEND_REQUEST_TTL_DAYS", 30)  # a pending request expires after

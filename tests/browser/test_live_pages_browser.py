@@ -118,3 +118,31 @@ def test_an_open_leaderboard_follows_new_best_difficulties_and_rests_while_hidde
     finally:
         context.close()
         server.stop()
+
+
+def test_an_open_profile_follows_its_figures_and_keeps_its_charts(make_app, browser, make_user):
+    from webapp.extensions import db
+    from webapp.models import MinerStats
+
+    from ..builders import serve_own_origin
+
+    server = serve_own_origin(make_app, PROFILE_REFRESH_SECONDS=1)
+    miner = make_user(display_name="Cy Rig")
+    db.session.merge(MinerStats(user_id=miner.user_id, best_difficulty=4_000, total_shares=12))
+    db.session.commit()
+    context = browser.new_context()
+    try:
+        page = watch(context.new_page())
+        page.goto(f"{server.url}/miners/{miner.user_id}")
+        assert page.locator("#stat-shares").inner_text() == "12"
+        page.evaluate("document.querySelector('#hashrate-chart').dataset.kept = 'yes'")
+        db.session.merge(MinerStats(user_id=miner.user_id, best_difficulty=7_500_000, total_shares=1_234))
+        db.session.commit()
+        page.wait_for_selector("#stat-shares:has-text('1,234')", timeout=10_000)
+        assert page.locator("#stat-best").inner_text() == "7.5M"
+        assert page.locator("#miner-stats").count() == 1 and page.locator("#miner-workers").count() == 1
+        assert page.locator("#hashrate-chart").get_attribute("data-kept") == "yes"  # not re-rendered
+        assert page.csp_errors == []
+    finally:
+        context.close()
+        server.stop()
