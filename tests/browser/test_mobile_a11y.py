@@ -7,7 +7,8 @@ under the app's CSP, over a slice of the demo day:
   fails ``test_every_page_route_is_visited`` (add it to ``VISITS``, or to
   ``NOT_PAGES`` when it only answers htmx or serves a file);
 - at 360, 390, 768, 1024 and 1280 px no page scrolls sideways
-  (``document.documentElement.scrollWidth`` ≤ the viewport), and at 390 px
+  (``document.documentElement.scrollWidth`` ≤ the viewport); at 1024 and
+  1280 px the top bar is one line (every item of it on the brand's line); at 390 px
   the bell, the menu button, every menu link and every button, ``.button``
   and filter chip on the page is at least 44 × 44 px and is what a tap at
   its centre hits (``elementFromPoint``);
@@ -17,7 +18,8 @@ under the app's CSP, over a slice of the demo day:
   (``<page>-390.png``, ``<page>-1280.png``).
 
 Then the keyboard and screen-reader behaviour: the skip link, the menu
-button (aria-expanded, Escape), the bell panel (Escape, outside click, an
+button (aria-expanded, Escape), the desktop account menu (aria-expanded,
+Escape, Tab out, outside click), the bell panel (Escape, outside click, an
 item opens), focus after Mark read and Delete, and the aria-live region
 that reads out a pushed notification.
 """
@@ -201,7 +203,7 @@ def world(live_server, make_user, tmp_path) -> dict[str, str]:
 # Every visible control a thumb aims at: the bell, the menu button, buttons,
 # button-styled links, filter chips and the (open) menu's links.
 TAP_TARGETS = ("#notification-bell > summary, .menu-button, button, .button, .chips a, .pager a, input[type=submit], "
-               ".nav a, .userbox > a")
+               ".nav a, .userbox > a, .account-menu a")
 
 TAP_CHECK = """(selector) => {
   const failures = [];
@@ -246,6 +248,36 @@ def overflow(page) -> str | None:
     return f"{widths[0]} px wide in a {widths[1]} px viewport; too wide: {culprits}"
 
 
+ONE_LINE_FROM = 1024  # px: from here the top bar is one row (app.css)
+
+HEADER_ITEMS = """() => {
+  const shown = (el) => el.getBoundingClientRect().width > 0 && el.checkVisibility({visibilityProperty: true});
+  return Array.from(document.querySelectorAll(
+      '.topbar .brand, .topbar .nav a, .topbar .nav-search input, .topbar .userbox > a, #notification-bell > summary, ' +
+      '.topbar .account-button, .topbar .menu-button'))
+    .filter(shown).map((el) => {
+      const box = el.getBoundingClientRect();
+      return {name: (el.textContent || el.placeholder || el.className).trim().replace(/\\s+/g, ' ').slice(0, 30),
+              top: box.top, bottom: box.bottom, left: box.left, right: box.right};
+    });
+}"""
+
+
+def header_lines(page) -> str | None:
+    """Why the top bar is not one line, or None: every visible item of it
+    (the brand, the nav, the search box, Friends, Messages, the bell and
+    the account button) crosses the middle of the brand's line."""
+    items = page.evaluate(HEADER_ITEMS)
+    if len(items) < 2:
+        return f"the top bar shows {len(items)} item(s)"
+    first = items[0]
+    middle = (first["top"] + first["bottom"]) / 2
+    off = [i["name"] for i in items[1:] if not i["top"] <= middle <= i["bottom"]]
+    if off:
+        return f"the top bar takes more than one line: {off} are not on the line of {first['name']!r} (items: {items})"
+    return None
+
+
 def axe_violations(page) -> list[str]:
     """axe-core's critical and serious violations on the page, as text."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
@@ -267,7 +299,8 @@ def tap_failures(page) -> list[str]:
         menu.click()
         if page.get_attribute(".menu-button", "aria-expanded") != "true":
             failures.append("the menu button does not open the menu")
-        failures += [f"(menu open) {f}" for f in page.evaluate(TAP_CHECK, ".nav a, .userbox > a, .userbox button")]
+        failures += [f"(menu open) {f}" for f in page.evaluate(TAP_CHECK, ".nav a, .userbox > a, .userbox button, "
+                                                                           ".account-menu a")]
         page.keyboard.press("Escape")
         if page.get_attribute(".menu-button", "aria-expanded") != "false":
             failures.append("Escape does not close the menu")
@@ -314,6 +347,8 @@ def test_every_page_fits_a_phone_has_big_targets_and_no_serious_axe_violation(li
                 for viewport in (*TABLETS, DESKTOP):
                     page.set_viewport_size(viewport)
                     if reason := overflow(page):
+                        problems.append(f"{where} at {viewport['width']} px: {reason}")
+                    if viewport["width"] >= ONE_LINE_FROM and (reason := header_lines(page)):
                         problems.append(f"{where} at {viewport['width']} px: {reason}")
                 problems += [f"{where} at 1280 px: axe {v}" for v in axe_violations(page)]
                 if visit.shot:
@@ -424,6 +459,81 @@ def test_skip_link_menu_button_and_bell_work_from_the_keyboard(live_server, phon
     assert_clean_console(page)
 
 
+def test_desktop_top_bar_is_one_line_and_its_account_menu_works_from_the_keyboard(live_server, browser, make_user):
+    """From 1024 px the top bar is one row even for a platform admin with a
+    64-character name, a friend request and a three-digit unread count; the
+    account links (profile, Settings, Log out) sit behind a disclosure button:
+    Enter opens it (aria-expanded), Tab walks into it, Escape closes it and
+    gives the focus back, tabbing past its last item or clicking outside
+    closes it, and axe-core finds nothing serious with it open."""
+    user = make_user(display_name="Dorothea Hashrate-Montgomery of the Lisbon Lightning Cooperative",
+                     is_admin=True)
+    user_id = user.user_id
+    friends.send_request(make_user(display_name="Requester"), user_id, "Mine with us?")
+    for i in range(105):
+        notifications.notify(user_id, "system", "announcement", f"Notice {i}", link="/settings")
+    db.session.remove()
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = watch(context.new_page())
+        base = live_server.url
+        login(page, base, user_id, PASSWORD)
+        goto_live(page, f"{base}/activity")
+        assert page.locator("#notification-badge").inner_text() == "106"  # the friend request is one more
+        assert page.locator("#friend-requests-badge").inner_text() == "1"
+        for viewport in (TABLETS[1], DESKTOP):
+            page.set_viewport_size(viewport)
+            assert header_lines(page) is None, viewport
+            brand, account = (page.locator(sel).bounding_box() for sel in (".topbar .brand", ".account-button"))
+            assert abs((brand["y"] + brand["height"] / 2) - (account["y"] + account["height"] / 2)) < 1
+            assert account["x"] + account["width"] <= viewport["width"] and overflow(page) is None
+            assert not page.locator(".menu-button").is_visible()
+            assert page.locator("#nav-search-q").is_visible() and page.locator("#notification-bell > summary").is_visible()
+
+        button = page.locator(".account-button")
+        settings = page.locator("#account-menu a[href='/settings']")
+        assert button.get_attribute("aria-expanded") == "false" and not settings.is_visible()
+        assert "Dorothea" in button.inner_text()
+        button.focus()
+        page.keyboard.press("Enter")
+        assert button.get_attribute("aria-expanded") == "true" and settings.is_visible()
+        assert page.locator("#account-menu button", has_text="Log out").is_visible()
+        assert axe_violations(page) == []  # the open menu too
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.closest('#account-menu') !== null")
+        page.keyboard.press("Escape")
+        assert button.get_attribute("aria-expanded") == "false" and not settings.is_visible()
+        assert page.evaluate("() => document.activeElement.classList.contains('account-button')")
+        # Space opens it too; tabbing past Log out, its last item, closes it.
+        page.keyboard.press(" ")
+        assert button.get_attribute("aria-expanded") == "true"
+        for _ in range(3):  # the profile link, Settings, Log out
+            page.keyboard.press("Tab")
+            assert button.get_attribute("aria-expanded") == "true"
+        assert page.evaluate("() => document.activeElement.textContent.trim()") == "Log out"
+        page.keyboard.press("Tab")
+        assert button.get_attribute("aria-expanded") == "false"
+        # A click outside closes it; the bell and the menu never hang open together.
+        button.click()
+        assert settings.is_visible()
+        page.mouse.click(640, 700)
+        assert button.get_attribute("aria-expanded") == "false"
+        button.click()
+        page.click("#notification-bell > summary")
+        assert button.get_attribute("aria-expanded") == "false"
+        assert page.locator("#notification-bell").evaluate("(d) => d.open")
+        page.keyboard.press("Escape")
+        # Settings from the menu.
+        button.click()
+        with page.expect_navigation():
+            settings.click()
+        assert page.url == f"{base}/settings"
+        assert page.locator("#account-menu a[href='/settings']").get_attribute("aria-current") == "page"
+        assert_clean_console(page)
+    finally:
+        context.close()
+
+
 def test_focus_stays_after_mark_read_and_delete(live_server, phone, make_user):
     user_id = make_user().user_id
     ids = [notifications.notify(user_id, "mining", "block_found", f"Block {i}").id for i in range(3)]
@@ -472,7 +582,8 @@ def test_a_pushed_notification_is_announced(live_server, phone, make_user):
 
 def test_without_javascript_the_phone_menu_is_open(live_server, browser, make_user):
     """The menu button needs app.js; without it (nojs.css through <noscript>)
-    the menu's links are shown and the button is hidden, and the page still fits."""
+    the menu's links are shown and the button is hidden, and the page still
+    fits; on a desktop the account links are shown in the row."""
     user_id = make_user().user_id
     db.session.remove()
     context = browser.new_context(viewport=PHONE, java_script_enabled=False)
@@ -483,6 +594,12 @@ def test_without_javascript_the_phone_menu_is_open(live_server, browser, make_us
         assert not page.locator(".menu-button").is_visible()
         assert page.locator("#site-menu a[href='/activity']").is_visible()
         assert page.locator("#site-menu button", has_text="Log out").is_visible()
+        assert overflow(page) is None
+        # From 1024 px the account button cannot open its drop-down: its links sit in the row instead.
+        page.set_viewport_size(DESKTOP)
+        assert not page.locator(".account-button").is_visible()
+        assert page.locator("#account-menu a[href='/settings']").is_visible()
+        assert page.locator("#account-menu button", has_text="Log out").is_visible()
         assert overflow(page) is None
     finally:
         context.close()

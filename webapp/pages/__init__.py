@@ -39,7 +39,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["REACTION_EMOJI"] = REACTION_EMOJI  # the chat's reaction picker
     app.jinja_env.globals["nav_items"] = [
         ("pages_home.index", "Home"),
-        ("pages_coops.coop", "Cooperative"),
+        ("pages_coops.coop", "My coop"),
         ("pages_discovery.directory", "Find coops"),
         ("pages_discovery.leaderboard", "Leaderboard"),
         ("pages_activity.activity", "Activity"),

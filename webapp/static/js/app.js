@@ -67,18 +67,23 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     return create(target.toString());
   };
 })();
-// ---- The phone menu and the bell: open/close by keyboard, Escape and outside clicks ----
+// ---- The phone menu, the account menu and the bell: open/close by keyboard, Escape and outside clicks ----
 // The menu button (base.html) shows and hides #site-menu on a phone (CSS reads
-// aria-expanded); from 768 px the button is hidden and the menu is a row.
+// aria-expanded); from 1024 px the button is hidden and the menu is a row whose
+// account links (#account-menu) open under .account-button the same way.
+// Escape closes the innermost open one and gives the focus back to its button.
 (function () {
   const menuButton = () => document.querySelector(".menu-button");
+  const accountButton = () => document.querySelector(".account-button");
   const bell = () => document.getElementById("notification-bell");
-  const setMenu = (open, focusButton) => {
-    const button = menuButton();
+  const setExpanded = (button, open, focusButton) => {
     if (!button) return;
     button.setAttribute("aria-expanded", open ? "true" : "false");
     if (focusButton) button.focus();
   };
+  const setMenu = (open, focusButton) => setExpanded(menuButton(), open, focusButton);
+  const setAccount = (open, focusButton) => setExpanded(accountButton(), open, focusButton);
+  const isOpen = (button) => !!button && button.getAttribute("aria-expanded") === "true";
   const closeBell = (focusSummary) => {
     const details = bell();
     if (!details || !details.open) return;
@@ -88,12 +93,20 @@ document.addEventListener("htmx:beforeSwap", (event) => {
   document.addEventListener("click", (event) => {
     const button = event.target.closest(".menu-button");
     if (button) {
-      setMenu(button.getAttribute("aria-expanded") !== "true", false);
+      setMenu(!isOpen(button), false);
+      closeBell(false);
+      return;
+    }
+    const account = event.target.closest(".account-button");
+    if (account) {
+      setAccount(!isOpen(account), false);
       closeBell(false);
       return;
     }
     const menu = document.getElementById("site-menu");
     if (menu && !menu.contains(event.target)) setMenu(false, false);
+    const accountBox = document.querySelector(".account");
+    if (accountBox && !accountBox.contains(event.target)) setAccount(false, false);
     const details = bell();
     if (details && details.open) {
       if (!details.contains(event.target)) closeBell(false);
@@ -101,12 +114,18 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     }
     if (details && event.target.closest("#notification-bell > summary")) setMenu(false, false);
   });
+  // Tabbing out of the open account menu closes it: it never hangs over the page unattended.
+  document.addEventListener("focusout", (event) => {
+    const accountBox = document.querySelector(".account");
+    if (!accountBox || !accountBox.contains(event.target) || !isOpen(accountButton())) return;
+    if (event.relatedTarget && !accountBox.contains(event.relatedTarget)) setAccount(false, false);
+  });
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
     const details = bell();
     if (details && details.open) { closeBell(true); return; }
-    const button = menuButton();
-    if (button && button.getAttribute("aria-expanded") === "true") setMenu(false, true);
+    if (isOpen(accountButton())) { setAccount(false, true); return; }
+    if (isOpen(menuButton())) setMenu(false, true);
   });
 })();
 

@@ -231,6 +231,8 @@
     };
     const aligned = [data.timestamps].concat(data.series.map((s) => s.values));
     figure._plot = new uPlot(opts, aligned, canvas);
+    // The legend is a table of one row: a phone's stacked-table layout (app.css) would make each entry a card.
+    canvas.querySelectorAll("table.u-legend").forEach((legend) => legend.classList.add("keep-table"));
     canvas.classList.add("drawn");
   }
 
