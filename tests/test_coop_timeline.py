@@ -84,3 +84,11 @@ def test_a_hidden_member_joins_as_a_member(client, make_coop, make_user, auth_he
     assert "Shy Sam" not in str(seen_by_admin)
     seen_by_sam = client.get(f"/api/coops/{coop.id}/timeline", headers=auth_headers(shy)).get_json()
     assert seen_by_sam["entries"][0]["text"] == "Shy Sam joined"
+
+
+def test_a_name_in_lower_case_stays_as_written(client, make_coop, make_user, auth_headers):
+    coop, admin, _ = make_coop()
+    plain = make_user(display_name="bc1qlower…9xyz")
+    coops.join(plain, invite_code=coop.invite_code)
+    body = client.get(f"/api/coops/{coop.id}/timeline", headers=auth_headers(admin)).get_json()
+    assert body["entries"][0]["text"] == "bc1qlower…9xyz joined"

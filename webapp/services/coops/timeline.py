@@ -136,8 +136,9 @@ def timeline(user: User, *, coop_id: int, cursor: str | None = None,
     if before is not None:
         found = [e for e in found if (e.at, e.key) < before]
     found.sort(key=lambda e: (e.at, e.key), reverse=True)
-    # A sentence may start with "a member": capitalise its first letter only.
-    page = [replace(e, text=e.text[:1].upper() + e.text[1:]) for e in found[:limit]]
+    # A sentence may start with "a member": capitalise that, never a name (bc1q…).
+    page = [replace(e, text=ANONYMOUS_MEMBER.capitalize() + e.text[len(ANONYMOUS_MEMBER):])
+            if e.text.startswith(ANONYMOUS_MEMBER) else e for e in found[:limit]]
     db.session.commit()
     return page, (encode_cursor(page[-1]) if len(found) > limit else None)
 
