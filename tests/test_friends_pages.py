@@ -22,6 +22,10 @@ def test_nav_has_search_and_live_badge_and_friends_page_forms(client, make_user,
     login_as(alice)
     page = client.get("/friends").get_data(as_text=True)
     assert 'role="search"' in page and 'id="nav-search-q"' in page
+    assert re.search(r'href="/friends" class="friends-link" aria-current="page"', page)
+    messages_page = client.get("/messages").get_data(as_text=True)
+    assert re.search(r'href="/messages" class="friends-link" aria-current="page"', messages_page)
+    assert not re.search(r'href="/friends" class="friends-link" aria-current', messages_page)
     assert 'id="friend-requests-badge"' in page and 'data-count="1"' in page
     assert "Bob Page" in page and "hello there" in page
     request_id = int(re.search(r'data-request="(\d+)"', page).group(1))
