@@ -400,3 +400,65 @@ def test_blocking_announces_the_direct_conversation_read_only_to_both(app, clien
         {alice.user_id, bob.user_id}
     for pubsub in channels.values():
         pubsub.close()
+
+
+def test_friends_again_announces_the_direct_conversation_writable_to_both(app, client, make_user, auth_headers):
+    """Unfriend (read_only), then a request accepted: both hear ``writable``
+    and may post again; after a block, an unblock alone announces nothing
+    (still not friends), the accepted request does."""
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
+    messages.post(bob.user_id, conv_id, "hi")
+    channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
+    for user_id, pubsub in channels.items():
+        pubsub.subscribe(realtime.user_channel(user_id))
+        _published(pubsub)
+
+    def events(user) -> list[tuple[str, int]]:
+        return [(e["event"], e["data"]["id"]) for e in _published(channels[user.user_id])
+                if e["type"] == "conversation"]
+
+    friends.unfriend(alice, bob.user_id)
+    assert events(alice) == events(bob) == [("read_only", conv_id)]
+    _befriend(bob, alice)
+    got = {u.user_id: [e for e in _published(channels[u.user_id]) if e["type"] == "conversation"] for u in (alice, bob)}
+    for user in (alice, bob):
+        assert [(e["event"], e["data"]["id"]) for e in got[user.user_id]] == [("writable", conv_id)]
+    assert got[alice.user_id][0]["data"]["unread_count"] == 1 and got[bob.user_id][0]["data"]["unread_count"] == 0
+    assert client.post(f"/api/conversations/{conv_id}/messages", json={"body": "back"},
+                       headers=auth_headers(alice)).status_code == 201
+    _published(channels[alice.user_id]), _published(channels[bob.user_id])
+
+    friends.block(alice, bob.user_id)
+    assert events(alice) == events(bob) == [("read_only", conv_id)]
+    friends.unblock(alice, bob.user_id)
+    assert events(alice) == events(bob) == []  # not friends yet: still read-only
+    _befriend(alice, bob)
+    assert events(alice) == events(bob) == [("writable", conv_id)]
+    for pubsub in channels.values():
+        pubsub.close()
+
+
+def test_a_conversation_page_socket_gets_the_writable_signal(live, make_user):
+    import time
+
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    friends.unfriend(bob, alice.user_id)
+    page = Client(live.ws_url(f"format=html&chat={conv_id}&token={token_of(alice)}"))
+    page.recv_text()  # the unread count, sent once subscribed
+    _befriend(alice, bob)
+    deadline = time.monotonic() + 5
+    frame = ""
+    while 'data-event="writable"' not in frame and time.monotonic() < deadline:
+        frame = page.recv_text(5)
+    assert 'data-kind="conversation"' in frame and 'data-event="writable"' in frame
+    assert f'data-conversation-id="{conv_id}"' in frame
+    page.close()
