@@ -462,3 +462,39 @@ def test_a_conversation_page_socket_gets_the_writable_signal(live, make_user):
     assert 'data-kind="conversation"' in frame and 'data-event="writable"' in frame
     assert f'data-conversation-id="{conv_id}"' in frame
     page.close()
+
+
+def test_a_blockers_group_history_marks_the_blocked_members_messages_hidden(client, make_user, auth_headers):
+    """Kept in place and shape (seqs gap-free) with ``hidden_for_viewer``
+    for the blocker only; newest first and after_seq alike."""
+    owner, pal, foe = make_user(), make_user(), make_user()
+    for friend in (pal, foe):
+        _befriend(owner, friend)
+    group_id = _start(client, auth_headers, owner, "group", [pal, foe], "Trio").get_json()["id"]
+    messages.post(owner.user_id, group_id, "one")
+    messages.post(pal.user_id, group_id, "two from pal")
+    friends.block(foe, pal.user_id)
+    messages.post(pal.user_id, group_id, "three from pal")
+    messages.post(owner.user_id, group_id, "four")
+
+    def page(user, query=""):
+        resp = client.get(f"/api/conversations/{group_id}/messages{query}", headers=auth_headers(user))
+        assert resp.status_code == 200
+        return resp.get_json()["messages"]
+
+    newest = page(foe)
+    assert [(m["seq"], m["body"], m.get("hidden_for_viewer", False)) for m in reversed(newest)] == [
+        (1, "one", False), (2, "two from pal", True), (3, "three from pal", True), (4, "four", False)]
+    assert set(newest[0]) == set(newest[1]) - {"hidden_for_viewer"}  # the same shape plus the flag
+    assert [(m["seq"], m.get("hidden_for_viewer", False)) for m in page(foe, "?after_seq=1")] == [
+        (2, True), (3, True), (4, False)]
+    for other in (owner, pal):
+        assert not any("hidden_for_viewer" in m for m in page(other))
+    # The list of conversations: the last message is marked the same way.
+    messages.post(pal.user_id, group_id, "five from pal")
+    listed = client.get("/api/conversations", headers=auth_headers(foe)).get_json()["conversations"]
+    assert [(c["id"], c["last_message"]["seq"], c["last_message"].get("hidden_for_viewer")) for c in listed] == [
+        (group_id, 5, True)]
+    # Unblocked: shown in full again.
+    friends.unblock(foe, pal.user_id)
+    assert not any("hidden_for_viewer" in m for m in page(foe))
