@@ -498,3 +498,81 @@ def test_a_blockers_group_history_marks_the_blocked_members_messages_hidden(clie
     # Unblocked: shown in full again.
     friends.unblock(foe, pal.user_id)
     assert not any("hidden_for_viewer" in m for m in page(foe))
+
+
+# ---- the /messages page, live ---------------------------------------------------------------
+
+
+def _frames(sock, until, timeout: float = 5.0) -> list[str]:
+    """Text frames until one satisfies ``until`` (or the time is up)."""
+    import time
+
+    import websocket
+
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (got and until(got[-1])):
+        try:
+            got.append(sock.recv_text(max(0.05, deadline - time.monotonic())))
+        except websocket.WebSocketTimeoutException:
+            break
+    return got
+
+
+def test_the_messages_page_socket_refreshes_its_list_and_announces_once(live, make_user):
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob, carol = (make_user(display_name=n) for n in ("Alice Live", "Bob Live", "Carol Live"))
+    _befriend(alice, bob)
+    _befriend(carol, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    page = Client(live.ws_url(f"format=html&messages=1&token={token_of(bob)}"))
+    page.recv_text()  # the unread count, sent once subscribed
+    refresh = 'id="messages-refresh"'
+
+    messages.post(alice.user_id, conv_id, "hello bob")
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and 'hx-get="/messages/live"' in got[-1] and 'hx-trigger="load"' in got[-1]
+    assert "New message from Alice Live" in got[-1] and 'id="messages-announcer" hx-swap-oob="innerHTML"' in got[-1]
+    # Bob's own read in another tab: the list again, nothing read out.
+    messages.mark_read(bob.user_id, conv_id, 1)
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and "messages-announcer" not in got[-1]
+    # Alice's read of the same conversation changes nothing in Bob's list.
+    messages.post(bob.user_id, conv_id, "hi alice")  # Bob's own message: refreshed, not announced
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and "messages-announcer" not in got[-1]
+    messages.mark_read(alice.user_id, conv_id, 2)
+    # A new conversation (Carol starts one): it appears, through the same refresh.
+    direct_messages.start(carol, "direct", [bob.user_id])
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and "messages-announcer" not in got[-1]
+    assert not any(refresh in f for f in got[:-1])  # Alice's read made no frame before it
+    # Typing is not shown in the list: no frame.
+    messages.typing(alice.user_id, conv_id)
+    assert _frames(page, lambda f: True, timeout=1.0) == []
+    page.close()
+
+
+def test_the_messages_live_fragment_is_the_list_out_of_band(client, make_user, login_as):
+    from webapp.services import direct_messages
+
+    alice, bob = make_user(display_name="Alice Frag"), make_user(display_name="Bob Frag")
+    _befriend(alice, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    messages.post(alice.user_id, conv_id, "first")
+    messages.post(alice.user_id, conv_id, "second words")
+    login_as(bob)
+    page = client.get("/messages").get_data(as_text=True)
+    assert 'id="messages-announcer" class="visually-hidden" role="status" aria-live="polite"' in page
+    assert '<div id="conversation-list">' in page
+    live_list = client.get("/messages/live").get_data(as_text=True)
+    assert live_list.lstrip().startswith('<div id="conversation-list" hx-swap-oob="true">')
+    row = live_list.split(f'id="conversation-{conv_id}"')[1].split("</li>")[0]
+    assert 'aria-label="2 unread"' in row and "Alice Frag:" in row and "second words" in row and "<time" in row
+    messages.mark_read(bob.user_id, conv_id, 2)
+    row = client.get("/messages/live").get_data(as_text=True).split(f'id="conversation-{conv_id}"')[1]
+    assert "unread" not in row.split("</li>")[0]
