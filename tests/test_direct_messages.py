@@ -576,3 +576,26 @@ def test_the_messages_live_fragment_is_the_list_out_of_band(client, make_user, l
     messages.mark_read(bob.user_id, conv_id, 2)
     row = client.get("/messages/live").get_data(as_text=True).split(f'id="conversation-{conv_id}"')[1]
     assert "unread" not in row.split("</li>")[0]
+
+
+def test_a_reaction_pushed_to_a_blockers_open_page_keeps_the_message_collapsed(live, make_user):
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    owner, pal, foe = make_user(), make_user(), make_user()
+    for friend in (pal, foe):
+        _befriend(owner, friend)
+    group_id = direct_messages.start(owner, "group", [pal.user_id, foe.user_id], "Trio")[0]["id"]
+    hidden = messages.post(pal.user_id, group_id, "secret words")[0]
+    friends.block(foe, pal.user_id)
+    page = Client(live.ws_url(f"format=html&chat={group_id}&token={token_of(foe)}"))
+    page.recv_text()  # the unread count, sent once subscribed
+    messages.react(owner.user_id, hidden["id"], "👍", on=True)
+    got = _frames(page, lambda f: f'id="msg-{hidden["id"]}"' in f)
+    frame = got[-1]
+    assert f'id="msg-{hidden["id"]}" class="msg hidden-for-viewer"' in frame
+    assert "Message from a miner you blocked" in frame and 'data-react' not in frame
+    assert "secret words" not in frame.split('<details class="msg-hidden">')[0]
+    page.close()
