@@ -354,6 +354,36 @@ def test_the_messages_list_is_live_and_the_composer_comes_back_with_the_friendsh
         assert_clean_console(p)
 
 
+def test_a_blockers_group_page_shows_the_blocked_members_messages_on_demand(live_server, phones, make_user):
+    owner = make_user(display_name="Olga Owner")
+    pal = make_user(display_name="Pavel Pal")
+    foe = make_user(display_name="Fiona Foe")
+    befriend(owner, pal)
+    befriend(owner, foe)
+    group, _ = direct_messages.start(owner, ConversationKind.GROUP, [pal.user_id, foe.user_id], "Trio")
+    gid = group["id"]
+    messages.post(owner.user_id, gid, "hello all")
+    hidden = messages.post(pal.user_id, gid, "words foe chose not to see")[0]
+    friends.block(foe, pal.user_id)
+    foe_id = foe.user_id
+    db.session.remove()
+    f = phones()
+    login(f, live_server.url, foe_id, PASSWORD)
+    goto_live(f, f"{live_server.url}/conversations/{gid}", timeout=15)
+    item = f.locator(f"#msg-{hidden['id']}")
+    assert " ".join(item.inner_text().split()) == \
+        "Message from a miner you blocked Show the message from a miner you blocked"  # the summary's hidden words
+    assert not item.locator(".msg-hidden .msg-body").is_visible()
+    # From the keyboard: the "Show" disclosure opens with Enter.
+    item.locator("summary").focus()
+    f.keyboard.press("Enter")
+    assert item.locator(".msg-hidden .msg-body").inner_text() == "words foe chose not to see"
+    assert item.locator(".msg-hidden .msg-author").inner_text() == "Pavel Pal"
+    assert log_texts(f)[0] == "hello all"
+    assert axe_violations(f) == []
+    assert_clean_console(f)
+
+
 # ---- c. a block mid-conversation -----------------------------------------------------------------
 
 
