@@ -535,7 +535,7 @@ def test_the_messages_page_socket_refreshes_its_list_and_announces_once(live, ma
 
     messages.post(alice.user_id, conv_id, "hello bob")
     got = _frames(page, lambda f: refresh in f)
-    assert refresh in got[-1] and 'hx-get="/messages/live"' in got[-1] and 'hx-trigger="load"' in got[-1]
+    assert refresh in got[-1] and 'hx-get="/messages/live"' in got[-1] and 'hx-trigger="load delay:250ms"' in got[-1]
     assert "New message from Alice Live" in got[-1] and 'id="messages-announcer" hx-swap-oob="innerHTML"' in got[-1]
     # Bob's own read in another tab: the list again, nothing read out.
     messages.mark_read(bob.user_id, conv_id, 1)
