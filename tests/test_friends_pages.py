@@ -219,7 +219,7 @@ def test_a_blocker_sees_the_blocked_members_group_messages_collapsed(client, mak
     assert item.lstrip().startswith('class="msg hidden-for-viewer"')
     assert "Message from a miner you blocked" in item
     # The words only behind the closed "Show" disclosure, with no actions.
-    assert re.search(r'<details class="msg-hidden">\s*<summary>Show', item)
+    assert re.search(r'<details class="msg-hidden">\s*<summary><span class="when-closed">Show</span>', item)
     assert "secret words" in item.split('<details class="msg-hidden">')[1]
     assert "secret words" not in item.split('<details class="msg-hidden">')[0]
     assert 'data-action="reply"' not in item and "data-react" not in item

@@ -379,6 +379,7 @@ def test_a_blockers_group_page_shows_the_blocked_members_messages_on_demand(live
     f.keyboard.press("Enter")
     assert item.locator(".msg-hidden .msg-body").inner_text() == "words foe chose not to see"
     assert item.locator(".msg-hidden .msg-author").inner_text() == "Pavel Pal"
+    assert item.locator("summary").inner_text().startswith("Hide")
     assert log_texts(f)[0] == "hello all"
     assert axe_violations(f) == []
     assert_clean_console(f)
