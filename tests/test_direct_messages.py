@@ -400,3 +400,202 @@ def test_blocking_announces_the_direct_conversation_read_only_to_both(app, clien
         {alice.user_id, bob.user_id}
     for pubsub in channels.values():
         pubsub.close()
+
+
+def test_friends_again_announces_the_direct_conversation_writable_to_both(app, client, make_user, auth_headers):
+    """Unfriend (read_only), then a request accepted: both hear ``writable``
+    and may post again; after a block, an unblock alone announces nothing
+    (still not friends), the accepted request does."""
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
+    messages.post(bob.user_id, conv_id, "hi")
+    channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
+    for user_id, pubsub in channels.items():
+        pubsub.subscribe(realtime.user_channel(user_id))
+        _published(pubsub)
+
+    def events(user) -> list[tuple[str, int]]:
+        return [(e["event"], e["data"]["id"]) for e in _published(channels[user.user_id])
+                if e["type"] == "conversation"]
+
+    friends.unfriend(alice, bob.user_id)
+    assert events(alice) == events(bob) == [("read_only", conv_id)]
+    _befriend(bob, alice)
+    got = {u.user_id: [e for e in _published(channels[u.user_id]) if e["type"] == "conversation"] for u in (alice, bob)}
+    for user in (alice, bob):
+        assert [(e["event"], e["data"]["id"]) for e in got[user.user_id]] == [("writable", conv_id)]
+    assert got[alice.user_id][0]["data"]["unread_count"] == 1 and got[bob.user_id][0]["data"]["unread_count"] == 0
+    assert client.post(f"/api/conversations/{conv_id}/messages", json={"body": "back"},
+                       headers=auth_headers(alice)).status_code == 201
+    _published(channels[alice.user_id]), _published(channels[bob.user_id])
+
+    friends.block(alice, bob.user_id)
+    assert events(alice) == events(bob) == [("read_only", conv_id)]
+    friends.unblock(alice, bob.user_id)
+    assert events(alice) == events(bob) == []  # not friends yet: still read-only
+    _befriend(alice, bob)
+    assert events(alice) == events(bob) == [("writable", conv_id)]
+    for pubsub in channels.values():
+        pubsub.close()
+
+
+def test_a_conversation_page_socket_gets_the_writable_signal(live, make_user):
+    import time
+
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    friends.unfriend(bob, alice.user_id)
+    page = Client(live.ws_url(f"format=html&chat={conv_id}&token={token_of(alice)}"))
+    page.recv_text()  # the unread count, sent once subscribed
+    _befriend(alice, bob)
+    deadline = time.monotonic() + 5
+    frame = ""
+    while 'data-event="writable"' not in frame and time.monotonic() < deadline:
+        frame = page.recv_text(5)
+    assert 'data-kind="conversation"' in frame and 'data-event="writable"' in frame
+    assert f'data-conversation-id="{conv_id}"' in frame
+    page.close()
+
+
+def test_a_blockers_group_history_marks_the_blocked_members_messages_hidden(client, make_user, auth_headers):
+    """Kept in place and shape (seqs gap-free) with ``hidden_for_viewer``
+    for the blocker only; newest first and after_seq alike."""
+    owner, pal, foe = make_user(), make_user(), make_user()
+    for friend in (pal, foe):
+        _befriend(owner, friend)
+    group_id = _start(client, auth_headers, owner, "group", [pal, foe], "Trio").get_json()["id"]
+    messages.post(owner.user_id, group_id, "one")
+    messages.post(pal.user_id, group_id, "two from pal")
+    friends.block(foe, pal.user_id)
+    messages.post(pal.user_id, group_id, "three from pal")
+    messages.post(owner.user_id, group_id, "four")
+
+    def page(user, query=""):
+        resp = client.get(f"/api/conversations/{group_id}/messages{query}", headers=auth_headers(user))
+        assert resp.status_code == 200
+        return resp.get_json()["messages"]
+
+    newest = page(foe)
+    assert [(m["seq"], m["body"], m.get("hidden_for_viewer", False)) for m in reversed(newest)] == [
+        (1, "one", False), (2, "two from pal", True), (3, "three from pal", True), (4, "four", False)]
+    assert set(newest[0]) == set(newest[1]) - {"hidden_for_viewer"}  # the same shape plus the flag
+    assert [(m["seq"], m.get("hidden_for_viewer", False)) for m in page(foe, "?after_seq=1")] == [
+        (2, True), (3, True), (4, False)]
+    for other in (owner, pal):
+        assert not any("hidden_for_viewer" in m for m in page(other))
+    # The list of conversations: the last message is marked the same way.
+    messages.post(pal.user_id, group_id, "five from pal")
+    listed = client.get("/api/conversations", headers=auth_headers(foe)).get_json()["conversations"]
+    assert [(c["id"], c["last_message"]["seq"], c["last_message"].get("hidden_for_viewer")) for c in listed] == [
+        (group_id, 5, True)]
+    # Unblocked: shown in full again.
+    friends.unblock(foe, pal.user_id)
+    assert not any("hidden_for_viewer" in m for m in page(foe))
+
+
+# ---- the /messages page, live ---------------------------------------------------------------
+
+
+def _frames(sock, until, timeout: float = 5.0) -> list[str]:
+    """Text frames until one satisfies ``until`` (or the time is up)."""
+    import time
+
+    import websocket
+
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (got and until(got[-1])):
+        try:
+            got.append(sock.recv_text(max(0.05, deadline - time.monotonic())))
+        except websocket.WebSocketTimeoutException:
+            break
+    return got
+
+
+def test_the_messages_page_socket_refreshes_its_list_and_announces_once(live, make_user):
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    alice, bob, carol = (make_user(display_name=n) for n in ("Alice Live", "Bob Live", "Carol Live"))
+    _befriend(alice, bob)
+    _befriend(carol, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    page = Client(live.ws_url(f"format=html&messages=1&token={token_of(bob)}"))
+    page.recv_text()  # the unread count, sent once subscribed
+    refresh = 'id="messages-refresh"'
+
+    messages.post(alice.user_id, conv_id, "hello bob")
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and 'hx-get="/messages/live"' in got[-1] and 'hx-trigger="load delay:250ms"' in got[-1]
+    assert "New message from Alice Live" in got[-1] and 'id="messages-announcer" hx-swap-oob="innerHTML"' in got[-1]
+    # Bob's own read in another tab: the list again, nothing read out.
+    messages.mark_read(bob.user_id, conv_id, 1)
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and "messages-announcer" not in got[-1]
+    # Alice's read of the same conversation changes nothing in Bob's list.
+    messages.post(bob.user_id, conv_id, "hi alice")  # Bob's own message: refreshed, not announced
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and "messages-announcer" not in got[-1]
+    messages.mark_read(alice.user_id, conv_id, 2)
+    # A new conversation (Carol starts one): it appears, through the same refresh.
+    direct_messages.start(carol, "direct", [bob.user_id])
+    got = _frames(page, lambda f: refresh in f)
+    assert refresh in got[-1] and "messages-announcer" not in got[-1]
+    assert not any(refresh in f for f in got[:-1])  # Alice's read made no frame before it
+    # Typing is not shown in the list: no frame.
+    messages.typing(alice.user_id, conv_id)
+    assert _frames(page, lambda f: True, timeout=1.0) == []
+    page.close()
+
+
+def test_the_messages_live_fragment_is_the_list_out_of_band(client, make_user, login_as):
+    from webapp.services import direct_messages
+
+    alice, bob = make_user(display_name="Alice Frag"), make_user(display_name="Bob Frag")
+    _befriend(alice, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    messages.post(alice.user_id, conv_id, "first")
+    messages.post(alice.user_id, conv_id, "second words")
+    login_as(bob)
+    page = client.get("/messages").get_data(as_text=True)
+    assert 'id="messages-announcer" class="visually-hidden" role="status" aria-live="polite"' in page
+    assert '<div id="conversation-list">' in page
+    live_list = client.get("/messages/live").get_data(as_text=True)
+    assert live_list.lstrip().startswith('<div id="conversation-list" hx-swap-oob="true">')
+    row = live_list.split(f'id="conversation-{conv_id}"')[1].split("</li>")[0]
+    assert 'aria-label="2 unread"' in row and "Alice Frag:" in row and "second words" in row and "<time" in row
+    messages.mark_read(bob.user_id, conv_id, 2)
+    row = client.get("/messages/live").get_data(as_text=True).split(f'id="conversation-{conv_id}"')[1]
+    assert "unread" not in row.split("</li>")[0]
+
+
+def test_a_reaction_pushed_to_a_blockers_open_page_keeps_the_message_collapsed(live, make_user):
+    from webapp.services import direct_messages
+
+    from .builders import token_of
+    from .wshelpers import Client
+
+    owner, pal, foe = make_user(), make_user(), make_user()
+    for friend in (pal, foe):
+        _befriend(owner, friend)
+    group_id = direct_messages.start(owner, "group", [pal.user_id, foe.user_id], "Trio")[0]["id"]
+    hidden = messages.post(pal.user_id, group_id, "secret words")[0]
+    friends.block(foe, pal.user_id)
+    page = Client(live.ws_url(f"format=html&chat={group_id}&token={token_of(foe)}"))
+    page.recv_text()  # the unread count, sent once subscribed
+    messages.react(owner.user_id, hidden["id"], "👍", on=True)
+    got = _frames(page, lambda f: f'id="msg-{hidden["id"]}"' in f)
+    frame = got[-1]
+    assert f'id="msg-{hidden["id"]}" class="msg hidden-for-viewer"' in frame
+    assert "Message from a miner you blocked" in frame and 'data-react' not in frame
+    assert "secret words" not in frame.split('<details class="msg-hidden">')[0]
+    page.close()

@@ -204,3 +204,35 @@ def test_the_groups_creator_adds_a_friend_from_its_page(client, make_user, login
                         follow_redirects=True).get_data(as_text=True)
     assert "Added to the group." in added and f'data-user-id="{foe_id}"' in added
     assert 'id="group-add"' not in added  # every friend is in it now
+
+
+def test_a_blocker_sees_the_blocked_members_group_messages_collapsed(client, make_user, login_as):
+    from webapp.services import direct_messages, messages
+
+    owner, pal, foe = (make_user(display_name=n) for n in ("Owner Hid", "Pal Hid", "Foe Hid"))
+    for friend in (pal, foe):
+        row, _ = friends.send_request(owner, friend.user_id)
+        friends.accept(friend, row.id)
+    group_id = direct_messages.start(owner, "group", [pal.user_id, foe.user_id], "Trio")[0]["id"]
+    messages.post(owner.user_id, group_id, "hello all")
+    hidden = messages.post(pal.user_id, group_id, "secret words")[0]
+    friends.block(foe, pal.user_id)
+    login_as(foe)
+    html = client.get(f"/conversations/{group_id}").get_data(as_text=True)
+    item = html.split(f'id="msg-{hidden["id"]}"')[1].split("</li>")[0]
+    assert item.lstrip().startswith('class="msg hidden-for-viewer"')
+    assert "Message from a miner you blocked" in item
+    # The words only behind the closed "Show" disclosure, with no actions.
+    assert re.search(r'<details class="msg-hidden">\s*<summary><span class="when-closed">Show</span>', item)
+    assert "secret words" in item.split('<details class="msg-hidden">')[1]
+    assert "secret words" not in item.split('<details class="msg-hidden">')[0]
+    assert 'data-action="reply"' not in item and "data-react" not in item
+    assert f'data-seq="{hidden["seq"]}"' in html  # it keeps its place
+    # Others' messages are as before; the owner sees Pal's in full.
+    assert "hello all" in html and html.count("Message from a miner you blocked") == 1
+    login_as(owner)
+    assert "Message from a miner you blocked" not in client.get(f"/conversations/{group_id}").get_data(as_text=True)
+    # /messages: the last message's words are not shown to the blocker.
+    login_as(foe)
+    listing = client.get("/messages").get_data(as_text=True)
+    assert "secret words" not in listing and "Message from a miner you blocked" in listing

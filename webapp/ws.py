@@ -153,6 +153,8 @@ def socket(ws) -> None:
         # HTML mode: the chat page of one conversation (its id).
         page_chat=int(request.args["chat"]) if inputs.is_ascii_int(request.args.get("chat"))
         and 0 < len(request.args["chat"]) <= 10 else None,
+        # HTML mode: the /messages page (the list of conversations, ws_chat.py).
+        page_messages=request.args.get("messages") == "1",
     ).run()
 
 
@@ -189,7 +191,7 @@ class SocketSession(ChatSocket):
     def __init__(self, ws, user_id: str, *, html: bool, since: int | None, since_seq: int | None = None,
                  credential: Credential | None = None,
                  page_list: bool = False, page_category: str | None = None, page_coop: str | None = None,
-                 page_chat: int | None = None) -> None:
+                 page_chat: int | None = None, page_messages: bool = False) -> None:
         self.ws = ws
         self.user_id = user_id
         self.credential = credential
@@ -208,6 +210,7 @@ class SocketSession(ChatSocket):
         # plus one per unread row sent above that snapshot's watermark.
         self.count = 0
         self.init_chat(page_chat)
+        self.page_messages = page_messages
 
     def run(self) -> None:
         # The app itself, not the proxy (it outlives this context); Flask types

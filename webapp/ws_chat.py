@@ -44,6 +44,7 @@ class ChatSocket:
     user_id: str
     html: bool
     page_chat: int | None
+    page_messages: bool  # the /messages page (HTML mode), set by ws.SocketSession
     ws: Any  # the flask-sock socket, set by ws.SocketSession
 
     def init_chat(self, page_chat: int | None) -> None:
@@ -51,6 +52,7 @@ class ChatSocket:
         self.chat_seq: dict[int, int] = {}  # conversation -> highest seq sent
         self.chat_closed: set[int] = set()  # conversations this user was removed from
         self.presence_at = 0.0
+        self.messages_announced: dict[int, int] = {}  # /messages page: conversation -> highest seq seen
         self.page_members: set[str] = set()  # of page_chat, read again on a miss (``_on_page``)
         # The chat page shows Delete on others' messages to the coop's moderators.
         self.chat_moderator = False
@@ -89,12 +91,14 @@ class ChatSocket:
 
     def on_chat_push(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if self.html and self.page_messages:
+            self.messages_page_push(message)
         if kind == conversations.MESSAGE:
             self.on_chat_message(message["data"])
         elif kind == conversations.MESSAGE_UPDATED:
             data = message["data"]
             if self._follows(data["conversation_id"]):
-                self.send_chat(message, "message_updated", m=data)
+                self.send_chat(message, "message_updated", m=self._as_seen(data))
         elif kind in (conversations.TYPING, conversations.READ):
             if self._follows(message["conversation_id"]):
                 self.send_chat(message, kind, signal=message)
@@ -103,6 +107,31 @@ class ChatSocket:
                 self.send_chat(message, "presence", signal=message)
         elif kind == conversations.CONVERSATION:
             self.on_conversation(message)
+
+    def messages_page_push(self, message: dict[str, Any]) -> None:
+        """HTML mode, the /messages page (``?messages=1``): a message (new or
+        changed), the caller's own read (another tab) or a conversation
+        change makes the page fetch its list again
+        (friends/_messages_refresh.html; no DB work here). A new message
+        from someone else is announced once: "New message from <name>"
+        (never twice for one seq: a repeated push, or a later re-render)."""
+        kind = message.get("type")
+        announce = None
+        if kind == conversations.MESSAGE:
+            data = message["data"]
+            sender = data.get("sender") or {}
+            cid, seq = data["conversation_id"], data["seq"]
+            if seq <= self.messages_announced.get(cid, 0):
+                return  # a duplicate push: the page has it already
+            self.messages_announced[cid] = seq
+            if sender.get("user_id") != self.user_id:
+                announce = f"New message from {sender.get('display_name') or 'a miner'}"
+        elif kind == conversations.READ:
+            if message.get("user_id") != self.user_id:
+                return  # someone else's read changes nothing in this list
+        elif kind not in (conversations.MESSAGE_UPDATED, conversations.CONVERSATION):
+            return  # typing, presence: not shown in the list
+        self.ws.send(render_template("friends/_messages_refresh.html", announce=announce))
 
     def _on_page(self, user_id: object) -> bool:
         """Whether the chat page shows ``user_id`` (a presence fragment for
@@ -179,6 +208,18 @@ class ChatSocket:
                 after = rows[-1]["seq"]
         finally:
             db.session.remove()
+
+    def _as_seen(self, data: dict[str, Any]) -> dict[str, Any]:
+        """HTML mode: an update (a reaction, a tombstone) of a group message
+        from a miner this user blocked stays collapsed on the page, as the
+        history shows it (``message_history.mark_hidden``)."""
+        if not self.html:
+            return data
+        try:
+            hidden = (data.get("sender") or {}).get("user_id") in self._blocked_senders(data["conversation_id"])
+        finally:
+            db.session.remove()  # hold no DB connection while waiting
+        return {**data, "hidden_for_viewer": True} if hidden else data
 
     def _blocked_senders(self, cid: int) -> set[str]:
         """Whom this user blocked, for a group conversation; else nobody."""

@@ -7,6 +7,11 @@ the app's CSP, on a phone (390 px wide), two miners in two browser contexts:
 - a direct conversation opened from a friend's profile and from /messages:
   messages both ways arrive live, /messages shows the reader's unread count
   until they read it;
+- /messages live: a message in any of the miner's conversations updates
+  its row (last message, time, unread badge) and moves it to the top, a read
+  in another tab lowers the badge, a new conversation appears, each new
+  message is read out once, the keyboard focus stays put; an unfriend and a
+  new friendship take the composer away and bring it back on an open page;
 - a block mid-conversation: both open pages turn read-only live, nothing the
   blocker sends any more reaches the other, to whom the blocker's profile is
   the page of a missing account;
@@ -25,6 +30,7 @@ import time
 import pytest
 
 from webapp.extensions import db
+from webapp.models import User
 from webapp.services import direct_messages, friends, messages, profile_edit
 from webapp.vocabulary import ConversationKind
 
@@ -244,6 +250,139 @@ def test_direct_conversation_live_both_ways_with_unread_counts(live_server, phon
     for p in (a, b):
         assert p.evaluate("window.__pwned === undefined")
         assert_clean_console(p)
+
+
+# ---- b2. /messages, live -------------------------------------------------------------------------
+
+
+def row_order(page) -> list[str]:
+    return [li.get_attribute("data-conversation") for li in page.locator("#conversations > li").all()]
+
+
+def wait_row(page, cid: int, unread: str, last: str | None = None) -> None:
+    """Wait until the row of ``cid`` shows ``unread`` ("" for no badge) and,
+    when given, ``last`` as its last message."""
+    deadline = time.monotonic() + LIVE / 1000
+    while time.monotonic() < deadline:
+        row = page.locator(f"#conversation-{cid}")
+        if row.count():
+            badge = row.locator(".unread-count")
+            got = badge.inner_text().strip() if badge.count() else ""
+            text = " ".join(row.locator(".request-message").inner_text().split()) \
+                if row.locator(".request-message").count() else ""
+            if got == unread and (last is None or text == last):
+                return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"row {cid} never showed unread={unread!r} last={last!r}: {conversation_rows(page)}")
+
+
+def test_the_messages_list_is_live_and_the_composer_comes_back_with_the_friendship(live_server, phones, make_user):
+    alice = make_user(display_name="Alice Hashwell")
+    bob = make_user(display_name="Bobby Blockfinder")
+    carol = make_user(display_name="Carol Coinbase")
+    befriend(alice, bob)
+    befriend(carol, bob)
+    befriend(alice, carol)
+    direct, _ = direct_messages.start(alice, ConversationKind.DIRECT, [bob.user_id])
+    cid = direct["id"]
+    messages.post(alice.user_id, cid, "gm bob")
+    messages.mark_read(bob.user_id, cid, 1)
+    group, _ = direct_messages.start(alice, ConversationKind.GROUP, [bob.user_id, carol.user_id], "Hash club")
+    gid = group["id"]
+    messages.post(carol.user_id, gid, "welcome all")  # the group is the newest: first on the list
+    alice_id, bob_id = alice.user_id, bob.user_id
+    carol_row = db.session.get(User, carol.user_id)
+    db.session.remove()
+    a, b = phones(), phones()
+    login(a, live_server.url, alice_id, PASSWORD)
+    login(b, live_server.url, bob_id, PASSWORD)
+    goto_live(b, f"{live_server.url}/messages", timeout=15)
+    goto_live(a, f"{live_server.url}/conversations/{cid}", timeout=15)
+    b.evaluate("() => { window.__sameMessagesPage = true; }")
+    assert row_order(b) == [str(gid), str(cid)]
+    assert conversation_rows(b)["Alice Hashwell"] == {"kind": "direct", "unread": "", "last": "Alice Hashwell: gm bob"}
+    assert conversation_rows(b)["Hash club"]["unread"] == "1"
+    # Bob's keyboard is on the direct conversation's link while the list changes.
+    b.focus(f"[data-conversation-link='{cid}']")
+
+    # Alice sends twice: Bob's row counts them, shows the newest and moves up.
+    send(a, "found a **block** yet?")
+    wait_row(b, cid, "1", "Alice Hashwell: found a **block** yet?")
+    assert row_order(b) == [str(cid), str(gid)]
+    send(a, "42 TH/s here")
+    wait_row(b, cid, "2", "Alice Hashwell: 42 TH/s here")
+    badge = b.locator(f"#conversation-{cid} .unread-count")
+    assert badge.inner_text() == "2" and badge.get_attribute("aria-label") == "2 unread"
+    assert b.locator(f"#conversation-{cid} .conversation-time time").count() == 1
+    # Read out once per message, politely; the focus stayed on the same conversation.
+    assert b.locator("#messages-announcer").get_attribute("aria-live") == "polite"
+    assert b.locator("#messages-announcer").inner_text() == "New message from Alice Hashwell"
+    assert b.evaluate("() => document.activeElement.dataset.conversationLink") == str(cid)
+
+    # Bob reads it in a second tab: the first tab's badge goes, without a reload.
+    b2 = watch(b.context.new_page())
+    goto_live(b2, f"{live_server.url}/conversations/{cid}", timeout=15)
+    wait_row(b, cid, "")
+    assert conversation_rows(b)["Hash club"]["unread"] == "1"
+
+    # Carol starts a direct conversation with Bob and writes: it appears on top.
+    started, _ = direct_messages.start(carol_row, ConversationKind.DIRECT, [bob_id])
+    db.session.remove()
+    b.wait_for_selector(f"#conversation-{started['id']}", timeout=LIVE)
+    messages.post(carol_row.user_id, started["id"], "hi bob, carol here")
+    db.session.remove()
+    wait_row(b, started["id"], "1", "Carol Coinbase: hi bob, carol here")
+    assert row_order(b)[0] == str(started["id"])
+    b.wait_for_function("() => document.getElementById('messages-announcer').textContent === "
+                        "'New message from Carol Coinbase'", timeout=LIVE)
+    assert b.evaluate("() => window.__sameMessagesPage") is True  # never reloaded
+    assert axe_violations(b) == []
+
+    # The friendship ends and comes back: Alice's open page loses and regains its composer.
+    friends.unfriend(db.session.get(User, bob_id), alice_id)
+    db.session.remove()
+    a.wait_for_selector("#chat-read-only:not([hidden])", timeout=LIVE)
+    assert a.locator("#chat-composer").is_hidden()
+    befriend(db.session.get(User, bob_id), db.session.get(User, alice_id))
+    db.session.remove()
+    a.wait_for_selector("#chat-composer:not([hidden])", timeout=LIVE)
+    assert a.locator("#chat-read-only").is_hidden() and a.locator("#chat-body").is_enabled()
+    send(a, "friends again")
+    wait_message(b2, "friends again")
+    for p in (a, b, b2):
+        assert p.evaluate("window.__pwned === undefined")
+        assert_clean_console(p)
+
+
+def test_a_blockers_group_page_shows_the_blocked_members_messages_on_demand(live_server, phones, make_user):
+    owner = make_user(display_name="Olga Owner")
+    pal = make_user(display_name="Pavel Pal")
+    foe = make_user(display_name="Fiona Foe")
+    befriend(owner, pal)
+    befriend(owner, foe)
+    group, _ = direct_messages.start(owner, ConversationKind.GROUP, [pal.user_id, foe.user_id], "Trio")
+    gid = group["id"]
+    messages.post(owner.user_id, gid, "hello all")
+    hidden = messages.post(pal.user_id, gid, "words foe chose not to see")[0]
+    friends.block(foe, pal.user_id)
+    foe_id = foe.user_id
+    db.session.remove()
+    f = phones()
+    login(f, live_server.url, foe_id, PASSWORD)
+    goto_live(f, f"{live_server.url}/conversations/{gid}", timeout=15)
+    item = f.locator(f"#msg-{hidden['id']}")
+    assert " ".join(item.inner_text().split()) == \
+        "Message from a miner you blocked Show the message from a miner you blocked"  # the summary's hidden words
+    assert not item.locator(".msg-hidden .msg-body").is_visible()
+    # From the keyboard: the "Show" disclosure opens with Enter.
+    item.locator("summary").focus()
+    f.keyboard.press("Enter")
+    assert item.locator(".msg-hidden .msg-body").inner_text() == "words foe chose not to see"
+    assert item.locator(".msg-hidden .msg-author").inner_text() == "Pavel Pal"
+    assert item.locator("summary").inner_text().startswith("Hide")
+    assert log_texts(f)[0] == "hello all"
+    assert axe_violations(f) == []
+    assert_clean_console(f)
 
 
 # ---- c. a block mid-conversation -----------------------------------------------------------------

@@ -58,7 +58,7 @@ NOT_PAGES = {"pages_activity.page", "pages_activity.new", "pages_coops.members",
              "pages_moderation.audit", "pages_coops.live", "pages_home.progress", "pages_settings.service_worker",
              "pages_media.media_file", "pages_chat.older", "pages_discovery.coop_timeline", "pages_your_data.export",
              "pages_discovery.coop_leaderboard", "pages_chat.message", "pages_chat.edit_form",
-             "pages_friends.conversation_older"}
+             "pages_friends.conversation_older", "pages_friends.messages_live"}
 
 
 @dataclass

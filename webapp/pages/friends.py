@@ -151,6 +151,17 @@ def messages_page():
     return render_template("friends/messages.html", conversations=items, friends=listed)
 
 
+@bp.get("/messages/live")
+@login_required
+def messages_live():
+    """The list of /messages again, out of band (friends/_conversations.html),
+    fetched once by htmx when the page's socket says a conversation changed
+    (friends/_messages_refresh.html): a new message, a read in another tab,
+    a conversation joined or left."""
+    items, _ = messages.list_conversations(current_user.user_id, limit=100)
+    return render_template("friends/_conversations.html", conversations=items, oob=True)
+
+
 # ---- direct and group conversations ---------------------------------------------------
 # The chat page's parts (chat/_message.html, chat.js, the page's socket with
 # ``chat=<id>``) for a direct or group conversation: /conversations/<id>.

@@ -60,6 +60,7 @@ READ = "read"
 # Why a ``conversation`` event went out (an extra ``event`` key).
 JOINED, LEFT, REMOVED, RENAMED, ARCHIVED = "joined", "left", "removed", "renamed", "archived"
 READ_ONLY = "read_only"  # a direct conversation after a block or an unfriend: members stay, posting stops
+WRITABLE = "writable"  # the same direct conversation once they are friends again: posting resumes
 
 
 def is_current_member():
@@ -352,16 +353,17 @@ def coop_dissolved(coop_id: int) -> None:
 
 def announce_member_on_commit(conversation_id: int, user_id: str, event: str) -> None:
     """After the commit, tell ``user_id``'s sockets ``{"type": "conversation",
-    "event": <joined|left|removed|archived|read_only>, "data": conversation}``;
-    the data is read at the commit (a member's own view for ``joined`` and
-    ``read_only``; for the others, the conversation without them)."""
+    "event": <joined|left|removed|archived|read_only|writable>, "data":
+    conversation}``; the data is read at the commit (a member's own view for
+    ``joined``, ``read_only`` and ``writable``; for the others, the
+    conversation without them)."""
 
     def prepare() -> None:
         conversation = db.session.get(Conversation, conversation_id, populate_existing=True)
         if conversation is None:
             return
         row = db.session.get(ConversationMember, (conversation_id, user_id))
-        data = conversation_dict(conversation, row if event in (JOINED, READ_ONLY) else None)
+        data = conversation_dict(conversation, row if event in (JOINED, READ_ONLY, WRITABLE) else None)
         message = {"type": CONVERSATION, "event": event, "data": data}
         transactions.after_commit(lambda: publish_many([user_id], message))
 

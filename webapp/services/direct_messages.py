@@ -25,7 +25,10 @@ notification batching.
   other miner from the groups the actor created, so their open sockets stop
   receiving those conversations at once (``conversations.remove_member``),
   and their direct conversation is announced to both as a ``conversation``
-  event ``read_only`` (open pages put the composer away).
+  event ``read_only`` (open pages put the composer away). Friends again
+  (a request accepted after an unfriend, or after an unblock): the direct
+  conversation is announced ``writable`` to both (``relationship_resumed``)
+  and open pages show the composer again.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import Conversation, ConversationMember, DirectPair, User
 from ..vocabulary import ConversationKind
-from . import accounts, conversations, inputs, relations
+from . import accounts, conversations, inputs, relations, transactions
 from .errors import Conflict, Forbidden, NotFound, ValidationError
 
 GROUP_MIN, GROUP_MAX = 3, 10  # members, the creator included
@@ -227,3 +230,23 @@ def relationship_ended(actor_id: str, other_id: str) -> None:
     if direct is not None:
         for user_id in conversations.member_ids(direct.id):
             conversations.announce_member_on_commit(direct.id, user_id, conversations.READ_ONLY)
+
+
+def relationship_resumed(a: str, b: str) -> None:
+    """A friendship (re)made, in the caller's transaction: their direct
+    conversation, if any, is announced ``writable`` to both members after
+    the commit, when neither may be refused posting any more (checked at
+    the commit, ``post_refusal``); the read-only switch's counterpart."""
+    direct = _existing_direct(a, b)
+    if direct is None:
+        return
+    conversation_id = direct.id
+
+    def prepare() -> None:
+        row = conversations.get(conversation_id)
+        members = conversations.member_ids(conversation_id)
+        if len(members) == 2 and all(post_refusal(row, m, members) is None for m in members):
+            for user_id in members:
+                conversations.announce_member_on_commit(conversation_id, user_id, conversations.WRITABLE)
+
+    transactions.before_commit(prepare)

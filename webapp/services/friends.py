@@ -168,6 +168,7 @@ def _accept(row: FriendRequest, *, actor: User) -> FriendRequest:
         member=actor.display_name,
     )
     publish_counts_on_commit(row.requester_id, row.recipient_id)
+    direct_messages.relationship_resumed(row.requester_id, row.recipient_id)  # their direct chat is writable again
     try:
         db.session.commit()
     except IntegrityError:  # already friends through another path

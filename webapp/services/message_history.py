@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Conversation, ConversationMember, Message, iso
-from . import conversations, inputs, moderation
+from ..vocabulary import ConversationKind
+from . import conversations, inputs, moderation, relations
 from .coops import MAX_COOP_ID
 from .errors import NotFound, ValidationError
 
@@ -41,7 +42,7 @@ def history(user_id: str, conversation_id: int, *, limit: object = None,
         query = query.where(Message.seq < before)
     rows = list(db.session.scalars(query.order_by(Message.seq.desc()).limit(size)))
     next_cursor = str(rows[-1].seq) if len(rows) == size and rows[-1].seq > 1 else None
-    return conversations.message_dicts(rows, user_id), next_cursor
+    return mark_hidden(conversation, conversations.message_dicts(rows, user_id), user_id), next_cursor
 
 
 def after_seq(user_id: str, conversation_id: int, after: object, *, limit: object = None,
@@ -56,7 +57,24 @@ def after_seq(user_id: str, conversation_id: int, after: object, *, limit: objec
     if up_to is not None:
         query = query.where(Message.seq <= up_to)
     rows = list(db.session.scalars(query.order_by(Message.seq).limit(size)))
-    return conversations.message_dicts(rows, user_id)
+    return mark_hidden(conversation, conversations.message_dicts(rows, user_id), user_id)
+
+
+def mark_hidden(conversation: Conversation, items: list[dict[str, Any]], viewer: str) -> list[dict[str, Any]]:
+    """In a group, the messages of members ``viewer`` blocked get
+    ``"hidden_for_viewer": true`` (API.md "Direct and group conversations"):
+    the message keeps its place and shape (sequences stay gap-free), the
+    page shows it collapsed; live pushes of them already skip the blocker
+    (``messages.post``). Other kinds, and messages of anyone else, are
+    returned unchanged. Returns ``items`` (marked in place)."""
+    if conversation.kind != ConversationKind.GROUP or not items:
+        return items
+    blocked = relations.blocked_ids(viewer)
+    if blocked:
+        for item in items:
+            if (item.get("sender") or {}).get("user_id") in blocked:
+                item["hidden_for_viewer"] = True
+    return items
 
 
 def get_conversation(user_id: str, conversation_id: int) -> dict[str, Any]:
@@ -97,6 +115,11 @@ def list_conversations(user_id: str, *, limit: object = None,
         rows = db.session.execute(query.order_by(activity.desc(), Conversation.id.desc()).limit(size)).all()
     rows = rows[:size]
     items = [_conversation_dict(c, m) for c, m in rows]
+    groups = [(c, item) for (c, _), item in zip(rows, items, strict=True)
+              if c.kind == ConversationKind.GROUP and item["last_message"] is not None]
+    if groups and relations.blocked_ids(user_id):  # a blocked member's last words stay collapsed here too
+        for conversation, item in groups:
+            mark_hidden(conversation, [item["last_message"]], user_id)
     next_cursor = f"{_micros(rows[-1][0])}.{rows[-1][0].id}" if len(rows) == size else None
     return items, next_cursor
 

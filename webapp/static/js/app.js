@@ -61,6 +61,8 @@ document.addEventListener("htmx:beforeSwap", (event) => {
       const refresh = document.getElementById("coop-refresh");
       if (refresh && refresh.dataset.coop) target.searchParams.set("coop", refresh.dataset.coop);
       // The chat page: the socket pushes this conversation's fragments (chat.js).
+      // The /messages page: the socket pushes friends/_messages_refresh.html.
+      if (document.getElementById("conversation-list")) target.searchParams.set("messages", "1");
       const chat = document.getElementById("chat");
       if (chat && chat.dataset.conversationId) target.searchParams.set("chat", chat.dataset.conversationId);
     }
@@ -236,3 +238,30 @@ document.addEventListener("DOMContentLoaded", () => {
 document.addEventListener("htmx:beforeRequest", (event) => {
   if (document.hidden && event.detail.elt.hasAttribute("data-refresh-while-visible")) event.preventDefault();
 });
+
+// ---- /messages: the list of conversations, kept live ----
+// The socket (messages=1) pushes #messages-refresh, which fetches
+// /messages/live: the list comes back out of band. After a reconnect the
+// list is fetched once (pushes may have been missed meanwhile). The focus
+// stays on the same conversation's link when the list is re-rendered.
+(function () {
+  let opened = false;
+  let focused = null;  // the data-conversation-link of the focused link
+  document.addEventListener("htmx:wsOpen", () => {
+    const list = document.getElementById("conversation-list");
+    if (list && opened && window.htmx) htmx.ajax("GET", "/messages/live", { swap: "none", source: list });
+    opened = true;
+  });
+  document.addEventListener("htmx:oobBeforeSwap", (event) => {
+    const target = event.detail.target;
+    if (!target || target.id !== "conversation-list") return;
+    const active = document.activeElement;
+    focused = active && target.contains(active) && active.dataset ? active.dataset.conversationLink || null : null;
+  });
+  document.addEventListener("htmx:oobAfterSwap", () => {
+    if (!focused) return;
+    const link = document.querySelector(`[data-conversation-link="${focused}"]`);
+    focused = null;
+    if (link && (document.activeElement === document.body || !document.activeElement)) link.focus({ preventScroll: true });
+  });
+})();

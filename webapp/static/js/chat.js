@@ -151,6 +151,12 @@
         form.hidden = true;
         typers.clear();
         renderTyping();
+      } else if (kind === "conversation" && signal.dataset.event === "writable") {
+        // Friends again: the composer comes back.
+        const note = document.getElementById("chat-read-only");
+        if (note) { note.hidden = true; note.textContent = ""; }
+        form.querySelectorAll("textarea, button").forEach((el) => { el.disabled = false; });
+        form.hidden = false;
       }
       signal.dataset.kind = "";
     }
