@@ -46,6 +46,8 @@ class MessageOut(Out):
     created_at: str
     edited_at: str | None
     deleted_at: str | None
+    # Only on messages of a member the viewer blocked (a group's history): true.
+    hidden_for_viewer: bool | None = None
 
 
 class MemberOut(Out):
