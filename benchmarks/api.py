@@ -57,7 +57,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def fill_data(env: dict, user_ids: list[str], per_user: int, heavy: int) -> None:
-    """Profiles, settings, stats and notifications as production holds them."""
+    """Profiles (bio, pronouns, location; a third show the last two to
+    everyone), settings, stats and notifications as production holds them."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
@@ -71,6 +72,11 @@ def fill_data(env: dict, user_ids: list[str], per_user: int, heavy: int) -> None
                 "UPDATE user_settings SET privacy = jsonb_build_object('publicProfile', true, "
                 "'showCountryFlag', :flag, 'showOnLeaderboard', :board) WHERE user_id = :u"),
                 {"u": user_id, "flag": i % 4 != 0, "board": i % 10 != 0})
+            conn.execute(sa.text(
+                "INSERT INTO user_profiles (user_id, name_key, bio, pronouns, location, visibility) "
+                "VALUES (:u, :k, :bio, 'they/them', 'Porto', CAST(:vis AS jsonb))"),
+                {"u": user_id, "k": f"bench{i}", "bio": "Solo miner since the halving. **Two** rigs, one _cooler_.",
+                 "vis": '{"pronouns": "public", "location": "public"}' if i % 3 == 0 else "{}"})
             conn.execute(sa.text(
                 "INSERT INTO miner_stats (user_id, total_shares, rejected_shares, best_difficulty, "
                 "best_difficulty_at, blocks_found, last_share_at, first_seen_at, updated_at) "
@@ -220,11 +226,12 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
                  for u, t in zip(user_ids, tokens, strict=True)]
         for path, headers in calls[:50]:  # warm: imports, pools, caches
             client.get(path, headers=headers)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(requests):
             path, headers = calls[i % len(calls)]
             client.get(path, headers=headers)
         plain_ms = (time.perf_counter() - started) / requests * 1000
+        plain_cpu_ms = (time.process_time() - cpu_started) / requests * 1000
         # CPU time of this process by default: on a shared machine wall time
         # mostly measures waiting for a core.
         profiler = cProfile.Profile(time.process_time) if timer == "cpu" else cProfile.Profile()
@@ -237,7 +244,8 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
         profiler.disable()
         profiled_ms = (time.perf_counter() - started) / requests * 1000
         print(f"\n== profile {label}: {requests} requests in-process, {plain_ms:.2f} ms each "
-              f"without the profiler, {profiled_ms:.2f} ms under it (wall); layers by {timer} time")
+              f"({plain_cpu_ms:.2f} ms of CPU) without the profiler, {profiled_ms:.2f} ms under it (wall); "
+              f"layers by {timer} time; load {Path('/proc/loadavg').read_text().split()[0]}")
         print(layer_report(pstats.Stats(profiler), requests))
         if top:
             out = io.StringIO()

@@ -17,7 +17,8 @@ own query — two round trips to PostgreSQL:
 - ``GET /api/notifications?limit=20``: the token lookup, then the 21 newest
   rows (keyset page) and the unread COUNT in one statement;
 - ``GET /api/public/miners/<user_id>`` (no token): the user, their privacy
-  settings and their leaderboard rank in one statement.
+  settings, their profile fields with each one's visibility (an anonymous
+  viewer sees the ``public`` ones) and their leaderboard rank in one statement.
 
 Settings: ``DATABASE_URL`` (``postgresql://``), ``SECRET_KEY``,
 ``API_TOKEN_TTL`` (seconds, default 30 days).
@@ -125,11 +126,16 @@ SELECT u.user_id, u.display_name, u.avatar_url, u.created_at, u.country_code,
        1 + (SELECT count(*) FROM users u2 JOIN miner_stats m2 ON m2.user_id = u2.user_id
             LEFT JOIN user_settings s2 ON s2.user_id = u2.user_id
             WHERE m2.best_difficulty > coalesce(m.best_difficulty, 0)
-              AND coalesce((s2.privacy->>'showOnLeaderboard')::boolean, true))
+              AND coalesce((s2.privacy->>'showOnLeaderboard')::boolean, true)),
+       p.visibility, p.bio, p.pronouns, p.location, p.banner_key
 FROM users u LEFT JOIN user_settings s ON s.user_id = u.user_id
 LEFT JOIN miner_stats m ON m.user_id = u.user_id
+LEFT JOIN user_profiles p ON p.user_id = u.user_id
 WHERE u.user_id = %s
 """
+# Each field's level when the miner set none (services/profile_fields.py).
+DEFAULT_LEVELS = {"display_name": "public", "avatar": "public", "country_code": "public", "banner": "connections",
+                  "bio": "connections", "pronouns": "connections", "location": "connections"}
 
 
 @app.get("/api/public/miners/<user_id>")
@@ -138,8 +144,21 @@ def public_profile(user_id: str):
         row = conn.execute(PROFILE, (user_id,)).fetchone()
     if row is None or not row[5]:
         abort(404)
-    body = {"user_id": row[0], "display_name": row[1], "avatar_url": row[2], "joined_at": iso(row[3])}
-    if row[6]:
+    levels = {**DEFAULT_LEVELS, **(row[9] or {})}
+
+    def public(field: str) -> bool:  # an anonymous viewer sees the public fields only
+        return levels[field] == "public"
+
+    body = {"user_id": row[0], "display_name": row[1] if public("display_name") else row[0][:10],
+            "avatar_url": row[2] if public("avatar") else None, "joined_at": iso(row[3])}
+    if public("banner"):
+        body["banner_url"] = f"/media/{row[13]}-1500.webp" if row[13] else None
+    if public("bio"):
+        body["bio"] = row[10] or ""
+    for index, field in ((11, "pronouns"), (12, "location")):
+        if public(field):
+            body[field] = row[index] or ""
+    if row[6] and public("country_code"):
         body["country_code"] = row[4]
     if row[7]:
         body["leaderboard_rank"] = row[8]

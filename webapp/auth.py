@@ -98,7 +98,9 @@ def resolve_caller() -> None:
             g.auth_mode = "bearer"
         except Unauthorized as exc:
             g.auth_error = exc
-    elif current_user.is_authenticated:
+    elif request.cookies and current_user.is_authenticated:
+        # Without any cookie there is no session and no remember cookie:
+        # anonymous, without asking Flask-Login (no loader reads anything else).
         g.user, g.auth_mode = current_user._get_current_object(), "session"
         g.auth_session_secret = g.user.auth_session_secret
 
