@@ -73,8 +73,8 @@ def fill_data(env: dict, user_ids: list[str], per_user: int, heavy: int) -> None
                 "'showCountryFlag', :flag, 'showOnLeaderboard', :board) WHERE user_id = :u"),
                 {"u": user_id, "flag": i % 4 != 0, "board": i % 10 != 0})
             conn.execute(sa.text(
-                "INSERT INTO user_profiles (user_id, name_key, bio, pronouns, location, visibility) "
-                "VALUES (:u, :k, :bio, 'they/them', 'Porto', CAST(:vis AS jsonb))"),
+                "INSERT INTO user_profiles (user_id, name_key, bio, pronouns, location, visibility, updated_at) "
+                "VALUES (:u, :k, :bio, 'they/them', 'Porto', CAST(:vis AS jsonb), now())"),
                 {"u": user_id, "k": f"bench{i}", "bio": "Solo miner since the halving. **Two** rigs, one _cooler_.",
                  "vis": '{"pronouns": "public", "location": "public"}' if i % 3 == 0 else "{}"})
             conn.execute(sa.text(

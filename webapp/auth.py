@@ -17,7 +17,8 @@ import hmac
 from collections.abc import Callable
 from functools import wraps
 
-from flask import current_app, g, request, session
+from flask import Flask, Request, current_app, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 
 from .extensions import csrf, login_manager
@@ -73,6 +74,17 @@ def log_out() -> None:
     if remember:
         session["_remember"] = remember  # Flask-Login deletes the remember cookie after the response
     g.user, g.auth_mode, g.auth_session_secret = None, None, None
+
+
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened without building its signer
+    when the request carries no session cookie (bearer and anonymous JSON
+    requests, most of the traffic): the session is then empty either way."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def csrf_exempt(view: Callable) -> Callable:
