@@ -38,16 +38,42 @@ def _privacy(user_id: str) -> dict[str, bool]:
     return preferences.merged_privacy(row.privacy if row else None)
 
 
+@functools.cache
+def _visibility_statement() -> Any:
+    """The user's stored privacy and whether they blocked the viewer, one
+    row when the user exists (parameters ``uid``, ``viewer``); built once."""
+    uid, viewer = bindparam("uid", type_=String), bindparam("viewer", type_=String)
+    users, settings, blocks = User.__table__, UserSettings.__table__, Block.__table__
+    return (
+        select(settings.c.privacy,
+               exists().where(blocks.c.blocker_id == users.c.user_id, blocks.c.blocked_id == viewer))
+        .select_from(users.outerjoin(settings, settings.c.user_id == users.c.user_id))
+        .where(users.c.user_id == uid)
+    )
+
+
+def check_visible(user_id: str, *, viewer_id: str | None = None) -> dict[str, bool]:
+    """The user's privacy settings, if ``viewer_id`` may see the profile:
+    everyone when it is public, the owner always; never a viewer the user
+    blocked. Raises NotFound (identical for missing, private and blocked,
+    and for an id that cannot exist: ``accounts.is_user_id`` is checked
+    before any query). One statement (``transactions.read``)."""
+    rows = transactions.read(_visibility_statement(), {"uid": user_id, "viewer": viewer_id}) \
+        if accounts.is_user_id(user_id) else []
+    if not rows or (viewer_id is not None and viewer_id != user_id and rows[0][1]):
+        raise NotFound()
+    privacy = preferences.merged_privacy(rows[0][0])
+    if not privacy["publicProfile"] and viewer_id != user_id:
+        raise NotFound()
+    return privacy
+
+
 def visible_user(user_id: str, *, viewer_id: str | None = None) -> tuple[User, dict[str, bool]]:
     """The user and their privacy settings, if ``viewer_id`` may see the
-    profile: everyone when it is public, the owner always. Raises NotFound
-    (identical for missing and private, and for an id that cannot exist:
-    ``accounts.is_user_id`` is checked before any query)."""
-    user = db.session.get(User, user_id) if accounts.is_user_id(user_id) else None
-    if user is None or relations.hidden_from(viewer_id, user_id):
-        raise NotFound()
-    privacy = _privacy(user_id)
-    if not privacy["publicProfile"] and viewer_id != user_id:
+    profile (``check_visible``). Raises NotFound as it does."""
+    privacy = check_visible(user_id, viewer_id=viewer_id)
+    user = db.session.get(User, user_id)
+    if user is None:  # deleted in between
         raise NotFound()
     return user, privacy
 
@@ -263,7 +289,7 @@ def public_stats(user_id: str, viewer_id: str | None = None) -> dict[str, Any]:
     """Endpoint 16: ``{"user_id", "total_shares", "best_difficulty",
     "blocks_found", "hashrate_1h", "workers_online", "last_share_at"}``.
     Raises NotFound when the user is missing, private or blocked the viewer."""
-    _, privacy = visible_user(user_id, viewer_id=viewer_id)
+    privacy = check_visible(user_id, viewer_id=viewer_id)
     if viewer_id == user_id and not privacy["publicProfile"]:
         raise NotFound()
     return stats_dict(user_id)
@@ -316,8 +342,8 @@ def hashrate_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: str | N
                    now: datetime | None = None) -> hashrate.Chart:
     """The miner's hashrate chart, total and per worker
     (``hashrate.miner_chart``; ``GET /api/public/miners/{id}/hashrate``).
-    Raises NotFound as ``visible_user`` does (private or missing)."""
-    visible_user(user_id, viewer_id=viewer_id)
+    Raises NotFound as ``check_visible`` does (private or missing)."""
+    check_visible(user_id, viewer_id=viewer_id)
     return hashrate.miner_chart(user_id, rng, now)
 
 
@@ -329,8 +355,8 @@ def best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: 
     of the range first and the current one repeated at ``now``, so a
     stepped line holds each best until it is beaten. Series ``best``;
     empty timestamps when the miner has no record yet. Raises NotFound as
-    ``visible_user`` does."""
-    visible_user(user_id, viewer_id=viewer_id)
+    ``check_visible`` does."""
+    check_visible(user_id, viewer_id=viewer_id)
     now = now or utcnow()
     start = now - rng.span
     history = [(at, best) for at, best in mining.personal_best_history(user_id)
