@@ -5,9 +5,10 @@
 
 Needs ``wrk`` (Debian package ``wrk``). Builds a fresh PostgreSQL database
 (dropped at the end) with realistic rows — ``--users`` miners with settings,
-a country, an avatar and mining stats (so the leaderboard rank counts
-something), each holding ``--per-user`` notifications with ``data``, a link
-and a long body (a third unread); miner 0 holds ``--heavy`` notifications.
+a country, an avatar, profile fields, friends and friend requests, and
+mining stats (so the leaderboard rank counts something), each holding
+``--per-user`` notifications with ``data``, a link and a long body (a third
+unread); miner 0 holds ``--heavy`` notifications (``fill_data``).
 
 Two servers run at once on the same database, both with ``gunicorn.conf.py``
 (``--workers`` gevent workers each):
@@ -26,7 +27,10 @@ measure a change against the floor and the old code in the same rounds.
 Each round runs every route on every server, rotating which goes first, so
 they see the same machine load: ``wrk -t2 -c10 -d<duration>s --latency
 --timeout 10s`` with a random miner's bearer token per request (and that
-miner's public profile). Per run it reports requests/s, p50/p99, the server
+miner's public profile: anonymous on ``profile``, seen by the next miner,
+a friend or not, on ``profile-viewer``). Before the rounds the floor's
+answers are compared with ours (the first ten miners, every route) and
+differences printed. Per run it reports requests/s, p50/p99, the server
 CPU per request (user + system ticks of the worker processes from
 ``/proc/<pid>/stat`` over the run, divided by the requests) and the
 1-minute load average before and after, then each server's ratio to the

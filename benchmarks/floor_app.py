@@ -103,7 +103,7 @@ def notifications():
     with connection() as conn:
         user_id = caller(conn)
         rows = conn.execute(
-            "SELECT id, seq, category, subtype, title, body, link, data, is_read, read_at, created_at, "
+            "SELECT id, seq, category, subtype, title, body, link, data, is_read, read_at, created_at, group_key, "
             f"({UNREAD}) FROM notifications WHERE user_id = %s ORDER BY id DESC LIMIT %s",
             (user_id, user_id, limit + 1),
         ).fetchall()
@@ -111,12 +111,13 @@ def notifications():
     return {
         "notifications": [
             {"id": r[0], "seq": r[1], "category": r[2], "subtype": r[3], "title": r[4], "body": r[5],
-             "link": r[6], "data": r[7], "is_read": r[8], "read_at": iso(r[9]), "created_at": iso(r[10])}
+             "link": r[6], "data": r[7], "is_read": r[8], "read_at": iso(r[9]), "created_at": iso(r[10]),
+             "group_key": r[11]}
             for r in page
         ],
         "next_cursor": base64.urlsafe_b64encode(f"id:{page[-1][0]}".encode()).decode().rstrip("=")
         if len(rows) > limit else None,
-        "unread_count": rows[0][11] if rows else 0,
+        "unread_count": rows[0][12] if rows else 0,
     }
 
 
