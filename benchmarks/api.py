@@ -5,9 +5,10 @@
 
 Needs ``wrk`` (Debian package ``wrk``). Builds a fresh PostgreSQL database
 (dropped at the end) with realistic rows — ``--users`` miners with settings,
-a country, an avatar and mining stats (so the leaderboard rank counts
-something), each holding ``--per-user`` notifications with ``data``, a link
-and a long body (a third unread); miner 0 holds ``--heavy`` notifications.
+a country, an avatar, profile fields, friends and friend requests, and
+mining stats (so the leaderboard rank counts something), each holding
+``--per-user`` notifications with ``data``, a link and a long body (a third
+unread); miner 0 holds ``--heavy`` notifications (``fill_data``).
 
 Two servers run at once on the same database, both with ``gunicorn.conf.py``
 (``--workers`` gevent workers each):
@@ -26,7 +27,10 @@ measure a change against the floor and the old code in the same rounds.
 Each round runs every route on every server, rotating which goes first, so
 they see the same machine load: ``wrk -t2 -c10 -d<duration>s --latency
 --timeout 10s`` with a random miner's bearer token per request (and that
-miner's public profile). Per run it reports requests/s, p50/p99, the server
+miner's public profile: anonymous on ``profile``, seen by the next miner,
+a friend or not, on ``profile-viewer``). Before the rounds the floor's
+answers are compared with ours (the first ten miners, every route) and
+differences printed. Per run it reports requests/s, p50/p99, the server
 CPU per request (user + system ticks of the worker processes from
 ``/proc/<pid>/stat`` over the run, divided by the requests) and the
 1-minute load average before and after, then each server's ratio to the
@@ -52,12 +56,21 @@ ROUTES = {
     "unread-count": "/api/notifications/unread-count",
     "list-20": "/api/notifications?limit=20",
     "profile": "/api/public/miners/{user_id}",
+    "profile-viewer": "/api/public/miners/{user_id}",
 }
+# Whose token goes with a request for miner i: "own" (miner i's), "none",
+# or "next" (miner i+1's: a logged-in viewer of someone else's profile;
+# friends for every other pair, a pending request for some, see fill_data).
+TOKENS = {"unread-count": "own", "list-20": "own", "profile": "none", "profile-viewer": "next"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def fill_data(env: dict, user_ids: list[str], per_user: int, heavy: int) -> None:
-    """Profiles, settings, stats and notifications as production holds them."""
+    """Profiles (bio, pronouns, location; the bio shown to its owner only,
+    so that no route renders Markdown; a third show pronouns and location
+    to everyone, the others to friends), friendships (miners 0-1, 2-3, ...)
+    and pending requests (miner i+1 asked miner i for i = 1, 5, 9, ...),
+    settings, stats and notifications as production holds them."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
@@ -71,6 +84,22 @@ def fill_data(env: dict, user_ids: list[str], per_user: int, heavy: int) -> None
                 "UPDATE user_settings SET privacy = jsonb_build_object('publicProfile', true, "
                 "'showCountryFlag', :flag, 'showOnLeaderboard', :board) WHERE user_id = :u"),
                 {"u": user_id, "flag": i % 4 != 0, "board": i % 10 != 0})
+            conn.execute(sa.text(
+                "INSERT INTO user_profiles (user_id, name_key, bio, pronouns, location, visibility, updated_at) "
+                "VALUES (:u, :k, :bio, 'they/them', 'Porto', CAST(:vis AS jsonb), now())"),
+                {"u": user_id, "k": f"bench{i}", "bio": "Solo miner since the halving. **Two** rigs, one _cooler_.",
+                 "vis": '{"bio": "private", "pronouns": "public", "location": "public"}' if i % 3 == 0
+                 else '{"bio": "private"}'})
+            if i % 2 == 0 and i + 1 < len(user_ids):  # friends: miners 0-1, 2-3, ...
+                conn.execute(sa.text(
+                    "INSERT INTO friendships (user_id, friend_id, created_at) VALUES (:a, :b, now()), (:b, :a, now())"),
+                    {"a": user_id, "b": user_ids[i + 1]})
+            elif i % 4 == 1 and i + 1 < len(user_ids):  # miner i+1 asked miner i
+                conn.execute(sa.text(
+                    "INSERT INTO friend_requests (requester_id, recipient_id, user_low, user_high, status, created_at) "
+                    "VALUES (:r, :t, :low, :high, 'pending', now())"),
+                    {"r": user_ids[i + 1], "t": user_id, "low": min(user_id, user_ids[i + 1]),
+                     "high": max(user_id, user_ids[i + 1])})
             conn.execute(sa.text(
                 "INSERT INTO miner_stats (user_id, total_shares, rejected_shares, best_difficulty, "
                 "best_difficulty_at, blocks_found, last_share_at, first_seen_at, updated_at) "
@@ -136,7 +165,8 @@ def _cpu_ticks(pids: list[int]) -> int:
 
 
 def wrk_script(paths: list[str], tokens: list[str] | None) -> str:
-    """A wrk Lua script: each request picks a random miner (path and token)."""
+    """A wrk Lua script: each request picks a random miner (path and token;
+    ``tokens[i]`` goes with ``paths[i]``)."""
     lua = "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
     if tokens:
         lua += "tokens = {" + ",".join(f'"{t}"' for t in tokens) + "}\n"
@@ -198,6 +228,14 @@ def wait_ready(url: str, timeout: float = 120) -> None:
             time.sleep(0.2)
 
 
+def tokens_for(route: str, tokens: list[str]) -> list[str | None]:
+    """The token sent with the request for each miner (``TOKENS``)."""
+    mode = TOKENS[route]
+    if mode == "none":
+        return [None] * len(tokens)
+    return list(tokens) if mode == "own" else tokens[1:] + tokens[:1]
+
+
 def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, timer: str = "cpu") -> None:
     """cProfile ``requests`` requests per route through the WSGI app in this
     process (Flask's test client: the whole app, no server); prints the time
@@ -216,15 +254,16 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
     app = create_app()
     client = app.test_client()
     for label, template in ROUTES.items():
-        calls = [(template.format(user_id=u), {} if "{user_id}" in template else {"Authorization": f"Bearer {t}"})
-                 for u, t in zip(user_ids, tokens, strict=True)]
+        calls = [(template.format(user_id=u), {"Authorization": f"Bearer {t}"} if t else {})
+                 for u, t in zip(user_ids, tokens_for(label, tokens), strict=True)]
         for path, headers in calls[:50]:  # warm: imports, pools, caches
             client.get(path, headers=headers)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(requests):
             path, headers = calls[i % len(calls)]
             client.get(path, headers=headers)
         plain_ms = (time.perf_counter() - started) / requests * 1000
+        plain_cpu_ms = (time.process_time() - cpu_started) / requests * 1000
         # CPU time of this process by default: on a shared machine wall time
         # mostly measures waiting for a core.
         profiler = cProfile.Profile(time.process_time) if timer == "cpu" else cProfile.Profile()
@@ -237,7 +276,8 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
         profiler.disable()
         profiled_ms = (time.perf_counter() - started) / requests * 1000
         print(f"\n== profile {label}: {requests} requests in-process, {plain_ms:.2f} ms each "
-              f"without the profiler, {profiled_ms:.2f} ms under it (wall); layers by {timer} time")
+              f"({plain_cpu_ms:.2f} ms of CPU) without the profiler, {profiled_ms:.2f} ms under it (wall); "
+              f"layers by {timer} time; load {Path('/proc/loadavg').read_text().split()[0]}")
         print(layer_report(pstats.Stats(profiler), requests))
         if top:
             out = io.StringIO()
@@ -245,6 +285,25 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
             stats.sort_stats("cumulative").print_stats(top)
             stats.sort_stats("tottime").print_stats(top)
             print(out.getvalue())
+
+
+def same_answers(ports: dict[str, int], routes: list[str], user_ids: list[str], tokens: list[str]) -> None:
+    """Check that the floor answers what ours answers (same JSON) for the
+    first ten miners on every route; prints the differences (the floor
+    must do what the route does, no less)."""
+    import urllib.request
+
+    for route in routes:
+        sent = tokens_for(route, tokens)
+        for user_id, token in list(zip(user_ids, sent, strict=True))[:10]:
+            bodies = {}
+            for server in ("floor", "ours"):
+                url = f"http://{HOST}:{ports[server]}" + ROUTES[route].format(user_id=user_id)
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
+                    bodies[server] = json.loads(answer.read())
+            if bodies["floor"] != bodies["ours"]:
+                print(f"  floor and ours differ on {route} for {user_id}: {bodies}", flush=True)
 
 
 def report(runs: list[Run]) -> None:
@@ -329,11 +388,14 @@ def main() -> None:
             for server in servers:  # the workers import the app after the master listens
                 wait_ready(f"http://{HOST}:{ports[server]}" + ROUTES["profile"].format(user_id=user_ids[0]))
             pids = {s: worker_pids(p.pid) for s, p in procs.items()}
+            if "floor" in ports and "ours" in ports:
+                same_answers(ports, routes, user_ids, tokens)
             scripts = {}
             for route in routes:
                 template = ROUTES[route]
                 paths = [template.format(user_id=u) for u in user_ids]
-                scripts[route] = wrk_script(paths, None if "{user_id}" in template else tokens)
+                sent = tokens_for(route, tokens)
+                scripts[route] = wrk_script(paths, None if TOKENS[route] == "none" else [t or "" for t in sent])
             print(f"{args.users} users x {args.per_user} notifications (miner 0: {args.heavy}), "
                   f"{args.workers} gevent workers per server, wrk -t2 -c10 -d{args.duration}s, "
                   f"{args.rounds} rounds; {os.cpu_count()} CPUs; uptime: {subprocess.getoutput('uptime').strip()}")

@@ -17,7 +17,12 @@ own query — two round trips to PostgreSQL:
 - ``GET /api/notifications?limit=20``: the token lookup, then the 21 newest
   rows (keyset page) and the unread COUNT in one statement;
 - ``GET /api/public/miners/<user_id>`` (no token): the user, their privacy
-  settings and their leaderboard rank in one statement.
+  settings, their profile fields with each one's visibility (an anonymous
+  viewer sees the ``public`` ones) and their leaderboard rank in one statement;
+  with a token (a logged-in viewer): the token lookup, then the same
+  statement with the viewer's standing (blocked by the miner, friends, a
+  pending request between them): 404 when blocked, ``connections`` fields
+  for a friend, ``friendship``.
 
 Settings: ``DATABASE_URL`` (``postgresql://``), ``SECRET_KEY``,
 ``API_TOKEN_TTL`` (seconds, default 30 days).
@@ -98,7 +103,7 @@ def notifications():
     with connection() as conn:
         user_id = caller(conn)
         rows = conn.execute(
-            "SELECT id, seq, category, subtype, title, body, link, data, is_read, read_at, created_at, "
+            "SELECT id, seq, category, subtype, title, body, link, data, is_read, read_at, created_at, group_key, "
             f"({UNREAD}) FROM notifications WHERE user_id = %s ORDER BY id DESC LIMIT %s",
             (user_id, user_id, limit + 1),
         ).fetchall()
@@ -106,17 +111,19 @@ def notifications():
     return {
         "notifications": [
             {"id": r[0], "seq": r[1], "category": r[2], "subtype": r[3], "title": r[4], "body": r[5],
-             "link": r[6], "data": r[7], "is_read": r[8], "read_at": iso(r[9]), "created_at": iso(r[10])}
+             "link": r[6], "data": r[7], "is_read": r[8], "read_at": iso(r[9]), "created_at": iso(r[10]),
+             "group_key": r[11]}
             for r in page
         ],
         "next_cursor": base64.urlsafe_b64encode(f"id:{page[-1][0]}".encode()).decode().rstrip("=")
         if len(rows) > limit else None,
-        "unread_count": rows[0][11] if rows else 0,
+        "unread_count": rows[0][12] if rows else 0,
     }
 
 
 # The rank as profiles.leaderboard_rank computes it: 1 + the miners shown on
-# the leaderboard with a strictly higher best difficulty.
+# the leaderboard with a strictly higher best difficulty; then the viewer's
+# standing (NULL viewer: anonymous).
 PROFILE = """
 SELECT u.user_id, u.display_name, u.avatar_url, u.created_at, u.country_code,
        coalesce((s.privacy->>'publicProfile')::boolean, true),
@@ -125,22 +132,50 @@ SELECT u.user_id, u.display_name, u.avatar_url, u.created_at, u.country_code,
        1 + (SELECT count(*) FROM users u2 JOIN miner_stats m2 ON m2.user_id = u2.user_id
             LEFT JOIN user_settings s2 ON s2.user_id = u2.user_id
             WHERE m2.best_difficulty > coalesce(m.best_difficulty, 0)
-              AND coalesce((s2.privacy->>'showOnLeaderboard')::boolean, true))
+              AND coalesce((s2.privacy->>'showOnLeaderboard')::boolean, true)),
+       p.visibility, p.bio, p.pronouns, p.location, p.banner_key,
+       EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.user_id AND b.blocked_id = %(viewer)s),
+       EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = %(viewer)s AND f.friend_id = u.user_id),
+       (SELECT r.requester_id FROM friend_requests r WHERE r.status = 'pending'
+          AND r.user_low = least(u.user_id, %(viewer)s) AND r.user_high = greatest(u.user_id, %(viewer)s) LIMIT 1)
 FROM users u LEFT JOIN user_settings s ON s.user_id = u.user_id
 LEFT JOIN miner_stats m ON m.user_id = u.user_id
-WHERE u.user_id = %s
+LEFT JOIN user_profiles p ON p.user_id = u.user_id
+WHERE u.user_id = %(uid)s
 """
+# Each field's level when the miner set none (services/profile_fields.py).
+DEFAULT_LEVELS = {"display_name": "public", "avatar": "public", "country_code": "public", "banner": "connections",
+                  "bio": "connections", "pronouns": "connections", "location": "connections"}
 
 
 @app.get("/api/public/miners/<user_id>")
 def public_profile(user_id: str):
     with connection() as conn:
-        row = conn.execute(PROFILE, (user_id,)).fetchone()
-    if row is None or not row[5]:
+        viewer = caller(conn) if "Authorization" in request.headers else None
+        row = conn.execute(PROFILE, {"uid": user_id, "viewer": viewer}).fetchone()
+    if row is None or not row[5] or (viewer is not None and viewer != user_id and row[14]):
         abort(404)
-    body = {"user_id": row[0], "display_name": row[1], "avatar_url": row[2], "joined_at": iso(row[3])}
-    if row[6]:
+    levels = {**DEFAULT_LEVELS, **(row[9] or {})}
+    relation = "self" if viewer == user_id else "friend" if row[15] else "stranger"
+
+    def shows(field: str) -> bool:
+        level = levels[field]
+        return relation == "self" or level == "public" or (level == "connections" and relation == "friend")
+
+    body = {"user_id": row[0], "display_name": row[1] if shows("display_name") else row[0][:10],
+            "avatar_url": row[2] if shows("avatar") else None, "joined_at": iso(row[3])}
+    if shows("banner"):
+        body["banner_url"] = f"/media/{row[13]}-1500.webp" if row[13] else None
+    if shows("bio"):  # the benchmark's bios are private: no Markdown to render here
+        body["bio"] = row[10] or ""
+    for index, field in ((11, "pronouns"), (12, "location")):
+        if shows(field):
+            body[field] = row[index] or ""
+    if row[6] and shows("country_code"):
         body["country_code"] = row[4]
     if row[7]:
         body["leaderboard_rank"] = row[8]
+    if viewer is not None and viewer != user_id:
+        body["friendship"] = ("friends" if row[15] else "none" if row[16] is None
+                              else "pending_outgoing" if row[16] == viewer else "pending_incoming")
     return body

@@ -160,6 +160,57 @@ def test_the_core_page_has_the_orm_shape(app, make_user):
     assert notifications.notification_page(user.user_id, limit=5, before_id=1) == ([], None, 6)
 
 
+def test_a_polled_read_outside_a_transaction_runs_in_autocommit_and_inside_one_sees_its_writes(app, make_user):
+    from webapp.services import transactions
+
+    user_id = make_user().user_id
+    notifications.notify(user_id, "mining", "personal_best", "Best", "b")
+    db.session.commit()
+    db.session.close()
+    seen = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(conn.connection.driver_connection.autocommit)
+
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert notifications.unread_count(user_id) == 1
+        assert seen == [True] and not db.session().in_transaction()  # no BEGIN, nothing to roll back
+        notifications.notify(user_id, "mining", "personal_best", "Second", "b", commit=False)
+        assert notifications.unread_count(user_id) == 2  # the session's own uncommitted row
+        assert seen[-1] is False and db.session().in_transaction()
+        db.session.rollback()
+        assert notifications.unread_count(user_id) == 1
+        assert transactions.read(sa.select(sa.literal(7))) == [(7,)]
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+
+
+# ---- Flask-Limiter's before-request pass --------------------------------------------------------
+
+
+def test_the_limiter_skips_its_before_request_pass_only_when_it_has_nothing_to_check(app):
+    from flask import Flask
+
+    from webapp.extensions import RouteLimiter, limiter
+
+    assert not limiter._has_limits_before_the_view()  # ours: limits per route only, the pass is skipped
+    for kwargs in ({"default_limits": ["2 per minute"]}, {"application_limits": ["2 per minute"]}):
+        other = Flask(__name__)
+        other.config["RATELIMIT_STORAGE_URI"] = "memory://"
+        other_limiter = RouteLimiter(key_func=lambda: "one-client", app=other, **kwargs)
+        other.get("/free")(lambda: "ok")
+        assert other_limiter._has_limits_before_the_view()
+        client = other.test_client()
+        assert [client.get("/free").status_code for _ in range(3)] == [200, 200, 429], kwargs
+    plain = Flask(__name__)
+    plain.config["RATELIMIT_STORAGE_URI"] = "memory://"
+    plain_limiter = RouteLimiter(key_func=lambda: "one-client", app=plain)
+    plain.get("/limited")(plain_limiter.limit("2 per minute")(lambda: "ok"))
+    client = plain.test_client()
+    assert [client.get("/limited").status_code for _ in range(3)] == [200, 200, 429]
+
+
 # ---- the JSON provider ----------------------------------------------------------------------
 
 
@@ -286,6 +337,53 @@ def test_the_one_statement_public_profile_matches_the_orm_one(app, make_user):
         except profiles.NotFound:
             continue
         raise AssertionError(f"{missing} was shown")
+
+
+def test_the_public_profile_with_a_viewer_is_one_statement(app, client, make_user):
+    """The viewer's friendship and the blocks come in the profile's own
+    statement: one SQL statement per request, whoever asks."""
+    from webapp.services import friends
+
+    owner, viewer, blocked = make_user(country_code="DE"), make_user(), make_user()
+    friends.block(owner, blocked.user_id)
+    path = f"/api/public/miners/{owner.user_id}"
+    for headers in ({}, bearer(viewer), bearer(owner)):
+        client.get(path, headers=headers)  # the token's revocation state is cached by the first request
+        response, statements = _statements(app, client, path, headers)
+        assert response.status_code == 200
+        assert len(statements) == 1, statements
+    headers = bearer(blocked)
+    client.get(path, headers=headers)
+    response, statements = _statements(app, client, path, headers)
+    assert response.status_code == 404 and len(statements) == 1
+
+
+def test_the_profile_knows_the_viewers_friendship_in_every_state(client, make_user):
+    from webapp.services import friends, relations
+
+    alice, bob = make_user(), make_user()
+    path_a, path_b = f"/api/public/miners/{alice.user_id}", f"/api/public/miners/{bob.user_id}"
+
+    def states():
+        seen = (client.get(path_b, headers=bearer(alice)).get_json()["friendship"],
+                client.get(path_a, headers=bearer(bob)).get_json()["friendship"])
+        assert seen == (relations.friendship_state(alice.user_id, bob.user_id),
+                        relations.friendship_state(bob.user_id, alice.user_id))
+        return seen
+
+    assert states() == ("none", "none")
+    request, _ = friends.send_request(alice, bob.user_id)
+    db.session.commit()
+    assert states() == ("pending_outgoing", "pending_incoming")
+    friends.accept(bob, request.id)
+    db.session.commit()
+    assert states() == ("friends", "friends")
+    assert "friendship" not in client.get(path_a, headers=bearer(alice)).get_json()  # the owner
+    assert "friendship" not in client.get(path_a).get_json()  # anonymous
+    friends.block(bob, alice.user_id)
+    db.session.commit()
+    assert client.get(path_b, headers=bearer(alice)).status_code == 404
+    assert client.get(path_a, headers=bearer(bob)).get_json()["friendship"] == "none"
 
 
 # ---- rate limits in one round trip ---------------------------------------------------------------

@@ -54,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     observability.init_app(app)
     input_gate.init_app(app)  # before the blueprints: it installs the <int:> converter
+    app.session_interface = auth.CookieSessionInterface()
     app.before_request(auth.resolve_caller)
 
     from . import api, cli, formatting, pages, ws

@@ -17,7 +17,8 @@ import hmac
 from collections.abc import Callable
 from functools import wraps
 
-from flask import current_app, g, request, session
+from flask import Flask, Request, current_app, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 
 from .extensions import csrf, login_manager
@@ -75,6 +76,17 @@ def log_out() -> None:
     g.user, g.auth_mode, g.auth_session_secret = None, None, None
 
 
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened without building its signer
+    when the request carries no session cookie (bearer and anonymous JSON
+    requests, most of the traffic): the session is then empty either way."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def csrf_exempt(view: Callable) -> Callable:
     """Mark a view whose state change is authorised otherwise (a signed
     unsubscribe link, a service token)."""
@@ -98,7 +110,9 @@ def resolve_caller() -> None:
             g.auth_mode = "bearer"
         except Unauthorized as exc:
             g.auth_error = exc
-    elif current_user.is_authenticated:
+    elif request.cookies and current_user.is_authenticated:
+        # Without any cookie there is no session and no remember cookie:
+        # anonymous, without asking Flask-Login (no loader reads anything else).
         g.user, g.auth_mode = current_user._get_current_object(), "session"
         g.auth_session_secret = g.user.auth_session_secret
 

@@ -109,6 +109,14 @@ class Config:
             "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
             "pool_recycle": _int("DB_POOL_RECYCLE", 1800),
         }
+        if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            # 10 kept + 5 overflow (the same 15 at most as SQLAlchemy's 5 + 10):
+            # a gevent worker serves ~10 requests at once, and an overflow
+            # connection is closed when it is returned, so with 5 kept every
+            # burst opened and closed connections (psycopg's connect was 5 %
+            # of a worker's samples under wrk -c10, docs/PERFORMANCE.md).
+            self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = _int("DB_POOL_SIZE", 10)
+            self.SQLALCHEMY_ENGINE_OPTIONS["max_overflow"] = _int("DB_MAX_OVERFLOW", 5)
 
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
         # webapp+redis: extensions.OneTripRedisStorage (one round trip per limited request).

@@ -28,6 +28,18 @@ CSP = "; ".join(
 )
 
 
+# Sent on every response unless the view set its own (name, value).
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+# When cookies are marked Secure (the deployment is behind HTTPS).
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
 # Room for the multipart envelope around an upload's file (boundaries, headers, other fields).
 UPLOAD_OVERHEAD = 64 * 1024
 
@@ -64,11 +76,12 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if app.config.get("SESSION_COOKIE_SECURE"):
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        # One pass over the headers the view set (a view may set its own
+        # policy), then add the missing ones: ``Headers.setdefault`` would
+        # look each name up in turn, raising and catching a KeyError for each.
+        present = {key.lower() for key, _ in response.headers}
+        headers = SECURITY_HEADERS + (HSTS,) if app.config.get("SESSION_COOKIE_SECURE") else SECURITY_HEADERS
+        for name, value in headers:
+            if name.lower() not in present:
+                response.headers.add(name, value)
         return response

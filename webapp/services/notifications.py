@@ -290,16 +290,9 @@ def _unread_count_statement() -> Any:
 def unread_count(user_id: str) -> int:
     """The number of unread notifications: an index-only count over the
     partial index ``ix_notifications_unread`` (docs/NOTIFICATIONS.md).
-    One Core statement on the session's connection (no ORM step)."""
-    return _core(_unread_count_statement(), {"uid": user_id}).scalar() or 0
-
-
-def _core(statement: Any, parameters: dict[str, Any] | None = None) -> Any:
-    """Run a Core statement on the session's connection (its transaction),
-    flushing pending ORM changes first as the ORM's autoflush would."""
-    if db.session.new or db.session.dirty or db.session.deleted:
-        db.session.flush()
-    return db.session.connection().execute(statement, parameters)
+    One Core statement, no ORM step (``transactions.read``: outside a
+    transaction, no BEGIN/ROLLBACK)."""
+    return transactions.read(_unread_count_statement(), {"uid": user_id})[0][0] or 0
 
 
 def latest_seq(user_id: str) -> int:
@@ -394,8 +387,8 @@ def notification_page(
     unread count as a scalar subquery of the same statement (one snapshot).
     Raises ValidationError for an unknown category."""
     check_category(category)
-    rows = _core(_page_statement(bool(category), unread_only, before_id is not None),
-                 {"uid": user_id, "category": category, "before_id": before_id, "limit": limit + 1}).all()
+    rows = transactions.read(_page_statement(bool(category), unread_only, before_id is not None),
+                             {"uid": user_id, "category": category, "before_id": before_id, "limit": limit + 1})
     if not rows:
         return [], None, unread_count(user_id)
     items = [

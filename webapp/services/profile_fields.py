@@ -121,8 +121,10 @@ def check_country(value: object) -> str | None:
     return value or None
 
 
-def visibility_of(row: UserProfile | None) -> dict[str, str]:
-    """Every field's level: the stored ones over the defaults."""
+def visibility_of(row: Any) -> dict[str, str]:
+    """Every field's level: the stored ones over the defaults. ``row``: a
+    ``UserProfile``, a row with its ``visibility`` column (None when the
+    miner has no profile row), or None."""
     stored = (row.visibility if row else None) or {}
     return {field: stored.get(field, DEFAULT_VISIBILITY[field]) for field in FIELDS}
 

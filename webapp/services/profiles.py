@@ -20,15 +20,16 @@
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, select, true
+from sqlalchemy import Row, String, bindparam, case, exists, func, select, true
 
 from ..extensions import db
 from ..formatting import flag_emoji  # noqa: F401 - its old home
-from ..models import MinerStats, User, UserProfile, UserSettings, iso, utcnow
-from . import accounts, bounds, hashrate, markup, media, mining, preferences, profile_fields, relations
+from ..models import Block, FriendRequest, Friendship, MinerStats, User, UserProfile, UserSettings, iso, utcnow
+from . import accounts, bounds, hashrate, markup, media, mining, preferences, profile_fields, relations, transactions
 from .errors import NotFound
 
 
@@ -37,16 +38,42 @@ def _privacy(user_id: str) -> dict[str, bool]:
     return preferences.merged_privacy(row.privacy if row else None)
 
 
+@functools.cache
+def _visibility_statement() -> Any:
+    """The user's stored privacy and whether they blocked the viewer, one
+    row when the user exists (parameters ``uid``, ``viewer``); built once."""
+    uid, viewer = bindparam("uid", type_=String), bindparam("viewer", type_=String)
+    users, settings, blocks = User.__table__, UserSettings.__table__, Block.__table__
+    return (
+        select(settings.c.privacy,
+               exists().where(blocks.c.blocker_id == users.c.user_id, blocks.c.blocked_id == viewer))
+        .select_from(users.outerjoin(settings, settings.c.user_id == users.c.user_id))
+        .where(users.c.user_id == uid)
+    )
+
+
+def check_visible(user_id: str, *, viewer_id: str | None = None) -> dict[str, bool]:
+    """The user's privacy settings, if ``viewer_id`` may see the profile:
+    everyone when it is public, the owner always; never a viewer the user
+    blocked. Raises NotFound (identical for missing, private and blocked,
+    and for an id that cannot exist: ``accounts.is_user_id`` is checked
+    before any query). One statement (``transactions.read``)."""
+    rows = transactions.read(_visibility_statement(), {"uid": user_id, "viewer": viewer_id}) \
+        if accounts.is_user_id(user_id) else []
+    if not rows or (viewer_id is not None and viewer_id != user_id and rows[0][1]):
+        raise NotFound()
+    privacy = preferences.merged_privacy(rows[0][0])
+    if not privacy["publicProfile"] and viewer_id != user_id:
+        raise NotFound()
+    return privacy
+
+
 def visible_user(user_id: str, *, viewer_id: str | None = None) -> tuple[User, dict[str, bool]]:
     """The user and their privacy settings, if ``viewer_id`` may see the
-    profile: everyone when it is public, the owner always. Raises NotFound
-    (identical for missing and private, and for an id that cannot exist:
-    ``accounts.is_user_id`` is checked before any query)."""
-    user = db.session.get(User, user_id) if accounts.is_user_id(user_id) else None
-    if user is None or relations.hidden_from(viewer_id, user_id):
-        raise NotFound()
-    privacy = _privacy(user_id)
-    if not privacy["publicProfile"] and viewer_id != user_id:
+    profile (``check_visible``). Raises NotFound as it does."""
+    privacy = check_visible(user_id, viewer_id=viewer_id)
+    user = db.session.get(User, user_id)
+    if user is None:  # deleted in between
         raise NotFound()
     return user, privacy
 
@@ -71,8 +98,105 @@ def leaderboard_rank(user_id: str) -> int:
     return int(higher or 0) + 1
 
 
-def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = None, *,
-                 as_relation: relations.Relation | None = None) -> dict[str, Any]:
+class ProfileSubject(Protocol):
+    """What the serialiser reads of the miner: a ``User`` or a row of the
+    profile statement (same attribute names)."""
+
+    user_id: str
+    display_name: str
+    avatar_url: str | None
+    created_at: datetime
+    country_code: str | None
+
+
+def _rank_sql(user_id: Any):
+    """SQL for ``leaderboard_rank(user_id)`` as a scalar subquery (Core, on
+    aliases so that it can sit in a statement about the user)."""
+    users, stats, settings = User.__table__.alias(), MinerStats.__table__.alias(), UserSettings.__table__.alias()
+    mine_stats = MinerStats.__table__.alias()
+    mine = (select(bounds.usable_sql(mine_stats.c.best_difficulty, bounds.MAX_DIFFICULTY))
+            .where(mine_stats.c.user_id == user_id).scalar_subquery())
+    best = bounds.usable_sql(stats.c.best_difficulty, bounds.MAX_DIFFICULTY)
+    higher = (
+        select(func.count())
+        .select_from(users.join(stats, stats.c.user_id == users.c.user_id)
+                     .outerjoin(settings, settings.c.user_id == users.c.user_id))
+        .where(best > func.coalesce(mine, 0.0),
+               func.coalesce(settings.c.privacy["showOnLeaderboard"].as_boolean(), true()))
+        .scalar_subquery()
+    )
+    return higher + 1
+
+
+@functools.cache
+def _profile_statement() -> Any:
+    """Everything ``profile_dict`` and ``public_profile`` read, for one miner
+    (``uid``) as one viewer (``viewer``, NULL for anonymous; ``low`` /
+    ``high`` the pair in sorted order), in ONE statement: the user, their
+    privacy settings, their profile row, their rank when they show it, and
+    the viewer's standing: ``blocked`` (the miner blocked the viewer),
+    ``friend`` and ``requester`` (of a pending friend request between the
+    two). Built once: building it (aliases and all) costs more than running it."""
+    uid, viewer = bindparam("uid", type_=String), bindparam("viewer", type_=String)
+    users, settings, profile = User.__table__, UserSettings.__table__, UserProfile.__table__
+    blocks, friendships, requests = Block.__table__, Friendship.__table__, FriendRequest.__table__
+    shown = func.coalesce(settings.c.privacy["showOnLeaderboard"].as_boolean(), true())
+    return (
+        select(
+            users.c.user_id, users.c.display_name, users.c.avatar_url, users.c.created_at, users.c.country_code,
+            settings.c.privacy, case((shown, _rank_sql(uid)), else_=None).label("rank"),
+            profile.c.visibility, profile.c.bio, profile.c.pronouns, profile.c.location, profile.c.banner_key,
+            exists().where(blocks.c.blocker_id == users.c.user_id, blocks.c.blocked_id == viewer).label("blocked"),
+            exists().where(friendships.c.user_id == viewer, friendships.c.friend_id == users.c.user_id)
+            .label("friend"),
+            select(requests.c.requester_id)
+            .where(requests.c.status == "pending", requests.c.user_low == bindparam("low", type_=String),
+                   requests.c.user_high == bindparam("high", type_=String))
+            .limit(1).scalar_subquery().label("requester"),
+        )
+        .select_from(users.outerjoin(settings, settings.c.user_id == users.c.user_id)
+                     .outerjoin(profile, profile.c.user_id == users.c.user_id))
+        .where(users.c.user_id == uid)
+    )
+
+
+def profile_facts(user_id: str, viewer_id: str | None = None) -> Row[Any] | None:
+    """The row of ``_profile_statement`` for ``user_id`` seen by
+    ``viewer_id`` (None when there is no such user), by ``transactions.read``
+    (outside a transaction: no BEGIN/ROLLBACK; inside: sees its writes).
+    Columns: ``user_id``, ``display_name``, ``avatar_url``, ``created_at``,
+    ``country_code``, ``privacy`` (stored JSON or None), ``rank`` (None when
+    hidden from the leaderboard), ``visibility``, ``bio``, ``pronouns``,
+    ``location``, ``banner_key`` (None without a profile row), ``blocked``,
+    ``friend`` (booleans), ``requester`` (id or None)."""
+    pair = sorted((user_id, viewer_id)) if viewer_id is not None and viewer_id != user_id else (None, None)
+    rows = transactions.read(_profile_statement(),
+                             {"uid": user_id, "viewer": viewer_id, "low": pair[0], "high": pair[1]})
+    return rows[0] if rows else None
+
+
+def _relation(facts: Row[Any] | None, viewer_id: str | None, user_id: str) -> relations.Relation:
+    """``relations.relation`` read from the facts row."""
+    if viewer_id is None:
+        return "stranger"
+    if viewer_id == user_id:
+        return "self"
+    return "friend" if facts is not None and facts.friend else "stranger"
+
+
+def _friendship(facts: Row[Any] | None, viewer_id: str) -> relations.FriendshipState:
+    """``relations.friendship_state`` read from the facts row."""
+    if facts is None:
+        return "none"
+    if facts.friend:
+        return "friends"
+    if facts.requester is None:
+        return "none"
+    return "pending_outgoing" if facts.requester == viewer_id else "pending_incoming"
+
+
+def profile_dict(user: ProfileSubject, privacy: dict[str, bool], viewer_id: str | None = None, *,
+                 as_relation: relations.Relation | None = None, facts: Row[Any] | None = None) -> dict[str, Any]:
     """THE profile serialiser (API.md "Profiles"): what ``viewer_id`` may see
     of a user already checked visible. Every door that shows a profile (the
     JSON routes, the pages, socket payloads) calls this one function.
@@ -87,10 +211,15 @@ def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = N
     ``friendship`` for a logged-in viewer other than the owner.
     ``as_relation`` forces the viewer's standing (the editor's previews of
     what a stranger and a friend see).
+
+    The profile row, the rank and the viewer's standing come from ONE
+    statement (``profile_facts``); ``facts`` passes that row when the caller
+    already read it (``public_profile``: then nothing more is queried).
     """
-    relation = as_relation or relations.relation(viewer_id, user.user_id)
-    row = db.session.get(UserProfile, user.user_id)
-    levels = profile_fields.visibility_of(row)
+    if facts is None:
+        facts = profile_facts(user.user_id, viewer_id)
+    relation = as_relation or _relation(facts, viewer_id, user.user_id)
+    levels = profile_fields.visibility_of(facts)
 
     def shows(field: str) -> bool:
         return profile_fields.visible(levels[field], relation)
@@ -102,31 +231,43 @@ def profile_dict(user: User, privacy: dict[str, bool], viewer_id: str | None = N
         "joined_at": iso(user.created_at),
     }
     if shows("banner"):
-        body["banner_url"] = media.url("banner", row.banner_key if row else None)
-    texts = profile_fields.stored_fields(row)
+        body["banner_url"] = media.url("banner", facts.banner_key if facts is not None else None)
     if shows("bio"):
-        body["bio"] = texts["bio"]
-        body["bio_html"] = markup.render(texts["bio"]) if texts["bio"] else ""
+        bio = (facts.bio if facts is not None else None) or ""
+        body["bio"] = bio
+        body["bio_html"] = markup.render(bio) if bio else ""
     for field in ("pronouns", "location"):
         if shows(field):
-            body[field] = texts[field]
+            body[field] = (getattr(facts, field) if facts is not None else None) or ""
     if privacy["showCountryFlag"] and shows("country_code"):
         body["country_code"] = user.country_code
     if privacy["showOnLeaderboard"]:
-        body["leaderboard_rank"] = leaderboard_rank(user.user_id)
+        # The statement ranks when the stored setting shows the rank; apart
+        # only if ``privacy`` says otherwise (settings changed and not stored).
+        rank = facts.rank if facts is not None else None
+        body["leaderboard_rank"] = int(rank) if rank is not None else leaderboard_rank(user.user_id)
     if viewer_id is not None and viewer_id != user.user_id:
-        body["friendship"] = relations.friendship_state(viewer_id, user.user_id)
+        body["friendship"] = _friendship(facts, viewer_id)
     return body
 
 
 def public_profile(user_id: str, viewer_id: str | None = None) -> dict[str, Any]:
     """Endpoint 15: ``{"user_id", "display_name", "avatar_url", "joined_at"}``
     plus what ``profile_dict`` lets ``viewer_id`` see. Raises NotFound when
-    the user is missing, private or blocked the viewer."""
-    user, privacy = visible_user(user_id, viewer_id=viewer_id)
-    if viewer_id == user_id and not privacy["publicProfile"]:
-        raise NotFound()  # the public door stays shut for a private profile, even to its owner
-    return profile_dict(user, privacy, viewer_id)
+    the user is missing, private (to everyone here, the owner included: the
+    public door stays shut) or blocked the viewer.
+
+    One statement (``profile_facts``): the user, privacy, profile fields,
+    rank and the viewer's friendship and block, serialised by ``profile_dict``."""
+    if not accounts.is_user_id(user_id):
+        raise NotFound()
+    facts = profile_facts(user_id, viewer_id)
+    if facts is None or (viewer_id is not None and viewer_id != user_id and facts.blocked):
+        raise NotFound()
+    privacy = preferences.merged_privacy(facts.privacy)
+    if not privacy["publicProfile"]:
+        raise NotFound()
+    return profile_dict(facts, privacy, viewer_id, facts=facts)
 
 
 def stats_dict(user_id: str, now: datetime | None = None) -> dict[str, Any]:
@@ -148,7 +289,7 @@ def public_stats(user_id: str, viewer_id: str | None = None) -> dict[str, Any]:
     """Endpoint 16: ``{"user_id", "total_shares", "best_difficulty",
     "blocks_found", "hashrate_1h", "workers_online", "last_share_at"}``.
     Raises NotFound when the user is missing, private or blocked the viewer."""
-    _, privacy = visible_user(user_id, viewer_id=viewer_id)
+    privacy = check_visible(user_id, viewer_id=viewer_id)
     if viewer_id == user_id and not privacy["publicProfile"]:
         raise NotFound()
     return stats_dict(user_id)
@@ -192,16 +333,17 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
 def previews(user: User) -> dict[str, dict[str, Any]]:
     """What a ``stranger`` and a ``friend`` see of ``user``'s profile now
     (``profile_dict``), for the profile editor."""
-    privacy = _privacy(user.user_id)
-    return {relation: profile_dict(user, privacy, as_relation=relation) for relation in ("stranger", "friend")}
+    privacy, facts = _privacy(user.user_id), profile_facts(user.user_id)
+    return {relation: profile_dict(user, privacy, as_relation=relation, facts=facts)
+            for relation in ("stranger", "friend")}
 
 
 def hashrate_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: str | None = None,
                    now: datetime | None = None) -> hashrate.Chart:
     """The miner's hashrate chart, total and per worker
     (``hashrate.miner_chart``; ``GET /api/public/miners/{id}/hashrate``).
-    Raises NotFound as ``visible_user`` does (private or missing)."""
-    visible_user(user_id, viewer_id=viewer_id)
+    Raises NotFound as ``check_visible`` does (private or missing)."""
+    check_visible(user_id, viewer_id=viewer_id)
     return hashrate.miner_chart(user_id, rng, now)
 
 
@@ -213,8 +355,8 @@ def best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: 
     of the range first and the current one repeated at ``now``, so a
     stepped line holds each best until it is beaten. Series ``best``;
     empty timestamps when the miner has no record yet. Raises NotFound as
-    ``visible_user`` does."""
-    visible_user(user_id, viewer_id=viewer_id)
+    ``check_visible`` does."""
+    check_visible(user_id, viewer_id=viewer_id)
     now = now or utcnow()
     start = now - rng.span
     history = [(at, best) for at, best in mining.personal_best_history(user_id)

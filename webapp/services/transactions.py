@@ -27,10 +27,11 @@ and the next callbacks still run (the commit stands).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from ..extensions import db
@@ -70,6 +71,31 @@ def before_commit(callback: Callable[[], object], *, session: Session | None = N
     """Run ``callback()`` at the outermost commit of ``session``, just before
     it (the session can still read and write), unless rolled back first."""
     _register("before", callback, session)
+
+
+def read(statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
+    """The rows (``Row`` objects) of ONE read-only Core statement (a polled
+    read: the unread count, a page, a profile), fetched.
+
+    When the session has not begun a transaction (nothing read or written
+    through it in this request yet) and the database is PostgreSQL, on a
+    pooled connection in autocommit: no BEGIN before it and no ROLLBACK
+    after it, two round trips fewer (docs/PERFORMANCE.md). Under READ
+    COMMITTED a statement sees the same snapshot either way; a statement
+    that must agree with another read is one statement (subqueries).
+    Otherwise on the session's connection (pending ORM changes flushed
+    first, as autoflush would), so it sees what this transaction wrote.
+    """
+    session = db.session()
+    engine = db.engine
+    if session.in_transaction() or session.new or session.dirty or session.deleted \
+            or engine.dialect.name != "postgresql":
+        if session.new or session.dirty or session.deleted:
+            session.flush()
+        return session.connection().execute(statement, parameters).all()
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection.execute(statement, parameters).all()
 
 
 def pending(session: Session | None = None) -> int:
