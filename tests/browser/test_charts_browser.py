@@ -194,3 +194,32 @@ def test_keep_utc_dismisses_the_offer_in_this_browser(browser, live_server, make
         assert_clean_console(page)
     finally:
         context.close()
+
+
+def test_recent_personal_bests_are_two_even_lines_on_a_phone(browser, live_server, make_user):
+    user = make_user(display_name="Two Lines")
+    now = datetime.now(UTC)
+    for hours_ago, best, previous, rig in ((9, 760e3, 605e3, "bitaxe-garage-1"), (2, 46.6e6, 32.4e6, "bitaxe-attic-2")):
+        db.session.add(MiningEvent(
+            stream="mining:share_best_diff", entry_id=f"{next(_seq)}-0", event="share_best_diff",
+            ts=now - timedelta(hours=hours_ago), user_id=user.user_id, worker=f"{user.user_id}.{rig}",
+            data={"new_best": best, "prev_best": previous, "timeframe": "alltime"}))
+    db.session.commit()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = watch(context.new_page())
+    try:
+        page.goto(f"{live_server.url}/miners/{user.user_id}")
+        rows = page.evaluate("""() => Array.from(document.querySelectorAll('#personal-bests > li')).map((li) => {
+            const top = (el) => Math.round(el.getBoundingClientRect().top);
+            const upFrom = Array.from(li.querySelectorAll('span')).find((s) => s.textContent.startsWith('up from'));
+            return {text: li.innerText.replace(/\\s+/g, ' ').trim(), value: top(li.querySelector('strong')),
+                    upFrom: top(upFrom), worker: top(li.querySelector('.pb-worker')), time: top(li.querySelector('time'))};
+        })""")
+        assert [r["text"].split(" 20")[0] for r in rows] == ["46.6M up from 32.4M bitaxe-attic-2",
+                                                            "760K up from 605K bitaxe-garage-1"]
+        for row in rows:  # the best and what it beat on one line, the worker and the time on the next
+            assert abs(row["upFrom"] - row["value"]) <= 4, row
+            assert row["worker"] == row["time"] and row["worker"] > row["value"] + 10, row
+        assert_clean_console(page)
+    finally:
+        context.close()
