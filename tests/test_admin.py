@@ -165,6 +165,8 @@ def test_dissolve_and_rename_need_a_reason(client, as_admin, make_user, make_coo
         resp = client.post(path, headers=hx, data=data)
         assert resp.status_code == 400, data
         assert 'class="error"' in resp.get_data(as_text=True) and f'id="coop-{coop.id}"' in resp.get_data(as_text=True)
+        assert '<details class="admin-manage" open>' in resp.get_data(as_text=True)  # the forms beside the error
+    assert '<details class="admin-manage">' in client.get("/admin/coops", headers=hx).get_data(as_text=True)
     for missing_id in (999999, 10**30):
         missing = client.post(f"/admin/coops/{missing_id}/dissolve", headers=hx, data={"reason": "x"})
         assert missing.status_code == 404

@@ -73,9 +73,49 @@ def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, mak
     login(page, live_server.url, admin.user_id, PASSWORD)
     page.goto(f"{live_server.url}/admin")
     row = page.locator(f"#coop-{coop.id}")
+    assert not row.locator("form[action$='/dissolve']").is_visible()  # behind the row's disclosure
+    row.locator("details.admin-manage > summary").click()
     row.locator("form[action$='/dissolve'] input[name=reason]").fill("Spam in the coop name")
     row.locator("form[action$='/dissolve'] button").click()
     page.wait_for_selector(f"#coop-{coop.id} >> text=Cooperative dissolved.")
     page.wait_for_selector("#admin-audit >> text=Spam in the coop name")
     assert db.session.scalars(select(AuditLog.action)).all() == ["coop.dissolve"]
+    assert page.csp_errors == []
+
+
+def test_admin_coops_table_reads_well_on_a_tablet_and_a_desktop(live_server, page, make_user, make_coop):
+    from .test_mobile_a11y import axe_violations, overflow
+
+    admin = make_user(is_admin=True)
+    for name in ("FREE BTC CLICK HERE", "Lisbon Lightning", "Satoshi's Hunters"):
+        make_coop(name=name)
+    login(page, live_server.url, admin.user_id, PASSWORD)
+    page.goto(f"{live_server.url}/admin")
+    region = page.locator("#admin-coops .table-scroll")
+    assert region.get_attribute("role") == "region" and region.get_attribute("aria-label") == "Cooperatives"
+    assert region.get_attribute("tabindex") == "0"  # the keyboard can scroll it when it must
+    scroll = "(el) => [el.scrollWidth, el.clientWidth]"
+    first = page.locator("#admin-coops details.admin-manage").first
+    for width in (768, 1024, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert overflow(page) is None, width
+        # Closed, the actions are one button: the table fits its card, names break between words only.
+        assert page.locator("#admin-coops form").first.is_visible() is False
+        scroll_width, client_width = region.evaluate(scroll)
+        assert scroll_width <= client_width, (width, scroll_width, client_width)
+        broken = page.locator("#admin-coops td.admin-name").evaluate_all("""(cells) => cells.filter((td) => {
+            const range = document.createRange();
+            range.selectNodeContents(td.firstChild);  // the name's text, before its invite code
+            return range.getClientRects().length > td.firstChild.textContent.trim().split(/\\s+/).length;
+          }).map((td) => td.firstChild.textContent.trim())""")
+        assert broken == [], (width, broken)
+        tallest = max(page.locator("#admin-coops tbody tr").evaluate_all("(rows) => rows.map((r) => r.offsetHeight)"))
+        assert tallest < 110, (width, tallest)  # the name, its invite code and padding: no pile of forms
+        first.locator("summary").click()
+        assert first.locator("form[action$='/rename'] button").is_visible()
+        if width >= 1024:  # open, the forms still fit; at 768 the region scrolls sideways
+            scroll_width, client_width = region.evaluate(scroll)
+            assert scroll_width <= client_width, (width, scroll_width, client_width)
+        first.locator("summary").click()
+    assert axe_violations(page) == []
     assert page.csp_errors == []

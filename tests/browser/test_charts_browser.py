@@ -140,14 +140,23 @@ def test_relative_times_stay_fresh_and_visitors_read_their_own_zone(browser, liv
         page.goto(f"{live_server.url}/miners/{user.user_id}")
         last = page.locator("#stat-last-share time")
         assert last.inner_text() == "just now"
-        page.clock.fast_forward(150_000)
-        page.wait_for_function("() => document.querySelector('#stat-last-share time').textContent === '2 min ago'")
         # Absolute times were written in UTC by the server, rewritten in Tokyo time (UTC+9).
         best = page.locator("#personal-bests time").first
         stamp = datetime.fromisoformat(best.get_attribute("datetime").replace("Z", "+00:00"))
         tokyo = stamp + timedelta(hours=9)
         assert best.inner_text() == tokyo.strftime("%Y-%m-%d %H:%M")
         assert "JST" in best.get_attribute("title") or "GMT+9" in best.get_attribute("title")
+        page.evaluate("() => { document.querySelector('#personal-bests time').dataset.before = '1'; }")
+        page.clock.fast_forward(150_000)  # past the page's refresh (PROFILE_REFRESH_SECONDS, 30 s)
+        page.wait_for_function("() => document.querySelector('#stat-last-share time').textContent === '2 min ago'")
+        # The refresh brings the bests back out of band, in UTC: rewritten too once htmx settles
+        # (its settle timer runs on the installed clock, hence the nudges).
+        page.wait_for_function("() => !document.querySelector('#personal-bests time').dataset.before")
+        for _ in range(50):
+            page.clock.run_for(100)
+            if page.locator("#personal-bests time").first.inner_text() == tokyo.strftime("%Y-%m-%d %H:%M"):
+                break
+        assert page.locator("#personal-bests time").first.inner_text() == tokyo.strftime("%Y-%m-%d %H:%M")
         assert_clean_console(page)
     finally:
         context.close()
@@ -191,6 +200,35 @@ def test_keep_utc_dismisses_the_offer_in_this_browser(browser, live_server, make
         assert page.get_attribute("html", "data-tz") == "UTC"
         db.session.expire_all()
         assert str(preferences.user_timezone(user.user_id)) == "UTC"
+        assert_clean_console(page)
+    finally:
+        context.close()
+
+
+def test_recent_personal_bests_are_two_even_lines_on_a_phone(browser, live_server, make_user):
+    user = make_user(display_name="Two Lines")
+    now = datetime.now(UTC)
+    for hours_ago, best, previous, rig in ((9, 760e3, 605e3, "bitaxe-garage-1"), (2, 46.6e6, 32.4e6, "bitaxe-attic-2")):
+        db.session.add(MiningEvent(
+            stream="mining:share_best_diff", entry_id=f"{next(_seq)}-0", event="share_best_diff",
+            ts=now - timedelta(hours=hours_ago), user_id=user.user_id, worker=f"{user.user_id}.{rig}",
+            data={"new_best": best, "prev_best": previous, "timeframe": "alltime"}))
+    db.session.commit()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = watch(context.new_page())
+    try:
+        page.goto(f"{live_server.url}/miners/{user.user_id}")
+        rows = page.evaluate("""() => Array.from(document.querySelectorAll('#personal-bests > li')).map((li) => {
+            const top = (el) => Math.round(el.getBoundingClientRect().top);
+            const upFrom = Array.from(li.querySelectorAll('span')).find((s) => s.textContent.startsWith('up from'));
+            return {text: li.innerText.replace(/\\s+/g, ' ').trim(), value: top(li.querySelector('strong')),
+                    upFrom: top(upFrom), worker: top(li.querySelector('.pb-worker')), time: top(li.querySelector('time'))};
+        })""")
+        assert [r["text"].split(" 20")[0] for r in rows] == ["46.6M up from 32.4M bitaxe-attic-2",
+                                                            "760K up from 605K bitaxe-garage-1"]
+        for row in rows:  # the best and what it beat on one line, the worker and the time on the next
+            assert abs(row["upFrom"] - row["value"]) <= 4, row
+            assert row["worker"] == row["time"] and row["worker"] > row["value"] + 10, row
         assert_clean_console(page)
     finally:
         context.close()

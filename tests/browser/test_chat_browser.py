@@ -113,3 +113,26 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
             assert_clean_console(p)
     finally:
         bob_context.close()
+
+
+def test_message_actions_sit_on_one_line(live_server, page, make_user):
+    alice = make_user(display_name="Aligned Alice")
+    coop = coops.create(alice, name="Aligned Crew")
+    messages.post(alice.user_id, conversations.coop_conversation_id(coop.id), "one line of actions")
+    alice_id = alice.user_id
+    db.session.remove()
+    login(page, live_server.url, alice_id, PASSWORD)
+    for width in (390, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
+        # The middle of each control's word (not of its box): React's summary centres its word like the buttons.
+        middles = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll(
+            '#chat-log li.msg .msg-actions > button, #chat-log li.msg .msg-actions > details > summary')).map((el) => {
+              const range = document.createRange();
+              range.selectNodeContents(el);
+              const box = range.getBoundingClientRect();
+              return [el.textContent.trim(), Math.round((box.top + box.bottom) / 2)];
+            }))""")
+        assert set(middles) == {"Reply", "React", "Edit", "Delete"}, middles
+        assert max(middles.values()) - min(middles.values()) <= 1, f"at {width} px: {middles}"
+    assert_clean_console(page)
