@@ -93,14 +93,26 @@ def test_group_of_friends_with_a_title(client, make_user, auth_headers):
                        headers=auth_headers(pals[0])).status_code == 201
 
 
-def _published(pubsub) -> list[dict]:
+def _subscribe(pubsub, user_id: str) -> None:
+    """The user's channel and the fan-out channel, as a web process's hub."""
+    pubsub.subscribe(realtime.user_channel(user_id), realtime.fanout_channel())
+
+
+def _published(pubsub, user_id: str | None = None) -> list[dict]:
+    """What the hub would hand the user's sockets: their channel's messages
+    and the fan-out messages addressed to them."""
     got = []
     while True:
         msg = pubsub.get_message(timeout=0.5)
         if msg is None:
             return got
         if msg["type"] == "message":
-            got.append(json.loads(msg["data"]))
+            data = json.loads(msg["data"])
+            channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+            if channel != realtime.fanout_channel():
+                got.append(data)
+            elif user_id in data["to"]:
+                got.append(data["m"])
 
 
 def test_blocking_mid_conversation_stops_delivery_and_makes_it_read_only(app, client, make_user, auth_headers):
@@ -108,10 +120,11 @@ def test_blocking_mid_conversation_stops_delivery_and_makes_it_read_only(app, cl
     _befriend(alice, bob)
     conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
     pubsub = app.extensions["redis"].pubsub()
-    pubsub.subscribe(realtime.user_channel(alice.user_id))
+    _subscribe(pubsub, alice.user_id)
     _published(pubsub)
     messages.post(bob.user_id, conv_id, "before the block")
-    assert [m["data"]["body"] for m in _published(pubsub) if m["type"] == "message"] == ["before the block"]
+    assert [m["data"]["body"] for m in _published(pubsub, alice.user_id)
+            if m["type"] == "message"] == ["before the block"]
 
     friends.block(alice, bob.user_id)
     _published(pubsub)
@@ -119,7 +132,7 @@ def test_blocking_mid_conversation_stops_delivery_and_makes_it_read_only(app, cl
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "read_only"
     assert client.post(f"/api/conversations/{conv_id}/messages", json={"body": "mine"},
                        headers=auth_headers(alice)).status_code == 409
-    assert [m for m in _published(pubsub) if m["type"] == "message"] == []
+    assert [m for m in _published(pubsub, alice.user_id) if m["type"] == "message"] == []
     # History stays readable.
     history = client.get(f"/api/conversations/{conv_id}/messages", headers=auth_headers(alice)).get_json()
     assert [m["body"] for m in history["messages"]] == ["before the block"]
@@ -134,14 +147,14 @@ def test_unfriending_removes_from_the_creators_groups_and_direct_turns_read_only
     group_id = _start(client, auth_headers, owner, "group", [pal, other], "Trio").get_json()["id"]
     direct_id = _start(client, auth_headers, owner, "direct", [pal]).get_json()["id"]
     pubsub = app.extensions["redis"].pubsub()
-    pubsub.subscribe(realtime.user_channel(pal.user_id))
+    _subscribe(pubsub, pal.user_id)
     _published(pubsub)
     assert client.delete(f"/api/friends/{pal.user_id}", headers=auth_headers(owner)).status_code == 200
-    events = _published(pubsub)
+    events = _published(pubsub, pal.user_id)
     assert any(e["type"] == "conversation" and e.get("event") == "removed" and e["data"]["id"] == group_id
                for e in events), events
     messages.post(owner.user_id, group_id, "without pal")
-    assert [e for e in _published(pubsub) if e["type"] == "message"] == []
+    assert [e for e in _published(pubsub, pal.user_id) if e["type"] == "message"] == []
     resp = client.post(f"/api/conversations/{direct_id}/messages", json={"body": "hey"}, headers=auth_headers(pal))
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "read_only"
     pubsub.close()
