@@ -27,10 +27,10 @@ toggle ``chatMentions``); a member with no socket open gets one
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import BigInteger, Integer, Select, String, bindparam, exists, func, insert, select, update
+from sqlalchemy import BigInteger, Integer, Select, String, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
@@ -186,7 +186,7 @@ def _post_facts(conversation_id: int, user_id: str, client_id: str | None) -> An
 @functools.cache
 def _number_statement() -> Any:
     """Take the next seq of conversation ``cid`` (its row lock, to the commit)."""
-    table = Conversation.__table__
+    table = cast(Table, Conversation.__table__)
     return (update(table)
             .where(table.c.id == bindparam("cid", type_=Integer), table.c.archived_at.is_(None))
             .values(last_seq=table.c.last_seq + 1, last_message_at=bindparam("now", type_=table.c.last_message_at.type))
@@ -198,8 +198,8 @@ def _insert_statement() -> Any:
     """Insert the message (returns its id) and move the sender's read
     position to it, in one statement (a data-modifying CTE). Parameters
     ``p_<column>`` (a parameter may not take a column's own name)."""
-    members = ConversationMember.__table__
-    table = Message.__table__
+    members = cast(Table, ConversationMember.__table__)
+    table = cast(Table, Message.__table__)
     read_position = (
         update(members)
         .where(members.c.conversation_id == bindparam("p_cid", type_=Integer),
@@ -229,11 +229,11 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     (403 ``muted``, 429 ``slow_mode``, 400 ``message_blocked``).
 
     Round trips: one query for every check before the number
-    (``_post_facts``) and one Redis read of who has a socket open; then,
-    under the conversation's lock, the numbering UPDATE, the member list,
-    the insert with the sender's read position and the commit; then one
-    PUBLISH (``realtime.publish_many``) and one Redis round trip for
-    presence. (Mentions and absent members add their notifications.)
+    (``_post_facts``) and one Redis pipeline (who has a socket open, the
+    sender's activity); then, under the conversation's lock, the numbering
+    UPDATE, the member list, the insert with the sender's read position and
+    the commit; then one PUBLISH (``realtime.publish_many``). (Mentions,
+    absent members and a presence change add theirs.)
     """
     body = clean_body(body)
     client_id = clean_client_id(client_id)
@@ -259,7 +259,7 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
         parent = db.session.scalar(select(Message.conversation_id).where(Message.id == reply_id))
         if parent != conversation_id:
             raise ValidationError("reply_to must be a message of this conversation.")
-    online, asked = _online_before_lock(facts.member_ids or [], user_id)
+    online, asked, presence_state = _online_before_lock(facts.member_ids or [], user_id)
     now = utcnow()
     connection = db.session.connection()
     seq = connection.execute(_number_statement(), {"cid": conversation_id, "now": now}).scalar_one_or_none()
@@ -299,19 +299,22 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     db.session.commit()
     if flagged and coop_id is not None:
         moderation.file_flag_report(coop_id, data["id"], flagged, author_user_id=user_id)
-    presence_touch(user_id)
+    presence_touch(user_id, presence_state)
     return data, True
 
 
-def _online_before_lock(members: list[str], sender_id: str) -> tuple[set[str] | None, set[str]]:
-    """``(those with a socket open, those asked)`` of the members but the
-    sender, read before the post takes its number, so no Redis round trip
-    happens under the conversation's lock; None when Redis failed."""
+def _online_before_lock(members: list[str], sender_id: str) -> tuple[set[str] | None, set[str], Any]:
+    """``(those with a socket open, those asked, the sender's presence
+    state)`` of the members but the sender, read (and the sender's activity
+    noted) in one Redis round trip before the post takes its number, so
+    none happens under the conversation's lock. ``None`` for the first and
+    last when Redis failed."""
     asked = {m for m in members if m != sender_id}
     try:
-        return presence.connected(list(asked)), asked
+        online, state = presence.touch_and_connected(sender_id, list(asked))
     except Exception:  # noqa: BLE001 - reported by _notify
-        return None, asked
+        return None, asked, None
+    return online, asked, state
 
 
 def _notify(conversation: Conversation, row: Message, sender_name: str, title: str, members: list[str],
@@ -362,10 +365,15 @@ def chat_link(conversation: Conversation) -> str:
     return "/coop/chat" if conversation.kind == ConversationKind.COOP else f"/conversations/{conversation.id}"
 
 
-def presence_touch(user_id: str) -> None:
-    """Activity for presence; a Redis failure never fails a post."""
+def presence_touch(user_id: str, state: Any = None) -> None:
+    """Activity for presence; a Redis failure never fails a post. ``state``:
+    the activity was noted already (``presence.touch_and_connected``), only
+    a changed status is left to announce."""
     try:
-        presence.touch(user_id)
+        if state is not None:
+            presence.announce_touched(user_id, state)
+        else:
+            presence.touch(user_id)
     except Exception:  # noqa: BLE001
         current_app.logger.warning("presence update failed for %s", user_id)
 

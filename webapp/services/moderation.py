@@ -227,10 +227,11 @@ class ScreenFacts:
 SCREEN_LABELS = ("screen_mute_until", "screen_coop_found", "screen_slow_mode", "screen_filters", "screen_moderator")
 
 
-def screen_columns(coop_id: Any, user_id: str) -> list[Any]:
+def screen_columns(coop_id: Any, user_id: Any) -> list[Any]:
     """Labelled scalar subqueries for ``ScreenFacts`` of ``user_id`` in the
     coop ``coop_id`` (an int, or a column such as
-    ``Conversation.cooperative_id`` of the caller's query); read them back
+    ``Conversation.cooperative_id`` of the caller's query) — ``user_id`` a
+    string or a bound parameter; read them back
     with ``screen_facts``."""
     coop = select(Cooperative.id, Cooperative.slow_mode_seconds, Cooperative.keyword_filters) \
         .where(Cooperative.id == coop_id)

@@ -94,6 +94,28 @@ def touch(user_id: str) -> None:
     _announce(user_id, *_read_state(pipe.execute()[2:], now))
 
 
+def touch_and_connected(user_id: str, others: list[str]) -> tuple[set[str], tuple[dict[str, Any], str | None]]:
+    """``touch`` (without the announce) and ``connected(others)`` in one
+    round trip, for a post: returns those of ``others`` with a socket open
+    and the user's state for ``announce_touched``, to call once the post's
+    transaction ended."""
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
+    pipe.expire(_state_key(user_id), STATE_TTL)
+    _queue_state(pipe, user_id, now)
+    for other in others:
+        pipe.zcount(_sockets_key(other), now, "+inf")
+    replies = pipe.execute()
+    online = {u for u, live in zip(others, replies[4:], strict=True) if live}
+    return online, _read_state(replies[2:4], now)
+
+
+def announce_touched(user_id: str, state: tuple[dict[str, Any], str | None]) -> str:
+    """``announce_if_changed`` with the state ``touch_and_connected`` read."""
+    return _announce(user_id, *state)
+
+
 def set_status(user_id: str, status: object) -> str:
     """The client says online, away or dnd (``{"type": "presence"}``).
     Returns the resulting status. Raises ValidationError for another word."""
