@@ -239,7 +239,10 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     client_id = clean_client_id(client_id)
     conversation_id = conversations.check_id(conversation_id)
     facts = _post_facts(conversation_id, user_id, client_id)
-    if facts is not None and facts.first_id is not None or facts is None and client_id is not None:
+    # A retry returns the first message, whatever changed since (as before
+    # the membership and moderation checks); an unknown conversation with a
+    # client_id may still be a retry's (its id used in another conversation).
+    if (facts is not None and facts.first_id is not None) or (facts is None and client_id is not None):
         first = _by_client_id(user_id, client_id) if client_id is not None else None
         if first is not None:
             return _repeat(user_id, conversation_id, first)
