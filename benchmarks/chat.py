@@ -16,9 +16,22 @@ On loopback only, bounded in time:
    each message: per receipt, and per message the time until ALL members of
    its coop had it;
 5. the messages stored (``conversations.last_seq`` sums) against those sent;
-6. ``--typing`` typing events sent over the sockets, with the database's
-   row-change counters (``pg_stat_database``) read before and after: typing
-   must write nothing.
+6. ``--typing`` typing events sent over the sockets, with the row-change
+   counters of the app's tables (``pg_stat_user_tables``) and the commits
+   (``pg_stat_database``) read before and after: typing must write nothing.
+   PostgreSQL's backends report their counters up to ~10 s after they go
+   idle, so both reads wait until the counters have stood still for
+   ``SETTLE_S`` seconds: the posts' late counters are not taken for typing.
+
+CPU per message: the user + system time of the gunicorn workers and of the
+database's PostgreSQL backends (``/proc/<pid>/stat``) from the first send to
+the last receipt (or the 60 s wait's end), divided by the messages stored by
+then (it includes the sockets' upkeep over that span, e.g. presence); and this client's own CPU
+over the same span (is the client the bottleneck?). Far less dependent on
+the machine's load than the latencies.
+
+``--server-tree DIR`` serves another checkout (e.g. ``git archive`` of an
+older commit) with this client, for a before/after comparison.
 """
 from __future__ import annotations
 
@@ -31,9 +44,11 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from support import (
     HOST,
+    ROOT,
     WsClient,
     free_port,
     migrate_and_create_users,
@@ -54,6 +69,7 @@ class Member(WsClient):
         self.conversation_id = conversation_id
         self.received: list[tuple[int, float]] = []
         self.errors = 0
+        self.unsent = 0
 
     def on_message(self, message: dict, received_at: float) -> None:
         if message["type"] == "message" and message["data"]["body"].startswith("bench "):
@@ -63,8 +79,13 @@ class Member(WsClient):
             self.errors += 1
 
     def send_json(self, message: dict) -> None:
+        """Send, unless the server closed this socket (counted in ``unsent``)."""
+        from wsproto.connection import ConnectionState
         from wsproto.events import TextMessage
 
+        if self.ws.state != ConnectionState.OPEN or self.writer.is_closing():
+            self.unsent += 1
+            return
         self.writer.write(self.ws.send(TextMessage(data=json.dumps(message))))
 
 
@@ -109,6 +130,54 @@ def db_counters(database_url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+SETTLE_S = 12  # PostgreSQL flushes an idle backend's counters within ~10 s
+
+
+def table_counters(database_url: str) -> dict[str, int]:
+    """Rows inserted + updated + deleted per table of the app (``pg_stat_user_tables``)."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        rows = conn.execute("SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables").fetchall()
+    return {name: int(n) for name, n in rows}
+
+
+async def settle(database_url: str, limit: float = 60) -> dict[str, int]:
+    """Wait until the app's row counters stood still for ``SETTLE_S`` s (at
+    most ``limit`` s); returns them."""
+    deadline = time.monotonic() + limit
+    last, since = table_counters(database_url), time.monotonic()
+    while time.monotonic() - since < SETTLE_S and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        now = table_counters(database_url)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (a process gone counts 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
+def backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL backends connected to this database (the app's pools)."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()").fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def stored_messages(database_url: str) -> int:
     import psycopg
 
@@ -146,6 +215,13 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
     total = int(args.rate * args.seconds)
     sent_at: dict[int, tuple[float, int]] = {}
     load_before = os.getloadavg()[0]
+    workers = worker_pids(master.pid)
+    backends = backend_pids(st.database_url)
+    cpu_before = cpu_seconds(workers), cpu_seconds(backends), time.process_time()
+    profilers = [subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate", "200",
+         "--duration", str(int(args.seconds) + 3), "--pid", str(pid), "--output", f"{args.profile}-{pid}.txt"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers] if args.profile else []
     start = time.perf_counter()
     for n in range(total):
         due = start + n / args.rate
@@ -164,6 +240,12 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         await asyncio.sleep(0.1)
     drained_s = time.perf_counter() - start
     load_after = os.getloadavg()[0]
+    backends = sorted(set(backends) | set(backend_pids(st.database_url)))  # pools may have grown
+    cpu_after = cpu_seconds(workers), cpu_seconds(backends), time.process_time()
+    stored_at_drain = stored_messages(st.database_url)
+    cpu_ms = [(a - b) * 1000 / max(1, stored_at_drain) for a, b in zip(cpu_after, cpu_before, strict=True)]
+    for profiler in profilers:
+        profiler.wait()
 
     per_receipt: list[float] = []
     last_receipt: dict[int, float] = {}
@@ -176,8 +258,8 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
     complete = [(last_receipt[n] - sent_at[n][0]) * 1000 for n in sent_at
                 if count_of[n] == len(by_coop[sent_at[n][1]])]
 
-    # Typing: no database write.
-    await asyncio.sleep(2)
+    # Typing: no database write. The posts' counters first settle (see the docstring).
+    tables_before = await settle(st.database_url)
     rows_before, commits_before = db_counters(st.database_url)
     for i in range(args.typing):
         m = members[i % len(members)]
@@ -185,7 +267,9 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         if i % 100 == 99:
             await asyncio.sleep(0.05)
     await asyncio.sleep(3)
+    tables_after = await settle(st.database_url)
     rows_after, commits_after = db_counters(st.database_url)
+    typing_tables = {t: n - tables_before.get(t, 0) for t, n in tables_after.items() if n != tables_before.get(t, 0)}
 
     for m in members:
         m.close()
@@ -198,12 +282,19 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         "stored_per_s": round(stored_messages(st.database_url) / drained_s, 1),
         "receipts_expected": expected, "receipts": len(per_receipt),
         "socket_errors": sum(m.errors for m in members),
+        "sockets_closed_by_server": sum(1 for m in members if m.close_code is not None),
+        "sends_skipped_on_closed_sockets": sum(m.unsent for m in members),
         "latency_per_receipt_ms": stats(per_receipt),
         "latency_until_all_members_ms": stats(complete),
         "messages_complete": len(complete),
         "load_average_1m": {"before": round(load_before, 2), "after": round(load_after, 2)},
+        "messages_stored_when_drained": stored_at_drain,
+        "cpu_ms_per_stored_message": {"web_workers": round(cpu_ms[0], 2), "postgresql_backends": round(cpu_ms[1], 2),
+                                      "bench_client": round(cpu_ms[2], 2)},
         "typing_events": args.typing,
-        "typing_db_rows_changed": rows_after - rows_before,
+        "typing_app_rows_changed": sum(typing_tables.values()),
+        "typing_app_rows_changed_by_table": typing_tables,
+        "typing_db_rows_changed_incl_catalogs": rows_after - rows_before,
         "typing_db_commits": commits_after - commits_before,
     }
 
@@ -216,6 +307,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--typing", type=int, default=1000)
+    parser.add_argument("--server-tree", default=None, help="serve this checkout instead of this one")
+    parser.add_argument("--profile", default=None,
+                        help="py-spy record every worker during the send loop into FILE-<pid>.svg")
     args = parser.parse_args()
     raise_open_files_limit()
     with stores("bench_chat") as st:
@@ -226,7 +320,8 @@ def main() -> None:
         try:
             pairs = migrate_and_create_users(env, args.coops * args.size)
             conversation_of = form_coops(env, pairs, args.coops, args.size)
-            master = start_gunicorn(env, port, args.workers)
+            cwd = Path(args.server_tree).resolve() if args.server_tree else ROOT
+            master = start_gunicorn(env, port, args.workers, cwd=cwd)
             print(json.dumps(asyncio.run(run(args, st, pairs, conversation_of, master, port)), indent=2))
         finally:
             stop_process(master)

@@ -507,3 +507,35 @@ def test_a_form_line_break_counts_one_character(app):
     assert data["body"] == "\n".join(["x"] * 1000)
     with pytest.raises(ValidationError):
         messages.post(a.user_id, cid, body + "\r\nxx")
+
+
+def test_a_post_is_one_publish_addressed_to_the_members_read_under_the_lock(app, redis):
+    """One PUBLISH per message, whatever the number of members, on the
+    fan-out channel that every web process's hub routes (realtime.py): its
+    ``to`` is the member list of the post's commit, without a removed member;
+    nothing goes to a user's own channel."""
+    import json
+
+    from webapp import realtime
+
+    coop, admin, members = make_coop(members=5)
+    cid = chat_of(coop)
+    removed = members[0]
+    coops.remove_member(admin, coop_id=coop.id, user_id=removed.user_id)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe(f"{app.config['REDIS_NAMESPACE']}:*")
+    assert pubsub.get_message(timeout=1) is None  # the subscribe confirmation
+
+    data, created = messages.post(members[1].user_id, cid, "gm coop", client_id="one-publish")
+    assert created
+    published = []
+    while (msg := pubsub.get_message(timeout=0.5)) is not None:
+        published.append((msg["channel"], json.loads(msg["data"])))
+    chat = [(channel, m) for channel, m in published if m.get("m", {}).get("type") == "message"
+            or m.get("type") == "message"]
+    assert [channel for channel, _ in chat] == [realtime.fanout_channel()]
+    (_, sent), = chat
+    assert sorted(sent["to"]) == sorted([admin.user_id, *(m.user_id for m in members[1:])])
+    assert removed.user_id not in sent["to"]
+    assert sent["m"] == {"type": "message", "data": data}
+    pubsub.close()

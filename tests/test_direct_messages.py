@@ -93,14 +93,26 @@ def test_group_of_friends_with_a_title(client, make_user, auth_headers):
                        headers=auth_headers(pals[0])).status_code == 201
 
 
-def _published(pubsub) -> list[dict]:
+def _subscribe(pubsub, user_id: str) -> None:
+    """The user's channel and the fan-out channel, as a web process's hub."""
+    pubsub.subscribe(realtime.user_channel(user_id), realtime.fanout_channel())
+
+
+def _published(pubsub, user_id: str | None = None) -> list[dict]:
+    """What the hub would hand the user's sockets: their channel's messages
+    and the fan-out messages addressed to them."""
     got = []
     while True:
         msg = pubsub.get_message(timeout=0.5)
         if msg is None:
             return got
         if msg["type"] == "message":
-            got.append(json.loads(msg["data"]))
+            data = json.loads(msg["data"])
+            channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+            if channel != realtime.fanout_channel():
+                got.append(data)
+            elif user_id in data["to"]:
+                got.append(data["m"])
 
 
 def test_blocking_mid_conversation_stops_delivery_and_makes_it_read_only(app, client, make_user, auth_headers):
@@ -108,10 +120,11 @@ def test_blocking_mid_conversation_stops_delivery_and_makes_it_read_only(app, cl
     _befriend(alice, bob)
     conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
     pubsub = app.extensions["redis"].pubsub()
-    pubsub.subscribe(realtime.user_channel(alice.user_id))
+    _subscribe(pubsub, alice.user_id)
     _published(pubsub)
     messages.post(bob.user_id, conv_id, "before the block")
-    assert [m["data"]["body"] for m in _published(pubsub) if m["type"] == "message"] == ["before the block"]
+    assert [m["data"]["body"] for m in _published(pubsub, alice.user_id)
+            if m["type"] == "message"] == ["before the block"]
 
     friends.block(alice, bob.user_id)
     _published(pubsub)
@@ -119,7 +132,7 @@ def test_blocking_mid_conversation_stops_delivery_and_makes_it_read_only(app, cl
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "read_only"
     assert client.post(f"/api/conversations/{conv_id}/messages", json={"body": "mine"},
                        headers=auth_headers(alice)).status_code == 409
-    assert [m for m in _published(pubsub) if m["type"] == "message"] == []
+    assert [m for m in _published(pubsub, alice.user_id) if m["type"] == "message"] == []
     # History stays readable.
     history = client.get(f"/api/conversations/{conv_id}/messages", headers=auth_headers(alice)).get_json()
     assert [m["body"] for m in history["messages"]] == ["before the block"]
@@ -134,14 +147,14 @@ def test_unfriending_removes_from_the_creators_groups_and_direct_turns_read_only
     group_id = _start(client, auth_headers, owner, "group", [pal, other], "Trio").get_json()["id"]
     direct_id = _start(client, auth_headers, owner, "direct", [pal]).get_json()["id"]
     pubsub = app.extensions["redis"].pubsub()
-    pubsub.subscribe(realtime.user_channel(pal.user_id))
+    _subscribe(pubsub, pal.user_id)
     _published(pubsub)
     assert client.delete(f"/api/friends/{pal.user_id}", headers=auth_headers(owner)).status_code == 200
-    events = _published(pubsub)
+    events = _published(pubsub, pal.user_id)
     assert any(e["type"] == "conversation" and e.get("event") == "removed" and e["data"]["id"] == group_id
                for e in events), events
     messages.post(owner.user_id, group_id, "without pal")
-    assert [e for e in _published(pubsub) if e["type"] == "message"] == []
+    assert [e for e in _published(pubsub, pal.user_id) if e["type"] == "message"] == []
     resp = client.post(f"/api/conversations/{direct_id}/messages", json={"body": "hey"}, headers=auth_headers(pal))
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "read_only"
     pubsub.close()
@@ -228,11 +241,11 @@ def test_a_block_inside_a_group_stops_live_pushes_to_the_blocker_only(app, clien
     group_id = _start(client, auth_headers, owner, "group", [pal, foe], "Trio").get_json()["id"]
     channels = {u.user_id: app.extensions["redis"].pubsub() for u in (owner, foe)}
     for user_id, pubsub in channels.items():
-        pubsub.subscribe(realtime.user_channel(user_id))
+        _subscribe(pubsub, user_id)
         _published(pubsub)
 
     def bodies(user) -> list[str]:
-        return [m["data"]["body"] for m in _published(channels[user.user_id]) if m["type"] == "message"]
+        return [m["data"]["body"] for m in _published(channels[user.user_id], user.user_id) if m["type"] == "message"]
 
     messages.post(pal.user_id, group_id, "before the block")
     assert bodies(owner) == bodies(foe) == ["before the block"]
@@ -240,7 +253,7 @@ def test_a_block_inside_a_group_stops_live_pushes_to_the_blocker_only(app, clien
     friends.block(foe, pal.user_id)  # inside the owner's group: both stay members
     assert {m["user_id"] for m in messages.get_conversation(owner.user_id, group_id)["members"]} == \
         {owner.user_id, pal.user_id, foe.user_id}
-    _published(channels[owner.user_id]), _published(channels[foe.user_id])
+    _published(channels[owner.user_id], owner.user_id), _published(channels[foe.user_id], foe.user_id)
 
     def notices() -> list[str]:
         return list(db.session.scalars(select(Notification.subtype).where(
@@ -260,7 +273,7 @@ def test_a_block_inside_a_group_stops_live_pushes_to_the_blocker_only(app, clien
     messages.edit(pal.user_id, first["id"], "before the block (edited)")
 
     def updates(user) -> list[str]:
-        return [m["data"]["body"] for m in _published(channels[user.user_id]) if m["type"] == "message_updated"]
+        return [m["data"]["body"] for m in _published(channels[user.user_id], user.user_id) if m["type"] == "message_updated"]
 
     assert updates(owner) == ["before the block (edited)"]
     assert updates(foe) == []
@@ -387,11 +400,11 @@ def test_blocking_announces_the_direct_conversation_read_only_to_both(app, clien
     messages.post(bob.user_id, conv_id, "hi")
     channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
     for user_id, pubsub in channels.items():
-        pubsub.subscribe(realtime.user_channel(user_id))
+        _subscribe(pubsub, user_id)
         _published(pubsub)
     friends.block(bob, alice.user_id)
     for user in (alice, bob):
-        events = [e for e in _published(channels[user.user_id]) if e["type"] == "conversation"]
+        events = [e for e in _published(channels[user.user_id], user.user_id) if e["type"] == "conversation"]
         assert [(e["event"], e["data"]["id"]) for e in events] == [("read_only", conv_id)]
         # Each member's own view: Alice has one unread message, Bob none.
         assert events[0]["data"]["unread_count"] == (1 if user is alice else 0)
@@ -412,23 +425,23 @@ def test_friends_again_announces_the_direct_conversation_writable_to_both(app, c
     messages.post(bob.user_id, conv_id, "hi")
     channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
     for user_id, pubsub in channels.items():
-        pubsub.subscribe(realtime.user_channel(user_id))
+        _subscribe(pubsub, user_id)
         _published(pubsub)
 
     def events(user) -> list[tuple[str, int]]:
-        return [(e["event"], e["data"]["id"]) for e in _published(channels[user.user_id])
+        return [(e["event"], e["data"]["id"]) for e in _published(channels[user.user_id], user.user_id)
                 if e["type"] == "conversation"]
 
     friends.unfriend(alice, bob.user_id)
     assert events(alice) == events(bob) == [("read_only", conv_id)]
     _befriend(bob, alice)
-    got = {u.user_id: [e for e in _published(channels[u.user_id]) if e["type"] == "conversation"] for u in (alice, bob)}
+    got = {u.user_id: [e for e in _published(channels[u.user_id], u.user_id) if e["type"] == "conversation"] for u in (alice, bob)}
     for user in (alice, bob):
         assert [(e["event"], e["data"]["id"]) for e in got[user.user_id]] == [("writable", conv_id)]
     assert got[alice.user_id][0]["data"]["unread_count"] == 1 and got[bob.user_id][0]["data"]["unread_count"] == 0
     assert client.post(f"/api/conversations/{conv_id}/messages", json={"body": "back"},
                        headers=auth_headers(alice)).status_code == 201
-    _published(channels[alice.user_id]), _published(channels[bob.user_id])
+    _published(channels[alice.user_id], alice.user_id), _published(channels[bob.user_id], bob.user_id)
 
     friends.block(alice, bob.user_id)
     assert events(alice) == events(bob) == [("read_only", conv_id)]

@@ -215,13 +215,18 @@ def test_mute_and_unmute_reach_the_members_open_sockets_after_the_commit(app, ma
 
     coop, admin, (member,) = make_coop(members=1)
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(realtime.user_channel(member.user_id))
+    pubsub.subscribe(realtime.user_channel(member.user_id), realtime.fanout_channel())
 
     def next_event():
         for _ in range(50):
             msg = pubsub.get_message(timeout=0.1)
-            if msg is not None:
-                return json.loads(msg["data"])
+            if msg is None:
+                continue
+            data = json.loads(msg["data"])
+            if msg["channel"] != realtime.fanout_channel():
+                return data
+            if member.user_id in data["to"]:  # a fan-out message addressed to the member
+                return data["m"]
         raise AssertionError("nothing published")
 
     row = coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)

@@ -251,3 +251,48 @@ def test_xss_title_is_escaped_in_the_page_and_the_htmx_fragment(client, auth, ma
     assert fragment.status_code == 200
     text = fragment.get_data(as_text=True)
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+class _GoneClient:
+    """A socket whose client went away: every send fails as the kernel
+    says (broken pipe), as simple-websocket lets it through."""
+
+    def __init__(self) -> None:
+        from webapp.realtime import SocketInbox
+
+        self.event = SocketInbox()
+        self.connected = True
+        self.input_buffer: list = []
+        self.closed_with = None
+
+    def send(self, data) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def close(self, reason=None, message=None) -> None:
+        self.closed_with = reason
+        self.connected = False
+
+    def receive(self, timeout=None):
+        return None
+
+
+def test_a_client_gone_mid_send_is_logged_quietly_and_ends_the_session(app, make_user, caplog):
+    """A broken pipe is a client gone (normal): INFO, no traceback, the
+    session ends without a close frame and its socket is forgotten."""
+    import logging
+
+    from webapp import realtime
+    from webapp.ws import SocketSession
+
+    user = make_user()
+    gone = _GoneClient()
+    session = SocketSession(gone, user.user_id, html=False, since=None)
+    with caplog.at_level(logging.INFO, logger=app.logger.name):
+        session.run()  # the first send (the unread count) fails
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    went = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(went) == 1 and went[0].levelno == logging.INFO and went[0].exc_info is None
+    assert "BrokenPipeError" in went[0].getMessage()
+    assert gone.closed_with is None  # no close frame into a broken pipe
+    assert realtime.get_hub(app).local_socket_count() == 0

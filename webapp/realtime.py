@@ -7,6 +7,15 @@ owns one pub/sub connection, subscribes to the channels of the users who have
 a socket open in this process, and copies every message into those sockets'
 inboxes (the CTFd pattern). Socket handlers only wait on their inbox.
 
+A message for many users (a chat message to its conversation's members,
+typing, presence, a coop change) is ONE PUBLISH on the fan-out channel
+(``publish_many``: ``{"to": [user ids], "m": message}``), which every hub
+subscribes to before it serves a socket and routes to its own sockets of
+the users in ``to`` — the recipients are chosen by the publisher (e.g. the
+member list read under the conversation's lock), never by the hub. A hub
+decodes each message once and hands the same ``Push`` to every local
+socket, which sends the same JSON text (encoded once) to each.
+
 Redis pub/sub is at-most-once, and pushes from different processes can
 overtake each other: the notification row is the record, and a socket sends
 rows in their ``seq`` order (the user's numbering in commit order), filling
@@ -64,24 +73,38 @@ def publish(user_id: str, message: dict[str, Any]) -> None:
     get_redis().publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
 
 
+def fanout_channel() -> str:
+    """The channel of messages for many users (``publish_many``), which
+    every web process's hub subscribes to."""
+    return redis_key("ws", "fanout")
+
+
+def fanout_text(user_ids: list[str], message: dict[str, Any]) -> str:
+    """What ``publish_many`` publishes: ``{"to": [user ids], "m": message}``."""
+    return json.dumps({"to": user_ids, "m": message}, separators=(",", ":"))
+
+
 def publish_many(user_ids: list[str], message: dict[str, Any]) -> None:
-    """Publish one ``message`` to every socket of each of ``user_ids`` (one
-    round trip: a pipeline of PUBLISHes)."""
-    publish_each([(user_id, message) for user_id in user_ids])
+    """Publish one ``message`` to every socket of each of ``user_ids``: one
+    PUBLISH on the fan-out channel, whatever the number of users."""
+    ids = list(dict.fromkeys(user_ids))
+    if ids:
+        get_redis().publish(fanout_channel(), fanout_text(ids, message))
 
 
 def publish_each(messages: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish ``(user_id, message)`` pairs in one round trip (a message may
-    differ per recipient, e.g. a reaction's ``me``)."""
+    differ per recipient, e.g. a reaction's ``me``): one fan-out PUBLISH
+    per distinct message object."""
     if not messages:
         return
-    pipe = get_redis().pipeline(transaction=False)
-    encoded: dict[int, str] = {}
+    groups: dict[int, tuple[dict[str, Any], list[str]]] = {}
     for user_id, message in messages:
-        text = encoded.get(id(message))
-        if text is None:
-            text = encoded[id(message)] = json.dumps(message, separators=(",", ":"))
-        pipe.publish(user_channel(user_id), text)
+        groups.setdefault(id(message), (message, []))[1].append(user_id)
+    pipe = get_redis().pipeline(transaction=False)
+    channel = fanout_channel()
+    for message, user_ids in groups.values():
+        pipe.publish(channel, fanout_text(list(dict.fromkeys(user_ids)), message))
     pipe.execute()
 
 
@@ -143,14 +166,9 @@ COOP_CHANGES = ("membership", "details", "invite", "numbers", "dissolved")
 def coop_changed(user_ids: list[str], cooperative_id: int, change: str = "membership") -> None:
     """Tell every socket of ``user_ids`` that ``cooperative_id`` changed
     (``{"type": "coop_changed", "cooperative_id": N, "change": one of
-    COOP_CHANGES}``); open coop pages re-fetch their fragments. One round
-    trip for all users."""
-    message = json.dumps({"type": COOP_CHANGED, "cooperative_id": cooperative_id, "change": change},
-                         separators=(",", ":"))
-    pipe = get_redis().pipeline(transaction=False)
-    for user_id in user_ids:
-        pipe.publish(user_channel(user_id), message)
-    pipe.execute()
+    COOP_CHANGES}``); open coop pages re-fetch their fragments. One PUBLISH
+    for all users (``publish_many``)."""
+    publish_many(list(user_ids), {"type": COOP_CHANGED, "cooperative_id": cooperative_id, "change": change})
 
 
 # ---- the per-user socket limit (all processes) ---------------------------------------
@@ -197,9 +215,14 @@ class Hub:
     channel. Channels without sockets are unsubscribed lazily.
     """
 
-    def __init__(self, redis_client, control_channel: str) -> None:
+    def __init__(self, redis_client, control_channel: str, fanout: str = "", user_prefix: str = "") -> None:
         self._redis = redis_client
         self._control = control_channel
+        # The fan-out channel (module docstring) and the prefix of a user's
+        # channel name (``user_channel`` is it plus the user id): the
+        # listener has no app context to compute them.
+        self._fanout = fanout
+        self._user_prefix = user_prefix
         self._lock = threading.Lock()
         self._inboxes: dict[str, dict[str, Inbox]] = {}  # channel -> socket id -> inbox
         self._subscribed: set[str] = set()  # confirmed by Redis
@@ -266,7 +289,9 @@ class Hub:
     def _listen(self) -> None:
         pubsub = self._redis.pubsub()
         try:
-            pubsub.subscribe(self._control)
+            # The fan-out channel is confirmed before the control channel
+            # (Redis answers in order), so ``_ready`` means both.
+            pubsub.subscribe(*([self._fanout] if self._fanout else []), self._control)
             while True:
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None:
@@ -312,6 +337,8 @@ class Hub:
             if channel == self._control:
                 self._ready.set()
                 return
+            if channel == self._fanout:  # for the process's life: never among the idle user channels
+                return
             with self._lock:
                 self._requested.discard(channel)
                 self._subscribed.add(channel)
@@ -326,14 +353,48 @@ class Hub:
         except (TypeError, ValueError):
             log.warning("dropping a malformed message on %s", channel)
             return
+        if not isinstance(data, dict):
+            log.warning("dropping a malformed message on %s", channel)
+            return
+        if channel == self._fanout:
+            to, inner = data.get("to"), data.get("m")
+            if not isinstance(to, list) or not isinstance(inner, dict):
+                log.warning("dropping a malformed fan-out message")
+                return
+            push = Push(inner)
+            prefix = self._user_prefix
+            with self._lock:
+                inboxes = self._inboxes
+                targets = [inbox for user_id in to if isinstance(user_id, str)
+                           for inbox in (inboxes.get(prefix + user_id) or {}).values()]
+            for inbox in targets:
+                inbox.put(push)
+            return
         with self._lock:
             sockets = dict(self._inboxes.get(channel) or {})
         if data.get("type") == EVICT:
             targets = [sockets[s] for s in data.get("sockets", []) if s in sockets]
         else:
             targets = list(sockets.values())
+        push = Push(data)
         for inbox in targets:
-            inbox.put(data)
+            inbox.put(push)
+
+
+class Push(dict):
+    """A message from Redis as the hub hands it to every local socket it
+    goes to: the same object for all of them, so read-only; ``text()`` is
+    its JSON, encoded once for all (``ws.SocketSession.send_json``)."""
+
+    __slots__ = ("_text",)
+
+    def text(self) -> str:
+        """The compact JSON of this message (cached)."""
+        try:
+            return self._text
+        except AttributeError:
+            self._text: str = json.dumps(self, separators=(",", ":"))
+            return self._text
 
 
 _hub_lock = threading.Lock()
@@ -350,7 +411,9 @@ def get_hub(app: Flask | None = None) -> Hub:
         if entry is None or entry[0] != os.getpid():
             namespace = app.config.get("REDIS_NAMESPACE") or ""
             control = f"{namespace}:ws:hub:{uuid.uuid4().hex}" if namespace else f"ws:hub:{uuid.uuid4().hex}"
-            entry = (os.getpid(), Hub(app.extensions["redis"], control))
+            prefix = f"{namespace}:" if namespace else ""
+            entry = (os.getpid(), Hub(app.extensions["redis"], control, fanout=f"{prefix}ws:fanout",
+                                      user_prefix=f"{prefix}user:"))
             app.extensions["notification_hub"] = entry
         return entry[1]
 

@@ -243,6 +243,9 @@ class SocketSession(ChatSocket):
             self.loop()
         except ConnectionClosed:
             pass
+        except ConnectionError as exc:  # the client went away mid-send (broken pipe, reset): normal
+            app.logger.info("socket %s of %s: the client went away (%s)", self.socket_id, self.user_id,
+                            type(exc).__name__)
         except Exception:  # noqa: BLE001 - e.g. Redis or the DB went away: tell the client to retry
             app.logger.exception("socket %s of %s failed", self.socket_id, self.user_id)
             try:
@@ -264,7 +267,10 @@ class SocketSession(ChatSocket):
             inbox.wait(REFRESH_EVERY)
             inbox.clear()
             self.presence_tick()
-            while True:
+            # Client messages the reader thread queued. ``receive(timeout=0)``
+            # only when there is one: on an empty queue it waits a turn of the
+            # event loop (a timer), which every push would pay.
+            while self.ws.input_buffer or not self.ws.connected:
                 try:
                     text = self.ws.receive(timeout=0)
                 except ConnectionClosed:
@@ -477,7 +483,12 @@ class SocketSession(ChatSocket):
             self.send_json({"type": "error", "code": code, "message": message})
 
     def send_json(self, message: dict[str, Any]) -> None:
-        self.ws.send(json.dumps(message, separators=(",", ":")))
+        """Send one JSON message; a hub ``Push`` as the text encoded once for
+        every socket it goes to."""
+        if isinstance(message, realtime.Push):
+            self.ws.send(message.text())
+        else:
+            self.ws.send(json.dumps(message, separators=(",", ":")))
 
 
 def _message_id(message: dict[str, Any], key: str) -> int:

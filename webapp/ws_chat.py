@@ -94,7 +94,7 @@ class ChatSocket:
         if self.html and self.page_messages:
             self.messages_page_push(message)
         if kind == conversations.MESSAGE:
-            self.on_chat_message(message["data"])
+            self.on_chat_message(message["data"], message)
         elif kind == conversations.MESSAGE_UPDATED:
             data = message["data"]
             if self._follows(data["conversation_id"]):
@@ -156,7 +156,10 @@ class ChatSocket:
             return False
         return not self.html or conversation_id == self.page_chat
 
-    def on_chat_message(self, data: dict[str, Any]) -> None:
+    def on_chat_message(self, data: dict[str, Any], push: dict[str, Any] | None = None) -> None:
+        """A live message: send it if it is the next seq of its conversation
+        (``push``, the hub's message, as it came: its JSON is encoded once
+        for every socket), drop a duplicate, fill a gap first."""
         cid, seq = data["conversation_id"], data["seq"]
         if not self._follows(cid):
             return
@@ -169,7 +172,9 @@ class ChatSocket:
                 if cid in self.chat_closed or self.chat_seq.get(cid, 0) >= seq:
                     return
         self.chat_seq[cid] = seq
-        self.send_chat({"type": conversations.MESSAGE, "data": data}, "message", m=data)
+        if push is None or push.keys() != {"type", "data"}:
+            push = {"type": conversations.MESSAGE, "data": data}
+        self.send_chat(push, "message", m=data)
 
     def on_conversation(self, message: dict[str, Any]) -> None:
         cid = message["data"]["id"]

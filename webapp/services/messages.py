@@ -10,9 +10,10 @@ changes (``services/conversations.py``), and the member list a post
 publishes to is read after it, so a removed member never receives a
 message committed after their removal.
 
-Pushes go out after the commit (``transactions.after_commit``), one PUBLISH
-per member on their user channel (``realtime.publish_each``), which every
-web process's hub forwards to that member's sockets.
+Pushes go out after the commit (``transactions.after_commit``), ONE PUBLISH
+per message addressed to the member list read under the lock
+(``realtime.publish_many``), which every web process's hub routes to its
+own sockets of those members.
 
 Coop conversations ask the moderation service before a post or an edit
 (``moderation.screen_message``: mute, slow mode for posts, keyword block)
@@ -25,11 +26,12 @@ toggle ``chatMentions``); a member with no socket open gets one
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, cast
 
 from flask import current_app
+from sqlalchemy import BigInteger, Integer, Select, String, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
@@ -39,6 +41,7 @@ from ..models import (
     REACTION_EMOJI,
     Conversation,
     ConversationMember,
+    Cooperative,
     CooperativeMember,
     Message,
     MessageReaction,
@@ -164,6 +167,77 @@ def _repeat(user_id: str, conversation_id: int, first: Message) -> tuple[dict[st
     return data, False
 
 
+# The statements of a post, built once: building SQLAlchemy expressions
+# costs more CPU than running them (profiled: docs/PERFORMANCE.md "Coop chat").
+
+
+@functools.cache
+def _post_facts_statement() -> Select:
+    """See ``_post_facts``; parameters ``cid``, ``uid``, ``client_id``."""
+    user_id = bindparam("uid", type_=String)
+    is_member = exists(select(ConversationMember.user_id).where(
+        ConversationMember.conversation_id == Conversation.id, ConversationMember.user_id == user_id,
+        conversations.is_current_member()))
+    # A NULL client_id matches nothing (``= NULL``): no earlier post.
+    first = select(Message.id).where(Message.sender_id == user_id,
+                                     Message.client_id == bindparam("client_id", type_=String)).scalar_subquery()
+    return select(
+        Conversation, is_member.label("is_member"), first.label("first_id"),
+        select(User.display_name).where(User.user_id == user_id).scalar_subquery().label("sender_name"),
+        select(Cooperative.name).where(Cooperative.id == Conversation.cooperative_id).scalar_subquery()
+        .label("coop_name"),
+        select(func.array_agg(ConversationMember.user_id)).where(
+            ConversationMember.conversation_id == Conversation.id, conversations.is_current_member())
+        .scalar_subquery().label("member_ids"),
+        *moderation.screen_columns(Conversation.cooperative_id, user_id),
+    ).where(Conversation.id == bindparam("cid", type_=Integer)).execution_options(populate_existing=True)
+
+
+def _post_facts(conversation_id: int, user_id: str, client_id: str | None) -> Any:
+    """One query before a post: the conversation (fresh), whether the caller
+    is a current member, the members (for the presence read before the
+    lock; the list a post uses is read under it), their display name, the coop's name, the message
+    an earlier post with ``client_id`` stored (its id), and the moderation
+    screen's facts (``moderation.screen_columns``). None: no such
+    conversation."""
+    return db.session.execute(_post_facts_statement(),
+                              {"cid": conversation_id, "uid": user_id, "client_id": client_id}).first()
+
+
+@functools.cache
+def _number_statement() -> Any:
+    """Take the next seq of conversation ``cid`` (its row lock, to the commit)."""
+    table = cast(Table, Conversation.__table__)
+    return (update(table)
+            .where(table.c.id == bindparam("cid", type_=Integer), table.c.archived_at.is_(None))
+            .values(last_seq=table.c.last_seq + 1, last_message_at=bindparam("now", type_=table.c.last_message_at.type))
+            .returning(table.c.last_seq))
+
+
+@functools.cache
+def _insert_statement() -> Any:
+    """Insert the message (returns its id) and move the sender's read
+    position to it, in one statement (a data-modifying CTE). Parameters
+    ``p_<column>`` (a parameter may not take a column's own name)."""
+    members = cast(Table, ConversationMember.__table__)
+    table = cast(Table, Message.__table__)
+    read_position = (
+        update(members)
+        .where(members.c.conversation_id == bindparam("p_cid", type_=Integer),
+               members.c.user_id == bindparam("p_uid", type_=String))
+        .values(last_read_seq=bindparam("p_seq", type_=BigInteger), unread_notified=False)
+        .cte("read_position")
+    )
+    return (insert(table)
+            .values(conversation_id=bindparam("p_cid"), seq=bindparam("p_seq"), sender_id=bindparam("p_uid"),
+                    body=bindparam("p_body", type_=table.c.body.type),
+                    mentions=bindparam("p_mentions", type_=table.c.mentions.type),
+                    reply_to=bindparam("p_reply_to", type_=table.c.reply_to.type),
+                    client_id=bindparam("p_client_id", type_=String),
+                    created_at=bindparam("p_now", type_=table.c.created_at.type))
+            .add_cte(read_position).returning(table.c.id))
+
+
 def post(user_id: str, conversation_id: int, body: object, *, reply_to: object = None,
          client_id: object = None) -> tuple[dict[str, Any], bool]:
     """Store a message and push it to every member's sockets after the commit.
@@ -174,17 +248,33 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     body, client_id, reply_to), NotFound (404), NotAMember (403
     ``not_a_member``), and for coop conversations the moderation errors
     (403 ``muted``, 429 ``slow_mode``, 400 ``message_blocked``).
+
+    Round trips: one query for every check before the number
+    (``_post_facts``) and one Redis pipeline (who has a socket open, the
+    sender's activity); then, under the conversation's lock, the numbering
+    UPDATE, the member list, the insert with the sender's read position and
+    the commit; then one PUBLISH (``realtime.publish_many``). (Mentions,
+    absent members and a presence change add theirs.)
     """
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     conversation_id = conversations.check_id(conversation_id)
-    if client_id is not None:
-        first = _by_client_id(user_id, client_id)
+    facts = _post_facts(conversation_id, user_id, client_id)
+    # A retry returns the first message, whatever changed since (as before
+    # the membership and moderation checks); an unknown conversation with a
+    # client_id may still be a retry's (its id used in another conversation).
+    if (facts is not None and facts.first_id is not None) or (facts is None and client_id is not None):
+        first = _by_client_id(user_id, client_id) if client_id is not None else None
         if first is not None:
             return _repeat(user_id, conversation_id, first)
-    conversation, _ = conversations.require_member(conversation_id, user_id)
+    if facts is None:
+        raise NotFound("No such conversation.")
+    if not facts.is_member:
+        raise NotAMember("Only members of this conversation can do that.")
+    conversation: Conversation = facts.Conversation
     coop_id = conversation.cooperative_id
-    flagged = moderation.screen_message(coop_id, user_id, body) if coop_id is not None else []
+    flagged = moderation.screen_message(coop_id, user_id, body, moderation.screen_facts(facts)) \
+        if coop_id is not None else []
     reply_id = None
     if reply_to is not None:
         if not isinstance(reply_to, int) or isinstance(reply_to, bool):
@@ -193,15 +283,12 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
         parent = db.session.scalar(select(Message.conversation_id).where(Message.id == reply_id))
         if parent != conversation_id:
             raise ValidationError("reply_to must be a message of this conversation.")
+    online, asked, presence_state = _online_before_lock(facts.member_ids or [], user_id)
     now = utcnow()
-    seq = db.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.archived_at.is_(None))
-        .values(last_seq=Conversation.last_seq + 1, last_message_at=now)
-        .returning(Conversation.last_seq)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    # Under the conversation's lock: the membership and member list as of now.
+    connection = db.session.connection()
+    seq = connection.execute(_number_statement(), {"cid": conversation_id, "now": now}).scalar_one_or_none()
+    # Under the conversation's lock: the membership and member list as of now
+    # (a statement of its own: READ COMMITTED reads after the lock wait).
     members = conversations.member_ids(conversation_id)
     if seq is None or user_id not in members:
         db.session.rollback()
@@ -215,43 +302,56 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     row = Message(conversation_id=conversation_id, seq=seq, sender_id=user_id, body=body,
                   mentions=mentioned or None, reply_to=reply_id,
                   client_id=client_id, created_at=now)
-    db.session.add(row)
+    # The row object stays out of the session: one Core statement inserts it.
     try:
-        db.session.flush()
+        row.id = connection.execute(_insert_statement(), {
+            "p_cid": conversation_id, "p_uid": user_id, "p_seq": seq, "p_body": body, "p_mentions": row.mentions,
+            "p_reply_to": reply_id, "p_client_id": client_id, "p_now": now,
+        }).scalar_one()
     except IntegrityError:
         db.session.rollback()  # the same client_id won a race: its number goes back too
         first = _by_client_id(user_id, client_id) if client_id is not None else None
         if first is None:
             raise
         return _repeat(user_id, conversation_id, first)
-    db.session.execute(
-        update(ConversationMember)
-        .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
-        .values(last_read_seq=seq, unread_notified=False)
-        .execution_options(synchronize_session=False)
-    )
-    sender_name = db.session.scalar(select(User.display_name).where(User.user_id == user_id)) or user_id
-    title = conversations.title_of(conversation) or "a conversation"
+    sender_name = facts.sender_name or user_id
+    title = (facts.coop_name if coop_id is not None else conversation.title) or "a conversation"
     # In a group, members who blocked the sender hear nothing of it live
     # (neither push nor notification); the history keeps it.
     recipients = members
     if conversation.kind == ConversationKind.GROUP:
         blockers = relations.blockers_of(user_id, members)
         recipients = [m for m in members if m not in blockers]
-    _notify(conversation, row, sender_name, title, recipients, [m for m in mentioned if m in recipients])
+    _notify(conversation, row, sender_name, title, recipients, [m for m in mentioned if m in recipients],
+            online, asked)
     data = conversations.message_dict(row, {user_id: sender_name}, None, None)
     message = {"type": MESSAGE, "data": data}
     transactions.after_commit(lambda: conversations.publish_many(recipients, message))
     db.session.commit()
     if flagged and coop_id is not None:
         moderation.file_flag_report(coop_id, data["id"], flagged, author_user_id=user_id)
-    presence_touch(user_id)
+    presence_touch(user_id, presence_state)
     return data, True
 
 
+def _online_before_lock(members: list[str], sender_id: str) -> tuple[set[str] | None, set[str], Any]:
+    """``(those with a socket open, those asked, the sender's presence
+    state)`` of the members but the sender, read (and the sender's activity
+    noted) in one Redis round trip before the post takes its number, so
+    none happens under the conversation's lock. ``None`` for the first and
+    last when Redis failed."""
+    asked = {m for m in members if m != sender_id}
+    try:
+        online, state = presence.touch_and_connected(sender_id, list(asked))
+    except Exception:  # noqa: BLE001 - reported by _notify
+        return None, asked, None
+    return online, asked, state
+
+
 def _notify(conversation: Conversation, row: Message, sender_name: str, title: str, members: list[str],
-            mentioned: list[str]) -> None:
-    """Mentions, and one "new messages" per absent member until they read."""
+            mentioned: list[str], online: set[str] | None, asked: set[str]) -> None:
+    """Mentions, and one "new messages" per absent member until they read.
+    ``online``/``asked``: ``_online_before_lock``."""
     link = chat_link(conversation)
     excerpt = (row.body or "")[:EXCERPT]
     for user_id in mentioned:
@@ -262,7 +362,12 @@ def _notify(conversation: Conversation, row: Message, sender_name: str, title: s
         )
     others = [m for m in members if m != row.sender_id and m not in mentioned]
     try:
-        online = presence.connected(others)
+        if online is None:
+            raise ConnectionError("presence was not read before the lock")
+        # Members who joined while the post waited for the number: asked now.
+        unknown = [m for m in others if m not in asked]
+        if unknown:
+            online = online | presence.connected(unknown)
     except Exception:  # noqa: BLE001 - Redis down: the message still stands, nobody is told
         current_app.logger.warning("presence unavailable; no chat_unread notifications for message %s", row.id)
         return
@@ -291,10 +396,15 @@ def chat_link(conversation: Conversation) -> str:
     return "/coop/chat" if conversation.kind == ConversationKind.COOP else f"/conversations/{conversation.id}"
 
 
-def presence_touch(user_id: str) -> None:
-    """Activity for presence; a Redis failure never fails a post."""
+def presence_touch(user_id: str, state: Any = None) -> None:
+    """Activity for presence; a Redis failure never fails a post. ``state``:
+    the activity was noted already (``presence.touch_and_connected``), only
+    a changed status is left to announce."""
     try:
-        presence.touch(user_id)
+        if state is not None:
+            presence.announce_touched(user_id, state)
+        else:
+            presence.touch(user_id)
     except Exception:  # noqa: BLE001
         current_app.logger.warning("presence update failed for %s", user_id)
 
@@ -465,13 +575,15 @@ def typing(user_id: str, conversation_id: int) -> bool:
     (a Redis ``SET NX EX``), ``{"type": "typing", "conversation_id",
     "user_id", "expires_in": 6}`` to the other members. No database write.
     Returns whether a push went out. Raises NotFound (404), NotAMember (403)."""
-    conversation, _ = conversations.require_member(conversation_id, user_id)
-    members = [m for m in conversations.member_ids(conversation.id) if m != user_id]
+    members = conversations.member_ids(conversation_id)  # one query when the caller is a member
+    if user_id not in members:
+        conversations.require_member(conversation_id, user_id)  # raises NotFound or NotAMember
     db.session.rollback()
-    key = redis_key("chat", "typing", conversation.id, user_id)
+    members = [m for m in members if m != user_id]
+    key = redis_key("chat", "typing", conversation_id, user_id)
     if not get_redis().set(key, "1", nx=True, ex=TYPING_THROTTLE):
         return False
-    conversations.publish_many(members, {"type": TYPING, "conversation_id": conversation.id, "user_id": user_id,
+    conversations.publish_many(members, {"type": TYPING, "conversation_id": conversation_id, "user_id": user_id,
                                          "expires_in": TYPING_TTL})
     presence_touch(user_id)
     return True

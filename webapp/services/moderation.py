@@ -25,11 +25,12 @@ Nothing here imports ``services.coops``: coops imports this module.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db, get_redis, redis_key
@@ -213,7 +214,50 @@ def clear_slow_mode(coop_id: int, user_ids: list[str]) -> None:
         get_redis().delete(*[redis_key("slowmode", coop_id, uid) for uid in user_ids])
 
 
-def screen_message(coop_id: int, user_id: str, body: str, *, slow_mode: bool = True) -> list[str]:
+@dataclass(frozen=True)
+class ScreenFacts:
+    """What ``screen_message`` decides on, read in one query
+    (``screen_columns``, which a caller may add to a query of its own)."""
+
+    mute_until: datetime | None  # the mute row's end, even if it has run out
+    coop_found: bool
+    slow_mode_seconds: int | None
+    keyword_filters: list[dict[str, str]] | None
+    is_moderator: bool
+
+
+SCREEN_LABELS = ("screen_mute_until", "screen_coop_found", "screen_slow_mode", "screen_filters", "screen_moderator")
+
+
+def screen_columns(coop_id: Any, user_id: Any) -> list[Any]:
+    """Labelled scalar subqueries for ``ScreenFacts`` of ``user_id`` in the
+    coop ``coop_id`` (an int, or a column such as
+    ``Conversation.cooperative_id`` of the caller's query) — ``user_id`` a
+    string or a bound parameter; read them back
+    with ``screen_facts``."""
+    coop = select(Cooperative.id, Cooperative.slow_mode_seconds, Cooperative.keyword_filters) \
+        .where(Cooperative.id == coop_id)
+    return [
+        select(CoopMute.until).where(CoopMute.cooperative_id == coop_id, CoopMute.user_id == user_id)
+        .scalar_subquery().label(SCREEN_LABELS[0]),
+        exists(coop.with_only_columns(Cooperative.id)).label(SCREEN_LABELS[1]),
+        coop.with_only_columns(Cooperative.slow_mode_seconds).scalar_subquery().label(SCREEN_LABELS[2]),
+        coop.with_only_columns(Cooperative.keyword_filters).scalar_subquery().label(SCREEN_LABELS[3]),
+        exists(select(CooperativeMember.id).where(is_moderating_member(coop_id), CooperativeMember.user_id == user_id))
+        .label(SCREEN_LABELS[4]),
+    ]
+
+
+def screen_facts(row: Any) -> ScreenFacts:
+    """The ``ScreenFacts`` of a result row that has the ``screen_columns``."""
+    m = row._mapping
+    return ScreenFacts(mute_until=m[SCREEN_LABELS[0]], coop_found=bool(m[SCREEN_LABELS[1]]),
+                       slow_mode_seconds=m[SCREEN_LABELS[2]], keyword_filters=m[SCREEN_LABELS[3]],
+                       is_moderator=bool(m[SCREEN_LABELS[4]]))
+
+
+def screen_message(coop_id: int, user_id: str, body: str, facts: ScreenFacts | None = None, *,
+                   slow_mode: bool = True) -> list[str]:
     """Check a coop chat message before it is stored: a new message, or the
     new body of an edited one (``slow_mode=False``: an edit is screened by
     the same mute and filters, but slow mode paces new messages only).
@@ -224,21 +268,23 @@ def screen_message(coop_id: int, user_id: str, body: str, *, slow_mode: bool = T
     (429 ``slow_mode``, ``Retry-After``). A refused message does not take the
     slow-mode slot; the admin and moderators are exempt from slow mode (not
     from mutes, which cannot reach them, nor from filters).
+
+    ``facts``: the caller read them already in its own query
+    (``screen_columns``, messages.post); otherwise one query reads them.
     """
-    until = muted_until(coop_id, user_id)
-    if until is not None:
+    if facts is None:
+        facts = screen_facts(db.session.execute(select(*screen_columns(coop_id, user_id))).one())
+    until = facts.mute_until
+    if until is not None and until > utcnow():
         raise Muted(iso(until))
-    coop = db.session.execute(
-        select(Cooperative.slow_mode_seconds, Cooperative.keyword_filters).where(Cooperative.id == coop_id)
-    ).first()
-    if coop is None:
+    if not facts.coop_found:
         return []
-    matched = matching_filters(coop.keyword_filters, body)
+    matched = matching_filters(facts.keyword_filters, body)
     blocked = [f["phrase"] for f in matched if f["action"] == "block"]
     if blocked:
         raise MessageBlocked(details={"phrases": blocked})
-    if slow_mode and coop.slow_mode_seconds and not is_moderator(coop_id, user_id):
-        _claim_slow_mode(coop_id, user_id, coop.slow_mode_seconds)
+    if slow_mode and facts.slow_mode_seconds and not facts.is_moderator:
+        _claim_slow_mode(coop_id, user_id, facts.slow_mode_seconds)
     return [f["phrase"] for f in matched if f["action"] == "flag"]
 
 

@@ -85,12 +85,35 @@ def socket_closed(user_id: str, socket_id: str) -> None:
 
 def touch(user_id: str) -> None:
     """Client activity (send, typing, read): ``last_active_at`` is now; an
-    idle "away" becomes online again."""
+    idle "away" becomes online again. One round trip when the status stays."""
+    now = time.time()
     pipe = get_redis().pipeline(transaction=False)
-    pipe.hset(_state_key(user_id), "last_active_at", _iso(time.time()))
+    pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
     pipe.expire(_state_key(user_id), STATE_TTL)
-    pipe.execute()
-    announce_if_changed(user_id)
+    _queue_state(pipe, user_id, now)
+    _announce(user_id, *_read_state(pipe.execute()[2:], now))
+
+
+def touch_and_connected(user_id: str, others: list[str]) -> tuple[set[str], tuple[dict[str, Any], str | None]]:
+    """``touch`` (without the announce) and ``connected(others)`` in one
+    round trip, for a post: returns those of ``others`` with a socket open
+    and the user's state for ``announce_touched``, to call once the post's
+    transaction ended."""
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
+    pipe.expire(_state_key(user_id), STATE_TTL)
+    _queue_state(pipe, user_id, now)
+    for other in others:
+        pipe.zcount(_sockets_key(other), now, "+inf")
+    replies = pipe.execute()
+    online = {u for u, live in zip(others, replies[4:], strict=True) if live}
+    return online, _read_state(replies[2:4], now)
+
+
+def announce_touched(user_id: str, state: tuple[dict[str, Any], str | None]) -> str:
+    """``announce_if_changed`` with the state ``touch_and_connected`` read."""
+    return _announce(user_id, *state)
 
 
 def set_status(user_id: str, status: object) -> str:
@@ -200,8 +223,26 @@ def announce_if_changed(user_id: str) -> str:
     transaction, so a socket closing while a migration or TRUNCATE waits
     for its tables never holds one table's lock while waiting for another's.
     """
-    current = raw_status([user_id])[user_id]
-    previous = get_redis().hget(_state_key(user_id), "published")
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    _queue_state(pipe, user_id, now)
+    return _announce(user_id, *_read_state(pipe.execute(), now))
+
+
+def _queue_state(pipe, user_id: str, now: float) -> None:
+    """Queue the reads of the user's status and last announced one (two replies)."""
+    pipe.zcount(_sockets_key(user_id), now, "+inf")
+    pipe.hmget(_state_key(user_id), "choice", "last_active_at", "published")
+
+
+def _read_state(replies: list[Any], now: float) -> tuple[dict[str, Any], str | None]:
+    """``({"status", "last_active_at"}, published)`` from ``_queue_state``'s replies."""
+    live, (choice, last_active, published) = replies
+    return {"status": _status(live, choice, last_active, now), "last_active_at": last_active}, published
+
+
+def _announce(user_id: str, current: dict[str, Any], previous: str | None) -> str:
+    """``announce_if_changed`` once the state is read."""
     if previous == current["status"]:
         return current["status"]
     get_redis().hset(_state_key(user_id), "published", current["status"])
