@@ -55,11 +55,13 @@ format: install-dev
 # or more (seed 000 §7.8.3); pytest-cov merges the workers' data. The suite
 # runs in TEST_WORKERS processes (pytest-xdist, default 2: one per core),
 # each with its own database and Redis slot (tests/conftest.py); a file stays
-# on one worker (--dist loadfile), its tests in file order (pytest.ini).
-# `make test TEST_WORKERS=0` runs it in one process; see test-random.
+# on one worker (--dist loadfile), its tests in file order (pytest.ini), the
+# longest files handed out first (LONGEST_FIRST in tests/conftest.py, kept by
+# --no-loadscope-reorder). `make test TEST_WORKERS=0` runs it in one
+# process; see test-random.
 TEST_WORKERS ?= 2
 test: install-dev lint services chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov=webapp --cov=jobs \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=webapp --cov=jobs \
 	  --cov-report=term-missing:skip-covered --cov-fail-under=85
 
 # The inner loop: every test but the browser, fuzz and slow ones (markers in

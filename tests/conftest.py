@@ -116,11 +116,31 @@ def services():
 
 # The files that take half of the suite's time (the page and API fuzzers, the
 # every-page browser check, the writer processes). When pytest-xdist shares
-# the files among workers (``make test``: ``-n 2 --dist loadfile``), it hands
-# them out in collection order: these go first, and the other files fill the
-# workers in around them instead of one worker ending alone on a fuzzer.
+# the files among workers (``make test``: ``-n 2 --dist loadfile
+# --no-loadscope-reorder``), it hands them out in collection order: these go
+# first, and the other files fill the workers in around them instead of one
+# worker ending alone on a fuzzer.
 LONGEST_FIRST = ("tests/test_page_fuzz.py", "tests/test_api_fuzz.py", "tests/browser/test_mobile_a11y.py",
                  "tests/test_notification_order.py")
+# Files whose tests may go to different workers (each of the page fuzz's three
+# personas takes minutes, and they share no module-scoped fixture).
+SPLIT_ACROSS_WORKERS = ("tests/test_page_fuzz.py",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, except that each test of SPLIT_ACROSS_WORKERS is
+    a unit of its own."""
+    if config.getoption("dist", "no") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in SPLIT_ACROSS_WORKERS:
+                return nodeid
+            return super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
