@@ -127,6 +127,7 @@ LONGEST_FIRST = ("tests/test_page_fuzz.py", "tests/test_api_fuzz.py", "tests/bro
 SPLIT_ACROSS_WORKERS = ("tests/test_page_fuzz.py",)
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: pytest alone does not know it
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, except that each test of SPLIT_ACROSS_WORKERS is
     a unit of its own."""
