@@ -52,10 +52,17 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 # Lint first, then the suite. Coverage over webapp/ and jobs/ must stay at 85%
-# or more (seed 000 §7.8.3). The tests run in file order (pytest.ini); see
-# test-random.
+# or more (seed 000 §7.8.3); pytest-cov merges the workers' data. The suite
+# runs in TEST_WORKERS processes (pytest-xdist, default 2: one per core),
+# each with its own database and Redis slot (tests/conftest.py); a file stays
+# on one worker (--dist loadfile), its tests in file order (pytest.ini), the
+# longest files handed out first (LONGEST_FIRST in tests/conftest.py, kept by
+# --no-loadscope-reorder). `make test TEST_WORKERS=0` runs it in one
+# process; see test-random.
+TEST_WORKERS ?= 2
 test: install-dev lint services chromium
-	$(BIN)/python -m pytest --cov=webapp --cov=jobs --cov-report=term-missing:skip-covered --cov-fail-under=85
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=webapp --cov=jobs \
+	  --cov-report=term-missing:skip-covered --cov-fail-under=85
 
 # The inner loop: every test but the browser, fuzz and slow ones (markers in
 # pytest.ini), no coverage gate, no browser to install.

@@ -114,11 +114,49 @@ def services():
     redis_lib.Redis.from_url(REDIS_URL, db=0).delete(f"webapp-tests:db:{redis_db}")
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """Every Hypothesis test is a ``fuzz`` test (``make test-fast`` leaves them out)."""
+# The files that take half of the suite's time (the page and API fuzzers, the
+# every-page browser check, the writer processes). When pytest-xdist shares
+# the files among workers (``make test``: ``-n 2 --dist loadfile
+# --no-loadscope-reorder``), it hands them out in collection order: these go
+# first, and the other files fill the workers in around them instead of one
+# worker ending alone on a fuzzer.
+LONGEST_FIRST = ("tests/test_page_fuzz.py", "tests/test_api_fuzz.py", "tests/browser/test_mobile_a11y.py",
+                 "tests/test_notification_order.py")
+# Files whose tests may go to different workers (each of the page fuzz's three
+# personas takes minutes, and they share no module-scoped fixture).
+SPLIT_ACROSS_WORKERS = ("tests/test_page_fuzz.py",)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: pytest alone does not know it
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, except that each test of SPLIT_ACROSS_WORKERS is
+    a unit of its own."""
+    if config.getoption("dist", "no") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in SPLIT_ACROSS_WORKERS:
+                return nodeid
+            return super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every Hypothesis test is a ``fuzz`` test (``make test-fast`` leaves
+    them out). Under pytest-xdist, LONGEST_FIRST's files move to the front
+    (each file's tests keep their order)."""
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.fuzz)
+    if config.getoption("dist", "no") != "no":
+        def rank(item) -> int:
+            path = item.nodeid.split("::", 1)[0]
+            return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+        items.sort(key=rank)  # stable: file order otherwise
 
 
 def base_config(services: dict, **overrides) -> dict:
@@ -142,6 +180,25 @@ def base_config(services: dict, **overrides) -> dict:
     }
     config.update(overrides)
     return config
+
+
+@pytest.fixture(autouse=True)
+def _few_connection_hungry_tests_at_once(request):
+    """A test marked ``many_connections`` (tens of threads, each holding a
+    PostgreSQL connection) runs only while no other such test does, in this
+    run's other xdist worker or in another run on the same server (a lock in
+    Redis db 0): two at once, beside the pools of the other tests, would
+    pass the server's max_connections (100 by default)."""
+    if request.node.get_closest_marker("many_connections") is None:
+        yield
+        return
+    lock = redis_lib.Redis.from_url(REDIS_URL, db=0).lock("webapp-tests:many-connections", timeout=600,
+                                                          blocking_timeout=600)
+    assert lock.acquire(), "another run held the many-connections lock for 10 minutes"
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @pytest.fixture(scope="session")

@@ -197,6 +197,7 @@ def test_mention_respects_the_preference(app, client):
 
 
 @pytest.mark.slow
+@pytest.mark.many_connections
 def test_twenty_members_posting_concurrently_get_gap_free_seqs(app):
     coop, admin, members = make_coop(members=19)
     cid = chat_of(coop)

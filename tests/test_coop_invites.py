@@ -106,6 +106,7 @@ def test_the_preview_needs_no_login_and_shows_the_coop(client, make_coop, auth_h
     assert client.get("/api/invites/bad").status_code == 400
 
 
+@pytest.mark.many_connections
 def test_a_hundred_concurrent_joins_on_a_five_use_invite_let_exactly_five_in(app, client, make_coop, make_user,
                                                                            auth_headers):
     coop, admin, _ = make_coop()

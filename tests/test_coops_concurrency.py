@@ -6,12 +6,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select, text
 
 from webapp.extensions import db
 from webapp.models import Cooperative, CooperativeMember, User
 from webapp.services import coops
 from webapp.services.errors import DomainError, NotFound
+
+pytestmark = pytest.mark.many_connections
 
 
 def _in_thread(app, user_id: str, action, barrier: threading.Barrier | None = None):
