@@ -540,3 +540,27 @@ def test_a_post_is_one_publish_addressed_to_the_members_read_under_the_lock(app,
     assert removed.user_id not in sent["to"]
     assert sent["m"] == {"type": "message", "data": data}
     pubsub.close()
+
+
+def test_posts_number_and_read_on_sqlite_the_embedded_default(tmp_path):
+    """The post statements (one per database: PostgreSQL folds the read
+    position into the insert) on the embedded default's SQLite."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    lite = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'chat.db'}",
+                       "REDIS_URL": "", "SECRET_KEY": "x", "RATELIMIT_ENABLED": False,
+                       "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+    with lite.app_context():
+        upgrade()
+        coop, admin, (a,) = make_coop(members=1)
+        cid = chat_of(coop)
+        first, _ = messages.post(a.user_id, cid, "gm from sqlite", client_id="lite-1")
+        second, _ = messages.post(admin.user_id, cid, "gm back")
+        assert (first["seq"], second["seq"]) == (1, 2)
+        assert messages.post(a.user_id, cid, "gm from sqlite", client_id="lite-1") == (first, False)
+        reads = dict(db.session.execute(select(ConversationMember.user_id, ConversationMember.last_read_seq)
+                                        .where(ConversationMember.conversation_id == cid)).all())
+        assert reads == {a.user_id: 1, admin.user_id: 2}
+        db.session.remove()

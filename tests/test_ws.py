@@ -287,6 +287,8 @@ def test_a_client_gone_mid_send_is_logged_quietly_and_ends_the_session(app, make
     user = make_user()
     gone = _GoneClient()
     session = SocketSession(gone, user.user_id, html=False, since=None)
+    # Relative: another test's socket may still be closing in this process's hub.
+    before = realtime.get_hub(app).local_socket_count()
     with caplog.at_level(logging.INFO, logger=app.logger.name):
         session.run()  # the first send (the unread count) fails
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -295,4 +297,4 @@ def test_a_client_gone_mid_send_is_logged_quietly_and_ends_the_session(app, make
     assert len(went) == 1 and went[0].levelno == logging.INFO and went[0].exc_info is None
     assert "BrokenPipeError" in went[0].getMessage()
     assert gone.closed_with is None  # no close frame into a broken pipe
-    assert realtime.get_hub(app).local_socket_count() == 0
+    assert realtime.get_hub(app).local_socket_count() <= before  # this session is not left registered

@@ -186,7 +186,8 @@ def _post_facts_statement() -> Select:
         select(User.display_name).where(User.user_id == user_id).scalar_subquery().label("sender_name"),
         select(Cooperative.name).where(Cooperative.id == Conversation.cooperative_id).scalar_subquery()
         .label("coop_name"),
-        select(func.array_agg(ConversationMember.user_id)).where(
+        # One string (string_agg / group_concat: user ids hold no comma), on both databases.
+        select(func.aggregate_strings(ConversationMember.user_id, ",")).where(
             ConversationMember.conversation_id == Conversation.id, conversations.is_current_member())
         .scalar_subquery().label("member_ids"),
         *moderation.screen_columns(Conversation.cooperative_id, user_id),
@@ -215,27 +216,34 @@ def _number_statement() -> Any:
 
 
 @functools.cache
-def _insert_statement() -> Any:
-    """Insert the message (returns its id) and move the sender's read
-    position to it, in one statement (a data-modifying CTE). Parameters
-    ``p_<column>`` (a parameter may not take a column's own name)."""
+def _read_position_statement() -> Any:
+    """Move the sender's read position to the new message (``p_cid``,
+    ``p_uid``, ``p_seq``)."""
     members = cast(Table, ConversationMember.__table__)
+    return (update(members)
+            .where(members.c.conversation_id == bindparam("p_cid", type_=Integer),
+                   members.c.user_id == bindparam("p_uid", type_=String))
+            .values(last_read_seq=bindparam("p_seq", type_=BigInteger), unread_notified=False))
+
+
+@functools.cache
+def _insert_statement(with_read_position: bool = True) -> Any:
+    """Insert the message (returns its id) and, on PostgreSQL, move the
+    sender's read position to it in the same statement (a data-modifying
+    CTE; SQLite has none: ``_read_position_statement`` follows there).
+    Parameters ``p_<column>`` (a parameter may not take a column's own name)."""
     table = cast(Table, Message.__table__)
-    read_position = (
-        update(members)
-        .where(members.c.conversation_id == bindparam("p_cid", type_=Integer),
-               members.c.user_id == bindparam("p_uid", type_=String))
-        .values(last_read_seq=bindparam("p_seq", type_=BigInteger), unread_notified=False)
-        .cte("read_position")
+    statement = (
+        insert(table)
+        .values(conversation_id=bindparam("p_cid"), seq=bindparam("p_seq"), sender_id=bindparam("p_uid"),
+                body=bindparam("p_body", type_=table.c.body.type),
+                mentions=bindparam("p_mentions", type_=table.c.mentions.type),
+                reply_to=bindparam("p_reply_to", type_=table.c.reply_to.type),
+                client_id=bindparam("p_client_id", type_=String),
+                created_at=bindparam("p_now", type_=table.c.created_at.type))
+        .returning(table.c.id)
     )
-    return (insert(table)
-            .values(conversation_id=bindparam("p_cid"), seq=bindparam("p_seq"), sender_id=bindparam("p_uid"),
-                    body=bindparam("p_body", type_=table.c.body.type),
-                    mentions=bindparam("p_mentions", type_=table.c.mentions.type),
-                    reply_to=bindparam("p_reply_to", type_=table.c.reply_to.type),
-                    client_id=bindparam("p_client_id", type_=String),
-                    created_at=bindparam("p_now", type_=table.c.created_at.type))
-            .add_cte(read_position).returning(table.c.id))
+    return statement.add_cte(_read_position_statement().cte("read_position")) if with_read_position else statement
 
 
 def post(user_id: str, conversation_id: int, body: object, *, reply_to: object = None,
@@ -283,7 +291,8 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
         parent = db.session.scalar(select(Message.conversation_id).where(Message.id == reply_id))
         if parent != conversation_id:
             raise ValidationError("reply_to must be a message of this conversation.")
-    online, asked, presence_state = _online_before_lock(facts.member_ids or [], user_id)
+    online, asked, presence_state = _online_before_lock([m for m in (facts.member_ids or "").split(",") if m],
+                                                        user_id)
     now = utcnow()
     connection = db.session.connection()
     seq = connection.execute(_number_statement(), {"cid": conversation_id, "now": now}).scalar_one_or_none()
@@ -304,10 +313,12 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
                   client_id=client_id, created_at=now)
     # The row object stays out of the session: one Core statement inserts it.
     try:
-        row.id = connection.execute(_insert_statement(), {
-            "p_cid": conversation_id, "p_uid": user_id, "p_seq": seq, "p_body": body, "p_mentions": row.mentions,
-            "p_reply_to": reply_id, "p_client_id": client_id, "p_now": now,
-        }).scalar_one()
+        in_one = connection.dialect.name == "postgresql"
+        params = {"p_cid": conversation_id, "p_uid": user_id, "p_seq": seq, "p_body": body,
+                  "p_mentions": row.mentions, "p_reply_to": reply_id, "p_client_id": client_id, "p_now": now}
+        row.id = connection.execute(_insert_statement(in_one), params).scalar_one()
+        if not in_one:
+            connection.execute(_read_position_statement(), params)
     except IntegrityError:
         db.session.rollback()  # the same client_id won a race: its number goes back too
         first = _by_client_id(user_id, client_id) if client_id is not None else None
