@@ -393,7 +393,9 @@ def test_a_conversation_page_gets_presence_only_of_its_members(live, make_user):
         sock.close()
 
 
-def test_blocking_announces_the_direct_conversation_read_only_to_both(app, client, make_user, auth_headers):
+def _friends_talking_and_listening(app, client, make_user, auth_headers):
+    """Two friends whose direct conversation has Bob's "hi", each with a
+    hub-like subscription drained: (alice, bob, conversation id, {user id: pubsub})."""
     alice, bob = make_user(), make_user()
     _befriend(alice, bob)
     conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
@@ -402,6 +404,11 @@ def test_blocking_announces_the_direct_conversation_read_only_to_both(app, clien
     for user_id, pubsub in channels.items():
         _subscribe(pubsub, user_id)
         _published(pubsub)
+    return alice, bob, conv_id, channels
+
+
+def test_blocking_announces_the_direct_conversation_read_only_to_both(app, client, make_user, auth_headers):
+    alice, bob, conv_id, channels = _friends_talking_and_listening(app, client, make_user, auth_headers)
     friends.block(bob, alice.user_id)
     for user in (alice, bob):
         events = [e for e in _published(channels[user.user_id], user.user_id) if e["type"] == "conversation"]
@@ -419,14 +426,7 @@ def test_friends_again_announces_the_direct_conversation_writable_to_both(app, c
     """Unfriend (read_only), then a request accepted: both hear ``writable``
     and may post again; after a block, an unblock alone announces nothing
     (still not friends), the accepted request does."""
-    alice, bob = make_user(), make_user()
-    _befriend(alice, bob)
-    conv_id = _start(client, auth_headers, alice, "direct", [bob]).get_json()["id"]
-    messages.post(bob.user_id, conv_id, "hi")
-    channels = {u.user_id: app.extensions["redis"].pubsub() for u in (alice, bob)}
-    for user_id, pubsub in channels.items():
-        _subscribe(pubsub, user_id)
-        _published(pubsub)
+    alice, bob, conv_id, channels = _friends_talking_and_listening(app, client, make_user, auth_headers)
 
     def events(user) -> list[tuple[str, int]]:
         return [(e["event"], e["data"]["id"]) for e in _published(channels[user.user_id], user.user_id)
