@@ -612,3 +612,35 @@ def test_a_reaction_pushed_to_a_blockers_open_page_keeps_the_message_collapsed(l
     assert "Message from a miner you blocked" in frame and 'data-react' not in frame
     assert "secret words" not in frame.split('<details class="msg-hidden">')[0]
     page.close()
+
+
+def test_two_adds_at_once_to_a_group_of_nine_leave_it_at_ten(app, client, make_user, auth_headers):
+    """The 10-member cap holds under concurrent adds (the conversation's row lock)."""
+    from webapp.services import conversations, direct_messages
+    from webapp.services.errors import ValidationError
+
+    owner = make_user()
+    pals = [make_user() for _ in range(10)]
+    for pal in pals:
+        _befriend(owner, pal)
+    group_id = _start(client, auth_headers, owner, "group", pals[:8], "Nine").get_json()["id"]
+    assert len(conversations.member_ids(group_id)) == 9
+    barrier, added, refused = threading.Barrier(2), [], []
+
+    def add(user_id: str) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                added.append(direct_messages.add_to_group(db.session.get(User, owner.user_id), group_id, user_id)[1])
+            except ValidationError:
+                refused.append(user_id)
+            db.session.remove()
+
+    threads = [threading.Thread(target=add, args=(pal.user_id,)) for pal in pals[8:]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert added == [True] and len(refused) == 1
+    db.session.expire_all()
+    assert len(conversations.member_ids(group_id)) == 10
