@@ -55,7 +55,10 @@ def test_join_by_link_then_admin_removes_and_regenerates(live_server, page, brow
     new_code = db.session.get(Cooperative, coop_id).invite_code
     assert new_code != old_code
 
-    # The removed miner sees the start page; the old link is dead, the new one works.
+    # The removed miner's open coop page leaves for the start page by itself,
+    # saying why; the old link is dead, the new one works.
+    page.wait_for_url(f"{live_server.url}/coop")
+    page.wait_for_selector("text=You were removed from Browser Crew.")
     page.goto(f"{live_server.url}/coop/join/{old_code}")
     assert "Invite link not valid" in page.content()
     page.goto(f"{live_server.url}/coop/join/{new_code}")
