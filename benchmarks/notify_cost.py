@@ -3,7 +3,12 @@ user with default settings and (``--engine-settings``) one with quiet hours,
 an hourly cap and mining e-mail (the per-user checks of the notification
 engine; the e-mail job is enqueued to a queue nobody serves).
 
-    .venv/bin/python benchmarks/notify_cost.py [--calls 500] [--engine-settings]
+    .venv/bin/python benchmarks/notify_cost.py [--calls 500] [--engine-settings] [--in-transaction]
+
+``--in-transaction`` begins a transaction (one read) before each call, as
+ingest, a route or a job does before it notifies: ``notify()`` then takes
+its ORM path, committed by ``notify`` itself. Without it each call is its
+whole transaction: two statements in autocommit on PostgreSQL.
 
 Counts are exact whatever the machine's load (SQLAlchemy's
 ``before_cursor_execute``); times are medians over ``--calls`` calls and
@@ -24,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--engine-settings", action="store_true")
+    parser.add_argument("--in-transaction", action="store_true")
     args = parser.parse_args()
     with stores("bench_notify") as st:
         env = st.app_env(SECRET_KEY=f"bench-{st.token}", RATELIMIT_ENABLED="0")
@@ -33,7 +39,7 @@ def main() -> None:
             from push_latency import apply_engine_settings
 
             apply_engine_settings(user_ids)
-        from sqlalchemy import event
+        from sqlalchemy import event, literal, select
 
         from webapp import create_app
         from webapp.extensions import db
@@ -47,13 +53,16 @@ def main() -> None:
             notify(user_ids[0], "mining", "personal_best", "warm-up")
             durations, counts = [], []
             for i in range(args.calls):
+                if args.in_transaction:
+                    db.session.scalar(select(literal(1)))
                 statements.clear()
                 start = time.perf_counter()
                 notify(user_ids[i % len(user_ids)], "mining", "personal_best", f"New best #{i}")
                 durations.append((time.perf_counter() - start) * 1000)
                 counts.append(len(statements))
             db.engine.dispose()
-        print(json.dumps({"engine_settings": args.engine_settings, "calls": args.calls,
+        print(json.dumps({"engine_settings": args.engine_settings, "in_transaction": args.in_transaction,
+                          "calls": args.calls,
                           "statements_per_notify": statistics.median(counts),
                           "notify_ms": {"p50": round(statistics.median(durations), 2),
                                         "p90": round(sorted(durations)[int(len(durations) * 0.9)], 2)}}))

@@ -62,6 +62,54 @@ def test_notify_stores_commits_and_publishes_after_commit(app, redis, make_user)
     assert set(message) == {"type", "data"}
 
 
+def _columns(row_id: int) -> dict:
+    table = Notification.__table__
+    stored = db.session.execute(sa.select(table).where(table.c.id == row_id)).mappings().one()
+    return {k: v for k, v in stored.items() if k not in ("id", "seq", "seq_floor", "created_at", "title")}
+
+
+def test_notify_alone_is_two_statements_and_stores_what_the_transaction_path_stores(app, client, redis, make_user,
+                                                                                   auth_headers):
+    """A notify() that is its whole transaction (nothing begun) runs two
+    statements in autocommit; one inside a caller's transaction runs the ORM
+    path. Both store the same columns and delivery rows, publish the same
+    payload, and number the rows one after the other."""
+    user = make_user(email="both@example.org")
+    user_id = user.user_id
+    set_prefs(client, auth_headers(user), {"categories": {"mining": {"email": True}}})
+    db.session.commit()
+    notifications.notify(user_id, "mining", "personal_best", "warm-up")  # creates the counter row
+    channel = Channel(redis, user_id)
+    statements: list[str] = []
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert not db.session().in_transaction()
+        alone = notifications.notify(user_id, "mining", "block_found", "Block", "Height 1", link="/x")
+        alone_count = len(statements)
+        db.session.scalar(sa.select(sa.literal(1)))  # a transaction has begun: the ORM path
+        in_tx = notifications.notify(user_id, "mining", "block_found", "Block", "Height 1", link="/x")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+    assert alone_count == (2 if db.engine.dialect.name == "postgresql" else 6)
+    assert len(statements) - alone_count > 2
+    assert (alone.seq, in_tx.seq) == (2, 3) and alone.seq_floor == 1
+    assert _columns(alone.id) == _columns(in_tx.id)
+    stored_null = sa.select(sa.func.count()).select_from(Notification).where(
+        Notification.id.in_([alone.id, in_tx.id]), sa.text("data IS NULL"))
+    assert db.session.scalar(stored_null) == 0  # JSON null from both (the column type's default)
+    deliveries = db.session.execute(
+        sa.select(NotificationDelivery.notification_id, NotificationDelivery.channel, NotificationDelivery.status)
+        .where(NotificationDelivery.notification_id.in_([alone.id, in_tx.id])).order_by(NotificationDelivery.id)
+    ).all()
+    assert [(c, s) for _, c, s in deliveries] == [("email", "pending"), ("email", "pending")]
+    assert [n for n, _, _ in deliveries] == [alone.id, in_tx.id]
+    pushed = [m["data"] for m in channel.messages()]
+    assert [m["seq"] for m in pushed] == [2, 3]
+    assert {**pushed[0], "id": 0, "seq": 0, "created_at": 0} == {**pushed[1], "id": 0, "seq": 0, "created_at": 0}
+    assert alone.to_dict() == pushed[0]
+
+
 def test_notify_in_callers_transaction_pushes_only_after_its_commit(app, redis, make_user):
     user = make_user()
     channel = Channel(redis, user.user_id)

@@ -51,6 +51,7 @@ from flask import current_app, render_template
 from flask_mail import Message
 from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Template
+from redis.client import Pipeline
 from rq import Retry
 from sqlalchemy import and_, case, func, literal, or_, update
 
@@ -73,13 +74,14 @@ HELD_BY_CAP = "held"  # what deliver() returns for a mail held by the hourly cap
 LEASE_EXPIRED = "lease expired: the sender stopped mid-send; whether the server accepted the mail is unknown"
 
 
-def enqueue_delivery(notification_id: int) -> None:
+def enqueue_delivery(notification_id: int, pipeline: Pipeline | None = None) -> None:
     """Enqueue the job that delivers one notification's e-mail (queue
     ``email``, ``MAX_RETRIES`` retries after ``EMAIL_RETRY_INTERVALS``
-    seconds), after the notification's commit. Raises ``redis.RedisError``
-    when Redis is down (the delivery row stays pending; the sweep retries)."""
+    seconds), after the notification's commit; in ``pipeline`` when given
+    (``jobqueue.batch``). Raises ``redis.RedisError`` when Redis is down
+    (the delivery row stays pending; the sweep retries)."""
     jobqueue.enqueue(
-        DELIVER_JOB, notification_id, queue=QUEUE,
+        DELIVER_JOB, notification_id, queue=QUEUE, pipeline=pipeline,
         retry=Retry(max=MAX_RETRIES, interval=list(current_app.config["EMAIL_RETRY_INTERVALS"])),
         job_timeout=JOB_TIMEOUT, description=f"e-mail notification {notification_id}",
     )

@@ -31,7 +31,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import BigInteger, Integer, String, bindparam, delete, false, func, inspect, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    delete,
+    false,
+    func,
+    inspect,
+    select,
+    text,
+    true,
+    update,
+)
 
 from .. import realtime
 from ..extensions import db, execute_dml
@@ -47,7 +61,7 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import catalogue, email, inputs, pacing, preferences, sequences, transactions, webpush
+from . import catalogue, email, inputs, jobqueue, pacing, preferences, sequences, transactions, webpush
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -136,6 +150,9 @@ def notify(
     """
     body = body or ""
     validate_fields(category, subtype, title, body, link, data)
+    if commit and transactions.idle():
+        with transactions.autocommit() as connection:
+            return _store_alone(connection, user_id, category, subtype, title, body, link, data)
     # One round trip for the address, the preferences and the user's last
     # committed seq (this is the hot path of ingest). That seq is read before
     # the row takes its id: the row's ``seq_floor``.
@@ -152,11 +169,78 @@ def notify(
     )
     db.session.add(row)
     db.session.flush()  # the id, for the delivery row and the payload; seq comes at commit
-    wants_email, wants_push = _outside_channels(row, prefs, bool(address), bool(subscribed))
-    _on_commit(row, wants_email, wants_push)
+    channels = _outside_channels(row.category, prefs, bool(address), bool(subscribed))
+    if channels.email_status:
+        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.EMAIL,
+                                            status=channels.email_status, last_error=channels.email_error))
+    if channels.push:
+        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.PUSH,
+                                            status=DeliveryStatus.PENDING))
+    _on_commit(row, channels.email_job, channels.push)
     if commit:
         db.session.commit()
     return row
+
+
+def _store_alone(connection: Connection, user_id: str, category: str, subtype: str, title: str, body: str,
+                 link: str | None, data: dict[str, Any] | None) -> Notification | None:
+    """``notify`` when it is the whole transaction (``commit=True``, nothing
+    begun, PostgreSQL): two statements in autocommit on ``connection``
+    instead of six round trips and an ORM flush (docs/PERFORMANCE.md). The
+    second advances the user's counter, inserts the row with its seq and
+    its delivery rows, all in one statement: the counter row stays locked
+    until that statement commits, so seq order is still commit order
+    (services/sequences.py). Then the push and the jobs, as after any
+    commit. Returns a transient ``Notification`` (not in the session)."""
+    found = connection.execute(_recipient_statement(), {"user_id": user_id}).first()
+    if found is None:
+        return None
+    address, stored_prefs, floor, subscribed = found
+    prefs = preferences.merged_notifications(stored_prefs)
+    if not preferences.allows_in_app(prefs, category, subtype):
+        return None
+    channels = _outside_channels(category, prefs, bool(address), bool(subscribed))
+    now = utcnow()
+    values = {"user_id": user_id, "category": category, "subtype": subtype, "title": title, "body": body,
+              "link": link, "data": data, "created_at": now, "seq_floor": floor or 0,
+              "group_key": group_key_for(user_id, subtype, data)}
+    stored = connection.execute(_store_alone_statement(), {
+        **values, "email": channels.email_status is not None, "email_status": channels.email_status,
+        "email_error": channels.email_error, "push": channels.push}).one()
+    row = Notification(id=stored.id, seq=stored.seq, is_read=False, read_at=None, **values)
+    dispatch_committed([_Pending(user_id, row, row.to_dict(), channels.email_job, channels.push)])
+    return row
+
+
+@functools.cache
+def _store_alone_statement() -> Any:
+    """The counter, the row and its deliveries in one PostgreSQL statement
+    (data-modifying CTEs all run, read or not), built once."""
+    return text("""
+        WITH bump AS (
+            INSERT INTO notification_sequences (user_id, last_seq) VALUES (:user_id, 1)
+            ON CONFLICT (user_id) DO UPDATE SET last_seq = notification_sequences.last_seq + 1
+            RETURNING last_seq
+        ), stored AS (
+            INSERT INTO notifications (user_id, category, subtype, title, body, link, data, is_read,
+                                       created_at, seq, seq_floor, group_key)
+            SELECT :user_id, :category, :subtype, :title, :body, :link, :data, false,
+                   :created_at, bump.last_seq, :seq_floor, :group_key
+            FROM bump
+            RETURNING id, seq
+        ), deliveries AS (
+            INSERT INTO notification_deliveries (notification_id, channel, status, attempts, last_error,
+                                                 created_at, updated_at)
+            SELECT stored.id, wanted.channel, wanted.status, 0, wanted.last_error, :created_at, :created_at
+            FROM stored, (VALUES ('email', CAST(:email_status AS varchar), CAST(:email_error AS text),
+                                  CAST(:email AS boolean)),
+                                 ('push', 'pending', NULL, CAST(:push AS boolean)))
+                         AS wanted(channel, status, last_error, wanted)
+            WHERE wanted.wanted
+        )
+        SELECT id, seq FROM stored
+    """).bindparams(bindparam("data", type_=Notification.__table__.c.data.type),
+                    bindparam("created_at", type_=Notification.__table__.c.created_at.type))
 
 
 @functools.cache
@@ -177,10 +261,11 @@ def notify_known_user(user_id: str, category: str, subtype: str, title: str, bod
     """``notify`` for outside senders (internal API, CLI): an unknown user is
     NotFound (404) rather than a silent None; None still means the user's
     preferences suppressed it. ``commit=False`` as for ``notify``."""
-    validate_fields(category, subtype, title, body or "", link, data)
-    if db.session.get(User, user_id) is None:
+    row = notify(user_id, category, subtype, title, body, link, data, commit=commit)
+    # Asked only for a None: a stored row proves the user exists.
+    if row is None and db.session.get(User, user_id) is None:
         raise NotFound("No user with that user_id.")
-    return notify(user_id, category, subtype, title, body, link, data, commit=commit)
+    return row
 
 
 def notify_kind(user_id: str, subtype: str, *, link: str | None = None, data: dict[str, Any] | None = None,
@@ -193,30 +278,36 @@ def notify_kind(user_id: str, subtype: str, *, link: str | None = None, data: di
     return notify(user_id, kind.category, kind.subtype, title, body, link, data, commit=commit)
 
 
-def _outside_channels(row: Notification, prefs: dict, has_address: bool, subscribed: bool) -> tuple[bool, bool]:
-    """Add the row's e-mail and push deliveries as the user's settings and
-    ``pacing`` allow, from the preferences already read: no statement beyond
-    the delivery rows' inserts. E-mail is ``pending`` (its job sends it after
-    the commit) or ``held`` for a summary (quiet hours, digest). A push is
-    ``pending`` or, inside quiet hours, not added at all (the row is in the
-    app). The hourly cap is not counted here: the e-mail and push jobs apply
-    it when they claim the delivery (``services/hourly_cap.py``), holding the
-    mail for the next summary or dropping the push. Returns (enqueue the
-    e-mail job, enqueue the push job)."""
+@dataclass(frozen=True)
+class _Channels:
+    """What a new notification gets beyond the app: ``email_status``
+    (``pending``, ``held`` for a summary, or None for no mail row) with its
+    ``email_error`` note, whether the e-mail job is enqueued now
+    (``email_job``), and whether a push delivery row and job are added."""
+
+    email_status: str | None
+    email_error: str | None
+    email_job: bool
+    push: bool
+
+
+def _outside_channels(category: str, prefs: dict, has_address: bool, subscribed: bool) -> _Channels:
+    """The e-mail and push deliveries the user's settings and ``pacing``
+    allow, from the preferences already read (no statement). E-mail is
+    ``pending`` (its job sends it after the commit) or ``held`` for a summary
+    (quiet hours, digest). A push is ``pending`` or, inside quiet hours, not
+    added at all (the row is in the app). The hourly cap is not counted
+    here: the e-mail and push jobs apply it when they claim the delivery
+    (``services/hourly_cap.py``), holding the mail for the next summary or
+    dropping the push."""
     now = utcnow()
-    wants_email = has_address and preferences.allows_email(prefs, row.category)
-    if wants_email:
+    email_status = email_error = None
+    if has_address and preferences.allows_email(prefs, category):
         reason = pacing.hold_reason(prefs, now)
-        db.session.add(NotificationDelivery(
-            notification_id=row.id, channel=DeliveryChannel.EMAIL,
-            status=DeliveryStatus.HELD if reason else DeliveryStatus.PENDING,
-            last_error=f"held: {reason}" if reason else None))
-        wants_email = reason is None
-    wants_push = subscribed and preferences.allows_push(prefs, row.category) and pacing.push_allowed(prefs, now)
-    if wants_push:
-        db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.PUSH,
-                                           status=DeliveryStatus.PENDING))
-    return wants_email, wants_push
+        email_status = DeliveryStatus.HELD if reason else DeliveryStatus.PENDING
+        email_error = f"held: {reason}" if reason else None
+    push = subscribed and preferences.allows_push(prefs, category) and pacing.push_allowed(prefs, now)
+    return _Channels(email_status, email_error, email_status == DeliveryStatus.PENDING, push)
 
 
 # ---- at and after commit -------------------------------------------------------
@@ -239,28 +330,31 @@ def _on_commit(row: Notification, wants_email: bool, wants_push: bool = False) -
 
 
 def dispatch_committed(pending: list[_Pending]) -> None:
-    """Push committed notifications to sockets and enqueue their e-mail.
+    """Push committed notifications to sockets, then enqueue their e-mail
+    and push jobs, all of them in one Redis round trip (``jobqueue.batch``).
 
     Failures here never undo the stored row: the row is the record, a
     missed push is recovered by the socket's ``since`` catch-up, and a
-    delivery left ``pending`` shows in the database.
+    delivery left ``pending`` shows in the database and is re-enqueued by
+    its sweep.
     """
     for item in pending:
-        notification_id = item.payload["id"]
         try:
             realtime.notification_created(item.user_id, item.payload)
         except Exception:  # noqa: BLE001 - Redis down must not lose the row
-            current_app.logger.exception("push of notification %s failed", notification_id)
-        if item.wants_email:
-            try:
-                email.enqueue_delivery(notification_id)
-            except Exception:  # noqa: BLE001
-                current_app.logger.exception("e-mail enqueue of notification %s failed", notification_id)
-        if item.wants_push:
-            try:
-                webpush.enqueue_delivery(notification_id)
-            except Exception:  # noqa: BLE001 - the delivery stays pending; the sweep re-enqueues it
-                current_app.logger.exception("push enqueue of notification %s failed", notification_id)
+            current_app.logger.exception("push of notification %s failed", item.payload["id"])
+    jobs = [item for item in pending if item.wants_email or item.wants_push]
+    if not jobs:
+        return
+    try:
+        with jobqueue.batch() as pipeline:
+            for item in jobs:
+                if item.wants_email:
+                    email.enqueue_delivery(item.payload["id"], pipeline)
+                if item.wants_push:
+                    webpush.enqueue_delivery(item.payload["id"], pipeline)
+    except Exception:  # noqa: BLE001 - the deliveries stay pending; their sweeps re-enqueue them
+        current_app.logger.exception("job enqueue of notifications %s failed", [i.payload["id"] for i in jobs])
 
 
 # ---- reads ---------------------------------------------------------------------

@@ -27,11 +27,12 @@ and the next callbacks still run (the commit stands).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, event
+from sqlalchemy import Connection, Executable, event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from ..extensions import db
@@ -73,6 +74,27 @@ def before_commit(callback: Callable[[], object], *, session: Session | None = N
     _register("before", callback, session)
 
 
+def idle(session: Session | None = None) -> bool:
+    """True when ``session`` (default ``db.session``) is on PostgreSQL, has
+    not begun a transaction and holds no unflushed change: a write now can
+    be a statement of its own in autocommit (``autocommit``) without
+    splitting anything the caller meant to commit together."""
+    session = _session(session)
+    return (db.engine.dialect.name == "postgresql" and not session.in_transaction()
+            and not (session.new or session.dirty or session.deleted))
+
+
+@contextmanager
+def autocommit() -> Iterator[Connection]:
+    """A pooled connection in autocommit: each statement is its own
+    transaction, with no BEGIN or COMMIT round trip of its own. For a read
+    or a write that is one statement (``read``; ``notifications.notify``
+    when ``idle``)."""
+    with db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
 def read(statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
     """The rows (``Row`` objects) of ONE read-only Core statement (a polled
     read: the unread count, a page, a profile), fetched.
@@ -87,14 +109,11 @@ def read(statement: Executable, parameters: dict[str, Any] | None = None) -> Seq
     first, as autoflush would), so it sees what this transaction wrote.
     """
     session = db.session()
-    engine = db.engine
-    if session.in_transaction() or session.new or session.dirty or session.deleted \
-            or engine.dialect.name != "postgresql":
+    if not idle(session):
         if session.new or session.dirty or session.deleted:
             session.flush()
         return session.connection().execute(statement, parameters).all()
-    with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit() as connection:
         return connection.execute(statement, parameters).all()
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
+from redis.client import Pipeline
 from rq import Retry
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -148,11 +149,12 @@ def subscriptions(user_id: str) -> list[PushSubscription]:
 # ---- delivery -------------------------------------------------------------------------
 
 
-def enqueue_delivery(notification_id: int) -> None:
+def enqueue_delivery(notification_id: int, pipeline: Pipeline | None = None) -> None:
     """Enqueue ``jobs.webpush.send_push`` (queue ``push``, RQ retries with the
-    e-mail back-off). Raises ``redis.RedisError`` when Redis is down (the
-    delivery stays pending; ``sweep`` re-enqueues it)."""
-    jobqueue.enqueue(DELIVER_JOB, notification_id, queue=QUEUE,
+    e-mail back-off); in ``pipeline`` when given (``jobqueue.batch``).
+    Raises ``redis.RedisError`` when Redis is down (the delivery stays
+    pending; ``sweep`` re-enqueues it)."""
+    jobqueue.enqueue(DELIVER_JOB, notification_id, queue=QUEUE, pipeline=pipeline,
                      retry=Retry(max=MAX_RETRIES, interval=list(current_app.config["EMAIL_RETRY_INTERVALS"])),
                      job_timeout=JOB_TIMEOUT, description=f"push notification {notification_id}")
 
