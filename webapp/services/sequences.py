@@ -43,6 +43,7 @@ Two ways to use it:
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from collections import defaultdict
 from collections.abc import Hashable, Mapping
@@ -106,12 +107,13 @@ def take(counter: Counter, counts: Mapping[Any, int], *, session: Session | None
     table = key_col.table
     if counter.create_missing:
         dialect = session.connection().dialect.name
-        if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the project runs on these two
-            raise NotImplementedError(f"no upsert for {dialect}")
-        insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert  # both: ON CONFLICT
+        if len(keys) == 1:  # the common case (one user's notification): a statement built once
+            key, last = session.execute(_upsert_one(counter, dialect), {"b_key": keys[0], "b_n": counts[keys[0]]}).one()
+            return {key: last}
         # One statement; PostgreSQL inserts (or locks and updates) the VALUES
         # rows in the order given: ascending keys.
-        stmt = insert(table).values([{key_col.name: key, last_col.name: counts[key]} for key in keys])
+        stmt = _dialect_insert(dialect)(table).values(
+            [{key_col.name: key, last_col.name: counts[key]} for key in keys])
         stmt = stmt.on_conflict_do_update(
             index_elements=[key_col], set_={last_col.name: last_col + stmt.excluded[last_col.name]}
         ).returning(key_col, last_col)
@@ -125,6 +127,25 @@ def take(counter: Counter, counts: Mapping[Any, int], *, session: Session | None
         if row is not None:
             result[row[0]] = row[1]
     return result
+
+
+def _dialect_insert(dialect: str) -> Any:
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the project runs on these two
+        raise NotImplementedError(f"no upsert for {dialect}")
+    return importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert  # both: ON CONFLICT
+
+
+@functools.cache
+def _upsert_one(counter: Counter, dialect: str) -> Any:
+    """``take``'s upsert for one key (``:b_key`` advanced by ``:b_n``), built
+    once: a statement with ``excluded`` is compiled anew each time it is
+    built, which cost as much as its round trip."""
+    key_col, last_col = counter.key_column, counter.last_column
+    stmt = _dialect_insert(dialect)(key_col.table).values(
+        {key_col.name: bindparam("b_key"), last_col.name: bindparam("b_n")})
+    return stmt.on_conflict_do_update(
+        index_elements=[key_col], set_={last_col.name: last_col + stmt.excluded[last_col.name]}
+    ).returning(key_col, last_col)
 
 
 # ---- rows numbered at commit ---------------------------------------------------------
