@@ -119,3 +119,23 @@ def test_admin_coops_table_reads_well_on_a_tablet_and_a_desktop(live_server, pag
         first.locator("summary").click()
     assert axe_violations(page) == []
     assert page.csp_errors == []
+
+
+def test_admin_renames_a_coop_with_the_keyboard_and_lands_on_the_outcome(live_server, page, make_user, make_coop):
+    admin = make_user(is_admin=True)
+    coop, _, _ = make_coop(name="Lisbon Lightning")
+    login(page, live_server.url, admin.user_id, PASSWORD)
+    page.goto(f"{live_server.url}/admin")
+    row = page.locator(f"#coop-{coop.id}")
+    row.locator("details.admin-manage > summary").focus()
+    page.keyboard.press("Enter")  # opens the disclosure
+    page.keyboard.press("Tab")
+    page.keyboard.type("Lisbon Thunder")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Asked by the members")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#coop-{coop.id} >> text=Cooperative renamed.")
+    # The form that held the focus was swapped away; the outcome has it now, not <body>.
+    assert page.evaluate("document.activeElement.textContent") == "Cooperative renamed."
+    assert "Lisbon Thunder" in page.locator(f"#coop-{coop.id} td.admin-name").inner_text()
+    assert page.csp_errors == []
