@@ -79,9 +79,11 @@ def coop():
     if mine is None:
         return render_template("coops/start.html")
     context = _dashboard_context(mine.id)
-    context["leaderboard"] = rankings.coop_leaderboard(current_user, coop_id=mine.id)
+    # The members as this viewer sees them, read once for the table, the ranking and the chart.
+    members = context["members"]
+    context["leaderboard"] = rankings.coop_leaderboard(current_user, coop_id=mine.id, members=members)
     context["timeline"], context["timeline_next"] = coops.timeline(current_user, coop_id=mine.id)
-    chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range()))
+    chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range(), members=members))
     return render_template("coops/dashboard.html", chart=chart,
                            chart_src=url_for("api_coops.hashrate_history", coop_id=mine.id), **context)
 

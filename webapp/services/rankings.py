@@ -22,10 +22,9 @@ from sqlalchemy import and_, func, or_, select, true
 
 from ..extensions import db
 from ..models import MinerStats, MiningEvent, User, UserSettings, utcnow
-from . import bounds, preferences
-from .coops import ANONYMOUS_MEMBER, get_for_member, members_of
+from . import bounds
+from .coops import ANONYMOUS_MEMBER, MemberInfo, get_for_member, members_of
 from .errors import ValidationError
-from .membership import active_member_ids
 
 COOP_METRICS = ("hashrate", "best_difficulty", "shares_24h")
 PUBLIC_METRICS = ("best_difficulty",)
@@ -63,18 +62,21 @@ def _ranked(values: list[tuple[Any, float]]) -> list[tuple[int, Any, float]]:
 
 
 def coop_leaderboard(user: User, *, coop_id: int, metric: str = "hashrate",
-                     now: datetime | None = None) -> list[Entry]:
+                     now: datetime | None = None, members: list[MemberInfo] | None = None) -> list[Entry]:
     """The coop's active members ranked by ``metric``: ``hashrate`` (H/s,
     live), ``best_difficulty`` (all-time best share difficulty) or
     ``shares_24h`` (accepted shares in the last 24 h). Members whose
     ``showInCoopRankings`` is false come last as "a member" with no rank
     and no value (API.md v2 privacy); the viewer always sees their own row. Raises
-    ValidationError (400: unknown metric), NotFound (404) or NotAMember (403)."""
+    ValidationError (400: unknown metric), NotFound (404) or NotAMember (403).
+    ``members``: ``members_of(coop_id, now, viewer_id=user.user_id)`` read
+    by a caller that has checked the membership already (the dashboard
+    page), so neither is read again."""
     if metric not in COOP_METRICS:
         raise ValidationError(f"metric must be one of {', '.join(COOP_METRICS)}.")
-    coop = get_for_member(user, coop_id=coop_id)
     now = now or utcnow()
-    members = members_of(coop.id, now)
+    if members is None:
+        members = members_of(get_for_member(user, coop_id=coop_id).id, now, viewer_id=user.user_id)
     ids = [m.user_id for m in members]
     if metric == "hashrate":
         values = {m.user_id: m.hashrate for m in members}
@@ -84,13 +86,13 @@ def coop_leaderboard(user: User, *, coop_id: int, metric: str = "hashrate",
     else:
         values = dict(db.session.execute(  # type: ignore[arg-type]
             select(MiningEvent.user_id, func.count()).where(
-                MiningEvent.user_id.in_(active_member_ids(coop.id)), MiningEvent.event == "share_submitted",
+                MiningEvent.user_id.in_(ids), MiningEvent.event == "share_submitted",
                 MiningEvent.ts >= now - timedelta(hours=24), MiningEvent.accepted.is_(True))
             .group_by(MiningEvent.user_id)).all())
-    hidden = preferences.hidden_from_rankings(ids)
+    # members_of with the viewer: those hiding from rankings are ``hidden``, never the viewer.
     names = {m.user_id: m.display_name for m in members}
     entries = []
-    shown = [uid for uid in ids if uid == user.user_id or uid not in hidden]
+    shown = [m.user_id for m in members if not m.hidden]
     for rank, user_id, value in _ranked([(uid, float(values.get(uid) or 0.0)) for uid in shown]):
         entries.append(Entry(rank, user_id, names[user_id], value, user_id == user.user_id))
     # Hidden members are counted ("a member") but neither ranked nor measured:

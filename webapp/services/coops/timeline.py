@@ -84,49 +84,41 @@ def timeline(user: User, *, coop_id: int, cursor: str | None = None,
     coop = get_for_member(user, coop_id=coop_id)
     take = limit + 1
     found: list[TimelineEntry] = []
-    names: dict[str, str] = {}
-
-    def name(user_id: str | None) -> str:
-        """The member's display name, or "a member" when they hide from coop
-        rankings (as in the members table); the viewer always sees their own."""
-        if user_id is None:
-            return "someone"
-        if user_id not in names:
-            if user_id != user.user_id and preferences.hidden_from_rankings([user_id]):
-                names[user_id] = ANONYMOUS_MEMBER
-            else:
-                display_name = db.session.scalar(select(User.display_name).where(User.user_id == user_id))
-                names[user_id] = user_id if display_name is None else display_name
-        return names[user_id]
-
     founder_row = _first_id(coop.id)
     members = CooperativeMember
-    for m in db.session.scalars(select(members).where(members.cooperative_id == coop.id,
+    joined = db.session.scalars(select(members).where(members.cooperative_id == coop.id,
                                                       _before(members.joined_at, before))
-                                .order_by(members.joined_at.desc(), members.id.desc()).limit(take)):
+                                .order_by(members.joined_at.desc(), members.id.desc()).limit(take)).all()
+    departed = db.session.scalars(select(members).where(members.cooperative_id == coop.id,
+                                                        members.left_at.is_not(None), _before(members.left_at, before))
+                                  .order_by(members.left_at.desc(), members.id.desc()).limit(take)).all()
+    audit = CoopAuditEntry
+    wanted = (ModerationAction.ROLE_CHANGED.value, ModerationAction.ADMIN_TRANSFERRED.value)
+    actions = db.session.scalars(select(audit).where(audit.cooperative_id == coop.id, audit.action.in_(wanted),
+                                                     _before(audit.created_at, before))
+                                 .order_by(audit.created_at.desc(), audit.id.desc()).limit(take)).all()
+    invite = CoopInvite
+    invites = db.session.scalars(select(invite).where(invite.cooperative_id == coop.id,
+                                                      _before(invite.created_at, before))
+                                 .order_by(invite.created_at.desc(), invite.id.desc()).limit(take)).all()
+    name = _Names(user.user_id)
+    name.want([m.user_id for m in (*joined, *departed)] + [a.actor_user_id for a in actions]
+              + [a.target_user_id for a in actions] + [i.created_by for i in invites])
+    for m in joined:
         found.append(TimelineEntry(m.joined_at, "joined", f"joined:{m.id:012d}", m.user_id,
                                    "".join((name(m.user_id), " founded the cooperative" if m.id == founder_row else " joined"))))
-    for m in db.session.scalars(select(members).where(members.cooperative_id == coop.id, members.left_at.is_not(None),
-                                                      _before(members.left_at, before))
-                                .order_by(members.left_at.desc(), members.id.desc()).limit(take)):
+    for m in departed:
         kind = "removed" if m.status == MemberStatus.REMOVED else "left"
         found.append(TimelineEntry(m.left_at, kind, f"{kind}:{m.id:012d}", m.user_id,  # type: ignore[arg-type]
                                    f"{name(m.user_id)} " + ("was removed" if kind == "removed" else "left")))
-    audit = CoopAuditEntry
-    wanted = (ModerationAction.ROLE_CHANGED.value, ModerationAction.ADMIN_TRANSFERRED.value)
-    for a in db.session.scalars(select(audit).where(audit.cooperative_id == coop.id, audit.action.in_(wanted),
-                                                    _before(audit.created_at, before))
-                                .order_by(audit.created_at.desc(), audit.id.desc()).limit(take)):
+    for a in actions:
         if a.action == ModerationAction.ROLE_CHANGED:
             role = (a.data or {}).get("to", "member")
             text = f"{name(a.actor_user_id)} made {name(a.target_user_id)} a {role}"
         else:
             text = f"{name(a.actor_user_id)} handed the cooperative over to {name(a.target_user_id)}"
         found.append(TimelineEntry(a.created_at, a.action, f"{a.action}:{a.id:012d}", a.target_user_id, text))
-    invite = CoopInvite
-    for i in db.session.scalars(select(invite).where(invite.cooperative_id == coop.id,
-                                                     _before(invite.created_at, before))
-                                .order_by(invite.created_at.desc(), invite.id.desc()).limit(take)):
+    for i in invites:
         limits = [f"{i.max_uses} use{'s' if i.max_uses != 1 else ''}"] if i.max_uses else []
         if i.expires_at:
             limits.append(f"until {i.expires_at:%Y-%m-%d %H:%M} UTC")
@@ -143,12 +135,42 @@ def timeline(user: User, *, coop_id: int, cursor: str | None = None,
     return page, (encode_cursor(page[-1]) if len(found) > limit else None)
 
 
+class _Names:
+    """The names in the timeline's sentences: a member's display name, or
+    "a member" when they hide from coop rankings (as in the members table);
+    the viewer always sees their own; "someone" for no one. Ids announced
+    with ``want`` are looked up together at the first name asked for (two
+    queries a batch, not two per member)."""
+
+    def __init__(self, viewer_id: str) -> None:
+        self.viewer_id = viewer_id
+        self.known: dict[str, str] = {}
+        self.wanted: set[str] = set()
+
+    def want(self, user_ids: list[str | None]) -> None:
+        self.wanted.update(u for u in user_ids if u is not None and u not in self.known)
+
+    def __call__(self, user_id: str | None) -> str:
+        if user_id is None:
+            return "someone"
+        if user_id not in self.known:
+            self.want([user_id])
+            ids = sorted(self.wanted)
+            self.wanted.clear()
+            hidden = preferences.hidden_from_rankings(ids)
+            shown = dict(db.session.execute(select(User.user_id, User.display_name).where(User.user_id.in_(ids))).all())
+            for uid in ids:
+                self.known[uid] = (ANONYMOUS_MEMBER if uid != self.viewer_id and uid in hidden
+                                   else shown.get(uid) or uid)
+        return self.known[user_id]
+
+
 def _first_id(coop_id: int) -> int | None:
     return db.session.scalar(select(CooperativeMember.id).where(CooperativeMember.cooperative_id == coop_id)
                              .order_by(CooperativeMember.id).limit(1))
 
 
-def _mining_entries(coop_id: int, before, take: int, name) -> list[TimelineEntry]:
+def _mining_entries(coop_id: int, before, take: int, name: _Names) -> list[TimelineEntry]:
     """Personal bests and blocks of the active members since they joined."""
     members = list(db.session.execute(
         select(CooperativeMember.user_id, CooperativeMember.joined_at).where(
@@ -161,7 +183,8 @@ def _mining_entries(coop_id: int, before, take: int, name) -> list[TimelineEntry
     wanted = or_(act.activity_type == "block_found",
                  and_(act.activity_type == "share_submitted", act.data["personal_best"].as_boolean().is_(True)))
     rows = db.session.scalars(select(act).where(since_joined, wanted, _before(act.created_at, before))
-                              .order_by(act.created_at.desc(), act.id.desc()).limit(take))
+                              .order_by(act.created_at.desc(), act.id.desc()).limit(take)).all()
+    name.want([row.user_id for row in rows if row.user_id not in hidden])
     entries = []
     for row in rows:
         shown = row.user_id not in hidden

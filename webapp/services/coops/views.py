@@ -11,7 +11,7 @@ from sqlalchemy import func, select, true
 from ...extensions import db
 from ...models import Cooperative, CooperativeMember, MinerStats, MiningEvent, User, UserSettings, iso, utcnow
 from ...vocabulary import CoopStatus, MemberStatus
-from .. import coop_hashrate, preferences
+from .. import coop_hashrate
 from ..bounds import MAX_DIFFICULTY, usable_sql
 from ..hashrate import Chart, ChartRange, Series, hashrate_by_user, sum_series, time_grid, worker_history
 from ..membership import active_member_ids, is_active_member
@@ -211,7 +211,8 @@ def dashboard(user: User, *, coop_id: int) -> tuple[Cooperative, CoopStats, list
     return coop, _stats(coop, now), members_of(coop.id, now, viewer_id=user.user_id)
 
 
-def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime | None = None) -> Chart:
+def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime | None = None,
+                   members: list[MemberInfo] | None = None) -> Chart:
     """The coop's hashrate chart (``GET /api/coops/{id}/hashrate/history``):
     ``combined`` from the aggregation's samples (``coop_hashrate.
     combined_values``; None before any sample) and one series per active
@@ -221,23 +222,24 @@ def hashrate_chart(user: User, *, coop_id: int, rng: ChartRange, now: datetime |
     shown to the others as "a member" (key ``member-<n>``), listed after the
     named members by peak hashrate so neither name nor join order leaks; the
     viewer always sees their own name. Raises NotFound (404) or NotAMember (403).
+    ``members``: ``members_of(coop_id, now, viewer_id=user.user_id)`` read
+    by a caller that has checked the membership already (the dashboard
+    page), so neither is read again.
     """
-    coop = get_for_member(user, coop_id=coop_id)
     now = now or utcnow()
+    if members is None:
+        members = members_of(get_for_member(user, coop_id=coop_id).id, now, viewer_id=user.user_id)
     grid = time_grid(rng, now)
-    members = members_of(coop.id, now)
-    ids = [m.user_id for m in members]
-    hidden_ids = preferences.hidden_from_rankings(ids)
-    history = worker_history(ids, rng, now)
+    history = worker_history([m.user_id for m in members], rng, now)
     named, hidden = [], []
-    for member in members:
+    for member in members:  # with the viewer: ``hidden`` hides from rankings, never the viewer
         values = sum_series(history.get(member.user_id, {}).values(), len(grid))
-        if member.user_id not in hidden_ids or member.user_id == user.user_id:
+        if not member.hidden:
             named.append(Series(f"member:{member.user_id}", member.display_name, values))
         else:
             hidden.append(values)
     hidden.sort(key=lambda values: max((v or 0.0) for v in values) if values else 0.0, reverse=True)
-    series = [Series("combined", "Coop combined", coop_hashrate.combined_values(coop.id, rng, now))]
+    series = [Series("combined", "Coop combined", coop_hashrate.combined_values(coop_id, rng, now))]
     series += named
     series += [Series(f"member-{i}", ANONYMOUS_MEMBER, values) for i, values in enumerate(hidden, 1)]
     return Chart(rng, now - rng.span, now, "H/s", "linear", rng.step, grid, series)
