@@ -15,7 +15,8 @@ CPU ms per request (``time.process_time``, this process: the server's work,
 Python and the psycopg client; PostgreSQL's own CPU is not in it), wall ms
 p50/p90, SQL statements per request (``before_cursor_execute``) and the
 HTML size. ``--profile dashboard|notifications|profile`` prints the
-cProfile of that page instead (cumulative, top 45).
+cProfile of that page instead (cumulative, top 45); ``--statements PAGE``
+the SQL of one request of it.
 """
 from __future__ import annotations
 
@@ -82,6 +83,13 @@ def measure(args: argparse.Namespace, st) -> None:
     resp = client.post("/login", data={"user_id": viewer, "password": demo.DEMO_PASSWORD, "csrf_token": csrf})
     assert resp.status_code == 302, resp.status_code
     pages = {name: path.format(other=other) for name, path in PAGES.items()}
+    if args.statements:
+        client.get(pages[args.statements])
+        statements.clear()
+        client.get(pages[args.statements])
+        for sql in statements:
+            print(" ".join(sql.split())[:300])
+        return
     if args.profile:
         path = pages[args.profile]
         for _ in range(20):
@@ -119,6 +127,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--events", type=int, default=20000, help="lines of the mining day to replay first")
     parser.add_argument("--profile", choices=sorted(PAGES), help="print the cProfile of one page instead")
+    parser.add_argument("--statements", choices=sorted(PAGES), help="print the SQL of one request of a page instead")
     run_on_stores(parser, "bench_pages", measure)
 
 

@@ -52,7 +52,7 @@ def notification_bell() -> dict[str, Any]:
         return {"count": 0, "items": [], "groups": [], "latest_id": 0, "latest_seq": 0}
     user_id = current_user.user_id
     cursor = page_cursor()
-    groups, _ = notification_groups.list_groups(user_id, limit=BELL_ITEMS, expand=True)
+    groups, _ = notification_groups.list_groups(user_id, limit=BELL_ITEMS, expand=True, per_group=BELL_ITEMS)
     titles = notification_groups.titles(groups)
     return {
         "count": service.unread_count(user_id),

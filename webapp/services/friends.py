@@ -265,11 +265,13 @@ def expire_stale(now: datetime | None = None) -> int:
 
 
 def pending_counts(user_id: str) -> dict[str, int]:
-    """``{"incoming": n, "outgoing": m}`` pending requests of ``user_id``."""
-    incoming = db.session.scalar(select(func.count()).select_from(FriendRequest).where(
-        FriendRequest.recipient_id == user_id, FriendRequest.status == PENDING))
-    outgoing = db.session.scalar(select(func.count()).select_from(FriendRequest).where(
-        FriendRequest.requester_id == user_id, FriendRequest.status == PENDING))
+    """``{"incoming": n, "outgoing": m}`` pending requests of ``user_id``,
+    in one statement (the nav of every page asks)."""
+    request = FriendRequest
+    incoming, outgoing = db.session.execute(
+        select(func.count().filter(request.recipient_id == user_id), func.count().filter(request.requester_id == user_id))
+        .where(request.status == PENDING, or_(request.recipient_id == user_id, request.requester_id == user_id))
+    ).one()
     return {"incoming": int(incoming or 0), "outgoing": int(outgoing or 0)}
 
 

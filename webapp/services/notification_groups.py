@@ -48,12 +48,14 @@ def _key():
 
 
 def list_groups(user_id: str, *, limit: int, before_id: int | None = None, category: str | None = None,
-                unread_only: bool = False, expand: bool = False) -> tuple[list[Group], int | None]:
+                unread_only: bool = False, expand: bool = False,
+                per_group: int = MAX_EXPANDED) -> tuple[list[Group], int | None]:
     """One page of the user's groups, newest first (see module doc).
     ``before_id``: the cursor (groups whose newest row has a lower id).
     ``unread_only`` keeps unread rows only; ``expand`` loads each group's
-    rows. Returns (groups, next cursor or None). Raises ValidationError for
-    an unknown category."""
+    newest ``per_group`` rows (at most ``MAX_EXPANDED``; the bell shows 5).
+    Returns (groups, next cursor or None). Raises ValidationError for an
+    unknown category."""
     check_category(category)
     n = Notification
     key = _key().label("key")
@@ -73,11 +75,11 @@ def list_groups(user_id: str, *, limit: int, before_id: int | None = None, categ
     latest = {r.id: r for r in db.session.scalars(select(n).where(n.id.in_([row.newest for row in rows])))}
     groups = [Group(row.key, row.size, int(row.unread or 0), latest[row.newest]) for row in rows]
     if expand and groups:
-        _expand(user_id, groups, category, unread_only)
+        _expand(user_id, groups, category, unread_only, min(per_group, MAX_EXPANDED))
     return groups, (rows[-1].newest if more else None)
 
 
-def _expand(user_id: str, groups: list[Group], category: str | None, unread_only: bool) -> None:
+def _expand(user_id: str, groups: list[Group], category: str | None, unread_only: bool, per_group: int) -> None:
     n = Notification
     key = _key()
     ranked = (select(n.id, func.row_number().over(partition_by=key, order_by=n.id.desc()).label("rank"))
@@ -87,7 +89,7 @@ def _expand(user_id: str, groups: list[Group], category: str | None, unread_only
     if unread_only:
         ranked = ranked.where(n.is_read == false())
     sub = ranked.subquery()
-    ids = select(sub.c.id).where(sub.c.rank <= MAX_EXPANDED)
+    ids = select(sub.c.id).where(sub.c.rank <= per_group)
     by_key: dict[str, list[Notification]] = {}
     for row in db.session.scalars(select(n).where(n.id.in_(ids)).order_by(n.id.desc())):
         by_key.setdefault(row.group_key or f"{row.subtype}:{row.user_id}", []).append(row)
