@@ -20,10 +20,9 @@ def profile(user_id: str):
     twin's budget (``PUBLIC_RATE_LIMIT``); past it, the friendly 429 page."""
     viewer = caller_or_none()  # the caller as every route reads it (auth.resolve_caller)
     viewer_id = viewer.user_id if viewer else None
-    context = profiles.profile_page(user_id, viewer_id=viewer_id)
-    rng = page_range()
-    context["hashrate_view"] = hashrate_view(profiles.hashrate_chart(user_id, rng, viewer_id=viewer_id))
-    context["best_view"] = best_view(profiles.best_difficulty_chart(user_id, rng, viewer_id=viewer_id))
+    context = profiles.profile_page(user_id, viewer_id=viewer_id, rng=page_range())
+    context["hashrate_view"] = hashrate_view(context.pop("hashrate_chart"))
+    context["best_view"] = best_view(context.pop("best_chart"))
     context["hashrate_src"] = url_for("api_public.miner_hashrate", user_id=user_id)
     context["best_src"] = url_for("api_public.miner_best_difficulty", user_id=user_id)
     if context["is_owner"] and viewer is not None:

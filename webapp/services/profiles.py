@@ -295,16 +295,20 @@ def public_stats(user_id: str, viewer_id: str | None = None) -> dict[str, Any]:
     return stats_dict(user_id)
 
 
-def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
+def profile_page(user_id: str, *, viewer_id: str | None, rng: hashrate.ChartRange | None = None) -> dict[str, Any]:
     """Everything the profile page shows. The owner sees their own profile
     even when it is private (``is_private`` tells the template to say so);
     anyone else gets NotFound for a private or missing one.
 
     Returns ``{"user", "profile", "stats", "workers": [{"worker", "name",
-    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "is_owner", "is_private"}``
-    (the charts come from ``hashrate_chart`` and ``best_difficulty_chart``).
+    "online", "hashrate_1h", "last_seen_at"}], "personal_bests", "is_owner", "is_private"}``,
+    and with ``rng`` the charts of ``hashrate_chart`` and
+    ``best_difficulty_chart`` as ``hashrate_chart`` and ``best_chart``
+    (the visibility checked once for all of it).
     """
     user, privacy = visible_user(user_id, viewer_id=viewer_id)
+    charts = {} if rng is None else {"hashrate_chart": hashrate.miner_chart(user_id, rng),
+                                     "best_chart": _best_difficulty_chart(user_id, rng)}
     now = utcnow()
     cutoff = hashrate.online_cutoff(now)
     workers = [
@@ -327,6 +331,7 @@ def profile_page(user_id: str, *, viewer_id: str | None) -> dict[str, Any]:
         "personal_bests": mining.recent_personal_bests(user_id),
         "is_owner": viewer_id == user_id,
         "is_private": not privacy["publicProfile"],
+        **charts,
     }
 
 
@@ -357,6 +362,10 @@ def best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: 
     empty timestamps when the miner has no record yet. Raises NotFound as
     ``check_visible`` does."""
     check_visible(user_id, viewer_id=viewer_id)
+    return _best_difficulty_chart(user_id, rng, now)
+
+
+def _best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, now: datetime | None = None) -> hashrate.Chart:
     now = now or utcnow()
     start = now - rng.span
     history = [(at, best) for at, best in mining.personal_best_history(user_id)
