@@ -72,18 +72,31 @@ def list_groups(user_id: str, *, limit: int, before_id: int | None = None, categ
     rows = db.session.execute(query.order_by(newest.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    latest = {r.id: r for r in db.session.scalars(select(n).where(n.id.in_([row.newest for row in rows])))}
-    groups = [Group(row.key, row.size, int(row.unread or 0), latest[row.newest]) for row in rows]
-    if expand and groups:
-        _expand(user_id, groups, category, unread_only, min(per_group, MAX_EXPANDED))
+    if expand and rows:
+        # The newest rows of each group hold its latest: one query for both.
+        by_key = _newest_rows(user_id, [row.key for row in rows], category, unread_only, min(per_group, MAX_EXPANDED))
+        latest = {item.id: item for items in by_key.values() for item in items}
+    else:
+        by_key = {}
+        latest = {r.id: r for r in db.session.scalars(select(n).where(n.id.in_([row.newest for row in rows])))}
+    groups = []
+    for row in rows:
+        items = by_key.get(row.key, [])
+        # A row committed or deleted since the count: the group's newest row now.
+        newest_row = latest.get(row.newest) or (items[0] if items else None)
+        if newest_row is not None:
+            groups.append(Group(row.key, row.size, int(row.unread or 0), newest_row,
+                                (items or [newest_row]) if expand else []))
     return groups, (rows[-1].newest if more else None)
 
 
-def _expand(user_id: str, groups: list[Group], category: str | None, unread_only: bool, per_group: int) -> None:
+def _newest_rows(user_id: str, keys: list[str], category: str | None, unread_only: bool,
+                 per_group: int) -> dict[str, list[Notification]]:
+    """The newest ``per_group`` rows of each group of ``keys``, newest first."""
     n = Notification
     key = _key()
     ranked = (select(n.id, func.row_number().over(partition_by=key, order_by=n.id.desc()).label("rank"))
-              .where(n.user_id == user_id, key.in_([g.group_key for g in groups])))
+              .where(n.user_id == user_id, key.in_(keys)))
     if category:
         ranked = ranked.where(n.category == category)
     if unread_only:
@@ -93,8 +106,7 @@ def _expand(user_id: str, groups: list[Group], category: str | None, unread_only
     by_key: dict[str, list[Notification]] = {}
     for row in db.session.scalars(select(n).where(n.id.in_(ids)).order_by(n.id.desc())):
         by_key.setdefault(row.group_key or f"{row.subtype}:{row.user_id}", []).append(row)
-    for group in groups:
-        group.items = by_key.get(group.group_key, [group.latest])
+    return by_key
 
 
 def titles(groups: list[Group]) -> dict[str, str]:
