@@ -99,7 +99,7 @@ def measure(args: argparse.Namespace, st) -> None:
         for _ in range(args.requests):
             client.get(path)
         prof.disable()
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(int(os.environ.get("PAGES_PROFILE_TOP", "45")))
         return
     results = {}
     for name, path in pages.items():

@@ -152,7 +152,10 @@ def notify(
     validate_fields(category, subtype, title, body, link, data)
     if commit and transactions.idle():
         with transactions.autocommit() as connection:
-            return _store_alone(connection, user_id, category, subtype, title, body, link, data)
+            stored = _store_alone(connection, user_id, category, subtype, title, body, link, data)
+        if stored is not None:
+            dispatch_committed([stored])  # the connection is back in the pool by now
+        return stored.row if stored is not None else None
     # One round trip for the address, the preferences and the user's last
     # committed seq (this is the hot path of ingest). That seq is read before
     # the row takes its id: the row's ``seq_floor``.
@@ -183,15 +186,16 @@ def notify(
 
 
 def _store_alone(connection: Connection, user_id: str, category: str, subtype: str, title: str, body: str,
-                 link: str | None, data: dict[str, Any] | None) -> Notification | None:
+                 link: str | None, data: dict[str, Any] | None) -> _Pending | None:
     """``notify`` when it is the whole transaction (``commit=True``, nothing
     begun, PostgreSQL): two statements in autocommit on ``connection``
     instead of six round trips and an ORM flush (docs/PERFORMANCE.md). The
     second advances the user's counter, inserts the row with its seq and
     its delivery rows, all in one statement: the counter row stays locked
     until that statement commits, so seq order is still commit order
-    (services/sequences.py). Then the push and the jobs, as after any
-    commit. Returns a transient ``Notification`` (not in the session)."""
+    (services/sequences.py). Returns what ``dispatch_committed`` sends
+    (its ``row`` a transient ``Notification``, not in the session), or None
+    as ``notify`` does."""
     found = connection.execute(_recipient_statement(), {"user_id": user_id}).first()
     if found is None:
         return None
@@ -208,8 +212,7 @@ def _store_alone(connection: Connection, user_id: str, category: str, subtype: s
         **values, "email": channels.email_status is not None, "email_status": channels.email_status,
         "email_error": channels.email_error, "push": channels.push}).one()
     row = Notification(id=stored.id, seq=stored.seq, is_read=False, read_at=None, **values)
-    dispatch_committed([_Pending(user_id, row, row.to_dict(), channels.email_job, channels.push)])
-    return row
+    return _Pending(user_id, row, row.to_dict(), channels.email_job, channels.push)
 
 
 @functools.cache
