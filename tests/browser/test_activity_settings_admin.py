@@ -67,12 +67,17 @@ def test_settings_toggle_saves_with_a_confirmation(live_server, page, make_user)
     assert page.csp_errors == []
 
 
-def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user, make_coop):
+def admin_row(page, live_server, make_user, make_coop, name: str):
+    """A platform admin on /admin; → (the coop, its row in the coops table)."""
     admin = make_user(is_admin=True)
-    coop, _, _ = make_coop(name="Spammy Coop")
+    coop, _, _ = make_coop(name=name)
     login(page, live_server.url, admin.user_id, PASSWORD)
     page.goto(f"{live_server.url}/admin")
-    row = page.locator(f"#coop-{coop.id}")
+    return coop, page.locator(f"#coop-{coop.id}")
+
+
+def test_admin_dissolves_a_coop_and_the_audit_log_updates(live_server, page, make_user, make_coop):
+    coop, row = admin_row(page, live_server, make_user, make_coop, "Spammy Coop")
     assert not row.locator("form[action$='/dissolve']").is_visible()  # behind the row's disclosure
     row.locator("details.admin-manage > summary").click()
     row.locator("form[action$='/dissolve'] input[name=reason]").fill("Spam in the coop name")
@@ -122,11 +127,7 @@ def test_admin_coops_table_reads_well_on_a_tablet_and_a_desktop(live_server, pag
 
 
 def test_admin_renames_a_coop_with_the_keyboard_and_lands_on_the_outcome(live_server, page, make_user, make_coop):
-    admin = make_user(is_admin=True)
-    coop, _, _ = make_coop(name="Lisbon Lightning")
-    login(page, live_server.url, admin.user_id, PASSWORD)
-    page.goto(f"{live_server.url}/admin")
-    row = page.locator(f"#coop-{coop.id}")
+    coop, row = admin_row(page, live_server, make_user, make_coop, "Lisbon Lightning")
     row.locator("details.admin-manage > summary").focus()
     page.keyboard.press("Enter")  # opens the disclosure
     page.keyboard.press("Tab")

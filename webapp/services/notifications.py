@@ -27,6 +27,7 @@ inside that callback.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,23 +157,16 @@ def notify(
         if stored is not None:
             dispatch_committed([stored])  # the connection is back in the pool by now
         return stored.row if stored is not None else None
-    # One round trip for the address, the preferences and the user's last
-    # committed seq (this is the hot path of ingest). That seq is read before
-    # the row takes its id: the row's ``seq_floor``.
-    found = db.session.execute(_recipient_statement(), {"user_id": user_id}).first()
+    found = _recipient(db.session.execute, user_id, category, subtype)
     if found is None:
         return None
-    address, stored_prefs, floor, subscribed = found
-    prefs = preferences.merged_notifications(stored_prefs)
-    if not preferences.allows_in_app(prefs, category, subtype):
-        return None
+    floor, channels = found
     row = Notification(
         user_id=user_id, category=category, subtype=subtype, title=title, body=body, link=link, data=data,
-        seq_floor=floor or 0, group_key=group_key_for(user_id, subtype, data),
+        seq_floor=floor, group_key=group_key_for(user_id, subtype, data),
     )
     db.session.add(row)
     db.session.flush()  # the id, for the delivery row and the payload; seq comes at commit
-    channels = _outside_channels(row.category, prefs, bool(address), bool(subscribed))
     if channels.email_status:
         db.session.add(NotificationDelivery(notification_id=row.id, channel=DeliveryChannel.EMAIL,
                                             status=channels.email_status, last_error=channels.email_error))
@@ -196,17 +190,13 @@ def _store_alone(connection: Connection, user_id: str, category: str, subtype: s
     (services/sequences.py). Returns what ``dispatch_committed`` sends
     (its ``row`` a transient ``Notification``, not in the session), or None
     as ``notify`` does."""
-    found = connection.execute(_recipient_statement(), {"user_id": user_id}).first()
+    found = _recipient(connection.execute, user_id, category, subtype)
     if found is None:
         return None
-    address, stored_prefs, floor, subscribed = found
-    prefs = preferences.merged_notifications(stored_prefs)
-    if not preferences.allows_in_app(prefs, category, subtype):
-        return None
-    channels = _outside_channels(category, prefs, bool(address), bool(subscribed))
+    floor, channels = found
     now = utcnow()
     values = {"user_id": user_id, "category": category, "subtype": subtype, "title": title, "body": body,
-              "link": link, "data": data, "created_at": now, "seq_floor": floor or 0,
+              "link": link, "data": data, "created_at": now, "seq_floor": floor,
               "group_key": group_key_for(user_id, subtype, data)}
     stored = connection.execute(_store_alone_statement(), {
         **values, "email": channels.email_status is not None, "email_status": channels.email_status,
@@ -244,6 +234,22 @@ def _store_alone_statement() -> Any:
         SELECT id, seq FROM stored
     """).bindparams(bindparam("data", type_=Notification.__table__.c.data.type),
                     bindparam("created_at", type_=Notification.__table__.c.created_at.type))
+
+
+def _recipient(execute: Callable[..., Any], user_id: str, category: str, subtype: str) -> tuple[int, _Channels] | None:
+    """``(seq_floor, channels)`` of a notification for ``user_id``, or None
+    when the user does not exist or their preferences turn it off. One round
+    trip (``execute``: the session's or a connection's) for the address, the
+    preferences and the user's last committed seq (the hot path of ingest).
+    That seq is read before the row takes its id: the row's ``seq_floor``."""
+    found = execute(_recipient_statement(), {"user_id": user_id}).first()
+    if found is None:
+        return None
+    address, stored_prefs, floor, subscribed = found
+    prefs = preferences.merged_notifications(stored_prefs)
+    if not preferences.allows_in_app(prefs, category, subtype):
+        return None
+    return floor or 0, _outside_channels(category, prefs, bool(address), bool(subscribed))
 
 
 @functools.cache
