@@ -229,6 +229,9 @@ class Hub:
         self._requested: set[str] = set()  # SUBSCRIBE sent, not yet confirmed
         self._wanted: set[str] = set()  # to SUBSCRIBE on the next turn
         self._waiters: dict[str, list[threading.Event]] = {}
+        # A channel may have lost its last socket: look for idle channels on
+        # the next turn (not on every message: a scan of every subscription).
+        self._maybe_idle = False
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -267,6 +270,7 @@ class Hub:
                 sockets.pop(socket_id, None)
                 if not sockets:
                     del self._inboxes[channel]
+                    self._maybe_idle = True
 
     def local_socket_count(self) -> int:
         with self._lock:
@@ -322,7 +326,8 @@ class Hub:
             to_subscribe = self._wanted - self._requested - self._subscribed
             self._requested |= to_subscribe
             self._wanted.clear()
-            idle = [c for c in self._subscribed if c not in self._inboxes]
+            idle = [c for c in self._subscribed if c not in self._inboxes] if self._maybe_idle else []
+            self._maybe_idle = False
             self._subscribed.difference_update(idle)
         if to_subscribe:
             pubsub.subscribe(*to_subscribe)
@@ -342,6 +347,8 @@ class Hub:
             with self._lock:
                 self._requested.discard(channel)
                 self._subscribed.add(channel)
+                if channel not in self._inboxes:  # its sockets left before Redis confirmed
+                    self._maybe_idle = True
                 waiters = self._waiters.pop(channel, [])
             for waiter in waiters:
                 waiter.set()
@@ -386,7 +393,7 @@ class Push(dict):
     goes to: the same object for all of them, so read-only; ``text()`` is
     its JSON, encoded once for all (``ws.SocketSession.send_json``)."""
 
-    __slots__ = ("_text",)
+    __slots__ = ("_text", "_frame")
 
     def text(self) -> str:
         """The compact JSON of this message (cached)."""
@@ -395,6 +402,30 @@ class Push(dict):
         except AttributeError:
             self._text: str = json.dumps(self, separators=(",", ":"))
             return self._text
+
+    def frame(self) -> bytes:
+        """``text()`` as one WebSocket text frame from the server (cached):
+        the same bytes for every socket it goes to (``text_frame``)."""
+        try:
+            return self._frame
+        except AttributeError:
+            self._frame: bytes = text_frame(self.text())
+            return self._frame
+
+
+def text_frame(text: str) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) of
+    ``text``: what a server sends on a connection without extensions, so
+    the bytes do not depend on the connection."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 _hub_lock = threading.Lock()

@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
+from wsproto import ConnectionState, WSConnection
 
 from . import realtime
 from .extensions import db, sock
@@ -211,6 +212,11 @@ class SocketSession(ChatSocket):
         self.count = 0
         self.init_chat(page_chat)
         self.page_messages = page_messages
+        # JSON frames written as bytes built once per push (``send_json``)
+        # when the connection negotiated no extension (permessage-deflate
+        # would compress per connection); a stand-in socket goes through send().
+        self.raw_frames = not current_app.config["WS_PERMESSAGE_DEFLATE"] \
+            and isinstance(getattr(ws, "ws", None), WSConnection) and getattr(ws, "sock", None) is not None
 
     def run(self) -> None:
         # The app itself, not the proxy (it outlives this context); Flask types
@@ -483,12 +489,20 @@ class SocketSession(ChatSocket):
             self.send_json({"type": "error", "code": code, "message": message})
 
     def send_json(self, message: dict[str, Any]) -> None:
-        """Send one JSON message; a hub ``Push`` as the text encoded once for
-        every socket it goes to."""
-        if isinstance(message, realtime.Push):
-            self.ws.send(message.text())
+        """Send one JSON message; a hub ``Push`` as the text (and frame)
+        encoded once for every socket it goes to. Raises ConnectionClosed
+        once the socket is closed (as ``ws.send``)."""
+        ws = self.ws
+        if self.raw_frames and ws.connected and ws.ws.state is ConnectionState.OPEN:
+            # wsproto would frame the same text again for each socket; the
+            # frame is complete (FIN), so wsproto's own state is unaffected.
+            frame = message.frame() if isinstance(message, realtime.Push) \
+                else realtime.text_frame(json.dumps(message, separators=(",", ":")))
+            ws.sock.sendall(frame)
+        elif isinstance(message, realtime.Push):
+            ws.send(message.text())
         else:
-            self.ws.send(json.dumps(message, separators=(",", ":")))
+            ws.send(json.dumps(message, separators=(",", ":")))
 
 
 def _message_id(message: dict[str, Any], key: str) -> int:

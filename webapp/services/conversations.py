@@ -7,7 +7,8 @@ members), ``direct`` and ``group`` (created by the friends service through
 ``create`` and ``add_member`` / ``remove_member``).
 
 Serialisation with membership changes: every membership write locks the
-conversation row first (``lock``), as a post does (its ``UPDATE … last_seq``),
+conversation row first (``lock``, which also bumps its ``members_version``),
+as a post does (its ``UPDATE … last_seq``),
 so a message either commits before a removal — the removed member was a
 member when it was sent — or after it, and then its transaction (READ
 COMMITTED takes a fresh snapshot after the lock wait) reads the member list
@@ -138,9 +139,14 @@ def coop_conversation_id(coop_id: int) -> int | None:
 
 def lock(conversation_id: int) -> None:
     """Lock the conversation row to the end of the transaction (see the
-    module docstring: membership writes and posts are serialised by it)."""
+    module docstring: membership writes and posts are serialised by it) and
+    bump its ``members_version``: a post that read the member list before
+    this write commits sees the version moved and reads the list again
+    (``messages.post``). Every membership write calls this first."""
     db.session.execute(
-        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+        update(Conversation).where(Conversation.id == conversation_id)
+        .values(members_version=Conversation.members_version + 1)
+        .execution_options(synchronize_session=False)
     )
 
 
