@@ -298,3 +298,50 @@ def test_a_client_gone_mid_send_is_logged_quietly_and_ends_the_session(app, make
     assert "BrokenPipeError" in went[0].getMessage()
     assert gone.closed_with is None  # no close frame into a broken pipe
     assert realtime.get_hub(app).local_socket_count() <= before  # this session is not left registered
+
+
+def test_a_chat_message_after_a_gap_waits_for_the_missing_push_before_reading_the_database():
+    """Pushes of one conversation from two processes overtake each other: a
+    message that skips numbers is held until the missing one arrives (then
+    both go out in seq order, no database read), or for ``GAP_WAIT`` at
+    most, after which the gap is read from the database up to the highest
+    held message. A removal drops what is held."""
+    from webapp import ws_chat
+
+    class Socket(ws_chat.ChatSocket):
+        def __init__(self) -> None:
+            self.user_id, self.html = "reader", False
+            self.sent: list[int] = []
+            self.fills: list[tuple[int, int, int | None]] = []
+            self.init_chat(None)
+
+        def send_json(self, message):
+            if "seq" in message["data"]:
+                self.sent.append(message["data"]["seq"])
+
+        def chat_fill(self, cid, after, up_to):
+            self.fills.append((cid, after, up_to))
+            for seq in range(after + 1, (up_to or after) + 1):
+                self.send_json({"data": {"seq": seq}})
+                self.chat_seq[cid] = seq
+
+    def message(seq: int, cid: int = 7) -> dict:
+        return {"conversation_id": cid, "seq": seq, "body": f"m{seq}"}
+
+    sock = Socket()
+    for seq in (1, 3, 4):
+        sock.on_chat_message(message(seq))
+    assert sock.sent == [1] and 0 < sock.chat_held_due() <= ws_chat.GAP_WAIT
+    sock.on_chat_message(message(2))
+    assert sock.sent == [1, 2, 3, 4] and sock.fills == [] and sock.chat_held_due() is None
+    sock.on_chat_message(message(3))  # a duplicate
+    sock.on_chat_message(message(7))
+    sock.on_chat_message(message(6))
+    assert sock.sent == [1, 2, 3, 4]
+    sock.chat_held_until = time.monotonic() - 1  # the wait is over
+    assert sock.chat_held_due() == 0
+    sock.fill_held()
+    assert sock.fills == [(7, 4, 7)] and sock.sent == [1, 2, 3, 4, 5, 6, 7] and sock.chat_held_due() is None
+    sock.on_chat_message(message(9))
+    sock.on_conversation({"type": "conversation", "event": "removed", "data": {"id": 7}})
+    assert sock.chat_held_due() is None and sock.chat_held == {}

@@ -270,7 +270,8 @@ class SocketSession(ChatSocket):
     def loop(self) -> None:
         inbox = self.inbox
         while True:
-            inbox.wait(REFRESH_EVERY)
+            due = self.chat_held_due()
+            inbox.wait(REFRESH_EVERY if due is None else min(due, REFRESH_EVERY))
             inbox.clear()
             self.presence_tick()
             # Client messages the reader thread queued. ``receive(timeout=0)``
@@ -287,6 +288,8 @@ class SocketSession(ChatSocket):
             while inbox.items:
                 if not self.on_push(inbox.items.popleft()):
                     return
+            if self.chat_held_due() == 0:
+                self.fill_held()
             if not self.ws.connected:
                 return
 
@@ -498,7 +501,9 @@ class SocketSession(ChatSocket):
             # frame is complete (FIN), so wsproto's own state is unaffected.
             frame = message.frame() if isinstance(message, realtime.Push) \
                 else realtime.text_frame(json.dumps(message, separators=(",", ":")))
-            ws.sock.sendall(frame)
+            sent = ws.sock.send(frame)  # one call almost always (sendall would look up the socket's options)
+            if sent < len(frame):
+                ws.sock.sendall(frame[sent:])
         elif isinstance(message, realtime.Push):
             ws.send(message.text())
         else:
