@@ -345,3 +345,26 @@ def test_a_chat_message_after_a_gap_waits_for_the_missing_push_before_reading_th
     sock.on_chat_message(message(9))
     sock.on_conversation({"type": "conversation", "event": "removed", "data": {"id": 7}})
     assert sock.chat_held_due() is None and sock.chat_held == {}
+
+
+def test_a_member_with_a_socket_in_this_process_counts_as_online_without_asking_redis(app, monkeypatch):
+    """A post asks Redis who of the members has a socket open (for the "new
+    messages" notices) only about those without one attached to this
+    process's hub."""
+    from webapp import realtime
+    from webapp.services import messages, presence
+
+    hub = realtime.get_hub(app)
+    inbox = realtime.SocketInbox()
+    monkeypatch.setitem(hub._inboxes, realtime.user_channel("local-member"), {"s1": inbox})
+    assert realtime.users_with_local_sockets(["local-member", "elsewhere"]) == {"local-member"}
+    asked: list[list[str]] = []
+
+    def touch_and_connected(user_id, others):
+        asked.append(list(others))
+        return set(others), ({}, None)
+
+    monkeypatch.setattr(presence, "touch_and_connected", touch_and_connected)
+    online, wanted, _ = messages._online_before_lock(["sender", "local-member", "elsewhere"], "sender")
+    assert asked == [["elsewhere"]]
+    assert online == {"local-member", "elsewhere"} and wanted == {"local-member", "elsewhere"}

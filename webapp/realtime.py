@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from flask import Flask, current_app
@@ -276,6 +277,12 @@ class Hub:
         with self._lock:
             return sum(len(s) for s in self._inboxes.values())
 
+    def users_with_sockets(self, user_ids: Iterable[str]) -> set[str]:
+        """Those of ``user_ids`` with a socket attached to this hub."""
+        prefix = self._user_prefix
+        with self._lock:
+            return {u for u in user_ids if prefix + u in self._inboxes}
+
     # -- the listener thread --
 
     def _run(self) -> None:
@@ -447,6 +454,16 @@ def get_hub(app: Flask | None = None) -> Hub:
                                       user_prefix=f"{prefix}user:"))
             app.extensions["notification_hub"] = entry
         return entry[1]
+
+
+def users_with_local_sockets(user_ids: Iterable[str]) -> set[str]:
+    """Those of ``user_ids`` with a socket open in this process (attached
+    to its hub; none when this process serves no socket): online without
+    asking Redis."""
+    entry = current_app.extensions.get("notification_hub")
+    if entry is None or entry[0] != os.getpid():
+        return set()
+    return entry[1].users_with_sockets(user_ids)
 
 
 class SocketInbox:

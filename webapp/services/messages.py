@@ -440,13 +440,15 @@ def _online_before_lock(members: list[str], sender_id: str) -> tuple[set[str] | 
     state)`` of the members but the sender, read (and the sender's activity
     noted) in one Redis round trip before the post takes its number, so
     none happens under the conversation's lock. ``None`` for the first and
-    last when Redis failed."""
+    last when Redis failed. Members with a socket open in this process are
+    online without a question to Redis."""
     asked = {m for m in members if m != sender_id}
+    local = realtime.users_with_local_sockets(asked)
     try:
-        online, state = presence.touch_and_connected(sender_id, list(asked))
+        online, state = presence.touch_and_connected(sender_id, [m for m in asked if m not in local])
     except Exception:  # noqa: BLE001 - reported by _notify
         return None, asked, None
-    return online, asked, state
+    return online | local, asked, state
 
 
 def _notify(conversation: Conversation, row: Message, sender_name: str, title: str, members: list[str],
