@@ -542,6 +542,17 @@ def test_a_post_is_one_publish_addressed_to_the_members_read_under_the_lock(app,
     pubsub.close()
 
 
+def test_last_seqs_are_those_of_the_current_memberships(app):
+    """A socket's starting point (``ws_chat.chat_snapshot``)."""
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    assert conversations.last_seqs(a.user_id) == {cid: 0}
+    messages.post(admin.user_id, cid, "gm")
+    assert conversations.last_seqs(a.user_id) == {cid: 1}
+    coops.leave(a, coop_id=coop.id)
+    assert conversations.last_seqs(a.user_id) == {}
+
+
 @pytest.mark.parametrize("who", ["another member", "the sender"])
 def test_a_removal_committed_between_a_posts_checks_and_its_number_is_seen(app, monkeypatch, who):
     """A post reads the members before it takes its number (on PostgreSQL

@@ -368,3 +368,26 @@ def test_a_member_with_a_socket_in_this_process_counts_as_online_without_asking_
     online, wanted, _ = messages._online_before_lock(["sender", "local-member", "elsewhere"], "sender")
     assert asked == [["elsewhere"]]
     assert online == {"local-member", "elsewhere"} and wanted == {"local-member", "elsewhere"}
+
+
+def test_a_sockets_first_pushes_in_the_wrong_order_lose_nothing():
+    """The socket starts from each conversation's newest seq read once its
+    channel is subscribed (``chat_snapshot``): when the first two pushes of
+    a conversation arrive in the wrong order (published by two processes),
+    the earlier one is not taken for a duplicate — both go out, in order."""
+    from webapp import ws_chat
+
+    class Socket(ws_chat.ChatSocket):
+        def __init__(self) -> None:
+            self.user_id, self.html = "reader", False
+            self.sent: list[int] = []
+            self.init_chat(None)
+
+        def send_json(self, message):
+            self.sent.append(message["data"]["seq"])
+
+    sock = Socket()
+    sock.chat_seq[7] = 4  # as chat_snapshot reads it: seq 4 was the newest at the start
+    sock.on_chat_message({"conversation_id": 7, "seq": 6})
+    sock.on_chat_message({"conversation_id": 7, "seq": 5})
+    assert sock.sent == [5, 6]

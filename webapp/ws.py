@@ -239,6 +239,7 @@ class SocketSession(ChatSocket):
                 return
             realtime.register_socket(self.user_id, self.socket_id, app.config["WS_MAX_SOCKETS_PER_USER"])
             count, self.seq = notifications.unread_snapshot(self.user_id)
+            self.chat_snapshot()
             cursor = self.cursor(self.since, self.since_seq)
             db.session.commit()  # sends below may block; no transaction stays open meanwhile
             if cursor is not None:

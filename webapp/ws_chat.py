@@ -74,6 +74,20 @@ class ChatSocket:
             finally:
                 db.session.remove()
 
+    def chat_snapshot(self) -> None:
+        """With the channel subscribed: the newest seq of each conversation
+        this socket follows, so that the first push of one is checked for a
+        gap like any other (two processes' first pushes may arrive in the
+        wrong order: the earlier one is then not taken for a duplicate). In
+        the caller's transaction."""
+        if self.html and self.page_chat is None:
+            return
+        seqs = conversations.last_seqs(self.user_id)
+        if self.html:
+            seqs = {cid: seq for cid, seq in seqs.items() if cid == self.page_chat}
+        for cid, seq in seqs.items():
+            self.chat_seq.setdefault(cid, seq)
+
     # ---- presence life ----
 
     def presence_open(self) -> None:

@@ -122,6 +122,17 @@ def member_ids(conversation_id: int) -> list[str]:
     return list(db.session.connection().execute(_member_ids_statement(), {"cid": conversation_id}).scalars())
 
 
+def last_seqs(user_id: str) -> dict[int, int]:
+    """``{conversation id: last_seq}`` of the conversations ``user_id`` is
+    a current member of (one query; a socket's starting point)."""
+    rows = db.session.execute(
+        select(Conversation.id, Conversation.last_seq)
+        .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
+        .where(ConversationMember.user_id == user_id, is_current_member())
+    ).all()
+    return {cid: seq for cid, seq in rows}
+
+
 def read_positions(conversation_id: int) -> dict[str, int]:
     """``{user_id: last_read_seq}`` of the current members (read receipts)."""
     return dict(db.session.execute(
