@@ -542,6 +542,62 @@ def test_a_post_is_one_publish_addressed_to_the_members_read_under_the_lock(app,
     pubsub.close()
 
 
+def test_last_seqs_are_those_of_the_current_memberships(app):
+    """A socket's starting point (``ws_chat.chat_snapshot``)."""
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    assert conversations.last_seqs(a.user_id) == {cid: 0}
+    messages.post(admin.user_id, cid, "gm")
+    assert conversations.last_seqs(a.user_id) == {cid: 1}
+    coops.leave(a, coop_id=coop.id)
+    assert conversations.last_seqs(a.user_id) == {}
+
+
+@pytest.mark.parametrize("who", ["another member", "the sender"])
+def test_a_removal_committed_between_a_posts_checks_and_its_number_is_seen(app, monkeypatch, who):
+    """A post reads the members before it takes its number (on PostgreSQL
+    numbering, insert and read position are then one statement, valid
+    while the conversation's ``members_version`` has not moved): a removal
+    committed in between bumps the version, so the post reads the members
+    again under the lock. The removed member is not addressed; a removed
+    sender is refused and the number goes back."""
+    coop, admin, members = make_coop(members=3)
+    cid = chat_of(coop)
+    sender = members[0]
+    removed = members[1] if who == "another member" else sender
+    before = db.session.get(Conversation, cid, populate_existing=True).members_version
+
+    def remove_in_another_transaction() -> None:
+        with app.app_context():
+            conversations.remove_member(cid, removed.user_id, reason=conversations.REMOVED)
+            db.session.commit()
+            db.session.remove()
+
+    real = messages._online_before_lock
+
+    def checks_then_removal(*args):
+        worker = threading.Thread(target=remove_in_another_transaction)
+        worker.start()
+        worker.join(10)
+        return real(*args)
+
+    published: list[tuple[list[str], dict]] = []
+    monkeypatch.setattr(messages, "_online_before_lock", checks_then_removal)
+    monkeypatch.setattr(conversations, "publish_many", lambda ids, message: published.append((list(ids), message)))
+    if who == "the sender":
+        with pytest.raises(NotAMember):
+            messages.post(sender.user_id, cid, "gm")
+        assert db.session.get(Conversation, cid, populate_existing=True).last_seq == 0
+        assert [m for _, m in published if m.get("type") == "message"] == []
+        return
+    data, created = messages.post(sender.user_id, cid, "gm")
+    assert created and data["seq"] == 1
+    assert db.session.get(Conversation, cid, populate_existing=True).members_version > before
+    chat = [(ids, m) for ids, m in published if m.get("type") == "message"]
+    assert len(chat) == 1
+    assert sorted(chat[0][0]) == sorted([admin.user_id, sender.user_id, members[2].user_id])
+
+
 def test_posts_number_and_read_on_sqlite_the_embedded_default(tmp_path):
     """The post statements (one per database: PostgreSQL folds the read
     position into the insert) on the embedded default's SQLite."""

@@ -298,3 +298,96 @@ def test_a_client_gone_mid_send_is_logged_quietly_and_ends_the_session(app, make
     assert "BrokenPipeError" in went[0].getMessage()
     assert gone.closed_with is None  # no close frame into a broken pipe
     assert realtime.get_hub(app).local_socket_count() <= before  # this session is not left registered
+
+
+def test_a_chat_message_after_a_gap_waits_for_the_missing_push_before_reading_the_database():
+    """Pushes of one conversation from two processes overtake each other: a
+    message that skips numbers is held until the missing one arrives (then
+    both go out in seq order, no database read), or for ``GAP_WAIT`` at
+    most, after which the gap is read from the database up to the highest
+    held message. A removal drops what is held."""
+    from webapp import ws_chat
+
+    class Socket(ws_chat.ChatSocket):
+        def __init__(self) -> None:
+            self.user_id, self.html = "reader", False
+            self.sent: list[int] = []
+            self.fills: list[tuple[int, int, int | None]] = []
+            self.init_chat(None)
+
+        def send_json(self, message):
+            if "seq" in message["data"]:
+                self.sent.append(message["data"]["seq"])
+
+        def chat_fill(self, cid, after, up_to):
+            self.fills.append((cid, after, up_to))
+            for seq in range(after + 1, (up_to or after) + 1):
+                self.send_json({"data": {"seq": seq}})
+                self.chat_seq[cid] = seq
+
+    def message(seq: int, cid: int = 7) -> dict:
+        return {"conversation_id": cid, "seq": seq, "body": f"m{seq}"}
+
+    sock = Socket()
+    for seq in (1, 3, 4):
+        sock.on_chat_message(message(seq))
+    assert sock.sent == [1] and 0 < sock.chat_held_due() <= ws_chat.GAP_WAIT
+    sock.on_chat_message(message(2))
+    assert sock.sent == [1, 2, 3, 4] and sock.fills == [] and sock.chat_held_due() is None
+    sock.on_chat_message(message(3))  # a duplicate
+    sock.on_chat_message(message(7))
+    sock.on_chat_message(message(6))
+    assert sock.sent == [1, 2, 3, 4]
+    sock.chat_held_until = time.monotonic() - 1  # the wait is over
+    assert sock.chat_held_due() == 0
+    sock.fill_held()
+    assert sock.fills == [(7, 4, 7)] and sock.sent == [1, 2, 3, 4, 5, 6, 7] and sock.chat_held_due() is None
+    sock.on_chat_message(message(9))
+    sock.on_conversation({"type": "conversation", "event": "removed", "data": {"id": 7}})
+    assert sock.chat_held_due() is None and sock.chat_held == {}
+
+
+def test_a_member_with_a_socket_in_this_process_counts_as_online_without_asking_redis(app, monkeypatch):
+    """A post asks Redis who of the members has a socket open (for the "new
+    messages" notices) only about those without one attached to this
+    process's hub."""
+    from webapp import realtime
+    from webapp.services import messages, presence
+
+    hub = realtime.get_hub(app)
+    inbox = realtime.SocketInbox()
+    monkeypatch.setitem(hub._inboxes, realtime.user_channel("local-member"), {"s1": inbox})
+    assert realtime.users_with_local_sockets(["local-member", "elsewhere"]) == {"local-member"}
+    asked: list[list[str]] = []
+
+    def touch_and_connected(user_id, others):
+        asked.append(list(others))
+        return set(others), ({}, None)
+
+    monkeypatch.setattr(presence, "touch_and_connected", touch_and_connected)
+    online, wanted, _ = messages._online_before_lock(["sender", "local-member", "elsewhere"], "sender")
+    assert asked == [["elsewhere"]]
+    assert online == {"local-member", "elsewhere"} and wanted == {"local-member", "elsewhere"}
+
+
+def test_a_sockets_first_pushes_in_the_wrong_order_lose_nothing():
+    """The socket starts from each conversation's newest seq read once its
+    channel is subscribed (``chat_snapshot``): when the first two pushes of
+    a conversation arrive in the wrong order (published by two processes),
+    the earlier one is not taken for a duplicate — both go out, in order."""
+    from webapp import ws_chat
+
+    class Socket(ws_chat.ChatSocket):
+        def __init__(self) -> None:
+            self.user_id, self.html = "reader", False
+            self.sent: list[int] = []
+            self.init_chat(None)
+
+        def send_json(self, message):
+            self.sent.append(message["data"]["seq"])
+
+    sock = Socket()
+    sock.chat_seq[7] = 4  # as chat_snapshot reads it: seq 4 was the newest at the start
+    sock.on_chat_message({"conversation_id": 7, "seq": 6})
+    sock.on_chat_message({"conversation_id": 7, "seq": 5})
+    assert sock.sent == [5, 6]

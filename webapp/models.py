@@ -740,6 +740,10 @@ class Conversation(Model):
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every membership write as it locks the row
+    # (``conversations.lock``): a post that read the members before taking
+    # its number knows from it whether that list is still the current one.
+    members_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ConversationMember(Model):

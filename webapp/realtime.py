@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from flask import Flask, current_app
@@ -229,6 +230,9 @@ class Hub:
         self._requested: set[str] = set()  # SUBSCRIBE sent, not yet confirmed
         self._wanted: set[str] = set()  # to SUBSCRIBE on the next turn
         self._waiters: dict[str, list[threading.Event]] = {}
+        # A channel may have lost its last socket: look for idle channels on
+        # the next turn (not on every message: a scan of every subscription).
+        self._maybe_idle = False
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -267,10 +271,17 @@ class Hub:
                 sockets.pop(socket_id, None)
                 if not sockets:
                     del self._inboxes[channel]
+                    self._maybe_idle = True
 
     def local_socket_count(self) -> int:
         with self._lock:
             return sum(len(s) for s in self._inboxes.values())
+
+    def users_with_sockets(self, user_ids: Iterable[str]) -> set[str]:
+        """Those of ``user_ids`` with a socket attached to this hub."""
+        prefix = self._user_prefix
+        with self._lock:
+            return {u for u in user_ids if prefix + u in self._inboxes}
 
     # -- the listener thread --
 
@@ -322,7 +333,8 @@ class Hub:
             to_subscribe = self._wanted - self._requested - self._subscribed
             self._requested |= to_subscribe
             self._wanted.clear()
-            idle = [c for c in self._subscribed if c not in self._inboxes]
+            idle = [c for c in self._subscribed if c not in self._inboxes] if self._maybe_idle else []
+            self._maybe_idle = False
             self._subscribed.difference_update(idle)
         if to_subscribe:
             pubsub.subscribe(*to_subscribe)
@@ -342,6 +354,8 @@ class Hub:
             with self._lock:
                 self._requested.discard(channel)
                 self._subscribed.add(channel)
+                if channel not in self._inboxes:  # its sockets left before Redis confirmed
+                    self._maybe_idle = True
                 waiters = self._waiters.pop(channel, [])
             for waiter in waiters:
                 waiter.set()
@@ -386,7 +400,7 @@ class Push(dict):
     goes to: the same object for all of them, so read-only; ``text()`` is
     its JSON, encoded once for all (``ws.SocketSession.send_json``)."""
 
-    __slots__ = ("_text",)
+    __slots__ = ("_text", "_frame")
 
     def text(self) -> str:
         """The compact JSON of this message (cached)."""
@@ -395,6 +409,30 @@ class Push(dict):
         except AttributeError:
             self._text: str = json.dumps(self, separators=(",", ":"))
             return self._text
+
+    def frame(self) -> bytes:
+        """``text()`` as one WebSocket text frame from the server (cached):
+        the same bytes for every socket it goes to (``text_frame``)."""
+        try:
+            return self._frame
+        except AttributeError:
+            self._frame: bytes = text_frame(self.text())
+            return self._frame
+
+
+def text_frame(text: str) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) of
+    ``text``: what a server sends on a connection without extensions, so
+    the bytes do not depend on the connection."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 _hub_lock = threading.Lock()
@@ -416,6 +454,16 @@ def get_hub(app: Flask | None = None) -> Hub:
                                       user_prefix=f"{prefix}user:"))
             app.extensions["notification_hub"] = entry
         return entry[1]
+
+
+def users_with_local_sockets(user_ids: Iterable[str]) -> set[str]:
+    """Those of ``user_ids`` with a socket open in this process (attached
+    to its hub; none when this process serves no socket): online without
+    asking Redis."""
+    entry = current_app.extensions.get("notification_hub")
+    if entry is None or entry[0] != os.getpid():
+        return set()
+    return entry[1].users_with_sockets(user_ids)
 
 
 class SocketInbox:

@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
+from wsproto import ConnectionState, WSConnection
 
 from . import realtime
 from .extensions import db, sock
@@ -211,6 +212,11 @@ class SocketSession(ChatSocket):
         self.count = 0
         self.init_chat(page_chat)
         self.page_messages = page_messages
+        # JSON frames written as bytes built once per push (``send_json``)
+        # when the connection negotiated no extension (permessage-deflate
+        # would compress per connection); a stand-in socket goes through send().
+        self.raw_frames = not current_app.config["WS_PERMESSAGE_DEFLATE"] \
+            and isinstance(getattr(ws, "ws", None), WSConnection) and getattr(ws, "sock", None) is not None
 
     def run(self) -> None:
         # The app itself, not the proxy (it outlives this context); Flask types
@@ -233,6 +239,7 @@ class SocketSession(ChatSocket):
                 return
             realtime.register_socket(self.user_id, self.socket_id, app.config["WS_MAX_SOCKETS_PER_USER"])
             count, self.seq = notifications.unread_snapshot(self.user_id)
+            self.chat_snapshot()
             cursor = self.cursor(self.since, self.since_seq)
             db.session.commit()  # sends below may block; no transaction stays open meanwhile
             if cursor is not None:
@@ -264,7 +271,8 @@ class SocketSession(ChatSocket):
     def loop(self) -> None:
         inbox = self.inbox
         while True:
-            inbox.wait(REFRESH_EVERY)
+            due = self.chat_held_due()
+            inbox.wait(REFRESH_EVERY if due is None else min(due, REFRESH_EVERY))
             inbox.clear()
             self.presence_tick()
             # Client messages the reader thread queued. ``receive(timeout=0)``
@@ -281,6 +289,8 @@ class SocketSession(ChatSocket):
             while inbox.items:
                 if not self.on_push(inbox.items.popleft()):
                     return
+            if self.chat_held_due() == 0:
+                self.fill_held()
             if not self.ws.connected:
                 return
 
@@ -483,12 +493,22 @@ class SocketSession(ChatSocket):
             self.send_json({"type": "error", "code": code, "message": message})
 
     def send_json(self, message: dict[str, Any]) -> None:
-        """Send one JSON message; a hub ``Push`` as the text encoded once for
-        every socket it goes to."""
-        if isinstance(message, realtime.Push):
-            self.ws.send(message.text())
+        """Send one JSON message; a hub ``Push`` as the text (and frame)
+        encoded once for every socket it goes to. Raises ConnectionClosed
+        once the socket is closed (as ``ws.send``)."""
+        ws = self.ws
+        if self.raw_frames and ws.connected and ws.ws.state is ConnectionState.OPEN:
+            # wsproto would frame the same text again for each socket; the
+            # frame is complete (FIN), so wsproto's own state is unaffected.
+            frame = message.frame() if isinstance(message, realtime.Push) \
+                else realtime.text_frame(json.dumps(message, separators=(",", ":")))
+            sent = ws.sock.send(frame)  # one call almost always (sendall would look up the socket's options)
+            if sent < len(frame):
+                ws.sock.sendall(frame[sent:])
+        elif isinstance(message, realtime.Push):
+            ws.send(message.text())
         else:
-            self.ws.send(json.dumps(message, separators=(",", ":")))
+            ws.send(json.dumps(message, separators=(",", ":")))
 
 
 def _message_id(message: dict[str, Any], key: str) -> int:

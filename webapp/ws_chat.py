@@ -36,6 +36,11 @@ from .vocabulary import ConversationKind
 
 MAX_RESUME_CONVERSATIONS = 100
 FILL_PAGE = 100
+# Seconds a message that skips numbers waits for the missing pushes before
+# the socket reads them from the database: pushes of one conversation
+# published by two processes overtake each other within milliseconds, and
+# a read per member socket for each would cost more than the post did.
+GAP_WAIT = 0.25
 
 
 class ChatSocket:
@@ -51,6 +56,11 @@ class ChatSocket:
         self.page_chat = page_chat
         self.chat_seq: dict[int, int] = {}  # conversation -> highest seq sent
         self.chat_closed: set[int] = set()  # conversations this user was removed from
+        # Messages after a gap, waiting for the missing ones: conversation ->
+        # seq -> (data, push); ``chat_held_until``: when to read the gaps
+        # from the database instead (monotonic seconds; 0: nothing held).
+        self.chat_held: dict[int, dict[int, tuple[dict[str, Any], dict[str, Any] | None]]] = {}
+        self.chat_held_until = 0.0
         self.presence_at = 0.0
         self.messages_announced: dict[int, int] = {}  # /messages page: conversation -> highest seq seen
         self.page_members: set[str] = set()  # of page_chat, read again on a miss (``_on_page``)
@@ -63,6 +73,20 @@ class ChatSocket:
                 pass
             finally:
                 db.session.remove()
+
+    def chat_snapshot(self) -> None:
+        """With the channel subscribed: the newest seq of each conversation
+        this socket follows, so that the first push of one is checked for a
+        gap like any other (two processes' first pushes may arrive in the
+        wrong order: the earlier one is then not taken for a duplicate). In
+        the caller's transaction."""
+        if self.html and self.page_chat is None:
+            return
+        seqs = conversations.last_seqs(self.user_id)
+        if self.html:
+            seqs = {cid: seq for cid, seq in seqs.items() if cid == self.page_chat}
+        for cid, seq in seqs.items():
+            self.chat_seq.setdefault(cid, seq)
 
     # ---- presence life ----
 
@@ -159,7 +183,9 @@ class ChatSocket:
     def on_chat_message(self, data: dict[str, Any], push: dict[str, Any] | None = None) -> None:
         """A live message: send it if it is the next seq of its conversation
         (``push``, the hub's message, as it came: its JSON is encoded once
-        for every socket), drop a duplicate, fill a gap first."""
+        for every socket), drop a duplicate. One that skips numbers is held
+        until the missing pushes arrive, or for ``GAP_WAIT`` seconds at most
+        (``chat_held_due``): then the gap is read from the database."""
         cid, seq = data["conversation_id"], data["seq"]
         if not self._follows(cid):
             return
@@ -168,19 +194,64 @@ class ChatSocket:
             if seq <= last:
                 return
             if seq > last + 1:
-                self.chat_fill(cid, last, seq - 1)
-                if cid in self.chat_closed or self.chat_seq.get(cid, 0) >= seq:
-                    return
-        self.chat_seq[cid] = seq
+                self.chat_held.setdefault(cid, {})[seq] = (data, push)
+                if not self.chat_held_until:
+                    self.chat_held_until = time.monotonic() + GAP_WAIT
+                return
+        self._send_message(data, push)
+        if cid in self.chat_held:
+            self._release_held(cid)
+
+    def _send_message(self, data: dict[str, Any], push: dict[str, Any] | None) -> None:
+        self.chat_seq[data["conversation_id"]] = data["seq"]
         if push is None or push.keys() != {"type", "data"}:
             push = {"type": conversations.MESSAGE, "data": data}
         self.send_chat(push, "message", m=data)
+
+    def _release_held(self, cid: int) -> None:
+        """Send the held messages of ``cid`` that now follow in seq order."""
+        held = self.chat_held.get(cid, {})
+        while held and cid in self.chat_seq:
+            last = self.chat_seq[cid]
+            for seq in [s for s in held if s <= last]:  # sent meanwhile (a fill): duplicates
+                del held[seq]
+            item = held.pop(last + 1, None)
+            if item is None:
+                break
+            self._send_message(*item)
+        if not held:
+            self._drop_held(cid)
+
+    def _drop_held(self, cid: int) -> None:
+        self.chat_held.pop(cid, None)
+        if not self.chat_held:
+            self.chat_held_until = 0.0
+
+    def chat_held_due(self) -> float | None:
+        """Seconds until the held messages' gaps are read from the database
+        (0: now), or None when nothing is held."""
+        if not self.chat_held_until:
+            return None
+        return max(0.0, self.chat_held_until - time.monotonic())
+
+    def fill_held(self) -> None:
+        """The wait is over: read every held gap from the database, in seq
+        order up to the highest held message (which the read includes)."""
+        held, self.chat_held, self.chat_held_until = self.chat_held, {}, 0.0
+        for cid, messages_held in held.items():
+            last = self.chat_seq.get(cid)
+            if last is None or cid in self.chat_closed or not self._follows(cid):
+                continue
+            top = max(messages_held)
+            if top > last:
+                self.chat_fill(cid, last, top)
 
     def on_conversation(self, message: dict[str, Any]) -> None:
         cid = message["data"]["id"]
         if message.get("event") in (REMOVED, LEFT, ARCHIVED):
             self.chat_closed.add(cid)
             self.chat_seq.pop(cid, None)
+            self._drop_held(cid)
         else:
             self.chat_closed.discard(cid)
         if not self.html or cid == self.page_chat:
@@ -286,6 +357,7 @@ class ChatSocket:
             after = inputs.parse_int(seq, name="seq", maximum=conversations.MAX_MESSAGE_ID)
             self.chat_closed.discard(cid)
             self.chat_seq.pop(cid, None)
+            self._drop_held(cid)  # the read below goes up to the newest
             self.chat_fill(cid, after, None)
             if cid in self.chat_closed:
                 self.send_error("not_a_member", f"You are not a member of conversation {cid}.")  # type: ignore[attr-defined]

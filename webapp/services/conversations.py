@@ -7,7 +7,8 @@ members), ``direct`` and ``group`` (created by the friends service through
 ``create`` and ``add_member`` / ``remove_member``).
 
 Serialisation with membership changes: every membership write locks the
-conversation row first (``lock``), as a post does (its ``UPDATE … last_seq``),
+conversation row first (``lock``, which also bumps its ``members_version``),
+as a post does (its ``UPDATE … last_seq``),
 so a message either commits before a removal — the removed member was a
 member when it was sent — or after it, and then its transaction (READ
 COMMITTED takes a fresh snapshot after the lock wait) reads the member list
@@ -121,6 +122,17 @@ def member_ids(conversation_id: int) -> list[str]:
     return list(db.session.connection().execute(_member_ids_statement(), {"cid": conversation_id}).scalars())
 
 
+def last_seqs(user_id: str) -> dict[int, int]:
+    """``{conversation id: last_seq}`` of the conversations ``user_id`` is
+    a current member of (one query; a socket's starting point)."""
+    rows = db.session.execute(
+        select(Conversation.id, Conversation.last_seq)
+        .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
+        .where(ConversationMember.user_id == user_id, is_current_member())
+    ).all()
+    return {cid: seq for cid, seq in rows}
+
+
 def read_positions(conversation_id: int) -> dict[str, int]:
     """``{user_id: last_read_seq}`` of the current members (read receipts)."""
     return dict(db.session.execute(
@@ -138,9 +150,14 @@ def coop_conversation_id(coop_id: int) -> int | None:
 
 def lock(conversation_id: int) -> None:
     """Lock the conversation row to the end of the transaction (see the
-    module docstring: membership writes and posts are serialised by it)."""
+    module docstring: membership writes and posts are serialised by it) and
+    bump its ``members_version``: a post that read the member list before
+    this write commits sees the version moved and reads the list again
+    (``messages.post``). Every membership write calls this first."""
     db.session.execute(
-        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+        update(Conversation).where(Conversation.id == conversation_id)
+        .values(members_version=Conversation.members_version + 1)
+        .execution_options(synchronize_session=False)
     )
 
 

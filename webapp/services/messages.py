@@ -30,7 +30,21 @@ import functools
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import BigInteger, Integer, Select, String, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
@@ -246,6 +260,46 @@ def _insert_statement(with_read_position: bool = True) -> Any:
     return statement.add_cte(_read_position_statement().cte("read_position")) if with_read_position else statement
 
 
+@functools.cache
+def _post_statement() -> Any:
+    """PostgreSQL, one round trip under the lock: take the next seq of
+    conversation ``p_cid``; if its ``members_version`` is still
+    ``p_version``, insert the message with that seq and move the sender's
+    read position to it. Returns one row ``(last_seq, id)``: ``id`` is NULL
+    when the version moved (nothing inserted, the number taken); no row
+    when the conversation is archived or gone. Parameters ``p_cid``,
+    ``p_uid``, ``p_body``, ``p_mentions``, ``p_reply_to``, ``p_client_id``,
+    ``p_now``, ``p_version``. The casts type the parameters of the
+    ``INSERT … SELECT``, which PostgreSQL would otherwise read as text."""
+    messages_table = cast(Table, Message.__table__)
+    conversations_table = cast(Table, Conversation.__table__)
+    return text("""
+        WITH numbered AS (
+            UPDATE conversations SET last_seq = last_seq + 1, last_message_at = :p_now
+            WHERE id = :p_cid AND archived_at IS NULL
+            RETURNING last_seq, members_version
+        ), inserted AS (
+            INSERT INTO messages (conversation_id, seq, sender_id, body, mentions, reply_to, client_id, created_at)
+            SELECT CAST(:p_cid AS integer), last_seq, CAST(:p_uid AS varchar), CAST(:p_body AS text),
+                   CAST(:p_mentions AS jsonb), CAST(:p_reply_to AS bigint), CAST(:p_client_id AS varchar),
+                   CAST(:p_now AS timestamptz)
+            FROM numbered WHERE members_version = :p_version
+            RETURNING id, seq
+        ), read_position AS (
+            UPDATE conversation_members SET last_read_seq = inserted.seq, unread_notified = false
+            FROM inserted
+            WHERE conversation_members.conversation_id = :p_cid AND conversation_members.user_id = :p_uid
+        )
+        SELECT numbered.last_seq, inserted.id FROM numbered LEFT JOIN inserted ON true
+    """).bindparams(
+        bindparam("p_cid", type_=Integer), bindparam("p_uid", type_=String), bindparam("p_body", type_=Text),
+        bindparam("p_mentions", type_=messages_table.c.mentions.type),
+        bindparam("p_reply_to", type_=BigInteger), bindparam("p_client_id", type_=String),
+        bindparam("p_now", type_=conversations_table.c.last_message_at.type),
+        bindparam("p_version", type_=BigInteger),
+    )
+
+
 def post(user_id: str, conversation_id: int, body: object, *, reply_to: object = None,
          client_id: object = None) -> tuple[dict[str, Any], bool]:
     """Store a message and push it to every member's sockets after the commit.
@@ -291,40 +345,23 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
         parent = db.session.scalar(select(Message.conversation_id).where(Message.id == reply_id))
         if parent != conversation_id:
             raise ValidationError("reply_to must be a message of this conversation.")
-    online, asked, presence_state = _online_before_lock([m for m in (facts.member_ids or "").split(",") if m],
-                                                        user_id)
+    facts_members = [m for m in (facts.member_ids or "").split(",") if m]
+    online, asked, presence_state = _online_before_lock(facts_members, user_id)
     now = utcnow()
     connection = db.session.connection()
-    seq = connection.execute(_number_statement(), {"cid": conversation_id, "now": now}).scalar_one_or_none()
-    # Under the conversation's lock: the membership and member list as of now
-    # (a statement of its own: READ COMMITTED reads after the lock wait).
-    members = conversations.member_ids(conversation_id)
-    if seq is None or user_id not in members:
-        db.session.rollback()
-        raise NotAMember("Only members of this conversation can post in it.")
-    if conversation.kind != ConversationKind.COOP:
-        refusal = direct_messages.post_refusal(conversation, user_id, members)  # 409 read_only
-        if refusal is not None:
-            db.session.rollback()
-            raise refusal
-    mentioned = [m for m in markup.mentions(body) if m in members and m != user_id]
-    row = Message(conversation_id=conversation_id, seq=seq, sender_id=user_id, body=body,
-                  mentions=mentioned or None, reply_to=reply_id,
-                  client_id=client_id, created_at=now)
-    # The row object stays out of the session: one Core statement inserts it.
+    params = {"p_cid": conversation_id, "p_uid": user_id, "p_body": body, "p_reply_to": reply_id,
+              "p_client_id": client_id, "p_now": now}
     try:
-        in_one = connection.dialect.name == "postgresql"
-        params = {"p_cid": conversation_id, "p_uid": user_id, "p_seq": seq, "p_body": body,
-                  "p_mentions": row.mentions, "p_reply_to": reply_id, "p_client_id": client_id, "p_now": now}
-        row.id = connection.execute(_insert_statement(in_one), params).scalar_one()
-        if not in_one:
-            connection.execute(_read_position_statement(), params)
+        seq, row_id, members, mentioned = _number_and_insert(connection, conversation, user_id, body,
+                                                             facts_members, params)
     except IntegrityError:
         db.session.rollback()  # the same client_id won a race: its number goes back too
         first = _by_client_id(user_id, client_id) if client_id is not None else None
         if first is None:
             raise
         return _repeat(user_id, conversation_id, first)
+    row = Message(id=row_id, conversation_id=conversation_id, seq=seq, sender_id=user_id, body=body,
+                  mentions=mentioned or None, reply_to=reply_id, client_id=client_id, created_at=now)
     sender_name = facts.sender_name or user_id
     title = (facts.coop_name if coop_id is not None else conversation.title) or "a conversation"
     # In a group, members who blocked the sender hear nothing of it live
@@ -345,18 +382,73 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     return data, True
 
 
+def _number_and_insert(connection: Any, conversation: Conversation, user_id: str, body: str,
+                       facts_members: list[str], params: dict[str, Any]) -> tuple[int, int, list[str], list[str]]:
+    """Take the conversation's next seq, insert the message and move the
+    sender's read position; returns ``(seq, message id, the members, the
+    mentioned members)``, the members being the list as of the number (the
+    ones to publish to). Raises NotAMember (403: not a member any more, or
+    an archived conversation), the direct/group refusals (409), and
+    IntegrityError for a ``client_id`` that a concurrent post stored.
+
+    PostgreSQL, coop conversation: one statement (``_post_statement``) when
+    the conversation's ``members_version`` is still the one ``_post_facts``
+    read with ``facts_members`` (no membership write committed since, and
+    none can before this commit: the number holds the row's lock), so that
+    list is the current one. Otherwise, and on SQLite: the number, then the
+    member list read under the lock, then the insert."""
+    conversation_id = conversation.id
+    candidates = markup.mentions(body)
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql and conversation.kind == ConversationKind.COOP:
+        known = set(facts_members)
+        mentioned = [m for m in candidates if m in known and m != user_id]
+        result = connection.execute(_post_statement(), {**params, "p_mentions": mentioned or None,
+                                                        "p_version": conversation.members_version}).first()
+        if result is None:  # archived (or gone) meanwhile
+            db.session.rollback()
+            raise NotAMember("Only members of this conversation can post in it.")
+        seq = result.last_seq
+        if result.id is not None:
+            return seq, result.id, facts_members, mentioned
+        # The members changed since ``_post_facts``: the number is taken
+        # (and the lock held); read them again below.
+    else:
+        seq = connection.execute(_number_statement(),
+                                 {"cid": conversation_id, "now": params["p_now"]}).scalar_one_or_none()
+    # Under the conversation's lock: the membership and member list as of now
+    # (a statement of its own: READ COMMITTED reads after the lock wait).
+    members = conversations.member_ids(conversation_id)
+    if seq is None or user_id not in members:
+        db.session.rollback()
+        raise NotAMember("Only members of this conversation can post in it.")
+    if conversation.kind != ConversationKind.COOP:
+        refusal = direct_messages.post_refusal(conversation, user_id, members)  # 409 read_only
+        if refusal is not None:
+            db.session.rollback()
+            raise refusal
+    mentioned = [m for m in candidates if m in members and m != user_id]
+    params = {**params, "p_seq": seq, "p_mentions": mentioned or None}
+    row_id = connection.execute(_insert_statement(postgresql), params).scalar_one()
+    if not postgresql:
+        connection.execute(_read_position_statement(), params)
+    return seq, row_id, members, mentioned
+
+
 def _online_before_lock(members: list[str], sender_id: str) -> tuple[set[str] | None, set[str], Any]:
     """``(those with a socket open, those asked, the sender's presence
     state)`` of the members but the sender, read (and the sender's activity
     noted) in one Redis round trip before the post takes its number, so
     none happens under the conversation's lock. ``None`` for the first and
-    last when Redis failed."""
+    last when Redis failed. Members with a socket open in this process are
+    online without a question to Redis."""
     asked = {m for m in members if m != sender_id}
+    local = realtime.users_with_local_sockets(asked)
     try:
-        online, state = presence.touch_and_connected(sender_id, list(asked))
+        online, state = presence.touch_and_connected(sender_id, [m for m in asked if m not in local])
     except Exception:  # noqa: BLE001 - reported by _notify
         return None, asked, None
-    return online, asked, state
+    return online | local, asked, state
 
 
 def _notify(conversation: Conversation, row: Message, sender_name: str, title: str, members: list[str],
