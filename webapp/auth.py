@@ -82,7 +82,9 @@ class CookieSessionInterface(SecureCookieSessionInterface):
     requests, most of the traffic): the session is then empty either way."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        # No Cookie header at all: nothing to parse (most JSON requests).
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 
