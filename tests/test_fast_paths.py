@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 
+import pytest
 import sqlalchemy as sa
 from flask.json.provider import DefaultJSONProvider
 from markupsafe import Markup
@@ -310,6 +311,48 @@ def test_a_304_is_only_for_a_matching_etag_and_never_for_errors(client, make_use
     assert other.status_code == 200
     missing = client.get("/api/public/miners/bc1qnosuchminer", headers={"If-None-Match": "*"})
     assert missing.status_code == 404 and "ETag" not in missing.headers
+
+
+def test_without_validators_the_answer_has_the_headers_make_conditional_gives(app, client, make_user):
+    """The fast path of conditional_response (no If-* or Range header) adds
+    what werkzeug's make_conditional adds then: the same headers, 200."""
+    from webapp.api.openapi import conditional_response
+
+    user = make_user()
+    fast = client.get(UNREAD, headers=bearer(user))
+    with app.test_request_context(UNREAD, headers={"If-None-Match": 'W/"other"'}):
+        slow = conditional_response(app.response_class(fast.get_data(), mimetype=fast.mimetype), private=True)
+    assert fast.status_code == slow.status_code == 200
+    for name in ("ETag", "Cache-Control", "Vary", "Content-Length", "Content-Type"):
+        assert fast.headers[name] == slow.headers[name], name
+    assert "Date" in fast.headers and "Date" in slow.headers
+
+
+def test_stored_json_is_read_as_json_reads_it():
+    from webapp.jsonprovider import load_stored_json
+
+    texts = ['{"a": 1, "b": [1.5, -0.0, 1e-320, null, true], "c": "\\u00e9\u00e9"}',
+             '{"big": 123456789012345678901234567890, "neg": -9223372036854775809}',  # beyond 64 bits
+             '{"x": 1e400}', '"\\ud800"', '{"k": "12345678901234567890"}', "[]"]
+    for text in texts:
+        for data in (text, text.encode()):
+            value = load_stored_json(data)
+            assert value == json.loads(text) or value != value, text  # nan-free: inf == inf
+            assert type(value) is type(json.loads(text))
+    assert type(load_stored_json(texts[1])["big"]) is int
+
+
+def test_ensure_sync_is_remembered_for_the_same_answer(app):
+    async def coroutine() -> None:
+        return None
+
+    def plain() -> None:
+        return None
+
+    assert app.ensure_sync(plain) is plain and app.ensure_sync(plain) is plain
+    for _ in range(2):  # still Flask's answer for a coroutine (here: no async extra installed)
+        with pytest.raises(RuntimeError, match="async"):
+            app.ensure_sync(coroutine)
 
 
 # ---- the public profile in one statement -------------------------------------------------------

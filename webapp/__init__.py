@@ -1,11 +1,42 @@
 """The Flask application factory (flaskr / microblog shape)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
 from .config import INSTANCE_DIR, Config
+
+
+class App(Flask):
+    """Flask, with ``ensure_sync`` remembering its answer per function.
+
+    Flask asks ``inspect.iscoroutinefunction`` about every hook and view on
+    every request (13 calls on a JSON read, ~4 % of its CPU,
+    docs/PERFORMANCE.md); the answer for a given function never changes.
+    Functions registered at set-up (hooks, views, handlers) are remembered;
+    past ``_SYNC_CACHE_SIZE`` entries (``after_this_request`` closures made
+    per request) it asks each time, as Flask does.
+    """
+
+    _SYNC_CACHE_SIZE = 512
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync[func]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable callable
+            return super().ensure_sync(func)
+        synced = super().ensure_sync(func)
+        if len(self._sync) < self._SYNC_CACHE_SIZE:
+            self._sync[func] = synced
+        return synced
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -14,7 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     With no ``DATABASE_URL``/``REDIS_URL`` the app runs on SQLite under
     ``instance/`` and an in-process Redis stand-in, with RQ jobs inline.
     """
-    app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
+    app = App(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=False)
     from .jsonprovider import OrjsonProvider
 
     app.json = OrjsonProvider(app)

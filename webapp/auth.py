@@ -82,7 +82,9 @@ class CookieSessionInterface(SecureCookieSessionInterface):
     requests, most of the traffic): the session is then empty either way."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        # No Cookie header at all: nothing to parse (most JSON requests).
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 
@@ -96,9 +98,11 @@ def csrf_exempt(view: Callable) -> Callable:
 
 def resolve_caller() -> None:
     """before_request: authenticate, then enforce CSRF for cookie requests."""
-    g.user, g.auth_mode, g.auth_error = None, None, None
-    g.auth_token, g.auth_session_secret = None, None
-    header = request.headers.get("Authorization")
+    # The proxies resolved once: this runs on every request.
+    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    ctx.user, ctx.auth_mode, ctx.auth_error = None, None, None
+    ctx.auth_token, ctx.auth_session_secret = None, None
+    header = req.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         try:
@@ -106,22 +110,22 @@ def resolve_caller() -> None:
                 raise Unauthorized("Use 'Authorization: Bearer <token>'.")
             # The user row is loaded only when a view asks for it (api_caller);
             # api_caller_id answers from the verified token.
-            g.auth_token = accounts.verify_token(token.strip())
-            g.auth_mode = "bearer"
+            ctx.auth_token = accounts.verify_token(token.strip())
+            ctx.auth_mode = "bearer"
         except Unauthorized as exc:
-            g.auth_error = exc
-    elif request.cookies and current_user.is_authenticated:
+            ctx.auth_error = exc
+    elif req.cookies and current_user.is_authenticated:
         # Without any cookie there is no session and no remember cookie:
         # anonymous, without asking Flask-Login (no loader reads anything else).
-        g.user, g.auth_mode = current_user._get_current_object(), "session"
-        g.auth_session_secret = g.user.auth_session_secret
+        ctx.user, ctx.auth_mode = current_user._get_current_object(), "session"
+        ctx.auth_session_secret = ctx.user.auth_session_secret
 
-    if request.method in SAFE_METHODS or g.auth_mode == "bearer":
+    if req.method in SAFE_METHODS or ctx.auth_mode == "bearer":
         return
-    view = current_app.view_functions.get(request.endpoint or "")
+    view = current_app.view_functions.get(req.endpoint or "")
     if view is not None and getattr(view, "csrf_exempt", False):
         return
-    if is_api_request() and g.auth_mode is None:
+    if is_api_request() and ctx.auth_mode is None:
         return  # anonymous JSON (register, token): no ambient credentials to abuse
     csrf.protect()
 
@@ -152,9 +156,12 @@ def caller_id_or_none() -> str | None:
 
 
 def _require_caller() -> None:
-    if g.get("auth_error") is not None:
-        raise g.auth_error
-    if g.get("auth_mode") is None or (g.get("auth_mode") == "session" and g.get("user") is None):
+    ctx = g._get_current_object()
+    error = ctx.get("auth_error")
+    if error is not None:
+        raise error
+    mode = ctx.get("auth_mode")
+    if mode is None or (mode == "session" and ctx.get("user") is None):
         raise Unauthorized()
 
 
@@ -172,9 +179,10 @@ def api_caller_id() -> str:
     a bearer token (its revocation was checked in ``resolve_caller``).
     Raises Unauthorized (401)."""
     _require_caller()
-    if g.auth_mode == "bearer":
-        return g.auth_token.user_id
-    return g.user.user_id
+    ctx = g._get_current_object()
+    if ctx.auth_mode == "bearer":
+        return ctx.auth_token.user_id
+    return ctx.user.user_id
 
 
 def checked_first(check: Callable[[], object]) -> Callable[[Callable], Callable]:

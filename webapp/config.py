@@ -11,6 +11,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from .jsonprovider import load_stored_json
+
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 
 
@@ -108,6 +110,8 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = {
             "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
             "pool_recycle": _int("DB_POOL_RECYCLE", 1800),
+            # JSON columns decoded by orjson where it reads the same value as json.
+            "json_deserializer": load_stored_json,
         }
         if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             # 10 kept + 5 overflow (the same 15 at most as SQLAlchemy's 5 + 10):

@@ -14,6 +14,8 @@ keys of mixed types) is encoded by Flask's provider.
 """
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, cast
 
 import orjson
@@ -54,3 +56,25 @@ class OrjsonProvider(DefaultJSONProvider):
         if body is None:
             return super().response(obj)
         return cast(Response, cast(Any, self._app).response_class(body, mimetype=self.mimetype))
+
+
+# 19 digits in a row may be an integer beyond 64 bits, which orjson reads
+# as a float (json keeps it exact): such text goes to json.
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_STR = re.compile(r"[0-9]{19}")
+
+
+def load_stored_json(data: bytes | str) -> Any:
+    """Decode a JSON column as ``json.loads`` does, by orjson when that gives
+    the same value (several times faster: the ``data`` of a notification
+    page was ~9 % of its CPU). Text holding 19 digits in a row (an integer
+    orjson would round), or that orjson refuses (a lone surrogate, a number
+    beyond a float's range, which json reads as ``inf``), is read by
+    ``json``. The engine's ``json_deserializer`` (config.py)."""
+    pattern = _LONG_DIGITS_BYTES if isinstance(data, bytes) else _LONG_DIGITS_STR
+    if pattern.search(data) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)

@@ -101,20 +101,23 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        g.request_started = time.perf_counter()
+        ctx = g._get_current_object()
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+        ctx.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        ctx.request_started = time.perf_counter()
 
     @app.after_request
     def _finish(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        ctx = g._get_current_object()
+        response.headers["X-Request-ID"] = ctx.get("request_id", "")
         # isEnabledFor first: a disabled access log builds no record at all.
         if app.config.get("ACCESS_LOG") and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "%s %s %s", request.method, request.path, response.status_code,
-                extra={"method": request.method, "path": request.path, "status": response.status_code,
-                       "duration_ms": round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 2)},
-            )
+            req, status = request._get_current_object(), response.status_code  # type: ignore[attr-defined]
+            method, path = req.method, req.path
+            started = ctx.get("request_started")
+            duration = round((time.perf_counter() - started) * 1000, 2) if started is not None else 0.0
+            access_log.info("%s %s %s", method, path, status,
+                            extra={"method": method, "path": path, "status": status, "duration_ms": duration})
         return response
 
     app.register_blueprint(bp)

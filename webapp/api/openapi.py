@@ -35,6 +35,7 @@ from spectree.models import SecureType
 from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_multidict_items
+from werkzeug.http import http_date
 
 from ..auth import checked_first, require_service_token
 from ..extensions import limiter
@@ -177,6 +178,11 @@ def endpoint(
     return decorator
 
 
+# The request headers that can make an answer conditional (304, 412) or partial.
+_CONDITIONAL_HEADERS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE",
+                        "HTTP_IF_RANGE", "HTTP_RANGE")
+
+
 def conditional_response(response: FlaskResponse, *, private: bool) -> FlaskResponse:
     """Give a 200 answer to GET a weak ETag (a hash of its body) and answer
     304 Not Modified, without the body, when the request's
@@ -186,11 +192,26 @@ def conditional_response(response: FlaskResponse, *, private: bool) -> FlaskResp
     ``Vary`` names the credentials the answer depends on."""
     if request.method not in ("GET", "HEAD") or response.status_code != 200:
         return response
+    headers = response.headers
     response.set_etag(hashlib.blake2b(response.get_data(), digest_size=12).hexdigest(), weak=True)
-    response.headers["Cache-Control"] = "private, no-cache" if private else "no-cache"
+    headers["Cache-Control"] = "private, no-cache" if private else "no-cache"
     if private:
-        response.vary.update(("Authorization", "Cookie"))
-    return cast(FlaskResponse, response.make_conditional(request))
+        if "Vary" in headers:
+            response.vary.update(("Authorization", "Cookie"))
+        else:  # what the update writes on an empty Vary, without parsing it
+            headers["Vary"] = "Authorization, Cookie"
+    environ = request.environ
+    if any(name in environ for name in _CONDITIONAL_HEADERS):
+        return cast(FlaskResponse, response.make_conditional(request))
+    # No validator and no range asked: what make_conditional would do then
+    # (a Date header, the length), without parsing what is not there.
+    if "Date" not in headers:
+        headers["Date"] = http_date()
+    if response.automatically_set_content_length and "Content-Length" not in headers:
+        length = response.calculate_content_length()
+        if length is not None:
+            headers["Content-Length"] = str(length)
+    return response
 
 
 def service_token_required(view: Callable) -> Callable:

@@ -236,8 +236,19 @@ def end_session(secret: str, user_id: str) -> None:
 # ---- bearer tokens ---------------------------------------------------------------
 
 
+_serializers: dict[str | bytes, URLSafeTimedSerializer] = {}
+
+
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_TOKEN_SALT)
+    """The token serializer for the app's SECRET_KEY, built once per key
+    (it is stateless; every bearer request used to build one)."""
+    secret = current_app.config["SECRET_KEY"]
+    serializer = _serializers.get(secret)
+    if serializer is None:
+        if len(_serializers) > 16:  # test apps with many keys: stay small
+            _serializers.clear()
+        serializer = _serializers[secret] = URLSafeTimedSerializer(secret, salt=_TOKEN_SALT)
+    return serializer
 
 
 @dataclass
