@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from html import unescape
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from webapp.extensions import db
 from webapp.models import (
@@ -90,6 +90,37 @@ def test_dashboard_shows_stats_members_and_the_24h_chart(client, make_user, make
     assert _member_rows(html) == [admin.user_id, member.user_id]
     assert 'class="dot on"' in html
     assert "Manage" not in html  # not the admin
+
+
+def _statements_of(client, path: str) -> int:
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    return len(seen)
+
+
+def test_the_dashboard_costs_the_same_statements_however_many_members_its_timeline_names(
+        client, make_user, make_coop, login_as):
+    """The timeline names its members in batches and the ranking and chart
+    reuse the page's member list: four more members named in the timeline
+    (and ranked, and charted) add no statement to the page."""
+    coop, admin, _ = make_coop(members=2)
+    login_as(admin)
+    client.get("/coop")  # warm-up
+    few = _statements_of(client, "/coop")
+    for _ in range(4):
+        coops.join(make_user(), invite_code=db.session.get(Cooperative, coop.id).invite_code)
+    entries, _ = coops.timeline(admin, coop_id=coop.id)
+    assert [e.kind for e in entries].count("joined") == 7  # the founder, the first two and the four
+    client.get("/coop")  # the coop's cached total and chart, dropped by the joins, are computed again once
+    assert _statements_of(client, "/coop") == few
 
 
 def test_join_link_previews_and_joins_in_one_click(client, make_user, make_coop, login_as, auth):
