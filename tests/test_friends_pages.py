@@ -147,14 +147,23 @@ def test_conversation_page_opens_from_a_profile_posts_without_script_and_turns_r
     assert client.get("/conversations/99999999").status_code == 404
 
 
+def _friends(a, b) -> None:
+    row, _ = friends.send_request(a, b.user_id)
+    friends.accept(b, row.id)
+
+
+def _owner_with_friends(make_user, label: str):
+    """An owner and three friends of theirs, "Pal/Foe/Other <label>"; → (owner, pal, foe, other)."""
+    owner = make_user(display_name=f"Owner {label}")
+    pals = [make_user(display_name=f"{role} {label}") for role in ("Pal", "Foe", "Other")]
+    for friend in pals:
+        _friends(owner, friend)
+    return owner, *pals
+
+
 def test_messages_page_starts_a_group_and_says_why_not(client, make_user, login_as):
-    owner = make_user(display_name="Owner Grp")
-    pal, foe, other = (make_user(display_name=n) for n in ("Pal Grp", "Foe Grp", "Other Grp"))
-    for friend in (pal, foe, other):
-        row, _ = friends.send_request(owner, friend.user_id)
-        friends.accept(friend, row.id)
-    row, _ = friends.send_request(pal, foe.user_id)
-    friends.accept(foe, row.id)
+    owner, pal, foe, other = _owner_with_friends(make_user, "Grp")
+    _friends(pal, foe)
     friends.block(foe, pal.user_id)
     ids = {u.display_name: u.user_id for u in (pal, foe, other)}
     login_as(owner)
@@ -179,14 +188,9 @@ def test_messages_page_starts_a_group_and_says_why_not(client, make_user, login_
 def test_the_groups_creator_adds_a_friend_from_its_page(client, make_user, login_as):
     from webapp.services import direct_messages
 
-    owner = make_user(display_name="Owner Add")
-    pal, foe, other = (make_user(display_name=n) for n in ("Pal Add", "Foe Add", "Other Add"))
-    for friend in (pal, foe, other):
-        row, _ = friends.send_request(owner, friend.user_id)
-        friends.accept(friend, row.id)
+    owner, pal, foe, other = _owner_with_friends(make_user, "Add")
     group_id = direct_messages.start(owner, "group", [pal.user_id, other.user_id], "Trio")[0]["id"]
-    row, _ = friends.send_request(pal, foe.user_id)
-    friends.accept(foe, row.id)
+    _friends(pal, foe)
     friends.block(pal, foe.user_id)
     foe_id, other_id = foe.user_id, other.user_id
     login_as(other)
@@ -211,8 +215,7 @@ def test_a_blocker_sees_the_blocked_members_group_messages_collapsed(client, mak
 
     owner, pal, foe = (make_user(display_name=n) for n in ("Owner Hid", "Pal Hid", "Foe Hid"))
     for friend in (pal, foe):
-        row, _ = friends.send_request(owner, friend.user_id)
-        friends.accept(friend, row.id)
+        _friends(owner, friend)
     group_id = direct_messages.start(owner, "group", [pal.user_id, foe.user_id], "Trio")[0]["id"]
     messages.post(owner.user_id, group_id, "hello all")
     hidden = messages.post(pal.user_id, group_id, "secret words")[0]
