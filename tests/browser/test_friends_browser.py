@@ -66,6 +66,16 @@ def befriend(a, b) -> None:
     friends.accept(b, request.id)
 
 
+def signed_in(phones, live_server, *user_ids: str) -> list:
+    """A phone per user, each logged in; the test's session is closed first
+    (the pages write through their own)."""
+    db.session.remove()
+    pages = [phones() for _ in user_ids]
+    for page, user_id in zip(pages, user_ids, strict=True):
+        login(page, live_server.url, user_id, PASSWORD)
+    return pages
+
+
 def open_menu(page) -> None:
     """The phone's menu (the nav, the search box, Friends, Messages)."""
     button = page.locator(".menu-button")
@@ -119,10 +129,7 @@ def test_request_from_search_and_profile_reaches_the_badge_live_and_is_accepted(
     alice = make_user(display_name="Alice Hashwell")
     bob = make_user(display_name="Bobby Blockfinder")
     alice_id, bob_id = alice.user_id, bob.user_id
-    db.session.remove()
-    a, b = phones(), phones()
-    login(a, live_server.url, alice_id, PASSWORD)
-    login(b, live_server.url, bob_id, PASSWORD)
+    a, b = signed_in(phones, live_server, alice_id, bob_id)
     goto_live(b, f"{live_server.url}/messages", timeout=15)
     goto_live(a, f"{live_server.url}/", timeout=15)
     assert badge_count(b, "#friend-requests-badge") == "0"
@@ -187,10 +194,7 @@ def test_direct_conversation_live_both_ways_with_unread_counts(live_server, phon
     bob = make_user(display_name="Bobby Blockfinder")
     befriend(alice, bob)
     alice_id, bob_id = alice.user_id, bob.user_id
-    db.session.remove()
-    a, b = phones(), phones()
-    login(a, live_server.url, alice_id, PASSWORD)
-    login(b, live_server.url, bob_id, PASSWORD)
+    a, b = signed_in(phones, live_server, alice_id, bob_id)
 
     # Alice opens the conversation from Bob's profile.
     a.goto(f"{live_server.url}/miners/{bob_id}")
@@ -263,13 +267,18 @@ def wait_row(page, cid: int, unread: str, last: str | None = None) -> None:
     """Wait until the row of ``cid`` shows ``unread`` ("" for no badge) and,
     when given, ``last`` as its last message."""
     deadline = time.monotonic() + LIVE / 1000
+    # Read in one evaluation: the live list may be swapped between two
+    # locator calls (a badge counted, then gone before its text is read).
+    read = """(cid) => {
+      const row = document.getElementById(`conversation-${cid}`);
+      if (!row) return null;
+      const badge = row.querySelector(".unread-count"), last = row.querySelector(".request-message");
+      return [badge ? badge.innerText.trim() : "", last ? last.innerText.split(/\\s+/).join(" ").trim() : ""];
+    }"""
     while time.monotonic() < deadline:
-        row = page.locator(f"#conversation-{cid}")
-        if row.count():
-            badge = row.locator(".unread-count")
-            got = badge.inner_text().strip() if badge.count() else ""
-            text = " ".join(row.locator(".request-message").inner_text().split()) \
-                if row.locator(".request-message").count() else ""
+        found = page.evaluate(read, cid)
+        if found is not None:
+            got, text = found
             if got == unread and (last is None or text == last):
                 return
         page.wait_for_timeout(50)
@@ -292,10 +301,7 @@ def test_the_messages_list_is_live_and_the_composer_comes_back_with_the_friendsh
     messages.post(carol.user_id, gid, "welcome all")  # the group is the newest: first on the list
     alice_id, bob_id = alice.user_id, bob.user_id
     carol_row = db.session.get(User, carol.user_id)
-    db.session.remove()
-    a, b = phones(), phones()
-    login(a, live_server.url, alice_id, PASSWORD)
-    login(b, live_server.url, bob_id, PASSWORD)
+    a, b = signed_in(phones, live_server, alice_id, bob_id)
     goto_live(b, f"{live_server.url}/messages", timeout=15)
     goto_live(a, f"{live_server.url}/conversations/{cid}", timeout=15)
     b.evaluate("() => { window.__sameMessagesPage = true; }")
@@ -396,10 +402,7 @@ def test_a_block_mid_conversation_turns_it_read_only_live(live_server, phones, m
     cid = conversation["id"]
     messages.post(bob.user_id, cid, "hi alice")
     alice_id, bob_id = alice.user_id, bob.user_id
-    db.session.remove()
-    a, b = phones(), phones()
-    login(a, live_server.url, alice_id, PASSWORD)
-    login(b, live_server.url, bob_id, PASSWORD)
+    a, b = signed_in(phones, live_server, alice_id, bob_id)
     goto_live(a, f"{live_server.url}/conversations/{cid}", timeout=15)
     goto_live(b, f"{live_server.url}/conversations/{cid}", timeout=15)
     assert a.locator("#chat-read-only").is_hidden() and a.locator("#chat-body").is_enabled()
