@@ -284,6 +284,28 @@ def raise_open_files_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause this process's cyclic garbage collector for a measured span.
+
+    A client that records tens of thousands of receipt times holds enough
+    objects for a full collection to take ~100 ms; the frames that arrive
+    meanwhile are read late and counted as the server's latency (seen in
+    benchmarks/chat.py: every run had one such 100-170 ms stall). Everything
+    alive is frozen first, so the span only adds its own objects; reference
+    counting still frees them."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def percentile(samples: list[float], p: float) -> float:
     """The ``p``-th percentile (0..100) by nearest rank."""
     ordered = sorted(samples)
