@@ -236,12 +236,15 @@ def tokens_for(route: str, tokens: list[str]) -> list[str | None]:
     return list(tokens) if mode == "own" else tokens[1:] + tokens[:1]
 
 
-def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, timer: str = "cpu") -> None:
+def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, timer: str = "cpu",
+            routes: list[str] | None = None, dump: Path | None = None) -> None:
     """cProfile ``requests`` requests per route through the WSGI app in this
     process (Flask's test client: the whole app, no server); prints the time
     per request, the cost split by layer (CPU time of this process with
     ``timer="cpu"``, else wall time) (``layers``) and the ``top``
-    functions by cumulative and by own time."""
+    functions by cumulative and by own time; only ``routes`` when given;
+    with ``dump``, each route's stats also go to ``<dump>/<route>.pstats``
+    (for ``pstats``/snakeviz)."""
     import cProfile
     import io
     import pstats
@@ -254,6 +257,8 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
     app = create_app()
     client = app.test_client()
     for label, template in ROUTES.items():
+        if routes and label not in routes:
+            continue
         calls = [(template.format(user_id=u), {"Authorization": f"Bearer {t}"} if t else {})
                  for u, t in zip(user_ids, tokens_for(label, tokens), strict=True)]
         for path, headers in calls[:50]:  # warm: imports, pools, caches
@@ -279,6 +284,9 @@ def profile(tokens: list[str], user_ids: list[str], requests: int, top: int, tim
               f"({plain_cpu_ms:.2f} ms of CPU) without the profiler, {profiled_ms:.2f} ms under it (wall); "
               f"layers by {timer} time; load {Path('/proc/loadavg').read_text().split()[0]}")
         print(layer_report(pstats.Stats(profiler), requests))
+        if dump:
+            dump.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(dump / f"{label}.pstats")
         if top:
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
@@ -347,6 +355,8 @@ def main() -> None:
                         help="instead of wrk: cProfile N requests per route in this process")
     parser.add_argument("--timer", choices=["cpu", "wall"], default="cpu", help="profile clock")
     parser.add_argument("--top", type=int, default=0, help="functions shown per profile listing")
+    parser.add_argument("--dump-stats", type=Path, metavar="DIR",
+                        help="with --profile: also write each route's stats to DIR/<route>.pstats")
     args = parser.parse_args()
     if not args.profile and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -366,7 +376,7 @@ def main() -> None:
             user_ids, tokens = [u for u, _ in pairs], [t for _, t in pairs]
             fill_data(env, user_ids, args.per_user, args.heavy)
             if args.profile:
-                profile(tokens, user_ids, args.profile, args.top, args.timer)
+                profile(tokens, user_ids, args.profile, args.top, args.timer, routes, args.dump_stats)
                 return
             ports = {}
             if args.before:

@@ -267,6 +267,12 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
             count_of[n] += 1
     complete = [(last_receipt[n] - sent_at[n][0]) * 1000 for n in sent_at
                 if count_of[n] == len(by_coop[sent_at[n][1]])]
+    # The worst message of each second of sending: a stall shows as one bad second.
+    worst_by_second: dict[int, float] = defaultdict(float)
+    for n in sent_at:
+        if count_of[n] == len(by_coop[sent_at[n][1]]):
+            second = int(n / args.rate)
+            worst_by_second[second] = max(worst_by_second[second], (last_receipt[n] - sent_at[n][0]) * 1000)
 
     # Typing: no database write. The posts' counters first settle (see the docstring).
     tables_before = await settle(st.database_url)
@@ -297,6 +303,7 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         "latency_per_receipt_ms": stats(per_receipt),
         "latency_until_all_members_ms": stats(complete),
         "messages_complete": len(complete),
+        "until_all_members_worst_per_second_ms": [round(worst_by_second[k], 1) for k in sorted(worst_by_second)],
         "load_average_1m": {"before": round(load_before, 2), "after": round(load_after, 2)},
         "messages_stored_when_drained": stored_at_drain,
         "cpu_ms_per_stored_message": {"web_workers": round(cpu_ms[0], 2), "postgresql_backends": round(cpu_ms[1], 2),

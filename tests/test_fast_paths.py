@@ -453,3 +453,46 @@ def test_one_trip_rate_limit_storage_counts_and_reports_as_the_stock_one(make_ap
             limiter.reset()
     assert seen[""] == seen["webapp+"] == [
         (200, "3", "2"), (200, "3", "1"), (200, "3", "0"), (429, "3", "0")]
+
+
+def test_one_trip_storage_loads_its_script_again_after_the_server_forgot_it(make_app, app, make_user):
+    from webapp.extensions import limiter
+
+    user = make_user()
+    limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="3 per minute",
+                       RATELIMIT_STORAGE_URI="webapp+" + app.config["REDIS_URL"])
+    with limited.app_context():
+        limiter.reset()
+        client = limited.test_client()
+        path = f"/api/public/miners/{user.user_id}"
+        first = client.get(path)
+        limiter.storage.get_connection().script_flush()  # a restarted or flushed Redis: NOSCRIPT next
+        answers = [first] + [client.get(path) for _ in range(3)]
+        limiter.reset()
+    make_app()  # the limiter is one object: switch it back off for the other tests
+    assert [(r.status_code, r.headers.get("X-RateLimit-Remaining")) for r in answers] == [
+        (200, "2"), (200, "1"), (200, "0"), (429, "0")]
+
+
+def test_the_profiles_limit_is_one_budget_per_address_across_its_doors_and_follows_the_setting(make_app, make_user):
+    from webapp.extensions import limiter
+
+    user = make_user()
+    doors = [f"/api/public/miners/{user.user_id}", f"/miners/{user.user_id}",
+             f"/api/public/miners/{user.user_id}/stats"]
+    seen = {}
+    for setting in ("3 per minute", "2 per minute", "3 per minute"):
+        limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT=setting)
+        with limited.app_context():
+            limiter.reset()
+            client = limited.test_client()
+            # One budget per address across the JSON routes and the page.
+            answers = [client.get(doors[i % 3]) for i in range(4)]
+            seen.setdefault(setting, []).append([(r.status_code, r.headers.get("X-RateLimit-Limit")) for r in answers])
+            other = limited.test_client()
+            other.environ_base["REMOTE_ADDR"] = "198.51.100.9"  # per client IP
+            assert other.get(doors[0]).status_code == 200
+            limiter.reset()
+    make_app()  # the limiter is one object: switch it back off for the other tests
+    assert seen["3 per minute"] == [[(200, "3"), (200, "3"), (200, "3"), (429, "3")]] * 2
+    assert seen["2 per minute"] == [[(200, "2"), (200, "2"), (429, "2"), (429, "2")]]
