@@ -291,7 +291,7 @@ def collector_paused() -> Iterator[None]:
     A client that records tens of thousands of receipt times holds enough
     objects for a full collection to take ~100 ms; the frames that arrive
     meanwhile are read late and counted as the server's latency (seen in
-    benchmarks/chat.py: every run had one such 100-170 ms stall). Everything
+    benchmarks/chat.py: most runs had one such 100-170 ms stall). Everything
     alive is frozen first, so the span only adds its own objects; reference
     counting still frees them."""
     import gc
