@@ -97,6 +97,11 @@ class Config:
         # token ids) stays cached in Redis before it is read again from the
         # database (services/accounts.py); revocations update it at once.
         self.AUTH_CACHE_TTL = _int("AUTH_CACHE_TTL", 300)
+        # Seconds a user's cached unread count and newest page
+        # (services/notification_cache.py) live in Redis without a change:
+        # bounds a stale answer only if a process dies between a commit and
+        # its cache write.
+        self.NOTIFICATION_CACHE_TTL = _int("NOTIFICATION_CACHE_TTL", 300)
         # CSRF is checked in a before_request hook for cookie-authenticated
         # requests only; bearer-token requests are not CSRF-prone.
         self.WTF_CSRF_CHECK_DEFAULT = False

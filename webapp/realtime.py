@@ -69,9 +69,11 @@ def user_channel(user_id: str) -> str:
     return redis_key("user", user_id)
 
 
-def publish(user_id: str, message: dict[str, Any]) -> None:
-    """Publish ``message`` (JSON-serialisable) to every socket of ``user_id``."""
-    get_redis().publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
+def publish(user_id: str, message: dict[str, Any], *, client: Any = None) -> None:
+    """Publish ``message`` (JSON-serialisable) to every socket of ``user_id``
+    (on ``client``, e.g. a pipeline that sends it with other commands; by
+    default the app's Redis)."""
+    (client or get_redis()).publish(user_channel(user_id), json.dumps(message, separators=(",", ":")))
 
 
 def fanout_channel() -> str:
@@ -109,11 +111,11 @@ def publish_each(messages: list[tuple[str, dict[str, Any]]]) -> None:
     pipe.execute()
 
 
-def notification_created(user_id: str, notification: dict[str, Any]) -> None:
+def notification_created(user_id: str, notification: dict[str, Any], *, client: Any = None) -> None:
     """Push a committed notification (``Notification.to_dict()``, with its
     ``seq``): a socket forwards the next seq with no DB query and counts it
-    as one more unread."""
-    publish(user_id, {"type": "notification", "data": notification})
+    as one more unread. ``client``: as ``publish``."""
+    publish(user_id, {"type": "notification", "data": notification}, client=client)
 
 
 def unread_count_changed(user_id: str, count: int, *, read: list[int] | None = None,

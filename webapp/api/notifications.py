@@ -83,7 +83,7 @@ def list_notifications(query: ListQuery):
 @endpoint(ok={200: CountOut}, tags=["notifications"], conditional=True)
 def unread_count():
     """The caller's unread count (endpoint 13)"""
-    return {"count": notifications.unread_count(api_caller_id())}
+    return {"count": notifications.cached_unread_count(api_caller_id())}
 
 
 @bp.post("/notifications/<int:notification_id>/read")

@@ -49,6 +49,7 @@ from . import (
     errors,
     messages,
     mining,
+    notification_cache,
     passwords,
     preferences,
     profile_fields,
@@ -221,11 +222,15 @@ def reset_mining_data() -> None:
     db.session.execute(delete(MiningEvent))
     db.session.execute(delete(MinerStats))
     db.session.execute(delete(WorkerStatus))
-    db.session.execute(delete(Notification).where(Notification.category == NotificationCategory.MINING))
+    owners = db.session.execute(
+        delete(Notification).where(Notification.category == NotificationCategory.MINING)
+        .returning(Notification.user_id).execution_options(synchronize_session=False)
+    ).scalars().all()
     db.session.execute(
         delete(UserActivity).where(UserActivity.activity_type.in_(("share_submitted", "block_found")))
     )
     db.session.commit()
+    notification_cache.forget(owners)  # a Core DELETE: no ORM event does it
 
 
 def demo_coop_ids() -> list[int]:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from flask import current_app
 from sqlalchemy import (
     BigInteger,
@@ -47,9 +48,10 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.orm.exc import StaleDataError
 
 from .. import realtime
-from ..extensions import db, execute_dml
+from ..extensions import db, execute_dml, get_redis
 from ..models import (
     NOTIFICATION_CATEGORIES,
     Notification,
@@ -62,7 +64,18 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import DeliveryChannel, DeliveryStatus
-from . import catalogue, email, inputs, jobqueue, pacing, preferences, sequences, transactions, webpush
+from . import (
+    catalogue,
+    email,
+    inputs,
+    jobqueue,
+    notification_cache,
+    pacing,
+    preferences,
+    sequences,
+    transactions,
+    webpush,
+)
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -155,7 +168,8 @@ def notify(
         with transactions.autocommit() as connection:
             stored = _store_alone(connection, user_id, category, subtype, title, body, link, data)
         if stored is not None:
-            dispatch_committed([stored])  # the connection is back in the pool by now
+            # A text statement: no ORM event forgets the cached count, the push does.
+            dispatch_committed([stored], forget_cached=True)  # the connection is back in the pool by now
         return stored.row if stored is not None else None
     found = _recipient(db.session.execute, user_id, category, subtype)
     if found is None:
@@ -338,20 +352,26 @@ def _on_commit(row: Notification, wants_email: bool, wants_push: bool = False) -
     transactions.before_commit(prepare)
 
 
-def dispatch_committed(pending: list[_Pending]) -> None:
-    """Push committed notifications to sockets, then enqueue their e-mail
-    and push jobs, all of them in one Redis round trip (``jobqueue.batch``).
+def dispatch_committed(pending: list[_Pending], *, forget_cached: bool = False) -> None:
+    """Push committed notifications to sockets in one Redis round trip
+    (with ``forget_cached``, the same round trip first forgets the
+    recipients' cached count and page: ``notification_cache``), then
+    enqueue their e-mail and push jobs in another (``jobqueue.batch``).
 
     Failures here never undo the stored row: the row is the record, a
     missed push is recovered by the socket's ``since`` catch-up, and a
     delivery left ``pending`` shows in the database and is re-enqueued by
     its sweep.
     """
-    for item in pending:
-        try:
-            realtime.notification_created(item.user_id, item.payload)
-        except Exception:  # noqa: BLE001 - Redis down must not lose the row
-            current_app.logger.exception("push of notification %s failed", item.payload["id"])
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        if forget_cached:
+            notification_cache.forget_into(pipe, [item.user_id for item in pending])
+        for item in pending:
+            realtime.notification_created(item.user_id, item.payload, client=pipe)
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - Redis down must not lose the row
+        current_app.logger.exception("push of notifications %s failed", [i.payload["id"] for i in pending])
     jobs = [item for item in pending if item.wants_email or item.wants_push]
     if not jobs:
         return
@@ -396,6 +416,19 @@ def unread_count(user_id: str) -> int:
     One Core statement, no ORM step (``transactions.read``: outside a
     transaction, no BEGIN/ROLLBACK)."""
     return transactions.read(_unread_count_statement(), {"uid": user_id})[0][0] or 0
+
+
+def cached_unread_count(user_id: str) -> int:
+    """``unread_count`` for a client that polls it: from Redis while no
+    change has committed since it was counted (``services/notification_cache``:
+    one ``HMGET``, no database round trip), else counted and cached."""
+    cached, generation = notification_cache.lookup(user_id, notification_cache.COUNT)
+    if cached is not None:
+        return int(cached)
+    count = unread_count(user_id)
+    if generation is not None:
+        notification_cache.fill(user_id, notification_cache.COUNT, generation, count)
+    return count
 
 
 def latest_seq(user_id: str) -> int:
@@ -488,8 +521,29 @@ def notification_page(
     ``(items in Notification.to_dict's shape, next_before_id or None, the
     unread count)``. Core rows of the page's columns (no ORM objects), the
     unread count as a scalar subquery of the same statement (one snapshot).
-    Raises ValidationError for an unknown category."""
+    The newest page without filters comes from ``notification_cache`` while
+    no change has committed since it was read. Raises ValidationError for an
+    unknown category."""
     check_category(category)
+    if before_id is None and category is None and not unread_only:
+        # The newest page, what clients poll: cached until the next change.
+        slot = notification_cache.page_slot(limit)
+        cached, generation = notification_cache.lookup(user_id, slot)
+        if cached is not None:
+            items, next_id, unread = orjson.loads(cached)
+            return items, next_id, unread
+        page = _notification_page(user_id, limit, None, None, False)
+        if generation is not None:
+            try:
+                notification_cache.fill(user_id, slot, generation, orjson.dumps(page).decode())
+            except orjson.JSONEncodeError:  # data orjson cannot write exactly (an integer beyond 64 bits)
+                pass
+        return page
+    return _notification_page(user_id, limit, before_id, category, unread_only)
+
+
+def _notification_page(user_id: str, limit: int, before_id: int | None, category: str | None,
+                       unread_only: bool) -> tuple[list[dict[str, Any]], int | None, int]:
     rows = transactions.read(_page_statement(bool(category), unread_only, before_id is not None),
                              {"uid": user_id, "category": category, "before_id": before_id, "limit": limit + 1})
     if not rows:
@@ -571,11 +625,15 @@ def _publish_count(user_id: str, **changed: Any) -> int:
 
 def mark_read(user_id: str, notification_id: int) -> Notification:
     """Mark one notification read (idempotent: ``read_at`` keeps the first
-    time). Raises NotFound."""
+    time). Raises NotFound, also when it is deleted meanwhile."""
     row = get_own(user_id, notification_id)
     if not row.is_read:
         row.is_read, row.read_at = True, utcnow()
-        db.session.commit()
+        try:
+            db.session.commit()
+        except StaleDataError:  # deleted by another request since get_own read it
+            db.session.rollback()
+            raise NotFound("No such notification.") from None
         _publish_count(user_id, read=[notification_id])
     return row
 
@@ -593,6 +651,7 @@ def mark_all_read(user_id: str, *, up_to_id: int | None = None) -> int:
     )
     db.session.commit()
     if marked:
+        notification_cache.forget([user_id])  # a Core UPDATE: no ORM event does it
         db.session.expire_all()
         _publish_count(user_id, read_up_to=watermark)
     return marked
@@ -613,10 +672,13 @@ def purge_older_than(cutoff, *, batch_size: int = 5000) -> int:
     total = 0
     while True:
         ids = select(Notification.id).where(Notification.created_at < cutoff).limit(batch_size)
-        deleted = execute_dml(
-            delete(Notification).where(Notification.id.in_(ids)).execution_options(synchronize_session=False)
-        )
+        owners = db.session.execute(
+            delete(Notification).where(Notification.id.in_(ids)).returning(Notification.user_id)
+            .execution_options(synchronize_session=False)
+        ).scalars().all()
         db.session.commit()
+        notification_cache.forget(owners)  # a Core DELETE: no ORM event does it
+        deleted = len(owners)
         total += deleted
         if deleted < batch_size:
             return total
