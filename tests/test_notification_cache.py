@@ -135,6 +135,23 @@ def test_every_kind_of_change_shows_in_the_next_poll(app, client, make_user):
     check(0)
 
 
+def test_the_cache_is_forgotten_before_the_push_goes_out(app, client, make_user):
+    """A client that polls when the socket push arrives sees the new count:
+    the after-commit callbacks (where the push is sent) find the cached
+    count already forgotten."""
+    user = make_user()
+    _notify(user.user_id, 1)
+    assert _poll(client, bearer(user)) == 1
+    assert notification_cache.lookup(user.user_id, notification_cache.COUNT)[0] == "1"
+    seen = []
+    _notify(user.user_id, 1, commit=False)  # the ORM path: its push is an after-commit callback
+    transactions.after_commit(lambda: seen.append(
+        notification_cache.lookup(user.user_id, notification_cache.COUNT)[0]))
+    db.session.commit()
+    assert seen == [None]
+    assert _poll(client, bearer(user)) == 2
+
+
 def test_a_rolled_back_savepoint_or_transaction_counts_nothing(app, client, make_user):
     user = make_user()
     headers = bearer(user)

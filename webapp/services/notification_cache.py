@@ -148,7 +148,10 @@ def _install() -> None:
         # before_delete: the row can still be read if user_id was expired.
         for name in ("after_insert", "after_update", "before_delete"):
             event.listen(Notification, name, _row_changed)
-        event.listen(db.session, "after_commit", _after_commit)
+        # First among the after-commit listeners: forgotten before any
+        # transactions.after_commit callback pushes the change to a socket,
+        # whose client may poll at once.
+        event.listen(db.session, "after_commit", _after_commit, insert=True)
         event.listen(db.session, "after_transaction_end", _after_transaction_end)
 
 
