@@ -15,10 +15,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, has_app_context
 from flask.testing import FlaskClient
 from rq import Queue
@@ -227,3 +229,21 @@ class LateCommit:
         self._release.set()
         assert self._committed.wait(10), "the late writer did not commit"
         self._thread.join()
+
+
+@contextmanager
+def sql_statements() -> Iterator[list[str]]:
+    """The SQL statements run on the app's engine inside the block, in
+    order (SQLAlchemy's ``before_cursor_execute``, as benchmarks/pages.py
+    and benchmarks/notify_cost.py count them)."""
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from html import unescape
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import (
@@ -17,6 +17,8 @@ from webapp.models import (
     utcnow,
 )
 from webapp.services import coop_hashrate, coops, invites, mining
+
+from .builders import sql_statements
 
 
 def _member_rows(html: str) -> list[str]:
@@ -93,16 +95,8 @@ def test_dashboard_shows_stats_members_and_the_24h_chart(client, make_user, make
 
 
 def _statements_of(client, path: str) -> int:
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with sql_statements() as seen:
         assert client.get(path).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     return len(seen)
 
 

@@ -21,25 +21,15 @@ from webapp.jsonprovider import OrjsonProvider
 from webapp.models import User
 from webapp.services import accounts, notifications
 
-from .builders import PASSWORD, bearer
+from .builders import PASSWORD, bearer, sql_statements
 
 UNREAD = "/api/notifications/unread-count"
 
 
 def _statements(app, client, path, headers):
     """(response, the SQL statements the request ran)."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with app.app_context(), sql_statements() as seen:
         response = client.get(path, headers=headers)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
     return response, seen
 
 
@@ -58,7 +48,7 @@ def test_a_bearer_request_loads_no_user_row_once_the_revocation_state_is_cached(
     response, statements = _statements(app, client, UNREAD, headers)
     assert response.status_code == 200 and response.get_json() == {"count": 0}
     assert [s for s in statements if "users" in s] == []
-    assert statements == []  # the count too came from Redis (tests/test_unread_counts.py)
+    assert statements == []  # the count too came from Redis (tests/test_notification_cache.py)
 
 
 def test_log_out_everywhere_revokes_cached_tokens_at_once(client, make_user, redis):

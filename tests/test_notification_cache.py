@@ -16,7 +16,7 @@ from webapp.extensions import db, redis_key
 from webapp.models import Notification, utcnow
 from webapp.services import demo, notification_cache, notifications, transactions
 
-from .builders import bearer
+from .builders import bearer, sql_statements
 
 UNREAD = "/api/notifications/unread-count"
 PAGE = "/api/notifications?limit=20"
@@ -39,27 +39,23 @@ def _page(client, headers):
     return response.get_json()
 
 
-def _db_page(user_id):
-    """The newest page as the list route builds it, read from the database."""
-    items, _next, unread = notifications._notification_page(user_id, 20, None, None, False)
+def _summary(items, unread):
     return [(i["id"], i["is_read"], i["read_at"], i["title"]) for i in items], unread
 
 
+def _db_page(user_id):
+    """The newest page as the list route builds it, read from the database."""
+    items, _next, unread = notifications._notification_page(user_id, 20, None, None, False)
+    return _summary(items, unread)
+
+
 def _page_seen(body):
-    return [(i["id"], i["is_read"], i["read_at"], i["title"]) for i in body["notifications"]], body["unread_count"]
+    return _summary(body["notifications"], body["unread_count"])
 
 
 def _statements_during(app, call):
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with sql_statements() as seen:
         result = call()
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listener)
     return result, seen
 
 
@@ -283,4 +279,4 @@ def test_concurrent_changes_and_polls_end_on_the_database_count(app, make_user):
     for uid in ids:
         assert notifications.cached_unread_count(uid) == _db_count(uid)
         items, _next, unread = notifications.notification_page(uid, limit=20)
-        assert ([(i["id"], i["is_read"], i["read_at"], i["title"]) for i in items], unread) == _db_page(uid)
+        assert _summary(items, unread) == _db_page(uid)

@@ -20,7 +20,7 @@ from webapp.extensions import db
 from webapp.models import Broadcast, DeliveryAttempt, EmailSummary, Notification, NotificationDelivery, User
 from webapp.services import accounts, notifications, preferences, summaries
 
-from .builders import free_port, run_jobs
+from .builders import free_port, run_jobs, sql_statements
 
 
 class RawRecorder:
@@ -222,16 +222,8 @@ def test_hourly_cap_holds_the_rest_for_the_next_summary(mail, make_user):
 def _notify_statements(user_id: str, title: str) -> list[str]:
     """The SQL statements one notify() runs (SQLAlchemy's before_cursor_execute,
     as benchmarks/notify_cost.py counts them)."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with sql_statements() as seen:
         assert notifications.notify(user_id, "mining", "personal_best", title) is not None
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listener)
     return seen
 
 
