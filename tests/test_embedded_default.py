@@ -75,6 +75,11 @@ def test_make_run_serves_the_demo_world_on_sqlite_and_the_redis_stand_in(tmp_pat
         status, html = _get(f"{base}/miners/{SATOSHI}")
         assert status == 200 and "SatoshiHunter" in html
 
+        # The anonymous profile twice: read, then from the stand-in's cache, the same.
+        answers = [_get(f"{base}/api/public/miners/{SATOSHI}") for _ in range(2)]
+        assert answers[0] == answers[1] and answers[0][0] == 200
+        assert json.loads(answers[0][1])["display_name"] == "SatoshiHunter"
+
         status, body = _get(f"{base}/api/public/miners/{SATOSHI}/stats")
         stats = json.loads(body)
         assert status == 200 and stats["total_shares"] > 0, stats

@@ -102,6 +102,8 @@ class Config:
         # bounds a stale answer only if a process dies between a commit and
         # its cache write.
         self.NOTIFICATION_CACHE_TTL = _int("NOTIFICATION_CACHE_TTL", 300)
+        # The same bound for the anonymous public profile (services/profile_cache.py).
+        self.PROFILE_CACHE_TTL = _int("PROFILE_CACHE_TTL", 300)
         # CSRF is checked in a before_request hook for cookie-authenticated
         # requests only; bearer-token requests are not CSRF-prone.
         self.WTF_CSRF_CHECK_DEFAULT = False

@@ -52,6 +52,7 @@ from . import (
     notification_cache,
     passwords,
     preferences,
+    profile_cache,
     profile_fields,
 )
 from . import ingest as ingest_service
@@ -221,6 +222,7 @@ def reset_mining_data() -> None:
     --reset``; development only). Commits."""
     db.session.execute(delete(MiningEvent))
     db.session.execute(delete(MinerStats))
+    profile_cache.CACHE.changed(shared=True)  # every rank is back to its start
     db.session.execute(delete(WorkerStatus))
     owners = db.session.execute(
         delete(Notification).where(Notification.category == NotificationCategory.MINING)

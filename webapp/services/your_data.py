@@ -48,7 +48,7 @@ from ..models import (
     iso,
 )
 from ..vocabulary import MemberStatus
-from . import accounts, coops, friends, media, passwords, profile_edit, transactions
+from . import accounts, coops, friends, media, passwords, profile_cache, profile_edit, transactions
 from .errors import WrongPassword
 
 EXPORT_FORMAT = 1
@@ -151,6 +151,7 @@ def delete_account(user: User, password: str) -> None:
     db.session.execute(delete(Block).where(or_(Block.blocker_id == me, Block.blocked_id == me))
                        .execution_options(synchronize_session=False))
     db.session.execute(delete(User).where(User.user_id == me).execution_options(synchronize_session=False))
+    profile_cache.CACHE.changed([me], shared=True)  # Core DELETEs: the rank of everyone below moves
     for kind, base in images:
         if base:
             transactions.after_commit(functools.partial(media.remove, kind, base))

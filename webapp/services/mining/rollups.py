@@ -15,6 +15,7 @@ from sqlalchemy import table as sa_table
 
 from ...extensions import db
 from ...models import MinerStats, MiningEvent, utcnow
+from .. import profile_cache
 from .alerts import _raise_event_notifications
 from .common import BatchResult, _greatest, _insert, _least, _registered, _WorkerBatch
 from .events import MiningEventIn
@@ -45,7 +46,7 @@ def ingest_batch(events: Iterable[MiningEventIn], *, now: datetime | None = None
         if inserted:
             miners, workers, notable = _aggregate(inserted, now)
             registered = _registered(miners)
-            _upsert_miner_stats(miners)
+            _upsert_miner_stats(miners, registered)
             _apply_workers(workers, registered, result)
             _raise_event_notifications(notable, registered, result)
         db.session.commit()
@@ -174,9 +175,11 @@ def _aggregate(events: list[MiningEventIn], now: datetime):
     return miners, workers, notable
 
 
-def _upsert_miner_stats(miners: dict[str, dict[str, Any]]) -> None:
+def _upsert_miner_stats(miners: dict[str, dict[str, Any]], registered: set[str]) -> None:
     """One upsert for the batch; the arithmetic runs in the database, so
-    concurrent consumers add up correctly."""
+    concurrent consumers add up correctly. A registered miner's best that
+    this batch raised moves leaderboard ranks: the cached public profiles
+    are forgotten at the commit (``profile_cache``)."""
     if not miners:
         return
     table = cast(Table, MinerStats.__table__)
@@ -197,4 +200,8 @@ def _upsert_miner_stats(miners: dict[str, dict[str, Any]]) -> None:
         },
     )
     # Sorted, so that concurrent consumers lock rows in the same order.
-    db.session.connection().execute(stmt, [miners[key] for key in sorted(miners)])
+    rows = db.session.connection().execute(
+        stmt.returning(table.c.user_id, table.c.best_difficulty), [miners[key] for key in sorted(miners)])
+    # The stored best equals the batch's only where the batch set it (or tied it).
+    if any(user in registered and best > 0 and best == miners[user]["best_difficulty"] for user, best in rows):
+        profile_cache.CACHE.changed(shared=True)
