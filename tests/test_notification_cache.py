@@ -280,3 +280,24 @@ def test_concurrent_changes_and_polls_end_on_the_database_count(app, make_user):
         assert notifications.cached_unread_count(uid) == _db_count(uid)
         items, _next, unread = notifications.notification_page(uid, limit=20)
         assert _summary(items, unread) == _db_page(uid)
+
+
+def test_the_count_comes_in_the_bearer_checks_round_trip(app, client, make_user, monkeypatch):
+    """``prefetch``: the token's revocation state and the cached count are
+    one Redis round trip; the answer is still the current count."""
+    user = make_user()
+    headers = bearer(user)
+    _notify(user.user_id, 2)
+    assert _poll(client, headers) == 2  # fills the revocation state and the count
+    sent = []
+    original = redis_lib.connection.Connection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(command)
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis_lib.connection.Connection, "send_packed_command", counting)
+    assert _poll(client, headers) == 2
+    assert len(sent) == 1, sent
+    _notify(user.user_id, 1)
+    assert _poll(client, headers) == 3 == _db_count(user.user_id)

@@ -109,8 +109,10 @@ def resolve_caller() -> None:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Use 'Authorization: Bearer <token>'.")
             # The user row is loaded only when a view asks for it (api_caller);
-            # api_caller_id answers from the verified token.
-            ctx.auth_token = accounts.verify_token(token.strip())
+            # api_caller_id answers from the verified token. What the view
+            # reads of the caller's cache comes in the same round trip.
+            view = current_app.view_functions.get(req.endpoint or "")
+            ctx.auth_token = accounts.verify_token(token.strip(), prefetch=getattr(view, "prefetch", ()))
             ctx.auth_mode = "bearer"
         except Unauthorized as exc:
             ctx.auth_error = exc

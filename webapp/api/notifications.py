@@ -10,7 +10,8 @@ from pydantic import Field, WithJsonSchema
 
 from ..auth import api_auth_required, api_caller_id
 from ..models import NOTIFICATION_CATEGORIES
-from ..services import inputs, notification_groups, notifications
+from ..services import inputs, notification_cache, notification_groups, notifications
+from ..services.generation_cache import prefetch
 from .openapi import endpoint
 from .schemas import CountOut, NotificationListOut, NotificationOut, Out, UpdatedOut
 from .validation import MAX_ID, Flag, PageQuery, Query, Schema, encode_cursor, parsed_by
@@ -79,6 +80,7 @@ def list_notifications(query: ListQuery):
 
 
 @bp.get("/notifications/unread-count")
+@prefetch(notification_cache.CACHE, notification_cache.COUNT)
 @api_auth_required
 @endpoint(ok={200: CountOut}, tags=["notifications"], conditional=True)
 def unread_count():

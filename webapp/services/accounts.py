@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,8 +41,20 @@ from sqlalchemy.exc import IntegrityError
 from .. import realtime
 from ..extensions import db, get_redis, redis_key
 from ..models import RevokedToken, User, UserProfile, UserSettings, utcnow
-from . import activity, addresses, email, inputs, passwords, preferences, profile_fields, sessions, transactions
+from . import (
+    activity,
+    addresses,
+    email,
+    generation_cache,
+    inputs,
+    passwords,
+    preferences,
+    profile_fields,
+    sessions,
+    transactions,
+)
 from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
+from .generation_cache import GenerationCache
 from .mailformat import PlainHeaderMessage
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
@@ -348,14 +361,24 @@ def _deny_cached_token(user_id: str, token_id: str) -> None:
         current_app.logger.exception("could not cache the revoked token of %s", user_id)
 
 
-def _token_ok(user_id: str, epoch: int, token_id: str) -> bool:
+def _token_ok(user_id: str, epoch: int, token_id: str,
+              prefetch: Sequence[tuple[GenerationCache, str]] = ()) -> bool:
     """THE revocation check of a bearer token (keep it the only one): the
     user exists, its epoch is the token's and the token's id is not
-    denylisted. One Redis round trip (``HMGET``); the database on a miss,
-    and when Redis cannot be read."""
+    denylisted. One Redis round trip (``HMGET``), which also reads the
+    caller's cached values the view asked for (``generation_cache.prefetch``);
+    the database on a miss, and when Redis cannot be read."""
     field = f"r:{token_id}"
     try:
-        cached, denied = get_redis().hmget(_auth_key(user_id), ["e", field])
+        if prefetch:
+            pipe = get_redis().pipeline(transaction=False)
+            pipe.hmget(_auth_key(user_id), ["e", field])
+            keep = generation_cache.queue_prefetch(pipe, user_id, prefetch)
+            answers = pipe.execute()
+            (cached, denied), answers = answers[0], answers[1:]
+            keep(answers)
+        else:
+            cached, denied = get_redis().hmget(_auth_key(user_id), ["e", field])
         if cached is None:
             cached, denied = _fill_cache(user_id, field)
     except RedisError:
@@ -366,11 +389,13 @@ def _token_ok(user_id: str, epoch: int, token_id: str) -> bool:
     return cached is not None and int(cached) == epoch and not denied
 
 
-def verify_token(token: str) -> TokenClaims:
+def verify_token(token: str, *, prefetch: Sequence[tuple[GenerationCache, str]] = ()) -> TokenClaims:
     """Check a bearer token. Raises Unauthorized (401) when it is malformed,
     forged, expired, or revoked (logout, log out everywhere, password
     change). Tokens from before revocation existed carry no id and are
-    refused. Loads no user row (``TokenClaims.user`` does, when asked)."""
+    refused. Loads no user row (``TokenClaims.user`` does, when asked).
+    ``prefetch``: the view's ``(cache, slot)`` reads for the caller, made
+    in the revocation check's round trip (``generation_cache.prefetch``)."""
     ttl = current_app.config["API_TOKEN_TTL"]
     try:
         payload, issued = _serializer().loads(token, max_age=ttl, return_timestamp=True)
@@ -381,7 +406,7 @@ def verify_token(token: str) -> TokenClaims:
     user_id, epoch, token_id = payload.get("u"), payload.get("e"), payload.get("j")
     if not (isinstance(user_id, str) and isinstance(epoch, int) and isinstance(token_id, str)):
         raise Unauthorized(_BAD_TOKEN)
-    if not _token_ok(user_id, epoch, token_id):
+    if not _token_ok(user_id, epoch, token_id, prefetch):
         raise Unauthorized(_BAD_TOKEN)
     if issued.tzinfo is None:
         issued = issued.replace(tzinfo=UTC)

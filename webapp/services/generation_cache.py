@@ -43,7 +43,7 @@ import secrets
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g, has_app_context
 from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, object_session
@@ -52,6 +52,7 @@ from ..extensions import db, get_redis, redis_key
 
 _NONE = "-"  # the generation of a hash (or shared key) no change has written yet
 _SHARED = object()  # in a transaction's set of changed owners: the shared generation too
+_PREFETCHED = "generation_cache_prefetched"  # flask.g: answers read in the bearer check's round trip
 
 
 class GenerationCache:
@@ -83,24 +84,39 @@ class GenerationCache:
         generation)``: read the database, then ``fill(owner, slot,
         generation, value)``. ``(None, None)`` when Redis cannot be read (do
         not fill). One round trip (``HMGET``, with the shared key's ``GET``
-        in the same pipeline when there is one)."""
-        fields = (f"{slot}@", slot, "g")
-        # str: the app's client decodes answers (extensions.get_redis).
-        cached_under: str | None
-        value: str | None
-        generation: str | None
+        in the same pipeline when there is one), or none when this request's
+        bearer check already read it (``prefetch``)."""
+        done = g.get(_PREFETCHED) if has_app_context() else None
+        if done and (self.name, owner, slot) in done:
+            return done.pop((self.name, owner, slot))
         try:
             if self.shared is None:
-                cached_under, value, generation = get_redis().hmget(self.key(owner), fields)  # type: ignore[assignment]
-            else:
-                pipe = get_redis().pipeline(transaction=False)
-                pipe.hmget(self.key(owner), fields)
-                pipe.get(redis_key(self.shared))
-                (cached_under, value, mine), shared = pipe.execute()
-                generation = f"{mine or _NONE}/{shared or _NONE}"
+                # str: the app's client decodes answers (extensions.get_redis).
+                return self._answer([get_redis().hmget(self.key(owner), self._fields(slot))])
+            pipe = get_redis().pipeline(transaction=False)
+            self._queue(pipe, owner, slot)
+            return self._answer(pipe.execute())
         except RedisError:
             current_app.logger.warning("%s read from the database: Redis cannot be read", self.name)
             return None, None
+
+    @staticmethod
+    def _fields(slot: str) -> tuple[str, str, str]:
+        return f"{slot}@", slot, "g"
+
+    def _queue(self, pipe: Any, owner: str, slot: str) -> int:
+        """Queue ``lookup``'s reads on ``pipe``; returns how many answers they take."""
+        pipe.hmget(self.key(owner), self._fields(slot))
+        if self.shared is None:
+            return 1
+        pipe.get(redis_key(self.shared))
+        return 2
+
+    def _answer(self, answers: list[Any]) -> tuple[str | None, str | None]:
+        """``lookup``'s result from the answers of ``_queue``'s reads."""
+        cached_under, value, generation = answers[0]
+        if self.shared is not None:
+            generation = f"{generation or _NONE}/{answers[1] or _NONE}"
         generation = generation or _NONE
         if value is not None and cached_under == generation:
             return value, None
@@ -211,3 +227,34 @@ class GenerationCache:
         # savepoint keeps its owners: forgetting too much only costs a re-read.
         if transaction.parent is None:
             session.info.pop(self._info_key, None)
+
+
+# ---- read in the bearer check's round trip -----------------------------------------
+
+
+def prefetch(cache: GenerationCache, slot: str) -> Callable[[Callable], Callable]:
+    """View decorator (put it right under the route's): the caller's
+    ``cache.lookup(<caller id>, slot)`` is read in the same Redis round trip
+    as the bearer token's revocation check (``accounts.verify_token``), and
+    the view's own ``lookup`` then takes that answer instead of asking
+    Redis again. Requests without a bearer token read as usual."""
+    def decorate(view: Callable) -> Callable:
+        view.prefetch = (*getattr(view, "prefetch", ()), (cache, slot))  # type: ignore[attr-defined]
+        return view
+    return decorate
+
+
+def queue_prefetch(pipe: Any, owner: str, wanted: Iterable[tuple[GenerationCache, str]]) -> Callable[[list], None]:
+    """Queue the reads of ``wanted`` (``(cache, slot)`` pairs of
+    ``prefetch``) for ``owner`` on ``pipe``, after what the caller queued.
+    Returns the function that takes the pipe's answers to those reads, in
+    order, and keeps them for this request's ``lookup`` calls."""
+    queued = [(cache, slot, cache._queue(pipe, owner, slot)) for cache, slot in wanted]
+
+    def keep(answers: list) -> None:
+        done = g.setdefault(_PREFETCHED, {})
+        at = 0
+        for cache, slot, taken in queued:
+            done[(cache.name, owner, slot)] = cache._answer(answers[at:at + taken])
+            at += taken
+    return keep
