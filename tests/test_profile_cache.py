@@ -255,3 +255,38 @@ def test_concurrent_changes_and_requests_end_on_the_database_answer(app):
         cached = profiles.public_profile(uid)
         db.session.remove()
         assert cached == profiles._public_profile(uid, None)
+
+
+def test_the_profile_comes_in_the_rate_limit_hits_round_trip(make_app, app, monkeypatch):
+    """``prefetch``: the per-address rate-limit hit and the cached profile
+    are one Redis round trip; the answer is still the current one, the hit
+    still counts and the limit still refuses."""
+    from webapp.extensions import limiter
+
+    miner = make_user(display_name="Rider")
+    path = _path(miner)
+    limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="4 per minute",
+                       RATELIMIT_STORAGE_URI="webapp+" + app.config["REDIS_URL"])
+    sent = []
+    original = redis_lib.connection.Connection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(command)
+        return original(self, command, *args, **kwargs)
+
+    with limited.app_context():
+        limiter.reset()
+        client = limited.test_client()
+        client.get(path)  # fills the cache
+        monkeypatch.setattr(redis_lib.connection.Connection, "send_packed_command", counting)
+        first, again = client.get(path), client.get(path)
+        monkeypatch.undo()
+        _edit(client, miner, display_name="Rerider")
+        changed, refused = client.get(path), client.get(path)
+        limiter.reset()
+    make_app()  # the limiter is one object: switch it back off for the other tests
+    assert len(sent) == 2, sent  # one per request
+    assert first.get_json()["display_name"] == again.get_json()["display_name"] == "Rider"
+    assert [r.headers["X-RateLimit-Remaining"] for r in (first, again, changed)] == ["2", "1", "0"]
+    assert changed.get_json()["display_name"] == "Rerider"
+    assert refused.status_code == 429

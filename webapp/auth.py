@@ -23,7 +23,7 @@ from flask_login import current_user, login_user, logout_user
 
 from .extensions import csrf, login_manager
 from .models import User
-from .services import accounts, sessions
+from .services import accounts, generation_cache, sessions
 from .services.errors import Forbidden, Unauthorized
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -100,6 +100,9 @@ def resolve_caller() -> None:
     """before_request: authenticate, then enforce CSRF for cookie requests."""
     # The proxies resolved once: this runs on every request.
     req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    view = current_app.view_functions.get(req.endpoint or "")
+    # What the view reads from a cache rides on the first round trip to Redis.
+    generation_cache.piggyback_view_reads(view, req.view_args)
     ctx.user, ctx.auth_mode, ctx.auth_error = None, None, None
     ctx.auth_token, ctx.auth_session_secret = None, None
     header = req.headers.get("Authorization")
@@ -109,10 +112,8 @@ def resolve_caller() -> None:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Use 'Authorization: Bearer <token>'.")
             # The user row is loaded only when a view asks for it (api_caller);
-            # api_caller_id answers from the verified token. What the view
-            # reads of the caller's cache comes in the same round trip.
-            view = current_app.view_functions.get(req.endpoint or "")
-            ctx.auth_token = accounts.verify_token(token.strip(), prefetch=getattr(view, "prefetch", ()))
+            # api_caller_id answers from the verified token.
+            ctx.auth_token = accounts.verify_token(token.strip())
             ctx.auth_mode = "bearer"
         except Unauthorized as exc:
             ctx.auth_error = exc
@@ -124,7 +125,6 @@ def resolve_caller() -> None:
 
     if req.method in SAFE_METHODS or ctx.auth_mode == "bearer":
         return
-    view = current_app.view_functions.get(req.endpoint or "")
     if view is not None and getattr(view, "csrf_exempt", False):
         return
     if is_api_request() and ctx.auth_mode is None:

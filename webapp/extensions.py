@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import redis as redis_lib
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -89,7 +90,19 @@ return {current, redis.call("ttl", KEYS[1])}
         self.lua_incr_expire_ttl = self.get_connection().register_script(self.SCRIPT_INCR_EXPIRE_TTL.encode())
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        count, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
+        reads = take_piggyback()
+        if reads:
+            # The view's reads ride along (``piggyback``). EVAL, not EVALSHA:
+            # a pipeline would first ask whether the script is loaded.
+            pipe = cast(redis_lib.Redis, self.get_connection()).pipeline(transaction=False)
+            pipe.eval(self.SCRIPT_INCR_EXPIRE_TTL, 1, self.prefixed_key(key), expiry, amount)
+            keeps = [queue(pipe, None) for queue in reads]
+            answers = iter(pipe.execute())
+            count, ttl = next(answers)
+            for keep in keeps:
+                keep(answers)
+        else:
+            count, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
         now = time.time()
         self._last.hit = {"key": key, "count": int(count), "expiry": max(int(ttl), 0) + now, "at": now}
         return int(count)
@@ -219,6 +232,25 @@ def init_redis(app: Flask) -> None:
         text = fakeredis.FakeRedis(server=server, decode_responses=True)
     app.extensions["redis"] = text
     app.extensions["redis_raw"] = raw
+
+
+_PIGGYBACK = "redis_piggyback"  # flask.g: reads to send with the request's first Redis round trip
+
+
+def piggyback(queue: Callable[[Any, str | None], Callable[[Iterator[Any]], None]]) -> None:
+    """Send reads with this request's first Redis round trip, whichever
+    comes first: the bearer token's revocation check (with the caller's id)
+    or the rate-limit hit (``None``). ``queue(pipe, caller_id)`` queues
+    them on that round trip's pipeline after the site's own command and
+    returns the function that takes their answers from an iterator over the
+    pipeline's remaining answers (``services.generation_cache.prefetch``)."""
+    g.setdefault(_PIGGYBACK, []).append(queue)
+
+
+def take_piggyback() -> list[Callable[[Any, str | None], Callable[[Iterator[Any]], None]]]:
+    """The reads ``piggyback`` handed over, removed (so sent once); empty
+    outside a request."""
+    return g.pop(_PIGGYBACK, []) if has_request_context() else []
 
 
 def get_redis() -> redis_lib.Redis:

@@ -16,7 +16,8 @@ from pydantic import Field
 
 from ..auth import caller_id_or_none
 from ..extensions import public_rate_limit
-from ..services import hashrate, profiles, rankings
+from ..services import hashrate, profile_cache, profiles, rankings
+from ..services.generation_cache import prefetch
 from .openapi import endpoint
 from .schemas import ChartOut, LeaderboardOut, PublicProfileOut, PublicStatsOut
 from .validation import ChartQuery, Limit, Query
@@ -25,6 +26,7 @@ bp = Blueprint("api_public", __name__)
 
 
 @bp.get("/public/miners/<user_id>")
+@prefetch(profile_cache.CACHE, profile_cache.ANONYMOUS, owner="user_id")
 @public_rate_limit
 @endpoint(ok={200: PublicProfileOut}, errors=[404], auth="none", tags=["profiles"], conditional=True)
 def miner_profile(user_id: str):

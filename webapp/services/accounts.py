@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,22 +38,10 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db, get_redis, redis_key
+from ..extensions import db, get_redis, redis_key, take_piggyback
 from ..models import RevokedToken, User, UserProfile, UserSettings, utcnow
-from . import (
-    activity,
-    addresses,
-    email,
-    generation_cache,
-    inputs,
-    passwords,
-    preferences,
-    profile_fields,
-    sessions,
-    transactions,
-)
+from . import activity, addresses, email, inputs, passwords, preferences, profile_fields, sessions, transactions
 from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
-from .generation_cache import GenerationCache
 from .mailformat import PlainHeaderMessage
 
 USER_ID_MIN, USER_ID_MAX, DISPLAY_NAME_MAX = 3, 128, 64
@@ -361,22 +348,23 @@ def _deny_cached_token(user_id: str, token_id: str) -> None:
         current_app.logger.exception("could not cache the revoked token of %s", user_id)
 
 
-def _token_ok(user_id: str, epoch: int, token_id: str,
-              prefetch: Sequence[tuple[GenerationCache, str]] = ()) -> bool:
+def _token_ok(user_id: str, epoch: int, token_id: str) -> bool:
     """THE revocation check of a bearer token (keep it the only one): the
     user exists, its epoch is the token's and the token's id is not
-    denylisted. One Redis round trip (``HMGET``), which also reads the
-    caller's cached values the view asked for (``generation_cache.prefetch``);
-    the database on a miss, and when Redis cannot be read."""
+    denylisted. One Redis round trip (``HMGET``), which also carries the
+    reads the view asked for (``extensions.piggyback``); the database on a
+    miss, and when Redis cannot be read."""
     field = f"r:{token_id}"
     try:
-        if prefetch:
+        reads = take_piggyback()
+        if reads:
             pipe = get_redis().pipeline(transaction=False)
             pipe.hmget(_auth_key(user_id), ["e", field])
-            keep = generation_cache.queue_prefetch(pipe, user_id, prefetch)
-            answers = pipe.execute()
-            (cached, denied), answers = answers[0], answers[1:]
-            keep(answers)
+            keeps = [queue(pipe, user_id) for queue in reads]
+            answers = iter(pipe.execute())
+            cached, denied = next(answers)
+            for keep in keeps:
+                keep(answers)
         else:
             cached, denied = get_redis().hmget(_auth_key(user_id), ["e", field])
         if cached is None:
@@ -389,13 +377,11 @@ def _token_ok(user_id: str, epoch: int, token_id: str,
     return cached is not None and int(cached) == epoch and not denied
 
 
-def verify_token(token: str, *, prefetch: Sequence[tuple[GenerationCache, str]] = ()) -> TokenClaims:
+def verify_token(token: str) -> TokenClaims:
     """Check a bearer token. Raises Unauthorized (401) when it is malformed,
     forged, expired, or revoked (logout, log out everywhere, password
     change). Tokens from before revocation existed carry no id and are
-    refused. Loads no user row (``TokenClaims.user`` does, when asked).
-    ``prefetch``: the view's ``(cache, slot)`` reads for the caller, made
-    in the revocation check's round trip (``generation_cache.prefetch``)."""
+    refused. Loads no user row (``TokenClaims.user`` does, when asked)."""
     ttl = current_app.config["API_TOKEN_TTL"]
     try:
         payload, issued = _serializer().loads(token, max_age=ttl, return_timestamp=True)
@@ -406,7 +392,7 @@ def verify_token(token: str, *, prefetch: Sequence[tuple[GenerationCache, str]] 
     user_id, epoch, token_id = payload.get("u"), payload.get("e"), payload.get("j")
     if not (isinstance(user_id, str) and isinstance(epoch, int) and isinstance(token_id, str)):
         raise Unauthorized(_BAD_TOKEN)
-    if not _token_ok(user_id, epoch, token_id, prefetch):
+    if not _token_ok(user_id, epoch, token_id):
         raise Unauthorized(_BAD_TOKEN)
     if issued.tzinfo is None:
         issued = issued.replace(tzinfo=UTC)

@@ -39,8 +39,9 @@ cannot be read, reads go to the database.
 """
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from flask import current_app, g, has_app_context
@@ -48,11 +49,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, object_session
 
-from ..extensions import db, get_redis, redis_key
+from ..extensions import db, get_redis, piggyback, redis_key
 
 _NONE = "-"  # the generation of a hash (or shared key) no change has written yet
 _SHARED = object()  # in a transaction's set of changed owners: the shared generation too
-_PREFETCHED = "generation_cache_prefetched"  # flask.g: answers read in the bearer check's round trip
+_PREFETCHED = "generation_cache_prefetched"  # flask.g: answers read in the request's first round trip
 
 
 class GenerationCache:
@@ -84,8 +85,8 @@ class GenerationCache:
         generation)``: read the database, then ``fill(owner, slot,
         generation, value)``. ``(None, None)`` when Redis cannot be read (do
         not fill). One round trip (``HMGET``, with the shared key's ``GET``
-        in the same pipeline when there is one), or none when this request's
-        bearer check already read it (``prefetch``)."""
+        in the same pipeline when there is one), or none when the request's
+        first round trip already read it (``prefetch``)."""
         done = g.get(_PREFETCHED) if has_app_context() else None
         if done and (self.name, owner, slot) in done:
             return done.pop((self.name, owner, slot))
@@ -229,32 +230,53 @@ class GenerationCache:
             session.info.pop(self._info_key, None)
 
 
-# ---- read in the bearer check's round trip -----------------------------------------
+# ---- read in the request's first Redis round trip ---------------------------------
 
 
-def prefetch(cache: GenerationCache, slot: str) -> Callable[[Callable], Callable]:
-    """View decorator (put it right under the route's): the caller's
-    ``cache.lookup(<caller id>, slot)`` is read in the same Redis round trip
-    as the bearer token's revocation check (``accounts.verify_token``), and
-    the view's own ``lookup`` then takes that answer instead of asking
-    Redis again. Requests without a bearer token read as usual."""
+def prefetch(cache: GenerationCache, slot: str, *, owner: str | None = None) -> Callable[[Callable], Callable]:
+    """View decorator (put it right under the route's): ``cache.lookup(owner,
+    slot)`` is read in the request's first Redis round trip, the bearer
+    token's revocation check (``accounts.verify_token``) or the rate-limit
+    hit (``extensions.OneTripRedisStorage``), and the view's own ``lookup``
+    then takes that answer instead of asking Redis again. ``owner``: None
+    for the bearer caller, else the name of the view argument that names
+    the owner. A request with neither round trip reads as usual."""
     def decorate(view: Callable) -> Callable:
-        view.prefetch = (*getattr(view, "prefetch", ()), (cache, slot))  # type: ignore[attr-defined]
+        view.prefetch = (*getattr(view, "prefetch", ()), (cache, slot, owner))  # type: ignore[attr-defined]
         return view
     return decorate
 
 
-def queue_prefetch(pipe: Any, owner: str, wanted: Iterable[tuple[GenerationCache, str]]) -> Callable[[list], None]:
-    """Queue the reads of ``wanted`` (``(cache, slot)`` pairs of
-    ``prefetch``) for ``owner`` on ``pipe``, after what the caller queued.
-    Returns the function that takes the pipe's answers to those reads, in
-    order, and keeps them for this request's ``lookup`` calls."""
-    queued = [(cache, slot, cache._queue(pipe, owner, slot)) for cache, slot in wanted]
+def piggyback_view_reads(view: Callable | None, view_args: dict[str, Any] | None) -> None:
+    """before_request: hand the view's ``prefetch`` reads to the request's
+    first Redis round trip (``extensions.piggyback``)."""
+    wanted = getattr(view, "prefetch", ())
+    if wanted:
+        piggyback(functools.partial(_queue_reads, wanted, view_args or {}))
 
-    def keep(answers: list) -> None:
+
+def _queue_reads(wanted: Iterable[tuple[GenerationCache, str, str | None]], view_args: dict[str, Any],
+                 pipe: Any, caller_id: str | None) -> Callable[[Iterator[Any]], None]:
+    """Queue ``wanted``'s reads on ``pipe``; returns the function that takes
+    their answers from the pipe's (the iterator is at the first of them)
+    and keeps them for this request's ``lookup``."""
+    queued = []
+    for cache, slot, arg in wanted:
+        owner = caller_id if arg is None else view_args.get(arg)
+        if isinstance(owner, str):
+            queued.append((cache, owner, slot, cache._queue(pipe, owner, slot)))
+
+    def keep(answers: Iterator[Any]) -> None:
         done = g.setdefault(_PREFETCHED, {})
-        at = 0
-        for cache, slot, taken in queued:
-            done[(cache.name, owner, slot)] = cache._answer(answers[at:at + taken])
-            at += taken
+        for cache, owner, slot, taken in queued:
+            done[(cache.name, owner, slot)] = cache._answer(_text([next(answers) for _ in range(taken)]))
     return keep
+
+
+def _text(value: Any) -> Any:
+    # The rate limiter's client answers bytes; the app's answers str.
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [_text(item) for item in value]
+    return value
