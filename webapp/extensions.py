@@ -67,7 +67,9 @@ class OneTripRedisStorage(RedisStorage):
     ``get_expiry`` right after a hit of the same key in the same greenlet
     (the same request: ``RequestLimit.window`` asks once) answer from it, once
     each, within a second. Every other read goes to Redis as before, so the
-    counting itself (one INCRBY + EXPIRE in a script) is unchanged.
+    counting itself (one INCRBY + EXPIRE in a script) is unchanged. The
+    reads a view declared (``piggyback``) go in the hit's round trip when
+    the limiter counts on the app's own Redis (``REDIS_URL``).
     Selected by ``RATELIMIT_STORAGE_URI = "webapp+redis://…"`` (config.py).
     """
 
@@ -82,7 +84,8 @@ return {current, redis.call("ttl", KEYS[1])}
 """
 
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri.replace("webapp+", "", 1), **options)
+        self.redis_url = uri.replace("webapp+", "", 1)
+        super().__init__(self.redis_url, **options)
         self._last = threading.local()  # per greenlet under gevent (monkey-patched)
 
     def initialize_storage(self, uri: str) -> None:
@@ -91,6 +94,8 @@ return {current, redis.call("ttl", KEYS[1])}
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         reads = take_piggyback()
+        if reads and self.redis_url != current_app.config["REDIS_URL"]:
+            reads = []  # the app's reads ride along only on the app's own Redis
         if reads:
             # The view's reads ride along (``piggyback``). EVAL, not EVALSHA:
             # a pipeline would first ask whether the script is loaded.

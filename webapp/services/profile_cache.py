@@ -19,7 +19,9 @@ ORM writes of those four models forget by themselves (``track``); Core
 statements say so (``CACHE.changed`` inside their transaction: the ingest's
 stats upsert, the account deletion, the demo reset). A logged-in viewer's
 answer depends on their own standing with the miner (a block, a friendship)
-and is always read from the database. ``PROFILE_CACHE_TTL`` seconds
+and is always read from the database. The route reads the cache in its
+rate-limit hit's Redis round trip (``generation_cache.prefetch``).
+``PROFILE_CACHE_TTL`` seconds
 without a change bound what a process dying between a commit and its
 forget could leave behind (docs/DEPLOYMENT.md).
 """
