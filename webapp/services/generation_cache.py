@@ -13,8 +13,10 @@ A ``GenerationCache`` named ``name`` keeps one hash per owner,
 A cache may also have a *shared* generation, one string key for every
 owner (``{ns}:<shared>``), for facts that feed every owner's answer at once
 (a leaderboard rank): a value is then read under the pair of the owner's
-and the shared generation, and ``forget_shared`` outdates every owner's
-value at once.
+and the shared generation, and ``forget(..., shared=True)`` outdates every
+owner's value at once. The shared key has no expiry, so a Redis that evicts
+only keys with one (``volatile-*`` policies, or ``noeviction``) never drops
+it alone.
 
 A reader (``lookup``) takes the generation before it reads the database and
 stores the value with that generation after (``fill``). A value is served
@@ -240,7 +242,8 @@ def prefetch(cache: GenerationCache, slot: str, *, owner: str | None = None) -> 
     hit (``extensions.OneTripRedisStorage``), and the view's own ``lookup``
     then takes that answer instead of asking Redis again. ``owner``: None
     for the bearer caller, else the name of the view argument that names
-    the owner. A request with neither round trip reads as usual."""
+    the owner (read whoever calls, even when the view then does not ask).
+    A request with neither round trip reads as usual."""
     def decorate(view: Callable) -> Callable:
         view.prefetch = (*getattr(view, "prefetch", ()), (cache, slot, owner))  # type: ignore[attr-defined]
         return view
