@@ -247,3 +247,30 @@ def sql_statements() -> Iterator[list[str]]:
         yield seen
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def run_concurrently(app: Flask, bodies: Sequence[Callable[[], object]], seconds: float) -> list[BaseException]:
+    """Call each of ``bodies`` in a loop in its own thread (each call in the
+    app context, its session removed after it) for ``seconds``, or until one
+    raises; returns what they raised (empty when none did)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop(body: Callable[[], object]) -> None:
+        with app.app_context():
+            try:
+                while not stop.is_set():
+                    body()
+                    db.session.remove()
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                errors.append(exc)
+                stop.set()
+
+    threads = [threading.Thread(target=loop, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return errors

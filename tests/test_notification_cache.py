@@ -5,7 +5,6 @@ database holds, also when a value read before a change is written to the
 cache after it."""
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from webapp.extensions import db, redis_key
 from webapp.models import Notification, utcnow
 from webapp.services import demo, notification_cache, notifications, transactions
 
-from .builders import bearer, sql_statements
+from .builders import bearer, run_concurrently, sql_statements
 
 UNREAD = "/api/notifications/unread-count"
 PAGE = "/api/notifications?limit=20"
@@ -222,20 +221,6 @@ def test_concurrent_changes_and_polls_end_on_the_database_count(app, make_user):
     writers stop, both answer what the database holds."""
     users = [make_user() for _ in range(3)]
     ids = [u.user_id for u in users]
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run(body):
-        def loop():
-            with app.app_context():
-                try:
-                    while not stop.is_set():
-                        body()
-                        db.session.remove()
-                except BaseException as exc:  # noqa: BLE001 - reported by the test
-                    errors.append(exc)
-                    stop.set()
-        return threading.Thread(target=loop)
 
     import random
     rng = random.Random(7)
@@ -268,14 +253,7 @@ def test_concurrent_changes_and_polls_end_on_the_database_count(app, make_user):
         notifications.cached_unread_count(uid)
         notifications.notification_page(uid, limit=20)
 
-    threads = [run(write) for _ in range(3)] + [run(read) for _ in range(3)]
-    for t in threads:
-        t.start()
-    stop.wait(4)
-    stop.set()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_concurrently(app, [write] * 3 + [read] * 3, seconds=4) == []
     for uid in ids:
         assert notifications.cached_unread_count(uid) == _db_count(uid)
         items, _next, unread = notifications.notification_page(uid, limit=20)

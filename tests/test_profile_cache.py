@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 
 import pytest
 import redis as redis_lib
@@ -16,7 +15,7 @@ from webapp.extensions import db, redis_key
 from webapp.models import MinerStats
 from webapp.services import accounts, demo, preferences, profile_cache, profiles, your_data
 
-from .builders import PASSWORD, bearer, make_user, sql_statements
+from .builders import PASSWORD, bearer, make_user, run_concurrently, sql_statements
 from .mining_support import drain, share, xadd
 
 
@@ -210,21 +209,7 @@ def test_concurrent_changes_and_requests_end_on_the_database_answer(app):
     for i, miner in enumerate(miners):
         _best(miner, 1e9 * (i + 1))
     ids = [m.user_id for m in miners]
-    stop = threading.Event()
-    errors: list[BaseException] = []
     rng = random.Random(11)
-
-    def run(body):
-        def loop():
-            with app.app_context():
-                try:
-                    while not stop.is_set():
-                        body()
-                        db.session.remove()
-                except BaseException as exc:  # noqa: BLE001 - reported by the test
-                    errors.append(exc)
-                    stop.set()
-        return threading.Thread(target=loop)
 
     def write():
         user = db.session.get(type(miners[0]), rng.choice(ids))
@@ -243,14 +228,7 @@ def test_concurrent_changes_and_requests_end_on_the_database_answer(app):
         except profiles.NotFound:
             pass
 
-    threads = [run(write) for _ in range(2)] + [run(read) for _ in range(3)]
-    for t in threads:
-        t.start()
-    stop.wait(4)
-    stop.set()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_concurrently(app, [write] * 2 + [read] * 3, seconds=4) == []
     for uid in ids:
         cached = profiles.public_profile(uid)
         db.session.remove()

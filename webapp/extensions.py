@@ -101,11 +101,7 @@ return {current, redis.call("ttl", KEYS[1])}
             # a pipeline would first ask whether the script is loaded.
             pipe = cast(redis_lib.Redis, self.get_connection()).pipeline(transaction=False)
             pipe.eval(self.SCRIPT_INCR_EXPIRE_TTL, 1, self.prefixed_key(key), expiry, amount)
-            keeps = [queue(pipe, None) for queue in reads]
-            answers = iter(pipe.execute())
-            count, ttl = next(answers)
-            for keep in keeps:
-                keep(answers)
+            count, ttl = execute_with(pipe, reads, None)
         else:
             count, ttl = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
         now = time.time()
@@ -256,6 +252,19 @@ def take_piggyback() -> list[Callable[[Any, str | None], Callable[[Iterator[Any]
     """The reads ``piggyback`` handed over, removed (so sent once); empty
     outside a request."""
     return g.pop(_PIGGYBACK, []) if has_request_context() else []
+
+
+def execute_with(pipe: Any, reads: list[Callable[[Any, str | None], Callable[[Iterator[Any]], None]]],
+                 caller_id: str | None) -> Any:
+    """Execute ``pipe`` (one command queued: the site's own) with ``reads``
+    (``take_piggyback``) queued after it, hand them their answers, and
+    return the answer to the site's own command."""
+    keeps = [queue(pipe, caller_id) for queue in reads]
+    answers = iter(pipe.execute())
+    own = next(answers)
+    for keep in keeps:
+        keep(answers)
+    return own
 
 
 def get_redis() -> redis_lib.Redis:

@@ -38,7 +38,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
-from ..extensions import db, get_redis, redis_key, take_piggyback
+from ..extensions import db, execute_with, get_redis, redis_key, take_piggyback
 from ..models import RevokedToken, User, UserProfile, UserSettings, utcnow
 from . import activity, addresses, email, inputs, passwords, preferences, profile_fields, sessions, transactions
 from .errors import NotAnAddress, Unauthorized, UserExists, ValidationError, WrongPassword
@@ -360,11 +360,7 @@ def _token_ok(user_id: str, epoch: int, token_id: str) -> bool:
         if reads:
             pipe = get_redis().pipeline(transaction=False)
             pipe.hmget(_auth_key(user_id), ["e", field])
-            keeps = [queue(pipe, user_id) for queue in reads]
-            answers = iter(pipe.execute())
-            cached, denied = next(answers)
-            for keep in keeps:
-                keep(answers)
+            cached, denied = execute_with(pipe, reads, user_id)
         else:
             cached, denied = get_redis().hmget(_auth_key(user_id), ["e", field])
         if cached is None:
