@@ -243,7 +243,7 @@ def test_the_profile_comes_in_the_rate_limit_hits_round_trip(make_app, app, monk
 
     miner = make_user(display_name="Rider")
     path = _path(miner)
-    limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="4 per minute",
+    limited = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="5 per minute",
                        RATELIMIT_STORAGE_URI="webapp+" + app.config["REDIS_URL"])
     sent = []
     original = redis_lib.connection.Connection.send_packed_command
@@ -252,19 +252,25 @@ def test_the_profile_comes_in_the_rate_limit_hits_round_trip(make_app, app, monk
         sent.append(command)
         return original(self, command, *args, **kwargs)
 
+    viewer_headers = bearer(make_user())
     with limited.app_context():
         limiter.reset()
         client = limited.test_client()
         client.get(path)  # fills the cache
         monkeypatch.setattr(redis_lib.connection.Connection, "send_packed_command", counting)
         first, again = client.get(path), client.get(path)
+        viewer = client.get(path, headers=viewer_headers)
         monkeypatch.undo()
         _edit(client, miner, display_name="Rerider")
         changed, refused = client.get(path), client.get(path)
         limiter.reset()
     make_app()  # the limiter is one object: switch it back off for the other tests
-    assert len(sent) == 2, sent  # one per request
+    wire = [c if isinstance(c, bytes) else b"".join(c) for c in sent]
+    anonymous, logged_in = wire[:2], wire[2:]
+    assert len(anonymous) == 2 and all(b":profile:" in c for c in anonymous), anonymous  # one per request
+    # A logged-in viewer's answer is their own: the public one is not read for them.
+    assert viewer.status_code == 200 and logged_in and not any(b":profile:" in c for c in logged_in), logged_in
     assert first.get_json()["display_name"] == again.get_json()["display_name"] == "Rider"
-    assert [r.headers["X-RateLimit-Remaining"] for r in (first, again, changed)] == ["2", "1", "0"]
+    assert [r.headers["X-RateLimit-Remaining"] for r in (first, again, viewer, changed)] == ["3", "2", "1", "0"]
     assert changed.get_json()["display_name"] == "Rerider"
     assert refused.status_code == 429

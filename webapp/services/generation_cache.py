@@ -241,8 +241,9 @@ def prefetch(cache: GenerationCache, slot: str, *, owner: str | None = None) -> 
     token's revocation check (``accounts.verify_token``) or the rate-limit
     hit (``extensions.OneTripRedisStorage``), and the view's own ``lookup``
     then takes that answer instead of asking Redis again. ``owner``: None
-    for the bearer caller, else the name of the view argument that names
-    the owner (read whoever calls, even when the view then does not ask).
+    for the bearer caller's own value; else the name of the view argument
+    that names the owner, for what an anonymous request reads (the public
+    answer; not read in a bearer caller's round trip: their answer is their own).
     A request with neither round trip reads as usual."""
     def decorate(view: Callable) -> Callable:
         view.prefetch = (*getattr(view, "prefetch", ()), (cache, slot, owner))  # type: ignore[attr-defined]
@@ -265,6 +266,8 @@ def _queue_reads(wanted: Iterable[tuple[GenerationCache, str, str | None]], view
     and keeps them for this request's ``lookup``."""
     queued = []
     for cache, slot, arg in wanted:
+        if arg is not None and caller_id is not None:
+            continue  # the public answer; a logged-in caller's is their own
         owner = caller_id if arg is None else view_args.get(arg)
         if isinstance(owner, str):
             queued.append((cache, owner, slot, cache._queue(pipe, owner, slot)))
