@@ -365,6 +365,12 @@ class WsClient:
     def on_message(self, message: dict[str, Any], received_at: float) -> None:
         """Called for each message; the base class only counts them."""
 
+    def on_text(self, text: str, received_at: float) -> None:
+        """Called for each text frame: parses it for ``on_message``. A
+        subclass that only records may keep the text and parse it after the
+        run, so that the client's CPU per receipt stays small."""
+        self.on_message(json.loads(text), received_at)
+
     async def read_loop(self) -> None:
         from wsproto.events import CloseConnection, Ping, TextMessage
 
@@ -377,7 +383,7 @@ class WsClient:
                         if not self.messages:
                             self.first_message_s = time.perf_counter() - self.started
                         self.messages += 1
-                        self.on_message(json.loads(event.data), now)
+                        self.on_text(event.data, now)
                     elif isinstance(event, Ping):
                         self.writer.write(self.ws.send(event.response()))
                     elif isinstance(event, CloseConnection):

@@ -249,6 +249,42 @@ def sql_statements() -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", listener)
 
 
+@contextmanager
+def wire_trace(path: Path) -> Iterator[list[str]]:
+    """What the app's connections send PostgreSQL inside the block, as
+    libpq traces it (``PQtrace``: one line per protocol message); the list
+    is filled when the block ends: each message's type and its first text,
+    e.g. ``"Query BEGIN"``, ``"Parse SELECT …"``, ``"Sync"``. One round trip
+    ends in each ``Sync`` or simple ``Query``. Every connection is traced
+    from its checkout to its checkin; ``path`` receives the raw trace."""
+    import os
+
+    sent: list[str] = []
+    out = open(path, "a")
+
+    def checkout(dbapi_connection, record, proxy) -> None:
+        dbapi_connection.pgconn.trace(os.dup(out.fileno()))  # psycopg closes its copy at untrace
+
+    def checkin(dbapi_connection, record) -> None:
+        dbapi_connection.pgconn.untrace()
+
+    engine = db.engine
+    sa.event.listen(engine, "checkout", checkout)
+    sa.event.listen(engine, "checkin", checkin)
+    try:
+        yield sent
+    finally:
+        db.session.remove()  # the last checkin flushes the trace
+        sa.event.remove(engine, "checkout", checkout)
+        sa.event.remove(engine, "checkin", checkin)
+        out.close()
+        for line in path.read_text().splitlines():
+            fields = line.split("\t")  # time, direction, length, message[, text]
+            if len(fields) >= 4 and fields[1] == "F":
+                text = fields[4].strip().strip('"').split('" "')[-1].strip().strip('"') if len(fields) > 4 else ""
+                sent.append(f"{fields[3]} {text}".strip())
+
+
 def run_concurrently(app: Flask, bodies: Sequence[Callable[[], object]], seconds: float) -> list[BaseException]:
     """Call each of ``bodies`` in a loop in its own thread (each call in the
     app context, its session removed after it) for ``seconds``, or until one

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Conversation, ConversationMember, Message, Notification
-from webapp.services import conversations, coops, messages
+from webapp.services import conversations, coops, messages, presence
 from webapp.services.errors import AlreadyInCoop, Forbidden, NotAMember, ValidationError
 
-from .builders import make_coop, make_user
+from .builders import make_coop, make_user, wire_trace
 
 
 def chat_of(coop) -> int:
@@ -196,27 +196,81 @@ def test_mention_respects_the_preference(app, client):
     assert db.session.scalar(select(Notification).where(Notification.subtype == "mention")) is None
 
 
+def online(*user_ids: str) -> None:
+    """Each of ``user_ids`` has a socket open (presence), as a tab holds one."""
+    for user_id in user_ids:
+        presence.socket_opened(user_id, f"tab-of-{user_id}")
+
+
+def test_a_post_with_nobody_to_notify_sends_no_begin_or_commit(app, redis, tmp_path):
+    """On PostgreSQL a coop post that writes nothing but the message (every
+    other member has a socket open, nobody is mentioned) is two round trips
+    on the wire, the checks and the one statement, both in autocommit; a
+    mention or an absent member opens a transaction, and its notification
+    commits with the message. Seen in libpq's trace of what is sent."""
+    coop, admin, (a, b) = make_coop(members=2)
+    cid = chat_of(coop)
+    ids = [admin.user_id, a.user_id, b.user_id]
+    db.session.commit()
+    db.session.remove()
+    online(*ids)
+    with wire_trace(tmp_path / "quiet") as quiet:
+        first, created = messages.post(ids[1], cid, "gm", client_id="q-1")
+    assert created and first["seq"] == 1
+    assert [m for m in quiet if m.startswith("Query")] == []  # no BEGIN, no COMMIT
+    assert quiet.count("Sync") == 2
+    with wire_trace(tmp_path / "retry") as retry:
+        assert messages.post(ids[1], cid, "gm", client_id="q-1") == (first, False)
+    assert [m for m in retry if m.startswith("Query")] == []
+
+    with wire_trace(tmp_path / "mention") as mention:
+        second, _ = messages.post(ids[1], cid, f"@{ids[0]} gm")
+    assert [m for m in mention if m.startswith("Query")] == ["Query BEGIN", "Query COMMIT"]
+    assert second["seq"] == 2
+    assert db.session.scalar(select(Notification.data).where(Notification.user_id == ids[0],
+                                                             Notification.subtype == "mention")) \
+        == {"conversation_id": cid, "message_id": second["id"], "seq": 2}
+
+    presence.socket_closed(ids[2], f"tab-of-{ids[2]}")
+    with wire_trace(tmp_path / "absent") as absent:
+        third, _ = messages.post(ids[1], cid, "anyone?")
+    assert [m for m in absent if m.startswith("Query")] == ["Query BEGIN", "Query COMMIT"]
+    assert db.session.scalars(select(Notification.user_id).where(Notification.subtype == "chat_unread")).all() \
+        == [ids[2]]
+    assert db.session.execute(select(Message.seq, Message.body).where(Message.conversation_id == cid)
+                              .order_by(Message.seq)).all() == [(1, "gm"), (2, f"@{ids[0]} gm"), (3, "anyone?")]
+    assert db.session.scalar(select(ConversationMember.last_read_seq).where(
+        ConversationMember.conversation_id == cid, ConversationMember.user_id == ids[1])) == 3
+
+
 @pytest.mark.slow
 @pytest.mark.many_connections
-def test_twenty_members_posting_concurrently_get_gap_free_seqs(app):
+@pytest.mark.parametrize("sockets", ["none open", "all open"])
+def test_twenty_members_posting_concurrently_get_gap_free_seqs(app, redis, sockets):
+    """Twenty writers, five posts each, and each post sent twice at once
+    with its client_id (a retry racing the first): one message per
+    client_id, seqs 1..100 without a gap. "all open": the posts write the
+    message alone, in autocommit; "none open": each also notifies."""
     coop, admin, members = make_coop(members=19)
     cid = chat_of(coop)
     users = [admin.user_id, *[m.user_id for m in members]]
+    if sockets == "all open":
+        online(*users)
     errors: list[BaseException] = []
-    barrier = threading.Barrier(len(users))
+    barrier = threading.Barrier(2 * len(users))
 
     def write(user_id: str) -> None:
         with app.app_context():
             try:
                 barrier.wait()
                 for i in range(5):
-                    messages.post(user_id, cid, f"{user_id} {i}")
+                    messages.post(user_id, cid, f"{user_id} {i}", client_id=f"{user_id}-{i}")
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=write, args=(u,)) for u in users]
+    threads = [threading.Thread(target=write, args=(u,)) for u in users * 2]
     for t in threads:
         t.start()
     for t in threads:

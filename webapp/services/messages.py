@@ -262,35 +262,36 @@ def _insert_statement(with_read_position: bool = True) -> Any:
 
 @functools.cache
 def _post_statement() -> Any:
-    """PostgreSQL, one round trip under the lock: take the next seq of
-    conversation ``p_cid``; if its ``members_version`` is still
-    ``p_version``, insert the message with that seq and move the sender's
-    read position to it. Returns one row ``(last_seq, id)``: ``id`` is NULL
-    when the version moved (nothing inserted, the number taken); no row
-    when the conversation is archived or gone. Parameters ``p_cid``,
-    ``p_uid``, ``p_body``, ``p_mentions``, ``p_reply_to``, ``p_client_id``,
-    ``p_now``, ``p_version``. The casts type the parameters of the
-    ``INSERT … SELECT``, which PostgreSQL would otherwise read as text."""
+    """PostgreSQL, one statement: if conversation ``p_cid`` is live and its
+    ``members_version`` is still ``p_version``, take its next seq (its row
+    lock, to the commit), insert the message with it and move the sender's
+    read position to it. Returns one row ``(seq, id)``, or none when the
+    version moved or the conversation was archived or is gone: then nothing
+    was taken. Atomic on its own, so it may run in autocommit. Parameters
+    ``p_cid``, ``p_uid``, ``p_body``, ``p_mentions``, ``p_reply_to``,
+    ``p_client_id``, ``p_now``, ``p_version``. The casts type the
+    parameters of the ``INSERT … SELECT``, which PostgreSQL would otherwise
+    read as text."""
     messages_table = cast(Table, Message.__table__)
     conversations_table = cast(Table, Conversation.__table__)
     return text("""
         WITH numbered AS (
             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = :p_now
-            WHERE id = :p_cid AND archived_at IS NULL
-            RETURNING last_seq, members_version
+            WHERE id = :p_cid AND archived_at IS NULL AND members_version = :p_version
+            RETURNING last_seq
         ), inserted AS (
             INSERT INTO messages (conversation_id, seq, sender_id, body, mentions, reply_to, client_id, created_at)
             SELECT CAST(:p_cid AS integer), last_seq, CAST(:p_uid AS varchar), CAST(:p_body AS text),
                    CAST(:p_mentions AS jsonb), CAST(:p_reply_to AS bigint), CAST(:p_client_id AS varchar),
                    CAST(:p_now AS timestamptz)
-            FROM numbered WHERE members_version = :p_version
+            FROM numbered
             RETURNING id, seq
         ), read_position AS (
             UPDATE conversation_members SET last_read_seq = inserted.seq, unread_notified = false
             FROM inserted
             WHERE conversation_members.conversation_id = :p_cid AND conversation_members.user_id = :p_uid
         )
-        SELECT numbered.last_seq, inserted.id FROM numbered LEFT JOIN inserted ON true
+        SELECT seq, id FROM inserted
     """).bindparams(
         bindparam("p_cid", type_=Integer), bindparam("p_uid", type_=String), bindparam("p_body", type_=Text),
         bindparam("p_mentions", type_=messages_table.c.mentions.type),
@@ -311,16 +312,20 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     ``not_a_member``), and for coop conversations the moderation errors
     (403 ``muted``, 429 ``slow_mode``, 400 ``message_blocked``).
 
-    Round trips: one query for every check before the number
-    (``_post_facts``) and one Redis pipeline (who has a socket open, the
-    sender's activity); then, under the conversation's lock, the numbering
-    UPDATE, the member list, the insert with the sender's read position and
-    the commit; then one PUBLISH (``realtime.publish_many``). (Mentions,
-    absent members and a presence change add theirs.)
+    Round trips of a coop post on PostgreSQL: one query for every check
+    before the number (``_post_facts``), one Redis pipeline (who has a
+    socket open, the sender's activity), one statement that numbers and
+    inserts (``_post_statement``), one PUBLISH (``realtime.publish_many``).
+    With no notification due (no mention, every other member has a socket
+    open) and no transaction open before, that is all: the reads and the
+    statement run in autocommit. Otherwise ``BEGIN`` and ``COMMIT`` are
+    added; mentions, absent members, a membership change since the checks
+    and a presence change add theirs.
     """
     body = clean_body(body)
     client_id = clean_client_id(client_id)
     conversation_id = conversations.check_id(conversation_id)
+    connection, autocommit = transactions.session_connection()
     facts = _post_facts(conversation_id, user_id, client_id)
     # A retry returns the first message, whatever changed since (as before
     # the membership and moderation checks); an unknown conversation with a
@@ -347,13 +352,15 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
             raise ValidationError("reply_to must be a message of this conversation.")
     facts_members = [m for m in (facts.member_ids or "").split(",") if m]
     online, asked, presence_state = _online_before_lock(facts_members, user_id)
+    # Nobody to notify unless mentioned: the post may write the message alone.
+    everyone_online = online is not None and asked <= online
     now = utcnow()
-    connection = db.session.connection()
     params = {"p_cid": conversation_id, "p_uid": user_id, "p_body": body, "p_reply_to": reply_id,
               "p_client_id": client_id, "p_now": now}
     try:
-        seq, row_id, members, mentioned = _number_and_insert(connection, conversation, user_id, body,
-                                                             facts_members, params)
+        seq, row_id, members, mentioned = _number_and_insert(
+            connection, conversation, user_id, body, facts_members, params,
+            autocommit=autocommit, everyone_online=everyone_online)
     except IntegrityError:
         db.session.rollback()  # the same client_id won a race: its number goes back too
         first = _by_client_id(user_id, client_id) if client_id is not None else None
@@ -383,7 +390,8 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
 
 
 def _number_and_insert(connection: Any, conversation: Conversation, user_id: str, body: str,
-                       facts_members: list[str], params: dict[str, Any]) -> tuple[int, int, list[str], list[str]]:
+                       facts_members: list[str], params: dict[str, Any], *, autocommit: bool = False,
+                       everyone_online: bool = False) -> tuple[int, int, list[str], list[str]]:
     """Take the conversation's next seq, insert the message and move the
     sender's read position; returns ``(seq, message id, the members, the
     mentioned members)``, the members being the list as of the number (the
@@ -395,27 +403,31 @@ def _number_and_insert(connection: Any, conversation: Conversation, user_id: str
     the conversation's ``members_version`` is still the one ``_post_facts``
     read with ``facts_members`` (no membership write committed since, and
     none can before this commit: the number holds the row's lock), so that
-    list is the current one. Otherwise, and on SQLite: the number, then the
-    member list read under the lock, then the insert."""
+    list is the current one. On an ``autocommit`` connection
+    (``transactions.session_connection``) that statement commits on its own
+    when nothing else is due: no mention, ``everyone_online``; else a
+    transaction is opened first. Otherwise (the version moved, an archived conversation,
+    another kind, SQLite): in a transaction, the number, then the member
+    list read under the lock, then the insert."""
     conversation_id = conversation.id
     candidates = markup.mentions(body)
     postgresql = connection.dialect.name == "postgresql"
     if postgresql and conversation.kind == ConversationKind.COOP:
         known = set(facts_members)
         mentioned = [m for m in candidates if m in known and m != user_id]
+        if autocommit and (mentioned or not everyone_online):
+            transactions.begin(connection)  # notification rows commit with the message
+            autocommit = False
         result = connection.execute(_post_statement(), {**params, "p_mentions": mentioned or None,
                                                         "p_version": conversation.members_version}).first()
-        if result is None:  # archived (or gone) meanwhile
-            db.session.rollback()
-            raise NotAMember("Only members of this conversation can post in it.")
-        seq = result.last_seq
-        if result.id is not None:
-            return seq, result.id, facts_members, mentioned
-        # The members changed since ``_post_facts``: the number is taken
-        # (and the lock held); read them again below.
-    else:
-        seq = connection.execute(_number_statement(),
-                                 {"cid": conversation_id, "now": params["p_now"]}).scalar_one_or_none()
+        if result is not None:
+            return result.seq, result.id, facts_members, mentioned
+        # The members changed since ``_post_facts`` (or the conversation was
+        # archived): nothing was taken; the number and the members below.
+    if autocommit:
+        transactions.begin(connection)
+    seq = connection.execute(_number_statement(),
+                             {"cid": conversation_id, "now": params["p_now"]}).scalar_one_or_none()
     # Under the conversation's lock: the membership and member list as of now
     # (a statement of its own: READ COMMITTED reads after the lock wait).
     members = conversations.member_ids(conversation_id)

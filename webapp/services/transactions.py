@@ -102,6 +102,28 @@ def autocommit() -> Iterator[Connection]:
         yield connection
 
 
+def session_connection() -> tuple[Connection, bool]:
+    """``(the session's connection, in autocommit)``: in autocommit when the
+    session is ``idle`` (PostgreSQL, nothing begun), for a write that is
+    one atomic statement after reads (a coop post): no BEGIN and no COMMIT
+    round trip. Unlike ``autocommit``, it stays the session's, so ORM
+    writes and ``after_commit`` callbacks go with it; ``begin`` opens a
+    transaction on it when more than one statement must commit together.
+    Otherwise the session's connection in its transaction, as for any
+    write. The isolation level returns to the default with the connection
+    (SQLAlchemy resets it at checkin)."""
+    if not idle():
+        return db.session.connection(), False
+    return db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"}), True
+
+
+def begin(connection: Connection) -> None:
+    """Open a transaction on an autocommit ``session_connection``: what
+    follows commits or rolls back with the session (the driver sends
+    ``COMMIT`` or ``ROLLBACK`` only while a transaction is open)."""
+    connection.exec_driver_sql("BEGIN")
+
+
 def read(statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
     """The rows (``Row`` objects) of ONE read-only Core statement (a polled
     read: the unread count, a page, a profile), fetched.
