@@ -14,7 +14,7 @@ import websocket
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import Conversation
+from webapp.models import Conversation, Message
 from webapp.services import conversations, coops, messages
 
 from .builders import bearer, make_coop, make_user, token_of
@@ -223,3 +223,42 @@ def test_a_removed_member_hears_nothing_after_the_removal_commits(server, app):
     for tab in tabs:
         assert nothing_of(tab, {"message"}, 1.0) == []
         tab.close()
+
+
+def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(migrated, app):
+    """One worker with one pooled connection (``DB_POOL_TIMEOUT`` 1 s): while
+    a post holds it (waiting on the conversation's lock, held here), a
+    socket's post is answered ``error`` with code ``unavailable`` and its
+    client_id, and the socket stays open; a POST is 503 with ``Retry-After``.
+    Nothing of them is stored; once the connection is free, the same
+    client_id is posted once."""
+    gunicorn = Gunicorn(migrated, WEB_CONCURRENCY="1", DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0",
+                        DB_POOL_TIMEOUT="1", RATELIMIT_ENABLED="0").wait_ready()
+    try:
+        coop, admin, (waiting,) = make_coop(members=1)
+        cid = conversations.coop_conversation_id(coop.id)
+        first, second = connect(gunicorn, waiting), connect(gunicorn, admin)
+        db.session.execute(select(Conversation.id).where(Conversation.id == cid).with_for_update())
+        first.send_json({"type": "send", "conversation_id": cid, "body": "first", "client_id": "f1"})
+        time.sleep(0.5)  # its statement waits on the lock, holding the worker's connection
+        second.send_json({"type": "send", "conversation_id": cid, "body": "second", "client_id": "s1"})
+        error = second.recv_until(lambda m: m["type"] == "error", 30)
+        assert error["client_id"] == "s1" and error["error"]["code"] == "unavailable"
+        refused = requests.post(f"http://127.0.0.1:{gunicorn.port}/api/conversations/{cid}/messages",
+                                json={"body": "by POST", "client_id": "h1"}, headers=bearer(admin), timeout=30)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert refused.json()["error"]["code"] == "unavailable"
+        db.session.commit()  # the lock goes: the first post is stored
+        assert first.recv_until(lambda m: m["type"] == "sent", 30)["data"]["seq"] == 1
+        second.send_json({"type": "send", "conversation_id": cid, "body": "second", "client_id": "s1"})
+        assert second.recv_until(lambda m: m["type"] == "sent", 30)["data"]["seq"] == 2
+        assert [m["body"] for m in chat_messages(first, 2)] == ["first", "second"]
+        stored = db.session.execute(select(Message.seq, Message.body, Message.client_id)
+                                    .where(Message.conversation_id == cid).order_by(Message.seq)).all()
+        assert stored == [(1, "first", "f1"), (2, "second", "s1")]
+        assert db.session.scalar(select(Conversation.last_seq).where(Conversation.id == cid)) == 2
+        first.close()
+        second.close()
+    finally:
+        db.session.rollback()
+        gunicorn.stop()

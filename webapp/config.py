@@ -128,6 +128,9 @@ class Config:
             # of a worker's samples under wrk -c10, docs/PERFORMANCE.md).
             self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = _int("DB_POOL_SIZE", 10)
             self.SQLALCHEMY_ENGINE_OPTIONS["max_overflow"] = _int("DB_MAX_OVERFLOW", 5)
+            # How long a request or socket message waits for a connection
+            # before it is refused with 503 ``unavailable`` (an overload).
+            self.SQLALCHEMY_ENGINE_OPTIONS["pool_timeout"] = _int("DB_POOL_TIMEOUT", 30)
 
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
         # webapp+redis: extensions.OneTripRedisStorage (one round trip per limited request).

@@ -16,11 +16,12 @@ import re
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from .auth import is_api_request
 from .extensions import db
-from .services.errors import DomainError
+from .services.errors import DomainError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ def init_app(app: Flask) -> None:
     def _domain(exc: DomainError):
         _reset_session()
         return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
+
+    @app.errorhandler(PoolTimeout)
+    def _busy(exc: PoolTimeout):
+        # Every pooled connection stayed busy for the pool's timeout: an
+        # overload, not a fault of this request (which wrote nothing).
+        _reset_session()
+        app.logger.warning("no database connection came free on %s %s", request.method, request.path)
+        busy = Unavailable()
+        return error_response(busy.status, busy.code, busy.message, headers=busy.headers)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):

@@ -48,13 +48,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from wsproto import ConnectionState, WSConnection
 
 from . import realtime
 from .extensions import db, sock
 from .models import NOTIFICATION_CATEGORIES
 from .services import accounts, inputs, notifications, presence, sessions
-from .services.errors import DomainError, Forbidden, Unauthorized, ValidationError
+from .services.errors import DomainError, Forbidden, Unauthorized, Unavailable, ValidationError
 from .ws_chat import ChatSocket
 
 bp = Blueprint("ws", __name__)
@@ -391,6 +392,9 @@ class SocketSession(ChatSocket):
                                 "type must be ping, mark_read, resume, send, typing, read or presence.")
         except DomainError as exc:
             self.send_error(exc.code, exc.message)
+        except PoolTimeout:  # an overload (no connection came free): this message only, the socket stays
+            db.session.rollback()
+            self.send_error(Unavailable.code, Unavailable.message)
         finally:
             db.session.remove()
 

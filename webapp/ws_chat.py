@@ -27,11 +27,12 @@ import time
 from typing import Any
 
 from flask import current_app, render_template
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .extensions import db
 from .services import conversations, inputs, messages, presence, relations
 from .services.conversations import ARCHIVED, LEFT, REMOVED
-from .services.errors import DomainError, NotAMember, ValidationError
+from .services.errors import DomainError, NotAMember, Unavailable, ValidationError
 from .vocabulary import ConversationKind
 
 MAX_RESUME_CONVERSATIONS = 100
@@ -329,8 +330,11 @@ class ChatSocket:
         the message) or ``error`` (with the client_id) on this socket."""
         client_id = message.get("client_id")
         try:
-            data, _ = messages.post(self.user_id, _conversation_id(message), message.get("body"),
-                                    reply_to=message.get("reply_to"), client_id=client_id)
+            try:
+                data, _ = messages.post(self.user_id, _conversation_id(message), message.get("body"),
+                                        reply_to=message.get("reply_to"), client_id=client_id)
+            except PoolTimeout as busy:  # an overload: the sender may send it again, the socket stays
+                raise Unavailable() from busy
         except DomainError as exc:
             db.session.rollback()
             error = exc.to_dict()["error"]

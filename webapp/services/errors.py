@@ -175,3 +175,17 @@ class InviteExpired(DomainError):
     (API.md "Coop governance and discovery")."""
 
     status, code, message = 410, "invite_expired", "This invite has expired or was used up. Ask for a fresh one."
+
+
+class Unavailable(DomainError):
+    """503 with ``Retry-After``: no database connection came free within the
+    pool's timeout (SQLAlchemy's ``TimeoutError``: more requests and socket
+    messages at once than the pool holds, for ``pool_timeout`` seconds).
+    Nothing was written; the same request (a post with its client_id) may
+    be sent again."""
+
+    status, code, message = 503, "unavailable", "The server is busy; try again in a moment."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
