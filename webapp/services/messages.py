@@ -406,9 +406,9 @@ def _number_and_insert(connection: Any, conversation: Conversation, user_id: str
     list is the current one. On an ``autocommit`` connection
     (``transactions.session_connection``) that statement commits on its own
     when nothing else is due: no mention, ``everyone_online``; else a
-    transaction is opened first. Otherwise (the version moved, an archived conversation,
-    another kind, SQLite): in a transaction, the number, then the member
-    list read under the lock, then the insert."""
+    transaction is opened first. Otherwise (the version moved, an archived
+    conversation, another kind, SQLite): in a transaction, the number, then
+    the member list read under the lock, then the insert."""
     conversation_id = conversation.id
     candidates = markup.mentions(body)
     postgresql = connection.dialect.name == "postgresql"
