@@ -253,9 +253,9 @@ def sql_statements() -> Iterator[list[str]]:
 def wire_trace(path: Path) -> Iterator[list[str]]:
     """What the app's connections send PostgreSQL inside the block, as
     libpq traces it (``PQtrace``: one line per protocol message); the list
-    is filled when the block ends: each message's type and its first text,
-    e.g. ``"Query BEGIN"``, ``"Parse SELECT …"``, ``"Sync"``. One round trip
-    ends in each ``Sync`` or simple ``Query``. Every connection is traced
+    is filled when the block ends: each message's type, with its text for a
+    simple query, e.g. ``"Query BEGIN"``, ``"Parse"``, ``"Sync"``. One round
+    trip ends in each ``Sync`` or ``Query``. Every connection is traced
     from its checkout to its checkin; ``path`` receives the raw trace."""
     import os
 
@@ -280,9 +280,9 @@ def wire_trace(path: Path) -> Iterator[list[str]]:
         out.close()
         for line in path.read_text().splitlines():
             fields = line.split("\t")  # time, direction, length, message[, text]
-            if len(fields) >= 4 and fields[1] == "F":
-                text = fields[4].strip().strip('"').split('" "')[-1].strip().strip('"') if len(fields) > 4 else ""
-                sent.append(f"{fields[3]} {text}".strip())
+            if len(fields) >= 4 and fields[1] == "F":  # F: from the frontend (us)
+                query = fields[4].split('"')[1] if fields[3] == "Query" else ""  # Query\t "BEGIN"
+                sent.append(f"{fields[3]} {query}".strip())
 
 
 def run_concurrently(app: Flask, bodies: Sequence[Callable[[], object]], seconds: float) -> list[BaseException]:
