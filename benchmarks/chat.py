@@ -9,7 +9,8 @@ On loopback only, bounded in time:
    members with their conversations, inserted in bulk (the same rows
    ``coops.create``/``join`` write);
 2. gunicorn with gunicorn.conf.py (gevent, ``--workers``);
-3. one browser-like socket per member (asyncio + wsproto, ``?token=``);
+3. one browser-like socket per member (asyncio on uvloop + wsproto, ``?token=``;
+   each chat message kept as text with its receipt time, parsed after the run);
 4. one unmeasured message per coop (each worker's first post and fan-out
    of a conversation), then ``--rate`` messages per second in all for ``--seconds``, each sent over a
    socket (``{"type": "send"}``) by a member of a coop chosen in turn, the
