@@ -68,10 +68,8 @@ def init_app(app: Flask) -> None:
     def _busy(exc: PoolTimeout):
         # Every pooled connection stayed busy for the pool's timeout: an
         # overload, not a fault of this request (which wrote nothing).
-        _reset_session()
         app.logger.warning("no database connection came free on %s %s", request.method, request.path)
-        busy = Unavailable()
-        return error_response(busy.status, busy.code, busy.message, headers=busy.headers)
+        return _domain(Unavailable())
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):

@@ -393,7 +393,6 @@ class SocketSession(ChatSocket):
         except DomainError as exc:
             self.send_error(exc.code, exc.message)
         except PoolTimeout:  # an overload (no connection came free): this message only, the socket stays
-            db.session.rollback()
             self.send_error(Unavailable.code, Unavailable.message)
         finally:
             db.session.remove()
