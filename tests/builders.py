@@ -285,6 +285,19 @@ def wire_trace(path: Path) -> Iterator[list[str]]:
                 sent.append(f"{fields[3]} {query}".strip())
 
 
+def wait_for_lock_waiters(count: int = 1, timeout: float = 30.0) -> None:
+    """Block until ``count`` backends of this database wait on a lock. Each
+    poll is its own transaction: PostgreSQL reads ``pg_stat_activity`` once
+    per transaction, so a poll inside one would never see a change."""
+    deadline = time.monotonic() + timeout
+    with db.engine.connect() as poll:
+        poll = poll.execution_options(isolation_level="AUTOCOMMIT")
+        while poll.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock'")) < count:
+            assert time.monotonic() < deadline, f"fewer than {count} backends started waiting on a lock"
+            time.sleep(0.02)
+
+
 def run_concurrently(app: Flask, bodies: Sequence[Callable[[], object]], seconds: float) -> list[BaseException]:
     """Call each of ``bodies`` in a loop in its own thread (each call in the
     app context, its session removed after it) for ``seconds``, or until one

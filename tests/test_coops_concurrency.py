@@ -3,16 +3,17 @@ so its own session and database connection (at most ~41 open at once)."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.models import Cooperative, CooperativeMember, User
 from webapp.services import coops
 from webapp.services.errors import DomainError, NotFound
+
+from .builders import wait_for_lock_waiters
 
 pytestmark = pytest.mark.many_connections
 
@@ -50,20 +51,6 @@ def _counts(coop_id: int) -> tuple[int, int]:
         )
     )
     return db.session.get(Cooperative, coop_id).member_count, active
-
-
-def _wait_for_lock_waiters(count: int = 1, timeout: float = 10.0) -> None:
-    """Block until ``count`` sessions of this database wait on a row lock."""
-    deadline = time.monotonic() + timeout
-    with db.engine.connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )).scalar()
-            if waiting >= count:
-                return
-            time.sleep(0.02)
-    raise AssertionError("no session started waiting on the lock")
 
 
 def test_forty_concurrent_joins_fill_the_coop_to_exactly_twenty(app, make_user):
@@ -123,7 +110,7 @@ def test_lost_race_on_one_active_coop_per_user_is_409_and_rolls_back(app, make_u
                       .values(member_count=Cooperative.member_count + 1))
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(_in_thread, app, user_id, lambda user: coops.join(user, invite_code=code))
-            _wait_for_lock_waiters()  # the join's insert waits on the unique index
+            wait_for_lock_waiters()  # the join's insert waits on the unique index
             other.commit()
             assert pending.result(timeout=30) == "already_in_coop"
     assert _counts(second_id) == (1, 1)
@@ -152,7 +139,7 @@ def test_join_with_old_code_waiting_on_a_regeneration_fails_once_it_commits(app,
                             lambda user: coops.regenerate_code(user, coop_id=coop_id, code_factory=slow_code))
         assert locked.wait(timeout=30)
         joined = pool.submit(_in_thread, app, joiner_id, lambda user: coops.join(user, invite_code=old))
-        _wait_for_lock_waiters()
+        wait_for_lock_waiters()
         go.set()
         assert regen.result(timeout=30) == "ok"
         assert joined.result(timeout=30) == "not_found"

@@ -26,7 +26,8 @@ from webapp.models import (
 from webapp.services import coop_moderation, coops, messages, moderation, reports
 from webapp.services.errors import DomainError
 
-from .test_coops_concurrency import _in_thread, _run_together, _wait_for_lock_waiters
+from .builders import wait_for_lock_waiters
+from .test_coops_concurrency import _in_thread, _run_together
 
 
 def _api(client, method, path, user, auth_headers, **kw):
@@ -155,7 +156,7 @@ def test_a_ban_committed_while_a_join_waits_for_the_row_lock_refuses_the_join(ap
         db.session.flush()
         with ThreadPoolExecutor(1) as pool:
             joined = pool.submit(_in_thread, app, user_id, lambda u: coops.join(u, invite_code=code))
-            _wait_for_lock_waiters(1)
+            wait_for_lock_waiters(1)
             db.session.commit()
             assert joined.result(timeout=30) == "banned"
         db.session.remove()

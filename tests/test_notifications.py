@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from webapp.realtime import user_channel
 from webapp.services import notifications
 from webapp.services.errors import ValidationError
 
-from .builders import PASSWORD
+from .builders import PASSWORD, wait_for_lock_waiters
 
 
 class Channel:
@@ -321,6 +322,44 @@ def test_delete_removes_and_syncs_the_count(client, redis, make_user, auth_heade
     assert channel.messages() == [{"type": "unread_count", "count": 1, "deleted": [ids[0]]}]
     body = client.get("/api/notifications", headers=headers).get_json()
     assert [n["id"] for n in body["notifications"]] == [ids[1]]
+
+
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
+def test_two_concurrent_deletes_of_one_notification_give_one_delete_and_one_not_found(app, redis, make_user):
+    """Both deletes start while the row is locked elsewhere, so both wait on
+    its lock: one deletes it, the other raises NotFound (before: a second
+    "deleted" and SQLAlchemy's warning that the DELETE matched no row); one
+    push, and the count is right."""
+    uid = make_user().user_id
+    ids = make_many(uid, 2)
+    channel = Channel(redis, uid)
+    db.session.remove()
+    results = []
+
+    def delete():
+        with app.app_context():
+            try:
+                notifications.delete_notification(uid, ids[0])
+                results.append("deleted")
+            except notifications.NotFound:
+                results.append("not_found")
+            except Exception as exc:  # noqa: BLE001 - handed to the assertion
+                results.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=delete) for _ in range(2)]
+    with db.engine.connect() as holder:
+        holder.execute(sa.text("SELECT id FROM notifications WHERE id = :id FOR UPDATE"), {"id": ids[0]})
+        for thread in threads:
+            thread.start()
+        wait_for_lock_waiters(2)
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == ["deleted", "not_found"]
+    assert channel.messages() == [{"type": "unread_count", "count": 1, "deleted": [ids[0]]}]
+    assert notifications.unread_count(uid) == 1
 
 
 def test_cookie_requests_need_csrf(client, auth, make_user):

@@ -11,13 +11,13 @@ import time
 import pytest
 import requests
 import websocket
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import Conversation, Message
 from webapp.services import conversations, coops, messages
 
-from .builders import bearer, make_coop, make_user, token_of
+from .builders import bearer, make_coop, make_user, token_of, wait_for_lock_waiters
 from .wshelpers import Client, Gunicorn
 
 pytestmark = pytest.mark.slow  # the production server, two gevent worker processes
@@ -225,18 +225,6 @@ def test_a_removed_member_hears_nothing_after_the_removal_commits(server, app):
         tab.close()
 
 
-def wait_for_a_lock_wait(timeout: float = 30) -> None:
-    """Until a backend of this database waits on a lock (each poll its own
-    transaction: ``pg_stat_activity`` is read once per transaction)."""
-    deadline = time.monotonic() + timeout
-    with db.engine.connect() as poll:
-        poll = poll.execution_options(isolation_level="AUTOCOMMIT")
-        while poll.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")) == 0:
-            assert time.monotonic() < deadline, "no post waited on the conversation's lock"
-            time.sleep(0.05)
-
-
 def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(migrated, app):
     """One worker with one pooled connection (``DB_POOL_TIMEOUT`` 1 s): while
     a post holds it (waiting on the conversation's lock, held here), a
@@ -252,7 +240,7 @@ def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(mi
         first, second = connect(gunicorn, waiting), connect(gunicorn, admin)
         db.session.execute(select(Conversation.id).where(Conversation.id == cid).with_for_update())
         first.send_json({"type": "send", "conversation_id": cid, "body": "first", "client_id": "f1"})
-        wait_for_a_lock_wait()  # its statement waits on the lock, holding the worker's connection
+        wait_for_lock_waiters()  # its statement waits on the lock, holding the worker's connection
         second.send_json({"type": "send", "conversation_id": cid, "body": "second", "client_id": "s1"})
         error = second.recv_until(lambda m: m["type"] == "error", 30)
         assert error["client_id"] == "s1" and error["error"]["code"] == "unavailable"

@@ -658,10 +658,18 @@ def mark_all_read(user_id: str, *, up_to_id: int | None = None) -> int:
 
 
 def delete_notification(user_id: str, notification_id: int) -> None:
-    """Delete one of the user's notifications. Raises NotFound."""
-    row = get_own(user_id, notification_id)
-    db.session.delete(row)
+    """Delete one of the user's notifications. Raises NotFound, also to the
+    loser of two concurrent deletes of one notification (one statement that
+    finds the row under its lock, instead of a read then a delete that may
+    match nothing)."""
+    deleted = 0 < notification_id <= MAX_ID and db.session.execute(
+        delete(Notification).where(Notification.id == notification_id, Notification.user_id == user_id)
+        .returning(Notification.id)
+    ).first() is not None
     db.session.commit()
+    if not deleted:
+        raise NotFound("No such notification.")
+    notification_cache.forget([user_id])  # a Core DELETE: no ORM event does it
     # Also when it was read: other tabs drop the item (the count is re-read anyway).
     _publish_count(user_id, deleted=[notification_id])
 
