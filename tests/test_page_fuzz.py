@@ -25,11 +25,15 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from webapp.extensions import db
+from webapp.models import Cooperative, CooperativeMember
 from webapp.services import activity, coops, notifications
+from webapp.services.membership import is_active_coop, is_active_member
+from webapp.vocabulary import MemberRole
 
 from . import builders
 from .builders import PASSWORD, AuthActions
@@ -115,15 +119,39 @@ def _build_world() -> dict:
         notifications.notify(user.user_id, "system", "fuzz", "Fuzz notification", "body")
     activity.record_activity(admin.user_id, "badge_earned", "Fuzz badge")
     db.session.commit()
-    world = {"admin": admin, "member": member, "loner": loner}
+    world = {"admin": admin, "member": member, "loner": loner,
+             "ids": {"admin": admin.user_id, "member": member.user_id, "loner": loner.user_id}}
     _restore(world)
     return world
+
+
+def _intact(world: dict) -> bool:
+    """Whether what ``_restore`` sets up still holds, in one query (the loner
+    persona asks before every request): the loner in no coop, the admin the
+    active admin of the active coop ``coop_id`` whose code is ``code``, the
+    member active in it."""
+    if "coop_id" not in world:
+        return False
+
+    def active(user_id: str, *where) -> sa.Exists:
+        return sa.exists().where(CooperativeMember.user_id == user_id, is_active_member(), *where)
+
+    coop_id, ids = world["coop_id"], world["ids"]  # strings: the users' objects expire with the rollback
+    return bool(db.session.scalar(sa.select(sa.and_(
+        ~active(ids["loner"]),
+        active(ids["admin"], CooperativeMember.cooperative_id == coop_id,
+               CooperativeMember.role == MemberRole.ADMIN.value),
+        active(ids["member"], CooperativeMember.cooperative_id == coop_id),
+        sa.exists().where(Cooperative.id == coop_id, is_active_coop(), Cooperative.invite_code == world["code"]),
+    ))))
 
 
 def _restore(world: dict) -> None:
     """Undo what earlier examples changed that would hide later code: the
     admin runs a coop with the member in it, the loner is in no coop."""
     db.session.rollback()
+    if _intact(world):
+        return
     for user in (world["admin"], world["member"], world["loner"]):
         db.session.refresh(user)
     mine = coops.get_mine(world["loner"])
