@@ -151,7 +151,10 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.fuzz)
-    if config.getoption("dist", "no") != "no":
+    # Only xdist's workers collect, and there ``dist`` reads "no" (xdist
+    # resets it): a worker is known by its ``workerinput``. The scheduler
+    # hands out files in the order the workers collected them.
+    if hasattr(config, "workerinput"):
         def rank(item) -> float:
             path = item.nodeid.split("::", 1)[0]
             if path not in LONGEST_FIRST:
