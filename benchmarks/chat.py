@@ -33,6 +33,17 @@ then (it includes the sockets' upkeep over that span, e.g. presence); and this c
 over the same span (is the client the bottleneck?). Far less dependent on
 the machine's load than the latencies.
 
+The machine's own stalls: beside the send loop, ``cpu_speed.py`` traces
+how fast each CPU runs (a pinned, real-time process per CPU, ~3 % of it).
+On a virtual machine whose host takes the CPUs back now and then (seen:
+~100 ms at a tenth of the speed every ~1.5 s, with no steal time reported)
+every message in flight then waits, whatever the server does; the report
+lists the stalls and gives the latency of the messages clear of them
+(``STALL_BEFORE_S``, ``STALL_AFTER_S``) beside that of all messages: a
+diagnosis of where the tail comes from, not a replacement for the target's
+figure, which is over all messages.
+``--no-cpu-probe`` leaves it out.
+
 ``--server-tree DIR`` serves another checkout (e.g. ``git archive`` of an
 older commit) with this client, for a before/after comparison.
 """
@@ -49,6 +60,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import cpu_speed
 import uvloop
 from support import (
     HOST,
@@ -147,6 +159,13 @@ def db_counters(database_url: str) -> tuple[int, int]:
 
 
 SETTLE_S = 12  # PostgreSQL flushes an idle backend's counters within ~10 s
+# A message is clear of the machine's stalls when none began less than
+# STALL_BEFORE_S after it was sent (a message takes ~5-15 ms when nothing
+# waits) and none ended less than one of STALL_AFTER_S before it (the queue
+# a stall leaves drains meanwhile; the longer the stall and the higher the
+# load, the longer that takes: docs/PERFORMANCE.md "The machine's stalls").
+STALL_BEFORE_S = 0.05
+STALL_AFTER_S = (0.3, 0.6, 1.0)
 
 
 def table_counters(database_url: str) -> dict[str, int]:
@@ -247,6 +266,7 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate", "200",
          "--duration", str(int(args.seconds) + 3), "--pid", str(pid), "--output", f"{args.profile}-{pid}.txt"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers] if args.profile else []
+    probes = cpu_speed.start(args.seconds + max(STALL_AFTER_S) + 1) if args.cpu_probe else []
     with collector_paused():  # see its docstring: the client's own pauses are not the server's latency
         start = time.perf_counter()
         for n in range(total):
@@ -276,6 +296,7 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
     cpu_ms = [(a - b) * 1000 / max(1, stored_at_drain) for a, b in zip(cpu_after, cpu_before, strict=True)]
     for profiler in profilers:
         profiler.wait()
+    speed = cpu_speed.finish(probes)
 
     for m in members:
         m.parse()
@@ -295,6 +316,17 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         if count_of[n] == len(by_coop[sent_at[n][1]]):
             second = int(n / args.rate)
             worst_by_second[second] = max(worst_by_second[second], (last_receipt[n] - sent_at[n][0]) * 1000)
+
+    # Messages clear of the machine's stalls (cpu_speed.py): none began
+    # before the message would be done, none ended while the queue it left
+    # could still hold the message (how long that is depends on the stall
+    # and the load: hence several margins).
+    send_start = min(t for t, _ in sent_at.values())
+    found = cpu_speed.stalls(speed, cpu_speed.DEFAULT_INTERVAL) if speed else []
+    clear = {after: [(last_receipt[n] - t0) * 1000 for n, (t0, cid) in sent_at.items()
+                     if count_of[n] == len(by_coop[cid])
+                     and not any(s.start - STALL_BEFORE_S < t0 < s.end + after for s in found)]
+             for after in STALL_AFTER_S}
 
     # Typing: no database write. The posts' counters first settle (see the docstring).
     tables_before = await settle(st.database_url)
@@ -328,6 +360,11 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         "latency_until_all_members_ms": stats(complete),
         "messages_complete": len(complete),
         "until_all_members_worst_per_second_ms": [round(worst_by_second[k], 1) for k in sorted(worst_by_second)],
+        "machine_stalls_while_sending": cpu_speed.summary(speed, cpu_speed.DEFAULT_INTERVAL, send_start)
+        if speed else None,
+        "latency_until_all_members_clear_of_stalls_ms": {
+            f"{after}s_after": {**stats(values), "messages": len(values)} for after, values in clear.items()}
+        if speed else None,
         "load_average_1m": {"before": round(load_before, 2), "after": round(load_after, 2)},
         "messages_stored_when_drained": stored_at_drain,
         "cpu_ms_per_stored_message": {"web_workers": round(cpu_ms[0], 2), "postgresql_backends": round(cpu_ms[1], 2),
@@ -351,6 +388,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--typing", type=int, default=1000)
     parser.add_argument("--server-tree", default=None, help="serve this checkout instead of this one")
+    parser.add_argument("--no-cpu-probe", dest="cpu_probe", action="store_false",
+                        help="do not trace the machine's stalls (cpu_speed.py) beside the send loop")
     parser.add_argument("--profile", default=None,
                         help="py-spy record every worker during the send loop into FILE-<pid>.svg")
     args = parser.parse_args()
