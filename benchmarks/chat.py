@@ -391,7 +391,7 @@ def main() -> None:
     parser.add_argument("--no-cpu-probe", dest="cpu_probe", action="store_false",
                         help="do not trace the machine's stalls (cpu_speed.py) beside the send loop")
     parser.add_argument("--profile", default=None,
-                        help="py-spy record every worker during the send loop into FILE-<pid>.svg")
+                        help="py-spy record every worker during the send loop into FILE-<pid>.txt (raw stacks)")
     args = parser.parse_args()
     raise_open_files_limit()
     with stores("bench_chat") as st:
