@@ -14,7 +14,7 @@ import pytest
 import websocket
 
 from webapp.extensions import db
-from webapp.services import notifications
+from webapp.services import notifications, presence
 
 from .builders import PASSWORD, token_of, wait_for
 from .wshelpers import Client
@@ -201,6 +201,9 @@ def test_bad_messages_get_errors_and_oversized_ones_close(live, make_user):
     assert sock.recv_json()["code"] == "validation_error"
     sock.ws.send("x" * 5000)  # over WS_MAX_MESSAGE_SIZE (4096)
     assert sock.close_code() == 1009
+    # The server's session ends with it (presence offline), not at its next
+    # 30 s presence refresh.
+    wait_for(lambda: not presence.connected([user.user_id]), timeout=5, what="the session to end")
 
 
 def test_bad_parameters_are_refused_before_the_upgrade(live, make_user):

@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from flask import Flask, current_app
@@ -496,3 +496,26 @@ class SocketInbox:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._flag.wait(timeout)
+
+
+def reader_thread(*, target: Callable[[], None]) -> threading.Thread:
+    """simple-websocket's ``thread_class``: the socket's reader thread, which
+    sets the socket's event once more when it ends.
+
+    Closing a connection over a too-big message (1009), simple-websocket
+    1.1.0 sets the event before it marks the connection closed
+    (``Base._handle_events``); a handler that woke in between saw the socket
+    still open and slept until its next presence refresh (up to 30 s),
+    showing the user online meanwhile. Under gevent the reader yields before
+    the handler runs, so the race needs OS threads (werkzeug's threaded
+    server)."""
+    ws = getattr(target, "__self__")  # noqa: B009 - the bound ``Base._thread``; mypy knows no __self__
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            ws.event.set()
+
+    return threading.Thread(target=run)
+

@@ -76,6 +76,7 @@ def init_app(app: Flask) -> None:
     options.setdefault("ping_interval", app.config["WS_PING_INTERVAL"])
     options.setdefault("max_message_size", app.config["WS_MAX_MESSAGE_SIZE"])
     options["event_class"] = realtime.SocketInbox
+    options["thread_class"] = realtime.reader_thread
     app.register_blueprint(bp)
 
 
