@@ -518,4 +518,3 @@ def reader_thread(*, target: Callable[[], None]) -> threading.Thread:
             ws.event.set()
 
     return threading.Thread(target=run)
-
