@@ -115,12 +115,12 @@ def summary(samples: dict[int, list[tuple[float, float]]], interval: float, orig
     slow units; the stalls (seconds after ``origin``, length in ms, slowest
     speed in %) and their share of the traced time."""
     found = stalls(samples, interval)
+    medians = {cpu: statistics.median(d for _, d in s) for cpu, s in samples.items() if s}
     span = max((t for s in samples.values() for t, _ in s), default=origin) - min(
         (t for s in samples.values() for t, _ in s), default=origin)
     return {
-        "cpus": {cpu: {"median_unit_ms": round(statistics.median(d for _, d in s) * 1000, 3),
-                       "units": len(s),
-                       "slow_units": sum(1 for _, d in s if d > SLOW * statistics.median(x for _, x in s))}
+        "cpus": {cpu: {"median_unit_ms": round(medians[cpu] * 1000, 3), "units": len(s),
+                       "slow_units": sum(1 for _, d in s if d > SLOW * medians[cpu])}
                  for cpu, s in samples.items() if s},
         "stalls": [{"at_s": round(st.start - origin, 2), "ms": round((st.end - st.start) * 1000),
                     "slowest_speed_pct": round(st.speed * 100)} for st in found],
