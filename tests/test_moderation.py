@@ -24,7 +24,7 @@ from webapp.models import (
     User,
 )
 from webapp.services import coop_moderation, coops, messages, moderation, reports
-from webapp.services.errors import DomainError
+from webapp.services.errors import DomainError, wait_words
 
 from .builders import wait_for_lock_waiters
 from .test_coops_concurrency import _in_thread, _run_together
@@ -272,6 +272,8 @@ def test_slow_mode_answers_429_with_retry_after_and_exempts_moderators(client, m
         moderation.screen_message(coop.id, member.user_id, "second")
     assert slow.value.status == 429 and slow.value.code == "slow_mode"
     assert 29 <= int(slow.value.headers["Retry-After"]) <= 30
+    # The wait in words, the same as Retry-After: what a refused member reads on the chat page.
+    assert slow.value.message == f"Slow mode is on: wait {slow.value.headers['Retry-After']} seconds before your next message."
     for text in ("one", "two", "three"):
         assert moderation.screen_message(coop.id, admin.user_id, text) == []
     # A shorter setting applies at once, not after the old window ran out.
@@ -398,6 +400,9 @@ def test_the_chat_posts_through_screen_message(client, make_coop, auth_headers):
     coop_moderation.mute(admin, coop_id=coop.id, user_id=member.user_id, minutes=5)
     muted = _api(client, "POST", url, member, auth_headers, json={"body": "hello?"})
     assert muted.status_code == 403 and muted.json["error"]["code"] == "muted"
+    # How long is left, in words (no raw timestamp); the end itself in details.until.
+    assert muted.json["error"]["message"] == "You are muted in this cooperative's chat for another 5 minutes."
+    assert muted.json["error"]["details"]["until"].endswith("Z")
     assert muted.json["error"]["details"]["until"].endswith("Z")
 
 
@@ -511,3 +516,11 @@ def test_audit_log_pages_newest_first_for_moderators_only(client, make_coop, aut
     assert [e["action"] for e in rest["entries"]] == ["role_changed"] and rest["next_cursor"] is None
     assert _api(client, "GET", f"/api/coops/{coop.id}/audit", member, auth_headers).status_code == 403
     assert db.session.get(User, member.user_id) is not None
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (0.2, "1 second"), (1, "1 second"), (27, "27 seconds"), (60, "1 minute"), (61, "2 minutes"),
+    (299.5, "5 minutes"), (7199, "120 minutes"), (7200, "2 hours"), (86400, "24 hours"), (604800, "7 days"),
+])
+def test_a_wait_reads_in_its_largest_whole_unit_rounded_up(seconds, words):
+    assert wait_words(seconds) == words

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.extensions import db
-from webapp.services import conversations, coops, messages
+from webapp.services import conversations, coop_moderation, coops, messages
 
 from ..builders import PASSWORD
 from .conftest import assert_clean_console, goto_live, login, watch
@@ -136,3 +136,51 @@ def test_message_actions_sit_on_one_line(live_server, page, make_user):
         assert set(middles) == {"Reply", "React", "Edit", "Delete"}, middles
         assert max(middles.values()) - min(middles.values()) <= 1, f"at {width} px: {middles}"
     assert_clean_console(page)
+
+
+def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_server, page, make_user):
+    """On a 360 px phone: Reply posts a reply (``reply_to`` a number, not the
+    page's string id); a message the coop refuses (a blocked phrase) goes
+    back into the empty composer with the refusal shown, and the refusal
+    goes away once a message is posted; Send stays on screen."""
+    alice = make_user(display_name="Replying Alice")
+    coop = coops.create(alice, name="Reply Crew")
+    cid = conversations.coop_conversation_id(coop.id)
+    first, _ = messages.post(alice.user_id, cid, "the first message")
+    coop_moderation.update_settings(alice, coop_id=coop.id,
+                                    keyword_filters=[{"phrase": "rug pull", "action": "block"}])
+    alice_id, first_id = alice.user_id, first["id"]
+    db.session.remove()
+
+    page.set_viewport_size({"width": 360, "height": 740})
+    login(page, live_server.url, alice_id, PASSWORD)
+    goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
+    send = page.locator("#chat-composer button[type=submit]").bounding_box()
+    assert send is not None and send["y"] + send["height"] <= 740, send
+
+    page.locator(f"#msg-{first_id} [data-action=reply]").click()
+    assert page.locator("#chat-replying").is_visible()
+    page.fill("#chat-body", "a reply to it")
+    page.press("#chat-body", "Enter")
+    page.wait_for_selector("#chat-log li.msg.mine >> text=a reply to it", timeout=15000)
+    reply = page.locator("#chat-log li.msg.mine").last
+    assert reply.locator(f"a.msg-reply[href='#msg-{first_id}']").count() == 1
+    assert page.locator("#chat-error").is_hidden()
+    assert page.locator("#chat-replying").is_hidden()
+
+    draft = "a long, careful message about a rug pull"
+    page.fill("#chat-body", draft)
+    page.press("#chat-body", "Enter")
+    page.wait_for_selector("#chat-error:has-text('does not allow')", timeout=15000)
+    assert page.input_value("#chat-body") == draft
+    assert page.locator("#chat-log li.msg", has_text="careful message").count() == 0
+
+    page.fill("#chat-body", "a fine message")
+    page.press("#chat-body", "Enter")
+    page.wait_for_selector("#chat-log li.msg.mine >> text=a fine message", timeout=15000)
+    page.wait_for_selector("#chat-error", state="hidden", timeout=15000)
+    assert page.input_value("#chat-body") == ""
+    assert axe_violations(page) == []
+    assert_clean_console(page)
+    stored = {m["body"]: m["reply_to"] for m in messages.history(alice_id, cid, limit=10)[0]}
+    assert stored == {"the first message": None, "a reply to it": first_id, "a fine message": None}

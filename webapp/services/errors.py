@@ -117,18 +117,41 @@ class Banned(Forbidden):
     code, message = "banned", "You are banned from this cooperative."
 
 
+def wait_words(seconds: float) -> str:
+    """A wait for people, rounded up to its largest whole unit: ``"1
+    second"``, ``"27 seconds"``, ``"9 minutes"``, ``"3 hours"``, ``"2
+    days"`` (a message shown as is on every client, so no time zone)."""
+    seconds = max(1, int(seconds + 0.999))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size * (2 if unit != "minute" else 1):
+            count = -(-seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 class Muted(Forbidden):
-    """403 ``muted``; ``details.until`` is when the mute ends (ISO 8601 UTC)."""
+    """403 ``muted``; ``details.until`` is when the mute ends (ISO 8601 UTC);
+    the message says how long is left (``seconds_left``)."""
 
     code, message = "muted", "You are muted in this cooperative's chat."
 
-    def __init__(self, until: str) -> None:
-        super().__init__(f"You are muted in this cooperative's chat until {until}.", details={"until": until})
+    def __init__(self, until: str, seconds_left: float | None = None) -> None:
+        text = self.message if seconds_left is None else \
+            f"You are muted in this cooperative's chat for another {wait_words(seconds_left)}."
+        super().__init__(text, details={"until": until})
         self.until = until
 
 
 class SlowMode(RateLimited):
+    """429 ``slow_mode``; the message and ``Retry-After`` give the wait."""
+
     code, message = "slow_mode", "Slow mode is on: wait a little before your next message."
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        if message is None:
+            self.message = f"Slow mode is on: wait {wait_words(self.retry_after)} before your next message."
+            self.args = (self.message,)
 
 
 class MessageBlocked(ValidationError):

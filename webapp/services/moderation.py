@@ -276,7 +276,7 @@ def screen_message(coop_id: int, user_id: str, body: str, facts: ScreenFacts | N
         facts = screen_facts(db.session.execute(select(*screen_columns(coop_id, user_id))).one())
     until = facts.mute_until
     if until is not None and until > utcnow():
-        raise Muted(iso(until))
+        raise Muted(iso(until), seconds_left=(until - utcnow()).total_seconds())
     if not facts.coop_found:
         return []
     matched = matching_filters(facts.keyword_filters, body)

@@ -4,9 +4,10 @@
 // This script: resumes by seq on every (re)connect, sends over the socket
 // (Enter sends, Shift+Enter is a newline), typing (throttled) and read
 // positions, turns #chat-signal pushes (typing, read) into the typing line
-// and "Seen by", calls the JSON routes for reactions and deletes, and
-// keeps the scroll where the reader is. Only textContent is written: names
-// and bodies never become markup here.
+// and "Seen by", calls the JSON routes for reactions and deletes, keeps
+// the scroll where the reader is, and puts a message the server refused
+// (muted, slow mode, a blocked phrase) back in the composer. Only
+// textContent is written: names and bodies never become markup here.
 // Editing is inline: htmx swaps a message for its edit form (chat/_edit.html)
 // and back; this script gives the form its keys (Enter saves, Shift+Enter is
 // a new line, Escape cancels), keeps live pushes off a message being edited,
@@ -59,13 +60,30 @@
     body: body ? JSON.stringify(body) : undefined,
   }).then((resp) => resp.json().then((data) => {
     if (!resp.ok) showError(data.error ? data.error.message : "That did not work.");
-    return data;
+    return { ok: resp.ok, data };
   }));
   const showError = (text) => {
     const el = document.getElementById("chat-error");
     el.textContent = text;
     el.hidden = false;
     setTimeout(() => { el.hidden = true; }, 6000);
+  };
+  const hideError = () => {
+    const el = document.getElementById("chat-error");
+    el.hidden = true;
+    el.textContent = "";
+  };
+  // The message last sent, until it shows in the log: a refusal (muted,
+  // slow mode, a blocked phrase) puts it back in an empty composer.
+  let draft = null;
+  let errorShown = document.getElementById("chat-error");
+  const restoreDraft = () => {
+    if (draft && !input.value) {
+      input.value = draft.body;
+      setReply(draft.replyTo);
+      input.focus();
+    }
+    draft = null;
   };
   const clientId = () => (window.crypto && crypto.randomUUID
     ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
@@ -124,6 +142,12 @@
       const copies = document.querySelectorAll(`[id="${li.id}"]`);
       if (copies.length > 1) copies[copies.length - 1].remove();
     });
+    // The server refused what was sent (a new #chat-error was swapped in).
+    const error = document.getElementById("chat-error");
+    if (error !== errorShown) {
+      errorShown = error;
+      if (!error.hidden) restoreDraft();
+    }
     const empty = log.querySelector(".chat-empty");
     if (empty && log.querySelector("li.msg")) empty.remove();
     const signal = document.getElementById("chat-signal");
@@ -162,6 +186,10 @@
     }
     // Whoever just posted stops typing.
     const newest = [...log.querySelectorAll("li.msg")].pop();
+    if (draft && newest && newest.dataset.sender === me && parseInt(newest.dataset.seq || "0", 10) > draft.after) {
+      draft = null; // it went through: an earlier refusal no longer applies
+      hideError();
+    }
     if (newest && newest.dataset.sender && typers.has(newest.dataset.sender)) {
       clearTimeout(typers.get(newest.dataset.sender));
       typers.delete(newest.dataset.sender);
@@ -190,8 +218,11 @@
     if (!body.trim()) return;
     const message = { type: "send", conversation_id: cid, body, client_id: clientId() };
     if (replyTo) message.reply_to = replyTo;
+    hideError();
+    draft = { body, replyTo, after: lastSeq() };
     if (!send(message)) {
-      api("POST", `/api/conversations/${cid}/messages`, { body, client_id: message.client_id, reply_to: replyTo || undefined });
+      api("POST", `/api/conversations/${cid}/messages`, { body, client_id: message.client_id, reply_to: replyTo || undefined })
+        .then((result) => { if (result.ok) draft = null; else restoreDraft(); });
     }
     input.value = "";
     setReply(null);
@@ -212,7 +243,7 @@
   });
 
   const setReply = (id) => {
-    replyTo = id;
+    replyTo = id || null;
     replying.hidden = !id;
     if (id) {
       const author = document.querySelector(`#msg-${id} .msg-author`);
@@ -225,7 +256,7 @@
   log.addEventListener("click", (event) => {
     const li = event.target.closest("li.msg");
     if (!li) return;
-    const id = li.dataset.id;
+    const id = parseInt(li.dataset.id, 10); // reply_to is a number (API.md)
     const react = event.target.closest("[data-react]");
     if (react) {
       const emoji = react.dataset.react;
