@@ -83,6 +83,25 @@ def test_happened_at_prefers_a_readable_data_at():
         assert formatting.happened_at({"created_at": "2026-11-20T19:32:00Z", "data": data}) == "2026-11-20T19:32:00Z"
 
 
+def test_a_notification_from_another_day_than_its_arrival_shows_that_day():
+    """The list groups by arrival (Today, Yesterday); an event that arrived
+    the next day (a late ingest, a replay) says its day, not a bare clock
+    time that reads as later today."""
+    app = Flask(__name__)
+    formatting.init_template_filters(app)
+    template = app.jinja_env.from_string("{{ n | notification_when }}")
+    late = {"created_at": "2026-11-21T06:00:00Z", "data": {"at": "2026-11-20T23:49:00Z"}}
+    same_day = {"created_at": "2026-11-21T06:00:00Z", "data": {"at": "2026-11-21T05:49:00Z"}}
+    with time_machine.travel(datetime(2026, 11, 21, 8, 0, tzinfo=UTC), tick=False), app.app_context():
+        stamp, _, style, text = TIME_TAG.fullmatch(template.render(n=late)).groups()
+        assert (stamp, style, text) == ("2026-11-20T23:49:00Z", "day_clock", "20 Nov 23:49")
+        assert TIME_TAG.fullmatch(template.render(n=same_day)).groups()[2:] == ("notification", "05:49")
+    # In Berlin both are on the 21st: a clock time is enough.
+    app.extensions["viewer_zone"] = lambda: BERLIN
+    with time_machine.travel(datetime(2026, 11, 21, 8, 0, tzinfo=UTC), tick=False), app.test_request_context("/"):
+        assert TIME_TAG.fullmatch(template.render(n=late)).groups()[2:] == ("notification", "00:49")
+
+
 def test_pages_write_times_in_the_users_zone(client, make_user, login_as):
     user = make_user()
     set_zone(user, "Europe/Berlin")

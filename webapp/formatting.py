@@ -4,7 +4,9 @@ e-mails show them, and the Jinja filters that expose them
 
 Filters: ``hashrate`` (H/s → ``"576 GH/s"``), ``difficulty`` (→ ``"46.6M"``),
 ``thousands`` (12345 → ``"12,345"``), ``flag`` (country code → emoji),
-``notification_time`` (→ ``"14:05"`` or ``"3 Nov 14:05"``), ``localtime``
+``notification_time`` (→ ``"14:05"`` or ``"3 Nov 14:05"``), ``notification_when``
+(a notification's ``<time>``: with its day when that is not the day it
+arrived, the day its list heading gives), ``localtime``
 (→ ``<time datetime title>`` in the viewer's zone: ``{{ at | localtime("clock") }}``)
 and one filter per entry of ``TIME_FORMATS`` (``date``, ``datetime``,
 ``clock``...: plain text as stored, UTC).
@@ -143,7 +145,7 @@ TIME_FORMATS = {
     "month": "%B %Y",
 }
 # The styles of ``localtime`` beyond TIME_FORMATS (static/js/time.js knows them all).
-EXTRA_STYLES = ("notification", "relative")
+EXTRA_STYLES = ("notification", "day_clock", "relative")
 FULL_FORMAT = "%A %d %B %Y, %H:%M:%S %Z"  # a <time>'s title: "Friday 20 November 2026, 13:00:30 CET"
 
 
@@ -204,6 +206,15 @@ def notification_time(value: Any, tz: tzinfo = UTC, now: datetime | None = None)
     return f"{moment:%H:%M}"
 
 
+def day_clock(value: Any, tz: tzinfo = UTC) -> str:
+    """``3 Nov 14:05`` in ``tz``."""
+    moment = _parse_time(value)
+    if moment is None:
+        return ""
+    moment = moment.astimezone(tz)
+    return f"{moment.day} {moment:%b %H:%M}"
+
+
 def relative_time(value: Any, now: datetime | None = None) -> str:
     """How long ago (or ahead) ``value`` is: ``just now`` (under a minute),
     ``5 min ago``, ``3 h ago``, ``2 days ago``, ``in 5 min``. Whole units,
@@ -240,6 +251,8 @@ def time_tag(value: Any, style: str = "datetime", tz: tzinfo = UTC, now: datetim
         text = relative_time(moment, now)
     elif style == "notification":
         text = notification_time(moment, tz, now)
+    elif style == "day_clock":
+        text = day_clock(moment, tz)
     else:
         text = format_time(moment, style, tz)
     stamp = moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -281,6 +294,21 @@ def _local_notification_time(value: Any) -> str:
     return notification_time(value, viewer_zone())
 
 
+def notification_when(notification: dict[str, Any], cls: str = "muted") -> Markup:
+    """The ``<time>`` of a notification in a list grouped by the day it
+    arrived (``created_at``: Today, Yesterday, Earlier): when what it tells
+    of happened (``happened_at``), with the day (``"30 Nov 07:49"``) when
+    that is another day than its arrival's, so a late event under "Today"
+    does not read as a time later today."""
+    zone = viewer_zone()
+    at = happened_at(notification)
+    moment, arrived = _parse_time(at), _parse_time(notification.get("created_at"))
+    # "Earlier" times carry their day already (``notification_time``).
+    other_day = (moment is not None and arrived is not None and group_of(moment, utcnow(), zone) != "earlier"
+                 and moment.astimezone(zone).date() != arrived.astimezone(zone).date())
+    return time_tag(at, "day_clock" if other_day else "notification", zone, cls=cls)
+
+
 def chat_markup(text: str | None) -> Markup:
     """A message body (user Markdown) as sanitised HTML (``markup.render``:
     markdown-it-py, then nh3), safe to insert."""
@@ -298,6 +326,7 @@ def init_template_filters(app: Flask) -> None:
         notification_time=_local_notification_time,
         localtime=_local_tag,
         happened_at=happened_at,
+        notification_when=notification_when,
         chat_markup=chat_markup,
     )
     for style in TIME_FORMATS:

@@ -46,7 +46,7 @@
     return ahead ? `in ${text}` : `${text} ago`;
   }
 
-  // The styles of formatting.TIME_FORMATS plus "notification" and "relative".
+  // The styles of formatting.TIME_FORMATS plus formatting.EXTRA_STYLES.
   function format(date, style, tz) {
     tz = tz || zone;
     const f = fields(date, tz);
@@ -58,6 +58,7 @@
       case "clock_seconds": return `${f.H}:${f.M}:${f.S}`;
       case "month": return `${MONTHS[f.m - 1]} ${f.y}`;
       case "relative": return relative(date);
+      case "day_clock": return `${f.d} ${MONTHS[f.m - 1].slice(0, 3)} ${f.H}:${f.M}`;
       case "notification": {
         const today = dayNumber(fields(new Date(), tz));
         if (dayNumber(f) >= today - 1) return `${f.H}:${f.M}`;
