@@ -74,7 +74,21 @@ def test_the_dashboard_has_the_coop_leaderboard_with_a_metric_switch(client, mak
     assert 'id="coop-leaderboard"' in page and "(you)" in page
     card = client.get("/coop/leaderboard?metric=best_difficulty", headers={"HX-Request": "true"})
     assert card.status_code == 200 and 'aria-current="true">Best difficulty' in card.get_data(as_text=True)
-    assert client.get("/coop/leaderboard?metric=luck").status_code == 400
+    assert client.get("/coop/leaderboard?metric=luck", headers={"HX-Request": "true"}).status_code == 400
+
+
+def test_a_leaderboard_tab_opened_as_a_page_is_the_dashboard_on_that_tab(client, make_coop, login_as):
+    coop, admin, _ = make_coop()
+    login_as(admin)
+    page = client.get("/coop").get_data(as_text=True)
+    # Each tab's link leads to a whole page (a new tab, a bookmark), not to the bare card.
+    assert 'href="/coop?metric=shares_24h#coop-leaderboard"' in page
+    opened = client.get("/coop/leaderboard?metric=best_difficulty")
+    assert opened.status_code == 302
+    assert opened.headers["Location"] == "/coop?metric=best_difficulty#coop-leaderboard"
+    tab = client.get("/coop?metric=best_difficulty").get_data(as_text=True)
+    assert "<html" in tab and 'aria-current="true">Best difficulty' in tab
+    assert 'aria-current="true">Hashrate' in client.get("/coop?metric=luck").get_data(as_text=True)
 
 
 def test_a_new_miner_sees_how_to_connect_and_a_checklist_that_ticks(app, client, make_user, make_coop, login_as):

@@ -81,7 +81,12 @@ def coop():
     context = _dashboard_context(mine.id)
     # The members as this viewer sees them, read once for the table, the ranking and the chart.
     members = context["members"]
-    context["leaderboard"] = rankings.coop_leaderboard(current_user, coop_id=mine.id, members=members)
+    # ?metric= picks the leaderboard's tab (its links, opened without htmx); an unknown one shows hashrate.
+    metric = request.args.get("metric", "hashrate")
+    metric = metric if metric in rankings.COOP_METRICS else "hashrate"
+    context["leaderboard"] = rankings.coop_leaderboard(current_user, coop_id=mine.id, metric=metric,
+                                                       members=members)
+    context["leaderboard_metric"] = metric
     context["timeline"], context["timeline_next"] = coops.timeline(current_user, coop_id=mine.id)
     chart = hashrate_view(coops.hashrate_chart(current_user, coop_id=mine.id, rng=page_range(), members=members))
     return render_template("coops/dashboard.html", chart=chart,

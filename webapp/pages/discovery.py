@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..api.validation import decode_cursor, encode_cursor
@@ -14,7 +14,7 @@ from ..auth import caller_id_or_none
 from ..services import coops, rankings
 from ..services.errors import DomainError, ValidationError
 from .coops import _answer_manage
-from .fragments import fragment_or_page
+from .fragments import fragment_or_page, is_htmx
 
 bp = Blueprint("pages_discovery", __name__)
 
@@ -86,7 +86,11 @@ def leaderboard():
 @bp.get("/coop/leaderboard")
 @login_required
 def coop_leaderboard():
-    """The dashboard's leaderboard card for ``?metric=`` (htmx swaps it)."""
+    """The dashboard's leaderboard card for ``?metric=`` (htmx swaps it);
+    opened as a page (a new tab, a bookmark), the dashboard on that tab."""
+    if not is_htmx():
+        return redirect(url_for("pages_coops.coop", metric=request.args.get("metric") or None,
+                                _anchor="coop-leaderboard"))
     mine = coops.get_mine(current_user)
     if mine is None:
         return render_template("coops/_leaderboard.html", entries=[], metric="hashrate", coop_id=None)
