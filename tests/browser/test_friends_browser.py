@@ -186,6 +186,35 @@ def test_request_from_search_and_profile_reaches_the_badge_live_and_is_accepted(
         assert_clean_console(p)
 
 
+def test_an_open_friends_page_lists_a_new_request_live_and_keeps_the_focus_after_an_answer(
+        live_server, phones, make_user):
+    alice = make_user(display_name="Alice Hashwell")
+    bob = make_user(display_name="Bobby Blockfinder")
+    alice_id, bob_id = alice.user_id, bob.user_id
+    (b,) = signed_in(phones, live_server, bob_id)
+    goto_live(b, f"{live_server.url}/friends", timeout=15)
+    assert b.locator("#incoming-requests li.person").count() == 0
+
+    # Alice asks while Bob looks at /friends: his list shows it without a reload.
+    friends.send_request(db.session.get(User, alice_id), bob_id, message="gm from the pool")
+    db.session.remove()
+    b.wait_for_selector("#incoming-requests li.person .person-main a:has-text('Alice Hashwell')", timeout=LIVE)
+    assert b.locator("#incoming-requests .request-message").inner_text() == "“gm from the pool”"
+
+    # He accepts from the keyboard: the page comes back with the focus on his friends list.
+    b.focus("button[aria-label='Accept the request from Alice Hashwell']")
+    opened = len(b.sockets)
+    with b.expect_navigation():
+        b.keyboard.press("Enter")
+    wait_socket(b, opened, timeout=15)
+    assert b.url.endswith("/friends#friends-list")
+    assert b.evaluate("document.activeElement.id") == "friends-list"
+    assert b.locator("#friends-list .person-main a").all_inner_texts() == ["Alice Hashwell"]
+    b.keyboard.press("Tab")
+    assert b.evaluate("document.activeElement.closest('#friends-list') !== null")
+    assert_clean_console(b)
+
+
 # ---- b. a direct conversation, live both ways -----------------------------------------------------
 
 

@@ -37,22 +37,22 @@ def _friend_badge() -> dict[str, Any]:
     return {"friend_requests_incoming": count}
 
 
-def _back(default: str = "pages_friends.friends"):
+def _back(default: str = "pages_friends.friends", anchor: str | None = None):
     target = request.form.get("next") or ""
     # Only our own paths: never an open redirect.
     if target.startswith("/") and not target.startswith("//"):
         return redirect(target)
-    return redirect(url_for(default))
+    return redirect(url_for(default, _anchor=anchor))
 
 
-def _act(action, done: str):
+def _act(action, done: str, anchor: str | None = None):
     try:
         action()
     except DomainError as exc:
         flash(exc.message)
     else:
         flash(done)
-    return _back()
+    return _back(anchor=anchor)
 
 
 @bp.get("/friends", endpoint="friends")
@@ -92,7 +92,10 @@ def answer(request_id: int, action: str):
     verbs = {"accept": (friends.accept, "You are now friends."), "decline": (friends.decline, "Request declined."),
              "cancel": (friends.cancel, "Request withdrawn.")}
     func, done = verbs[action]
-    return _act(lambda: func(current_user, request_id), done)
+    # Back on /friends at the list the answer changed: app.js focuses it, so a
+    # keyboard user goes on from there rather than from the top of the page.
+    section = {"accept": "friends-list", "decline": "incoming-requests", "cancel": "outgoing-requests"}[action]
+    return _act(lambda: func(current_user, request_id), done, anchor=section)
 
 
 @bp.post("/friends/<user_id>/remove")

@@ -152,6 +152,21 @@ document.addEventListener("htmx:afterSettle", () => labelTableCells());
 document.addEventListener("htmx:oobAfterSwap", () => labelTableCells());
 document.addEventListener("htmx:wsAfterMessage", () => labelTableCells());
 
+// ---- A push swapped the nav's friend-request badge: pages that list the
+// requests (friends/index.html) listen for friend-requests-changed.
+document.addEventListener("htmx:oobAfterSwap", (event) => {
+  if (event.detail.target && event.detail.target.id === "friend-requests-badge" && window.htmx) {
+    window.htmx.trigger(document.body, "friend-requests-changed");
+  }
+});
+
+// ---- A page opened at a section made focusable for it (tabindex="-1", e.g.
+// /friends#friends-list after Accept): the focus starts there, not at the top.
+document.addEventListener("DOMContentLoaded", () => {
+  const target = window.location.hash && document.getElementById(decodeURIComponent(window.location.hash.slice(1)));
+  if (target && target.getAttribute("tabindex") === "-1") target.focus();
+});
+
 // ---- Live notifications are read out: #live-announcer (aria-live) gets the title ----
 document.addEventListener("DOMContentLoaded", () => {
   const list = document.getElementById("bell-list");
