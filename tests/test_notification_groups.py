@@ -127,6 +127,10 @@ def test_settings_page_saves_the_engine_settings(client, make_user, login_as):
     assert 'data-chosen="1"' in client.get("/settings").get_data(as_text=True)
     bad = client.post("/settings/delivery", data={"after_minutes": "2", "digest": "off"}, headers=hx)
     assert bad.status_code == 400
+    # An emptied time zone field is refused, not "Saved" with the old zone kept.
+    blank = client.post("/settings/delivery", data={"timezone": "  ", "digest": "off"}, headers=hx)
+    assert blank.status_code == 400 and "Choose a time zone" in blank.get_data(as_text=True)
+    assert accounts.get_settings(user)["notifications"]["timezone"] == "Europe/Berlin"
 
 
 def test_service_worker_is_served_from_the_root(client):

@@ -40,6 +40,9 @@ def test_settings_page_shows_current_values(client, logged_in):
         assert f'name="{toggle}"' in html
     assert 'value="miner@example.org"' in html
     assert 'hx-post="/settings/privacy"' in html and 'hx-trigger="change, submit"' in html
+    # The title is the page's name alone, and the page's parts and script are in the page, once.
+    assert "<title>Settings · Solo Mining</title>" in html
+    assert html.count('id="profile-link"') == 1 and html.count("js/settings.js") == 1
 
 
 def test_privacy_toggle_via_htmx_changes_the_public_profile(client, logged_in):

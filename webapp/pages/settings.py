@@ -151,8 +151,11 @@ def save_delivery():
                         if "quiet" in form else None),
         "push": {category: f"push.{category}" in form for category in NOTIFICATION_CATEGORIES},
     }
-    if (form.get("timezone") or "").strip():
-        notifications["timezone"] = form["timezone"].strip()
+    if "timezone" in form:  # the page's field; a form without it keeps the zone
+        zone = form["timezone"].strip()
+        if not zone:  # never "Saved" while the old zone silently stays
+            raise ValidationError("Choose a time zone: an IANA name such as Europe/Berlin, or UTC.")
+        notifications["timezone"] = zone
     offline: dict[str, Any] = {"muted_workers": [w.strip() for w in (form.get("muted_workers") or "")
                                                  .replace(",", "\n").splitlines() if w.strip()]}
     after = _int_field("after_minutes")
