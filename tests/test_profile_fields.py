@@ -245,6 +245,22 @@ def test_too_small_and_too_large_uploads(client, make_user, auth_headers):
     big = _put(client, auth_headers, user, "avatar", buffer.getvalue())
     assert big.status_code == 413
     assert client.put("/api/profile/avatar", json={"file": "x"}, headers=auth_headers(user)).status_code == 415
+    # A body beyond the upload's envelope is refused before it is read, naming the file's limit (not 64 KiB).
+    huge = _put(client, auth_headers, user, "avatar", b"\x89PNG" + bytes(3 * 1024 * 1024))
+    assert huge.status_code == 413
+    assert huge.get_json()["error"]["message"] == "The file is larger than 2 MiB; choose a smaller one."
+
+
+def test_a_too_large_picture_from_the_profile_page_comes_back_to_it_with_the_reason(client, make_user, login_as):
+    user = make_user()
+    login_as(user)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/settings/profile").get_data(as_text=True))
+    resp = client.post("/settings/profile/avatar", data={"csrf_token": token.group(1),
+                       "file": (io.BytesIO(b"\x89PNG" + bytes(3 * 1024 * 1024)), "big.png", "image/png")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/settings/profile"
+    page = client.get("/settings/profile").get_data(as_text=True)
+    assert "The file is larger than 2 MiB; choose a smaller one." in page
 
 
 # ---- search ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Flask, render_template, request
+from flask import Flask, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -86,8 +86,18 @@ def init_app(app: Flask) -> None:
         if status == 404:
             message = "Not found."
         elif status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
-            message = f"The request body is too large (at most {limit // 1024} KiB)."
+            view = app.view_functions.get(request.endpoint or "")
+            upload_limit = getattr(view, "max_body_config", None)  # ``security.allow_large_body``
+            if upload_limit:
+                mib = int(app.config[upload_limit]) // (1024 * 1024)
+                message = f"The file is larger than {mib} MiB; choose a smaller one."
+                back = getattr(view, "too_large_back", None)
+                if back and not is_api_request():  # a page's upload form: back to it, the reason shown there
+                    flash(message)
+                    return redirect(url_for(back))
+            else:
+                limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+                message = f"The request body is too large (at most {limit // 1024} KiB)."
         return error_response(status, code, message, headers=headers)
 
     @app.errorhandler(Exception)

@@ -44,13 +44,17 @@ HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 UPLOAD_OVERHEAD = 64 * 1024
 
 
-def allow_large_body(config_key: str):
+def allow_large_body(config_key: str, *, back: str | None = None):
     """Decorator for an upload route: its body may be the config value
     ``config_key`` (bytes) plus ``UPLOAD_OVERHEAD`` instead of
-    ``MAX_CONTENT_LENGTH``; every other route keeps the small limit."""
+    ``MAX_CONTENT_LENGTH``; every other route keeps the small limit. A body
+    over it is a 413 that names the file limit (``errors``); ``back``: the
+    endpoint of the page whose form uploads, where a page's 413 redirects
+    with that reason flashed instead of an error page."""
 
     def decorator(view):
         view.max_body_config = config_key
+        view.too_large_back = back
         return view
 
     return decorator

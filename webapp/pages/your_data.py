@@ -66,7 +66,7 @@ def save_profile():
 
 
 @bp.post("/settings/profile/<any(avatar, banner):kind>")
-@allow_large_body("MEDIA_MAX_UPLOAD")
+@allow_large_body("MEDIA_MAX_UPLOAD", back="pages_your_data.profile_editor")
 @login_required
 def upload(kind: str):
     """Upload or (``remove``) delete the avatar or banner."""
