@@ -60,6 +60,33 @@ def test_personal_best_raises_a_notification_and_an_activity(app, redis, make_us
     assert abs(activity.created_at.timestamp() - (now - 5)) < 0.01  # the feed is dated when it happened
 
 
+def test_a_new_best_below_the_stored_best_raises_nothing(app, redis, make_user):
+    """A replayed or reordered stream (the demo's looping day, a pool that
+    restarted its count) can say "new best 350K" to a miner whose profile
+    shows 8.96M: no notice, no feed entry; a real new best still raises both."""
+    user = make_user().user_id
+    now = time.time()
+    xadd(redis, "share_submitted", share(user, "s9", 8_960_000.0), ts=now - 60)
+    drain()
+    xadd(redis, "share_best_diff", {"user": user, "worker": f"{user}.s9", "new_best": 350_000.0,
+                                    "prev_best": 290_000.0, "timeframe": "alltime"}, ts=now - 30)
+    drain()
+    assert _notes(user, "personal_best") == [] and _activities(user) == []
+    xadd(redis, "share_submitted", share(user, "s9", 9_100_000.0), ts=now - 5)
+    xadd(redis, "share_best_diff", {"user": user, "worker": f"{user}.s9", "new_best": 9_100_000.0,
+                                    "prev_best": 8_960_000.0, "timeframe": "alltime"}, ts=now - 5)
+    drain()
+    assert [n.title for n in _notes(user, "personal_best")] == ["New personal best: 9.1M"]
+    assert len(_activities(user)) == 1
+    # In one batch, a "best" below an earlier one of the same batch is not one either.
+    for best, at in ((9_500_000.0, now - 4), (9_200_000.0, now - 3), (9_600_000.0, now - 2)):
+        xadd(redis, "share_best_diff", {"user": user, "worker": f"{user}.s9", "new_best": best,
+                                        "prev_best": 9_100_000.0, "timeframe": "alltime"}, ts=at)
+    drain()
+    assert [n.title for n in _notes(user, "personal_best")] == [
+        "New personal best: 9.1M", "New personal best: 9.5M", "New personal best: 9.6M"]
+
+
 def test_personal_best_off_stores_no_notification_but_keeps_the_activity(app, redis, make_user):
     user = make_user()
     accounts.update_settings(user, preferences.SettingsPatch.model_validate({"notifications": {"personalBest": False}}))

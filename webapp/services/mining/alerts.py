@@ -43,15 +43,26 @@ def _notify_worker(user_id: str, worker: str, online: bool, reason: str, at: dat
     return row
 
 
-def _raise_event_notifications(events: list[MiningEventIn], registered: set[str], result: BatchResult) -> None:
+def _raise_event_notifications(events: list[MiningEventIn], registered: set[str], result: BatchResult,
+                               bests: dict[str, float] | None = None) -> None:
     """Personal bests and blocks found: a notification (subject to the user's
     preferences) and an activity, for registered users only. Only
     ``share_best_diff`` with the ``alltime`` timeframe (or none) is a personal
-    best; other timeframes are stored but raise nothing."""
+    best; other timeframes are stored but raise nothing. ``bests``: each
+    miner's stored best difficulty before this batch (``miner_stats``); a
+    "new best" below it, or below an earlier one of the same batch, is not
+    one (a replayed or reordered stream, a pool that restarted its count)
+    and raises nothing, so a notice never contradicts the best the profile
+    shows. ``events`` are in time order (``_aggregate``)."""
+    floor = dict(bests or {})
     for ev in events:
         if ev.user is None or ev.user not in registered:
             continue
         if ev.event == "share_best_diff" and ev.data.get("timeframe", "alltime") == "alltime":
+            best = float(ev.data["new_best"])
+            if best < floor.get(ev.user, 0.0):
+                continue
+            floor[ev.user] = best
             _personal_best(ev.user, ev, result)
         elif ev.event == "block_found":
             _block_found(ev.user, ev, result)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, case
+from sqlalchemy import Table, Text, case, select
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 
@@ -46,9 +46,10 @@ def ingest_batch(events: Iterable[MiningEventIn], *, now: datetime | None = None
         if inserted:
             miners, workers, notable = _aggregate(inserted, now)
             registered = _registered(miners)
+            bests = _stored_bests(notable, registered)
             _upsert_miner_stats(miners, registered)
             _apply_workers(workers, registered, result)
-            _raise_event_notifications(notable, registered, result)
+            _raise_event_notifications(notable, registered, result, bests)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -173,6 +174,18 @@ def _aggregate(events: list[MiningEventIn], now: datetime):
             notable.append(ev)
     notable.sort(key=lambda ev: ev.ts)
     return miners, workers, notable
+
+
+def _stored_bests(notable: list[MiningEventIn], registered: set[str]) -> dict[str, float]:
+    """The stored best difficulty, before this batch, of each registered
+    miner with a ``share_best_diff`` in it (``{user_id: difficulty}``; none
+    stored: absent). One query, and only for a batch that has one (rare)."""
+    users = {ev.user for ev in notable if ev.event == "share_best_diff" and ev.user in registered}
+    if not users:
+        return {}
+    rows = db.session.execute(select(MinerStats.user_id, MinerStats.best_difficulty)
+                              .where(MinerStats.user_id.in_(sorted(users))))
+    return {user: float(best or 0) for user, best in rows}
 
 
 def _upsert_miner_stats(miners: dict[str, dict[str, Any]], registered: set[str]) -> None:
