@@ -266,7 +266,8 @@ HEADER_ITEMS = """() => {
 def header_lines(page) -> str | None:
     """Why the top bar is not one line, or None: every visible item of it
     (the brand, the nav, the search box, Friends, Messages, the bell and
-    the account button) crosses the middle of the brand's line."""
+    the account button) crosses the middle of the brand's line, left to
+    right in the order Tab reaches them."""
     items = page.evaluate(HEADER_ITEMS)
     if len(items) < 2:
         return f"the top bar shows {len(items)} item(s)"
@@ -275,6 +276,10 @@ def header_lines(page) -> str | None:
     off = [i["name"] for i in items[1:] if not i["top"] <= middle <= i["bottom"]]
     if off:
         return f"the top bar takes more than one line: {off} are not on the line of {first['name']!r} (items: {items})"
+    # Left to right on screen is the Tab order (the document's), e.g. the bell.
+    on_screen = [i["name"] for i in sorted(items, key=lambda i: i["left"])]
+    if on_screen != [i["name"] for i in items]:
+        return f"the top bar's order on screen is not its Tab order: {on_screen} against {[i['name'] for i in items]}"
     return None
 
 
