@@ -98,6 +98,9 @@ def test_the_factory_without_urls_picks_sqlite_and_the_redis_stand_in(monkeypatc
 
     for name in ("DATABASE_URL", "REDIS_URL", "REDIS_NAMESPACE", "RATELIMIT_ENABLED", "EMBEDDED_SCHEDULER"):
         monkeypatch.delenv(name, raising=False)
+    # A `make run` of this checkout shares its stand-in (instance/embedded-redis.json):
+    # this test must neither find it nor write into it.
+    monkeypatch.setattr("webapp.embedded_redis.attached_url", lambda *args, **kwargs: None)
     app = create_app()
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{ROOT / 'instance' / 'webapp.db'}"
     assert app.config["EMBEDDED"] is True and app.config["EMBEDDED_SCHEDULER"] is True
