@@ -111,6 +111,25 @@ def test_a_settings_change_is_recorded_in_the_feed(client, logged_in):
     assert row.activity_type == "settings_updated"
     assert row.data["changed"] == ["privacy.showCountryFlag", "privacy.showInCoopRankings", "privacy.showOnLeaderboard",
                                    "privacy.showPresence"]
+    # The feed says it as the settings page does, not as keys of the settings document.
+    assert row.description == ("Show my country flag, Show me in cooperative rankings, Show me on the leaderboard, "
+                               "Show when I am online")
+
+
+def test_a_refused_setting_is_named_as_the_page_names_it(client, logged_in):
+    _, hx = logged_in
+    refusals = {
+        "quiet_start": ({"quiet": "on", "quiet_start": "25:00", "quiet_end": "06:00", "digest": "off"},
+                        "Quiet hours: use a time such as 22:00."),
+        "after_minutes": ({"after_minutes": "2", "digest": "off"},
+                          "Worker offline after (minutes): input should be greater than or equal to 5."),
+        "max_per_hour": ({"max_per_hour": "abc", "digest": "off"},
+                         "Most notifications per hour: input should be a valid integer."),
+    }
+    for name, (form, message) in refusals.items():
+        answer = client.post("/settings/delivery", headers=hx, data=form)
+        assert answer.status_code == 400, name
+        assert message in answer.get_data(as_text=True) and "notifications." not in answer.get_data(as_text=True), name
 
 
 def test_settings_without_htmx_redirects_with_a_flash(client, logged_in):

@@ -23,20 +23,23 @@ from .fragments import is_htmx
 
 bp = Blueprint("pages_settings", __name__)
 
-PRIVACY_LABELS = {
-    "publicProfile": ("Public profile", "Anyone can see your miner profile and stats. Off: your profile is a plain 404."),
-    "showOnLeaderboard": ("Show me on the leaderboard", "Your rank by best difficulty appears on your profile and the leaderboard."),
-    "showCountryFlag": ("Show my country flag", "Your country appears on your profile."),
-    "showInCoopRankings": ("Show me in cooperative rankings", "Your hashrate is named in your coop's member rankings."),
-    "showPresence": ("Show when I am online", "Coop-mates and friends see online, away or do not disturb, and your last activity."),
-}
+PRIVACY_LABELS = preferences.PRIVACY_LABELS
 # Derived from the catalogue of notification kinds (services/catalogue.py).
 CATEGORY_LABELS = {c.name.value: (c.label, c.help) for c in catalogue.CATEGORIES}
 TOGGLE_LABELS = {t.key: t.label for t in catalogue.TOGGLES}
 
 def _save(patch: dict[str, Any], section: str):
-    """Apply ``patch`` through the settings service and confirm."""
-    accounts.update_settings(current_user, validate(preferences.SettingsPatch, patch))
+    """Apply ``patch`` through the settings service and confirm. A refusal
+    names the setting as the page does (``preferences.plain_problem``), not
+    its path in the settings document."""
+    try:
+        checked = validate(preferences.SettingsPatch, patch)
+    except ValidationError as exc:
+        first = (exc.details or [{}])[0]
+        if "field" not in first:
+            raise
+        raise ValidationError(preferences.plain_problem(first["field"], first["message"])) from None
+    accounts.update_settings(current_user, checked)
     if is_htmx():
         return render_template("settings/_saved.html", section=section, at=utcnow())
     flash("Settings saved.")

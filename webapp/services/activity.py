@@ -25,7 +25,7 @@ from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..models import ACTIVITY_TYPES, Notification, User, UserActivity
-from . import inputs, notifications
+from . import inputs, notifications, preferences
 from .errors import NotFound, ValidationError
 from .fields import check_data, check_link, check_text
 
@@ -230,14 +230,15 @@ def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
 
 
 def record_settings_change(user_id: str, *, before: dict, after: dict) -> UserActivity:
-    """A ``settings_updated`` activity naming the changed keys (no values:
-    an e-mail address does not belong in the feed)."""
+    """A ``settings_updated`` activity naming the changed settings as the
+    settings page does (``preferences.setting_label``; ``data.changed``: the
+    keys), no values: an e-mail address does not belong in the feed."""
     changed = _changed_keys(before, after)
     return record_activity(
         user_id,
         "settings_updated",
         "Settings updated",
-        description=", ".join(changed),
+        description=", ".join(dict.fromkeys(preferences.setting_label(key) for key in changed)),
         data={"changed": changed},
         link="/settings",
     )

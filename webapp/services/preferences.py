@@ -197,6 +197,61 @@ class SettingsPatch(_Strict):
     notifications: NotificationsPatch | None = None
 
 
+# (label, help) of each privacy setting: the settings page and ``setting_label``.
+PRIVACY_LABELS = {
+    "publicProfile": ("Public profile", "Anyone can see your miner profile and stats. Off: your profile is a plain 404."),
+    "showOnLeaderboard": ("Show me on the leaderboard", "Your rank by best difficulty appears on your profile and the leaderboard."),
+    "showCountryFlag": ("Show my country flag", "Your country appears on your profile."),
+    "showInCoopRankings": ("Show me in cooperative rankings", "Your hashrate is named in your coop's member rankings."),
+    "showPresence": ("Show when I am online", "Coop-mates and friends see online, away or do not disturb, and your last activity."),
+}
+_NOTIFICATION_LABELS = {
+    "email": "E-mail address", "timezone": "Time zone", "quiet_hours": "Quiet hours", "digest": "Digest",
+    "max_per_hour": "Most notifications per hour", "worker_offline.after_minutes": "Worker offline after (minutes)",
+    "worker_offline.muted_workers": "Workers never reported offline",
+}
+# What a field's rule means for people, where pydantic's own words would show a pattern.
+_PLAIN_RULES = {
+    "quiet_hours": "use a time such as 22:00",
+    "digest": "choose off, daily or weekly",
+    "email": "that does not look like an e-mail address (name@example.org)",
+}
+
+
+def setting_label(path: str) -> str:
+    """What the settings page calls the setting at ``path`` (a dotted key
+    of the settings document: ``privacy.publicProfile``,
+    ``notifications.categories.mining.email``, ``notifications.quiet_hours.start``):
+    ``"Public profile"``, ``"Mining by e-mail"``, ``"Quiet hours"``; the
+    path itself for a key it does not know."""
+    parts = path.split(".")
+    if parts[0] == "privacy" and len(parts) == 2 and parts[1] in PRIVACY_LABELS:
+        return PRIVACY_LABELS[parts[1]][0]
+    if parts[0] != "notifications" or len(parts) < 2:
+        return path
+    rest = parts[1:]
+    if rest[0] in ("categories", "push") and len(rest) >= 2 and rest[1] in catalogue.CATEGORY:
+        category = catalogue.CATEGORY[rest[1]].label
+        if rest[0] == "push":
+            return f"{category} as browser push"
+        return f"{category} by e-mail" if rest[2:] == ["email"] else f"{category} in the app"
+    toggle = next((t.label for t in catalogue.TOGGLES if t.key == rest[0]), None)
+    if toggle is not None:
+        return toggle
+    return _NOTIFICATION_LABELS.get(".".join(rest[:2]), _NOTIFICATION_LABELS.get(rest[0], path))
+
+
+def plain_problem(field: str, message: str) -> str:
+    """A settings validation error (``field`` a dotted path, ``message``
+    the schema's) as the settings page says it: ``"Quiet hours: use a time
+    such as 22:00."``."""
+    rest = field.split(".")[1:] if field.startswith("notifications.") else []
+    rule = _PLAIN_RULES.get(rest[0]) if rest else None
+    message = message.removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
+    text = rule if rule and ("pattern" in message or rest[0] == "email") else message[:1].lower() + message[1:]
+    return f"{setting_label(field)}: {text.rstrip('.')}."
+
+
 def merged_privacy(stored: dict | None) -> dict[str, bool]:
     """Stored privacy over the defaults (new keys get their default)."""
     return {**DEFAULT_PRIVACY, **(stored or {})}
