@@ -68,6 +68,12 @@ def test_profile_editor_previews_what_a_stranger_and_a_friend_see(client, make_u
     assert "he/him" not in html  # private: neither sees it
     bad = client.post("/settings/profile", headers=headers, data={"display_name": "x"})
     assert bad.status_code == 400 and "3 to 40" in bad.get_data(as_text=True)
+    # The refusal goes under the form's Save button (out of band), in the page's words.
+    assert re.search(r'<p id="profile-form-error" class="error" role="alert" hx-swap-oob="true">'
+                     r'Name must be 3 to 40 characters\.</p>', bad.get_data(as_text=True))
+    fine = client.post("/settings/profile", headers=headers, data={"display_name": "Editor Ed"})
+    assert '<p id="profile-form-error" class="error" role="alert" hx-swap-oob="true" hidden></p>' in \
+        fine.get_data(as_text=True)
 
 
 def test_settings_export_and_delete_through_the_page(client, make_user, login_as):

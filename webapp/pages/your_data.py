@@ -24,7 +24,15 @@ FIELD_LABELS = {"display_name": "Name", "avatar": "Picture", "banner": "Banner",
                 "pronouns": "Pronouns", "location": "Location", "country_code": "Country"}
 
 
+def _page_words(message: str) -> str:
+    """A service message that starts with a field's key ("display_name must
+    be 3 to 40 characters.") with the field's label instead ("Name must …")."""
+    key, _, rest = message.partition(" ")
+    return f"{FIELD_LABELS[key]} {rest}" if key in FIELD_LABELS and rest else message
+
+
 def _editor(error: str | None = None, status: int = 200):
+    error = _page_words(error) if error else error
     context = {
         "own": profile_edit.own_profile(current_user),
         "previews": profiles.previews(current_user),
