@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.extensions import db
+from webapp.models import User
 from webapp.services import conversations, coop_moderation, coops, messages
 
 from ..builders import PASSWORD
@@ -184,3 +185,33 @@ def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_ser
     assert_clean_console(page)
     stored = {m["body"]: m["reply_to"] for m in messages.history(alice_id, cid, limit=10)[0]}
     assert stored == {"the first message": None, "a reply to it": first_id, "a fine message": None}
+
+
+def test_a_mute_shows_on_the_open_chat_page_and_goes_when_it_ends(live_server, page, make_user):
+    """The moderator's mute reaches the muted member's open page (the
+    ``conversation`` push with ``muted_until``): the notice above the
+    composer appears, and goes with the unmute; a reload while muted shows
+    it too."""
+    admin = make_user(display_name="Mod Maria")
+    member = make_user(display_name="Chatty Carl")
+    coop = coops.create(admin, name="Muted Crew")
+    coops.join(member, invite_code=coop.invite_code)
+    coop_id, member_id, admin_id = coop.id, member.user_id, admin.user_id
+    db.session.remove()
+
+    page.set_viewport_size({"width": 360, "height": 740})
+    login(page, live_server.url, member_id, PASSWORD)
+    goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
+    assert page.locator("#chat-muted").count() == 0
+    coop_moderation.mute(db.session.get(User, admin_id), coop_id=coop_id, user_id=member_id, minutes=10)
+    db.session.remove()
+    notice = page.locator("#chat-muted")
+    notice.wait_for(timeout=15000)
+    assert notice.inner_text().startswith("A moderator muted you in this chat until ")
+    assert notice.get_attribute("role") == "status"
+    goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
+    assert "muted you in this chat until" in page.locator("#chat-muted").inner_text()
+    coop_moderation.unmute(db.session.get(User, admin_id), coop_id=coop_id, user_id=member_id)
+    db.session.remove()
+    page.wait_for_selector("#chat-muted", state="detached", timeout=15000)
+    assert_clean_console(page)

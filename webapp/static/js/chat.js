@@ -85,6 +85,25 @@
     }
     draft = null;
   };
+  // A moderator's mute (or its end) while the page is open: the same notice
+  // above the composer as a page loaded during a mute (chat/_log.html).
+  const showMuted = (until) => {
+    let note = document.getElementById("chat-muted");
+    if (!until) {
+      if (note) note.remove();
+      return;
+    }
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "chat-muted";
+      note.className = "flash";
+      note.setAttribute("role", "status");
+      form.before(note);
+    }
+    const end = new Date(until);
+    const shown = window.SoloTime && !Number.isNaN(end.getTime()) ? window.SoloTime.format(end, "datetime") : until;
+    note.textContent = `A moderator muted you in this chat until ${shown}: you can read along, and send again after that.`;
+  };
   const clientId = () => (window.crypto && crypto.randomUUID
     ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
 
@@ -175,6 +194,8 @@
         form.hidden = true;
         typers.clear();
         renderTyping();
+      } else if (kind === "conversation" && ["muted", "unmuted"].includes(signal.dataset.event)) {
+        showMuted(signal.dataset.event === "muted" ? signal.dataset.mutedUntil : "");
       } else if (kind === "conversation" && signal.dataset.event === "writable") {
         // Friends again: the composer comes back.
         const note = document.getElementById("chat-read-only");
