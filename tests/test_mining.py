@@ -328,3 +328,20 @@ def test_hashrate_counts_connected_workers_sampled_within_15_minutes(app, redis,
     assert hashrate.hashrate_by_user([user], utcnow())[user] == (3e12, 2)
     later = utcnow() + timedelta(minutes=16)
     assert hashrate.hashrate_by_user([user], later)[user] == (0.0, 0)
+
+
+def test_the_profiles_personal_bests_only_go_up(app, redis, make_user):
+    """A replayed day's lower "bests" are stored (one row per stream entry)
+    but the profile's list and chart show records only."""
+    user = make_user().user_id
+    now = time.time()
+    for offset, best in ((50, 100_000.0), (40, 300_000.0), (30, 50_000.0), (20, 200_000.0), (10, 400_000.0)):
+        xadd(redis, "share_best_diff", {"user": user, "worker": f"{user}.r", "new_best": best, "prev_best": 1.0,
+                                        "timeframe": "alltime"}, ts=now - offset)
+        drain()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(MiningEvent)
+                             .where(MiningEvent.user_id == user)) == 5
+    assert [b["difficulty"] for b in mining.recent_personal_bests(user)] == [400_000.0, 300_000.0, 100_000.0]
+    assert [value for _, value in mining.personal_best_history(user)] == [100_000.0, 300_000.0, 400_000.0]
+    assert [n.title for n in _notes(user, "personal_best")] == [
+        "New personal best: 100K", "New personal best: 300K", "New personal best: 400K"]

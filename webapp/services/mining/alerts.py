@@ -49,7 +49,7 @@ def _raise_event_notifications(events: list[MiningEventIn], registered: set[str]
     preferences) and an activity, for registered users only. Only
     ``share_best_diff`` with the ``alltime`` timeframe (or none) is a personal
     best; other timeframes are stored but raise nothing. ``bests``: each
-    miner's stored best difficulty before this batch (``miner_stats``); a
+    miner's best difficulty known before this batch (``rollups._stored_bests``); a
     "new best" below it, or below an earlier one of the same batch, is not
     one (a replayed or reordered stream, a pool that restarted its count)
     and raises nothing, so a notice never contradicts the best the profile

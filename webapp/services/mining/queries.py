@@ -17,35 +17,42 @@ def workers_of(user_id: str) -> list[WorkerStatus]:
     return sorted(rows, key=lambda w: (not w.is_online, w.worker))
 
 
-def recent_personal_bests(user_id: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The miner's latest all-time bests from the stored ``share_best_diff``
-    events, newest first: ``[{"at", "difficulty", "previous_best", "worker"}]``."""
+def _alltime_records(user_id: str, window: int) -> list[tuple[datetime, dict[str, Any], str | None]]:
+    """``(ts, data, worker)`` of the miner's ``share_best_diff`` events of
+    the ``alltime`` timeframe among the newest ``window``, oldest first,
+    keeping only records: a "new best" below an earlier one is not one (a
+    replayed or reordered stream; ``alerts._raise_event_notifications``
+    raises nothing for it either), so the list and its chart only go up."""
     rows = db.session.execute(
         select(MiningEvent.ts, MiningEvent.data, MiningEvent.worker)
         .where(MiningEvent.user_id == user_id, MiningEvent.event == "share_best_diff")
         .order_by(MiningEvent.ts.desc())
-        .limit(limit * 2)
+        .limit(window)
     ).all()
-    out = []
-    for ts, data, worker in rows:
-        if (data or {}).get("timeframe", "alltime") != "alltime":
+    records, best = [], 0.0
+    for ts, data, worker in reversed(rows):
+        if (data or {}).get("timeframe", "alltime") != "alltime" or not data.get("new_best"):
             continue
-        out.append({"at": ts, "difficulty": data.get("new_best"), "previous_best": data.get("prev_best"),
-                    "worker": worker})
-    return out[:limit]
+        value = float(data["new_best"])
+        if value >= best:
+            best = value
+            records.append((ts, data, worker))
+    return records
+
+
+def recent_personal_bests(user_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The miner's latest all-time bests from the stored ``share_best_diff``
+    events (records only: ``_alltime_records``), newest first:
+    ``[{"at", "difficulty", "previous_best", "worker"}]``."""
+    return [{"at": ts, "difficulty": data.get("new_best"), "previous_best": data.get("prev_best"), "worker": worker}
+            for ts, data, worker in reversed(_alltime_records(user_id, 500)[-limit:])]
 
 
 def personal_best_history(user_id: str, limit: int = 500) -> list[tuple[datetime, float]]:
     """The miner's all-time bests over time, oldest first: ``[(at, difficulty)]``
-    from the stored ``share_best_diff`` events (the newest ``limit``)."""
-    rows = db.session.execute(
-        select(MiningEvent.ts, MiningEvent.data)
-        .where(MiningEvent.user_id == user_id, MiningEvent.event == "share_best_diff")
-        .order_by(MiningEvent.ts.desc())
-        .limit(limit)
-    ).all()
-    return [(ts, float(data["new_best"])) for ts, data in reversed(rows)
-            if (data or {}).get("timeframe", "alltime") == "alltime" and data.get("new_best")]
+    from the stored ``share_best_diff`` events (records among the newest
+    ``limit``: ``_alltime_records``)."""
+    return [(ts, float(data["new_best"])) for ts, data, _ in _alltime_records(user_id, limit)]
 
 
 def has_events() -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, case, select
+from sqlalchemy import Table, Text, case, func, select
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 
@@ -40,13 +40,13 @@ def ingest_batch(events: Iterable[MiningEventIn], *, now: datetime | None = None
     if not unique:
         return result
     try:
+        bests = _stored_bests(list(unique.values()))  # before this batch's rows are in
         inserted = _store_events(list(unique.values()), now)
         result.inserted = len(inserted)
         result.duplicates = result.received - result.inserted
         if inserted:
             miners, workers, notable = _aggregate(inserted, now)
             registered = _registered(miners)
-            bests = _stored_bests(notable, registered)
             _upsert_miner_stats(miners, registered)
             _apply_workers(workers, registered, result)
             _raise_event_notifications(notable, registered, result, bests)
@@ -176,16 +176,24 @@ def _aggregate(events: list[MiningEventIn], now: datetime):
     return miners, workers, notable
 
 
-def _stored_bests(notable: list[MiningEventIn], registered: set[str]) -> dict[str, float]:
-    """The stored best difficulty, before this batch, of each registered
-    miner with a ``share_best_diff`` in it (``{user_id: difficulty}``; none
-    stored: absent). One query, and only for a batch that has one (rare)."""
-    users = {ev.user for ev in notable if ev.event == "share_best_diff" and ev.user in registered}
+def _stored_bests(events: list[MiningEventIn]) -> dict[str, float]:
+    """The best difficulty known before this batch of each miner with a
+    ``share_best_diff`` in it (``{user_id: difficulty}``; none known:
+    absent): the higher of ``miner_stats.best_difficulty`` (accepted shares)
+    and the highest ``new_best`` already stored. Two indexed reads, and only
+    for a batch that has one (rare); call it before the batch is stored."""
+    users = sorted({ev.user for ev in events if ev.event == "share_best_diff" and ev.user})
     if not users:
         return {}
-    rows = db.session.execute(select(MinerStats.user_id, MinerStats.best_difficulty)
-                              .where(MinerStats.user_id.in_(sorted(users))))
-    return {user: float(best or 0) for user, best in rows}
+    bests: dict[str, float] = {}
+    shares = select(MinerStats.user_id, MinerStats.best_difficulty).where(MinerStats.user_id.in_(users))
+    announced = (select(MiningEvent.user_id, func.max(MiningEvent.data["new_best"].as_float()))
+                 .where(MiningEvent.user_id.in_(users), MiningEvent.event == "share_best_diff")
+                 .group_by(MiningEvent.user_id))
+    for statement in (shares, announced):
+        for user, best in db.session.execute(statement):
+            bests[user] = max(bests.get(user, 0.0), float(best or 0))
+    return bests
 
 
 def _upsert_miner_stats(miners: dict[str, dict[str, Any]], registered: set[str]) -> None:
