@@ -139,6 +139,12 @@ def test_message_actions_sit_on_one_line(live_server, page, make_user):
     assert_clean_console(page)
 
 
+def send_on_screen(page) -> bool:
+    """Whether the composer's Send button is wholly inside the viewport."""
+    box = page.locator("#chat-composer button[type=submit]").bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"]
+
+
 def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_server, page, make_user):
     """On a 360 px phone: Reply posts a reply (``reply_to`` a number, not the
     page's string id); a message the coop refuses (a blocked phrase) goes
@@ -158,8 +164,7 @@ def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_ser
     page.set_viewport_size({"width": 360, "height": 740})
     login(page, live_server.url, alice_id, PASSWORD)
     goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
-    send = page.locator("#chat-composer button[type=submit]").bounding_box()
-    assert send is not None and send["y"] + send["height"] <= 740, send
+    assert send_on_screen(page)
 
     page.locator(f"#msg-{first_id} [data-action=reply]").click()
     assert page.locator("#chat-replying").is_visible()
@@ -176,6 +181,7 @@ def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_ser
     page.press("#chat-body", "Enter")
     page.wait_for_selector("#chat-error:has-text('does not allow')", timeout=15000)
     assert page.input_value("#chat-body") == draft
+    assert send_on_screen(page), "the refusal pushed Send off the screen"
     assert page.locator("#chat-log li.msg", has_text="careful message").count() == 0
 
     page.fill("#chat-body", "a fine message")
@@ -210,10 +216,11 @@ def test_a_mute_shows_on_the_open_chat_page_and_goes_when_it_ends(live_server, p
     db.session.remove()
     notice = page.locator("#chat-muted")
     notice.wait_for(timeout=15000)
-    assert notice.inner_text().startswith("A moderator muted you in this chat until ")
+    assert notice.inner_text().startswith("A moderator muted you until ")
+    assert send_on_screen(page), "the notice pushed Send off the screen"
     assert notice.get_attribute("role") == "status"
     goto_live(page, f"{live_server.url}/coop/chat", timeout=15)
-    assert "muted you in this chat until" in page.locator("#chat-muted").inner_text()
+    assert "muted you until" in page.locator("#chat-muted").inner_text()
     coop_moderation.unmute(db.session.get(User, admin_id), coop_id=coop_id, user_id=member_id)
     db.session.remove()
     page.wait_for_selector("#chat-muted", state="detached", timeout=15000)

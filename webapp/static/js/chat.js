@@ -102,7 +102,7 @@
     }
     const end = new Date(until);
     const shown = window.SoloTime && !Number.isNaN(end.getTime()) ? window.SoloTime.format(end, "datetime") : until;
-    note.textContent = `A moderator muted you in this chat until ${shown}: you can read along, and send again after that.`;
+    note.textContent = `A moderator muted you until ${shown}: you can read, not send.`;
   };
   const clientId = () => (window.crypto && crypto.randomUUID
     ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
