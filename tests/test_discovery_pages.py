@@ -21,7 +21,14 @@ def test_the_directory_page_lists_and_filters_listed_coops(client, make_coop):
     assert "Log in to ask to join" in page
     fragment = client.get("/coops?q=nothing-like-it", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.startswith('<section id="directory-list"') and 'id="directory-empty"' in fragment
+    assert "No listed cooperative matches; try fewer filters." in fragment
     assert client.get("/coops?country=XX").status_code == 400
+
+
+def test_an_empty_directory_says_none_is_listed_not_that_nothing_matched(client, make_coop):
+    make_coop(name="Hidden Garage")
+    page = client.get("/coops").get_data(as_text=True)
+    assert "No cooperative is listed in the directory yet" in page and "matches" not in page
 
 
 def test_asking_to_join_from_the_directory_and_approving_on_the_manage_screen(app, client, make_coop, make_user,
@@ -73,7 +80,8 @@ def test_the_dashboard_has_the_coop_leaderboard_with_a_metric_switch(client, mak
     page = client.get("/coop").get_data(as_text=True)
     assert 'id="coop-leaderboard"' in page and "(you)" in page
     card = client.get("/coop/leaderboard?metric=best_difficulty", headers={"HX-Request": "true"})
-    assert card.status_code == 200 and 'aria-current="true">Best difficulty' in card.get_data(as_text=True)
+    # The swapped card's current tab takes the focus (htmx focuses [autofocus]), not <body>.
+    assert card.status_code == 200 and 'aria-current="true" autofocus>Best difficulty' in card.get_data(as_text=True)
     assert client.get("/coop/leaderboard?metric=luck", headers={"HX-Request": "true"}).status_code == 400
 
 
@@ -87,7 +95,7 @@ def test_a_leaderboard_tab_opened_as_a_page_is_the_dashboard_on_that_tab(client,
     assert opened.status_code == 302
     assert opened.headers["Location"] == "/coop?metric=best_difficulty#coop-leaderboard"
     tab = client.get("/coop?metric=best_difficulty").get_data(as_text=True)
-    assert "<html" in tab and 'aria-current="true">Best difficulty' in tab
+    assert "<html" in tab and 'aria-current="true">Best difficulty' in tab  # no autofocus on a page load
     assert 'aria-current="true">Hashrate' in client.get("/coop?metric=luck").get_data(as_text=True)
 
 

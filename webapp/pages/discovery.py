@@ -51,7 +51,9 @@ def directory():
                if current_user.is_authenticated else set())
     kept: dict[str, Any] = {k: v for k, v in args.items() if k != "cursor" and v}
     next_url = url_for("pages_discovery.directory", cursor=encode_cursor(next_id), **kept) if next_id else None
-    context = {"entries": entries, "next_url": next_url, "filters": filters,
+    # Nothing asked for: an empty list means none is listed yet, not "no match".
+    searched = bool(filters["q"] or filters["country"] or filters["has_room"] or args.get("min_ths"))
+    context = {"entries": entries, "next_url": next_url, "filters": filters, "searched": searched,
                "min_ths": args.get("min_ths", ""), "mine": mine, "pending": pending, "error": error}
     return fragment_or_page("coops/_directory_list.html", "coops/directory.html", **context), (400 if error else 200)
 
