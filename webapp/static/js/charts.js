@@ -220,7 +220,7 @@
         { ...axis, label: `Time (${tz})`, labelSize: 18, labelFont: "12px system-ui", font: "11px system-ui",
           size: 44, values: timeTicks },
         { ...axis, label: narrow ? undefined : (log ? "Best difficulty (log scale)" : "Hashrate"),
-          labelSize: narrow ? 0 : 18, labelFont: "12px system-ui", font: "11px system-ui", size: narrow ? 62 : 72,
+          labelSize: narrow ? 0 : 18, labelFont: "12px system-ui", font: "11px system-ui", size: 72,
           splits: log ? decades : undefined,
           values: log ? (u, splits) => splits.map(difficulty) : hashrateTicks },
       ],
