@@ -118,9 +118,10 @@ class Banned(Forbidden):
 
 
 def wait_words(seconds: float) -> str:
-    """A wait for people, rounded up to its largest whole unit: ``"1
-    second"``, ``"27 seconds"``, ``"9 minutes"``, ``"3 hours"``, ``"2
-    days"`` (a message shown as is on every client, so no time zone)."""
+    """A wait for people, rounded up: seconds below a minute, minutes below
+    two hours, hours below two days, then days (``"1 second"``, ``"27
+    seconds"``, ``"90 minutes"``, ``"3 hours"``, ``"2 days"``; a message
+    shown as is on every client, so no time zone)."""
     seconds = max(1, int(seconds + 0.999))
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size * (2 if unit != "minute" else 1):
