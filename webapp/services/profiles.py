@@ -334,8 +334,9 @@ def profile_page(user_id: str, *, viewer_id: str | None, rng: hashrate.ChartRang
     (the visibility checked once for all of it).
     """
     user, privacy = visible_user(user_id, viewer_id=viewer_id)
+    records = mining.alltime_records(user_id)  # one read for the list and the chart
     charts = {} if rng is None else {"hashrate_chart": hashrate.miner_chart(user_id, rng),
-                                     "best_chart": _best_difficulty_chart(user_id, rng)}
+                                     "best_chart": _best_difficulty_chart(user_id, rng, records=records)}
     now = utcnow()
     cutoff = hashrate.online_cutoff(now)
     workers = [
@@ -355,7 +356,7 @@ def profile_page(user_id: str, *, viewer_id: str | None, rng: hashrate.ChartRang
         "profile": profile_dict(user, privacy, viewer_id),
         "stats": stats_dict(user_id, now),
         "workers": workers,
-        "personal_bests": mining.recent_personal_bests(user_id),
+        "personal_bests": mining.recent_personal_bests(user_id, records=records),
         "is_owner": viewer_id == user_id,
         "is_private": not privacy["publicProfile"],
         **charts,
@@ -392,10 +393,11 @@ def best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, *, viewer_id: 
     return _best_difficulty_chart(user_id, rng, now)
 
 
-def _best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, now: datetime | None = None) -> hashrate.Chart:
+def _best_difficulty_chart(user_id: str, rng: hashrate.ChartRange, now: datetime | None = None, *,
+                          records: list[mining.queries.Record] | None = None) -> hashrate.Chart:
     now = now or utcnow()
     start = now - rng.span
-    history = [(at, best) for at, best in mining.personal_best_history(user_id)
+    history = [(at, best) for at, best in mining.personal_best_history(user_id, records=records)
                if at <= now and bounds.within(best, bounds.MAX_DIFFICULTY) and best > 0]  # a log axis
     before = [best for at, best in history if at < start]
     points = [(start, before[-1])] if before else []

@@ -51,13 +51,13 @@ from .events import (
     stream_name,
 )
 from .offline_alerts import alert_offline_workers
-from .queries import has_events, personal_best_history, recent_personal_bests, workers_of
+from .queries import alltime_records, has_events, personal_best_history, recent_personal_bests, workers_of
 from .retention import purge_old_events
 from .rollups import ingest_batch
 from .workers import sweep_offline_workers
 
 __all__ = [
-    "BatchResult", "alert_offline_workers", "DEAD_LETTER_STREAM", "EVENTS", "MAX_DATA_CHARS", "MAX_ENTRY_ID", "MAX_FUTURE_SECONDS",
+    "BatchResult", "alert_offline_workers", "alltime_records", "DEAD_LETTER_STREAM", "EVENTS", "MAX_DATA_CHARS", "MAX_ENTRY_ID", "MAX_FUTURE_SECONDS",
     "MAX_SOURCE", "MAX_USER", "MAX_USERAGENT", "MAX_WORKER", "MIN_TS", "STREAM_PREFIX", "STREAMS",
     "MalformedEvent", "MiningEventIn", "block_display", "display_hash", "format_difficulty", "format_hashrate",
     "has_events", "ingest_batch", "parse_entry", "personal_best_history", "profile_link", "purge_old_events",

@@ -17,10 +17,13 @@ def workers_of(user_id: str) -> list[WorkerStatus]:
     return sorted(rows, key=lambda w: (not w.is_online, w.worker))
 
 
-def _alltime_records(user_id: str, window: int) -> list[tuple[datetime, dict[str, Any], str | None]]:
+Record = tuple[datetime, dict[str, Any], str | None]
+
+
+def alltime_records(user_id: str, window: int = 500) -> list[Record]:
     """``(ts, data, worker)`` of the miner's ``share_best_diff`` events of
     the ``alltime`` timeframe among the newest ``window``, oldest first,
-    keeping only records: a "new best" below an earlier one is not one (a
+    keeping only records (``Record``): a "new best" below an earlier one is not one (a
     replayed or reordered stream; ``alerts._raise_event_notifications``
     raises nothing for it either), so the list and its chart only go up."""
     rows = db.session.execute(
@@ -40,19 +43,23 @@ def _alltime_records(user_id: str, window: int) -> list[tuple[datetime, dict[str
     return records
 
 
-def recent_personal_bests(user_id: str, limit: int = 10) -> list[dict[str, Any]]:
+def recent_personal_bests(user_id: str, limit: int = 10, *, records: list[Record] | None = None
+                          ) -> list[dict[str, Any]]:
     """The miner's latest all-time bests from the stored ``share_best_diff``
-    events (records only: ``_alltime_records``), newest first:
-    ``[{"at", "difficulty", "previous_best", "worker"}]``."""
+    events (records only: ``alltime_records``, or ``records`` read by the
+    caller), newest first: ``[{"at", "difficulty", "previous_best", "worker"}]``."""
+    records = alltime_records(user_id) if records is None else records
     return [{"at": ts, "difficulty": data.get("new_best"), "previous_best": data.get("prev_best"), "worker": worker}
-            for ts, data, worker in reversed(_alltime_records(user_id, 500)[-limit:])]
+            for ts, data, worker in reversed(records[-limit:])]
 
 
-def personal_best_history(user_id: str, limit: int = 500) -> list[tuple[datetime, float]]:
+def personal_best_history(user_id: str, limit: int = 500, *, records: list[Record] | None = None
+                          ) -> list[tuple[datetime, float]]:
     """The miner's all-time bests over time, oldest first: ``[(at, difficulty)]``
     from the stored ``share_best_diff`` events (records among the newest
-    ``limit``: ``_alltime_records``)."""
-    return [(ts, float(data["new_best"])) for ts, data, _ in _alltime_records(user_id, limit)]
+    ``limit``: ``alltime_records``, or ``records`` read by the caller)."""
+    records = alltime_records(user_id, limit) if records is None else records
+    return [(ts, float(data["new_best"])) for ts, data, _ in records]
 
 
 def has_events() -> bool:
