@@ -9,7 +9,7 @@ On loopback only, bounded in time:
    members with their conversations, inserted in bulk (the same rows
    ``coops.create``/``join`` write);
 2. gunicorn with gunicorn.conf.py (gevent, ``--workers``);
-3. one browser-like socket per member (asyncio on uvloop + wsproto, ``?token=``;
+3. one browser-like socket per member (asyncio on uvloop, ``support.WsClient``, ``?token=``;
    each chat message kept as text with its receipt time, parsed after the run);
 4. one unmeasured message per coop (each worker's first post and fan-out
    of a conversation), then ``--rate`` messages per second in all for ``--seconds``, each sent over a
@@ -108,13 +108,10 @@ class Member(WsClient):
 
     def send_json(self, message: dict) -> None:
         """Send, unless the server closed this socket (counted in ``unsent``)."""
-        from wsproto.connection import ConnectionState
-        from wsproto.events import TextMessage
-
-        if self.ws.state != ConnectionState.OPEN or self.writer.is_closing():
+        if self.close_code is not None or self.writer.is_closing():
             self.unsent += 1
             return
-        self.writer.write(self.ws.send(TextMessage(data=json.dumps(message))))
+        self.send_text(json.dumps(message))
 
 
 def form_coops(env: dict, pairs: list[tuple[str, str]], coops: int, size: int) -> list[int]:

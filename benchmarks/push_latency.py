@@ -10,7 +10,7 @@ What it does, on loopback only, bounded in time (a few minutes at most):
    do; benchmarks/support.py), runs the migrations and inserts one user per
    socket;
 2. starts gunicorn with gunicorn.conf.py (gevent workers, ``--workers``);
-3. opens ``--sockets`` sockets as browser-like clients: asyncio + wsproto,
+3. opens ``--sockets`` sockets as browser-like clients: asyncio (``support.WsClient``),
    each offering ``permessage-deflate; client_max_window_bits`` as browsers
    do, one user per socket, authenticated with ``?token=``;
 4. measures the RSS of the gunicorn worker processes before the sockets,

@@ -14,7 +14,7 @@ failure (own database and Redis logical database, every process it started):
    users, bearer tokens for all;
 2. gunicorn with gunicorn.conf.py (gevent, ``--workers``), one ``flask
    worker`` and one ``flask ingest`` (the real consumer group);
-3. ``--sockets`` browser-like sockets (asyncio + wsproto, offering
+3. ``--sockets`` browser-like sockets (asyncio (``support.WsClient``), offering
    permessage-deflate as browsers do; benchmarks/support.py ``WsClient``):
    ``--miner-sockets`` (default 5, the per-user limit) for each demo miner,
    one for each other user;

@@ -69,8 +69,17 @@ def test_profile_editor_previews_what_a_stranger_and_a_friend_see(client, make_u
     bad = client.post("/settings/profile", headers=headers, data={"display_name": "x"})
     assert bad.status_code == 400 and "3 to 40" in bad.get_data(as_text=True)
     # The refusal goes under the form's Save button (out of band), in the page's words.
-    assert re.search(r'<p id="profile-form-error" class="error" role="alert" hx-swap-oob="true">'
-                     r'Name must be 3 to 40 characters\.</p>', bad.get_data(as_text=True))
+    # It names the refused control ...
+    assert re.search(r'<p id="profile-form-error" class="error" role="alert" hx-swap-oob="true" '
+                     r'data-field="display_name">Name must be 3 to 40 characters\.</p>', bad.get_data(as_text=True))
+    level = client.post("/settings/profile", headers=headers, data={"visibility.bio": "everyone"})
+    assert level.status_code == 400 and 'data-field="visibility.bio"' in level.get_data(as_text=True)
+    # ... and a page render marks it itself, the others not.
+    plain = {k: v for k, v in headers.items() if k.lower() != "hx-request"}
+    full = client.post("/settings/profile", headers=plain, data={"display_name": "x"}).get_data(as_text=True)
+    assert re.search(r'<input name="display_name"[^>]* aria-invalid="true" aria-describedby="profile-form-error">',
+                     full)
+    assert full.count("aria-invalid") == 1
     fine = client.post("/settings/profile", headers=headers, data={"display_name": "Editor Ed"})
     assert '<p id="profile-form-error" class="error" role="alert" hx-swap-oob="true" hidden></p>' in \
         fine.get_data(as_text=True)

@@ -173,6 +173,8 @@ def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_ser
     page.wait_for_selector("#chat-log li.msg.mine >> text=a reply to it", timeout=15000)
     reply = page.locator("#chat-log li.msg.mine").last
     assert reply.locator(f"a.msg-reply[href='#msg-{first_id}']").count() == 1
+    # The label names whose message it answers, pushed and rendered alike.
+    assert reply.locator("a.msg-reply").inner_text() == "↩ in reply to Replying Alice"
     assert page.locator("#chat-error").is_hidden()
     assert page.locator("#chat-replying").is_hidden()
 
@@ -192,6 +194,9 @@ def test_a_reply_posts_and_a_refused_message_comes_back_to_the_composer(live_ser
     assert axe_violations(page) == []
     assert_clean_console(page)
     assert page.locator("#chat-log li.msg.deleted").count() == 1
+    page.reload()
+    reply = page.locator("#chat-log li.msg", has_text="a reply to it")
+    assert reply.locator("a.msg-reply").inner_text() == "↩ in reply to Replying Alice"
     stored = {m["body"]: m["reply_to"] for m in messages.history(alice_id, cid, limit=10)[0] if m["body"]}
     assert stored == {"the first message": None, "a reply to it": first_id, "a fine message": None}
 

@@ -24,15 +24,19 @@ FIELD_LABELS = {"display_name": "Name", "avatar": "Picture", "banner": "Banner",
                 "pronouns": "Pronouns", "location": "Location", "country_code": "Country"}
 
 
-def _page_words(message: str) -> str:
-    """A service message that starts with a field's key ("display_name must
-    be 3 to 40 characters.") with the field's label instead ("Name must …")."""
+def _page_words(message: str) -> tuple[str, str | None]:
+    """``(words, the form control's name)`` of a service message that starts
+    with a field's key: ("display_name must be 3 to 40 characters.") gives
+    ("Name must …", "display_name"), "visibility.bio must …" names the
+    ``visibility.bio`` select. Another message: (itself, None)."""
     key, _, rest = message.partition(" ")
-    return f"{FIELD_LABELS[key]} {rest}" if key in FIELD_LABELS and rest else message
+    if key in FIELD_LABELS and rest:
+        return f"{FIELD_LABELS[key]} {rest}", key
+    return message, (key if key.removeprefix("visibility.") in FIELD_LABELS and rest else None)
 
 
 def _editor(error: str | None = None, status: int = 200):
-    error = _page_words(error) if error else error
+    error, error_field = _page_words(error) if error else (error, None)
     context = {
         "own": profile_edit.own_profile(current_user),
         "previews": profiles.previews(current_user),
@@ -40,6 +44,7 @@ def _editor(error: str | None = None, status: int = 200):
         "field_labels": FIELD_LABELS,
         "fields": profile_fields.FIELDS,
         "error": error,
+        "error_field": error_field,
     }
     return fragment_or_page("settings/_profile_preview.html", "settings/profile.html", **context), status
 

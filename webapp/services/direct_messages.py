@@ -32,7 +32,7 @@ notification batching.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,9 @@ from ..models import Conversation, ConversationMember, DirectPair, User
 from ..vocabulary import ConversationKind
 from . import accounts, conversations, inputs, relations, transactions
 from .errors import Conflict, Forbidden, NotFound, ValidationError
+
+if TYPE_CHECKING:
+    from .messages import PostTarget
 
 GROUP_MIN, GROUP_MAX = 3, 10  # members, the creator included
 TITLE_MAX = 100
@@ -190,9 +193,11 @@ def _view(conversation: Conversation, user_id: str) -> dict[str, Any]:
     return conversations.conversation_dict(conversation, conversations.membership(conversation.id, user_id))
 
 
-def post_refusal(conversation: Conversation, sender_id: str, member_ids: list[str]) -> Conflict | None:
+def post_refusal(conversation: Conversation | PostTarget, sender_id: str,
+                 member_ids: list[str]) -> Conflict | None:
     """Why ``sender_id`` may not post in a direct or group conversation
-    now (a ReadOnly error to raise), or None. Coop conversations: None."""
+    now (a ReadOnly error to raise), or None. Coop conversations: None.
+    ``conversation``: its ``kind`` and ``created_by`` are read."""
     if conversation.kind == ConversationKind.DIRECT:
         others = [m for m in member_ids if m != sender_id]
         if not others:

@@ -27,6 +27,7 @@ toggle ``chatMentions``); a member with no socket open gets one
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import current_app
@@ -185,6 +186,23 @@ def _repeat(user_id: str, conversation_id: int, first: Message) -> tuple[dict[st
 # costs more CPU than running them (profiled: docs/PERFORMANCE.md "Coop chat").
 
 
+@dataclass(frozen=True, slots=True)
+class PostTarget:
+    """The conversation a post goes to, as ``_post_facts`` read it: plain
+    values, not an ORM entity (loading one cost a post ~10 % of its CPU,
+    docs/PERFORMANCE.md). ``members_version``: ``Conversation.members_version``."""
+
+    id: int
+    kind: str
+    cooperative_id: int | None
+    created_by: str | None
+    title: str | None
+    members_version: int
+
+
+_TARGET_COLUMNS = ("id", "kind", "cooperative_id", "created_by", "title", "members_version")
+
+
 @functools.cache
 def _post_facts_statement() -> Select:
     """See ``_post_facts``; parameters ``cid``, ``uid``, ``client_id``."""
@@ -196,7 +214,8 @@ def _post_facts_statement() -> Select:
     first = select(Message.id).where(Message.sender_id == user_id,
                                      Message.client_id == bindparam("client_id", type_=String)).scalar_subquery()
     return select(
-        Conversation, is_member.label("is_member"), first.label("first_id"),
+        *(getattr(Conversation, name) for name in _TARGET_COLUMNS),
+        is_member.label("is_member"), first.label("first_id"),
         select(User.display_name).where(User.user_id == user_id).scalar_subquery().label("sender_name"),
         select(Cooperative.name).where(Cooperative.id == Conversation.cooperative_id).scalar_subquery()
         .label("coop_name"),
@@ -205,17 +224,18 @@ def _post_facts_statement() -> Select:
             ConversationMember.conversation_id == Conversation.id, conversations.is_current_member())
         .scalar_subquery().label("member_ids"),
         *moderation.screen_columns(Conversation.cooperative_id, user_id),
-    ).where(Conversation.id == bindparam("cid", type_=Integer)).execution_options(populate_existing=True)
+    ).where(Conversation.id == bindparam("cid", type_=Integer))
 
 
-def _post_facts(conversation_id: int, user_id: str, client_id: str | None) -> Any:
-    """One query before a post: the conversation (fresh), whether the caller
+def _post_facts(connection: Any, conversation_id: int, user_id: str, client_id: str | None) -> Any:
+    """One query before a post, on the session's ``connection`` (Core: no
+    ORM entity to load): the conversation's ``PostTarget`` columns, whether the caller
     is a current member, the members (for the presence read before the
     lock; the list a post uses is read under it), their display name, the coop's name, the message
     an earlier post with ``client_id`` stored (its id), and the moderation
     screen's facts (``moderation.screen_columns``). None: no such
     conversation."""
-    return db.session.execute(_post_facts_statement(),
+    return connection.execute(_post_facts_statement(),
                               {"cid": conversation_id, "uid": user_id, "client_id": client_id}).first()
 
 
@@ -326,7 +346,7 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     client_id = clean_client_id(client_id)
     conversation_id = conversations.check_id(conversation_id)
     connection, autocommit = transactions.session_connection()
-    facts = _post_facts(conversation_id, user_id, client_id)
+    facts = _post_facts(connection, conversation_id, user_id, client_id)
     # A retry returns the first message, whatever changed since (as before
     # the membership and moderation checks); an unknown conversation with a
     # client_id may still be a retry's (its id used in another conversation).
@@ -338,7 +358,7 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
         raise NotFound("No such conversation.")
     if not facts.is_member:
         raise NotAMember("Only members of this conversation can do that.")
-    conversation: Conversation = facts.Conversation
+    conversation = PostTarget(*(getattr(facts, name) for name in _TARGET_COLUMNS))
     coop_id = conversation.cooperative_id
     flagged = moderation.screen_message(coop_id, user_id, body, moderation.screen_facts(facts)) \
         if coop_id is not None else []
@@ -389,7 +409,7 @@ def post(user_id: str, conversation_id: int, body: object, *, reply_to: object =
     return data, True
 
 
-def _number_and_insert(connection: Any, conversation: Conversation, user_id: str, body: str,
+def _number_and_insert(connection: Any, conversation: PostTarget, user_id: str, body: str,
                        facts_members: list[str], params: dict[str, Any], *, autocommit: bool = False,
                        everyone_online: bool = False) -> tuple[int, int, list[str], list[str]]:
     """Take the conversation's next seq, insert the message and move the
@@ -463,7 +483,7 @@ def _online_before_lock(members: list[str], sender_id: str) -> tuple[set[str] | 
     return online | local, asked, state
 
 
-def _notify(conversation: Conversation, row: Message, sender_name: str, title: str, members: list[str],
+def _notify(conversation: PostTarget, row: Message, sender_name: str, title: str, members: list[str],
             mentioned: list[str], online: set[str] | None, asked: set[str]) -> None:
     """Mentions, and one "new messages" per absent member until they read.
     ``online``/``asked``: ``_online_before_lock``."""
@@ -506,7 +526,7 @@ def _notify(conversation: Conversation, row: Message, sender_name: str, title: s
         )
 
 
-def chat_link(conversation: Conversation) -> str:
+def chat_link(conversation: Conversation | PostTarget) -> str:
     """Where a notification about ``conversation`` leads."""
     return "/coop/chat" if conversation.kind == ConversationKind.COOP else f"/conversations/{conversation.id}"
 

@@ -150,6 +150,7 @@
     if (target && target.matches && target.matches("li.msg.editing")) event.preventDefault();
   });
   document.body.addEventListener("htmx:wsAfterMessage", () => {
+    nameReplies();
     if (refocus && (!document.activeElement || document.activeElement === document.body)) {
       const li = document.getElementById(refocus.id);
       const control = li && refocus.action ? li.querySelector(`[data-action="${refocus.action}"]`) : null;
@@ -263,6 +264,20 @@
     }
   });
 
+  // "↩ in reply to <name>" once the message replied to is on the page: the
+  // server's fragment says "a message" (a pushed one knows no other name).
+  // A hidden message's author stays hidden.
+  const nameReplies = () => {
+    log.querySelectorAll("a.msg-reply:not([data-named])").forEach((link) => {
+      const parent = document.getElementById(link.getAttribute("href").slice(1));
+      const author = parent && parent.querySelector(".msg-author");
+      if (!author) return;
+      link.dataset.named = "1";
+      link.textContent = parent.classList.contains("hidden-for-viewer")
+        ? "↩ in reply to a hidden message" : `↩ in reply to ${author.textContent}`;
+    });
+  };
+
   const setReply = (id) => {
     replyTo = id || null;
     replying.hidden = !id;
@@ -312,6 +327,7 @@
   // The form arrived (autofocus put the focus in it): the caret after the
   // text, once per form, never while someone types.
   document.body.addEventListener("htmx:afterSettle", () => {
+    nameReplies(); // older messages came in: some may be replied to
     const field = document.activeElement;
     if (field && field.matches && field.matches("form.msg-edit textarea") && !field.dataset.caretSet) {
       field.dataset.caretSet = "1";
@@ -328,6 +344,7 @@
     markRead();
   });
 
+  nameReplies();
   toBottom();
   renderSeen();
 })();
