@@ -16,8 +16,9 @@ the app's CSP, on a phone (390 px wide), two miners in two browser contexts:
   blocker sends any more reaches the other, to whom the blocker's profile is
   the page of a missing account;
 - the profile editor: the previews of a stranger and of a friend follow the
-  fields and their levels as they change, the changes persist, and the form
-  works from the keyboard alone;
+  fields and their levels as they change, the changes persist, the form
+  works from the keyboard alone, and a refused save shows its refusal under
+  Save and marks the control it names (until a save is accepted);
 - axe-core finds no serious violation on /friends, /messages, a direct
   conversation and the profile editor, and markup in a display name, a bio,
   a request message and a message stays text there.
@@ -575,7 +576,26 @@ def test_profile_editor_previews_follow_the_fields_and_work_from_the_keyboard(li
     assert stranger.locator("h1.profile-name").inner_text() == "Edith Keys"
     assert " ".join(stranger.locator(".profile-bio").inner_text().split()) == "Solo since 2011"
     assert stranger.locator(".profile-pronouns").count() == 0 and stranger.locator(".profile-location").count() == 0
-    assert_clean_console(page)
+
+    # A refused save: the refusal shows under Save, and the control it names is marked.
+    page.locator("input[name=country_code]").focus()
+    page.keyboard.type("ZZ")
+    page.keyboard.press("Tab")
+    page.wait_for_function("""() => document.querySelector('#profile-form-error').textContent
+                               .startsWith('Country must be an ISO 3166-1 alpha-2')""", timeout=LIVE)
+    country = page.locator("input[name=country_code]")
+    assert page.locator("#profile-form-error").is_visible()
+    assert country.get_attribute("aria-invalid") == "true"
+    assert country.get_attribute("aria-describedby") == "profile-form-error"
+    assert page.locator("[aria-invalid]").count() == 1
+    # Mended: the refusal goes, and so does the mark.
+    country.fill("PT")
+    page.keyboard.press("Tab")
+    page.wait_for_function("() => document.querySelector('#profile-form-error').hidden", timeout=LIVE)
+    assert country.get_attribute("aria-invalid") is None and country.get_attribute("aria-describedby") is None
+    page.reload()
+    assert page.input_value("input[name=country_code]") == "PT"
+    assert_clean_console(page, allow=("400 (BAD REQUEST)",))  # the refused save
 
 
 # ---- e. axe-core, and markup that stays text --------------------------------------------------------

@@ -160,6 +160,26 @@ document.addEventListener("htmx:oobAfterSwap", (event) => {
   }
 });
 
+// ---- The profile editor's refusal (#profile-form-error, swapped out of band
+// by each htmx save) names the refused control in data-field: mark that one
+// invalid and described by the refusal, and unmark the others, as a page
+// render of the refusal does (settings/profile.html).
+document.addEventListener("htmx:oobAfterSwap", () => {
+  const error = document.getElementById("profile-form-error");
+  const form = error && error.closest("form");
+  if (!form) return;
+  const field = error.hidden ? "" : error.getAttribute("data-field") || "";
+  for (const control of form.elements) {
+    if (field && control.name === field) {
+      control.setAttribute("aria-invalid", "true");
+      control.setAttribute("aria-describedby", "profile-form-error");
+    } else if (control.getAttribute("aria-describedby") === "profile-form-error") {
+      control.removeAttribute("aria-invalid");
+      control.removeAttribute("aria-describedby");
+    }
+  }
+});
+
 // ---- A page opened at a section made focusable for it (tabindex="-1", e.g.
 // /friends#friends-list after Accept): the focus starts there, not at the top.
 document.addEventListener("DOMContentLoaded", () => {
