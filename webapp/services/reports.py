@@ -27,7 +27,7 @@ from ..vocabulary import MemberRole, ModerationAction, ReportResolution, ReportS
 from ..vocabulary import NotificationSubtype as S
 from . import coop_moderation, coops, inputs, messages, moderation, notifications
 from .errors import AlreadyReported, Conflict, NotFound, NotModerator, ValidationError
-from .membership import is_active_coop, is_active_member
+from .membership import is_active_coop, is_active_member, is_moderating_member
 
 DETAILS_MAX = 1000
 NOTE_MAX = 500
@@ -123,8 +123,7 @@ def moderated_coop_id(user: User) -> int | None:
     """The coop ``user`` is the admin or a moderator of, or None."""
     return db.session.scalar(
         select(CooperativeMember.cooperative_id).where(
-            is_active_member(), CooperativeMember.user_id == user.user_id,
-            CooperativeMember.role.in_((MemberRole.ADMIN.value, MemberRole.MODERATOR.value)))
+            is_moderating_member(), CooperativeMember.user_id == user.user_id)
     )
 
 

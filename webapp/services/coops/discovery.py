@@ -25,7 +25,7 @@ from ...vocabulary import CoopVisibility, JoinMode, JoinRequestStatus, MemberRol
 from ...vocabulary import NotificationSubtype as S
 from .. import activity, addresses, moderation, notifications
 from ..errors import AlreadyInCoop, Banned, Conflict, CoopFull, Forbidden, NotFound, ValidationError
-from ..membership import MODERATING_ROLES, is_active_coop, is_active_member
+from ..membership import is_active_coop, is_active_member, is_moderating_member
 from .changes import _or_already_in_coop
 from .coop_invites import _require_moderator
 from .lookups import COOP_LINK, MAX_COOP_ID, _require_admin, active_membership, announce_on_commit, lock_active_coop
@@ -203,7 +203,7 @@ def request_to_join(user: User, *, coop_id: int, message: str | None = None) -> 
             raise
         return found
     for moderator_id in db.session.scalars(select(CooperativeMember.user_id).where(
-            is_active_member(coop.id), CooperativeMember.role.in_(MODERATING_ROLES))):
+            is_moderating_member(coop.id))):
         notifications.notify_kind(moderator_id, S.COOP_JOIN_REQUEST, link=MANAGE_LINK, commit=False,
                                   data={"cooperative_id": coop.id, "user_id": user.user_id, "request_id": request.id},
                                   member=user.display_name, coop=coop.name)
