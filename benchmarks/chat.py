@@ -57,7 +57,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import cpu_speed
@@ -88,7 +88,7 @@ class Member(WsClient):
         self.conversation_id = conversation_id
         self.frames: list[tuple[str, float]] = []
         self.received: list[tuple[int, float]] = []
-        self.errors = 0
+        self.errors: Counter[str] = Counter()  # by the error's code
         self.unsent = 0
 
     def on_text(self, text: str, received_at: float) -> None:
@@ -96,7 +96,8 @@ class Member(WsClient):
         if text.startswith('{"type":"message",'):
             self.frames.append((text, received_at))
         elif text.startswith('{"type":"error"'):
-            self.errors += 1
+            error = json.loads(text)  # a socket error, or a send's error (API.md "Socket additions")
+            self.errors[str(error.get("code") or error.get("error", {}).get("code"))] += 1
 
     def parse(self) -> None:
         """(message number, receipt time) of each bench message received."""
@@ -282,7 +283,7 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         # Counts the warm-up messages too (parsed away below).
         # A send refused (an ``error``, e.g. ``unavailable`` under overload) brings no receipts.
         while (sum(len(m.frames) for m in members) < expected + warm_up_receipts - args.size * sum(
-                m.errors for m in members) and time.monotonic() < deadline):
+                m.errors.total() for m in members) and time.monotonic() < deadline):
             await asyncio.sleep(0.1)
         drained_s = time.perf_counter() - start
     load_after = os.getloadavg()[0]
@@ -350,7 +351,8 @@ async def run(args, st, pairs, conversation_of, master, port) -> dict:
         "last_receipt_after_s": round(max((at for m in members for _, at in m.received), default=0)
                                       - min(t for t, _ in sent_at.values()), 2),
         "receipts_expected": expected, "receipts": len(per_receipt),
-        "socket_errors": sum(m.errors for m in members),
+        "socket_errors": sum(m.errors.total() for m in members),
+        "socket_errors_by_code": dict(sum((m.errors for m in members), Counter())),
         "sockets_closed_by_server": sum(1 for m in members if m.close_code is not None),
         "sends_skipped_on_closed_sockets": sum(m.unsent for m in members),
         "latency_per_receipt_ms": stats(per_receipt),
