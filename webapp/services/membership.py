@@ -33,8 +33,8 @@ MODERATING_ROLES = (MemberRole.ADMIN.value, MemberRole.MODERATOR.value)
 
 
 def is_moderating_member(coop_id: Any = None) -> ColumnElement[bool]:
-    """WHERE clause: the coop's (any coop's when None) active admin and moderators. ``role = … OR
-    role = …`` rather than ``IN``: a literal ``IN`` list is expanded into
-    the SQL on every execution, which cost a chat post ~3 % of its CPU
-    (docs/PERFORMANCE.md)."""
+    """WHERE clause: the active admin and moderators of the coop ``coop_id``
+    (of any coop when None). ``role = … OR role = …`` rather than ``IN``: a
+    literal ``IN`` list is expanded into the SQL on every execution, 2–3 %
+    of a chat post's CPU (docs/PERFORMANCE.md)."""
     return and_(is_active_member(coop_id), or_(*(CooperativeMember.role == role for role in MODERATING_ROLES)))
