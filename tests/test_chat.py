@@ -409,7 +409,9 @@ def test_chat_page_shows_history_members_and_escapes_everything(client, app, log
     assert 'id="unread-divider"' in html  # two unread messages from a
     assert html.index("New messages") < html.index("second")
     assert 'class="presence presence-offline"' in html
-    assert "Members online now" in html and 'role="log"' in html and 'aria-live="polite"' in html
+    assert "Members online now" in html and 'role="log" aria-live="off"' in html
+    # New messages are read out in a region of their own (chat.js), not by re-reading the log.
+    assert '<p id="chat-announcer" class="visually-hidden" aria-live="polite"></p>' in html
     # The pushed fragment goes through the same template.
     from flask import render_template
 
@@ -490,6 +492,49 @@ def test_chat_page_edits_inline_and_screens_the_edit_like_a_post(client, app, lo
 # ---- moderation through the messaging core, presence privacy ----------------------
 
 
+def test_a_member_reports_a_message_from_the_chat_page(client, app, login_as):
+    """Report on someone else's message: the form is on the page (not on
+    one's own messages), a sent report lands in the coop's triage list, a
+    second one is refused in the form's place (409), a stranger's is 404,
+    and without htmx the outcome is flashed back on the page."""
+    from webapp.models import Report
+
+    coop, admin, (a, b) = make_coop(members=2)
+    cid = chat_of(coop)
+    theirs, _ = messages.post(admin.user_id, cid, "buy my token")
+    mine, _ = messages.post(a.user_id, cid, "no thanks")
+    headers = login_as(a, csrf_from="/coop/chat")
+    html = client.get("/coop/chat").get_data(as_text=True)
+    assert f'action="/chat/messages/{theirs["id"]}/report"' in html
+    assert f'action="/chat/messages/{mine["id"]}/report"' not in html
+
+    url = f"/chat/messages/{theirs['id']}/report"
+    sent = client.post(url, data={"reason": "spam", "details": "shilling <b>"}, headers=headers)
+    assert sent.status_code == 201
+    assert sent.get_data(as_text=True).strip().endswith(
+        'role="status" tabindex="-1" autofocus>Reported. The moderators will look at it.</p>')
+    db.session.expire_all()
+    row = db.session.scalars(select(Report).where(Report.target_id == str(theirs["id"]))).one()
+    assert (row.reporter_user_id, row.reason, row.details, row.cooperative_id, row.target_user_id) == \
+        (a.user_id, "spam", "shilling <b>", coop.id, admin.user_id)
+    again = client.post(url, data={"reason": "abuse"}, headers=headers)
+    assert again.status_code == 409 and "already reported" in again.get_data(as_text=True)
+    assert 'class="msg-report-status error"' in again.get_data(as_text=True)
+
+    # A message of a chat the reporter is not in: the same 404 as none at all.
+    other, other_admin, _ = make_coop(members=0)
+    elsewhere, _ = messages.post(other_admin.user_id, chat_of(other), "private")
+    assert client.post(f"/chat/messages/{elsewhere['id']}/report", data={"reason": "spam"},
+                       headers=headers).status_code == 404
+
+    # Without htmx: back to the page it came from, the outcome flashed.
+    headers = login_as(b, csrf_from="/coop/chat")
+    plain = client.post(url, data={"reason": "other"}, headers={"X-CSRFToken": headers["X-CSRFToken"],
+                                                                 "Referer": "http://localhost/coop/chat"})
+    assert plain.status_code == 302 and plain.headers["Location"] == "/coop/chat"
+    assert "Reported. The moderators will look at it." in client.get("/coop/chat").get_data(as_text=True)
+
+
 def test_moderation_refusals_reach_the_poster_and_a_ban_ends_the_chat(client, app):
     from webapp.services import coop_moderation
 
@@ -545,6 +590,30 @@ def test_friends_see_presence_too(app, redis):
     presence.socket_opened(a.user_id, "sock-f")
     assert presence.visible(b.user_id, [a.user_id])[a.user_id]["status"] == "online"
     assert presence.visible(c.user_id, [a.user_id])[a.user_id]["status"] == "offline"
+
+
+def test_the_chat_page_socket_opens_with_every_members_presence(app, live):
+    """The page renders the dots before its socket listens: a member whose
+    socket opened in between was announced to nobody on this page, and the
+    viewer's own dot was rendered offline. Once it counts as open, the
+    page's socket sends every member's dot as of then."""
+    from .builders import token_of
+    from .wshelpers import Client
+
+    coop, admin, (mate, away) = make_coop(members=2)
+    cid = chat_of(coop)
+    mate_socket = Client(live.ws_url(f"token={token_of(mate)}"))
+    mate_socket.recv_until(lambda m: m["type"] == "unread_count")
+    page = Client(live.ws_url(f"format=html&chat={cid}&token={token_of(admin)}"))
+    try:
+        page.recv_text()  # the unread count, sent once subscribed
+        snapshot = page.recv_text()
+        assert f'id="presence-{admin.user_id}" class="presence presence-online" hx-swap-oob="true"' in snapshot
+        assert f'id="presence-{mate.user_id}" class="presence presence-online" hx-swap-oob="true"' in snapshot
+        assert f'id="presence-{away.user_id}" class="presence presence-offline" hx-swap-oob="true"' in snapshot
+    finally:
+        page.close()
+        mate_socket.close()
 
 
 def test_a_coop_id_beyond_the_column_is_404_not_a_database_error(client, make_user, auth_headers):

@@ -379,6 +379,11 @@ def test_a_conversation_page_gets_presence_only_of_its_members(live, make_user):
     conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
     page = Client(live.ws_url(f"format=html&chat={conv_id}&token={token_of(alice)}"))
     page.recv_text()  # the first frame: the unread count, sent once subscribed
+    # Then the members' dots as of now, Alice's own included; Carol has none here.
+    snapshot = page.recv_text()
+    assert f'id="presence-{alice.user_id}" class="presence presence-online"' in snapshot, snapshot
+    assert f'id="presence-{bob.user_id}" class="presence presence-offline"' in snapshot, snapshot
+    assert carol.user_id not in snapshot
     carol_socket = Client(live.ws_url(f"token={token_of(carol)}"))
     carol_socket.recv_until(lambda m: m["type"] == "unread_count")
     bob_socket = Client(live.ws_url(f"token={token_of(bob)}"))

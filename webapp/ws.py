@@ -249,6 +249,7 @@ class SocketSession(ChatSocket):
             self.send_count(count)
             db.session.remove()  # hold no DB connection while waiting
             self.presence_open()
+            self.presence_snapshot()
             self.loop()
         except ConnectionClosed:
             pass

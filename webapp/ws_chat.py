@@ -94,6 +94,25 @@ class ChatSocket:
     def presence_open(self) -> None:
         self._presence(presence.socket_opened)
 
+    def presence_snapshot(self) -> None:
+        """The chat page (HTML mode), once this socket counts as open: every
+        member's presence dot as the viewer may see it, their own included.
+        Read with the channel already subscribed, so a change the page's
+        render missed (a member whose socket opened while the page loaded,
+        whose announcement went out before this socket listened) is not
+        lost; later changes arrive as pushes."""
+        if not self.html or self.page_chat is None:
+            return
+        try:
+            self.page_members = set(conversations.member_ids(self.page_chat))
+            seen = presence.visible(self.user_id, sorted(self.page_members))
+        except Exception as exc:  # noqa: BLE001 - presence is best effort; the dots wait for the next change
+            current_app.logger.warning("presence snapshot failed for %s: %r", self.user_id, exc)
+            return
+        finally:
+            db.session.remove()
+        self.ws.send(render_template("chat/_push.html", kind="presence_snapshot", presence=seen))
+
     def presence_close(self) -> None:
         self._presence(presence.socket_closed)
 

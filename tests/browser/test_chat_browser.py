@@ -1,8 +1,11 @@
 """The coop chat in two browser contexts under the app's CSP: two members
-chat live — the typing line, a message sent with Enter, a reaction, the read
-receipt, an inline edit by keyboard on a 360 px phone that the other member
-sees live — and a message body, a display name and a coop name that carry
-markup stay text in the page and in the pushed fragments."""
+chat live — presence dots right from the start, the typing line, a message
+sent with Enter and read out once, a reaction by keyboard that keeps the
+focus, the read receipt, an inline edit by keyboard on a 360 px phone that
+the other member sees live, a report by keyboard, a delete that keeps the
+focus, a member leaving
+the page who stays online — and a message body, a display name and a coop
+name that carry markup stay text in the page and in the pushed fragments."""
 from __future__ import annotations
 
 import pytest
@@ -18,6 +21,16 @@ from .test_mobile_a11y import axe_violations
 pytestmark = pytest.mark.browser
 
 XSS_NAME = '<img src=x onerror="window.__pwned=1">'
+
+
+def wait_true(page, expression: str, timeout: float = 15) -> None:
+    """Poll ``expression`` from here until it is true: the page's CSP
+    forbids the eval behind ``wait_for_function``'s own polling."""
+    for _ in range(int(timeout / 0.05)):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout} s: {expression}")
 
 
 def test_two_members_chat_live(live_server, page, browser, make_user, screenshot):
@@ -40,8 +53,11 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         bob_page.wait_for_selector("#chat-log li.msg >> text=welcome")
         assert bob_page.locator("#chat-log strong", has_text="aboard").count() == 1
 
-        # Alice sees Bob online.
+        # Alice sees Bob online; Bob sees himself and Alice online (her socket
+        # opened before his page: his socket's first frames carry the dots).
         page.wait_for_selector(f"#presence-{bob_id}.presence-online", timeout=15000)
+        bob_page.wait_for_selector(f"#presence-{bob_id}.presence-online", timeout=15000)
+        bob_page.wait_for_selector(f"#presence-{alice_id}.presence-online", timeout=15000)
 
         # Bob types: Alice sees the typing line with his name as text.
         bob_page.fill("#chat-body", "")
@@ -54,16 +70,45 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         page.wait_for_selector("#chat-log li.msg >> text=gm", timeout=15000)
         last = page.locator("#chat-log li.msg").last
         assert "<b>alice</b>" in last.inner_text() and last.locator("img, b").count() == 0
+        # Read out once, author and words (not the message's buttons).
+        assert page.locator("#chat-announcer").inner_text() == \
+            f"{XSS_NAME}: gm <b>alice</b> <img src=x onerror=window.__pwned=3>"
         assert bob_page.input_value("#chat-body") == ""
-        page.wait_for_function("document.getElementById('chat-typing').textContent === ''", timeout=15000)
+        wait_true(page, "document.getElementById('chat-typing').textContent === ''")
 
-        # Alice reacts; Bob sees the reaction, marked as not his.
-        last.locator("details.react-picker summary").click()
-        last.locator("details.react-picker button", has_text="🔥").click()
+        # A pushed message carries a working Report form too (its CSRF token
+        # rendered by the socket): Alice reports Bob's, by mouse.
+        last.locator("details.report-picker summary").click()
+        last.locator("form.msg-report button").click()
+        last.locator(".msg-report-status").wait_for(timeout=15000)
+        assert last.locator(".msg-report-status").inner_text() == "Reported. The moderators will look at it."
+        last.locator("details.report-picker summary").click()  # closed again
+
+        # Escape closes the React picker, the focus back on its summary.
+        last.locator("details.react-picker summary").focus()
+        page.keyboard.press("Enter")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.dataset.react") == "👍"
+        page.keyboard.press("Escape")
+        assert not last.locator("details.react-picker").evaluate("d => d.open")
+        assert page.evaluate("document.activeElement.matches('details.react-picker > summary')")
+        # Alice reacts by keyboard; Bob sees the reaction, marked as not his.
+        page.keyboard.press("Enter")
+        for _ in range(6):  # 👍 😂 😮 😢 🎉 🔥
+            page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.dataset.react") == "🔥"
+        page.keyboard.press("Enter")
         bob_reaction = bob_page.locator("#chat-log li.msg").last.locator(".msg-reactions .reaction")
         bob_reaction.wait_for(timeout=15000)
         assert bob_reaction.inner_text().strip() == "🔥 1"
         assert bob_reaction.get_attribute("aria-pressed") == "false"
+        # Alice's own copy came back re-rendered with her reaction: the focus
+        # is on its React summary again, not lost to the page.
+        last.locator(".msg-reactions .reaction.me").wait_for(timeout=15000)
+        wait_true(page, "document.activeElement.matches('details.react-picker > summary')"
+                  f" && document.activeElement.closest('li').id === '{last.get_attribute('id')}'")
+        # A reaction is no new message: nothing more is read out to Bob.
+        assert bob_page.locator("#chat-announcer").inner_text() == ""
 
         # Alice read Bob's message (her page is visible): Bob sees "Seen by Alice".
         bob_page.wait_for_selector("#chat-seen:has-text('Seen by Alice')", timeout=15000)
@@ -86,9 +131,8 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         # Escape cancels: the message is back, the focus on its Edit button.
         bob_page.keyboard.press("Escape")
         bob_page.wait_for_selector(f"{bob_msg}:not(.editing) [data-action=edit]", timeout=15000)
-        bob_page.wait_for_function(
-            f"document.activeElement.dataset.action === 'edit' && document.activeElement.closest('li').id === 'msg-{mid}'",
-            timeout=15000)
+        wait_true(bob_page, "document.activeElement.dataset.action === 'edit'"
+                  f" && document.activeElement.closest('li').id === 'msg-{mid}'")
         # Enter opens it again (a button); Shift+Enter is a new line, Enter saves.
         bob_page.keyboard.press("Enter")
         field.wait_for(timeout=15000)
@@ -99,9 +143,8 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         assert field.input_value() == "gm edited\nsecond line"
         bob_page.keyboard.press("Enter")
         bob_page.wait_for_selector(f"{bob_msg}:not(.editing) .msg-body:has-text('second line')", timeout=15000)
-        bob_page.wait_for_function(
-            f"document.activeElement.dataset.action === 'edit' && document.activeElement.closest('li').id === 'msg-{mid}'",
-            timeout=15000)
+        wait_true(bob_page, "document.activeElement.dataset.action === 'edit'"
+                  f" && document.activeElement.closest('li').id === 'msg-{mid}'")
         # Alice sees the new text and "edited", live; the reaction stays.
         alice_msg = page.locator(bob_msg)
         page.wait_for_selector(f"{bob_msg} .msg-body:has-text('second line')", timeout=15000)
@@ -109,9 +152,60 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         assert "(edited)" in alice_msg.locator(".msg-head").inner_text()
         assert alice_msg.locator(".msg-reactions .reaction").inner_text().strip() == "🔥 1"
         assert "(edited)" in bob_page.locator(f"{bob_msg} .msg-head").inner_text()
+        # Each action is described by its message's author and time.
+        reply = bob_page.locator(f"{bob_msg} [data-action=reply]")
+        assert bob_page.locator(f"#{reply.get_attribute('aria-describedby')}").inner_text().startswith(XSS_NAME)
+
+        # Bob reports Alice's message by keyboard on his phone; the outcome
+        # takes the place of the form, and the focus.
+        welcome = bob_page.locator("#chat-log li.msg", has_text="welcome")
+        assert welcome.locator("details.report-picker").count() == 1
+        assert bob_page.locator(f"{bob_msg} details.report-picker").count() == 0  # not his own
+        welcome.locator("details.report-picker summary").focus()
+        bob_page.keyboard.press("Enter")
+        welcome.get_by_label("Why").select_option("abuse")
+        welcome.get_by_label("Details (optional)").fill("rude")
+        assert bob_page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert axe_violations(bob_page) == []
+        welcome.get_by_role("button", name="Send report").focus()
+        bob_page.keyboard.press("Enter")
+        status = welcome.locator(".msg-report-status")
+        status.wait_for(timeout=15000)
+        assert status.inner_text() == "Reported. The moderators will look at it."
+        # (htmx focuses [autofocus] once the swap has settled, ~20 ms later.)
+        wait_true(bob_page, "document.activeElement.classList.contains('msg-report-status')")
+        bob_page.keyboard.press("Escape")  # closes the disclosure, back on its summary
+        assert bob_page.evaluate("document.activeElement.matches('details.report-picker > summary')")
+
+        # The chat's skip link reaches the message box past every message's actions.
+        bob_page.locator(".chat-main .skip-link").focus()
+        assert bob_page.locator(".chat-main .skip-link").is_visible()
+        bob_page.keyboard.press("Enter")
+        wait_true(bob_page, "document.activeElement.id === 'chat-body'")
+
+        # Reply, then Escape in the composer: the reply goes, the text stays.
+        reply.click()
+        assert bob_page.locator("#chat-replying").is_visible()
+        bob_page.keyboard.type("draft")
+        bob_page.keyboard.press("Escape")
+        assert bob_page.locator("#chat-replying").is_hidden() and bob_page.input_value("#chat-body") == "draft"
+
+        # Bob deletes his message by keyboard: the focus stays on it.
+        bob_page.once("dialog", lambda dialog: dialog.accept())
+        bob_page.locator(f"{bob_msg} [data-action=delete]").focus()
+        bob_page.keyboard.press("Enter")
+        bob_page.wait_for_selector(f"{bob_msg}.deleted", timeout=15000)
+        wait_true(bob_page, f"document.activeElement.id === 'msg-{mid}'")
         for p in (page, bob_page):
             assert p.evaluate("window.__pwned === undefined")
             assert_clean_console(p)
+
+        # Bob leaves the chat for the dashboard: still online to Alice (the
+        # page going away is no "away"), once the dashboard's socket is open.
+        bob_page.goto(f"{live_server.url}/coop")
+        page.wait_for_selector(f"#presence-{bob_id}.presence-online", timeout=15000)
+        page.wait_for_timeout(1000)
+        assert page.locator(f"#presence-{bob_id}").get_attribute("class") == "presence presence-online"
     finally:
         bob_context.close()
 

@@ -1,13 +1,15 @@
 """The moderation screen in a real browser at 390 px under the app's CSP:
-the admin opens a member's actions, mutes them for an hour (an htmx swap
-announced in the status line), and the screen shows the mute and its audit
-entry, nothing in it wider than the phone."""
+a report resolved as "Ban" asks first (declined: nothing is sent), Escape
+closes a member's actions, the admin opens them again and mutes the member
+for an hour (an htmx swap announced in the status line), and the screen
+shows the mute and its audit entry, nothing in it wider than the phone."""
 from __future__ import annotations
 
 import pytest
 
 from webapp.extensions import db
-from webapp.services import coops, moderation
+from webapp.models import Report
+from webapp.services import coops, moderation, reports
 
 from ..builders import PASSWORD
 from .conftest import assert_clean_console, login, watch
@@ -20,17 +22,40 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
     coop = coops.create(admin, name="Phone Crew")
     talker = make_user(display_name="Chatterbox")
     coops.join(talker, invite_code=coop.invite_code)
+    reporter = make_user(display_name="Witness")
+    coops.join(reporter, invite_code=coop.invite_code)
+    report_id = reports.create(reporter, target_type="user", target_id=talker.user_id, reason="abuse").id
     coop_id, talker_id = coop.id, talker.user_id
 
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
                                   has_touch=True)
-    page = watch(context.new_page())
+    page = watch(context.new_page(), accept_dialogs=False)
     try:
         login(page, live_server.url, admin.user_id, PASSWORD)
         page.goto(f"{live_server.url}/coop/manage")
         page.click("a:has-text('Moderation')")
         page.wait_for_selector("#moderation")
+        # Resolving a report as "Ban" asks first, as the member's Ban button
+        # does; declined, nothing is sent.
+        asked: list[str] = []
+        posted: list[str] = []
+        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+        page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        resolve = page.locator(f"#report-{report_id} form.mod-resolve")
+        resolve.get_by_label("Outcome").select_option("ban")
+        resolve.get_by_role("button", name="Resolve").click()
+        page.wait_for_timeout(300)
+        assert asked == ["Ban Chatterbox? They leave the cooperative and cannot rejoin."]
+        assert posted == []
+        # Escape closes a member's actions and gives the focus to their summary.
         member = page.locator(f"li.mod-member[data-user-id='{talker_id}']")
+        member.locator("summary").focus()
+        page.keyboard.press("Enter")
+        assert member.locator("details").evaluate("d => d.open")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Escape")
+        assert not member.locator("details").evaluate("d => d.open")
+        assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
         member.locator("summary").click()
         member.get_by_label("Mute for").select_option("60")
         member.get_by_role("button", name="Mute", exact=True).click()
@@ -52,3 +77,4 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
 
     db.session.expire_all()
     assert moderation.muted_until(coop_id, talker_id) is not None
+    assert db.session.get(Report, report_id).status == "open"  # the declined ban sent nothing

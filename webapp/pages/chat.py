@@ -19,13 +19,15 @@ the edit over their sockets as before.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..services import conversations, coops, messages, presence
+from ..services import conversations, coops, messages, presence, reports
 from ..services.errors import DomainError
+from ..urls import safe_next
 from .fragments import is_htmx
 
 bp = Blueprint("pages_chat", __name__)
@@ -164,3 +166,28 @@ def edit(message_id: int):
     if not is_htmx():
         return redirect(url_for("pages_chat.chat"))
     return _message_fragment(cid, saved, focus_edit=True)
+
+
+# ---- reporting a message ----------------------------------------------------------------
+
+
+@bp.post("/chat/messages/<int:message_id>/report")
+@login_required
+def report(message_id: int):
+    """Report a message the viewer can read (``reports.create``: a coop's
+    message goes to its moderators, a direct or group one to the platform's
+    admins). htmx: the form's place says it was sent (201) or why not (its
+    status: 409 ``already_reported``, 404 …); without htmx: back to the
+    page the form was on, the outcome flashed."""
+    try:
+        reports.create(current_user, target_type="message", target_id=str(message_id),
+                       reason=request.form.get("reason", ""), details=request.form.get("details") or None)
+        text, status = "Reported. The moderators will look at it.", 201
+    except DomainError as exc:
+        db.session.rollback()
+        text, status = exc.message, exc.status
+    if not is_htmx():
+        flash(text)
+        back = urlsplit(request.referrer or "").path or None
+        return redirect(safe_next(back, url_for("pages_chat.chat")))
+    return render_template("chat/_report_status.html", text=text, error=status >= 400), status

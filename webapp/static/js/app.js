@@ -180,6 +180,32 @@ document.addEventListener("htmx:oobAfterSwap", () => {
   }
 });
 
+// ---- A report resolved as "Ban" (moderation/_report_list.html) asks first,
+// as the member row's Ban button does (hx-confirm there); other outcomes go
+// out at once. htmx fires htmx:confirm before every request it issues.
+document.addEventListener("htmx:confirm", (event) => {
+  const form = event.detail.elt && event.detail.elt.closest ? event.detail.elt.closest("form.mod-resolve") : null;
+  const outcome = form && form.querySelector("select[name=action]");
+  if (!outcome || outcome.value !== "ban" || !form.dataset.banConfirm) return;
+  event.preventDefault();
+  if (window.confirm(form.dataset.banConfirm)) event.detail.issueRequest(true);
+});
+
+// ---- Escape closes a small disclosure the focus is in (a chat message's
+// React picker or Report form, a moderation row's Actions) and gives the
+// focus to its summary.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented) return;
+  const focused = document.activeElement;
+  const details = focused && focused.closest
+    ? focused.closest("details.react-picker[open], details.report-picker[open], details.mod-actions[open]") : null;
+  if (!details) return;
+  event.preventDefault();
+  event.stopPropagation();
+  details.open = false;
+  details.querySelector("summary").focus();
+}, true);
+
 // ---- A page opened at a section made focusable for it (tabindex="-1", e.g.
 // /friends#friends-list after Accept): the focus starts there, not at the top.
 document.addEventListener("DOMContentLoaded", () => {

@@ -23,6 +23,7 @@
   const input = document.getElementById("chat-body");
   const typingLine = document.getElementById("chat-typing");
   const seenLine = document.getElementById("chat-seen");
+  const announcer = document.getElementById("chat-announcer");
   const replying = document.getElementById("chat-replying");
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   let socket = null;
@@ -114,17 +115,36 @@
     }
   };
 
+  // Live regions are written only when their words change: a rewrite with
+  // the same words would be read out again.
+  const say = (element, text) => { if (element && element.textContent !== text) element.textContent = text; };
   const renderTyping = () => {
     const names = [...typers.keys()].map(nameOf);
-    typingLine.textContent = names.length === 0 ? ""
-      : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+    say(typingLine, names.length === 0 ? ""
+      : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`);
   };
   const renderSeen = () => {
     const seq = lastSeq();
     const mineLast = [...log.querySelectorAll("li.msg.mine[data-seq]")].pop();
-    if (!mineLast || parseInt(mineLast.dataset.seq, 10) !== seq) { seenLine.textContent = ""; return; }
+    if (!mineLast || parseInt(mineLast.dataset.seq, 10) !== seq) { say(seenLine, ""); return; }
     const names = [...reads.entries()].filter(([u, s]) => u !== me && s >= seq).map(([u]) => nameOf(u));
-    seenLine.textContent = names.length ? `Seen by ${names.join(", ")}` : "";
+    say(seenLine, names.length ? `Seen by ${names.join(", ")}` : "");
+  };
+  // New messages from others are read out here, author and words only (the
+  // log itself is not a live region: an edit or a reaction re-renders a
+  // whole message, which would be read again with its buttons). A burst
+  // (a catch-up after a reconnect) is counted instead.
+  const announceNew = (afterSeq) => {
+    const fresh = [...log.querySelectorAll("li.msg[data-seq]")].filter((li) =>
+      parseInt(li.dataset.seq, 10) > afterSeq && li.dataset.sender !== me);
+    if (!fresh.length || !announcer) return;
+    if (fresh.length > 3) { announcer.textContent = `${fresh.length} new messages`; return; }
+    announcer.textContent = fresh.map((li) => {
+      if (li.classList.contains("hidden-for-viewer")) return "A message from a miner you blocked";
+      const author = li.querySelector(".msg-author");
+      const body = li.querySelector(".msg-body");
+      return `${author ? author.textContent : "Someone"}: ${body ? body.textContent.trim().slice(0, 280) : ""}`;
+    }).join(". ");
   };
 
   // The socket htmx opened: resume after the newest message on the page.
@@ -136,25 +156,48 @@
   document.body.addEventListener("htmx:wsClose", () => { socket = null; });
 
   let stick = true;
-  let refocus = null; // {id, action} of the focused control of a message a push may replace
+  let seqBefore = 0;
+  // The focused control of a message a push may replace: {id, selectors},
+  // the control first, then what stands in for it once it is gone (a
+  // reaction whose count fell to 0: the React picker; a deleted message:
+  // the message itself).
+  let refocus = null;
+  const focusSelectors = (control) => {
+    if (!control || !control.dataset) return [];
+    if (control.dataset.action) return [`[data-action="${control.dataset.action}"]`];
+    if (control.dataset.react && control.closest(".msg-reactions")) {
+      return [`.msg-reactions [data-react="${control.dataset.react}"]`, "details.react-picker > summary"];
+    }
+    if (control.matches("details.react-picker > summary")) return ["details.react-picker > summary"];
+    return [];
+  };
   document.body.addEventListener("htmx:wsBeforeMessage", () => {
     stick = nearBottom();
+    seqBefore = lastSeq();
     const focused = document.activeElement;
     const li = focused && focused.closest ? focused.closest("li.msg[id]") : null;
-    refocus = li ? { id: li.id, action: focused.dataset ? focused.dataset.action : undefined } : null;
+    refocus = li ? { id: li.id, selectors: focusSelectors(focused) } : null;
   });
   // A message being edited keeps its form: a push about it (a reaction, the
   // edit's own echo) waits; Save or Cancel brings the current message back.
+  // So does a message whose report form is open (its words would be lost);
+  // the next push after it brings the message up to date.
   document.body.addEventListener("htmx:oobBeforeSwap", (event) => {
     const target = event.detail.target;
-    if (target && target.matches && target.matches("li.msg.editing")) event.preventDefault();
+    if (target && target.matches && (target.matches("li.msg.editing")
+        || target.querySelector("details.report-picker[open] form.msg-report"))) event.preventDefault();
   });
   document.body.addEventListener("htmx:wsAfterMessage", () => {
     nameReplies();
     if (refocus && (!document.activeElement || document.activeElement === document.body)) {
       const li = document.getElementById(refocus.id);
-      const control = li && refocus.action ? li.querySelector(`[data-action="${refocus.action}"]`) : null;
-      if (control || li) (control || li).focus({ preventScroll: true });
+      const control = li && refocus.selectors.map((selector) => li.querySelector(selector)).find(Boolean);
+      if (control) {
+        control.focus({ preventScroll: true });
+      } else if (li) {
+        li.tabIndex = -1; // e.g. deleted: its "Message deleted" is what there is to read
+        li.focus({ preventScroll: true });
+      }
     }
     refocus = null;
     // A message sent twice (page render and catch-up) keeps its first copy.
@@ -219,6 +262,7 @@
     }
     if (stick) toBottom();
     renderSeen();
+    announceNew(seqBefore);
     markRead();
   });
 
@@ -255,6 +299,9 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       submit();
+    } else if (event.key === "Escape" && replyTo) {
+      event.preventDefault();
+      setReply(null); // the text stays; only the reply goes
     }
   });
   input.addEventListener("input", () => {
@@ -299,7 +346,10 @@
       const mine = react.classList.contains("me");
       api(mine ? "DELETE" : "PUT", `/api/messages/${id}/reactions/${encodeURIComponent(emoji)}`);
       const picker = react.closest("details");
-      if (picker) picker.open = false;
+      if (picker) {
+        picker.querySelector("summary").focus(); // not lost with the closing picker
+        picker.open = false;
+      }
       return;
     }
     const action = event.target.closest("[data-action]");
@@ -338,8 +388,15 @@
     if (event.target.closest("[data-action=cancel-reply]")) setReply(null);
   });
 
-  // Presence: away while the tab is hidden, online when it is back.
+  // Presence: away while the tab is hidden, online when it is back. Leaving
+  // the page (pagehide comes before its visibilitychange) says nothing: the
+  // next page's socket keeps the miner online, and a choice of "away" would
+  // outlive this page.
+  let leaving = false;
+  window.addEventListener("pagehide", () => { leaving = true; });
+  window.addEventListener("pageshow", () => { leaving = false; });
   document.addEventListener("visibilitychange", () => {
+    if (leaving) return;
     send({ type: "presence", status: document.visibilityState === "visible" ? "online" : "away" });
     markRead();
   });
