@@ -94,6 +94,20 @@ def test_send_typing_read_and_presence_reach_every_socket(server, app):
     dnd = admin_tabs[2].recv_until(lambda m: m["type"] == "presence" and m["user_id"] == a.user_id, 30)
     assert dnd["status"] == "dnd"
 
+    # "away" is the socket's: a second socket of a's in view makes a online,
+    # and a is away again once it closes (the first one still says away).
+    def a_status() -> str:
+        return admin_tabs[2].recv_until(lambda m: m["type"] == "presence" and m["user_id"] == a.user_id, 30)["status"]
+
+    a_sock.send_json({"type": "presence", "status": "online"})
+    assert a_status() == "online"
+    a_sock.send_json({"type": "presence", "status": "away"})
+    assert a_status() == "away"
+    second = connect(server, a)
+    assert a_status() == "online"
+    second.close()
+    assert a_status() == "away"
+
     # An edit and a reaction over HTTP (either worker) arrive as message_updated.
     resp = requests.put(f"http://127.0.0.1:{server.port}/api/messages/{sent['data']['id']}/reactions/%F0%9F%94%A5",
                         headers=bearer(admin), timeout=10)

@@ -337,7 +337,7 @@ class ChatSocket:
         elif kind == "read":
             messages.mark_read(self.user_id, _conversation_id(message), message.get("seq"))
         elif kind == "presence":
-            presence.set_status(self.user_id, message.get("status"))
+            presence.set_status(self.user_id, self.socket_id, message.get("status"))  # type: ignore[attr-defined]
         elif kind == "resume" and "conversations" in message:
             self.client_resume(message["conversations"])
         else:

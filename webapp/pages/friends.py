@@ -226,7 +226,7 @@ def conversation_page(conversation_id: int):
     newest, cursor = messages.history(me, conversation_id, limit=CONVERSATION_PAGE)
     others = [m["display_name"] for m in conversation["members"] if m["user_id"] != me]
     try:
-        seen = presence.visible(me, [m["user_id"] for m in conversation["members"]])
+        seen = presence.visible(me, [m["user_id"] for m in conversation["members"]], viewer_here=True)
     except Exception:  # noqa: BLE001 - Redis down: everyone shows offline, the conversation still works
         seen = {}
     addable = []

@@ -7,14 +7,21 @@ online for ever:
 - ``presence:sockets:<user>``: a sorted set of the user's open sockets, each
   scored by when it expires (``SOCKET_TTL`` seconds after its last sign of
   life; a socket refreshes it every ``REFRESH_EVERY`` seconds).
-- ``presence:state:<user>``: a hash — ``choice`` (what the client said:
-  online, away or dnd), ``last_active_at`` (ISO time of the last client
-  activity: opening a socket, sending, typing, reading, saying online) and
-  ``published`` (the status last announced). Expires after ``STATE_TTL``.
+- ``presence:active:<user>``: the same for those of them that have not
+  said "away" (a socket enters it when it opens or says "online", and
+  leaves it when it says "away" or closes). "away" is a socket's word, not
+  the miner's: it ends with that socket, and another socket of theirs (a
+  second tab in view) keeps them online.
+- ``presence:state:<user>``: a hash — ``choice`` ("dnd" while the miner
+  chose do not disturb; "online" once they said so), ``last_active_at``
+  (ISO time of the last client activity: opening a socket, sending,
+  typing, reading, saying online) and ``published`` (the status last
+  announced). Expires after ``STATE_TTL``. A ``choice`` of "away" stored
+  before away was per socket means nothing.
 
-The status: offline without a live socket; else dnd or away when the client
-chose it; else away after ``IDLE_AWAY`` seconds without activity; else
-online. A change is published as ``{"type": "presence", "user_id",
+The status: offline without a live socket; else dnd when chosen; else away
+when every live socket said "away", or after ``IDLE_AWAY`` seconds without
+activity; else online. A change is published as ``{"type": "presence", "user_id",
 "status", "last_active_at"}`` to the miner's audience — coop-mates and
 friends (``audience``) — and only while the
 miner's ``privacy.showPresence`` is true; otherwise others see offline.
@@ -47,6 +54,10 @@ def _sockets_key(user_id: str) -> str:
     return redis_key("presence", "sockets", user_id)
 
 
+def _active_key(user_id: str) -> str:
+    return redis_key("presence", "active", user_id)
+
+
 def _state_key(user_id: str) -> str:
     return redis_key("presence", "state", user_id)
 
@@ -58,8 +69,9 @@ def socket_opened(user_id: str, socket_id: str) -> None:
     """A socket of ``user_id`` opened: count it and note activity."""
     now = time.time()
     pipe = get_redis().pipeline(transaction=False)
-    pipe.zadd(_sockets_key(user_id), {socket_id: now + SOCKET_TTL})
-    pipe.expire(_sockets_key(user_id), SOCKET_TTL * 2)
+    for key in (_sockets_key(user_id), _active_key(user_id)):
+        pipe.zadd(key, {socket_id: now + SOCKET_TTL})
+        pipe.expire(key, SOCKET_TTL * 2)
     pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
     pipe.expire(_state_key(user_id), STATE_TTL)
     pipe.execute()
@@ -71,15 +83,20 @@ def socket_alive(user_id: str, socket_id: str) -> None:
     now = time.time()
     pipe = get_redis().pipeline(transaction=False)
     pipe.zadd(_sockets_key(user_id), {socket_id: now + SOCKET_TTL})
-    pipe.zremrangebyscore(_sockets_key(user_id), "-inf", now)
-    pipe.expire(_sockets_key(user_id), SOCKET_TTL * 2)
+    pipe.zadd(_active_key(user_id), {socket_id: now + SOCKET_TTL}, xx=True)  # unless it said "away"
+    for key in (_sockets_key(user_id), _active_key(user_id)):
+        pipe.zremrangebyscore(key, "-inf", now)
+        pipe.expire(key, SOCKET_TTL * 2)
     pipe.execute()
     announce_if_changed(user_id)
 
 
 def socket_closed(user_id: str, socket_id: str) -> None:
     """A socket closed; the last one makes the user offline."""
-    get_redis().zrem(_sockets_key(user_id), socket_id)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zrem(_sockets_key(user_id), socket_id)
+    pipe.zrem(_active_key(user_id), socket_id)
+    pipe.execute()
     announce_if_changed(user_id)
 
 
@@ -107,8 +124,8 @@ def touch_and_connected(user_id: str, others: list[str]) -> tuple[set[str], tupl
     for other in others:
         pipe.zcount(_sockets_key(other), now, "+inf")
     replies = pipe.execute()
-    online = {u for u, live in zip(others, replies[4:], strict=True) if live}
-    return online, _read_state(replies[2:4], now)
+    online = {u for u, live in zip(others, replies[2 + STATE_REPLIES:], strict=True) if live}
+    return online, _read_state(replies[2:2 + STATE_REPLIES], now)
 
 
 def announce_touched(user_id: str, state: tuple[dict[str, Any], str | None]) -> str:
@@ -116,16 +133,27 @@ def announce_touched(user_id: str, state: tuple[dict[str, Any], str | None]) -> 
     return _announce(user_id, *state)
 
 
-def set_status(user_id: str, status: object) -> str:
-    """The client says online, away or dnd (``{"type": "presence"}``).
-    Returns the resulting status. Raises ValidationError for another word."""
+def set_status(user_id: str, socket_id: str, status: object) -> str:
+    """What the client of socket ``socket_id`` says (``{"type":
+    "presence"}``): "away" — this socket is away (a hidden tab), until it
+    says "online" or closes; "online" — this socket is back, and the miner
+    is no longer on do not disturb; "dnd" — the miner is on do not disturb,
+    on every socket, until a socket says "online". Returns the resulting
+    status. Raises ValidationError for another word."""
     if status not in CHOICES:
         raise ValidationError(f"status must be one of {', '.join(CHOICES)}.")
+    now = time.time()
     pipe = get_redis().pipeline(transaction=False)
-    pipe.hset(_state_key(user_id), "choice", str(status))
+    if status == PresenceStatus.AWAY:
+        pipe.zrem(_active_key(user_id), socket_id)
+    else:
+        pipe.hset(_state_key(user_id), "choice", str(status))
+        pipe.expire(_state_key(user_id), STATE_TTL)
     if status == PresenceStatus.ONLINE:
-        pipe.hset(_state_key(user_id), "last_active_at", _iso(time.time()))
-    pipe.expire(_state_key(user_id), STATE_TTL)
+        # Back in this socket only if it is still open (its expiry as the sockets set has it).
+        pipe.zadd(_active_key(user_id), {socket_id: now + SOCKET_TTL})
+        pipe.expire(_active_key(user_id), SOCKET_TTL * 2)
+        pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
     pipe.execute()
     return announce_if_changed(user_id)
 
@@ -145,21 +173,23 @@ def raw_status(user_ids: list[str]) -> dict[str, dict[str, Any]]:
     now = time.time()
     pipe = get_redis().pipeline(transaction=False)
     for user_id in user_ids:
-        pipe.zcount(_sockets_key(user_id), now, "+inf")
-        pipe.hmget(_state_key(user_id), "choice", "last_active_at")
+        _queue_state(pipe, user_id, now)
     replies = pipe.execute()
     found: dict[str, dict[str, Any]] = {}
     for i, user_id in enumerate(user_ids):
-        live, (choice, last_active) = replies[2 * i], replies[2 * i + 1]
-        found[user_id] = {"status": _status(live, choice, last_active, now), "last_active_at": last_active}
+        found[user_id] = _read_state(replies[STATE_REPLIES * i:STATE_REPLIES * (i + 1)], now)[0]
     return found
 
 
-def _status(live: int, choice: str | None, last_active: str | None, now: float) -> str:
+def _status(live: int, active: int, choice: str | None, last_active: str | None, now: float) -> str:
+    """``live``/``active``: how many of the user's sockets are open / have
+    not said "away"."""
     if not live:
         return PresenceStatus.OFFLINE.value
-    if choice in (PresenceStatus.DND, PresenceStatus.AWAY):
-        return str(choice)
+    if choice == PresenceStatus.DND:
+        return PresenceStatus.DND.value
+    if not active:
+        return PresenceStatus.AWAY.value
     if last_active:
         try:
             idle = now - datetime.fromisoformat(last_active.replace("Z", "+00:00")).timestamp()
@@ -203,15 +233,20 @@ def audience(user_id: str) -> list[str]:
     return list(dict.fromkeys([*coop_mates(user_id), *relations.friend_ids(user_id)]))
 
 
-def visible(viewer_id: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+def visible(viewer_id: str, user_ids: list[str], *, viewer_here: bool = False) -> dict[str, dict[str, Any]]:
     """Presence of ``user_ids`` as ``viewer_id`` may see it: the viewer
     themself, and those in whose ``audience`` the viewer is with
-    ``showPresence`` on; anyone else is offline with no last activity."""
+    ``showPresence`` on; anyone else is offline with no last activity.
+    ``viewer_here``: a page being rendered for the viewer, whose socket
+    opens once it loads: their own "offline" shows as online."""
     allowed = set(shows_presence(user_ids)) & set(audience(viewer_id))
     allowed.add(viewer_id)
     raw = raw_status([u for u in user_ids if u in allowed])
     hidden = {"status": PresenceStatus.OFFLINE.value, "last_active_at": None}
-    return {u: raw.get(u, hidden) for u in user_ids}
+    seen = {u: raw.get(u, hidden) for u in user_ids}
+    if viewer_here and viewer_id in seen and seen[viewer_id]["status"] == PresenceStatus.OFFLINE:
+        seen[viewer_id] = {**seen[viewer_id], "status": PresenceStatus.ONLINE.value}
+    return seen
 
 
 def announce_if_changed(user_id: str) -> str:
@@ -229,16 +264,21 @@ def announce_if_changed(user_id: str) -> str:
     return _announce(user_id, *_read_state(pipe.execute(), now))
 
 
+STATE_REPLIES = 3  # replies of one ``_queue_state``
+
+
 def _queue_state(pipe, user_id: str, now: float) -> None:
-    """Queue the reads of the user's status and last announced one (two replies)."""
+    """Queue the reads of the user's status and last announced one
+    (``STATE_REPLIES`` replies)."""
     pipe.zcount(_sockets_key(user_id), now, "+inf")
+    pipe.zcount(_active_key(user_id), now, "+inf")
     pipe.hmget(_state_key(user_id), "choice", "last_active_at", "published")
 
 
 def _read_state(replies: list[Any], now: float) -> tuple[dict[str, Any], str | None]:
     """``({"status", "last_active_at"}, published)`` from ``_queue_state``'s replies."""
-    live, (choice, last_active, published) = replies
-    return {"status": _status(live, choice, last_active, now), "last_active_at": last_active}, published
+    live, active, (choice, last_active, published) = replies
+    return {"status": _status(live, active, choice, last_active, now), "last_active_at": last_active}, published
 
 
 def _announce(user_id: str, current: dict[str, Any], previous: str | None) -> str:

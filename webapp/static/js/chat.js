@@ -27,6 +27,7 @@
   const replying = document.getElementById("chat-replying");
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   let socket = null;
+  let saidAway = false; // this socket told the server it is away (presence is per socket)
   let replyTo = null;
   let lastTypingSent = 0;
   let readSent = parseInt(chat.dataset.lastReadSeq || "0", 10);
@@ -148,10 +149,12 @@
   };
 
   // The socket htmx opened: resume after the newest message on the page.
+  // A new socket counts as present; one opened in a hidden tab says away.
   document.body.addEventListener("htmx:wsOpen", (event) => {
     socket = event.detail.socketWrapper;
+    saidAway = false;
     send({ type: "resume", conversations: { [cid]: lastSeq() } });
-    if (document.visibilityState === "visible") send({ type: "presence", status: "online" });
+    if (document.visibilityState === "hidden" && send({ type: "presence", status: "away" })) saidAway = true;
   });
   document.body.addEventListener("htmx:wsClose", () => { socket = null; });
 
@@ -359,6 +362,14 @@
       api("DELETE", `/api/messages/${id}`);
     }
   });
+  // An opened React picker or Report form near the bottom of the log is
+  // scrolled into view (toggle does not bubble: caught on the way down).
+  log.addEventListener("toggle", (event) => {
+    const details = event.target;
+    if (details.open && details.matches && details.matches("details.react-picker, details.report-picker")) {
+      details.scrollIntoView({ block: "nearest" });
+    }
+  }, true);
   // The inline edit form: Enter saves, Shift+Enter is a new line, Escape
   // cancels (htmx answers with the message, its Edit button focused).
   log.addEventListener("keydown", (event) => {
@@ -388,16 +399,21 @@
     if (event.target.closest("[data-action=cancel-reply]")) setReply(null);
   });
 
-  // Presence: away while the tab is hidden, online when it is back. Leaving
-  // the page (pagehide comes before its visibilitychange) says nothing: the
-  // next page's socket keeps the miner online, and a choice of "away" would
-  // outlive this page.
+  // Presence: this socket is away while the tab is hidden, and back when
+  // the tab is (only then "online", which also ends a do-not-disturb the
+  // miner chose). Leaving the page (pagehide comes before its
+  // visibilitychange) says nothing: the socket closes, and the next page's
+  // keeps the miner online without an "away" in between.
   let leaving = false;
   window.addEventListener("pagehide", () => { leaving = true; });
   window.addEventListener("pageshow", () => { leaving = false; });
   document.addEventListener("visibilitychange", () => {
     if (leaving) return;
-    send({ type: "presence", status: document.visibilityState === "visible" ? "online" : "away" });
+    if (document.visibilityState === "hidden") {
+      if (send({ type: "presence", status: "away" })) saidAway = true;
+    } else if (saidAway && send({ type: "presence", status: "online" })) {
+      saidAway = false;
+    }
     markRead();
   });
 
