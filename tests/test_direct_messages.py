@@ -649,3 +649,21 @@ def test_two_adds_at_once_to_a_group_of_nine_leave_it_at_ten(app, client, make_u
     assert added == [True] and len(refused) == 1
     db.session.expire_all()
     assert len(conversations.member_ids(group_id)) == 10
+
+
+def test_a_direct_message_reported_from_its_page_goes_to_the_sites_admins(client, make_user, login_as):
+    """The conversation page's Report says who will look at it: a direct
+    message has no coop moderators, its report goes to the platform's admins."""
+    from webapp.models import Report
+    from webapp.services import direct_messages
+
+    alice, bob = make_user(), make_user()
+    _befriend(alice, bob)
+    conv_id = direct_messages.start(alice, "direct", [bob.user_id])[0]["id"]
+    rude, _ = messages.post(bob.user_id, conv_id, "rude words")
+    headers = login_as(alice, csrf_from=f"/conversations/{conv_id}")
+    assert f'action="/chat/messages/{rude["id"]}/report"' in client.get(f"/conversations/{conv_id}").get_data(as_text=True)
+    sent = client.post(f"/chat/messages/{rude['id']}/report", data={"reason": "abuse"}, headers=headers)
+    assert sent.status_code == 201 and "Reported. The site&#39;s admins will look at it." in sent.get_data(as_text=True)
+    row = db.session.scalars(select(Report).where(Report.target_id == str(rude["id"]))).one()
+    assert (row.cooperative_id, row.target_user_id, row.reporter_user_id) == (None, bob.user_id, alice.user_id)

@@ -59,7 +59,7 @@ def test_reports_reach_the_screen_and_escalated_ones_the_admin_page(client, make
                             details="called me <b>names</b>")
     headers = login_as(admin, csrf_from="/coop/moderation")
     page = client.get("/coop/moderation").get_data(as_text=True)
-    assert f"#{report.id} abuse" in page and "called me &lt;b&gt;names&lt;/b&gt;" in page
+    assert f"#{report.id} Abuse" in page and "called me &lt;b&gt;names&lt;/b&gt;" in page
     resp = client.post(f"/coop/{coop.id}/moderation/reports/{report.id}/resolve",
                        data={"action": "dismiss", "note": "fine"}, headers=headers)
     assert resp.status_code == 200 and "No open reports." in resp.get_data(as_text=True)
@@ -70,7 +70,7 @@ def test_reports_reach_the_screen_and_escalated_ones_the_admin_page(client, make
     login_as(platform)
     assert 'hx-get="/admin/reports"' in client.get("/admin").get_data(as_text=True)
     section = client.get("/admin/reports", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert f"#{other.id} spam" in section
+    assert f"#{other.id} Spam" in section
     login_as(reporter)
     assert client.get("/admin/reports").status_code == 403
 
@@ -85,12 +85,12 @@ def test_the_platform_admin_resolves_reports_by_htmx_or_a_plain_form(client, mak
     refused = client.post(resolve, data={"action": "mute", "minutes": "soon"}, headers=headers)
     html = refused.get_data(as_text=True)
     assert refused.status_code == 400 and 'class="mod-status error"' in html and "minutes" in html
-    assert f"#{first.id} abuse" in html and f"#{second.id} spam" in html  # nothing resolved
+    assert f"#{first.id} Abuse" in html and f"#{second.id} Spam" in html  # nothing resolved
 
     done = client.post(resolve, data={"action": "dismiss", "note": "fine"}, headers=headers)
     html = done.get_data(as_text=True)
     assert done.status_code == 200 and "Report resolved." in html and 'class="mod-status ok"' in html
-    assert f"#{first.id} abuse" not in html and f"#{second.id} spam" in html
+    assert f"#{first.id} Abuse" not in html and f"#{second.id} Spam" in html
     again = client.post(resolve, data={"action": "dismiss"}, headers=headers)
     assert again.status_code == 409 and "This report has already been resolved." in again.get_data(as_text=True)
 
@@ -110,7 +110,7 @@ def test_a_bad_mute_length_answers_the_panel_with_the_error(client, make_coop, l
     resp = client.post(f"/coop/{coop.id}/moderation/reports/{report.id}/resolve",
                        data={"action": "mute", "minutes": "soon"}, headers=headers)
     html = resp.get_data(as_text=True)
-    assert resp.status_code == 400 and "minutes" in html and f"#{report.id} abuse" in html
+    assert resp.status_code == 400 and "minutes" in html and f"#{report.id} Abuse" in html
     assert moderation.muted_until(coop.id, troll.user_id) is None
 
 
@@ -129,3 +129,47 @@ def test_a_reported_message_is_quoted_escaped_on_the_screen(client, make_coop, l
     page = client.get("/coop/moderation").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; buy my coin" in page and "<script>alert" not in page
     assert '<option value="delete_message">' in page
+
+
+def test_a_reported_message_shows_as_it_was_reported_and_what_changed_since(client, make_coop, login_as):
+    """A report keeps the words it was filed on: the author editing or
+    deleting the message afterwards cannot change what the moderators read,
+    and the screen says that it changed. A flag report keeps the words that
+    matched, and those of the edit that opened it again."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import Report
+    from webapp.services import conversations, messages
+
+    coop, admin, (reporter, author) = make_coop(members=2)
+    cid = conversations.coop_conversation_id(coop.id)
+    nasty, _ = messages.post(author.user_id, cid, "you are all <b>idiots</b>")
+    gone, _ = messages.post(author.user_id, cid, "buy my token")
+    edited = reports.create(reporter, target_type="message", target_id=str(nasty["id"]), reason="abuse")
+    deleted = reports.create(reporter, target_type="message", target_id=str(gone["id"]), reason="spam")
+    assert edited.to_dict()["reported_body"] == "you are all <b>idiots</b>"
+    messages.edit(author.user_id, nasty["id"], "have a nice day")
+    messages.delete(author.user_id, gone["id"])
+
+    login_as(admin)
+    page = client.get("/coop/moderation").get_data(as_text=True)
+    def item(report_id: int) -> str:
+        return page[page.index(f'id="report-{report_id}"'):].split("</li>")[0]
+
+    assert '<blockquote class="mod-quote">you are all &lt;b&gt;idiots&lt;/b&gt;</blockquote>' in item(edited.id)
+    assert "Edited since the report; now: “have a nice day”" in item(edited.id)
+    assert '<blockquote class="mod-quote">buy my token</blockquote>' in item(deleted.id)
+    assert "Deleted since the report." in item(deleted.id)
+
+    # The keyword filter's report: the words that matched, then the edit's.
+    coop_moderation.update_settings(admin, coop_id=coop.id, keyword_filters=[{"phrase": "scam", "action": "flag"}])
+    flagged, _ = messages.post(author.user_id, cid, "this is a scam")
+    flag = db.session.scalars(select(Report).where(Report.target_id == str(flagged["id"]),
+                                                   Report.reason == "flagged")).one()
+    assert flag.reported_body == "this is a scam"
+    reports.resolve(admin, report_id=flag.id, action="dismiss")
+    messages.edit(author.user_id, flagged["id"], "still a scam, really")
+    db.session.expire_all()
+    flag = db.session.get(Report, flag.id)
+    assert (flag.status, flag.reported_body) == ("open", "still a scam, really")

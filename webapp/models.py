@@ -885,7 +885,11 @@ class Report(Model):
     member reported by a coop-mate), None when only platform admins do.
     ``target_id`` has no foreign key: messages live in the chat tables and
     a report outlives what it names. ``reporter_user_id`` is None for
-    reports filed by a ``flag`` keyword filter (reason ``flagged``)."""
+    reports filed by a ``flag`` keyword filter (reason ``flagged``).
+    ``reported_body``: a message report's words as they stood when it was
+    filed (a flag report: when it was filed or opened again), so a later
+    edit or delete cannot change what the moderators read; None for other
+    targets and for reports filed before it was kept."""
 
     __tablename__ = "reports"
     __table_args__ = (
@@ -917,6 +921,7 @@ class Report(Model):
     target_user_id: Mapped[str | None] = mapped_column(String(128))  # whom it is about, when known
     reason: Mapped[str] = mapped_column(String(16))
     details: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    reported_body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
     resolution: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(String(500), default="", server_default="")
@@ -935,6 +940,7 @@ class Report(Model):
             "target_user_id": self.target_user_id,
             "reason": self.reason,
             "details": self.details,
+            "reported_body": self.reported_body,
             "status": self.status,
             "resolution": self.resolution,
             "note": self.note,

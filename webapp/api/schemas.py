@@ -368,6 +368,7 @@ class ReportOut(Out):
     target_user_id: str | None
     reason: Literal["spam", "abuse", "other", "flagged"]
     details: str
+    reported_body: str | None
     status: Literal["open", "resolved"]
     resolution: Literal["dismiss", "delete_message", "mute", "ban"] | None
     note: str

@@ -26,7 +26,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import db
 from ..services import conversations, coops, messages, presence, reports
-from ..services.errors import DomainError
+from ..services.errors import AlreadyReported, DomainError
 from ..urls import safe_next
 from .fragments import is_htmx
 
@@ -54,7 +54,7 @@ def chat():
     newest, cursor = messages.history(current_user.user_id, cid, limit=PAGE)
     member_ids = [m["user_id"] for m in conversation["members"]]
     try:
-        seen = presence.visible(current_user.user_id, member_ids)
+        seen = presence.visible(current_user.user_id, member_ids, viewer_here=True)
     except Exception:  # noqa: BLE001 - Redis down: everyone shows offline, the chat still works
         seen = {}
     reads = conversations.read_positions(cid)
@@ -176,13 +176,17 @@ def edit(message_id: int):
 def report(message_id: int):
     """Report a message the viewer can read (``reports.create``: a coop's
     message goes to its moderators, a direct or group one to the platform's
-    admins). htmx: the form's place says it was sent (201) or why not (its
-    status: 409 ``already_reported``, 404 …); without htmx: back to the
-    page the form was on, the outcome flashed."""
+    admins). htmx: the form's place says it was sent (201), that it had
+    been (200: the earlier report stands), or why not (its status: 404 …);
+    without htmx: back to the page the form was on, the outcome flashed."""
     try:
-        reports.create(current_user, target_type="message", target_id=str(message_id),
-                       reason=request.form.get("reason", ""), details=request.form.get("details") or None)
-        text, status = "Reported. The moderators will look at it.", 201
+        row = reports.create(current_user, target_type="message", target_id=str(message_id),
+                             reason=request.form.get("reason", ""), details=request.form.get("details") or None)
+        who = "The moderators" if row.cooperative_id is not None else "The site's admins"
+        text, status = f"Reported. {who} will look at it.", 201
+    except AlreadyReported as exc:  # not a failure: the earlier report stands
+        db.session.rollback()
+        text, status = exc.message, 200
     except DomainError as exc:
         db.session.rollback()
         text, status = exc.message, exc.status

@@ -301,22 +301,25 @@ def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_u
     phrase past them once the first report was dismissed."""
     if not phrases:
         return
-    if author_user_id is None:
-        author_user_id = db.session.scalar(select(Message.sender_id).where(Message.id == message_id))
+    stored = db.session.execute(select(Message.sender_id, Message.body).where(Message.id == message_id)).first()
+    body = stored.body if stored is not None else None  # the words that matched (an edit after this: another)
+    if author_user_id is None and stored is not None:
+        author_user_id = stored.sender_id
     details = ("Matched after an edit: " if edited else "Matched: ") + ", ".join(phrases)
     try:
         with db.session.begin_nested():
             db.session.add(Report(
                 cooperative_id=coop_id, target_type=ReportTarget.MESSAGE.value, target_id=str(message_id),
                 target_user_id=author_user_id, reason=ReportReason.FLAGGED.value, details=details[:1000],
+                reported_body=body,
             ))
     except IntegrityError:  # already flagged once
         if edited:
-            _reopen_flag_report(message_id, details[:1000])
+            _reopen_flag_report(message_id, details[:1000], body)
     db.session.commit()
 
 
-def _reopen_flag_report(message_id: int, details: str) -> None:
+def _reopen_flag_report(message_id: int, details: str, body: str | None) -> None:
     """Open the message's closed filter report again (a new filing as far
     as triage and the 24-hour escalation go: ``created_at`` is now)."""
     report = db.session.execute(
@@ -327,4 +330,4 @@ def _reopen_flag_report(message_id: int, details: str) -> None:
         return
     report.status, report.resolution, report.note = ReportStatus.OPEN.value, None, ""
     report.resolved_by = report.resolved_at = report.escalated_at = None
-    report.details, report.created_at = details, utcnow()
+    report.details, report.created_at, report.reported_body = details, utcnow(), body

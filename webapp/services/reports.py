@@ -47,15 +47,15 @@ def _text(value: str | None, limit: int, name: str) -> str:
     return inputs.check_text(value, name=name, kind=inputs.MULTILINE) if value else ""
 
 
-def _message_context(message_id: str, reporter_id: str) -> tuple[int | None, str | None]:
+def _message_context(message_id: str, reporter_id: str) -> tuple[int | None, str | None, str | None]:
     """(coop whose chat holds the message or None for a direct or group
-    conversation, its author) for a message report. Only a participant of
-    the conversation may report it: anyone else gets the same 404 as for a
-    missing message."""
+    conversation, its author, its body now) for a message report. Only a
+    participant of the conversation may report it: anyone else gets the
+    same 404 as for a missing message."""
     if not inputs.is_ascii_int(message_id) or len(message_id) > 18:
         raise NotFound("No such message.")
     row = db.session.execute(
-        select(Conversation.cooperative_id, Message.sender_id)
+        select(Conversation.cooperative_id, Message.sender_id, Message.body)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(ConversationMember, (ConversationMember.conversation_id == Message.conversation_id)
               & (ConversationMember.user_id == reporter_id) & ConversationMember.left_at.is_(None))
@@ -63,7 +63,7 @@ def _message_context(message_id: str, reporter_id: str) -> tuple[int | None, str
     ).first()
     if row is None:
         raise NotFound("No such message.")
-    return row.cooperative_id, row.sender_id
+    return row.cooperative_id, row.sender_id, row.body
 
 
 def _shared_coop(reporter_id: str, target_id: str) -> int | None:
@@ -91,6 +91,7 @@ def create(user: User, *, target_type: str, target_id: str, reason: str, details
     details = _text(details, DETAILS_MAX, "The details")
     coop_id: int | None = None
     target_user_id: str | None = None
+    body: str | None = None
     if target_type == ReportTarget.USER:
         if target_id == user.user_id:
             raise ValidationError("You cannot report yourself.")
@@ -102,11 +103,12 @@ def create(user: User, *, target_type: str, target_id: str, reason: str, details
                 select(Cooperative.id).where(Cooperative.id == int(target_id), is_active_coop())) is None:
             raise NotFound("No such cooperative.")
     else:
-        coop_id, target_user_id = _message_context(target_id, user.user_id)
+        coop_id, target_user_id, body = _message_context(target_id, user.user_id)
         if target_user_id == user.user_id:
             raise ValidationError("You cannot report your own message.")
     report = Report(reporter_user_id=user.user_id, cooperative_id=coop_id, target_type=target_type,
-                    target_id=target_id, target_user_id=target_user_id, reason=reason, details=details)
+                    target_id=target_id, target_user_id=target_user_id, reason=reason, details=details,
+                    reported_body=body)
     db.session.add(report)
     try:
         db.session.commit()
@@ -162,8 +164,10 @@ def triage_for_coop(coop_id: int, *, limit: int = 50) -> tuple[list[Report], int
 
 
 def message_bodies(reports: list[Report]) -> dict[str, str | None]:
-    """``{target_id: body}`` of the messages ``reports`` name (None for a
-    deleted one), so moderators read what was reported."""
+    """``{target_id: body now}`` of the messages ``reports`` name (None for
+    a deleted one; a message purged with its conversation is absent): beside
+    ``Report.reported_body``, what was reported, the moderators see whether
+    it was edited or deleted since."""
     ids = [int(r.target_id) for r in reports
            if r.target_type == ReportTarget.MESSAGE and inputs.is_ascii_int(r.target_id) and len(r.target_id) < 19]
     if not ids:
