@@ -150,7 +150,7 @@ def set_status(user_id: str, socket_id: str, status: object) -> str:
         pipe.hset(_state_key(user_id), "choice", str(status))
         pipe.expire(_state_key(user_id), STATE_TTL)
     if status == PresenceStatus.ONLINE:
-        # Back in this socket only if it is still open (its expiry as the sockets set has it).
+        # The socket that says so is open (its message arrived): present again.
         pipe.zadd(_active_key(user_id), {socket_id: now + SOCKET_TTL})
         pipe.expire(_active_key(user_id), SOCKET_TTL * 2)
         pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
@@ -167,7 +167,7 @@ def _iso(ts: float) -> str:
 
 def raw_status(user_ids: list[str]) -> dict[str, dict[str, Any]]:
     """``{user_id: {"status", "last_active_at"}}`` as Redis says, without
-    privacy (two commands per user, one round trip)."""
+    privacy (``STATE_REPLIES`` commands per user, one round trip)."""
     if not user_ids:
         return {}
     now = time.time()
