@@ -176,6 +176,11 @@ def test_two_members_chat_live(live_server, page, browser, make_user, screenshot
         wait_true(bob_page, "document.activeElement.classList.contains('msg-report-status')")
         bob_page.keyboard.press("Escape")  # closes the disclosure, back on its summary
         assert bob_page.evaluate("document.activeElement.matches('details.report-picker > summary')")
+        # A push re-renders the message (Alice reacts to it): it still says it was reported.
+        messages.react(alice_id, int(welcome.get_attribute("data-id")), "🚀", on=True)
+        welcome.locator(".msg-reactions .reaction", has_text="🚀").wait_for(timeout=15000)
+        assert welcome.locator(".msg-reported").inner_text() == "Reported"
+        assert welcome.locator("details.report-picker").count() == 0
 
         # The chat's skip link reaches the message box past every message's actions.
         bob_page.locator(".chat-main .skip-link").focus()

@@ -265,6 +265,7 @@
     }
     if (stick) toBottom();
     renderSeen();
+    markReported();
     announceNew(seqBefore);
     markRead();
   });
@@ -362,6 +363,27 @@
       api("DELETE", `/api/messages/${id}`);
     }
   });
+  // A message reported from this page keeps saying so when a push
+  // re-renders it (a reaction, an edit): its Report control becomes
+  // "Reported" (the page's memory only; after a reload, reporting it again
+  // says the earlier report stands).
+  const reported = new Set();
+  document.body.addEventListener("htmx:load", (event) => {
+    const status = event.detail.elt;
+    if (!status.matches || !status.matches(".msg-report-status:not(.error)")) return;
+    const li = status.closest("li.msg[id]");
+    if (li) reported.add(li.id);
+  });
+  const markReported = () => {
+    reported.forEach((id) => {
+      const picker = document.querySelector(`#${id} details.report-picker:not([open])`);
+      if (!picker) return;
+      const note = document.createElement("span");
+      note.className = "msg-reported muted";
+      note.textContent = "Reported";
+      picker.replaceWith(note);
+    });
+  };
   // An opened React picker or Report form near the bottom of the log is
   // scrolled into view (toggle does not bubble: caught on the way down).
   log.addEventListener("toggle", (event) => {
