@@ -3,9 +3,9 @@ chat live — presence dots right from the start, the typing line, a message
 sent with Enter and read out once, a reaction by keyboard that keeps the
 focus, the read receipt, an inline edit by keyboard on a 360 px phone that
 the other member sees live, a report by keyboard, a delete that keeps the
-focus, a member leaving
-the page who stays online — and a message body, a display name and a coop
-name that carry markup stay text in the page and in the pushed fragments."""
+focus, a member leaving the page who stays online — and a message body, a
+display name and a coop name that carry markup stay text in the page and in
+the pushed fragments. Without JavaScript, only what works shows."""
 from __future__ import annotations
 
 import pytest
@@ -329,3 +329,40 @@ def test_a_mute_shows_on_the_open_chat_page_and_goes_when_it_ends(live_server, p
     db.session.remove()
     page.wait_for_selector("#chat-muted", state="detached", timeout=15000)
     assert_clean_console(page)
+
+
+def test_without_javascript_the_chat_shows_only_what_works(live_server, browser, make_user):
+    """No JavaScript: Reply, React, Edit and Delete would do nothing and are
+    hidden; sending and reporting are plain forms that work, the report's
+    outcome flashed on the chat page."""
+    alice = make_user(display_name="Plain Alice")
+    bob = make_user(display_name="Plain Bob")
+    coop = coops.create(alice, name="Plain Crew")
+    coops.join(bob, invite_code=coop.invite_code)
+    cid = conversations.coop_conversation_id(coop.id)
+    hello, _ = messages.post(alice.user_id, cid, "hello without scripts")
+    bob_id = bob.user_id
+    db.session.remove()
+
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    try:
+        login(page, live_server.url, bob_id, PASSWORD)
+        page.goto(f"{live_server.url}/coop/chat")
+        item = page.locator(f"#msg-{hello['id']}")
+        assert item.locator("[data-action=reply]").is_hidden()
+        assert item.locator("details.react-picker").is_hidden()
+        page.fill("#chat-body", "sent by a plain form")
+        page.click("#chat-composer button[type=submit]")
+        page.wait_for_selector("#chat-log li.msg.mine >> text=sent by a plain form")
+        mine = page.locator("#chat-log li.msg.mine").last
+        assert mine.locator("[data-action=edit]").is_hidden() and mine.locator("[data-action=delete]").is_hidden()
+
+        item = page.locator(f"#msg-{hello['id']}")
+        item.locator("details.report-picker summary").click()
+        item.get_by_label("Why").select_option("spam")
+        item.get_by_role("button", name="Send report").click()
+        page.wait_for_selector("text=Reported. The moderators will look at it.")
+        assert page.url == f"{live_server.url}/coop/chat"
+    finally:
+        context.close()
