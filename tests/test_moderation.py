@@ -23,7 +23,7 @@ from webapp.models import (
     Report,
     User,
 )
-from webapp.services import coop_moderation, coops, messages, moderation, reports
+from webapp.services import conversations, coop_moderation, coops, messages, moderation, reports
 from webapp.services.errors import DomainError, wait_words
 
 from .builders import wait_for_lock_waiters
@@ -367,6 +367,56 @@ def test_report_triage_is_per_coop_and_resolution_tells_the_reporter(client, mak
     assert _api(client, "POST", f"/api/reports/{report_id}/resolve", admin, auth_headers,
                 json={"action": "dismiss"}).json["error"]["code"] == "report_resolved"
     assert _actions(coop.id) == ["muted", "report_resolved"]
+
+
+def test_nobody_judges_a_report_about_themself_and_screens_offer_what_can_be_done(
+        client, make_user, make_coop, auth_headers):
+    """A report on the coop admin's message: the admin neither sees nor
+    resolves it (404); a moderator sees it with no mute or ban (they cannot
+    act on the admin: that used to be offered and answered 403); a platform
+    admin sees it, with the admin's reach. A report on a moderator: the admin
+    may mute or ban, another moderator may not. A platform admin named by a
+    report cannot resolve it (403)."""
+    coop, admin, (mod, other_mod, member) = make_coop(members=3)
+    for m in (mod, other_mod):
+        coop_moderation.set_role(admin, coop_id=coop.id, user_id=m.user_id, role="moderator")
+    platform = make_user(is_admin=True)
+    cid = conversations.coop_conversation_id(coop.id)
+    by_admin, _ = messages.post(admin.user_id, cid, "admin speaking")
+    by_mod, _ = messages.post(mod.user_id, cid, "moderator speaking")
+    on_admin = reports.create(member, target_type="message", target_id=str(by_admin["id"]), reason="abuse")
+    on_mod = reports.create(member, target_type="message", target_id=str(by_mod["id"]), reason="abuse")
+    on_member = reports.create(mod, target_type="user", target_id=member.user_id, reason="spam")
+
+    def seen(user):
+        return [r["id"] for r in _api(client, "GET", "/api/reports", user, auth_headers).json["reports"]]
+
+    assert seen(admin) == [on_member.id, on_mod.id]
+    assert seen(mod) == [on_member.id, on_admin.id]  # not the one about themself
+    assert seen(other_mod) == [on_member.id, on_mod.id, on_admin.id]
+    assert _api(client, "POST", f"/api/reports/{on_admin.id}/resolve", admin, auth_headers,
+                json={"action": "dismiss"}).status_code == 404
+
+    def offered(user, report_ids):
+        rows = [db.session.get(Report, i) for i in report_ids]
+        return reports.outcomes(user, rows, reports.message_bodies(rows))
+
+    assert offered(other_mod, [on_admin.id, on_mod.id, on_member.id]) == {
+        on_admin.id: ["dismiss", "delete_message"], on_mod.id: ["dismiss", "delete_message"],
+        on_member.id: ["dismiss", "mute", "ban"]}
+    assert offered(admin, [on_mod.id]) == {on_mod.id: ["dismiss", "delete_message", "mute", "ban"]}
+    assert offered(platform, [on_admin.id, on_mod.id]) == {
+        on_admin.id: ["dismiss", "delete_message"], on_mod.id: ["dismiss", "delete_message", "mute", "ban"]}
+    messages.delete(mod.user_id, by_mod["id"])
+    assert offered(admin, [on_mod.id]) == {on_mod.id: ["dismiss", "mute", "ban"]}  # nothing left to delete
+
+    resp = _api(client, "POST", f"/api/reports/{on_admin.id}/resolve", other_mod, auth_headers,
+                json={"action": "mute"})
+    assert resp.status_code == 403 and resp.json["error"]["code"] == "cannot_moderate"
+    about_platform = reports.create(member, target_type="user", target_id=platform.user_id, reason="other")
+    resp = _api(client, "POST", f"/api/reports/{about_platform.id}/resolve", platform, auth_headers,
+                json={"action": "dismiss"})
+    assert resp.status_code == 403 and resp.json["error"]["message"] == "You cannot resolve a report about yourself."
 
 
 def test_resolving_with_a_ban_removes_the_member(client, make_coop, auth_headers):

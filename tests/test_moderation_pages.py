@@ -71,6 +71,11 @@ def test_reports_reach_the_screen_and_escalated_ones_the_admin_page(client, make
     assert 'hx-get="/admin/reports"' in client.get("/admin").get_data(as_text=True)
     section = client.get("/admin/reports", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert f"#{other.id} Spam" in section
+    assert "<h1>Platform admin: Reports</h1>" in client.get("/admin/reports").get_data(as_text=True)  # its own page
+    headers = login_as(platform, csrf_from="/admin")
+    done = client.post(f"/admin/reports/{other.id}/resolve", data={"action": "dismiss"}, headers=headers)
+    # The outcome takes the focus, as on the coop's screen.
+    assert done.status_code == 200 and 'tabindex="-1" autofocus>Report resolved.</p>' in done.get_data(as_text=True)
     login_as(reporter)
     assert client.get("/admin/reports").status_code == 403
 
@@ -173,3 +178,27 @@ def test_a_reported_message_shows_as_it_was_reported_and_what_changed_since(clie
     db.session.expire_all()
     flag = db.session.get(Report, flag.id)
     assert (flag.status, flag.reported_body) == ("open", "still a scam, really")
+
+
+def test_a_site_admins_resolution_shows_in_both_audit_logs_in_words(client, make_user, make_coop, login_as):
+    """A platform admin resolving a coop's report: the coop's log says a
+    site admin did it, with the note; the platform's log (/admin) has it
+    too. Settings and mutes read in words."""
+    coop, admin, (reporter, troll) = make_coop(members=2)
+    report = reports.create(reporter, target_type="user", target_id=troll.user_id, reason="abuse")
+    platform = make_user(is_admin=True, display_name="SiteKeeper")
+    headers = login_as(platform, csrf_from="/admin")
+    done = client.post(f"/admin/reports/{report.id}/resolve", data={"action": "mute", "note": "cool off"},
+                       headers=headers)
+    assert done.status_code == 200
+    assert f"report {report.id}" in client.get("/admin/audit", headers={"HX-Request": "true"}).get_data(as_text=True)
+    client.post("/logout")
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=10,
+                                    keyword_filters=[{"phrase": "scam", "action": "flag"}])
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=0, keyword_filters=[])
+    login_as(admin)
+    log = " ".join(client.get("/coop/moderation").get_data(as_text=True).split())
+    assert f"(a site admin) resolved report #{report.id}: mute — “cool off”" in log
+    assert "muted" in log and "for 1 hour" in log
+    assert "set slow mode to 10 s" in log and "changed the keyword filters (1 phrase)" in log
+    assert "turned slow mode off" in log and "cleared the keyword filters" in log

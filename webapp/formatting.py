@@ -315,6 +315,17 @@ def chat_markup(text: str | None) -> Markup:
     return Markup(markup.render(text or ""))
 
 
+def minutes_words(minutes: int) -> str:
+    """A whole number of minutes as the mute menu says it: 10 → "10
+    minutes", 60 → "1 hour", 1440 → "1 day", 10080 → "7 days", 90 → "90
+    minutes" (the largest unit that divides it)."""
+    for unit, size in (("day", 1440), ("hour", 60)):
+        if minutes >= size and minutes % size == 0:
+            count = minutes // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def init_template_filters(app: Flask) -> None:
     """Register every Jinja filter of the app (CTFd's ``init_template_filters``)."""
     filters = app.jinja_env.filters
@@ -328,6 +339,7 @@ def init_template_filters(app: Flask) -> None:
         happened_at=happened_at,
         notification_when=notification_when,
         chat_markup=chat_markup,
+        minutes_words=minutes_words,
     )
     for style in TIME_FORMATS:
         filters[style] = partial(format_time, style=style)

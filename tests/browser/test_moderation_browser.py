@@ -64,7 +64,7 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
         page.wait_for_function("document.activeElement && document.activeElement.id === 'moderation-status'")
         member = page.locator(f"li.mod-member[data-user-id='{talker_id}']")
         assert "muted until" in member.inner_text()
-        assert "muted Chatterbox for 60 min" in page.locator("#mod-audit").inner_text()
+        assert "muted Chatterbox for 1 hour" in page.locator("#mod-audit").inner_text()
         # Mobile first: nothing of the moderation screen is wider than the phone
         # (the site's top bar is another matter; docs/API.md notes it).
         too_wide = page.evaluate("""[...document.querySelectorAll('main *')]

@@ -35,12 +35,13 @@ def _panel_context(coop_id: int) -> dict[str, Any]:
     actor = moderation.require_moderator(coop.id, current_user.user_id)
     members = coops.members_of(coop.id)
     audit, last = coop_moderation.audit_page(current_user, coop_id=coop.id, limit=AUDIT_PAGE)
-    open_reports, _ = reports.triage_for_coop(coop.id, limit=50)
+    open_reports, _ = reports.triage_for_coop(coop.id, viewer_id=current_user.user_id, limit=50)
+    bodies = reports.message_bodies(open_reports)
     return {
         "coop": coop, "actor": actor, "members": members, "mutes": coop_moderation.mutes_of(coop.id),
         "bans": coop_moderation.list_bans(current_user, coop_id=coop.id),
         "reports": open_reports, "names": reports.display_names(open_reports),
-        "bodies": reports.message_bodies(open_reports),
+        "bodies": bodies, "outcomes": reports.outcomes(current_user, open_reports, bodies),
         "audit": audit, "audit_next": _audit_url(last),
         "filters": coop.keyword_filters or [], "mute_choices": MUTE_CHOICES,
         "slow_mode_choices": sorted({*SLOW_MODE_CHOICES, coop.slow_mode_seconds}),
@@ -199,7 +200,9 @@ def _escalated_context(message: str | None = None, error: DomainError | None = N
     first, for ``moderation/_admin_reports.html`` with the outcome of an action."""
     rows, _ = reports.triage(current_user, status="open", limit=100)
     rows.sort(key=lambda r: (r.escalated_at is None, -r.id))
-    return {"reports": rows, "names": reports.display_names(rows), "bodies": reports.message_bodies(rows),
+    bodies = reports.message_bodies(rows)
+    return {"reports": rows, "names": reports.display_names(rows), "bodies": bodies,
+            "outcomes": reports.outcomes(current_user, rows, bodies),
             "message": message, "error": error and error.message}
 
 

@@ -12,21 +12,37 @@ Which coop triages a report (``reports.cooperative_id``):
 - a user: the coop the reporter and the reported user are both active
   members of, else none;
 - a coop: none (platform admins only; its own moderators do not judge it).
+
+Nobody judges a report about themself: a coop's admin or moderator does
+not see (nor resolve: 404) the reports whose ``target_user_id`` is theirs,
+which the coop's other moderators and, after 24 hours, the platform admins
+handle; a platform admin named by one is refused (403). The screens offer
+only the outcomes the viewer can carry out (``outcomes``).
 """
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Conversation, ConversationMember, Cooperative, CooperativeMember, Message, Report, User, utcnow
+from ..models import (
+    AuditLog,
+    Conversation,
+    ConversationMember,
+    Cooperative,
+    CooperativeMember,
+    Message,
+    Report,
+    User,
+    utcnow,
+)
 from ..vocabulary import MemberRole, ModerationAction, ReportResolution, ReportStatus, ReportTarget
 from ..vocabulary import NotificationSubtype as S
 from . import coop_moderation, coops, inputs, messages, moderation, notifications
-from .errors import AlreadyReported, Conflict, NotFound, NotModerator, ValidationError
+from .errors import AlreadyReported, CannotModerate, Conflict, NotFound, NotModerator, ValidationError
 from .membership import is_active_coop, is_active_member, is_moderating_member
 
 DETAILS_MAX = 1000
@@ -143,7 +159,7 @@ def triage(user: User, *, status: str = "open", escalated: bool = False, limit: 
         coop_id = moderated_coop_id(user)
         if coop_id is None:
             return [], None
-        query = query.where(Report.cooperative_id == coop_id)
+        query = query.where(Report.cooperative_id == coop_id, _not_about(user.user_id))
     if status != "all":
         query = query.where(Report.status == status)
     if escalated:
@@ -154,13 +170,54 @@ def triage(user: User, *, status: str = "open", escalated: bool = False, limit: 
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
-def triage_for_coop(coop_id: int, *, limit: int = 50) -> tuple[list[Report], int | None]:
-    """The coop's open reports, newest first (no access check: the
-    moderation screen has done it)."""
+def _not_about(user_id: str) -> Any:
+    """WHERE clause: reports that do not name ``user_id`` as their subject."""
+    return or_(Report.target_user_id.is_(None), Report.target_user_id != user_id)
+
+
+def triage_for_coop(coop_id: int, *, viewer_id: str, limit: int = 50) -> tuple[list[Report], int | None]:
+    """The coop's open reports but those about ``viewer_id``, newest first
+    (no access check: the moderation screen has done it)."""
     rows = list(db.session.scalars(
-        select(Report).where(Report.cooperative_id == coop_id, Report.status == ReportStatus.OPEN.value)
+        select(Report).where(Report.cooperative_id == coop_id, Report.status == ReportStatus.OPEN.value,
+                             _not_about(viewer_id))
         .order_by(Report.id.desc()).limit(limit + 1)))
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def outcomes(user: User, reports: list[Report], bodies: dict[str, str | None]) -> dict[int, list[str]]:
+    """``{report id: the outcomes user can carry out}`` for a triage
+    screen, in the order the form offers them: ``dismiss`` always;
+    ``delete_message`` while the reported message stands (``bodies``:
+    ``message_bodies``); ``mute`` (an active member) and ``ban`` (a member
+    or an outsider) when ``user`` may act on the reported miner in the
+    report's coop — a moderator on plain members, the admin (and a
+    platform admin, with the admin's reach) on anyone but the admin
+    (``moderation.check_can_act_on``), nobody on themself."""
+    coop_ids = {r.cooperative_id for r in reports if r.cooperative_id is not None and r.target_user_id}
+    people = {r.target_user_id for r in reports if r.cooperative_id in coop_ids} | {user.user_id}
+    roles = {(c, u): role for c, u, role in db.session.execute(
+        select(CooperativeMember.cooperative_id, CooperativeMember.user_id, CooperativeMember.role)
+        .where(is_active_member(), CooperativeMember.cooperative_id.in_(coop_ids),
+               CooperativeMember.user_id.in_(people)))} if coop_ids else {}
+    found: dict[int, list[str]] = {}
+    for report in reports:
+        can = [ReportResolution.DISMISS.value]
+        if report.target_type == ReportTarget.MESSAGE and bodies.get(report.target_id) is not None:
+            can.append(ReportResolution.DELETE_MESSAGE.value)
+        coop_id, target = report.cooperative_id, report.target_user_id
+        if coop_id is not None and target and target != user.user_id:
+            mine = roles.get((coop_id, user.user_id))
+            actor = mine if mine in (MemberRole.ADMIN, MemberRole.MODERATOR) else (
+                MemberRole.ADMIN.value if user.is_admin else None)
+            theirs = roles.get((coop_id, target))
+            if actor is not None and theirs != MemberRole.ADMIN and not (
+                    actor == MemberRole.MODERATOR and theirs == MemberRole.MODERATOR):
+                if theirs is not None:
+                    can.append(ReportResolution.MUTE.value)
+                can.append(ReportResolution.BAN.value)
+        found[report.id] = can
+    return found
 
 
 def message_bodies(reports: list[Report]) -> dict[str, str | None]:
@@ -183,19 +240,20 @@ def display_names(reports: list[Report]) -> dict[str, str]:
         select(User.user_id, User.display_name).where(User.user_id.in_([i for i in ids if i])))}
 
 
-def _acting_moderator(report: Report, user: User) -> CooperativeMember | None:
-    """Who resolves: the admin or a moderator of the report's coop; a
-    platform admin acts with the admin's reach (never on the coop's admin).
-    None for a platform admin on a report without a coop. Raises NotModerator."""
+def _acting_moderator(report: Report, user: User) -> tuple[CooperativeMember | None, bool]:
+    """Who resolves, and whether as a platform admin: the admin or a
+    moderator of the report's coop (False); a platform admin acts with the
+    admin's reach, never on the coop's admin (True; no membership for a
+    report without a coop). Raises NotModerator."""
     if report.cooperative_id is not None:
         membership = moderation.membership_of(report.cooperative_id, user.user_id)
         if membership is not None and membership.role in (MemberRole.ADMIN, MemberRole.MODERATOR):
-            return membership
+            return membership, False
         if user.is_admin:
             return CooperativeMember(cooperative_id=report.cooperative_id, user_id=user.user_id,
-                                     role=MemberRole.ADMIN.value)
+                                     role=MemberRole.ADMIN.value), True
     elif user.is_admin:
-        return None
+        return None, True
     db.session.rollback()
     raise NotModerator("Only the moderators of the reported cooperative and platform admins handle this report.")
 
@@ -213,8 +271,10 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
     """Resolve an open report (``POST /api/reports/{id}/resolve``) with
     ``action``: ``dismiss``; ``delete_message`` (message reports);
     ``mute`` (``minutes``, default 60) or ``ban`` of the reported miner in
-    the report's coop. The action, the audit entry and the reporter's
-    ``report_resolved`` notification commit together. Raises
+    the report's coop. The action, the audit entry (the coop's; a platform
+    admin's resolution also in the platform's log, and marked as theirs in
+    the coop's) and the reporter's ``report_resolved`` notification commit
+    together. Raises
     ValidationError (400), NotFound (404), NotModerator / CannotModerate
     (403), ReportClosed (409) or the action's own errors."""
     if action not in {a.value for a in ReportResolution}:
@@ -229,13 +289,17 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
         select(Report).where(Report.id == report_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if report is None or (not user.is_admin and (report.cooperative_id is None
-                                                 or report.cooperative_id != moderated_coop_id(user))):
+                                                 or report.cooperative_id != moderated_coop_id(user)
+                                                 or report.target_user_id == user.user_id)):
         db.session.rollback()
         raise NotFound("No such report.")
+    if report.target_user_id == user.user_id:  # a platform admin named by the report
+        db.session.rollback()
+        raise CannotModerate("You cannot resolve a report about yourself.")
     if report.status != ReportStatus.OPEN:
         db.session.rollback()
         raise ReportClosed()
-    actor = _acting_moderator(report, user)
+    actor, as_platform_admin = _acting_moderator(report, user)
     if action == ReportResolution.DELETE_MESSAGE:
         if report.target_type != ReportTarget.MESSAGE:
             db.session.rollback()
@@ -259,7 +323,13 @@ def resolve(user: User, *, report_id: int, action: str, note: str | None = None,
     if report.cooperative_id is not None:
         moderation.record_action(report.cooperative_id, user.user_id, ModerationAction.REPORT_RESOLVED,
                                  target_user_id=report.target_user_id, target_id=str(report.id),
-                                 data={"action": action, "note": note})
+                                 data={"action": action, "note": note,
+                                       **({"platform_admin": True} if as_platform_admin else {})})
+    if as_platform_admin:  # the platform's own log too (/admin), as its other actions
+        db.session.add(AuditLog(actor_user_id=user.user_id, action=ModerationAction.REPORT_RESOLVED.value,
+                                target_type="report", target_id=str(report.id), reason=note,
+                                data={"action": action, "cooperative_id": report.cooperative_id,
+                                      "target_user_id": report.target_user_id}))
     if report.reporter_user_id:
         notifications.notify_kind(report.reporter_user_id, S.REPORT_RESOLVED, data={"report_id": report.id},
                                   commit=False, outcome=_OUTCOMES[ReportResolution(action)])
