@@ -164,6 +164,8 @@ def test_a_reported_message_shows_as_it_was_reported_and_what_changed_since(clie
 
     assert '<blockquote class="mod-quote">you are all &lt;b&gt;idiots&lt;/b&gt;</blockquote>' in item(edited.id)
     assert "Edited since the report; now: “have a nice day”" in item(edited.id)
+    head = " ".join(item(edited.id).split())
+    assert f"A message by {author.display_name} · reported " in head and f" by {reporter.display_name}</span>" in head
     assert '<blockquote class="mod-quote">buy my token</blockquote>' in item(deleted.id)
     assert "Deleted since the report." in item(deleted.id)
 
