@@ -89,15 +89,18 @@ def require_moderator(coop_id: int, user_id: str) -> CooperativeMember:
     return membership
 
 
-def check_can_act_on(actor: CooperativeMember, target_role: str | None, target_user_id: str) -> None:
+def may_act_on(actor_role: str, actor_user_id: str, target_role: str | None, target_user_id: str) -> bool:
     """Moderators act on plain members; the admin on anyone but themself
     (API.md: "not the admin or each other"). ``target_role`` is None for
-    someone who is not an active member (a ban of an outsider). Raises
-    CannotModerate (403)."""
-    if target_user_id == actor.user_id or target_role == MemberRole.ADMIN:
-        db.session.rollback()
-        raise CannotModerate()
-    if actor.role == MemberRole.MODERATOR and target_role == MemberRole.MODERATOR:
+    someone who is not an active member (a ban of an outsider)."""
+    if target_user_id == actor_user_id or target_role == MemberRole.ADMIN:
+        return False
+    return not (actor_role == MemberRole.MODERATOR and target_role == MemberRole.MODERATOR)
+
+
+def check_can_act_on(actor: CooperativeMember, target_role: str | None, target_user_id: str) -> None:
+    """``may_act_on`` as a check. Raises CannotModerate (403)."""
+    if not may_act_on(actor.role, actor.user_id, target_role, target_user_id):
         db.session.rollback()
         raise CannotModerate()
 

@@ -191,9 +191,8 @@ def outcomes(user: User, reports: list[Report], bodies: dict[str, str | None]) -
     ``delete_message`` while the reported message stands (``bodies``:
     ``message_bodies``); ``mute`` (an active member) and ``ban`` (a member
     or an outsider) when ``user`` may act on the reported miner in the
-    report's coop — a moderator on plain members, the admin (and a
-    platform admin, with the admin's reach) on anyone but the admin
-    (``moderation.check_can_act_on``), nobody on themself."""
+    report's coop (``moderation.may_act_on``; a platform admin with the
+    admin's reach)."""
     coop_ids = {r.cooperative_id for r in reports if r.cooperative_id is not None and r.target_user_id}
     people = {r.target_user_id for r in reports if r.cooperative_id in coop_ids} | {user.user_id}
     roles = {(c, u): role for c, u, role in db.session.execute(
@@ -206,13 +205,12 @@ def outcomes(user: User, reports: list[Report], bodies: dict[str, str | None]) -
         if report.target_type == ReportTarget.MESSAGE and bodies.get(report.target_id) is not None:
             can.append(ReportResolution.DELETE_MESSAGE.value)
         coop_id, target = report.cooperative_id, report.target_user_id
-        if coop_id is not None and target and target != user.user_id:
+        if coop_id is not None and target:
             mine = roles.get((coop_id, user.user_id))
             actor = mine if mine in (MemberRole.ADMIN, MemberRole.MODERATOR) else (
                 MemberRole.ADMIN.value if user.is_admin else None)
             theirs = roles.get((coop_id, target))
-            if actor is not None and theirs != MemberRole.ADMIN and not (
-                    actor == MemberRole.MODERATOR and theirs == MemberRole.MODERATOR):
+            if actor is not None and moderation.may_act_on(actor, user.user_id, theirs, target):
                 if theirs is not None:
                     can.append(ReportResolution.MUTE.value)
                 can.append(ReportResolution.BAN.value)
