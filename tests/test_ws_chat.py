@@ -276,3 +276,66 @@ def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(mi
     finally:
         db.session.rollback()
         gunicorn.stop()
+
+
+def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_ones(migrated, app):
+    """Every socket post through the lane (``CHAT_POST_ALONE=0``: none is
+    stored on its own), ten members sending ten each at once over sockets
+    in both workers, one of them sending each twice (a retry): 100
+    messages, seqs 1..100, each sender's in its order, each client_id once;
+    every socket hears all 100 in seq order, and each sender's ``sent``
+    answers are the stored messages."""
+    gunicorn = Gunicorn(migrated, CHAT_POST_ALONE="0", RATELIMIT_ENABLED="0").wait_ready()
+    try:
+        coop, admin, others = make_coop(members=9)
+        cid = conversations.coop_conversation_id(coop.id)
+        users = [admin, *others]
+        socks = [connect(gunicorn, u) for u in users]
+        errors: list[BaseException] = []
+        answers: dict[str, list[dict]] = {}
+        barrier = threading.Barrier(len(users))
+
+        def write(index: int) -> None:
+            user, sock = users[index], socks[index]
+            try:
+                barrier.wait()
+                for i in range(10):
+                    body = {"type": "send", "conversation_id": cid, "body": f"{index}:{i}", "client_id": f"c{i}"}
+                    sock.send_json(body)
+                    if index == 0:
+                        sock.send_json(body)
+                got = []
+                while len(got) < (20 if index == 0 else 10):
+                    got.append(sock.recv_until(lambda m: m["type"] in ("sent", "error"), 60))
+                answers[user.user_id] = got
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(len(users))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        rows = db.session.execute(select(Message.id, Message.seq, Message.sender_id, Message.body, Message.client_id)
+                                  .where(Message.conversation_id == cid).order_by(Message.seq)).all()
+        assert [r.seq for r in rows] == list(range(1, 101))
+        by_id = {r.id: r for r in rows}
+        for index, user in enumerate(users):
+            mine = [r for r in rows if r.sender_id == user.user_id]
+            assert [r.body for r in mine] == [f"{index}:{i}" for i in range(10)]
+            got = answers[user.user_id]
+            assert {m["type"] for m in got} == {"sent"}
+            ids = [m["data"]["id"] for m in got]
+            assert ids == ([r.id for r in mine for _ in (0, 1)] if index == 0 else [r.id for r in mine])
+            for m in got:
+                stored = by_id[m["data"]["id"]]
+                assert (m["client_id"], m["data"]["seq"], m["data"]["body"]) == (stored.client_id, stored.seq,
+                                                                                 stored.body)
+        for sock in socks:
+            assert [m["seq"] for m in chat_messages(sock, 100)] == list(range(1, 101))
+            assert nothing_of(sock, {"message"}, 0.3) == []
+            sock.close()
+    finally:
+        db.session.rollback()
+        gunicorn.stop()

@@ -191,6 +191,10 @@ class Config:
         # Days an archived conversation (a dissolved coop's chat, a direct or group one
         # nobody is in) is kept before the daily purge deletes it (services/chat_retention.py).
         self.CHAT_ARCHIVE_RETENTION_DAYS = _int("CHAT_ARCHIVE_RETENTION_DAYS", 90)
+        # Workers per web process storing socket posts together (webapp/post_lane.py; 0: each alone),
+        # and how many of its socket posts are stored one by one at once before the next waits for them.
+        self.CHAT_POST_LANES = _int("CHAT_POST_LANES", 2)
+        self.CHAT_POST_ALONE = _int("CHAT_POST_ALONE", 2)
         self.WORKER_OFFLINE_AFTER = _int("WORKER_OFFLINE_AFTER", 15 * 60)  # seconds
         self.COOP_HASHRATE_INTERVAL = _int("COOP_HASHRATE_INTERVAL", 300)  # seconds
         self.COOP_HASHRATE_CACHE_TTL = _int("COOP_HASHRATE_CACHE_TTL", 300)  # seconds

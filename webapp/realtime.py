@@ -95,20 +95,28 @@ def publish_many(user_ids: list[str], message: dict[str, Any]) -> None:
         get_redis().publish(fanout_channel(), fanout_text(ids, message))
 
 
+def publish_groups(groups: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """``publish_many`` of each ``(user_ids, message)``, every PUBLISH in
+    one round trip."""
+    if not groups:
+        return
+    pipe = get_redis().pipeline(transaction=False)
+    channel = fanout_channel()
+    for user_ids, message in groups:
+        pipe.publish(channel, fanout_text(list(dict.fromkeys(user_ids)), message))
+    pipe.execute()
+
+
 def publish_each(messages: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish ``(user_id, message)`` pairs in one round trip (a message may
     differ per recipient, e.g. a reaction's ``me``): one fan-out PUBLISH
     per distinct message object."""
     if not messages:
         return
-    groups: dict[int, tuple[dict[str, Any], list[str]]] = {}
+    groups: dict[int, tuple[list[str], dict[str, Any]]] = {}
     for user_id, message in messages:
-        groups.setdefault(id(message), (message, []))[1].append(user_id)
-    pipe = get_redis().pipeline(transaction=False)
-    channel = fanout_channel()
-    for message, user_ids in groups.values():
-        pipe.publish(channel, fanout_text(list(dict.fromkeys(user_ids)), message))
-    pipe.execute()
+        groups.setdefault(id(message), ([], message))[0].append(user_id)
+    publish_groups(list(groups.values()))
 
 
 def notification_created(user_id: str, notification: dict[str, Any], *, client: Any = None) -> None:

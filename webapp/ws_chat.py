@@ -29,6 +29,7 @@ from typing import Any
 from flask import current_app, render_template
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from . import post_lane
 from .extensions import db
 from .services import conversations, inputs, messages, presence, relations
 from .services.conversations import ARCHIVED, LEFT, REMOVED
@@ -350,8 +351,9 @@ class ChatSocket:
         client_id = message.get("client_id")
         try:
             try:
-                data, _ = messages.post(self.user_id, _conversation_id(message), message.get("body"),
-                                        reply_to=message.get("reply_to"), client_id=client_id)
+                data, _ = post_lane.post(messages.PostRequest(
+                    self.user_id, _conversation_id(message), message.get("body"),
+                    reply_to=message.get("reply_to"), client_id=client_id))
             except PoolTimeout as busy:  # an overload: the sender may send it again, the socket stays
                 raise Unavailable() from busy
         except DomainError as exc:

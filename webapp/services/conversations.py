@@ -406,6 +406,15 @@ def publish_many(user_ids: Iterable[str], message: dict[str, Any]) -> None:
         current_app.logger.exception("chat push %s failed", message.get("type"))
 
 
+def publish_groups(pushes: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """``publish_many`` of several messages, each to its own ``user_ids``,
+    in one round trip; a Redis failure is logged, never raised."""
+    try:
+        realtime.publish_groups([(ids, message) for ids, message in pushes if ids])
+    except Exception:  # noqa: BLE001 - stored; clients catch up with resume
+        current_app.logger.exception("chat push of %d messages failed", len(pushes))
+
+
 def member_counts(conversation_ids: list[int]) -> dict[int, int]:
     """Current member counts by conversation."""
     if not conversation_ids:

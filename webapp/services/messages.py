@@ -15,6 +15,9 @@ per message addressed to the member list read under the lock
 (``realtime.publish_many``), which every web process's hub routes to its
 own sockets of those members.
 
+``post_together`` stores several coop posts with one statement under the
+same rules (the socket's lane under load, ``webapp/post_lane.py``).
+
 Coop conversations ask the moderation service before a post or an edit
 (``moderation.screen_message``: mute, slow mode for posts, keyword block)
 and after it (``moderation.file_flag_report``); ``muted_until`` fills the
@@ -27,11 +30,13 @@ toggle ``chatMentions``); a member with no socket open gets one
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Integer,
     Select,
@@ -39,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    column,
     exists,
     func,
     insert,
@@ -47,7 +53,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import delete as sql_delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .. import realtime
 from ..extensions import db, execute_dml, get_redis, redis_key
@@ -77,7 +83,7 @@ from . import (
     transactions,
 )
 from .conversations import MESSAGE, MESSAGE_UPDATED, READ, TYPING
-from .errors import Forbidden, NotAMember, NotFound, ValidationError
+from .errors import DomainError, Forbidden, NotAMember, NotFound, ValidationError
 from .membership import is_moderating_member
 from .message_history import (  # noqa: F401 - re-exported: the read side of this module's API
     PAGE_DEFAULT,
@@ -203,17 +209,17 @@ class PostTarget:
 _TARGET_COLUMNS = ("id", "kind", "cooperative_id", "created_by", "title", "members_version")
 
 
-@functools.cache
-def _post_facts_statement() -> Select:
-    """See ``_post_facts``; parameters ``cid``, ``uid``, ``client_id``."""
-    user_id = bindparam("uid", type_=String)
+def _facts_columns(user_id: Any, client_id: Any) -> list[Any]:
+    """The columns of ``_post_facts`` for the poster ``user_id`` and
+    ``client_id`` (bound parameters, or the columns of ``post_together``'s
+    list of posts), correlated to ``Conversation``."""
     is_member = exists(select(ConversationMember.user_id).where(
         ConversationMember.conversation_id == Conversation.id, ConversationMember.user_id == user_id,
         conversations.is_current_member()))
     # A NULL client_id matches nothing (``= NULL``): no earlier post.
     first = select(Message.id).where(Message.sender_id == user_id,
-                                     Message.client_id == bindparam("client_id", type_=String)).scalar_subquery()
-    return select(
+                                     Message.client_id == client_id).scalar_subquery()
+    return [
         *(getattr(Conversation, name) for name in _TARGET_COLUMNS),
         is_member.label("is_member"), first.label("first_id"),
         select(User.display_name).where(User.user_id == user_id).scalar_subquery().label("sender_name"),
@@ -224,7 +230,14 @@ def _post_facts_statement() -> Select:
             ConversationMember.conversation_id == Conversation.id, conversations.is_current_member())
         .scalar_subquery().label("member_ids"),
         *moderation.screen_columns(Conversation.cooperative_id, user_id),
-    ).where(Conversation.id == bindparam("cid", type_=Integer))
+    ]
+
+
+@functools.cache
+def _post_facts_statement() -> Select:
+    """See ``_post_facts``; parameters ``cid``, ``uid``, ``client_id``."""
+    return select(*_facts_columns(bindparam("uid", type_=String), bindparam("client_id", type_=String))) \
+        .where(Conversation.id == bindparam("cid", type_=Integer))
 
 
 def _post_facts(connection: Any, conversation_id: int, user_id: str, client_id: str | None) -> Any:
@@ -524,6 +537,218 @@ def _notify(conversation: PostTarget, row: Message, sender_name: str, title: str
             user_id, S.CHAT_UNREAD, link=link, commit=False, data={"conversation_id": conversation.id},
             member=sender_name, conversation=title,
         )
+
+
+# ---- posts together (the socket's lane) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PostRequest:
+    """One post for ``post_together``: the arguments of ``post``."""
+
+    user_id: str
+    conversation_id: object
+    body: object
+    reply_to: object = None
+    client_id: object = None
+
+
+# What ``post_together`` gives for one request: ``post``'s result, its
+# refusal, or None: not taken, to be posted on its own (``post``).
+PostOutcome = tuple[dict[str, Any], bool] | DomainError | None
+
+
+@functools.cache
+def _together_facts_statement() -> Select:
+    """``_post_facts`` of several posts in one query (PostgreSQL): parameters
+    ``cids``, ``uids``, ``client_ids`` (arrays, one entry per post); each
+    row has ``ord``, the post's place in them (from 1)."""
+    posts = func.unnest(
+        bindparam("cids", type_=ARRAY(Integer)), bindparam("uids", type_=ARRAY(String)),
+        bindparam("client_ids", type_=ARRAY(String)),
+    ).table_valued(column("cid", Integer), column("uid", String), column("client_id", String),
+                   with_ordinality="ord").render_derived(name="posts")
+    return select(posts.c.ord, *_facts_columns(posts.c.uid, posts.c.client_id)) \
+        .select_from(posts).join(Conversation, Conversation.id == posts.c.cid)
+
+
+# ``_post_statement`` for several posts, atomic on its own: each
+# conversation whose ``members_version`` is still the one the checks read
+# takes as many numbers as it has posts (in ``ord`` order), the messages
+# are inserted with them and each sender's read position moves to their
+# newest. Returns ``(id, conversation_id, seq)`` per stored message; a
+# conversation whose version moved (or was archived) takes nothing. The
+# rows are locked in id order first (``locked``: the UPDATE meets a row only
+# through it), so two calls, or a call and a single post, never wait for
+# each other in a cycle.
+_POST_TOGETHER = text("""
+    WITH posts AS (
+        SELECT * FROM unnest(CAST(:cids AS integer[]), CAST(:uids AS varchar[]), CAST(:bodies AS text[]),
+                             CAST(:mentions AS text[]), CAST(:client_ids AS varchar[]),
+                             CAST(:versions AS bigint[]))
+            WITH ORDINALITY AS p(cid, uid, body, mentions, client_id, version, ord)
+    ), wanted AS (
+        SELECT cid, min(version) AS version, count(*) AS n FROM posts GROUP BY cid
+    ), locked AS (
+        SELECT id FROM conversations WHERE id IN (SELECT cid FROM wanted) ORDER BY id FOR UPDATE
+    ), numbered AS (
+        UPDATE conversations SET last_seq = last_seq + wanted.n, last_message_at = :p_now
+        FROM locked JOIN wanted ON wanted.cid = locked.id
+        WHERE conversations.id = locked.id AND archived_at IS NULL AND members_version = wanted.version
+        RETURNING conversations.id, last_seq - wanted.n AS base
+    ), inserted AS (
+        INSERT INTO messages (conversation_id, seq, sender_id, body, mentions, reply_to, client_id, created_at)
+        SELECT p.cid, numbered.base + row_number() OVER (PARTITION BY p.cid ORDER BY p.ord), p.uid, p.body,
+               CAST(p.mentions AS jsonb), NULL, p.client_id, CAST(:p_now AS timestamptz)
+        FROM posts p JOIN numbered ON numbered.id = p.cid
+        RETURNING id, conversation_id, seq, sender_id
+    ), read_position AS (
+        UPDATE conversation_members SET last_read_seq = newest.seq, unread_notified = false
+        FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM inserted GROUP BY 1, 2) AS newest
+        WHERE conversation_members.conversation_id = newest.conversation_id
+          AND conversation_members.user_id = newest.sender_id
+    )
+    SELECT id, conversation_id, seq FROM inserted
+""").bindparams(
+    bindparam("cids", type_=ARRAY(Integer)), bindparam("uids", type_=ARRAY(String)),
+    bindparam("bodies", type_=ARRAY(Text)), bindparam("mentions", type_=ARRAY(Text)),
+    bindparam("client_ids", type_=ARRAY(String)), bindparam("versions", type_=ARRAY(BigInteger)),
+    bindparam("p_now", type_=Message.__table__.c.created_at.type),
+)
+
+
+@dataclass(slots=True)
+class _Taken:
+    """A post of ``post_together`` past its checks."""
+
+    index: int  # in the requests
+    user_id: str
+    body: str
+    client_id: str | None
+    conversation: PostTarget
+    facts: Any
+    members: list[str]
+    mentioned: list[str]
+    id: int = 0
+    seq: int = 0
+
+
+def post_together(requests: list[PostRequest]) -> list[PostOutcome]:
+    """Store several coop posts at once: one query for all their checks, one
+    Redis round trip for presence, one statement that numbers and inserts
+    them all (in autocommit when no notification is due, as ``post``), one
+    round trip of PUBLISHes after the commit. The
+    result per request is what ``post`` gives (``(message dict, True)``, or
+    the ``DomainError`` it would raise: 400 body or client_id, 403
+    ``muted``, 400 ``message_blocked``), or None: not taken here, post it
+    with ``post`` (not PostgreSQL, a conversation that is not a coop's, a
+    reply, a ``client_id`` seen before, slow mode, a ``flag`` filter, not a
+    member or no such conversation, the membership changed since the
+    checks, or the statement failed: e.g. a concurrent post with the same
+    ``client_id``). Seqs stay gap-free and in commit order: the numbers are
+    taken under the conversations' row locks (taken in id order,
+    ``_POST_TOGETHER``) and commit with the messages. Mentions and "new messages" notifications are
+    written in the same transaction, as by ``post``.
+
+    The socket's lane (``webapp/post_lane.py``) gathers the posts that
+    arrive while its previous call runs; docs/PERFORMANCE.md "Coop chat"
+    gives what it saves."""
+    outcomes: list[PostOutcome] = [None] * len(requests)
+    if not requests or db.engine.dialect.name != "postgresql":
+        return outcomes
+    wanted: list[tuple[int, str, int, str, str | None]] = []
+    for index, request in enumerate(requests):
+        if request.reply_to is not None:
+            continue
+        try:
+            body = clean_body(request.body)
+            client_id = clean_client_id(request.client_id)
+            conversation_id = conversations.check_id(request.conversation_id)
+        except DomainError as exc:
+            outcomes[index] = exc
+            continue
+        wanted.append((index, request.user_id, conversation_id, body, client_id))
+    if not wanted:
+        return outcomes
+    connection, autocommit = transactions.session_connection()
+    facts_rows = {row.ord: row for row in connection.execute(_together_facts_statement(), {
+        "cids": [w[2] for w in wanted], "uids": [w[1] for w in wanted], "client_ids": [w[4] for w in wanted]})}
+    taken: list[_Taken] = []
+    retries: set[tuple[str, str]] = set()  # a retry before its first was answered: ``post`` says which
+    for number, (index, user_id, _, body, client_id) in enumerate(wanted, start=1):
+        facts = facts_rows.get(number)
+        if facts is None or facts.first_id is not None or not facts.is_member \
+                or facts.kind != ConversationKind.COOP or (user_id, client_id) in retries:
+            continue
+        if client_id is not None:
+            retries.add((user_id, client_id))
+        screen = moderation.screen_facts(facts)
+        if screen.slow_mode_seconds and not screen.is_moderator:
+            continue  # the slow-mode slot is claimed by ``post``
+        try:
+            if moderation.screen_message(facts.cooperative_id, user_id, body, screen, slow_mode=False):
+                continue  # a flag report follows the post: ``post``
+        except DomainError as exc:
+            outcomes[index] = exc
+            continue
+        members = [m for m in (facts.member_ids or "").split(",") if m]
+        others = set(members) - {user_id}
+        mentioned = [m for m in markup.mentions(body) if m in others]
+        taken.append(_Taken(index, user_id, body, client_id,
+                             PostTarget(*(getattr(facts, name) for name in _TARGET_COLUMNS)), facts, members,
+                             mentioned))
+    if not taken:
+        db.session.rollback()
+        return outcomes
+    local = realtime.users_with_local_sockets({m for t in taken for m in t.members})
+    try:
+        online, states = presence.touch_many_and_connected(
+            list(dict.fromkeys(t.user_id for t in taken)),
+            list({m for t in taken for m in t.members if m not in local}))
+        online |= local
+    except Exception:  # noqa: BLE001 - reported by _notify, as for ``post``
+        online, states = None, {}
+    now = utcnow()
+    # With no notification due, the statement commits on its own (autocommit).
+    quiet = online is not None and all(not t.mentioned and set(t.members) <= online | {t.user_id} for t in taken)
+    try:
+        if autocommit and not quiet:
+            transactions.begin(connection)
+        stored = connection.execute(_POST_TOGETHER, {
+            "cids": [t.conversation.id for t in taken], "uids": [t.user_id for t in taken],
+            "bodies": [t.body for t in taken],
+            "mentions": [json.dumps(t.mentioned) if t.mentioned else None for t in taken],
+            "client_ids": [t.client_id for t in taken], "versions": [t.conversation.members_version for t in taken],
+            "p_now": now,
+        }).all()
+    except (IntegrityError, OperationalError):  # a client_id's race, a deadlock: each on its own
+        db.session.rollback()
+        return outcomes
+    numbers: dict[int, list[tuple[int, int]]] = {}
+    for result in stored:
+        numbers.setdefault(result.conversation_id, []).append((result.seq, result.id))
+    done: list[_Taken] = []
+    for cid, rows in numbers.items():
+        mine = [t for t in taken if t.conversation.id == cid]  # in request order, as numbered
+        for t, (seq, row_id) in zip(mine, sorted(rows), strict=True):
+            t.seq, t.id = seq, row_id
+            done.append(t)
+    pushes: list[tuple[list[str], dict[str, Any]]] = []
+    for t in sorted(done, key=lambda t: t.index):
+        row = Message(id=t.id, conversation_id=t.conversation.id, seq=t.seq, sender_id=t.user_id, body=t.body,
+                      mentions=t.mentioned or None, reply_to=None, client_id=t.client_id, created_at=now)
+        sender_name = t.facts.sender_name or t.user_id
+        asked = set(t.members) - {t.user_id}
+        _notify(t.conversation, row, sender_name, t.facts.coop_name or "a conversation", t.members, t.mentioned,
+                online, asked)
+        data = conversations.message_dict(row, {t.user_id: sender_name}, None, None)
+        pushes.append((t.members, {"type": MESSAGE, "data": data}))
+        outcomes[t.index] = (data, True)
+    transactions.after_commit(lambda: conversations.publish_groups(pushes))
+    db.session.commit()
+    for user_id in dict.fromkeys(t.user_id for t in done):
+        presence_touch(user_id, states.get(user_id))
+    return outcomes
 
 
 def chat_link(conversation: Conversation | PostTarget) -> str:

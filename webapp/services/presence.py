@@ -128,6 +128,26 @@ def touch_and_connected(user_id: str, others: list[str]) -> tuple[set[str], tupl
     return online, _read_state(replies[2:2 + STATE_REPLIES], now)
 
 
+def touch_many_and_connected(user_ids: list[str], others: list[str]
+                             ) -> tuple[set[str], dict[str, tuple[dict[str, Any], str | None]]]:
+    """``touch_and_connected`` for several posters at once (messages.post_together):
+    returns those of ``others`` with a socket open and each poster's state
+    for ``announce_touched``, in one round trip."""
+    now = time.time()
+    pipe = get_redis().pipeline(transaction=False)
+    for user_id in user_ids:
+        pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
+        pipe.expire(_state_key(user_id), STATE_TTL)
+        _queue_state(pipe, user_id, now)
+    for other in others:
+        pipe.zcount(_sockets_key(other), now, "+inf")
+    replies = pipe.execute()
+    each = 2 + STATE_REPLIES
+    states = {u: _read_state(replies[i * each + 2:(i + 1) * each], now) for i, u in enumerate(user_ids)}
+    online = {u for u, live in zip(others, replies[len(user_ids) * each:], strict=True) if live}
+    return online, states
+
+
 def announce_touched(user_id: str, state: tuple[dict[str, Any], str | None]) -> str:
     """``announce_if_changed`` with the state ``touch_and_connected`` read."""
     return _announce(user_id, *state)
