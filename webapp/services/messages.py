@@ -637,22 +637,24 @@ def post_together(requests: list[PostRequest]) -> list[PostOutcome]:
     """Store several coop posts at once: one query for all their checks, one
     Redis round trip for presence, one statement that numbers and inserts
     them all (in autocommit when no notification is due, as ``post``), one
-    round trip of PUBLISHes after the commit. The
-    result per request is what ``post`` gives (``(message dict, True)``, or
-    the ``DomainError`` it would raise: 400 body or client_id, 403
-    ``muted``, 400 ``message_blocked``), or None: not taken here, post it
-    with ``post`` (not PostgreSQL, a conversation that is not a coop's, a
-    reply, a ``client_id`` seen before, slow mode, a ``flag`` filter, not a
-    member or no such conversation, the membership changed since the
-    checks, or the statement failed: e.g. a concurrent post with the same
-    ``client_id``). Seqs stay gap-free and in commit order: the numbers are
-    taken under the conversations' row locks (taken in id order,
-    ``_POST_TOGETHER``) and commit with the messages. Mentions and "new messages" notifications are
-    written in the same transaction, as by ``post``.
+    round trip of PUBLISHes after the commit.
 
-    The socket's lane (``webapp/post_lane.py``) gathers the posts that
-    arrive while its previous call runs; docs/PERFORMANCE.md "Coop chat"
-    gives what it saves."""
+    Returns one outcome per request, in order: what ``post`` gives
+    (``(message dict, True)``), the ``DomainError`` it would raise (400
+    body or client_id, 403 ``muted``, 400 ``message_blocked``), or None:
+    not taken here, store it with ``post`` (not PostgreSQL, a conversation
+    that is not a coop's, a reply, a ``client_id`` seen before or twice in
+    the list, slow mode, a ``flag`` filter, not a member or no such
+    conversation, the membership changed since the checks, or the
+    statement failed: e.g. a concurrent post with the same ``client_id``).
+
+    Seqs stay gap-free and in commit order: the numbers are taken under the
+    conversations' row locks (taken in id order, ``_POST_TOGETHER``) and
+    commit with the messages; the posts of one conversation are numbered
+    in list order. Mentions and "new messages" notifications are written
+    in the same transaction, as by ``post``. The socket's lane
+    (``webapp/post_lane.py``) gathers the posts that arrive while its
+    previous call runs; docs/PERFORMANCE.md "Coop chat" gives what it saves."""
     outcomes: list[PostOutcome] = [None] * len(requests)
     if not requests or db.engine.dialect.name != "postgresql":
         return outcomes
