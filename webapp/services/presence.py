@@ -116,16 +116,8 @@ def touch_and_connected(user_id: str, others: list[str]) -> tuple[set[str], tupl
     round trip, for a post: returns those of ``others`` with a socket open
     and the user's state for ``announce_touched``, to call once the post's
     transaction ended."""
-    now = time.time()
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.hset(_state_key(user_id), "last_active_at", _iso(now))
-    pipe.expire(_state_key(user_id), STATE_TTL)
-    _queue_state(pipe, user_id, now)
-    for other in others:
-        pipe.zcount(_sockets_key(other), now, "+inf")
-    replies = pipe.execute()
-    online = {u for u, live in zip(others, replies[2 + STATE_REPLIES:], strict=True) if live}
-    return online, _read_state(replies[2:2 + STATE_REPLIES], now)
+    online, states = touch_many_and_connected([user_id], others)
+    return online, states[user_id]
 
 
 def touch_many_and_connected(user_ids: list[str], others: list[str]
