@@ -189,8 +189,10 @@ def test_the_lane_gives_what_post_gives(app, redis):
     coop, admin, (a,) = make_coop(members=1)
     cid = chat_of(coop)
     online(admin.user_id, a.user_id)
+    app.config["CHAT_POST_ALONE"] = 0  # every post through the lane
+    app.extensions.pop("post_lane", None)
     lane = post_lane.get_lane(app)
-    assert lane is not None
+    assert lane is not None and lane.alone_max == 0
     data, created = post_lane.post(R(a.user_id, cid, "through the lane", client_id="l-1"))
     assert created and data["seq"] == 1
     # A retry is posted alone and answers the first, unchanged.
@@ -205,7 +207,8 @@ def test_the_lane_gives_what_post_gives(app, redis):
     try:
         assert post_lane.get_lane(app) is None
     finally:
-        app.config["CHAT_POST_LANES"] = 2
+        app.config["CHAT_POST_LANES"], app.config["CHAT_POST_ALONE"] = 2, 2
+        app.extensions.pop("post_lane", None)
 
 
 def test_a_quiet_batch_is_two_round_trips_in_autocommit(app, redis, tmp_path):
@@ -234,3 +237,30 @@ def test_a_quiet_batch_is_two_round_trips_in_autocommit(app, redis, tmp_path):
     assert db.session.scalar(select(Notification.data).where(Notification.user_id == ids[0],
                                                              Notification.subtype == "mention")) \
         == {"conversation_id": c1, "message_id": outcomes[0][0]["id"], "seq": 3}  # type: ignore[index]
+
+
+def test_a_lane_whose_batch_fails_posts_each_alone_and_goes_on(app, redis, monkeypatch, caplog):
+    """A batch that raises (here: the call itself) answers every waiting
+    socket by posting its message alone, and the lane's workers take the
+    next posts as before."""
+    coop, admin, (a,) = make_coop(members=1)
+    cid = chat_of(coop)
+    online(admin.user_id, a.user_id)
+    db.session.commit()
+    app.config["CHAT_POST_ALONE"] = 0  # every post through the lane
+    app.extensions.pop("post_lane", None)
+    try:
+        def broken(requests):
+            raise RuntimeError("the batch broke")
+
+        monkeypatch.setattr(messages, "post_together", broken)
+        data, created = post_lane.post(R(a.user_id, cid, "despite it", client_id="d-1"))
+        assert created and data["seq"] == 1 and data["body"] == "despite it"
+        assert "posting 1 messages together failed" in caplog.text
+        monkeypatch.undo()
+        data, created = post_lane.post(R(a.user_id, cid, "next", client_id="d-2"))
+        assert created and data["seq"] == 2
+        assert stored(cid) == [(1, a.user_id, "despite it"), (2, a.user_id, "next")]
+    finally:
+        app.config["CHAT_POST_ALONE"] = 2
+        app.extensions.pop("post_lane", None)

@@ -281,15 +281,20 @@ def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(mi
 def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_ones(migrated, app):
     """Every socket post through the lane (``CHAT_POST_ALONE=0``: none is
     stored on its own), ten members sending ten each at once over sockets
-    in both workers, one of them sending each twice (a retry): 100
-    messages, seqs 1..100, each sender's in its order, each client_id once;
-    every socket hears all 100 in seq order, and each sender's ``sent``
-    answers are the stored messages."""
+    in both workers, one of them sending each twice (a retry), one
+    mentioning the eleventh member, who has no socket open: 100 messages,
+    seqs 1..100, each sender's in its order, each client_id once; every
+    socket hears all 100 in seq order, each sender's ``sent`` answers are
+    the stored messages, and the absent member has the mention and one
+    "new messages" notice."""
+    from webapp.models import Notification
+
     gunicorn = Gunicorn(migrated, CHAT_POST_ALONE="0", RATELIMIT_ENABLED="0").wait_ready()
     try:
-        coop, admin, others = make_coop(members=9)
+        coop, admin, others = make_coop(members=10)
         cid = conversations.coop_conversation_id(coop.id)
-        users = [admin, *others]
+        users, absent = [admin, *others[:9]], others[9]
+        absent_id = absent.user_id
         socks = [connect(gunicorn, u) for u in users]
         errors: list[BaseException] = []
         answers: dict[str, list[dict]] = {}
@@ -300,7 +305,8 @@ def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_one
             try:
                 barrier.wait()
                 for i in range(10):
-                    body = {"type": "send", "conversation_id": cid, "body": f"{index}:{i}", "client_id": f"c{i}"}
+                    text = f"{index}:{i}" + (f" @{absent_id}" if (index, i) == (1, 3) else "")
+                    body = {"type": "send", "conversation_id": cid, "body": text, "client_id": f"c{i}"}
                     sock.send_json(body)
                     if index == 0:
                         sock.send_json(body)
@@ -323,7 +329,7 @@ def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_one
         by_id = {r.id: r for r in rows}
         for index, user in enumerate(users):
             mine = [r for r in rows if r.sender_id == user.user_id]
-            assert [r.body for r in mine] == [f"{index}:{i}" for i in range(10)]
+            assert [r.body.split(" @")[0] for r in mine] == [f"{index}:{i}" for i in range(10)]
             got = answers[user.user_id]
             assert {m["type"] for m in got} == {"sent"}
             ids = [m["data"]["id"] for m in got]
@@ -336,6 +342,12 @@ def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_one
             assert [m["seq"] for m in chat_messages(sock, 100)] == list(range(1, 101))
             assert nothing_of(sock, {"message"}, 0.3) == []
             sock.close()
+        mention = next(r for r in rows if r.body.endswith(f" @{absent_id}"))
+        notices = db.session.execute(select(Notification.subtype, Notification.data)
+                                     .where(Notification.user_id == absent_id).order_by(Notification.id)).all()
+        assert sorted(n.subtype for n in notices) == ["chat_unread", "mention"]
+        assert next(n.data for n in notices if n.subtype == "mention") \
+            == {"conversation_id": cid, "message_id": mention.id, "seq": mention.seq}
     finally:
         db.session.rollback()
         gunicorn.stop()

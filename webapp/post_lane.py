@@ -93,22 +93,22 @@ class PostLane:
                 self._store(batch)
 
     def _store(self, batch: list[_Slot]) -> None:
-        outcomes: list[messages.PostOutcome]
+        outcomes: list[messages.PostOutcome] = [None] * len(batch)
         try:
             outcomes = messages.post_together([slot.request for slot in batch])
         except PoolTimeout:  # an overload: each may be sent again (API.md 503)
             outcomes = [Unavailable() for _ in batch]
         except Exception:  # noqa: BLE001 - e.g. the database went away: each post on its own says so
             log.exception("posting %d messages together failed; each is posted alone", len(batch))
-            outcomes = [None] * len(batch)
         finally:
             try:
-                db.session.rollback()
-            finally:
-                db.session.remove()
-        for slot, outcome in zip(batch, outcomes, strict=True):
-            slot.outcome = outcome
-            slot.done.set()
+                db.session.remove()  # rolls back what is left open
+            except Exception:  # noqa: BLE001 - a broken connection; the pool replaces it
+                log.exception("could not end the lane's session")
+            # Always answered: a socket waits for its slot, and this worker goes on.
+            for slot, outcome in zip(batch, outcomes, strict=True):
+                slot.outcome = outcome
+                slot.done.set()
 
 
 def post(request: messages.PostRequest) -> tuple[dict[str, Any], bool]:
