@@ -204,3 +204,56 @@ def test_a_site_admins_resolution_shows_in_both_audit_logs_in_words(client, make
     assert "muted" in log and "for 1 hour" in log
     assert "set slow mode to 10 s" in log and "changed the keyword filters (1 phrase)" in log
     assert "turned slow mode off" in log and "cleared the keyword filters" in log
+
+
+def test_an_open_screen_hears_of_reports_and_actions_and_shows_the_latest_when_asked(live, client, make_coop,
+                                                                                      login_as):
+    """Another moderator's screen (``coop=moderation`` on its socket) gets a
+    line saying what changed when a member files a report and when the
+    admin mutes someone, never for its own viewer's action; a dashboard is
+    not refreshed for it; JSON sockets of moderators get ``coop_changed``
+    with ``change: moderation``, a member's nothing. "Show the latest"
+    answers the panel as it is now and clears the line."""
+    import json
+
+    from .test_coop_live import connect
+
+    coop, admin, (mod, member, troll) = make_coop(members=3)
+    coop_moderation.set_role(admin, coop_id=coop.id, user_id=mod.user_id, role="moderator")
+    screens = {u.user_id: connect(live.ws_url, u, "format=html&coop=moderation") for u in (mod, admin)}
+    dashboard = connect(live.ws_url, mod, "format=html&coop=members")
+    mod_json, member_json = connect(live.ws_url, mod, ""), connect(live.ws_url, member, "")
+
+    def frames(sock, wait: float = 1.5) -> list[str]:
+        got = []
+        try:
+            while True:
+                got.append(sock.recv_text(wait))
+        except Exception:  # noqa: BLE001 - the wait ended
+            return got
+
+    reports.create(member, target_type="user", target_id=troll.user_id, reason="abuse", details="rude")
+    for user_id, sock in screens.items():
+        lines = [f for f in frames(sock) if 'id="moderation-live"' in f]
+        assert len(lines) == 1, (user_id, lines)
+        assert "New reports or moderation actions since this screen loaded." in lines[0]
+        assert 'hx-get="/coop/moderation/panel"' in lines[0] and 'hx-swap-oob="innerHTML"' in lines[0]
+    def changes(sock, wait: float = 1.5) -> list[dict]:
+        return [m for m in map(json.loads, frames(sock, wait)) if m["type"] == "coop_changed"]
+
+    assert changes(mod_json) == [{"type": "coop_changed", "cooperative_id": coop.id, "change": "moderation"}]
+    assert changes(member_json, 0.5) == []
+    assert not any("coop-refresh" in f for f in frames(dashboard, 0.5))
+
+    coop_moderation.mute(admin, coop_id=coop.id, user_id=troll.user_id, minutes=10)
+    assert any('id="moderation-live"' in f for f in frames(screens[mod.user_id]))
+    assert not any('id="moderation-live"' in f for f in frames(screens[admin.user_id], 0.5))  # her own action
+
+    login_as(mod)
+    assert client.get("/coop/moderation/panel").status_code == 302  # not htmx: the screen
+    html = client.get("/coop/moderation/panel", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="moderation" class="moderation">')
+    assert "Showing the latest." in html and "rude" in html and "muted" in html
+    assert html.endswith('<div id="moderation-live" hx-swap-oob="innerHTML"></div>')
+    for sock in [*screens.values(), dashboard, mod_json, member_json]:
+        sock.close()

@@ -169,9 +169,11 @@ COOP_CHANGED = "coop_changed"
 FRIEND_REQUESTS = "friend_requests"
 
 # What changed (the ``change`` field): who is in it, its name or description,
-# its invite code, its numbers (the 5-minute hashrate job, mining events), or
-# it was dissolved. Pages refresh every fragment whatever the reason.
-COOP_CHANGES = ("membership", "details", "invite", "numbers", "dissolved")
+# its invite code, its numbers (the 5-minute hashrate job, mining events),
+# it was dissolved, or (to its admin and moderators only) its moderation: a
+# report or an audit log entry. Coop pages refresh every fragment whatever
+# the reason but "moderation"; the moderation screen offers to show the latest.
+COOP_CHANGES = ("membership", "details", "invite", "numbers", "dissolved", "moderation")
 
 
 def coop_changed(user_ids: list[str], cooperative_id: int, change: str = "membership") -> None:

@@ -151,8 +151,9 @@ def socket(ws) -> None:
         # HTML mode: does the page show #notification-list (for which category)?
         page_list=request.args.get("list") == "1",
         page_category=list_category if list_category in NOTIFICATION_CATEGORIES else None,
-        # HTML mode: does the page show a coop members table (#coop-refresh: dashboard or admin screen)?
-        page_coop=request.args.get("coop") if request.args.get("coop") in ("members", "manage") else None,
+        # HTML mode: does the page show a coop (#coop-refresh: the dashboard, the admin or the moderation screen)?
+        page_coop=request.args.get("coop") if request.args.get("coop") in ("members", "manage", "moderation")
+        else None,
         # HTML mode: the chat page of one conversation (its id).
         page_chat=int(request.args["chat"]) if inputs.is_ascii_int(request.args.get("chat"))
         and 0 < len(request.args["chat"]) <= 10 else None,
@@ -473,13 +474,20 @@ class SocketSession(ChatSocket):
         ``/coop/live`` once: every fragment of that page, rendered by the
         partials the page is made of, or a redirect with a message when the
         viewer is no longer in that coop (the page does the DB work, not
-        this handler)."""
+        this handler); a "moderation" change is not theirs. To the
+        moderation screen (``coop=moderation``), a change of moderation,
+        members or a dissolve: moderation/_changed.html, a line offering
+        to show the latest (its forms may hold what the moderator is typing,
+        so nothing is replaced unasked)."""
         if not self.html:
             message: dict[str, Any] = {"type": realtime.COOP_CHANGED, "cooperative_id": cooperative_id}
             if change:
                 message["change"] = change
             self.send_json(message)
-        elif self.page_coop is not None:
+        elif self.page_coop == "moderation":
+            if change in ("moderation", "membership", "dissolved"):
+                self.ws.send(render_template("moderation/_changed.html", change=change))
+        elif self.page_coop is not None and change != "moderation":
             self.ws.send(render_template("coops/_refresh.html", manage=self.page_coop == "manage",
                                          coop_id=cooperative_id))
 

@@ -78,3 +78,49 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
     db.session.expire_all()
     assert moderation.muted_until(coop_id, talker_id) is not None
     assert db.session.get(Report, report_id).status == "open"  # the declined ban sent nothing
+
+
+def test_an_open_moderation_screen_offers_a_new_report_without_touching_what_is_typed(live_server, browser,
+                                                                                        make_user):
+    """While a moderator types a note on one report, a member files another:
+    the screen's status line says so with a "Show the latest" button (the
+    typed note stays); pressed from the keyboard, the panel comes back with
+    both reports, the line is cleared and the outcome has the focus. axe
+    finds nothing serious with the line shown, at 390 px."""
+    from .conftest import goto_live
+    from .test_mobile_a11y import axe_violations
+
+    admin = make_user(display_name="NightOwl")
+    coop = coops.create(admin, name="Late Shift")
+    members = [make_user(display_name=name) for name in ("Rowdy", "Witness", "Second")]
+    for member in members:
+        coops.join(member, invite_code=coop.invite_code)
+    rowdy, witness, second = members
+    first_id = reports.create(witness, target_type="user", target_id=rowdy.user_id, reason="abuse").id
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                                  has_touch=True)
+    page = watch(context.new_page())
+    try:
+        login(page, live_server.url, admin.user_id, PASSWORD)
+        goto_live(page, f"{live_server.url}/coop/moderation")
+        note = page.locator(f"#report-{first_id} form.mod-resolve input[name=note]")
+        note.fill("looking into it")
+        second_id = reports.create(second, target_type="user", target_id=rowdy.user_id, reason="spam",
+                                   details="spamming links").id
+        line = page.locator("#moderation-live")
+        line.get_by_role("button", name="Show the latest").wait_for(timeout=5000)
+        assert "New reports or moderation actions since this screen loaded." in line.inner_text()
+        assert note.input_value() == "looking into it"  # nothing replaced unasked
+        assert page.locator(f"#report-{second_id}").count() == 0
+        assert axe_violations(page) == []
+        line.get_by_role("button", name="Show the latest").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"#report-{second_id}")
+        page.wait_for_selector("#moderation-status >> text=Showing the latest.")
+        assert line.inner_text().strip() == ""
+        assert page.evaluate("document.activeElement && document.activeElement.id") == "moderation-status"
+        assert page.locator(f"#report-{first_id}").count() == 1
+        assert_clean_console(page)
+    finally:
+        context.close()

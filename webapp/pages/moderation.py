@@ -103,6 +103,22 @@ def screen():
     return render_template("moderation/screen.html", **_panel_context(mine.id))
 
 
+@bp.get("/coop/moderation/panel")
+@login_required
+def panel():
+    """The panel as it is now, for the "Show the latest" button of a pushed
+    moderation/_changed.html (htmx), with that line cleared; otherwise the
+    screen."""
+    if not is_htmx():
+        return redirect(url_for("pages_moderation.screen"))
+    cleared = '<div id="moderation-live" hx-swap-oob="innerHTML"></div>'
+    mine = coops.get_mine(current_user)
+    if mine is None:
+        return render_template("moderation/_gone.html", message="You are not in a cooperative any more.") + cleared
+    body, status = _panel(mine.id, message="Showing the latest.")
+    return body + cleared, status
+
+
 @bp.get("/coop/moderation/audit")
 @login_required
 def audit():

@@ -24,6 +24,7 @@ Nothing here imports ``services.coops``: coops imports this module.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
+from .. import realtime
 from ..extensions import db, get_redis, redis_key
 from ..models import (
     CoopAuditEntry,
@@ -46,8 +48,11 @@ from ..models import (
     utcnow,
 )
 from ..vocabulary import MemberRole, ModerationAction, ReportReason, ReportStatus, ReportTarget
+from . import transactions
 from .errors import Banned, CannotModerate, MessageBlocked, Muted, NotModerator, SlowMode, ValidationError
 from .membership import is_active_member, is_moderating_member
+
+log = logging.getLogger(__name__)
 
 # Keyword filters (API.md ``keyword_filters``): at most this many per coop,
 # each phrase 1–60 characters after trimming, with at least one letter or
@@ -109,11 +114,39 @@ def record_action(coop_id: int, actor_user_id: str | None, action: ModerationAct
                   target_user_id: str | None = None, target_id: str | None = None,
                   data: dict[str, Any] | None = None) -> CoopAuditEntry:
     """Add an entry to the coop's audit log in the caller's transaction
-    (the caller commits it with the action, so neither exists without the other)."""
+    (the caller commits it with the action, so neither exists without the
+    other); the coop's other moderators hear of it once it commits
+    (``moderators_changed``)."""
     entry = CoopAuditEntry(cooperative_id=coop_id, actor_user_id=actor_user_id, action=action.value,
                            target_user_id=target_user_id, target_id=target_id, data=data)
     db.session.add(entry)
+    moderators_changed(coop_id, actor_user_id)
     return entry
+
+
+def moderators_changed(coop_id: int, actor_user_id: str | None = None) -> None:
+    """Once the current transaction commits, tell the coop's admin and
+    moderators but ``actor_user_id`` (who sees their own action's outcome)
+    that its moderation changed: a report filed, resolved or reopened, an
+    action in the audit log (``{"type": "coop_changed", "cooperative_id",
+    "change": "moderation"}``; an open moderation screen offers to show
+    the latest, pages/moderation.py). The moderators are read at the
+    commit, the push goes after it; nothing if the transaction rolls back."""
+
+    def read() -> None:
+        user_ids = [u for u in db.session.scalars(select(CooperativeMember.user_id).where(
+            is_moderating_member(coop_id))) if u != actor_user_id]
+        if user_ids:
+            transactions.after_commit(lambda: _publish_moderation(coop_id, user_ids))
+
+    transactions.before_commit(read)
+
+
+def _publish_moderation(coop_id: int, user_ids: list[str]) -> None:
+    try:
+        realtime.coop_changed(user_ids, coop_id, "moderation")
+    except Exception:  # noqa: BLE001 - stored; a reload of the screen shows it
+        log.exception("moderation push for cooperative %s failed", coop_id)
 
 
 def record_message_deleted(coop_id: int, actor_user_id: str, message_id: int, author_user_id: str | None) -> None:
@@ -316,9 +349,11 @@ def file_flag_report(coop_id: int, message_id: int, phrases: list[str], author_u
                 target_user_id=author_user_id, reason=ReportReason.FLAGGED.value, details=details[:1000],
                 reported_body=body,
             ))
+        moderators_changed(coop_id)
     except IntegrityError:  # already flagged once
         if edited:
             _reopen_flag_report(message_id, details[:1000], body)
+            moderators_changed(coop_id)
     db.session.commit()
 
 

@@ -126,6 +126,8 @@ def create(user: User, *, target_type: str, target_id: str, reason: str, details
                     target_id=target_id, target_user_id=target_user_id, reason=reason, details=details,
                     reported_body=body)
     db.session.add(report)
+    if coop_id is not None:
+        moderation.moderators_changed(coop_id, user.user_id)
     try:
         db.session.commit()
     except IntegrityError:
