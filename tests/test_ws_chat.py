@@ -192,25 +192,45 @@ def test_a_dropped_socket_resumes_with_exactly_the_missed_messages(server, app):
     again.close()
 
 
-def test_a_removed_member_hears_nothing_after_the_removal_commits(server, app):
-    coop, admin, (writer, removed) = make_coop(members=2)
+@pytest.fixture(scope="module")
+def lane_server(migrated):
+    """gunicorn whose socket posts all go through the lane (``CHAT_POST_ALONE=0``)."""
+    gunicorn = Gunicorn(migrated, CHAT_POST_ALONE="0", RATELIMIT_ENABLED="0").wait_ready()
+    yield gunicorn
+    print(gunicorn.log_tail(20000))
+    gunicorn.stop()
+
+
+@pytest.mark.parametrize("via", ["POST", "sockets through the lane"])
+def test_a_removed_member_hears_nothing_after_the_removal_commits(request, app, via):
+    """One writer posting over HTTP, or three over sockets with every post
+    stored in batches; the removal commits in the middle."""
+    server = request.getfixturevalue("server" if via == "POST" else "lane_server")
+    coop, admin, (writer, w2, w3, removed) = make_coop(members=4)
     cid = conversations.coop_conversation_id(coop.id)
     tabs = [connect(server, removed) for _ in range(2)]
     stop = threading.Event()
     errors: list[BaseException] = []
     headers = bearer(writer)
+    writer_socks = [connect(server, u) for u in (writer, w2, w3)] if via != "POST" else []
 
-    def write():
+    def write(index: int):
         i = 0
         try:
             while not stop.is_set():
-                _post(server, writer, cid, f"busy {i}", headers)
+                if via == "POST":
+                    _post(server, writer, cid, f"busy {i}", headers)
+                else:
+                    sock = writer_socks[index]
+                    sock.send_json({"type": "send", "conversation_id": cid, "body": f"busy {index} {i}"})
+                    assert sock.recv_until(lambda m: m["type"] in ("sent", "error"), 30)["type"] == "sent"
                 i += 1
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    thread = threading.Thread(target=write)
-    thread.start()
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(1 if via == "POST" else 3)]
+    for thread in threads:
+        thread.start()
     chat_messages(tabs[0], 3)
     # Hold the conversation's lock (as a post does) to read the last seq
     # before the removal in the removal's own transaction.
@@ -219,7 +239,8 @@ def test_a_removed_member_hears_nothing_after_the_removal_commits(server, app):
     coops.remove_member(admin, coop_id=coop.id, user_id=removed.user_id)
     time.sleep(1.0)
     stop.set()
-    thread.join()
+    for thread in threads:
+        thread.join()
     assert errors == []
     for tab in tabs:
         got = nothing_of(tab, {"message", "conversation", "message_updated", "typing"}, 2.0)
@@ -237,6 +258,10 @@ def test_a_removed_member_hears_nothing_after_the_removal_commits(server, app):
     for tab in tabs:
         assert nothing_of(tab, {"message"}, 1.0) == []
         tab.close()
+    for sock in writer_socks:
+        sock.close()
+    seqs = db.session.scalars(select(Message.seq).where(Message.conversation_id == cid).order_by(Message.seq)).all()
+    assert seqs == list(range(1, len(seqs) + 1))  # gap-free through it all
 
 
 def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(migrated, app):
@@ -278,7 +303,7 @@ def test_a_post_that_finds_no_free_connection_is_refused_and_the_socket_stays(mi
         gunicorn.stop()
 
 
-def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_ones(migrated, app):
+def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_ones(lane_server, app):
     """Every socket post through the lane (``CHAT_POST_ALONE=0``: none is
     stored on its own), ten members sending ten each at once over sockets
     in both workers, one of them sending each twice (a retry), one
@@ -289,7 +314,7 @@ def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_one
     "new messages" notice."""
     from webapp.models import Notification
 
-    gunicorn = Gunicorn(migrated, CHAT_POST_ALONE="0", RATELIMIT_ENABLED="0").wait_ready()
+    gunicorn = lane_server
     try:
         coop, admin, others = make_coop(members=10)
         cid = conversations.coop_conversation_id(coop.id)
@@ -350,4 +375,3 @@ def test_socket_posts_stored_together_are_numbered_and_delivered_like_single_one
             == {"conversation_id": cid, "message_id": mention.id, "seq": mention.seq}
     finally:
         db.session.rollback()
-        gunicorn.stop()
