@@ -131,7 +131,18 @@ def moderators_changed(coop_id: int, actor_user_id: str | None = None) -> None:
     action in the audit log (``{"type": "coop_changed", "cooperative_id",
     "change": "moderation"}``; an open moderation screen offers to show
     the latest, pages/moderation.py). The moderators are read at the
-    commit, the push goes after it; nothing if the transaction rolls back."""
+    commit, the push goes after it; nothing if the transaction rolls back.
+    Once per coop and transaction (a report resolved with a mute is two
+    audit entries, one push)."""
+    session = db.session()
+    root = session.get_transaction()
+    if root is not None and session.get_nested_transaction() is None:
+        told: tuple[Any, set[int]] | None = session.info.get("moderators_changed")
+        if told is None or told[0] is not root:
+            told = session.info["moderators_changed"] = (root, set())
+        if coop_id in told[1]:
+            return
+        told[1].add(coop_id)
 
     def read() -> None:
         user_ids = [u for u in db.session.scalars(select(CooperativeMember.user_id).where(
