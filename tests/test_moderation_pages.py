@@ -238,6 +238,7 @@ def test_an_open_screen_hears_of_reports_and_actions_and_shows_the_latest_when_a
         assert len(lines) == 1, (user_id, lines)
         assert "New reports or moderation actions since this screen loaded." in lines[0]
         assert 'hx-get="/coop/moderation/panel"' in lines[0] and 'hx-swap-oob="innerHTML"' in lines[0]
+        assert 'hx-get="/coop/moderation/counts"' in lines[0] and 'hx-trigger="load"' in lines[0]
     def changes(sock, wait: float = 1.5) -> list[dict]:
         return [m for m in map(json.loads, frames(sock, wait)) if m["type"] == "coop_changed"]
 
@@ -248,8 +249,19 @@ def test_an_open_screen_hears_of_reports_and_actions_and_shows_the_latest_when_a
     coop_moderation.mute(admin, coop_id=coop.id, user_id=troll.user_id, minutes=10)
     assert any('id="moderation-live"' in f for f in frames(screens[mod.user_id]))
     assert not any('id="moderation-live"' in f for f in frames(screens[admin.user_id], 0.5))  # her own action
+    # Two audit entries in one transaction (slow mode and filters): one push.
+    frames(mod_json, 0.3)
+    coop_moderation.update_settings(admin, coop_id=coop.id, slow_mode_seconds=30,
+                                    keyword_filters=[{"phrase": "spam", "action": "flag"}])
+    assert changes(mod_json) == [{"type": "coop_changed", "cooperative_id": coop.id, "change": "moderation"}]
 
+    login_as(member)
+    assert client.get("/coop/moderation/counts").get_data(as_text=True) == ""  # not a moderator
+    client.post("/logout")
     login_as(mod)
+    counted = client.get("/coop/moderation/counts").get_data(as_text=True)
+    assert 'id="mod-jump"' in counted and 'hx-swap-oob="true"' in counted
+    assert "Reports (1)" in counted and "Bans (0)" in counted
     assert client.get("/coop/moderation/panel").status_code == 302  # not htmx: the screen
     html = client.get("/coop/moderation/panel", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert html.lstrip().startswith('<div id="moderation" class="moderation">')

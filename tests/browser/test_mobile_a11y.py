@@ -56,7 +56,7 @@ TAP = 44  # px, the smallest touch target (WCAG 2.5.5, Apple and Material guidel
 
 # GET routes of the pages blueprints that are not pages: htmx fragments, files.
 NOT_PAGES = {"pages_activity.page", "pages_activity.new", "pages_coops.members", "pages_broadcast.status",
-             "pages_moderation.audit", "pages_moderation.panel", "pages_coops.live", "pages_home.progress", "pages_settings.service_worker",
+             "pages_moderation.audit", "pages_moderation.panel", "pages_moderation.counts", "pages_coops.live", "pages_home.progress", "pages_settings.service_worker",
              "pages_media.media_file", "pages_chat.older", "pages_discovery.coop_timeline", "pages_your_data.export",
              "pages_discovery.coop_leaderboard", "pages_chat.message", "pages_chat.edit_form",
              "pages_friends.conversation_older", "pages_friends.messages_live"}

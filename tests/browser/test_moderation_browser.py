@@ -83,8 +83,8 @@ def test_admin_mutes_a_member_from_the_moderation_screen_on_a_phone(live_server,
 def test_an_open_moderation_screen_offers_a_new_report_without_touching_what_is_typed(live_server, browser,
                                                                                         make_user):
     """While a moderator types a note on one report, a member files another:
-    the screen's status line says so with a "Show the latest" button (the
-    typed note stays); pressed from the keyboard, the panel comes back with
+    the screen's status line says so with a "Show the latest" button and
+    the reports count moves to 2 (the typed note stays); pressed from the keyboard, the panel comes back with
     both reports, the line is cleared and the outcome has the focus. axe
     finds nothing serious with the line shown, at 390 px."""
     from .conftest import goto_live
@@ -113,6 +113,7 @@ def test_an_open_moderation_screen_offers_a_new_report_without_touching_what_is_
         assert "New reports or moderation actions since this screen loaded." in line.inner_text()
         assert note.input_value() == "looking into it"  # nothing replaced unasked
         assert page.locator(f"#report-{second_id}").count() == 0
+        page.wait_for_selector("#mod-jump >> text=Reports (2)")  # the count is live at once
         assert axe_violations(page) == []
         line.get_by_role("button", name="Show the latest").focus()
         page.keyboard.press("Enter")

@@ -119,6 +119,20 @@ def panel():
     return body + cleared, status
 
 
+@bp.get("/coop/moderation/counts")
+@login_required
+def counts():
+    """The section links with the open reports and bans counted, out of
+    band (htmx, after a pushed moderation/_changed.html); empty when the
+    viewer moderates no coop any more (the pushed line says why)."""
+    mine = coops.get_mine(current_user)
+    if mine is None or not moderation.is_moderator(mine.id, current_user.user_id):
+        return ""
+    open_reports, _ = reports.triage_for_coop(mine.id, viewer_id=current_user.user_id, limit=50)
+    bans = coop_moderation.list_bans(current_user, coop_id=mine.id)
+    return render_template("moderation/_jump.html", oob=True, report_count=len(open_reports), ban_count=len(bans))
+
+
 @bp.get("/coop/moderation/audit")
 @login_required
 def audit():
